@@ -1,0 +1,147 @@
+#!/usr/bin/env bash
+# `make test`: build and install lockbox, start the throwaway cluster
+# (test/cluster.sh), then run every suite on its own, going on after a failure:
+#
+#   regress    pg_regress       sql/*.sql (not the install scripts), expected/*.out
+#   isolation  isolationtester  test/isolation/specs/*.spec, test/isolation/expected/*.out
+#   pgtap      pg_prove         test/*.sql, in a fresh database lockbox_tap
+#   tap        prove            test/t/*.pl (PostgreSQL::Test::Cluster), as OS user postgres
+#
+# test/run.sh [SUITE...] runs only the named suites. PROVE_FLAGS (e.g. -v or
+# -j4) is passed to prove. Ends with a summary whose last line is
+# "N passed, N failed"; exits non-zero when a suite failed.
+set -euo pipefail
+shopt -s nullglob
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
+cd "$ROOT"
+BINDIR=${PG_BINDIR:-/usr/lib/postgresql/15/bin}
+PGXS_DIR=$("$BINDIR/pg_config" --pkglibdir)/pgxs
+export PATH="$BINDIR:$PATH"
+CLUSTER=$ROOT/.cluster
+
+all_suites=(regress isolation pgtap tap)
+suites=("$@")
+((${#suites[@]})) || suites=("${all_suites[@]}")
+for s in "${suites[@]}"; do
+	[[ " ${all_suites[*]} " == *" $s "* ]] || {
+		echo "usage: test/run.sh [${all_suites[*]}]..." >&2
+		exit 2
+	}
+done
+
+if [[ $EUID -eq 0 ]]; then as_postgres=(runuser -u postgres --); else as_postgres=(); fi
+
+trap 'test/cluster.sh stop || true' EXIT
+trap 'echo "== interrupted" >&2; exit 130' INT
+trap 'exit 143' TERM
+
+# Print a file that explains a failure, at most $2 lines of it.
+show() {
+	local file=$1 max=${2:-300} n
+	[[ -f $file ]] || return 0
+	n=$(wc -l <"$file")
+	echo "---- $file ($n lines$( ((n > max)) && echo ", first $max"))"
+	head -n "$max" "$file"
+	echo "---- end of $file"
+}
+
+# Print the last $2 lines of a log.
+show_tail() {
+	local file=$1 max=${2:-60}
+	[[ -f $file ]] || return 0
+	echo "---- last $max lines of $file"
+	tail -n "$max" "$file"
+	echo "---- end of $file"
+}
+
+suite_regress() {
+	local tests=()
+	for f in sql/*.sql; do [[ $f == sql/lockbox--* ]] || tests+=("$f"); done
+	((${#tests[@]})) || { skip_reason="no pg_regress tests in sql/"; return 0; }
+	rm -rf results regression.diffs regression.out
+	make -s --no-print-directory installcheck ISOLATION= TAP_TESTS= && return 0
+	show regression.diffs
+	return 1
+}
+
+suite_isolation() {
+	local specs=(test/isolation/specs/*.spec)
+	((${#specs[@]})) || { skip_reason="no specs in test/isolation/specs/"; return 0; }
+	rm -rf output_iso
+	make -s --no-print-directory installcheck REGRESS= TAP_TESTS= && return 0
+	show output_iso/regression.diffs
+	return 1
+}
+
+suite_pgtap() {
+	local files=(test/*.sql)
+	((${#files[@]})) || { skip_reason="no pgTAP files test/*.sql"; return 0; }
+	createdb lockbox_tap &&
+		psql -X -q -v ON_ERROR_STOP=1 -d lockbox_tap \
+			-c 'CREATE EXTENSION pgtap' -c 'CREATE EXTENSION lockbox' || return 1
+	pg_prove -d lockbox_tap "${files[@]}"
+}
+
+suite_tap() {
+	local files=(test/t/*.pl) flags=() tapdir=$CLUSTER/tap rc=0
+	((${#files[@]})) || { skip_reason="no TAP tests test/t/*.pl"; return 0; }
+	read -ra flags <<<"${PROVE_FLAGS:-}"
+	rm -rf "$tapdir"
+	mkdir -p "$tapdir"
+	[[ $EUID -ne 0 ]] || chown postgres: "$tapdir"
+	# What PGXS's prove_installcheck sets, plus PERL5LIB for the test modules.
+	# The nodes the tests create are started with pg_ctl, which refuses root.
+	"${as_postgres[@]}" env -u PGHOST -u PGPORT -u PGUSER -u PGDATABASE \
+		PATH="$PATH" \
+		PERL5LIB="$PGXS_DIR/src/test/perl${PERL5LIB:+:$PERL5LIB}" \
+		PG_REGRESS="$PGXS_DIR/src/test/regress/pg_regress" \
+		TESTDIR="$tapdir" \
+		prove -I "$PGXS_DIR/src/test/perl" -I "$ROOT/test" "${flags[@]}" "${files[@]}" |
+		tee "$CLUSTER/prove.out" || rc=$?
+	# prove's "Test Summary Report" names each failed file: show its logs.
+	local failed_tests=() t log
+	read -ra failed_tests <<<"$(sed -n 's|^test/t/\([^ ]*\)\.pl (Wstat.*|\1|p' "$CLUSTER/prove.out" | tr '\n' ' ')"
+	for t in "${failed_tests[@]}"; do
+		for log in "$tapdir/tmp_check/log/regress_log_$t" "$tapdir/tmp_check/log/${t}"_*.log; do
+			show_tail "$log" 60
+		done
+	done
+	return "$rc"
+}
+
+echo "== building"
+if ! make -s --no-print-directory -j"$(nproc)"; then
+	echo "== build failed; no suite was run" >&2
+	exit 1
+fi
+echo "== installing (make install)"
+make -s --no-print-directory install
+test/cluster.sh start
+eval "$(test/cluster.sh env)"
+
+declare -A label=([regress]=pg_regress [isolation]=isolation [pgtap]=pgTAP [tap]="TAP (Perl)")
+summary=()
+passed=0 failed=0
+for s in "${suites[@]}"; do
+	echo "== suite ${label[$s]}"
+	skip_reason="" start=$SECONDS rc=0
+	"suite_$s" || rc=$?
+	took="$((SECONDS - start))s"
+	if [[ -n $skip_reason ]]; then
+		result="skipped: $skip_reason"
+	elif ((rc == 0)); then
+		result="passed ($took)" passed=$((passed + 1))
+	else
+		result="FAILED ($took)" failed=$((failed + 1))
+	fi
+	echo "== ${label[$s]}: $result"
+	summary+=("$(printf '  %-11s %s' "${label[$s]}" "$result")")
+done
+test/cluster.sh stop
+
+echo
+echo "== summary"
+printf '%s\n' "${summary[@]}"
+echo "$passed passed, $failed failed"
+((failed == 0))
