@@ -1,0 +1,2 @@
+CREATE EXTENSION lockbox;
+SELECT * FROM lockbox.tenants;
