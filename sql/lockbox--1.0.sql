@@ -1,0 +1,431 @@
+/* lockbox--1.0.sql: Customer Lockbox for PostgreSQL, version 1.0 */
+
+\echo Use "CREATE EXTENSION lockbox" to load this file. \quit
+
+-- The first C function loaded runs _PG_init, which refuses with a hint unless
+-- lockbox is in shared_preload_libraries.  Do it before anything else exists.
+CREATE FUNCTION @extschema@.lockbox_preload_check() RETURNS void
+	AS 'MODULE_PATHNAME', 'lockbox_preload_check' LANGUAGE C STRICT;
+SELECT @extschema@.lockbox_preload_check();
+DROP FUNCTION @extschema@.lockbox_preload_check();
+
+------------------------------------------------------------------------------
+-- Parties: group roles, created when missing (roles are cluster-wide, so a
+-- second database reuses them).
+------------------------------------------------------------------------------
+DO $roles$
+DECLARE
+	r text;
+BEGIN
+	FOREACH r IN ARRAY ARRAY['lockbox_engineer', 'lockbox_reviewer',
+							 'lockbox_approver', 'lockbox_auditor']
+	LOOP
+		IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles
+					   WHERE rolname OPERATOR(pg_catalog.=) r) THEN
+			EXECUTE pg_catalog.format('CREATE ROLE %I NOLOGIN', r);
+		END IF;
+	END LOOP;
+END
+$roles$;
+
+------------------------------------------------------------------------------
+-- Internal state: schema lockbox, owned by the extension owner, no privileges
+-- for anyone else.  Every change goes through the C functions, which write as
+-- the extension owner after checking the caller.
+------------------------------------------------------------------------------
+CREATE SCHEMA lockbox;
+REVOKE ALL ON SCHEMA lockbox FROM PUBLIC;
+GRANT USAGE ON SCHEMA lockbox
+	TO lockbox_engineer, lockbox_reviewer, lockbox_approver, lockbox_auditor;
+
+CREATE TABLE lockbox.tenant (
+	tenant				text PRIMARY KEY,
+	enabled				boolean NOT NULL DEFAULT true,
+	required_approvals	integer NOT NULL DEFAULT 1
+		CHECK (required_approvals BETWEEN 1 AND 100),
+	created_at			timestamptz NOT NULL DEFAULT pg_catalog.statement_timestamp()
+);
+
+CREATE TABLE lockbox.approver (
+	tenant		text NOT NULL REFERENCES lockbox.tenant ON DELETE CASCADE,
+	approver	regrole NOT NULL,
+	added_at	timestamptz NOT NULL DEFAULT pg_catalog.statement_timestamp(),
+	PRIMARY KEY (tenant, approver)
+);
+
+CREATE TABLE lockbox.protected_table (
+	relid			regclass PRIMARY KEY,
+	tenant_column	name,
+	tenant			text REFERENCES lockbox.tenant,
+	CHECK ((tenant_column IS NULL) <> (tenant IS NULL))
+);
+
+CREATE SEQUENCE lockbox.request_id_seq;
+CREATE TABLE lockbox.request (
+	id				bigint PRIMARY KEY
+		DEFAULT pg_catalog.nextval('lockbox.request_id_seq'),
+	tenant			text NOT NULL REFERENCES lockbox.tenant,
+	requester		regrole NOT NULL,
+	reason			text NOT NULL,
+	ticket			text,
+	tables			regclass[] NOT NULL,
+	access			text NOT NULL CHECK (access IN ('read', 'write')),
+	duration		interval NOT NULL,
+	state			text NOT NULL CHECK (state IN ('pending_review',
+												   'pending_approval', 'approved', 'denied', 'expired',
+												   'cancelled', 'revoked', 'closed')),
+	created_at		timestamptz NOT NULL,
+	deadline		timestamptz,	/* end of the current pending stage */
+	reviewer		regrole,
+	reviewed_at		timestamptz,
+	approved_at		timestamptz,
+	access_ends_at	timestamptz,
+	closed_at		timestamptz,
+	close_reason	text
+);
+ALTER SEQUENCE lockbox.request_id_seq OWNED BY lockbox.request.id;
+CREATE INDEX request_requester_idx ON lockbox.request (requester);
+CREATE INDEX request_tenant_idx ON lockbox.request (tenant);
+-- the deadlines still to be acted on: pending stages and open access windows
+CREATE INDEX request_deadline_idx ON lockbox.request (deadline)
+	WHERE state IN ('pending_review', 'pending_approval');
+CREATE INDEX request_access_ends_idx ON lockbox.request (access_ends_at)
+	WHERE state = 'approved';
+
+-- stage 2 votes: one per approver role and per session user
+CREATE TABLE lockbox.decision (
+	request_id		bigint NOT NULL REFERENCES lockbox.request ON DELETE CASCADE,
+	approver		regrole NOT NULL,
+	session_approver regrole NOT NULL,
+	decision		text NOT NULL CHECK (decision IN ('approve', 'deny')),
+	comment			text,
+	decided_at		timestamptz NOT NULL,
+	PRIMARY KEY (request_id, approver)
+);
+
+CREATE SEQUENCE lockbox.notification_id_seq;
+CREATE TABLE lockbox.notification (
+	id				bigint PRIMARY KEY
+		DEFAULT pg_catalog.nextval('lockbox.notification_id_seq'),
+	request_id		bigint NOT NULL REFERENCES lockbox.request ON DELETE CASCADE,
+	recipient		regrole NOT NULL,
+	event			text NOT NULL,
+	payload			jsonb NOT NULL,
+	created_at		timestamptz NOT NULL,
+	claimed_at		timestamptz,
+	claimed_by		name,
+	delivered_at	timestamptz
+);
+ALTER SEQUENCE lockbox.notification_id_seq OWNED BY lockbox.notification.id;
+CREATE INDEX notification_undelivered_idx ON lockbox.notification (id)
+	WHERE delivered_at IS NULL;
+CREATE INDEX notification_recipient_idx ON lockbox.notification (recipient);
+-- notifications whose NOTIFY the worker has yet to send (see src/notify.c)
+CREATE TABLE lockbox.notify_outbox (
+	notification_id	bigint PRIMARY KEY
+);
+
+/*
+ * The audit log.  Append-only: a trigger refuses UPDATE, DELETE and TRUNCATE
+ * for every role.  Rows form a hash DAG: each row names, in "parents", the
+ * audit rows that were committed and not yet referenced when it was written,
+ * and its hash is sha256 over the parents' hashes and its own content.  Only
+ * committed rows are ever referenced, so concurrent transitions never wait for
+ * each other's commit, and an aborted transaction leaves no hole.
+ */
+CREATE SEQUENCE lockbox.audit_seq;
+CREATE TABLE lockbox.audit_log (
+	seq					bigint PRIMARY KEY,
+	at					timestamptz NOT NULL,
+	session_user_name	name NOT NULL,
+	actor				name NOT NULL,
+	event				text NOT NULL,
+	request_id			bigint,
+	tenant				text,
+	detail				jsonb NOT NULL,
+	parents				bigint[] NOT NULL,
+	hash				bytea NOT NULL
+);
+ALTER SEQUENCE lockbox.audit_seq OWNED BY lockbox.audit_log.seq;
+CREATE INDEX audit_log_request_idx ON lockbox.audit_log (request_id);
+
+CREATE FUNCTION lockbox.audit_log_append_only() RETURNS trigger
+	AS 'MODULE_PATHNAME', 'lockbox_audit_log_append_only' LANGUAGE C;
+REVOKE ALL ON FUNCTION lockbox.audit_log_append_only() FROM PUBLIC;
+CREATE TRIGGER audit_log_append_only
+	BEFORE UPDATE OR DELETE ON lockbox.audit_log
+	FOR EACH ROW EXECUTE FUNCTION lockbox.audit_log_append_only();
+CREATE TRIGGER audit_log_no_truncate
+	BEFORE TRUNCATE ON lockbox.audit_log
+	FOR EACH STATEMENT EXECUTE FUNCTION lockbox.audit_log_append_only();
+
+CREATE TABLE lockbox.access_event (
+	at			timestamptz NOT NULL,
+	engineer	regrole NOT NULL,
+	request_id	bigint,
+	tenant		text,
+	relation	regclass,
+	command		text NOT NULL,
+	query		text
+);
+
+REVOKE ALL ON ALL TABLES IN SCHEMA lockbox FROM PUBLIC;
+REVOKE ALL ON ALL SEQUENCES IN SCHEMA lockbox FROM PUBLIC;
+
+-- pg_dump keeps requests, decisions, notifications and the audit
+SELECT pg_catalog.pg_extension_config_dump('lockbox.tenant', '');
+SELECT pg_catalog.pg_extension_config_dump('lockbox.approver', '');
+SELECT pg_catalog.pg_extension_config_dump('lockbox.protected_table', '');
+SELECT pg_catalog.pg_extension_config_dump('lockbox.request', '');
+SELECT pg_catalog.pg_extension_config_dump('lockbox.request_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('lockbox.decision', '');
+SELECT pg_catalog.pg_extension_config_dump('lockbox.notification', '');
+SELECT pg_catalog.pg_extension_config_dump('lockbox.notification_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('lockbox.audit_log', '');
+SELECT pg_catalog.pg_extension_config_dump('lockbox.audit_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('lockbox.access_event', '');
+SELECT pg_catalog.pg_extension_config_dump('lockbox.notify_outbox', '');
+
+------------------------------------------------------------------------------
+-- Who the caller is, for the views.  The views read the tables as their
+-- owner, and take the caller's identity from current_user; an approver is a
+-- caller holding the privileges of a role bound to the row's tenant.
+------------------------------------------------------------------------------
+CREATE FUNCTION lockbox.me() RETURNS oid
+	LANGUAGE sql STABLE PARALLEL SAFE
+	AS $$ SELECT r.oid FROM pg_catalog.pg_roles r
+		  WHERE r.rolname OPERATOR(pg_catalog.=) pg_catalog."current_user"() $$;
+
+CREATE FUNCTION lockbox.sees_all() RETURNS boolean
+	LANGUAGE sql STABLE PARALLEL SAFE
+	AS $$ SELECT pg_catalog.pg_has_role(pg_catalog."current_user"(), 'lockbox_reviewer', 'USAGE')
+			  OR pg_catalog.pg_has_role(pg_catalog."current_user"(), 'lockbox_auditor', 'USAGE') $$;
+
+REVOKE ALL ON FUNCTION lockbox.me(), lockbox.sees_all()
+	FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION lockbox.me(), lockbox.sees_all()
+	TO lockbox_engineer, lockbox_reviewer, lockbox_approver, lockbox_auditor;
+
+------------------------------------------------------------------------------
+-- Views: the reading interface.  Each shows a caller only what is theirs:
+-- engineers their own requests, approvers their tenants', reviewers and
+-- auditors everything.  security_barrier keeps the filter ahead of any
+-- function a caller adds to the query.
+------------------------------------------------------------------------------
+
+/* the state a request is in now: a pending stage or an access window whose
+ * deadline has passed is shown as it will be once the worker acts on it */
+CREATE VIEW lockbox.requests WITH (security_barrier) AS
+SELECT r.id,
+	   r.tenant,
+	   r.requester::name AS requester,
+	   r.reason,
+	   r.ticket,
+	   r.tables,
+	   r.access,
+	   r.duration,
+	   CASE
+		   WHEN r.state IN ('pending_review', 'pending_approval')
+			AND r.deadline <= pg_catalog.statement_timestamp() THEN 'expired'
+		   WHEN r.state = 'approved'
+			AND r.access_ends_at <= pg_catalog.statement_timestamp() THEN 'closed'
+		   ELSE r.state
+	   END AS state,
+	   r.created_at,
+	   CASE
+		   WHEN r.state IN ('pending_review', 'pending_approval')
+			AND r.deadline > pg_catalog.statement_timestamp() THEN r.deadline
+	   END AS deadline,
+	   r.reviewer::name AS reviewer,
+	   r.reviewed_at,
+	   r.approved_at,
+	   r.access_ends_at,
+	   CASE
+		   WHEN r.state IN ('pending_review', 'pending_approval')
+			AND r.deadline <= pg_catalog.statement_timestamp() THEN r.deadline
+		   WHEN r.state = 'approved'
+			AND r.access_ends_at <= pg_catalog.statement_timestamp() THEN r.access_ends_at
+		   ELSE r.closed_at
+	   END AS closed_at,
+	   CASE
+		   WHEN r.state = 'approved'
+			AND r.access_ends_at <= pg_catalog.statement_timestamp() THEN 'window_elapsed'
+		   ELSE r.close_reason
+	   END AS close_reason,
+	   (SELECT pg_catalog.count(*) FROM lockbox.decision d
+		 WHERE d.request_id OPERATOR(pg_catalog.=) r.id
+		   AND d.decision OPERATOR(pg_catalog.=) 'approve')::integer AS approvals
+  FROM lockbox.request r
+ WHERE r.requester::pg_catalog.oid OPERATOR(pg_catalog.=) (SELECT lockbox.me())
+	OR (SELECT lockbox.sees_all())
+	OR EXISTS (SELECT 1 FROM lockbox.approver ap
+				 WHERE ap.tenant OPERATOR(pg_catalog.=) r.tenant
+				   AND pg_catalog.pg_has_role(pg_catalog."current_user"(),
+											 ap.approver::pg_catalog.oid, 'USAGE'));
+
+CREATE VIEW lockbox.active_access WITH (security_barrier) AS
+SELECT r.id AS request_id,
+	   r.requester::name AS engineer,
+	   r.tenant,
+	   r.tables,
+	   r.access,
+	   r.approved_at AS starts_at,
+	   r.access_ends_at AS ends_at
+  FROM lockbox.request r
+ WHERE r.state = 'approved'
+   AND r.access_ends_at > pg_catalog.statement_timestamp()
+   AND (r.requester::pg_catalog.oid OPERATOR(pg_catalog.=) (SELECT lockbox.me())
+		OR (SELECT lockbox.sees_all())
+		OR EXISTS (SELECT 1 FROM lockbox.approver ap
+				 WHERE ap.tenant OPERATOR(pg_catalog.=) r.tenant
+				   AND pg_catalog.pg_has_role(pg_catalog."current_user"(),
+											 ap.approver::pg_catalog.oid, 'USAGE')));
+
+CREATE VIEW lockbox.audit WITH (security_barrier) AS
+SELECT a.seq, a.at, a.session_user_name, a.actor, a.event, a.request_id,
+	   a.tenant, a.detail, a.parents, a.hash
+  FROM lockbox.audit_log a
+ WHERE (SELECT lockbox.sees_all())
+	OR (a.tenant IS NOT NULL AND EXISTS (SELECT 1 FROM lockbox.approver ap
+				 WHERE ap.tenant OPERATOR(pg_catalog.=) a.tenant
+				   AND pg_catalog.pg_has_role(pg_catalog."current_user"(),
+											 ap.approver::pg_catalog.oid, 'USAGE')))
+	OR EXISTS (SELECT 1 FROM lockbox.request r
+				WHERE r.id OPERATOR(pg_catalog.=) a.request_id
+				  AND r.requester::pg_catalog.oid OPERATOR(pg_catalog.=) (SELECT lockbox.me()));
+
+CREATE VIEW lockbox.access_log WITH (security_barrier) AS
+SELECT e.at, e.engineer::name AS engineer, e.request_id, e.tenant,
+	   e.relation, e.command, e.query
+  FROM lockbox.access_event e
+ WHERE (SELECT lockbox.sees_all())
+	OR e.engineer::pg_catalog.oid OPERATOR(pg_catalog.=) (SELECT lockbox.me())
+	OR (e.tenant IS NOT NULL AND EXISTS (SELECT 1 FROM lockbox.approver ap
+				 WHERE ap.tenant OPERATOR(pg_catalog.=) e.tenant
+				   AND pg_catalog.pg_has_role(pg_catalog."current_user"(),
+											 ap.approver::pg_catalog.oid, 'USAGE')));
+
+CREATE VIEW lockbox.notifications WITH (security_barrier) AS
+SELECT n.id, n.request_id, n.recipient::name AS recipient, n.event, n.payload,
+	   n.created_at, n.claimed_at, n.delivered_at
+  FROM lockbox.notification n
+ WHERE (SELECT lockbox.sees_all())
+	OR pg_catalog.pg_has_role(pg_catalog."current_user"(), n.recipient::pg_catalog.oid, 'USAGE');
+
+CREATE VIEW lockbox.tenants WITH (security_barrier) AS
+SELECT t.tenant, t.enabled, t.required_approvals,
+	   ARRAY(SELECT a.approver::name FROM lockbox.approver a
+			  WHERE a.tenant OPERATOR(pg_catalog.=) t.tenant
+			  ORDER BY 1) AS approvers
+  FROM lockbox.tenant t;
+
+CREATE VIEW lockbox.protected_tables WITH (security_barrier) AS
+SELECT p.relid AS relation, p.tenant_column, p.tenant
+  FROM lockbox.protected_table p;
+
+REVOKE ALL ON lockbox.requests, lockbox.active_access, lockbox.audit,
+	lockbox.access_log, lockbox.notifications, lockbox.tenants,
+	lockbox.protected_tables FROM PUBLIC;
+GRANT SELECT ON lockbox.requests, lockbox.active_access, lockbox.audit,
+	lockbox.access_log, lockbox.notifications, lockbox.tenants,
+	lockbox.protected_tables
+	TO lockbox_engineer, lockbox_reviewer, lockbox_approver, lockbox_auditor;
+
+------------------------------------------------------------------------------
+-- The API.  C functions running with the caller's privileges; they check the
+-- caller and then write as the extension owner.  EXECUTE is granted to the
+-- party that may call each one; the C code checks the rest (tenant,
+-- separation of duties, state).
+------------------------------------------------------------------------------
+CREATE FUNCTION @extschema@.lockbox_request(tenant text, reason text,
+		tables regclass[] DEFAULT NULL, access text DEFAULT 'read',
+		duration interval DEFAULT NULL, ticket text DEFAULT NULL)
+	RETURNS bigint AS 'MODULE_PATHNAME', 'lockbox_request'
+	LANGUAGE C VOLATILE;
+CREATE FUNCTION @extschema@.lockbox_approve(request_id bigint,
+		comment text DEFAULT NULL)
+	RETURNS text AS 'MODULE_PATHNAME', 'lockbox_approve'
+	LANGUAGE C VOLATILE;
+CREATE FUNCTION @extschema@.lockbox_deny(request_id bigint, reason text)
+	RETURNS text AS 'MODULE_PATHNAME', 'lockbox_deny'
+	LANGUAGE C VOLATILE;
+CREATE FUNCTION @extschema@.lockbox_cancel(request_id bigint,
+		reason text DEFAULT NULL)
+	RETURNS text AS 'MODULE_PATHNAME', 'lockbox_cancel'
+	LANGUAGE C VOLATILE;
+CREATE FUNCTION @extschema@.lockbox_close(request_id bigint,
+		resolution text DEFAULT NULL)
+	RETURNS text AS 'MODULE_PATHNAME', 'lockbox_close'
+	LANGUAGE C VOLATILE;
+CREATE FUNCTION @extschema@.lockbox_revoke(request_id bigint, reason text)
+	RETURNS text AS 'MODULE_PATHNAME', 'lockbox_revoke'
+	LANGUAGE C VOLATILE;
+CREATE FUNCTION @extschema@.lockbox_add_tenant(tenant text,
+		enabled boolean DEFAULT true, required_approvals integer DEFAULT 1)
+	RETURNS void AS 'MODULE_PATHNAME', 'lockbox_add_tenant'
+	LANGUAGE C VOLATILE;
+CREATE FUNCTION @extschema@.lockbox_set_enabled(tenant text, enabled boolean)
+	RETURNS void AS 'MODULE_PATHNAME', 'lockbox_set_enabled'
+	LANGUAGE C VOLATILE;
+CREATE FUNCTION @extschema@.lockbox_add_approver(tenant text, approver regrole)
+	RETURNS void AS 'MODULE_PATHNAME', 'lockbox_add_approver'
+	LANGUAGE C VOLATILE;
+CREATE FUNCTION @extschema@.lockbox_remove_approver(tenant text,
+		approver regrole)
+	RETURNS void AS 'MODULE_PATHNAME', 'lockbox_remove_approver'
+	LANGUAGE C VOLATILE;
+CREATE FUNCTION @extschema@.lockbox_verify_audit()
+	RETURNS TABLE(ok boolean, rows_checked bigint, first_bad_seq bigint)
+	AS 'MODULE_PATHNAME', 'lockbox_verify_audit'
+	LANGUAGE C VOLATILE;
+CREATE FUNCTION @extschema@.lockbox_claim_notifications(max integer)
+	RETURNS TABLE(id bigint, request_id bigint, recipient name, event text,
+				  payload jsonb, created_at timestamptz)
+	AS 'MODULE_PATHNAME', 'lockbox_claim_notifications'
+	LANGUAGE C VOLATILE;
+CREATE FUNCTION @extschema@.lockbox_ack_notification(id bigint)
+	RETURNS boolean AS 'MODULE_PATHNAME', 'lockbox_ack_notification'
+	LANGUAGE C VOLATILE;
+
+REVOKE ALL ON FUNCTION
+	@extschema@.lockbox_request(text, text, regclass[], text, interval, text),
+	@extschema@.lockbox_approve(bigint, text),
+	@extschema@.lockbox_deny(bigint, text),
+	@extschema@.lockbox_cancel(bigint, text),
+	@extschema@.lockbox_close(bigint, text),
+	@extschema@.lockbox_revoke(bigint, text),
+	@extschema@.lockbox_add_tenant(text, boolean, integer),
+	@extschema@.lockbox_set_enabled(text, boolean),
+	@extschema@.lockbox_add_approver(text, regrole),
+	@extschema@.lockbox_remove_approver(text, regrole),
+	@extschema@.lockbox_verify_audit(),
+	@extschema@.lockbox_claim_notifications(integer),
+	@extschema@.lockbox_ack_notification(bigint)
+	FROM PUBLIC;
+
+GRANT EXECUTE ON FUNCTION
+	@extschema@.lockbox_request(text, text, regclass[], text, interval, text),
+	@extschema@.lockbox_cancel(bigint, text),
+	@extschema@.lockbox_close(bigint, text)
+	TO lockbox_engineer;
+GRANT EXECUTE ON FUNCTION
+	@extschema@.lockbox_approve(bigint, text),
+	@extschema@.lockbox_deny(bigint, text)
+	TO lockbox_reviewer, lockbox_approver;
+GRANT EXECUTE ON FUNCTION
+	@extschema@.lockbox_revoke(bigint, text),
+	@extschema@.lockbox_set_enabled(text, boolean)
+	TO lockbox_approver;
+GRANT EXECUTE ON FUNCTION
+	@extschema@.lockbox_verify_audit(),
+	@extschema@.lockbox_claim_notifications(integer),
+	@extschema@.lockbox_ack_notification(bigint)
+	TO lockbox_auditor;
+
+------------------------------------------------------------------------------
+-- The worker: the launcher starts one for this database once this commits.
+------------------------------------------------------------------------------
+CREATE FUNCTION lockbox.start_worker() RETURNS void
+	AS 'MODULE_PATHNAME', 'lockbox_start_worker' LANGUAGE C STRICT;
+REVOKE ALL ON FUNCTION lockbox.start_worker() FROM PUBLIC;
+SELECT lockbox.start_worker();

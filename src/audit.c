@@ -1,0 +1,897 @@
+/*-------------------------------------------------------------------------
+ *
+ * audit.c
+ *		The audit log: append-only, every row hash-linked to earlier rows.
+ *
+ * A single hash chain ("each row hashes the previous row") needs the chain's
+ * head locked from the moment a row is written until its transaction
+ * commits; otherwise the next row could link to a row that then rolls back.
+ * That lock makes every transition wait for the previous one's commit.
+ *
+ * lockbox links rows into a hash DAG instead.  Each row names, in "parents",
+ * the audit rows that were committed and not yet linked by any other
+ * committed row when it was written (the "tips"), and its hash is
+ *
+ *		sha256(parent hashes in seq order || parent seqs || row content)
+ *
+ * Only committed rows are ever linked, so an aborted transaction leaves no
+ * hole, and writers never wait for each other: the tips live in shared
+ * memory, read under a shared lock when a row is written and updated under a
+ * short exclusive lock when its transaction commits.  Rows written by one
+ * transaction link to each other in order.  Without concurrency the DAG is a
+ * plain chain.  Editing a row breaks its hash; deleting or rewriting one
+ * breaks the hash of every row that links it; deleting the newest rows is
+ * caught while the server still holds the tips in memory.
+ *
+ * After a restart the tips are rebuilt from the newest rows of the table.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "commands/sequence.h"
+#include "commands/trigger.h"
+#include "common/cryptohash.h"
+#include "common/sha2.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "port/pg_bswap.h"
+#include "storage/shmem.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/json.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+
+#include "lockbox.h"
+
+PG_FUNCTION_INFO_V1(lockbox_audit_log_append_only);
+PG_FUNCTION_INFO_V1(lockbox_verify_audit);
+
+#define AUDIT_HASH_LEN			PG_SHA256_DIGEST_LENGTH
+/* rows looked at when the tips are rebuilt from the table */
+#define AUDIT_TIP_WINDOW		1000
+
+typedef struct AuditTip
+{
+	int64		seq;
+	uint8		hash[AUDIT_HASH_LEN];
+} AuditTip;
+
+typedef struct AuditDbSlot
+{
+	Oid			dbid;			/* InvalidOid: slot free */
+	Oid			audit_relid;	/* lockbox.audit_log the tips belong to */
+	bool		loaded;			/* tips valid? */
+	uint64		generation;		/* bumped by every commit that wrote rows */
+	int			ntips;
+	AuditTip	tips[FLEXIBLE_ARRAY_MEMBER];
+} AuditDbSlot;
+
+typedef struct AuditShared
+{
+	LWLock	   *lock;
+	int			tip_capacity;
+	Size		slot_size;
+	char		slots[FLEXIBLE_ARRAY_MEMBER];
+} AuditShared;
+
+static AuditShared *audit_shared = NULL;
+
+/* rows this transaction wrote, in order; in TopTransactionContext */
+typedef struct PendingRow
+{
+	SubTransactionId subid;
+	int64		seq;
+	uint8		hash[AUDIT_HASH_LEN];
+	int			nparents;
+	int64	   *parents;
+} PendingRow;
+
+static List *pending_rows = NIL;
+
+static SPIPlanPtr insert_plan = NULL;
+static SPIPlanPtr tips_plan = NULL;
+
+/* ---------------------------------------------------------------------
+ * Shared memory
+ * ---------------------------------------------------------------------
+ */
+static int
+tip_capacity(void)
+{
+	/* one tip per concurrently committing backend, and room to spare */
+	return MaxBackends + 16;
+}
+
+static Size
+slot_size(void)
+{
+	return MAXALIGN(add_size(offsetof(AuditDbSlot, tips),
+							 mul_size(tip_capacity(), sizeof(AuditTip))));
+}
+
+Size
+lockbox_audit_shmem_size(void)
+{
+	return add_size(MAXALIGN(offsetof(AuditShared, slots)),
+					mul_size(LOCKBOX_MAX_DATABASES, slot_size()));
+}
+
+static AuditDbSlot *
+slot_at(int i)
+{
+	return (AuditDbSlot *) (audit_shared->slots + i * audit_shared->slot_size);
+}
+
+void
+lockbox_audit_shmem_init(void)
+{
+	bool		found;
+
+	audit_shared = ShmemInitStruct("lockbox audit",
+								   lockbox_audit_shmem_size(), &found);
+	if (!found)
+	{
+		audit_shared->lock = &(GetNamedLWLockTranche("lockbox"))->lock;
+		audit_shared->tip_capacity = tip_capacity();
+		audit_shared->slot_size = slot_size();
+		for (int i = 0; i < LOCKBOX_MAX_DATABASES; i++)
+		{
+			AuditDbSlot *slot = slot_at(i);
+
+			slot->dbid = InvalidOid;
+			slot->loaded = false;
+			slot->ntips = 0;
+			slot->generation = 0;
+		}
+	}
+}
+
+/* caller holds the lock; create requires it exclusively */
+static AuditDbSlot *
+find_slot(bool create)
+{
+	AuditDbSlot *free_slot = NULL;
+
+	for (int i = 0; i < LOCKBOX_MAX_DATABASES; i++)
+	{
+		AuditDbSlot *slot = slot_at(i);
+
+		if (slot->dbid == MyDatabaseId)
+			return slot;
+		if (slot->dbid == InvalidOid && free_slot == NULL)
+			free_slot = slot;
+	}
+	if (create && free_slot != NULL)
+	{
+		free_slot->dbid = MyDatabaseId;
+		free_slot->audit_relid = InvalidOid;
+		free_slot->loaded = false;
+		free_slot->ntips = 0;
+		free_slot->generation = 0;
+	}
+	return create ? free_slot : NULL;
+}
+
+/* ---------------------------------------------------------------------
+ * Hashing
+ * ---------------------------------------------------------------------
+ */
+static void
+hash_bytes(pg_cryptohash_ctx *ctx, const void *data, size_t len)
+{
+	if (pg_cryptohash_update(ctx, (const uint8 *) data, len) < 0)
+		elog(ERROR, "could not update sha256: %s", pg_cryptohash_error(ctx));
+}
+
+static void
+hash_int64(pg_cryptohash_ctx *ctx, int64 v)
+{
+	uint64		be = pg_hton64((uint64) v);
+
+	hash_bytes(ctx, &be, sizeof(be));
+}
+
+static void
+hash_text(pg_cryptohash_ctx *ctx, const char *s)
+{
+	uint8		isnull = (s == NULL);
+	uint32		len;
+
+	hash_bytes(ctx, &isnull, 1);
+	if (s == NULL)
+		return;
+	len = pg_hton32((uint32) strlen(s));
+	hash_bytes(ctx, &len, sizeof(len));
+	hash_bytes(ctx, s, strlen(s));
+}
+
+/*
+ * The one definition of a row's hash, used to write and to verify.
+ * parent_hashes holds nparents hashes in the order of parents (ascending).
+ */
+static void
+audit_row_hash(const int64 *parents, const uint8 *parent_hashes, int nparents,
+			   int64 seq, TimestampTz at, const char *session_user_name,
+			   const char *actor, const char *event, bool has_request,
+			   int64 request_id, const char *tenant, const char *detail,
+			   uint8 *result)
+{
+	pg_cryptohash_ctx *ctx = pg_cryptohash_create(PG_SHA256);
+	uint8		has = has_request;
+
+	if (ctx == NULL || pg_cryptohash_init(ctx) < 0)
+		elog(ERROR, "could not initialize sha256");
+	hash_bytes(ctx, "lockbox audit v1", 16);
+	hash_int64(ctx, nparents);
+	for (int i = 0; i < nparents; i++)
+	{
+		hash_int64(ctx, parents[i]);
+		hash_bytes(ctx, parent_hashes + i * AUDIT_HASH_LEN, AUDIT_HASH_LEN);
+	}
+	hash_int64(ctx, seq);
+	hash_int64(ctx, at);
+	hash_text(ctx, session_user_name);
+	hash_text(ctx, actor);
+	hash_text(ctx, event);
+	hash_bytes(ctx, &has, 1);
+	if (has_request)
+		hash_int64(ctx, request_id);
+	hash_text(ctx, tenant);
+	hash_text(ctx, detail);
+	if (pg_cryptohash_final(ctx, result, AUDIT_HASH_LEN) < 0)
+		elog(ERROR, "could not finish sha256: %s", pg_cryptohash_error(ctx));
+	pg_cryptohash_free(ctx);
+}
+
+/* ---------------------------------------------------------------------
+ * Tips
+ * ---------------------------------------------------------------------
+ */
+static Oid
+audit_relid(void)
+{
+	Oid			nsp = get_namespace_oid("lockbox", false);
+	Oid			relid = get_relname_relid("audit_log", nsp);
+
+	if (!OidIsValid(relid))
+		elog(ERROR, "lockbox.audit_log is missing");
+	return relid;
+}
+
+/*
+ * The tips according to the table: among the newest rows, those no other of
+ * them links.  Parents always have smaller seqs than their children, so a
+ * window of the newest rows holds every row that links any of them.  Read
+ * with a fresh snapshot, whatever the isolation level, so that no committed
+ * row is missed.
+ */
+static AuditTip *
+tips_from_table(int *ntips)
+{
+	static const char *sql =
+		"WITH w AS (SELECT seq, hash, parents FROM lockbox.audit_log"
+		"           ORDER BY seq DESC LIMIT " CppAsString2(AUDIT_TIP_WINDOW) ")"
+		" SELECT w.seq, w.hash FROM w"
+		"  WHERE w.seq OPERATOR(pg_catalog.<>) ALL"
+		"        (SELECT pg_catalog.unnest(w2.parents) FROM w w2)"
+		"  ORDER BY w.seq";
+	SPIPlanPtr	plan = lockbox_prepare(&tips_plan, sql, 0, NULL);
+	Snapshot	snap;
+	AuditTip   *tips;
+	int			ret;
+
+	snap = RegisterSnapshot(GetLatestSnapshot());
+	ret = SPI_execute_snapshot(plan, NULL, NULL, snap, InvalidSnapshot,
+							   true, false, 0);
+	UnregisterSnapshot(snap);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "could not read the audit tips: %s",
+			 SPI_result_code_string(ret));
+
+	*ntips = (int) SPI_processed;
+	tips = palloc(sizeof(AuditTip) * Max(1, SPI_processed));
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		bytea	   *h;
+
+		tips[i].seq = DatumGetInt64(SPI_getbinval(tup, SPI_tuptable->tupdesc, 1, &isnull));
+		h = DatumGetByteaPP(SPI_getbinval(tup, SPI_tuptable->tupdesc, 2, &isnull));
+		if (VARSIZE_ANY_EXHDR(h) != AUDIT_HASH_LEN)
+			elog(ERROR, "audit row %lld has a malformed hash",
+				 (long long) tips[i].seq);
+		memcpy(tips[i].hash, VARDATA_ANY(h), AUDIT_HASH_LEN);
+	}
+	return tips;
+}
+
+/*
+ * The current tips of this database, from shared memory when it has them,
+ * else rebuilt from the table (and given to shared memory when no commit
+ * raced with the rebuild).
+ */
+static AuditTip *
+current_tips(int *ntips)
+{
+	Oid			relid = audit_relid();
+	AuditTip   *tips;
+
+	for (int attempt = 0;; attempt++)
+	{
+		AuditDbSlot *slot;
+		uint64		generation = 0;
+		bool		have_slot;
+		bool		installed;
+
+		LWLockAcquire(audit_shared->lock, LW_SHARED);
+		slot = find_slot(false);
+		if (slot != NULL && slot->loaded && slot->audit_relid == relid)
+		{
+			*ntips = slot->ntips;
+			tips = palloc(sizeof(AuditTip) * Max(1, slot->ntips));
+			memcpy(tips, slot->tips, sizeof(AuditTip) * slot->ntips);
+			LWLockRelease(audit_shared->lock);
+			return tips;
+		}
+		LWLockRelease(audit_shared->lock);
+
+		/* claim (or reset) the slot, and note the generation we start at */
+		LWLockAcquire(audit_shared->lock, LW_EXCLUSIVE);
+		slot = find_slot(true);
+		have_slot = (slot != NULL);
+		if (have_slot)
+		{
+			if (slot->audit_relid != relid)
+			{
+				slot->audit_relid = relid;
+				slot->loaded = false;
+				slot->ntips = 0;
+			}
+			generation = slot->generation;
+		}
+		LWLockRelease(audit_shared->lock);
+
+		tips = tips_from_table(ntips);
+		if (!have_slot)
+			return tips;		/* no room: the table is the only source */
+
+		LWLockAcquire(audit_shared->lock, LW_EXCLUSIVE);
+		slot = find_slot(false);
+		installed = false;
+		if (slot != NULL && slot->audit_relid == relid && !slot->loaded &&
+			slot->generation == generation &&
+			*ntips <= audit_shared->tip_capacity)
+		{
+			memcpy(slot->tips, tips, sizeof(AuditTip) * (*ntips));
+			slot->ntips = *ntips;
+			slot->loaded = true;
+			installed = true;
+		}
+		else if (slot != NULL && slot->loaded && slot->audit_relid == relid)
+		{
+			/* someone else loaded it meanwhile; theirs is at least as new */
+			pfree(tips);
+			*ntips = slot->ntips;
+			tips = palloc(sizeof(AuditTip) * Max(1, slot->ntips));
+			memcpy(tips, slot->tips, sizeof(AuditTip) * slot->ntips);
+			LWLockRelease(audit_shared->lock);
+			return tips;
+		}
+		LWLockRelease(audit_shared->lock);
+
+		/*
+		 * Installed, or commits kept racing with the rebuild.  Either way
+		 * these tips are committed rows and safe to link.
+		 */
+		if (installed || attempt >= 3)
+			return tips;
+		pfree(tips);
+	}
+}
+
+/* Publish a committed transaction's rows: its parents stop being tips. */
+static void
+publish_pending_rows(void)
+{
+	AuditDbSlot *slot;
+	PendingRow *last;
+
+	if (audit_shared == NULL || pending_rows == NIL)
+		return;
+	last = (PendingRow *) llast(pending_rows);
+
+	LWLockAcquire(audit_shared->lock, LW_EXCLUSIVE);
+	slot = find_slot(false);
+	if (slot != NULL)
+	{
+		slot->generation++;
+		if (slot->loaded)
+		{
+			int			keep = 0;
+
+			for (int i = 0; i < slot->ntips; i++)
+			{
+				bool		linked = false;
+				ListCell   *lc;
+
+				foreach(lc, pending_rows)
+				{
+					PendingRow *row = (PendingRow *) lfirst(lc);
+
+					for (int j = 0; j < row->nparents && !linked; j++)
+						linked = (row->parents[j] == slot->tips[i].seq);
+					if (linked)
+						break;
+				}
+				if (!linked)
+					slot->tips[keep++] = slot->tips[i];
+			}
+			slot->ntips = keep;
+			if (slot->ntips < audit_shared->tip_capacity)
+			{
+				slot->tips[slot->ntips].seq = last->seq;
+				memcpy(slot->tips[slot->ntips].hash, last->hash, AUDIT_HASH_LEN);
+				slot->ntips++;
+			}
+			else
+				slot->loaded = false;	/* rebuild from the table */
+		}
+	}
+	LWLockRelease(audit_shared->lock);
+}
+
+static void
+audit_xact_callback(XactEvent event, void *arg)
+{
+	switch (event)
+	{
+		case XACT_EVENT_PRE_PREPARE:
+			if (pending_rows != NIL)
+				ereport(ERROR,
+						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						 errmsg("cannot PREPARE a transaction that has written lockbox audit rows")));
+			break;
+		case XACT_EVENT_COMMIT:
+			publish_pending_rows();
+			pending_rows = NIL;
+			break;
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+		case XACT_EVENT_PREPARE:
+			pending_rows = NIL;
+			break;
+		default:
+			break;
+	}
+}
+
+static void
+audit_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+					   SubTransactionId parentSubid, void *arg)
+{
+	ListCell   *lc;
+
+	if (pending_rows == NIL)
+		return;
+	if (event == SUBXACT_EVENT_COMMIT_SUB)
+	{
+		foreach(lc, pending_rows)
+		{
+			PendingRow *row = (PendingRow *) lfirst(lc);
+
+			if (row->subid == mySubid)
+				row->subid = parentSubid;
+		}
+	}
+	else if (event == SUBXACT_EVENT_ABORT_SUB)
+	{
+		foreach(lc, pending_rows)
+		{
+			PendingRow *row = (PendingRow *) lfirst(lc);
+
+			if (row->subid == mySubid)
+				pending_rows = foreach_delete_current(pending_rows, lc);
+		}
+	}
+}
+
+void
+lockbox_audit_init(void)
+{
+	RegisterXactCallback(audit_xact_callback, NULL);
+	RegisterSubXactCallback(audit_subxact_callback, NULL);
+}
+
+/* ---------------------------------------------------------------------
+ * Writing
+ * ---------------------------------------------------------------------
+ */
+void
+lockbox_json_str(StringInfo buf, const char *key, const char *value)
+{
+	if (buf->len > 1)
+		appendStringInfoString(buf, ", ");
+	escape_json(buf, key);
+	appendStringInfoString(buf, ": ");
+	if (value == NULL)
+		appendStringInfoString(buf, "null");
+	else
+		escape_json(buf, value);
+}
+
+void
+lockbox_json_raw(StringInfo buf, const char *key, const char *value)
+{
+	if (buf->len > 1)
+		appendStringInfoString(buf, ", ");
+	escape_json(buf, key);
+	appendStringInfoString(buf, ": ");
+	appendStringInfoString(buf, value ? value : "null");
+}
+
+static int
+cmp_int64(const void *a, const void *b)
+{
+	int64		x = *(const int64 *) a;
+	int64		y = *(const int64 *) b;
+
+	return (x > y) - (x < y);
+}
+
+/*
+ * Append one audit row.  Must run between lockbox_enter and lockbox_leave.
+ * detail_json is a JSON object text.
+ */
+void
+lockbox_audit(LockboxCall *call, const char *event, int64 request_id,
+			  const char *tenant, const char *detail_json)
+{
+	static const char *sql =
+		"INSERT INTO lockbox.audit_log (seq, at, session_user_name, actor,"
+		" event, request_id, tenant, detail, parents, hash)"
+		" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+	Oid			argtypes[10] = {INT8OID, TIMESTAMPTZOID, NAMEOID, NAMEOID,
+		TEXTOID, INT8OID, TEXTOID, JSONBOID, INT8ARRAYOID, BYTEAOID};
+	Datum		values[10];
+	char		nulls[10];
+	AuditTip   *tips;
+	int			ntips;
+	PendingRow *prev = NULL;
+	PendingRow *row;
+	int64	   *parents;
+	uint8	   *parent_hashes;
+	int			nparents = 0;
+	Datum	   *parent_datums;
+	Jsonb	   *detail;
+	char	   *detail_text;
+	char	   *session_user_name = lockbox_role_name(call->session_user);
+	char	   *actor = lockbox_role_name(call->caller);
+	bytea	   *hash;
+	MemoryContext oldcxt;
+	NameData	session_name;
+	NameData	actor_name;
+
+	if (audit_shared == NULL)
+		elog(ERROR, "lockbox shared memory is not initialized");
+	if (RecoveryInProgress())
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("cannot write the lockbox audit during recovery")));
+
+	/* tips first, then the seq: every parent's seq is then below ours */
+	tips = current_tips(&ntips);
+	if (pending_rows != NIL)
+		prev = (PendingRow *) llast(pending_rows);
+
+	parents = palloc(sizeof(int64) * (ntips + 1));
+	parent_hashes = palloc(AUDIT_HASH_LEN * (ntips + 1));
+	for (int i = 0; i < ntips; i++)
+	{
+		bool		dup = false;
+
+		/* a tip our earlier rows already link need not be linked again */
+		if (prev != NULL)
+		{
+			ListCell   *lc;
+
+			foreach(lc, pending_rows)
+			{
+				PendingRow *p = (PendingRow *) lfirst(lc);
+
+				for (int j = 0; j < p->nparents && !dup; j++)
+					dup = (p->parents[j] == tips[i].seq);
+			}
+		}
+		if (!dup)
+			parents[nparents++] = tips[i].seq;
+	}
+	if (prev != NULL)
+		parents[nparents++] = prev->seq;
+	qsort(parents, nparents, sizeof(int64), cmp_int64);
+	for (int i = 0; i < nparents; i++)
+	{
+		const uint8 *h = NULL;
+
+		if (prev != NULL && parents[i] == prev->seq)
+			h = prev->hash;
+		for (int j = 0; j < ntips && h == NULL; j++)
+			if (tips[j].seq == parents[i])
+				h = tips[j].hash;
+		Assert(h != NULL);
+		memcpy(parent_hashes + i * AUDIT_HASH_LEN, h, AUDIT_HASH_LEN);
+	}
+
+	oldcxt = MemoryContextSwitchTo(TopTransactionContext);
+	row = palloc(sizeof(PendingRow));
+	row->subid = GetCurrentSubTransactionId();
+	row->nparents = nparents;
+	row->parents = palloc(sizeof(int64) * Max(1, nparents));
+	memcpy(row->parents, parents, sizeof(int64) * nparents);
+	MemoryContextSwitchTo(oldcxt);
+
+	row->seq = nextval_internal(get_relname_relid("audit_seq",
+												  get_namespace_oid("lockbox", false)),
+								false);
+
+	detail = DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
+												CStringGetDatum(detail_json)));
+	detail_text = JsonbToCString(NULL, &detail->root, VARSIZE(detail));
+
+	audit_row_hash(parents, parent_hashes, nparents, row->seq, call->now,
+				   session_user_name, actor, event, request_id > 0, request_id,
+				   tenant, detail_text, row->hash);
+
+	parent_datums = palloc(sizeof(Datum) * Max(1, nparents));
+	for (int i = 0; i < nparents; i++)
+		parent_datums[i] = Int64GetDatum(parents[i]);
+	hash = palloc(VARHDRSZ + AUDIT_HASH_LEN);
+	SET_VARSIZE(hash, VARHDRSZ + AUDIT_HASH_LEN);
+	memcpy(VARDATA(hash), row->hash, AUDIT_HASH_LEN);
+	namestrcpy(&session_name, session_user_name);
+	namestrcpy(&actor_name, actor);
+
+	memset(nulls, ' ', sizeof(nulls));
+	values[0] = Int64GetDatum(row->seq);
+	values[1] = TimestampTzGetDatum(call->now);
+	values[2] = NameGetDatum(&session_name);
+	values[3] = NameGetDatum(&actor_name);
+	values[4] = CStringGetTextDatum(event);
+	values[5] = Int64GetDatum(request_id);
+	if (request_id <= 0)
+		nulls[5] = 'n';
+	values[6] = tenant ? CStringGetTextDatum(tenant) : (Datum) 0;
+	if (tenant == NULL)
+		nulls[6] = 'n';
+	values[7] = JsonbPGetDatum(detail);
+	values[8] = PointerGetDatum(construct_array(parent_datums, nparents,
+												INT8OID, sizeof(int64),
+												FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	values[9] = PointerGetDatum(hash);
+
+	if (lockbox_exec(&insert_plan, sql, 10, argtypes, values, nulls,
+					 false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not append to lockbox.audit_log");
+
+	oldcxt = MemoryContextSwitchTo(TopTransactionContext);
+	pending_rows = lappend(pending_rows, row);
+	MemoryContextSwitchTo(oldcxt);
+}
+
+/* ---------------------------------------------------------------------
+ * Append-only
+ * ---------------------------------------------------------------------
+ */
+Datum
+lockbox_audit_log_append_only(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	const char *what;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		elog(ERROR, "lockbox_audit_log_append_only must be called as a trigger");
+
+	if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
+		what = "UPDATE";
+	else if (TRIGGER_FIRED_BY_DELETE(trigdata->tg_event))
+		what = "DELETE";
+	else
+		what = "TRUNCATE";
+
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("lockbox.audit_log is append-only"),
+			 errdetail("%s is refused for every role.", what)));
+	PG_RETURN_NULL();
+}
+
+/* ---------------------------------------------------------------------
+ * Verification
+ * ---------------------------------------------------------------------
+ */
+Datum
+lockbox_verify_audit(PG_FUNCTION_ARGS)
+{
+	static const char *sql =
+		"SELECT a.seq, a.at, a.session_user_name, a.actor, a.event,"
+		"       a.request_id, a.tenant, a.detail, a.parents, a.hash,"
+		"       (SELECT pg_catalog.array_agg(p.hash ORDER BY p.seq)"
+		"          FROM lockbox.audit_log p"
+		"         WHERE p.seq OPERATOR(pg_catalog.=) ANY (a.parents))"
+		"  FROM lockbox.audit_log a ORDER BY a.seq";
+	static SPIPlanPtr verify_plan = NULL;
+	LockboxCall call;
+	TupleDesc	tupdesc;
+	Portal		portal;
+	int64		checked = 0;
+	int64		first_bad = -1;
+	MemoryContext rowcxt;
+	Datum		result[3];
+	bool		result_nulls[3] = {false, false, false};
+	AuditTip   *tips = NULL;
+	int			ntips = 0;
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	tupdesc = BlessTupleDesc(tupdesc);
+
+	lockbox_enter(&call);
+
+	/* the tips this server holds in memory must all still be there */
+	LWLockAcquire(audit_shared->lock, LW_SHARED);
+	{
+		AuditDbSlot *slot = find_slot(false);
+
+		if (slot != NULL && slot->loaded && slot->audit_relid == audit_relid())
+		{
+			ntips = slot->ntips;
+			tips = palloc(sizeof(AuditTip) * Max(1, ntips));
+			memcpy(tips, slot->tips, sizeof(AuditTip) * ntips);
+		}
+	}
+	LWLockRelease(audit_shared->lock);
+
+	/*
+	 * Read with a snapshot taken after the tips, whatever the isolation
+	 * level, so that every tip is committed in it.
+	 */
+	PushActiveSnapshot(GetLatestSnapshot());
+	portal = SPI_cursor_open("lockbox_verify_audit",
+							 lockbox_prepare(&verify_plan, sql, 0, NULL),
+							 NULL, NULL, true);
+	PopActiveSnapshot();
+	rowcxt = AllocSetContextCreate(CurrentMemoryContext, "lockbox verify",
+								   ALLOCSET_DEFAULT_SIZES);
+	for (;;)
+	{
+		SPI_cursor_fetch(portal, true, 1000);
+		if (SPI_processed == 0)
+			break;
+		for (uint64 i = 0; i < SPI_processed; i++)
+		{
+			HeapTuple	tup = SPI_tuptable->vals[i];
+			TupleDesc	td = SPI_tuptable->tupdesc;
+			MemoryContext old = MemoryContextSwitchTo(rowcxt);
+			bool		isnull;
+			bool		bad = false;
+			int64		seq;
+			ArrayType  *parents_arr;
+			Datum	   *parent_datums;
+			int			nparents;
+			int64	   *parents;
+			uint8	   *parent_hashes;
+			bytea	   *stored;
+			bool		req_null;
+			int64		request_id;
+			char	   *tenant;
+			Jsonb	   *detail;
+			uint8		computed[AUDIT_HASH_LEN];
+
+			checked++;
+			seq = DatumGetInt64(SPI_getbinval(tup, td, 1, &isnull));
+			parents_arr = DatumGetArrayTypeP(SPI_getbinval(tup, td, 9, &isnull));
+			deconstruct_array(parents_arr, INT8OID, sizeof(int64),
+							  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE,
+							  &parent_datums, NULL, &nparents);
+			parents = palloc(sizeof(int64) * Max(1, nparents));
+			parent_hashes = palloc(AUDIT_HASH_LEN * Max(1, nparents));
+			for (int j = 0; j < nparents; j++)
+			{
+				parents[j] = DatumGetInt64(parent_datums[j]);
+				if (parents[j] >= seq || (j > 0 && parents[j] <= parents[j - 1]))
+					bad = true;
+			}
+
+			/* every parent must exist, with the hash it had */
+			{
+				Datum		d = SPI_getbinval(tup, td, 11, &isnull);
+				int			nfound = 0;
+
+				if (!isnull)
+				{
+					ArrayType  *arr = DatumGetArrayTypeP(d);
+					Datum	   *hd;
+					bool	   *hn;
+
+					deconstruct_array(arr, BYTEAOID, -1, false, TYPALIGN_INT,
+									  &hd, &hn, &nfound);
+					for (int j = 0; j < nfound && j < nparents; j++)
+					{
+						bytea	   *h = DatumGetByteaPP(hd[j]);
+
+						if (hn[j] || VARSIZE_ANY_EXHDR(h) != AUDIT_HASH_LEN)
+							bad = true;
+						else
+							memcpy(parent_hashes + j * AUDIT_HASH_LEN,
+								   VARDATA_ANY(h), AUDIT_HASH_LEN);
+					}
+				}
+				if (nfound != nparents)
+					bad = true;
+			}
+
+			request_id = DatumGetInt64(SPI_getbinval(tup, td, 6, &req_null));
+			tenant = SPI_getvalue(tup, td, 7);
+			detail = DatumGetJsonbP(SPI_getbinval(tup, td, 8, &isnull));
+			stored = DatumGetByteaPP(SPI_getbinval(tup, td, 10, &isnull));
+
+			if (!bad)
+			{
+				audit_row_hash(parents, parent_hashes, nparents, seq,
+							   DatumGetTimestampTz(SPI_getbinval(tup, td, 2, &isnull)),
+							   SPI_getvalue(tup, td, 3),
+							   SPI_getvalue(tup, td, 4),
+							   SPI_getvalue(tup, td, 5),
+							   !req_null, req_null ? 0 : request_id,
+							   tenant,
+							   JsonbToCString(NULL, &detail->root, VARSIZE(detail)),
+							   computed);
+				if (VARSIZE_ANY_EXHDR(stored) != AUDIT_HASH_LEN ||
+					memcmp(VARDATA_ANY(stored), computed, AUDIT_HASH_LEN) != 0)
+					bad = true;
+			}
+
+			/* a tip held in memory is still there, with the same hash */
+			for (int j = 0; j < ntips; j++)
+			{
+				if (tips[j].seq == seq)
+				{
+					if (VARSIZE_ANY_EXHDR(stored) != AUDIT_HASH_LEN ||
+						memcmp(VARDATA_ANY(stored), tips[j].hash, AUDIT_HASH_LEN) != 0)
+						bad = true;
+					tips[j].seq = -1;	/* seen */
+				}
+			}
+
+			if (bad && first_bad < 0)
+				first_bad = seq;
+			MemoryContextSwitchTo(old);
+			MemoryContextReset(rowcxt);
+		}
+		SPI_freetuptable(SPI_tuptable);
+	}
+	SPI_cursor_close(portal);
+
+	/* a tip that is gone means the newest rows were deleted */
+	for (int j = 0; j < ntips; j++)
+	{
+		if (tips[j].seq >= 0 && (first_bad < 0 || tips[j].seq < first_bad))
+			first_bad = tips[j].seq;
+	}
+
+	lockbox_leave(&call);
+
+	result[0] = BoolGetDatum(first_bad < 0);
+	result[1] = Int64GetDatum(checked);
+	result[2] = Int64GetDatum(first_bad);
+	result_nulls[2] = (first_bad < 0);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, result, result_nulls)));
+}

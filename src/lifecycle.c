@@ -1,0 +1,865 @@
+/*-------------------------------------------------------------------------
+ *
+ * lifecycle.c
+ *		Requests and every transition of their lifecycle:
+ *
+ *		lockbox_request		(engineer)   -> pending_review
+ *		lockbox_approve		stage 1 (reviewer)  -> pending_approval, or
+ *							approved when the tenant's lockbox is off;
+ *							stage 2 (approvers) -> approved at quorum
+ *		lockbox_deny		either stage         -> denied
+ *		lockbox_cancel		(requester)          -> cancelled
+ *		lockbox_close		(requester)          -> closed (resolved)
+ *		lockbox_revoke		(approver)           -> revoked
+ *
+ * Every transition locks the request row first, so two sessions acting on
+ * one request take turns: the second sees the first's outcome and is refused
+ * when the state no longer allows its step.  Deadlines are checked against
+ * the statement's clock, so a pending stage past its deadline is refused as
+ * expired even before the worker has recorded the expiry.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/json.h"
+#include "utils/lsyscache.h"
+#include "utils/regproc.h"
+#include "utils/timestamp.h"
+
+#include "lockbox.h"
+
+PG_FUNCTION_INFO_V1(lockbox_request);
+PG_FUNCTION_INFO_V1(lockbox_approve);
+PG_FUNCTION_INFO_V1(lockbox_deny);
+PG_FUNCTION_INFO_V1(lockbox_cancel);
+PG_FUNCTION_INFO_V1(lockbox_close);
+PG_FUNCTION_INFO_V1(lockbox_revoke);
+
+/* longest ticket reference, in characters */
+#define LOCKBOX_MAX_TICKET	200
+
+/* A request row, as locked for a transition. */
+typedef struct Request
+{
+	int64		id;
+	char	   *tenant;
+	Oid			requester;
+	char	   *state;
+	bool		has_deadline;
+	TimestampTz deadline;
+	Oid			reviewer;
+	bool		has_reviewed_at;
+	TimestampTz reviewed_at;
+	bool		has_approved_at;
+	TimestampTz approved_at;
+	bool		has_access_ends_at;
+	TimestampTz access_ends_at;
+	bool		has_closed_at;
+	TimestampTz closed_at;
+	char	   *close_reason;
+	Interval	duration;
+} Request;
+
+static TimestampTz
+add_interval(TimestampTz t, Interval *span)
+{
+	return DatumGetTimestampTz(DirectFunctionCall2(timestamptz_pl_interval,
+												   TimestampTzGetDatum(t),
+												   IntervalPGetDatum(span)));
+}
+
+static int
+interval_compare(Interval *a, Interval *b)
+{
+	return DatumGetInt32(DirectFunctionCall2(interval_cmp,
+											 IntervalPGetDatum(a),
+											 IntervalPGetDatum(b)));
+}
+
+static char *
+interval_text(Interval *span)
+{
+	return DatumGetCString(DirectFunctionCall1(interval_out,
+											   IntervalPGetDatum(span)));
+}
+
+static bool
+is_pending(const char *state)
+{
+	return strcmp(state, "pending_review") == 0 ||
+		strcmp(state, "pending_approval") == 0;
+}
+
+/* the state as the views show it: deadlines passed count as acted on */
+static const char *
+effective_state(Request *r, TimestampTz now)
+{
+	if (is_pending(r->state) && r->has_deadline && r->deadline <= now)
+		return "expired";
+	if (strcmp(r->state, "approved") == 0 && r->has_access_ends_at &&
+		r->access_ends_at <= now)
+		return "closed";
+	return r->state;
+}
+
+/* ---------------------------------------------------------------------
+ * Loading and saving a request
+ * ---------------------------------------------------------------------
+ */
+static bool
+get_ts(HeapTuple tup, TupleDesc td, int col, TimestampTz *out)
+{
+	bool		isnull;
+	Datum		d = SPI_getbinval(tup, td, col, &isnull);
+
+	if (!isnull)
+		*out = DatumGetTimestampTz(d);
+	return !isnull;
+}
+
+/* Lock and read a request, or refuse with 42704.  Between enter and leave. */
+static Request *
+lock_request(int64 id)
+{
+	static SPIPlanPtr plan = NULL;
+	static const char *sql =
+		"SELECT tenant, requester, state, deadline, reviewer, reviewed_at,"
+		"       approved_at, access_ends_at, closed_at, close_reason, duration"
+		"  FROM lockbox.request WHERE id OPERATOR(pg_catalog.=) $1 FOR UPDATE";
+	Oid			argtypes[1] = {INT8OID};
+	Datum		values[1] = {Int64GetDatum(id)};
+	Request    *r;
+	HeapTuple	tup;
+	TupleDesc	td;
+	bool		isnull;
+	Datum		d;
+
+	lockbox_exec(&plan, sql, 1, argtypes, values, NULL, false, 1);
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("lockbox request " INT64_FORMAT " does not exist", id)));
+
+	tup = SPI_tuptable->vals[0];
+	td = SPI_tuptable->tupdesc;
+	r = palloc0(sizeof(Request));
+	r->id = id;
+	r->tenant = SPI_getvalue(tup, td, 1);
+	r->requester = DatumGetObjectId(SPI_getbinval(tup, td, 2, &isnull));
+	r->state = SPI_getvalue(tup, td, 3);
+	r->has_deadline = get_ts(tup, td, 4, &r->deadline);
+	d = SPI_getbinval(tup, td, 5, &isnull);
+	r->reviewer = isnull ? InvalidOid : DatumGetObjectId(d);
+	r->has_reviewed_at = get_ts(tup, td, 6, &r->reviewed_at);
+	r->has_approved_at = get_ts(tup, td, 7, &r->approved_at);
+	r->has_access_ends_at = get_ts(tup, td, 8, &r->access_ends_at);
+	r->has_closed_at = get_ts(tup, td, 9, &r->closed_at);
+	r->close_reason = SPI_getvalue(tup, td, 10);
+	r->duration = *DatumGetIntervalP(SPI_getbinval(tup, td, 11, &isnull));
+	return r;
+}
+
+static void
+save_request(Request *r)
+{
+	static SPIPlanPtr plan = NULL;
+	static const char *sql =
+		"UPDATE lockbox.request SET state = $2, deadline = $3, reviewer = $4,"
+		"       reviewed_at = $5, approved_at = $6, access_ends_at = $7,"
+		"       closed_at = $8, close_reason = $9"
+		" WHERE id OPERATOR(pg_catalog.=) $1";
+	Oid			argtypes[9] = {INT8OID, TEXTOID, TIMESTAMPTZOID, REGROLEOID,
+		TIMESTAMPTZOID, TIMESTAMPTZOID, TIMESTAMPTZOID, TIMESTAMPTZOID, TEXTOID};
+	Datum		values[9];
+	char		nulls[9];
+
+	memset(nulls, ' ', sizeof(nulls));
+	values[0] = Int64GetDatum(r->id);
+	values[1] = CStringGetTextDatum(r->state);
+	values[2] = TimestampTzGetDatum(r->deadline);
+	nulls[2] = r->has_deadline ? ' ' : 'n';
+	values[3] = ObjectIdGetDatum(r->reviewer);
+	nulls[3] = OidIsValid(r->reviewer) ? ' ' : 'n';
+	values[4] = TimestampTzGetDatum(r->reviewed_at);
+	nulls[4] = r->has_reviewed_at ? ' ' : 'n';
+	values[5] = TimestampTzGetDatum(r->approved_at);
+	nulls[5] = r->has_approved_at ? ' ' : 'n';
+	values[6] = TimestampTzGetDatum(r->access_ends_at);
+	nulls[6] = r->has_access_ends_at ? ' ' : 'n';
+	values[7] = TimestampTzGetDatum(r->closed_at);
+	nulls[7] = r->has_closed_at ? ' ' : 'n';
+	values[8] = r->close_reason ? CStringGetTextDatum(r->close_reason) : (Datum) 0;
+	nulls[8] = r->close_reason ? ' ' : 'n';
+
+	if (lockbox_exec(&plan, sql, 9, argtypes, values, nulls, false, 0)
+		!= SPI_OK_UPDATE || SPI_processed != 1)
+		elog(ERROR, "could not update lockbox request " INT64_FORMAT, r->id);
+}
+
+/* Move to a final state now. */
+static void
+finish(Request *r, const char *state, const char *close_reason, TimestampTz now)
+{
+	r->state = pstrdup(state);
+	r->has_deadline = false;
+	r->has_closed_at = true;
+	r->closed_at = now;
+	r->close_reason = close_reason ? pstrdup(close_reason) : NULL;
+}
+
+/*
+ * Record a transition: its audit row and, for every change after the request
+ * was filed except the one into pending_approval (which notifies the
+ * approvers instead), a notification to the requester.
+ */
+static void
+record(LockboxCall *call, Request *r, const char *event, const char *from,
+	   StringInfo extra, bool notify_requester)
+{
+	StringInfoData detail;
+
+	initStringInfo(&detail);
+	appendStringInfoChar(&detail, '{');
+	lockbox_json_str(&detail, "from", from);
+	lockbox_json_str(&detail, "to", r->state);
+	if (extra != NULL && extra->len > 0)
+		appendStringInfo(&detail, ", %s", extra->data);
+	appendStringInfoChar(&detail, '}');
+	lockbox_audit(call, event, r->id, r->tenant, detail.data);
+
+	if (notify_requester && strcmp(from, r->state) != 0)
+		lockbox_notify(call, r->id, r->requester, r->state, r->tenant, r->state);
+}
+
+/* ---------------------------------------------------------------------
+ * Refusals shared by the transitions
+ * ---------------------------------------------------------------------
+ */
+static void
+refuse_state(Request *r, TimestampTz now, const char *step)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("cannot %s lockbox request " INT64_FORMAT ": it is %s",
+					step, r->id, effective_state(r, now))));
+}
+
+/* The requester, in whatever role, never decides on their own request. */
+static void
+refuse_requester(LockboxCall *call, Request *r, const char *step)
+{
+	if (lockbox_same_party(call->caller, r->requester) ||
+		lockbox_same_party(call->session_user, r->requester))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to %s lockbox request " INT64_FORMAT, step, r->id),
+				 errdetail("Role \"%s\" filed this request; a requester never reviews or approves it.",
+						   lockbox_role_name(r->requester))));
+}
+
+static void
+require_reviewer(LockboxCall *call, Request *r, const char *step)
+{
+	if (!lockbox_has_role(call->caller, LB_REVIEWER))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to %s lockbox request " INT64_FORMAT, step, r->id),
+				 errdetail("The request awaits review; only members of lockbox_reviewer decide at this stage.")));
+	refuse_requester(call, r, step);
+}
+
+static void
+require_approver(LockboxCall *call, Request *r, const char *step)
+{
+	if (!lockbox_is_approver(call->caller, r->tenant))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to %s lockbox request " INT64_FORMAT, step, r->id),
+				 errdetail("Role \"%s\" is not an approver of tenant \"%s\".",
+						   lockbox_role_name(call->caller), r->tenant)));
+}
+
+/* Stage 2 deciders: an approver, neither the requester nor the reviewer. */
+static void
+require_stage2_decider(LockboxCall *call, Request *r, const char *step)
+{
+	require_approver(call, r, step);
+	refuse_requester(call, r, step);
+	if (lockbox_same_party(call->caller, r->reviewer) ||
+		lockbox_same_party(call->session_user, r->reviewer))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to %s lockbox request " INT64_FORMAT, step, r->id),
+				 errdetail("Role \"%s\" reviewed this request; the reviewer never also approves it.",
+						   lockbox_role_name(r->reviewer))));
+}
+
+static void
+refuse_expired(Request *r, TimestampTz now, const char *step)
+{
+	if (r->has_deadline && r->deadline <= now)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("cannot %s lockbox request " INT64_FORMAT ": it has expired",
+						step, r->id),
+				 errdetail("Its %s stage ended at %s.",
+						   strcmp(r->state, "pending_review") == 0 ? "review" : "approval",
+						   timestamptz_to_str(r->deadline))));
+}
+
+static void
+require_requester(LockboxCall *call, Request *r, const char *step)
+{
+	if (call->caller != r->requester)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to %s lockbox request " INT64_FORMAT, step, r->id),
+				 errdetail("Only its requester, role \"%s\", may %s it.",
+						   lockbox_role_name(r->requester), step)));
+}
+
+static int64
+request_id_arg(FunctionCallInfo fcinfo)
+{
+	lockbox_require_arg(fcinfo, 0, "request_id");
+	return PG_GETARG_INT64(0);
+}
+
+/* ---------------------------------------------------------------------
+ * lockbox_request
+ * ---------------------------------------------------------------------
+ */
+
+/* The tables a request covers: named ones, each protected for the tenant. */
+static ArrayType *
+resolve_tables(FunctionCallInfo fcinfo, const char *tenant, StringInfo names)
+{
+	static SPIPlanPtr all_plan = NULL;
+	static SPIPlanPtr one_plan = NULL;
+	Oid			argtypes[2] = {TEXTOID, OIDOID};
+	Datum		values[2];
+	Datum	   *elems;
+	bool	   *elem_nulls;
+	int			nelems;
+	Oid		   *oids;
+	int			noids = 0;
+	Datum	   *result;
+
+	values[0] = CStringGetTextDatum(tenant);
+	if (PG_ARGISNULL(2))
+	{
+		lockbox_exec(&all_plan,
+					 "SELECT relid FROM lockbox.protected_table"
+					 " WHERE tenant_column IS NOT NULL"
+					 "    OR tenant OPERATOR(pg_catalog.=) $1"
+					 " ORDER BY relid::pg_catalog.oid",
+					 1, argtypes, values, NULL, true, 0);
+		nelems = (int) SPI_processed;
+		oids = palloc(sizeof(Oid) * Max(1, nelems));
+		for (int i = 0; i < nelems; i++)
+		{
+			bool		isnull;
+
+			oids[noids++] = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
+														   SPI_tuptable->tupdesc, 1, &isnull));
+		}
+	}
+	else
+	{
+		ArrayType  *arr = PG_GETARG_ARRAYTYPE_P(2);
+
+		if (ARR_NDIM(arr) > 1)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("tables must be a one-dimensional array")));
+		deconstruct_array(arr, REGCLASSOID, sizeof(Oid), true, TYPALIGN_INT,
+						  &elems, &elem_nulls, &nelems);
+		if (nelems == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("tables must not be empty"),
+					 errhint("Pass NULL to ask for every table protected for the tenant.")));
+		oids = palloc(sizeof(Oid) * nelems);
+		for (int i = 0; i < nelems; i++)
+		{
+			Oid			relid;
+			bool		dup = false;
+
+			if (elem_nulls[i])
+				ereport(ERROR,
+						(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+						 errmsg("tables must not contain null")));
+			relid = DatumGetObjectId(elems[i]);
+			values[1] = ObjectIdGetDatum(relid);
+			lockbox_exec(&one_plan,
+						 "SELECT 1 FROM lockbox.protected_table"
+						 " WHERE relid OPERATOR(pg_catalog.=) $2"
+						 "   AND (tenant_column IS NOT NULL"
+						 "        OR tenant OPERATOR(pg_catalog.=) $1)",
+						 2, argtypes, values, NULL, true, 1);
+			if (SPI_processed == 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("table %s is not protected for tenant \"%s\"",
+								DatumGetCString(DirectFunctionCall1(regclassout,
+																	ObjectIdGetDatum(relid))),
+								tenant),
+						 errhint("See lockbox.protected_tables.")));
+			for (int j = 0; j < noids; j++)
+				dup = dup || (oids[j] == relid);
+			if (!dup)
+				oids[noids++] = relid;
+		}
+	}
+
+	result = palloc(sizeof(Datum) * Max(1, noids));
+	appendStringInfoChar(names, '[');
+	for (int i = 0; i < noids; i++)
+	{
+		result[i] = ObjectIdGetDatum(oids[i]);
+		if (i > 0)
+			appendStringInfoString(names, ", ");
+		escape_json(names, DatumGetCString(DirectFunctionCall1(regclassout,
+															   ObjectIdGetDatum(oids[i]))));
+	}
+	appendStringInfoChar(names, ']');
+	return construct_array(result, noids, REGCLASSOID, sizeof(Oid), true,
+						   TYPALIGN_INT);
+}
+
+Datum
+lockbox_request(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr plan = NULL;
+	static const char *sql =
+		"INSERT INTO lockbox.request (tenant, requester, reason, ticket, tables,"
+		"       access, duration, state, created_at, deadline)"
+		" VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending_review', $8, $9)"
+		" RETURNING id";
+	Oid			argtypes[9] = {TEXTOID, REGROLEOID, TEXTOID, TEXTOID,
+		REGCLASSARRAYOID, TEXTOID, INTERVALOID, TIMESTAMPTZOID, TIMESTAMPTZOID};
+	Datum		values[9];
+	char		nulls[9];
+	LockboxCall call;
+	Oid			caller = GetUserId();
+	char	   *tenant;
+	char	   *reason;
+	char	   *access;
+	char	   *ticket;
+	Interval	duration;
+	Interval	zero;
+	ArrayType  *tables;
+	TimestampTz deadline;
+	int64		id;
+	bool		isnull;
+	StringInfoData table_names;
+	StringInfoData detail;
+
+	/* who may ask */
+	if (!lockbox_has_role(caller, LB_ENGINEER))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to request lockbox access"),
+				 errdetail("Only members of lockbox_engineer may file requests.")));
+	if (superuser_arg(caller))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to request lockbox access"),
+				 errdetail("Role \"%s\" is a superuser, which lockbox cannot restrict.",
+						   lockbox_role_name(caller)),
+				 errhint("Engineers must not be superusers.")));
+	if (has_bypassrls_privilege(caller))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to request lockbox access"),
+				 errdetail("Role \"%s\" has BYPASSRLS, which lockbox cannot restrict.",
+						   lockbox_role_name(caller)),
+				 errhint("ALTER ROLE %s NOBYPASSRLS;",
+						 quote_identifier(lockbox_role_name(caller)))));
+
+	/* what they ask for */
+	lockbox_require_arg(fcinfo, 0, "tenant");
+	tenant = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	reason = lockbox_text_arg(fcinfo, 1, "reason", true,
+							  lockbox_min_reason_length, LOCKBOX_MAX_TEXT);
+	lockbox_require_arg(fcinfo, 3, "access");
+	access = text_to_cstring(PG_GETARG_TEXT_PP(3));
+	if (strcmp(access, "read") != 0 && strcmp(access, "write") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("access must be \"read\" or \"write\", not \"%s\"",
+						lockbox_clip(access))));
+	if (PG_ARGISNULL(4))
+		duration = lockbox_default_access_duration;
+	else
+		duration = *PG_GETARG_INTERVAL_P(4);
+	memset(&zero, 0, sizeof(zero));
+	if (interval_compare(&duration, &zero) <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("duration must be greater than zero")));
+	if (interval_compare(&duration, &lockbox_max_access_duration) > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("duration %s exceeds lockbox.max_access_duration (%s)",
+						interval_text(&duration),
+						interval_text(&lockbox_max_access_duration))));
+	ticket = lockbox_text_arg(fcinfo, 5, "ticket", false, 0, LOCKBOX_MAX_TICKET);
+
+	lockbox_enter(&call);
+	if (strlen(tenant) == 0 || !lockbox_tenant_lookup(tenant, NULL))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("tenant \"%s\" does not exist",
+						lockbox_clip(tenant))));
+
+	initStringInfo(&table_names);
+	tables = resolve_tables(fcinfo, tenant, &table_names);
+	deadline = add_interval(call.now, &lockbox_review_timeout);
+
+	memset(nulls, ' ', sizeof(nulls));
+	values[0] = CStringGetTextDatum(tenant);
+	values[1] = ObjectIdGetDatum(call.caller);
+	values[2] = CStringGetTextDatum(reason);
+	values[3] = ticket ? CStringGetTextDatum(ticket) : (Datum) 0;
+	nulls[3] = ticket ? ' ' : 'n';
+	values[4] = PointerGetDatum(tables);
+	values[5] = CStringGetTextDatum(access);
+	values[6] = IntervalPGetDatum(&duration);
+	values[7] = TimestampTzGetDatum(call.now);
+	values[8] = TimestampTzGetDatum(deadline);
+	if (lockbox_exec(&plan, sql, 9, argtypes, values, nulls, false, 0)
+		!= SPI_OK_INSERT_RETURNING)
+		elog(ERROR, "could not insert a lockbox request");
+	id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+									 SPI_tuptable->tupdesc, 1, &isnull));
+
+	initStringInfo(&detail);
+	appendStringInfoChar(&detail, '{');
+	lockbox_json_str(&detail, "to", "pending_review");
+	lockbox_json_str(&detail, "reason", reason);
+	lockbox_json_str(&detail, "ticket", ticket);
+	lockbox_json_raw(&detail, "tables", table_names.data);
+	lockbox_json_str(&detail, "access", access);
+	lockbox_json_str(&detail, "duration", interval_text(&duration));
+	appendStringInfoChar(&detail, '}');
+	lockbox_audit(&call, "request", id, tenant, detail.data);
+
+	lockbox_leave(&call);
+	PG_RETURN_INT64(id);
+}
+
+/* ---------------------------------------------------------------------
+ * lockbox_approve / lockbox_deny
+ * ---------------------------------------------------------------------
+ */
+
+/* Has this approver (by role or by session user) decided already? */
+static bool
+already_decided(LockboxCall *call, int64 id)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			argtypes[3] = {INT8OID, REGROLEOID, REGROLEOID};
+	Datum		values[3] = {Int64GetDatum(id), ObjectIdGetDatum(call->caller),
+	ObjectIdGetDatum(call->session_user)};
+
+	lockbox_exec(&plan,
+				 "SELECT 1 FROM lockbox.decision"
+				 " WHERE request_id OPERATOR(pg_catalog.=) $1"
+				 "   AND (approver OPERATOR(pg_catalog.=) $2"
+				 "        OR session_approver OPERATOR(pg_catalog.=) $3)",
+				 3, argtypes, values, NULL, true, 1);
+	return SPI_processed > 0;
+}
+
+/* Record a stage 2 vote; returns the number of approvals now recorded. */
+static int
+record_decision(LockboxCall *call, int64 id, const char *decision,
+				const char *comment)
+{
+	static SPIPlanPtr insert_plan = NULL;
+	static SPIPlanPtr count_plan = NULL;
+	Oid			argtypes[6] = {INT8OID, REGROLEOID, REGROLEOID, TEXTOID,
+		TEXTOID, TIMESTAMPTZOID};
+	Datum		values[6];
+	char		nulls[6];
+	bool		isnull;
+
+	if (already_decided(call, id))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("role \"%s\" has already decided on lockbox request " INT64_FORMAT,
+						lockbox_role_name(call->caller), id),
+				 errdetail("Each approver counts once.")));
+
+	memset(nulls, ' ', sizeof(nulls));
+	values[0] = Int64GetDatum(id);
+	values[1] = ObjectIdGetDatum(call->caller);
+	values[2] = ObjectIdGetDatum(call->session_user);
+	values[3] = CStringGetTextDatum(decision);
+	values[4] = comment ? CStringGetTextDatum(comment) : (Datum) 0;
+	nulls[4] = comment ? ' ' : 'n';
+	values[5] = TimestampTzGetDatum(call->now);
+	lockbox_exec(&insert_plan,
+				 "INSERT INTO lockbox.decision (request_id, approver,"
+				 " session_approver, decision, comment, decided_at)"
+				 " VALUES ($1, $2, $3, $4, $5, $6)",
+				 6, argtypes, values, nulls, false, 0);
+
+	lockbox_exec(&count_plan,
+				 "SELECT pg_catalog.count(*)::pg_catalog.int4 FROM lockbox.decision"
+				 " WHERE request_id OPERATOR(pg_catalog.=) $1"
+				 "   AND decision OPERATOR(pg_catalog.=) 'approve'",
+				 1, argtypes, values, NULL, false, 1);
+	return DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
+									   SPI_tuptable->tupdesc, 1, &isnull));
+}
+
+/* Access starts: the window opens now and lasts the requested duration. */
+static void
+open_access(Request *r, TimestampTz now)
+{
+	r->state = "approved";
+	r->has_deadline = false;
+	r->has_approved_at = true;
+	r->approved_at = now;
+	r->has_access_ends_at = true;
+	r->access_ends_at = add_interval(now, &r->duration);
+}
+
+Datum
+lockbox_approve(PG_FUNCTION_ARGS)
+{
+	int64		id = request_id_arg(fcinfo);
+	char	   *comment = lockbox_text_arg(fcinfo, 1, "comment", false, 0,
+										   LOCKBOX_MAX_TEXT);
+	LockboxCall call;
+	Request    *r;
+	char	   *from;
+	char	   *result;
+	StringInfoData extra;
+
+	lockbox_enter(&call);
+	r = lock_request(id);
+	from = pstrdup(r->state);
+	initStringInfo(&extra);
+
+	if (strcmp(r->state, "pending_review") == 0)
+	{
+		LockboxTenant tenant;
+
+		require_reviewer(&call, r, "approve");
+		refuse_expired(r, call.now, "approve");
+		if (!lockbox_tenant_lookup(r->tenant, &tenant))
+			elog(ERROR, "tenant \"%s\" of request " INT64_FORMAT " is missing",
+				 r->tenant, r->id);
+
+		r->reviewer = call.caller;
+		r->has_reviewed_at = true;
+		r->reviewed_at = call.now;
+		lockbox_json_raw(&extra, "stage", "1");
+		lockbox_json_str(&extra, "comment", comment);
+		if (tenant.enabled)
+		{
+			List	   *approvers = lockbox_tenant_approvers(r->tenant);
+			ListCell   *lc;
+
+			r->state = "pending_approval";
+			r->has_deadline = true;
+			r->deadline = add_interval(call.now, &lockbox_approval_timeout);
+			save_request(r);
+			lockbox_json_raw(&extra, "approvers_notified",
+							 psprintf("%d", list_length(approvers)));
+			record(&call, r, "approve", from, &extra, false);
+			foreach(lc, approvers)
+				lockbox_notify(&call, r->id, lfirst_oid(lc), "approval_requested",
+							   r->tenant, r->state);
+		}
+		else
+		{
+			open_access(r, call.now);
+			save_request(r);
+			lockbox_json_str(&extra, "lockbox", "disabled");
+			lockbox_json_str(&extra, "why",
+							 "lockbox is switched off for this tenant, so the review alone approves");
+			record(&call, r, "approve", from, &extra, true);
+		}
+	}
+	else if (strcmp(r->state, "pending_approval") == 0)
+	{
+		LockboxTenant tenant;
+		int			approvals;
+
+		require_stage2_decider(&call, r, "approve");
+		refuse_expired(r, call.now, "approve");
+		if (!lockbox_tenant_lookup(r->tenant, &tenant))
+			elog(ERROR, "tenant \"%s\" of request " INT64_FORMAT " is missing",
+				 r->tenant, r->id);
+
+		approvals = record_decision(&call, r->id, "approve", comment);
+		lockbox_json_raw(&extra, "stage", "2");
+		lockbox_json_str(&extra, "comment", comment);
+		lockbox_json_raw(&extra, "approvals", psprintf("%d", approvals));
+		lockbox_json_raw(&extra, "required_approvals",
+						 psprintf("%d", tenant.required_approvals));
+		if (approvals >= tenant.required_approvals)
+		{
+			open_access(r, call.now);
+			save_request(r);
+		}
+		record(&call, r, "approve", from, &extra, true);
+	}
+	else
+		refuse_state(r, call.now, "approve");
+
+	result = pstrdup(r->state);
+	lockbox_leave(&call);
+	PG_RETURN_TEXT_P(cstring_to_text(result));
+}
+
+Datum
+lockbox_deny(PG_FUNCTION_ARGS)
+{
+	int64		id = request_id_arg(fcinfo);
+	char	   *reason = lockbox_text_arg(fcinfo, 1, "reason", true,
+										  lockbox_min_reason_length,
+										  LOCKBOX_MAX_TEXT);
+	LockboxCall call;
+	Request    *r;
+	char	   *from;
+	StringInfoData extra;
+
+	lockbox_enter(&call);
+	r = lock_request(id);
+	from = pstrdup(r->state);
+	initStringInfo(&extra);
+
+	if (strcmp(r->state, "pending_review") == 0)
+	{
+		require_reviewer(&call, r, "deny");
+		refuse_expired(r, call.now, "deny");
+		r->reviewer = call.caller;
+		r->has_reviewed_at = true;
+		r->reviewed_at = call.now;
+		lockbox_json_raw(&extra, "stage", "1");
+	}
+	else if (strcmp(r->state, "pending_approval") == 0)
+	{
+		require_stage2_decider(&call, r, "deny");
+		refuse_expired(r, call.now, "deny");
+		(void) record_decision(&call, r->id, "deny", reason);
+		lockbox_json_raw(&extra, "stage", "2");
+	}
+	else
+		refuse_state(r, call.now, "deny");
+
+	lockbox_json_str(&extra, "reason", reason);
+	finish(r, "denied", NULL, call.now);
+	save_request(r);
+	record(&call, r, "deny", from, &extra, true);
+
+	lockbox_leave(&call);
+	PG_RETURN_TEXT_P(cstring_to_text("denied"));
+}
+
+/* ---------------------------------------------------------------------
+ * lockbox_cancel / lockbox_close / lockbox_revoke
+ * ---------------------------------------------------------------------
+ */
+Datum
+lockbox_cancel(PG_FUNCTION_ARGS)
+{
+	int64		id = request_id_arg(fcinfo);
+	char	   *reason = lockbox_text_arg(fcinfo, 1, "reason", false, 0,
+										  LOCKBOX_MAX_TEXT);
+	LockboxCall call;
+	Request    *r;
+	char	   *from;
+	StringInfoData extra;
+
+	lockbox_enter(&call);
+	r = lock_request(id);
+	require_requester(&call, r, "cancel");
+	if (!is_pending(r->state))
+		refuse_state(r, call.now, "cancel");
+	refuse_expired(r, call.now, "cancel");
+
+	from = pstrdup(r->state);
+	finish(r, "cancelled", NULL, call.now);
+	save_request(r);
+	initStringInfo(&extra);
+	lockbox_json_str(&extra, "reason", reason);
+	record(&call, r, "cancel", from, &extra, true);
+
+	lockbox_leave(&call);
+	PG_RETURN_TEXT_P(cstring_to_text("cancelled"));
+}
+
+/* Is the access window of an approved request still open? */
+static void
+require_open_window(Request *r, TimestampTz now, const char *step)
+{
+	if (strcmp(r->state, "approved") != 0 ||
+		(r->has_access_ends_at && r->access_ends_at <= now))
+		refuse_state(r, now, step);
+}
+
+Datum
+lockbox_close(PG_FUNCTION_ARGS)
+{
+	int64		id = request_id_arg(fcinfo);
+	char	   *resolution = lockbox_text_arg(fcinfo, 1, "resolution", false, 0,
+											  LOCKBOX_MAX_TEXT);
+	LockboxCall call;
+	Request    *r;
+	StringInfoData extra;
+
+	lockbox_enter(&call);
+	r = lock_request(id);
+	require_requester(&call, r, "close");
+	require_open_window(r, call.now, "close");
+
+	finish(r, "closed", "resolved", call.now);
+	save_request(r);
+	initStringInfo(&extra);
+	lockbox_json_str(&extra, "close_reason", "resolved");
+	lockbox_json_str(&extra, "resolution", resolution);
+	record(&call, r, "close", "approved", &extra, true);
+
+	lockbox_leave(&call);
+	PG_RETURN_TEXT_P(cstring_to_text("closed"));
+}
+
+Datum
+lockbox_revoke(PG_FUNCTION_ARGS)
+{
+	int64		id = request_id_arg(fcinfo);
+	char	   *reason = lockbox_text_arg(fcinfo, 1, "reason", true,
+										  lockbox_min_reason_length,
+										  LOCKBOX_MAX_TEXT);
+	LockboxCall call;
+	Request    *r;
+	StringInfoData extra;
+
+	lockbox_enter(&call);
+	r = lock_request(id);
+	require_approver(&call, r, "revoke");
+	require_open_window(r, call.now, "revoke");
+
+	finish(r, "revoked", "revoked", call.now);
+	save_request(r);
+	initStringInfo(&extra);
+	lockbox_json_str(&extra, "reason", reason);
+	record(&call, r, "revoke", "approved", &extra, true);
+
+	lockbox_leave(&call);
+	PG_RETURN_TEXT_P(cstring_to_text("revoked"));
+}

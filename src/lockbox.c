@@ -1,0 +1,452 @@
+/*-------------------------------------------------------------------------
+ *
+ * lockbox.c
+ *		Module load, settings, shared memory, and the helpers every SQL entry
+ *		point uses: who is calling, and running privileged work as the
+ *		extension owner.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "catalog/indexing.h"
+#include "catalog/pg_authid.h"
+#include "catalog/pg_extension.h"
+#include "commands/extension.h"
+#include "fmgr.h"
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "storage/ipc.h"
+#include "storage/shmem.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/datetime.h"
+#include "utils/fmgroids.h"
+#include "utils/guc.h"
+#include "utils/rel.h"
+#include "utils/syscache.h"
+
+#include "lockbox.h"
+
+PG_MODULE_MAGIC;
+
+PG_FUNCTION_INFO_V1(lockbox_preload_check);
+
+/* settings */
+Interval	lockbox_review_timeout;
+Interval	lockbox_approval_timeout;
+Interval	lockbox_default_access_duration;
+Interval	lockbox_max_access_duration;
+int			lockbox_min_reason_length = 10;
+bool		lockbox_terminate_sessions = true;
+
+static char *review_timeout_string;
+static char *approval_timeout_string;
+static char *default_access_duration_string;
+static char *max_access_duration_string;
+
+static bool lockbox_loaded = false;
+
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+
+void		_PG_init(void);
+
+/*
+ * Parse an interval setting without throwing: check hooks must report, not
+ * raise.  Accepts everything interval input accepts, and refuses anything
+ * that is not a finite, positive duration.
+ */
+static bool
+check_duration(char **newval, void **extra, GucSource source)
+{
+	char		workbuf[256];
+	char	   *field[MAXDATEFIELDS];
+	int			ftype[MAXDATEFIELDS];
+	int			nf;
+	int			dtype = 0;
+	int			dterr;
+	struct pg_itm_in itm_in;
+	Interval	value;
+	Interval	zero;
+	Interval   *result;
+
+	memset(&itm_in, 0, sizeof(itm_in));
+	dterr = ParseDateTime(*newval, workbuf, sizeof(workbuf), field, ftype,
+						  MAXDATEFIELDS, &nf);
+	if (dterr == 0)
+		dterr = DecodeInterval(field, ftype, nf, INTERVAL_FULL_RANGE,
+							   &dtype, &itm_in);
+	if (dterr == DTERR_BAD_FORMAT)
+	{
+		memset(&itm_in, 0, sizeof(itm_in));
+		dterr = DecodeISO8601Interval(*newval, &dtype, &itm_in);
+	}
+	if (dterr != 0 || dtype != DTK_DELTA || itmin2interval(&itm_in, &value) != 0)
+	{
+		GUC_check_errdetail("\"%s\" is not a valid interval.", *newval);
+		return false;
+	}
+
+	memset(&zero, 0, sizeof(zero));
+	if (DatumGetInt32(DirectFunctionCall2(interval_cmp,
+										  IntervalPGetDatum(&value),
+										  IntervalPGetDatum(&zero))) <= 0)
+	{
+		GUC_check_errdetail("The duration must be greater than zero.");
+		return false;
+	}
+
+	result = (Interval *) malloc(sizeof(Interval));
+	if (result == NULL)
+		return false;
+	*result = value;
+	*extra = result;
+	return true;
+}
+
+#define DURATION_ASSIGN_HOOK(name, target) \
+static void \
+name(const char *newval, void *extra) \
+{ \
+	target = *((Interval *) extra); \
+}
+
+DURATION_ASSIGN_HOOK(assign_review_timeout, lockbox_review_timeout)
+DURATION_ASSIGN_HOOK(assign_approval_timeout, lockbox_approval_timeout)
+DURATION_ASSIGN_HOOK(assign_default_access_duration, lockbox_default_access_duration)
+DURATION_ASSIGN_HOOK(assign_max_access_duration, lockbox_max_access_duration)
+
+static void
+lockbox_shmem_request(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+	RequestAddinShmemSpace(add_size(lockbox_audit_shmem_size(),
+									 lockbox_worker_shmem_size()));
+	/* [0] the audit tips, [1] the workers */
+	RequestNamedLWLockTranche("lockbox", 2);
+}
+
+static void
+lockbox_shmem_startup(void)
+{
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	lockbox_audit_shmem_init();
+	lockbox_worker_shmem_init();
+	LWLockRelease(AddinShmemInitLock);
+}
+
+void
+_PG_init(void)
+{
+	if (IsBinaryUpgrade)
+		return;
+
+	if (!process_shared_preload_libraries_in_progress)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("lockbox must be loaded via shared_preload_libraries"),
+				 errhint("Add lockbox to shared_preload_libraries in postgresql.conf and restart the server.")));
+
+	DefineCustomStringVariable("lockbox.review_timeout",
+							   "How long a request may wait for a reviewer (stage 1).",
+							   "Any positive interval; fixed for a request when its stage starts.",
+							   &review_timeout_string, "12h",
+							   PGC_SIGHUP, 0,
+							   check_duration, assign_review_timeout, NULL);
+	DefineCustomStringVariable("lockbox.approval_timeout",
+							   "How long a request may wait for the customer's approvers (stage 2).",
+							   "Any positive interval; fixed for a request when its stage starts.",
+							   &approval_timeout_string, "12h",
+							   PGC_SIGHUP, 0,
+							   check_duration, assign_approval_timeout, NULL);
+	DefineCustomStringVariable("lockbox.default_access_duration",
+							   "Access window of a request that names no duration.",
+							   NULL,
+							   &default_access_duration_string, "4h",
+							   PGC_SIGHUP, 0,
+							   check_duration, assign_default_access_duration, NULL);
+	DefineCustomStringVariable("lockbox.max_access_duration",
+							   "Longest access window a request may ask for.",
+							   NULL,
+							   &max_access_duration_string, "8h",
+							   PGC_SIGHUP, 0,
+							   check_duration, assign_max_access_duration, NULL);
+	DefineCustomIntVariable("lockbox.min_reason_length",
+							"Shortest accepted reason, in characters after trimming.",
+							NULL,
+							&lockbox_min_reason_length, 10, 1, LOCKBOX_MAX_TEXT,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomBoolVariable("lockbox.terminate_sessions",
+							 "End an engineer's sessions when their access ends.",
+							 NULL,
+							 &lockbox_terminate_sessions, true,
+							 PGC_SIGHUP, 0, NULL, NULL, NULL);
+
+	MarkGUCPrefixReserved("lockbox");
+
+	prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = lockbox_shmem_request;
+	prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = lockbox_shmem_startup;
+
+	lockbox_audit_init();
+	lockbox_worker_init();
+
+	lockbox_loaded = true;
+}
+
+/*
+ * Called once by the install script: reaching it means _PG_init accepted the
+ * load, and shared memory must then be ours.
+ */
+Datum
+lockbox_preload_check(PG_FUNCTION_ARGS)
+{
+	if (!lockbox_loaded)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("lockbox must be loaded via shared_preload_libraries"),
+				 errhint("Add lockbox to shared_preload_libraries in postgresql.conf and restart the server.")));
+	PG_RETURN_VOID();
+}
+
+/* ---------------------------------------------------------------------
+ * Roles
+ * ---------------------------------------------------------------------
+ */
+static const char *const role_names[] = {
+	"lockbox_engineer", "lockbox_reviewer", "lockbox_approver", "lockbox_auditor"
+};
+
+Oid
+lockbox_role_oid(LockboxRole role)
+{
+	return get_role_oid(role_names[role], false);
+}
+
+/* Does member hold the privileges of the group role?  (Superusers do.) */
+bool
+lockbox_has_role(Oid member, LockboxRole role)
+{
+	Oid			roleid = get_role_oid(role_names[role], true);
+
+	return OidIsValid(roleid) && has_privs_of_role(member, roleid);
+}
+
+char *
+lockbox_role_name(Oid roleid)
+{
+	char	   *name = GetUserNameFromId(roleid, true);
+
+	return name ? name : psprintf("%u", roleid);
+}
+
+/* A user-supplied string, cut short for an error message. */
+char *
+lockbox_clip(const char *s)
+{
+	int			len = strlen(s);
+	int			cut = pg_mbcliplen(s, len, 60);
+
+	return cut < len ? psprintf("%.*s...", cut, s) : pstrdup(s);
+}
+
+/*
+ * Two roles are the same party when they are the same role or one can act as
+ * the other through membership.  Superuser status is not membership here, so
+ * a superuser is not everyone's party.
+ */
+bool
+lockbox_same_party(Oid a, Oid b)
+{
+	if (!OidIsValid(a) || !OidIsValid(b))
+		return false;
+	return a == b || is_member_of_role_nosuper(a, b) ||
+		is_member_of_role_nosuper(b, a);
+}
+
+/* ---------------------------------------------------------------------
+ * Running as the extension owner
+ * ---------------------------------------------------------------------
+ */
+static Oid
+extension_owner(void)
+{
+	Relation	rel;
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tuple;
+	Oid			owner = InvalidOid;
+
+	rel = table_open(ExtensionRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_extension_extname, BTEqualStrategyNumber,
+				F_NAMEEQ, CStringGetDatum("lockbox"));
+	scan = systable_beginscan(rel, ExtensionNameIndexId, true, NULL, 1, &key);
+	tuple = systable_getnext(scan);
+	if (HeapTupleIsValid(tuple))
+		owner = ((Form_pg_extension) GETSTRUCT(tuple))->extowner;
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+
+	if (!OidIsValid(owner))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("extension \"lockbox\" is not installed in this database")));
+	return owner;
+}
+
+void
+lockbox_enter(LockboxCall *call)
+{
+	Oid			owner;
+
+	call->caller = GetUserId();
+	call->session_user = GetSessionUserId();
+	call->now = GetCurrentStatementStartTimestamp();
+
+	owner = extension_owner();
+	GetUserIdAndSecContext(&call->save_userid, &call->save_sec_context);
+	SetUserIdAndSecContext(owner,
+						   call->save_sec_context |
+						   SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+	call->save_nestlevel = NewGUCNestLevel();
+	(void) set_config_option("search_path", "pg_catalog, pg_temp",
+							 PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+}
+
+void
+lockbox_leave(LockboxCall *call)
+{
+	SPI_finish();
+	AtEOXact_GUC(true, call->save_nestlevel);
+	SetUserIdAndSecContext(call->save_userid, call->save_sec_context);
+}
+
+/* ---------------------------------------------------------------------
+ * SPI with plans kept for the backend's life
+ * ---------------------------------------------------------------------
+ */
+SPIPlanPtr
+lockbox_prepare(SPIPlanPtr *cache, const char *sql, int nargs, Oid *argtypes)
+{
+	if (*cache == NULL)
+	{
+		SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
+
+		if (plan == NULL)
+			elog(ERROR, "SPI_prepare failed for \"%s\": %s",
+				 sql, SPI_result_code_string(SPI_result));
+		if (SPI_keepplan(plan) != 0)
+			elog(ERROR, "SPI_keepplan failed");
+		*cache = plan;
+	}
+	return *cache;
+}
+
+int
+lockbox_exec(SPIPlanPtr *cache, const char *sql, int nargs, Oid *argtypes,
+			 Datum *values, const char *nulls, bool read_only, long count)
+{
+	SPIPlanPtr	plan = lockbox_prepare(cache, sql, nargs, argtypes);
+	int			ret = SPI_execute_plan(plan, values, nulls, read_only, count);
+
+	if (ret < 0)
+		elog(ERROR, "SPI_execute_plan failed for \"%s\": %s",
+			 sql, SPI_result_code_string(ret));
+	return ret;
+}
+
+/* ---------------------------------------------------------------------
+ * Arguments
+ * ---------------------------------------------------------------------
+ */
+void
+lockbox_require_arg(FunctionCallInfo fcinfo, int argno, const char *argname)
+{
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be null", argname)));
+}
+
+static bool
+is_space_char(char c)
+{
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r' ||
+		c == '\f' || c == '\v';
+}
+
+/*
+ * A free-text argument, trimmed of surrounding white space.  NULL is refused
+ * when required (22004) and returned as NULL otherwise.  An empty text is
+ * refused when required; min_length applies to the trimmed text, max_length
+ * to the whole argument (22023).
+ */
+char *
+lockbox_text_arg(FunctionCallInfo fcinfo, int argno, const char *argname,
+				 bool required, int min_length, int max_length)
+{
+	text	   *t;
+	char	   *s;
+	char	   *end;
+	int			len;
+	int			nchars;
+
+	if (PG_ARGISNULL(argno))
+	{
+		if (required)
+			lockbox_require_arg(fcinfo, argno, argname);
+		return NULL;
+	}
+
+	t = PG_GETARG_TEXT_PP(argno);
+	/* measure before detoasting a huge value completely into C string */
+	if (VARSIZE_ANY_EXHDR(t) > max_length * pg_database_encoding_max_length())
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s is too long", argname),
+				 errdetail("The limit is %d characters.", max_length)));
+	s = text_to_cstring(t);
+	if (pg_mbstrlen(s) > max_length)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s is too long", argname),
+				 errdetail("The limit is %d characters.", max_length)));
+
+	while (is_space_char(*s))
+		s++;
+	end = s + strlen(s);
+	while (end > s && is_space_char(end[-1]))
+		end--;
+	*end = '\0';
+	len = end - s;
+
+	if (len == 0)
+	{
+		if (!required)
+			return NULL;
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must not be empty", argname)));
+	}
+
+	nchars = pg_mbstrlen(s);
+	if (nchars < min_length)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s is too short", argname),
+				 errdetail("It needs at least %d characters after trimming; it has %d.",
+						   min_length, nchars)));
+	return s;
+}

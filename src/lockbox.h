@@ -1,0 +1,123 @@
+/*-------------------------------------------------------------------------
+ *
+ * lockbox.h
+ *		Declarations shared by the lockbox extension's source files.
+ *
+ * lockbox.c	_PG_init, settings, shared memory, the caller and owner helpers
+ * tenant.c		tenants, approvers, the lockbox switch
+ * lifecycle.c	requests and every transition of the request lifecycle
+ * audit.c		the append-only, hash-linked audit log and its verification
+ * notify.c		notification rows, NOTIFY, claim and acknowledge
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef LOCKBOX_H
+#define LOCKBOX_H
+
+#include "postgres.h"
+
+#include "datatype/timestamp.h"
+#include "executor/spi.h"
+#include "lib/stringinfo.h"
+#include "storage/lwlock.h"
+#include "utils/timestamp.h"
+
+/* longest free text accepted (reasons, comments, tickets), in characters */
+#define LOCKBOX_MAX_TEXT		2000
+/* longest tenant name, in characters */
+#define LOCKBOX_MAX_TENANT		200
+/* databases served at once (shared memory slots) */
+#define LOCKBOX_MAX_DATABASES	64
+
+/* settings (lockbox.c) */
+extern Interval lockbox_review_timeout;
+extern Interval lockbox_approval_timeout;
+extern Interval lockbox_default_access_duration;
+extern Interval lockbox_max_access_duration;
+extern int	lockbox_min_reason_length;
+extern bool lockbox_terminate_sessions;
+
+/* the group roles, looked up by name (lockbox.c) */
+typedef enum LockboxRole
+{
+	LB_ENGINEER,
+	LB_REVIEWER,
+	LB_APPROVER,
+	LB_AUDITOR
+} LockboxRole;
+
+extern Oid	lockbox_role_oid(LockboxRole role);
+extern bool lockbox_has_role(Oid member, LockboxRole role);
+
+/*
+ * Running privileged work as the extension owner (lockbox.c).  The caller's
+ * identity is captured first; everything between enter and leave runs as the
+ * owner with search_path = pg_catalog, pg_temp and SPI connected.
+ */
+typedef struct LockboxCall
+{
+	Oid			caller;			/* current_user on entry */
+	Oid			session_user;	/* session_user on entry */
+	TimestampTz now;			/* the statement's timestamp */
+	Oid			save_userid;
+	int			save_sec_context;
+	int			save_nestlevel;
+} LockboxCall;
+
+extern void lockbox_enter(LockboxCall *call);
+extern void lockbox_leave(LockboxCall *call);
+
+/* SPI helpers (lockbox.c) */
+extern SPIPlanPtr lockbox_prepare(SPIPlanPtr *cache, const char *sql,
+								  int nargs, Oid *argtypes);
+extern int	lockbox_exec(SPIPlanPtr *cache, const char *sql, int nargs,
+						 Oid *argtypes, Datum *values, const char *nulls,
+						 bool read_only, long count);
+
+/* argument checks (lockbox.c); each ereports with the contract's SQLSTATE */
+extern void lockbox_require_arg(FunctionCallInfo fcinfo, int argno,
+								const char *argname);
+extern char *lockbox_text_arg(FunctionCallInfo fcinfo, int argno,
+							  const char *argname, bool required,
+							  int min_length, int max_length);
+extern char *lockbox_role_name(Oid roleid);
+extern char *lockbox_clip(const char *s);
+extern bool lockbox_same_party(Oid a, Oid b);
+
+/* tenants (tenant.c) */
+typedef struct LockboxTenant
+{
+	bool		enabled;
+	int			required_approvals;
+} LockboxTenant;
+
+extern bool lockbox_tenant_lookup(const char *tenant, LockboxTenant *out);
+extern bool lockbox_is_approver(Oid role, const char *tenant);
+extern List *lockbox_tenant_approvers(const char *tenant);
+
+/* audit (audit.c) */
+extern void lockbox_audit(LockboxCall *call, const char *event,
+						  int64 request_id, const char *tenant,
+						  const char *detail_json);
+extern void lockbox_audit_init(void);
+extern Size lockbox_audit_shmem_size(void);
+extern void lockbox_audit_shmem_init(void);
+
+/* notifications (notify.c) */
+extern void lockbox_notify(LockboxCall *call, int64 request_id, Oid recipient,
+						   const char *event, const char *tenant,
+						   const char *state);
+
+extern int64 lockbox_relay_notifications(int batch);
+
+/* the launcher and database workers (worker.c) */
+extern void lockbox_worker_init(void);
+extern Size lockbox_worker_shmem_size(void);
+extern void lockbox_worker_shmem_init(void);
+extern void lockbox_wake_worker_at_commit(void);
+
+/* JSON building helpers (audit.c) */
+extern void lockbox_json_str(StringInfo buf, const char *key, const char *value);
+extern void lockbox_json_raw(StringInfo buf, const char *key, const char *value);
+
+#endif							/* LOCKBOX_H */

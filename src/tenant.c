@@ -1,0 +1,329 @@
+/*-------------------------------------------------------------------------
+ *
+ * tenant.c
+ *		Tenants, their approvers, and the per-tenant lockbox switch.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/syscache.h"
+
+#include "lockbox.h"
+
+PG_FUNCTION_INFO_V1(lockbox_add_tenant);
+PG_FUNCTION_INFO_V1(lockbox_set_enabled);
+PG_FUNCTION_INFO_V1(lockbox_add_approver);
+PG_FUNCTION_INFO_V1(lockbox_remove_approver);
+
+static SPIPlanPtr tenant_plan = NULL;
+static SPIPlanPtr approvers_plan = NULL;
+
+/*
+ * A tenant name argument: required, not blank, no surrounding white space,
+ * at most LOCKBOX_MAX_TENANT characters.  Lookups use the name exactly.
+ */
+static char *
+tenant_arg(FunctionCallInfo fcinfo, int argno)
+{
+	char	   *raw;
+	char	   *trimmed;
+
+	lockbox_require_arg(fcinfo, argno, "tenant");
+	raw = text_to_cstring(PG_GETARG_TEXT_PP(argno));
+	trimmed = lockbox_text_arg(fcinfo, argno, "tenant", true, 1,
+							   LOCKBOX_MAX_TENANT);
+	if (strcmp(raw, trimmed) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("tenant name must not begin or end with white space")));
+	return raw;
+}
+
+/* Must run between lockbox_enter and lockbox_leave. */
+bool
+lockbox_tenant_lookup(const char *tenant, LockboxTenant *out)
+{
+	static const char *sql =
+		"SELECT enabled, required_approvals FROM lockbox.tenant"
+		" WHERE tenant OPERATOR(pg_catalog.=) $1";
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		values[1] = {CStringGetTextDatum(tenant)};
+	bool		isnull;
+
+	lockbox_exec(&tenant_plan, sql, 1, argtypes, values, NULL, true, 1);
+	if (SPI_processed == 0)
+		return false;
+	if (out)
+	{
+		out->enabled = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
+												  SPI_tuptable->tupdesc, 1, &isnull));
+		out->required_approvals = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
+															  SPI_tuptable->tupdesc, 2, &isnull));
+	}
+	return true;
+}
+
+static void
+require_tenant(const char *tenant, LockboxTenant *out)
+{
+	if (!lockbox_tenant_lookup(tenant, out))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("tenant \"%s\" does not exist", tenant),
+				 errhint("The extension owner registers tenants with lockbox_add_tenant().")));
+}
+
+/* The roles bound as approvers of a tenant.  Between enter and leave. */
+List *
+lockbox_tenant_approvers(const char *tenant)
+{
+	static const char *sql =
+		"SELECT approver FROM lockbox.approver"
+		" WHERE tenant OPERATOR(pg_catalog.=) $1 ORDER BY approver::pg_catalog.oid";
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		values[1] = {CStringGetTextDatum(tenant)};
+	List	   *result = NIL;
+
+	lockbox_exec(&approvers_plan, sql, 1, argtypes, values, NULL, true, 0);
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+
+		result = lappend_oid(result,
+							 DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
+															SPI_tuptable->tupdesc, 1, &isnull)));
+	}
+	return result;
+}
+
+/*
+ * May role act as an approver of tenant?  It must hold the privileges of a
+ * role bound to the tenant.  Being superuser does not make anyone the
+ * customer's approver: a superuser counts only through real membership.
+ */
+bool
+lockbox_is_approver(Oid role, const char *tenant)
+{
+	List	   *approvers = lockbox_tenant_approvers(tenant);
+	ListCell   *lc;
+	bool		su = superuser_arg(role);
+
+	foreach(lc, approvers)
+	{
+		Oid			approver = lfirst_oid(lc);
+
+		if (su ? is_member_of_role_nosuper(role, approver)
+			: has_privs_of_role(role, approver))
+			return true;
+	}
+	return false;
+}
+
+Datum
+lockbox_add_tenant(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr plan = NULL;
+	static const char *sql =
+		"INSERT INTO lockbox.tenant (tenant, enabled, required_approvals, created_at)"
+		" VALUES ($1, $2, $3, $4)";
+	Oid			argtypes[4] = {TEXTOID, BOOLOID, INT4OID, TIMESTAMPTZOID};
+	Datum		values[4];
+	char	   *tenant = tenant_arg(fcinfo, 0);
+	bool		enabled;
+	int32		required;
+	LockboxCall call;
+	StringInfoData detail;
+
+	lockbox_require_arg(fcinfo, 1, "enabled");
+	lockbox_require_arg(fcinfo, 2, "required_approvals");
+	enabled = PG_GETARG_BOOL(1);
+	required = PG_GETARG_INT32(2);
+	if (required < 1 || required > 100)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("required_approvals must be between 1 and 100")));
+
+	lockbox_enter(&call);
+	if (lockbox_tenant_lookup(tenant, NULL))
+		ereport(ERROR,
+				(errcode(ERRCODE_DUPLICATE_OBJECT),
+				 errmsg("tenant \"%s\" already exists", tenant)));
+
+	values[0] = CStringGetTextDatum(tenant);
+	values[1] = BoolGetDatum(enabled);
+	values[2] = Int32GetDatum(required);
+	values[3] = TimestampTzGetDatum(call.now);
+	lockbox_exec(&plan, sql, 4, argtypes, values, NULL, false, 0);
+
+	initStringInfo(&detail);
+	appendStringInfoChar(&detail, '{');
+	lockbox_json_raw(&detail, "enabled", enabled ? "true" : "false");
+	lockbox_json_raw(&detail, "required_approvals", psprintf("%d", required));
+	appendStringInfoChar(&detail, '}');
+	lockbox_audit(&call, "add_tenant", 0, tenant, detail.data);
+
+	lockbox_leave(&call);
+	PG_RETURN_VOID();
+}
+
+Datum
+lockbox_set_enabled(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr lock_plan = NULL;
+	static SPIPlanPtr update_plan = NULL;
+	Oid			argtypes[2] = {TEXTOID, BOOLOID};
+	Datum		values[2];
+	char	   *tenant = tenant_arg(fcinfo, 0);
+	bool		enabled;
+	bool		was;
+	bool		isnull;
+	LockboxCall call;
+	StringInfoData detail;
+
+	lockbox_require_arg(fcinfo, 1, "enabled");
+	enabled = PG_GETARG_BOOL(1);
+
+	lockbox_enter(&call);
+	values[0] = CStringGetTextDatum(tenant);
+	values[1] = BoolGetDatum(enabled);
+	lockbox_exec(&lock_plan,
+				 "SELECT enabled FROM lockbox.tenant"
+				 " WHERE tenant OPERATOR(pg_catalog.=) $1 FOR UPDATE",
+				 1, argtypes, values, NULL, false, 1);
+	if (SPI_processed == 0)
+		require_tenant(tenant, NULL);
+	was = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
+									 SPI_tuptable->tupdesc, 1, &isnull));
+
+	if (!lockbox_is_approver(call.caller, tenant))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to switch lockbox for tenant \"%s\"", tenant),
+				 errdetail("Only the tenant's own approvers may switch its lockbox on or off.")));
+
+	lockbox_exec(&update_plan,
+				 "UPDATE lockbox.tenant SET enabled = $2"
+				 " WHERE tenant OPERATOR(pg_catalog.=) $1",
+				 2, argtypes, values, NULL, false, 0);
+
+	initStringInfo(&detail);
+	appendStringInfoChar(&detail, '{');
+	lockbox_json_raw(&detail, "from", was ? "true" : "false");
+	lockbox_json_raw(&detail, "to", enabled ? "true" : "false");
+	appendStringInfoChar(&detail, '}');
+	lockbox_audit(&call, "set_enabled", 0, tenant, detail.data);
+
+	lockbox_leave(&call);
+	PG_RETURN_VOID();
+}
+
+/* the approver argument: required, and a role that exists */
+static Oid
+approver_arg(FunctionCallInfo fcinfo, int argno)
+{
+	Oid			role;
+
+	lockbox_require_arg(fcinfo, argno, "approver");
+	role = PG_GETARG_OID(argno);
+	if (!SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(role)))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("role with OID %u does not exist", role)));
+	return role;
+}
+
+static bool
+is_bound(const char *tenant, Oid role)
+{
+	List	   *approvers = lockbox_tenant_approvers(tenant);
+
+	return list_member_oid(approvers, role);
+}
+
+Datum
+lockbox_add_approver(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			argtypes[3] = {TEXTOID, REGROLEOID, TIMESTAMPTZOID};
+	Datum		values[3];
+	char	   *tenant = tenant_arg(fcinfo, 0);
+	Oid			role = approver_arg(fcinfo, 1);
+	LockboxCall call;
+	StringInfoData detail;
+
+	lockbox_enter(&call);
+	require_tenant(tenant, NULL);
+
+	if (!is_member_of_role_nosuper(role, lockbox_role_oid(LB_APPROVER)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("role \"%s\" is not a member of lockbox_approver",
+						lockbox_role_name(role)),
+				 errhint("GRANT lockbox_approver TO %s;",
+						 quote_identifier(lockbox_role_name(role)))));
+	if (is_bound(tenant, role))
+		ereport(ERROR,
+				(errcode(ERRCODE_DUPLICATE_OBJECT),
+				 errmsg("role \"%s\" is already an approver of tenant \"%s\"",
+						lockbox_role_name(role), tenant)));
+
+	values[0] = CStringGetTextDatum(tenant);
+	values[1] = ObjectIdGetDatum(role);
+	values[2] = TimestampTzGetDatum(call.now);
+	lockbox_exec(&plan,
+				 "INSERT INTO lockbox.approver (tenant, approver, added_at)"
+				 " VALUES ($1, $2, $3)",
+				 3, argtypes, values, NULL, false, 0);
+
+	initStringInfo(&detail);
+	appendStringInfoChar(&detail, '{');
+	lockbox_json_str(&detail, "approver", lockbox_role_name(role));
+	appendStringInfoChar(&detail, '}');
+	lockbox_audit(&call, "add_approver", 0, tenant, detail.data);
+
+	lockbox_leave(&call);
+	PG_RETURN_VOID();
+}
+
+Datum
+lockbox_remove_approver(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			argtypes[2] = {TEXTOID, REGROLEOID};
+	Datum		values[2];
+	char	   *tenant = tenant_arg(fcinfo, 0);
+	Oid			role = approver_arg(fcinfo, 1);
+	LockboxCall call;
+	StringInfoData detail;
+
+	lockbox_enter(&call);
+	require_tenant(tenant, NULL);
+
+	values[0] = CStringGetTextDatum(tenant);
+	values[1] = ObjectIdGetDatum(role);
+	lockbox_exec(&plan,
+				 "DELETE FROM lockbox.approver"
+				 " WHERE tenant OPERATOR(pg_catalog.=) $1"
+				 "   AND approver OPERATOR(pg_catalog.=) $2",
+				 2, argtypes, values, NULL, false, 0);
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("role \"%s\" is not an approver of tenant \"%s\"",
+						lockbox_role_name(role), tenant)));
+
+	initStringInfo(&detail);
+	appendStringInfoChar(&detail, '{');
+	lockbox_json_str(&detail, "approver", lockbox_role_name(role));
+	appendStringInfoChar(&detail, '}');
+	lockbox_audit(&call, "remove_approver", 0, tenant, detail.data);
+
+	lockbox_leave(&call);
+	PG_RETURN_VOID();
+}

@@ -1,0 +1,641 @@
+/*-------------------------------------------------------------------------
+ *
+ * worker.c
+ *		The lockbox launcher and the per-database lockbox workers.
+ *
+ * The launcher (one, started with the server once recovery has finished,
+ * connected to no database) starts one worker per database in which the
+ * extension is created.  It learns of databases three ways: by scanning
+ * pg_database when it starts and every LAUNCHER_RESCAN_SECS (a worker
+ * started for a database without the extension finds that out and exits),
+ * and by being woken when CREATE EXTENSION lockbox commits.
+ *
+ * A database worker sleeps on its latch and is woken by the transactions
+ * that need it at their commit.  Each pass runs in transactions of its own.
+ * Today a pass relays queued notifications (see notify.c).
+ *
+ * A worker holds a connection to its database, which would block DROP
+ * DATABASE, ALTER DATABASE ... RENAME / SET TABLESPACE and CREATE DATABASE
+ * ... TEMPLATE.  The utility hook stops the worker before those run; the
+ * launcher starts it again later if the database is still there.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include "access/heapam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "catalog/pg_database.h"
+#include "commands/dbcommands.h"
+#include "commands/defrem.h"
+#include "commands/extension.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "nodes/parsenodes.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/proc.h"
+#include "storage/shmem.h"
+#include "tcop/utility.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "lockbox.h"
+
+PG_FUNCTION_INFO_V1(lockbox_start_worker);
+
+PGDLLEXPORT void lockbox_launcher_main(Datum main_arg);
+PGDLLEXPORT void lockbox_db_worker_main(Datum main_arg);
+
+#define LAUNCHER_RESCAN_SECS	10
+/* how long a worker stopped for a database command stays off */
+#define PAUSE_SECS				5
+/* notifications relayed per transaction */
+#define RELAY_BATCH				1000
+
+typedef enum DbWorkerState
+{
+	DBW_FREE = 0,				/* slot unused */
+	DBW_WANTED,					/* start a worker (new database, or woken) */
+	DBW_STARTING,				/* launcher registered it */
+	DBW_RUNNING,				/* serving */
+	DBW_ABSENT,					/* no lockbox in that database */
+	DBW_PAUSED					/* stopped for a database command */
+} DbWorkerState;
+
+typedef struct DbWorker
+{
+	Oid			dbid;
+	DbWorkerState state;
+	pid_t		pid;
+	Latch	   *latch;
+	TimestampTz retry_after;	/* DBW_PAUSED: start again after */
+	TimestampTz last_pass;
+} DbWorker;
+
+typedef struct WorkerShared
+{
+	LWLock	   *lock;
+	Latch	   *launcher_latch;
+	DbWorker	dbs[LOCKBOX_MAX_DATABASES];
+} WorkerShared;
+
+static WorkerShared *worker_shared = NULL;
+
+static bool wake_worker_pending = false;
+static bool start_worker_pending = false;
+
+static ProcessUtility_hook_type prev_utility_hook = NULL;
+
+/* ---------------------------------------------------------------------
+ * Shared memory
+ * ---------------------------------------------------------------------
+ */
+Size
+lockbox_worker_shmem_size(void)
+{
+	return MAXALIGN(sizeof(WorkerShared));
+}
+
+void
+lockbox_worker_shmem_init(void)
+{
+	bool		found;
+
+	worker_shared = ShmemInitStruct("lockbox workers",
+									lockbox_worker_shmem_size(), &found);
+	if (!found)
+	{
+		memset(worker_shared, 0, sizeof(WorkerShared));
+		worker_shared->lock = &(GetNamedLWLockTranche("lockbox"))[1].lock;
+	}
+}
+
+/* caller holds the lock (exclusively when create) */
+static DbWorker *
+find_db(Oid dbid, bool create)
+{
+	DbWorker   *free_slot = NULL;
+
+	for (int i = 0; i < LOCKBOX_MAX_DATABASES; i++)
+	{
+		DbWorker   *w = &worker_shared->dbs[i];
+
+		if (w->state != DBW_FREE && w->dbid == dbid)
+			return w;
+		if (w->state == DBW_FREE && free_slot == NULL)
+			free_slot = w;
+	}
+	if (create && free_slot != NULL)
+	{
+		memset(free_slot, 0, sizeof(DbWorker));
+		free_slot->dbid = dbid;
+		free_slot->state = DBW_WANTED;
+		return free_slot;
+	}
+	return NULL;
+}
+
+/* ---------------------------------------------------------------------
+ * Waking, from backends at commit
+ * ---------------------------------------------------------------------
+ */
+void
+lockbox_wake_worker_at_commit(void)
+{
+	wake_worker_pending = true;
+}
+
+static void
+worker_xact_callback(XactEvent event, void *arg)
+{
+	if (event == XACT_EVENT_COMMIT && worker_shared != NULL &&
+		(wake_worker_pending || start_worker_pending))
+	{
+		DbWorker   *w;
+		Latch	   *latch = NULL;
+		bool		wake_launcher = false;
+
+		LWLockAcquire(worker_shared->lock, LW_EXCLUSIVE);
+		w = find_db(MyDatabaseId, start_worker_pending);
+		if (w != NULL && w->state == DBW_RUNNING && w->latch != NULL)
+			latch = w->latch;
+		else if (w != NULL && start_worker_pending &&
+				 (w->state == DBW_ABSENT || w->state == DBW_PAUSED ||
+				  w->state == DBW_WANTED))
+		{
+			w->state = DBW_WANTED;
+			wake_launcher = true;
+		}
+		if (wake_launcher && worker_shared->launcher_latch != NULL)
+			SetLatch(worker_shared->launcher_latch);
+		if (latch != NULL)
+			SetLatch(latch);
+		LWLockRelease(worker_shared->lock);
+	}
+	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
+		event == XACT_EVENT_PREPARE || event == XACT_EVENT_PARALLEL_ABORT ||
+		event == XACT_EVENT_PARALLEL_COMMIT)
+	{
+		wake_worker_pending = false;
+		start_worker_pending = false;
+	}
+}
+
+/*
+ * lockbox.start_worker(): serve this database once the calling transaction
+ * commits.  CREATE EXTENSION calls it; the extension owner may call it again.
+ */
+Datum
+lockbox_start_worker(PG_FUNCTION_ARGS)
+{
+	start_worker_pending = true;
+	wake_worker_pending = true;
+	PG_RETURN_VOID();
+}
+
+/* ---------------------------------------------------------------------
+ * Stopping a database's worker before commands that need it gone
+ * ---------------------------------------------------------------------
+ */
+static void
+pause_worker(Oid dbid)
+{
+	DbWorker   *w;
+	pid_t		pid = 0;
+
+	if (!OidIsValid(dbid) || worker_shared == NULL)
+		return;
+
+	LWLockAcquire(worker_shared->lock, LW_EXCLUSIVE);
+	w = find_db(dbid, false);
+	if (w != NULL)
+	{
+		w->state = DBW_PAUSED;
+		w->retry_after = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+													 PAUSE_SECS * 1000);
+		pid = w->pid;
+	}
+	LWLockRelease(worker_shared->lock);
+
+	if (pid == 0)
+		return;
+	(void) kill(pid, SIGTERM);
+
+	/* wait for it to go, at most 10 seconds */
+	for (int i = 0; i < 1000; i++)
+	{
+		bool		gone;
+
+		LWLockAcquire(worker_shared->lock, LW_SHARED);
+		w = find_db(dbid, false);
+		gone = (w == NULL || w->pid != pid);
+		LWLockRelease(worker_shared->lock);
+		if (gone)
+			break;
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 10, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
+static char *
+createdb_template(CreatedbStmt *stmt)
+{
+	ListCell   *lc;
+
+	foreach(lc, stmt->options)
+	{
+		DefElem    *def = (DefElem *) lfirst(lc);
+
+		if (strcmp(def->defname, "template") == 0 && def->arg != NULL)
+			return defGetString(def);
+	}
+	return NULL;
+}
+
+static void
+lockbox_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
+				ProcessUtilityContext context, ParamListInfo params,
+				QueryEnvironment *queryEnv, DestReceiver *dest,
+				QueryCompletion *qc)
+{
+	Node	   *node = pstmt->utilityStmt;
+	char	   *dbname = NULL;
+
+	switch (nodeTag(node))
+	{
+		case T_DropdbStmt:
+			dbname = ((DropdbStmt *) node)->dbname;
+			break;
+		case T_CreatedbStmt:
+			dbname = createdb_template((CreatedbStmt *) node);
+			break;
+		case T_AlterDatabaseStmt:
+			dbname = ((AlterDatabaseStmt *) node)->dbname;
+			break;
+		case T_RenameStmt:
+			if (((RenameStmt *) node)->renameType == OBJECT_DATABASE)
+				dbname = ((RenameStmt *) node)->subname;
+			break;
+		case T_DropStmt:
+			if (((DropStmt *) node)->removeType == OBJECT_EXTENSION)
+				wake_worker_pending = true; /* it exits when lockbox is gone */
+			break;
+		default:
+			break;
+	}
+	if (dbname != NULL)
+		pause_worker(get_database_oid(dbname, true));
+
+	if (prev_utility_hook)
+		prev_utility_hook(pstmt, queryString, readOnlyTree, context, params,
+						  queryEnv, dest, qc);
+	else
+		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
+								params, queryEnv, dest, qc);
+}
+
+/* ---------------------------------------------------------------------
+ * Registration
+ * ---------------------------------------------------------------------
+ */
+void
+lockbox_worker_init(void)
+{
+	BackgroundWorker worker;
+
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS |
+		BGWORKER_BACKEND_DATABASE_CONNECTION;
+	/* not on a standby: the launcher starts once recovery has finished */
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = 5;
+	snprintf(worker.bgw_library_name, BGW_MAXLEN, "lockbox");
+	snprintf(worker.bgw_function_name, BGW_MAXLEN, "lockbox_launcher_main");
+	snprintf(worker.bgw_name, BGW_MAXLEN, "lockbox launcher");
+	snprintf(worker.bgw_type, BGW_MAXLEN, "lockbox launcher");
+	RegisterBackgroundWorker(&worker);
+
+	RegisterXactCallback(worker_xact_callback, NULL);
+	prev_utility_hook = ProcessUtility_hook;
+	ProcessUtility_hook = lockbox_utility;
+}
+
+static bool
+start_db_worker(Oid dbid)
+{
+	BackgroundWorker worker;
+	BackgroundWorkerHandle *handle;
+
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS |
+		BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = BGW_NEVER_RESTART;
+	snprintf(worker.bgw_library_name, BGW_MAXLEN, "lockbox");
+	snprintf(worker.bgw_function_name, BGW_MAXLEN, "lockbox_db_worker_main");
+	snprintf(worker.bgw_name, BGW_MAXLEN, "lockbox worker for database %u", dbid);
+	snprintf(worker.bgw_type, BGW_MAXLEN, "lockbox worker");
+	worker.bgw_main_arg = ObjectIdGetDatum(dbid);
+	worker.bgw_notify_pid = MyProcPid;
+
+	return RegisterDynamicBackgroundWorker(&worker, &handle);
+}
+
+/* ---------------------------------------------------------------------
+ * The launcher
+ * ---------------------------------------------------------------------
+ */
+static List *
+connectable_databases(void)
+{
+	List	   *result = NIL;
+	Relation	rel;
+	TableScanDesc scan;
+	HeapTuple	tup;
+	MemoryContext caller = CurrentMemoryContext;
+
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	rel = table_open(DatabaseRelationId, AccessShareLock);
+	scan = table_beginscan_catalog(rel, 0, NULL);
+	while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
+	{
+		Form_pg_database db = (Form_pg_database) GETSTRUCT(tup);
+		MemoryContext old;
+
+		if (!db->datallowconn || db->datconnlimit == DATCONNLIMIT_INVALID_DB)
+			continue;
+		old = MemoryContextSwitchTo(caller);
+		result = lappend_oid(result, db->oid);
+		MemoryContextSwitchTo(old);
+	}
+	table_endscan(scan);
+	table_close(rel, AccessShareLock);
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	return result;
+}
+
+static void
+launcher_pass(bool rescan)
+{
+	List	   *dbs = NIL;
+	List	   *to_start = NIL;
+	ListCell   *lc;
+	TimestampTz now = GetCurrentTimestamp();
+
+	if (rescan)
+		dbs = connectable_databases();
+
+	LWLockAcquire(worker_shared->lock, LW_EXCLUSIVE);
+	if (rescan)
+	{
+		/* forget databases that are gone, learn new ones */
+		for (int i = 0; i < LOCKBOX_MAX_DATABASES; i++)
+		{
+			DbWorker   *w = &worker_shared->dbs[i];
+
+			if (w->state != DBW_FREE && !list_member_oid(dbs, w->dbid) &&
+				w->pid == 0)
+				w->state = DBW_FREE;
+		}
+		foreach(lc, dbs)
+		{
+			if (find_db(lfirst_oid(lc), false) == NULL &&
+				find_db(lfirst_oid(lc), true) == NULL)
+				ereport(LOG,
+						(errmsg("lockbox serves at most %d databases; database %u is not served",
+								LOCKBOX_MAX_DATABASES, lfirst_oid(lc))));
+		}
+	}
+	for (int i = 0; i < LOCKBOX_MAX_DATABASES; i++)
+	{
+		DbWorker   *w = &worker_shared->dbs[i];
+
+		if (w->state == DBW_PAUSED && w->pid == 0 && now >= w->retry_after)
+			w->state = DBW_WANTED;
+		if (w->state == DBW_WANTED && w->pid == 0)
+		{
+			w->state = DBW_STARTING;
+			to_start = lappend_oid(to_start, w->dbid);
+		}
+	}
+	LWLockRelease(worker_shared->lock);
+
+	foreach(lc, to_start)
+	{
+		if (!start_db_worker(lfirst_oid(lc)))
+		{
+			DbWorker   *w;
+
+			ereport(WARNING,
+					(errmsg("lockbox could not start a worker for database %u",
+							lfirst_oid(lc)),
+					 errhint("Raise max_worker_processes.")));
+			LWLockAcquire(worker_shared->lock, LW_EXCLUSIVE);
+			w = find_db(lfirst_oid(lc), false);
+			if (w != NULL && w->state == DBW_STARTING)
+				w->state = DBW_WANTED;
+			LWLockRelease(worker_shared->lock);
+		}
+	}
+	list_free(dbs);
+	list_free(to_start);
+}
+
+void
+lockbox_launcher_main(Datum main_arg)
+{
+	TimestampTz next_scan = 0;
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
+	pgstat_report_appname("lockbox launcher");
+
+	LWLockAcquire(worker_shared->lock, LW_EXCLUSIVE);
+	worker_shared->launcher_latch = MyLatch;
+	/* after a launcher restart, workers that were starting must be retried */
+	for (int i = 0; i < LOCKBOX_MAX_DATABASES; i++)
+		if (worker_shared->dbs[i].state == DBW_STARTING &&
+			worker_shared->dbs[i].pid == 0)
+			worker_shared->dbs[i].state = DBW_WANTED;
+	LWLockRelease(worker_shared->lock);
+
+	for (;;)
+	{
+		TimestampTz now = GetCurrentTimestamp();
+		bool		rescan = (now >= next_scan);
+		long		timeout;
+
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+
+		launcher_pass(rescan);
+		if (rescan)
+			next_scan = TimestampTzPlusMilliseconds(now, LAUNCHER_RESCAN_SECS * 1000);
+
+		timeout = Max(1, TimestampDifferenceMilliseconds(GetCurrentTimestamp(), next_scan));
+		/* paused workers come back once their pause is over */
+		LWLockAcquire(worker_shared->lock, LW_SHARED);
+		for (int i = 0; i < LOCKBOX_MAX_DATABASES; i++)
+		{
+			DbWorker   *w = &worker_shared->dbs[i];
+
+			if (w->state == DBW_PAUSED)
+				timeout = Min(timeout,
+							  Max(1, TimestampDifferenceMilliseconds(GetCurrentTimestamp(),
+																	 w->retry_after)));
+		}
+		LWLockRelease(worker_shared->lock);
+
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 timeout, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+}
+
+/* ---------------------------------------------------------------------
+ * A database's worker
+ * ---------------------------------------------------------------------
+ */
+static void
+db_worker_detach(int code, Datum arg)
+{
+	DbWorker   *w;
+
+	LWLockAcquire(worker_shared->lock, LW_EXCLUSIVE);
+	w = find_db(MyDatabaseId, false);
+	if (w != NULL && w->pid == MyProcPid)
+	{
+		w->pid = 0;
+		w->latch = NULL;
+		/* a worker that died unexpectedly is started again */
+		if (w->state == DBW_RUNNING || w->state == DBW_STARTING)
+			w->state = (code == 0) ? DBW_ABSENT : DBW_WANTED;
+	}
+	if (worker_shared->launcher_latch != NULL)
+		SetLatch(worker_shared->launcher_latch);
+	LWLockRelease(worker_shared->lock);
+}
+
+static bool
+lockbox_installed(void)
+{
+	return OidIsValid(get_extension_oid("lockbox", true));
+}
+
+/* One pass: returns false when lockbox is no longer installed. */
+static bool
+db_worker_pass(MemoryContext passcxt)
+{
+	int64		sent;
+
+	do
+	{
+		MemoryContext old;
+
+		CHECK_FOR_INTERRUPTS();
+		SetCurrentStatementStartTimestamp();
+		StartTransactionCommand();
+		if (!lockbox_installed())
+		{
+			CommitTransactionCommand();
+			return false;
+		}
+		old = MemoryContextSwitchTo(passcxt);
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		PushActiveSnapshot(GetTransactionSnapshot());
+		pgstat_report_activity(STATE_RUNNING, "lockbox: relaying notifications");
+		sent = lockbox_relay_notifications(RELAY_BATCH);
+		SPI_finish();
+		PopActiveSnapshot();
+		MemoryContextSwitchTo(old);
+		CommitTransactionCommand();
+		MemoryContextReset(passcxt);
+	} while (sent == RELAY_BATCH);
+
+	LWLockAcquire(worker_shared->lock, LW_EXCLUSIVE);
+	{
+		DbWorker   *w = find_db(MyDatabaseId, false);
+
+		if (w != NULL)
+			w->last_pass = GetCurrentTimestamp();
+	}
+	LWLockRelease(worker_shared->lock);
+	pgstat_report_stat(true);
+	pgstat_report_activity(STATE_IDLE, NULL);
+	return true;
+}
+
+void
+lockbox_db_worker_main(Datum main_arg)
+{
+	Oid			dbid = DatumGetObjectId(main_arg);
+	DbWorker   *w;
+	MemoryContext passcxt;
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+	BackgroundWorkerInitializeConnectionByOid(dbid, InvalidOid, 0);
+	pgstat_report_appname("lockbox worker");
+
+	LWLockAcquire(worker_shared->lock, LW_EXCLUSIVE);
+	w = find_db(dbid, true);
+	if (w == NULL || w->pid != 0 || w->state == DBW_PAUSED)
+	{
+		/* no slot, a twin, or told to stay off: leave quietly */
+		LWLockRelease(worker_shared->lock);
+		proc_exit(1);
+	}
+	w->pid = MyProcPid;
+	w->latch = MyLatch;
+	w->state = DBW_RUNNING;
+	LWLockRelease(worker_shared->lock);
+	on_shmem_exit(db_worker_detach, (Datum) 0);
+
+	passcxt = AllocSetContextCreate(TopMemoryContext, "lockbox worker pass",
+									ALLOCSET_DEFAULT_SIZES);
+	for (;;)
+	{
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+
+		if (!db_worker_pass(passcxt))
+		{
+			ereport(DEBUG1,
+					(errmsg("lockbox worker for database %u exiting: the extension is not installed",
+							dbid)));
+			proc_exit(0);
+		}
+
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 60 * 1000L, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+}
