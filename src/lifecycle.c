@@ -486,8 +486,7 @@ lockbox_request(PG_FUNCTION_ARGS)
 						 quote_identifier(lockbox_role_name(caller)))));
 
 	/* what they ask for */
-	lockbox_require_arg(fcinfo, 0, "tenant");
-	tenant = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	tenant = lockbox_tenant_arg(fcinfo, 0);
 	reason = lockbox_text_arg(fcinfo, 1, "reason", true,
 							  lockbox_min_reason_length, LOCKBOX_MAX_TEXT);
 	lockbox_require_arg(fcinfo, 3, "access");
@@ -515,11 +514,10 @@ lockbox_request(PG_FUNCTION_ARGS)
 	ticket = lockbox_text_arg(fcinfo, 5, "ticket", false, 0, LOCKBOX_MAX_TICKET);
 
 	lockbox_enter(&call);
-	if (strlen(tenant) == 0 || !lockbox_tenant_lookup(tenant, NULL))
+	if (!lockbox_tenant_lookup(tenant, NULL))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("tenant \"%s\" does not exist",
-						lockbox_clip(tenant))));
+				 errmsg("tenant \"%s\" does not exist", tenant)));
 
 	initStringInfo(&table_names);
 	tables = resolve_tables(fcinfo, tenant, &table_names);

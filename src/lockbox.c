@@ -450,3 +450,21 @@ lockbox_text_arg(FunctionCallInfo fcinfo, int argno, const char *argname,
 						   min_length, nchars)));
 	return s;
 }
+
+/*
+ * A tenant name argument: required, not blank, no surrounding white space,
+ * at most LOCKBOX_MAX_TENANT characters.  Lookups use the name exactly.
+ */
+char *
+lockbox_tenant_arg(FunctionCallInfo fcinfo, int argno)
+{
+	char	   *trimmed = lockbox_text_arg(fcinfo, argno, "tenant", true, 1,
+										   LOCKBOX_MAX_TENANT);
+	char	   *raw = text_to_cstring(PG_GETARG_TEXT_PP(argno));
+
+	if (strcmp(raw, trimmed) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("tenant name must not begin or end with white space")));
+	return raw;
+}

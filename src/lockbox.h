@@ -80,6 +80,7 @@ extern void lockbox_require_arg(FunctionCallInfo fcinfo, int argno,
 extern char *lockbox_text_arg(FunctionCallInfo fcinfo, int argno,
 							  const char *argname, bool required,
 							  int min_length, int max_length);
+extern char *lockbox_tenant_arg(FunctionCallInfo fcinfo, int argno);
 extern char *lockbox_role_name(Oid roleid);
 extern char *lockbox_clip(const char *s);
 extern bool lockbox_same_party(Oid a, Oid b);

@@ -24,27 +24,6 @@ PG_FUNCTION_INFO_V1(lockbox_remove_approver);
 static SPIPlanPtr tenant_plan = NULL;
 static SPIPlanPtr approvers_plan = NULL;
 
-/*
- * A tenant name argument: required, not blank, no surrounding white space,
- * at most LOCKBOX_MAX_TENANT characters.  Lookups use the name exactly.
- */
-static char *
-tenant_arg(FunctionCallInfo fcinfo, int argno)
-{
-	char	   *raw;
-	char	   *trimmed;
-
-	lockbox_require_arg(fcinfo, argno, "tenant");
-	raw = text_to_cstring(PG_GETARG_TEXT_PP(argno));
-	trimmed = lockbox_text_arg(fcinfo, argno, "tenant", true, 1,
-							   LOCKBOX_MAX_TENANT);
-	if (strcmp(raw, trimmed) != 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("tenant name must not begin or end with white space")));
-	return raw;
-}
-
 /* Must run between lockbox_enter and lockbox_leave. */
 bool
 lockbox_tenant_lookup(const char *tenant, LockboxTenant *out)
@@ -134,7 +113,7 @@ lockbox_add_tenant(PG_FUNCTION_ARGS)
 		" VALUES ($1, $2, $3, $4)";
 	Oid			argtypes[4] = {TEXTOID, BOOLOID, INT4OID, TIMESTAMPTZOID};
 	Datum		values[4];
-	char	   *tenant = tenant_arg(fcinfo, 0);
+	char	   *tenant = lockbox_tenant_arg(fcinfo, 0);
 	bool		enabled;
 	int32		required;
 	LockboxCall call;
@@ -179,7 +158,7 @@ lockbox_set_enabled(PG_FUNCTION_ARGS)
 	static SPIPlanPtr update_plan = NULL;
 	Oid			argtypes[2] = {TEXTOID, BOOLOID};
 	Datum		values[2];
-	char	   *tenant = tenant_arg(fcinfo, 0);
+	char	   *tenant = lockbox_tenant_arg(fcinfo, 0);
 	bool		enabled;
 	bool		was;
 	bool		isnull;
@@ -252,7 +231,7 @@ lockbox_add_approver(PG_FUNCTION_ARGS)
 	static SPIPlanPtr plan = NULL;
 	Oid			argtypes[3] = {TEXTOID, REGROLEOID, TIMESTAMPTZOID};
 	Datum		values[3];
-	char	   *tenant = tenant_arg(fcinfo, 0);
+	char	   *tenant = lockbox_tenant_arg(fcinfo, 0);
 	Oid			role = approver_arg(fcinfo, 1);
 	LockboxCall call;
 	StringInfoData detail;
@@ -297,7 +276,7 @@ lockbox_remove_approver(PG_FUNCTION_ARGS)
 	static SPIPlanPtr plan = NULL;
 	Oid			argtypes[2] = {TEXTOID, REGROLEOID};
 	Datum		values[2];
-	char	   *tenant = tenant_arg(fcinfo, 0);
+	char	   *tenant = lockbox_tenant_arg(fcinfo, 0);
 	Oid			role = approver_arg(fcinfo, 1);
 	LockboxCall call;
 	StringInfoData detail;

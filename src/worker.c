@@ -46,9 +46,11 @@
 #include "storage/proc.h"
 #include "storage/shmem.h"
 #include "tcop/utility.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 
 #include "lockbox.h"
@@ -252,18 +254,44 @@ pause_worker(Oid dbid)
 }
 
 static char *
-createdb_template(CreatedbStmt *stmt)
+option_value(List *options, const char *name)
 {
 	ListCell   *lc;
 
-	foreach(lc, stmt->options)
+	foreach(lc, options)
 	{
 		DefElem    *def = (DefElem *) lfirst(lc);
 
-		if (strcmp(def->defname, "template") == 0 && def->arg != NULL)
+		if (strcmp(def->defname, name) == 0 && def->arg != NULL)
 			return defGetString(def);
 	}
 	return NULL;
+}
+
+/*
+ * Stop the worker only for a command its caller may run: otherwise anyone
+ * could keep a database's worker down by issuing commands that then fail
+ * their own permission check.
+ */
+static bool
+may_run_database_command(Oid dbid, bool template_copy)
+{
+	HeapTuple	tup;
+	bool		is_template = false;
+
+	if (!OidIsValid(dbid))
+		return false;
+	if (pg_database_ownercheck(dbid, GetUserId()))
+		return !template_copy || have_createdb_privilege();
+	if (!template_copy || !have_createdb_privilege())
+		return false;
+	tup = SearchSysCache1(DATABASEOID, ObjectIdGetDatum(dbid));
+	if (HeapTupleIsValid(tup))
+	{
+		is_template = ((Form_pg_database) GETSTRUCT(tup))->datistemplate;
+		ReleaseSysCache(tup);
+	}
+	return is_template;
 }
 
 static void
@@ -274,6 +302,7 @@ lockbox_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 {
 	Node	   *node = pstmt->utilityStmt;
 	char	   *dbname = NULL;
+	bool		template_copy = false;
 
 	switch (nodeTag(node))
 	{
@@ -281,10 +310,12 @@ lockbox_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 			dbname = ((DropdbStmt *) node)->dbname;
 			break;
 		case T_CreatedbStmt:
-			dbname = createdb_template((CreatedbStmt *) node);
+			dbname = option_value(((CreatedbStmt *) node)->options, "template");
+			template_copy = true;
 			break;
 		case T_AlterDatabaseStmt:
-			dbname = ((AlterDatabaseStmt *) node)->dbname;
+			if (option_value(((AlterDatabaseStmt *) node)->options, "tablespace"))
+				dbname = ((AlterDatabaseStmt *) node)->dbname;
 			break;
 		case T_RenameStmt:
 			if (((RenameStmt *) node)->renameType == OBJECT_DATABASE)
@@ -298,7 +329,12 @@ lockbox_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 			break;
 	}
 	if (dbname != NULL)
-		pause_worker(get_database_oid(dbname, true));
+	{
+		Oid			dbid = get_database_oid(dbname, true);
+
+		if (may_run_database_command(dbid, template_copy))
+			pause_worker(dbid);
+	}
 
 	if (prev_utility_hook)
 		prev_utility_hook(pstmt, queryString, readOnlyTree, context, params,
