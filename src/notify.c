@@ -121,7 +121,8 @@ lockbox_claim_notifications(PG_FUNCTION_ARGS)
 		"   SELECT c.id FROM lockbox.notification c"
 		"    WHERE c.delivered_at IS NULL"
 		"      AND (c.claimed_at IS NULL"
-		"           OR c.claimed_at OPERATOR(pg_catalog.<) $2 OPERATOR(pg_catalog.-) '" CLAIM_LEASE "'::pg_catalog.interval)"
+		"           OR c.claimed_at OPERATOR(pg_catalog.<)"
+		"              ($2 OPERATOR(pg_catalog.-) '" CLAIM_LEASE "'::pg_catalog.interval))"
 		"    ORDER BY c.id LIMIT $1 FOR UPDATE SKIP LOCKED))"
 		" RETURNING n.id, n.request_id, n.recipient::pg_catalog.name, n.event,"
 		"           n.payload, n.created_at";
