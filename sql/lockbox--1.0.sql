@@ -57,6 +57,8 @@ CREATE TABLE lockbox.protected_table (
 	relid			regclass PRIMARY KEY,
 	tenant_column	name,
 	tenant			text REFERENCES lockbox.tenant,
+	rls_was_enabled	boolean NOT NULL,	/* lockbox_unprotect restores it */
+	policies		text[] NOT NULL,	/* lockbox's policies as created */
 	CHECK ((tenant_column IS NULL) <> (tenant IS NULL))
 );
 
@@ -207,6 +209,22 @@ GRANT EXECUTE ON FUNCTION lockbox.me(), lockbox.sees_all()
 	TO lockbox_engineer, lockbox_reviewer, lockbox_approver, lockbox_auditor;
 
 ------------------------------------------------------------------------------
+-- The policy functions lockbox_protect puts into its policies: the tenants
+-- (as values of the tenant column's type) or the single-tenant tables the
+-- current user may read ('r') or write ('w') at this statement.
+------------------------------------------------------------------------------
+CREATE FUNCTION lockbox.granted_keys(rel regclass, cmd "char", sample anyelement)
+	RETURNS anyarray AS 'MODULE_PATHNAME', 'lockbox_granted_keys'
+	LANGUAGE C STABLE PARALLEL RESTRICTED;
+CREATE FUNCTION lockbox.granted_table(rel regclass, cmd "char")
+	RETURNS boolean AS 'MODULE_PATHNAME', 'lockbox_granted_table'
+	LANGUAGE C STABLE PARALLEL RESTRICTED;
+REVOKE ALL ON FUNCTION lockbox.granted_keys(regclass, "char", anyelement),
+	lockbox.granted_table(regclass, "char") FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION lockbox.granted_keys(regclass, "char", anyelement),
+	lockbox.granted_table(regclass, "char") TO lockbox_engineer;
+
+------------------------------------------------------------------------------
 -- Views: the reading interface.  Each shows a caller only what is theirs:
 -- engineers their own requests, approvers their tenants', reviewers and
 -- auditors everything.  security_barrier keeps the filter ahead of any
@@ -323,6 +341,135 @@ CREATE VIEW lockbox.protected_tables WITH (security_barrier) AS
 SELECT p.relid AS relation, p.tenant_column, p.tenant
   FROM lockbox.protected_table p;
 
+/*
+ * Misconfigurations that would let someone around lockbox: one row per
+ * finding (ok = false), or one ok row per check that found nothing.
+ * Engineers are the roles that are members of lockbox_engineer, directly or
+ * through other roles (superuser status alone does not make one).
+ */
+CREATE VIEW lockbox.posture AS
+WITH RECURSIVE
+closure(member, role) AS (
+	SELECT m.member, m.roleid FROM pg_catalog.pg_auth_members m
+	UNION
+	SELECT c.member, m.roleid FROM closure c
+	  JOIN pg_catalog.pg_auth_members m ON m.member OPERATOR(pg_catalog.=) c.role
+),
+engineer_role AS (
+	SELECT r.oid FROM pg_catalog.pg_roles r
+	 WHERE r.rolname OPERATOR(pg_catalog.=) 'lockbox_engineer'
+),
+engineers AS (
+	SELECT DISTINCT c.member AS oid FROM closure c, engineer_role e
+	 WHERE c.role OPERATOR(pg_catalog.=) e.oid
+),
+prot AS (
+	SELECT p.relid::pg_catalog.oid AS relid, c.relowner, c.relrowsecurity, p.policies,
+		   (SELECT pg_catalog.array_agg(pp.polname::pg_catalog.text
+					OPERATOR(pg_catalog.||) ':'
+					OPERATOR(pg_catalog.||) pg_catalog.md5(pg_catalog.concat(
+						pp.polcmd, pp.polpermissive, pp.polroles,
+						pp.polqual, pp.polwithcheck))
+					ORDER BY pp.polname)
+			  FROM pg_catalog.pg_policy pp
+			 WHERE pp.polrelid OPERATOR(pg_catalog.=) p.relid
+			   AND pp.polname OPERATOR(pg_catalog.~~) 'lockbox\_%'
+			   AND pp.polname OPERATOR(pg_catalog.<>) 'lockbox_open') AS current_policies
+	  FROM lockbox.protected_table p
+	  JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) p.relid
+),
+view_deps AS (
+	SELECT DISTINCT r.ev_class AS view, d.refobjid AS rel
+	  FROM pg_catalog.pg_rewrite r
+	  JOIN pg_catalog.pg_depend d
+		ON d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_rewrite'::pg_catalog.regclass
+	   AND d.objid OPERATOR(pg_catalog.=) r.oid
+	   AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+	 WHERE d.refobjid OPERATOR(pg_catalog.<>) r.ev_class
+),
+reach(view, relid) AS (
+	SELECT v.view, v.rel FROM view_deps v
+	 WHERE v.rel IN (SELECT prot.relid FROM prot)
+	UNION
+	SELECT v.view, reach.relid FROM view_deps v
+	  JOIN reach ON v.rel OPERATOR(pg_catalog.=) reach.view
+),
+findings(check_name, object, detail) AS (
+	SELECT 'engineer_superuser', r.rolname::pg_catalog.text,
+		   'Engineer is a superuser: row-level security and lockbox do not apply.'
+	  FROM engineers e JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) e.oid
+	 WHERE r.rolsuper
+	UNION ALL
+	SELECT 'engineer_bypassrls', r.rolname::pg_catalog.text,
+		   'Engineer has BYPASSRLS: the lockbox policies do not apply.'
+	  FROM engineers e JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) e.oid
+	 WHERE r.rolbypassrls
+	UNION ALL
+	SELECT 'engineer_createrole', r.rolname::pg_catalog.text,
+		   'Engineer has CREATEROLE and can grant itself other roles.'
+	  FROM engineers e JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) e.oid
+	 WHERE r.rolcreaterole
+	UNION ALL
+	SELECT 'engineer_owns_protected_table', pg_catalog.pg_get_userbyid(e.oid)::pg_catalog.text,
+		   pg_catalog.format('Engineer owns protected table %s: row-level security does not apply to owners.',
+							 prot.relid::pg_catalog.regclass)
+	  FROM engineers e JOIN prot ON prot.relowner OPERATOR(pg_catalog.=) e.oid
+	UNION ALL
+	SELECT 'engineer_reaches_around',
+		   pg_catalog.pg_get_userbyid(e.oid)::pg_catalog.text,
+		   pg_catalog.format('Engineer can act as role %s, %s.', x.rolname,
+			   CASE WHEN x.rolsuper THEN 'a superuser'
+					WHEN x.rolbypassrls THEN 'which has BYPASSRLS'
+					WHEN x.oid IN (SELECT prot.relowner FROM prot)
+						THEN 'which owns a protected table'
+					ELSE 'which is no engineer and has privileges on a protected table'
+			   END)
+	  FROM engineers e
+	  JOIN closure c ON c.member OPERATOR(pg_catalog.=) e.oid
+	  JOIN pg_catalog.pg_roles x ON x.oid OPERATOR(pg_catalog.=) c.role
+	 WHERE x.rolsuper OR x.rolbypassrls
+		OR x.oid IN (SELECT prot.relowner FROM prot)
+		OR (x.oid NOT IN (SELECT engineers.oid FROM engineers)
+			AND x.oid NOT IN (SELECT engineer_role.oid FROM engineer_role)
+			AND EXISTS (SELECT 1 FROM prot
+						 WHERE pg_catalog.has_table_privilege(x.oid, prot.relid,
+								'SELECT, INSERT, UPDATE, DELETE, TRUNCATE')))
+	UNION ALL
+	SELECT 'rls_disabled', prot.relid::pg_catalog.regclass::pg_catalog.text,
+		   'Row-level security is off on this protected table: engineers are not restricted by lockbox policies.'
+	  FROM prot WHERE NOT prot.relrowsecurity
+	UNION ALL
+	SELECT 'policy_changed', prot.relid::pg_catalog.regclass::pg_catalog.text,
+		   'A lockbox policy on this protected table was dropped or altered.'
+	  FROM prot
+	 WHERE prot.current_policies IS DISTINCT FROM prot.policies
+	UNION ALL
+	SELECT 'definer_view', reach.view::pg_catalog.regclass::pg_catalog.text,
+		   pg_catalog.format('%s reads protected table %s as its owner, and engineers can read it.',
+			   CASE v.relkind WHEN 'm' THEN 'Materialized view' ELSE 'View' END,
+			   reach.relid::pg_catalog.regclass)
+	  FROM reach
+	  JOIN pg_catalog.pg_class v ON v.oid OPERATOR(pg_catalog.=) reach.view
+	 WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.unnest(v.reloptions) o
+						WHERE pg_catalog.lower(o) IN ('security_invoker=true',
+							'security_invoker=on', 'security_invoker=1',
+							'security_invoker=yes'))
+	   AND EXISTS (SELECT 1 FROM engineers e
+					WHERE pg_catalog.has_table_privilege(e.oid, v.oid, 'SELECT'))
+)
+SELECT f.check_name, f.object, false AS ok, f.detail FROM findings f
+UNION ALL
+SELECT c.check_name, NULL, true, 'No finding.'
+  FROM (VALUES ('engineer_superuser'), ('engineer_bypassrls'),
+			   ('engineer_createrole'), ('engineer_owns_protected_table'),
+			   ('engineer_reaches_around'), ('rls_disabled'),
+			   ('policy_changed'), ('definer_view')) AS c(check_name)
+ WHERE NOT EXISTS (SELECT 1 FROM findings f
+					WHERE f.check_name OPERATOR(pg_catalog.=) c.check_name);
+
+REVOKE ALL ON lockbox.posture FROM PUBLIC;
+GRANT SELECT ON lockbox.posture TO lockbox_reviewer, lockbox_auditor;
+
 REVOKE ALL ON lockbox.requests, lockbox.active_access, lockbox.audit,
 	lockbox.access_log, lockbox.notifications, lockbox.tenants,
 	lockbox.protected_tables FROM PUBLIC;
@@ -374,6 +521,13 @@ CREATE FUNCTION @extschema@.lockbox_remove_approver(tenant text,
 		approver regrole)
 	RETURNS void AS 'MODULE_PATHNAME', 'lockbox_remove_approver'
 	LANGUAGE C VOLATILE;
+CREATE FUNCTION @extschema@.lockbox_protect(rel regclass,
+		tenant_column name DEFAULT NULL, tenant text DEFAULT NULL)
+	RETURNS void AS 'MODULE_PATHNAME', 'lockbox_protect'
+	LANGUAGE C VOLATILE;
+CREATE FUNCTION @extschema@.lockbox_unprotect(rel regclass)
+	RETURNS void AS 'MODULE_PATHNAME', 'lockbox_unprotect'
+	LANGUAGE C VOLATILE;
 CREATE FUNCTION @extschema@.lockbox_verify_audit()
 	RETURNS TABLE(ok boolean, rows_checked bigint, first_bad_seq bigint)
 	AS 'MODULE_PATHNAME', 'lockbox_verify_audit'
@@ -416,6 +570,8 @@ GRANT EXECUTE ON FUNCTION
 	@extschema@.lockbox_revoke(bigint, text),
 	@extschema@.lockbox_set_enabled(text, boolean)
 	TO lockbox_approver;
+-- lockbox_protect and lockbox_unprotect keep EXECUTE for PUBLIC: they check
+-- that the caller owns the table (or is a superuser) themselves.
 GRANT EXECUTE ON FUNCTION
 	@extschema@.lockbox_verify_audit(),
 	@extschema@.lockbox_claim_notifications(integer),

@@ -66,6 +66,7 @@ typedef struct Request
 	TimestampTz closed_at;
 	char	   *close_reason;
 	Interval	duration;
+	ArrayType  *tables;
 } Request;
 
 static TimestampTz
@@ -132,7 +133,8 @@ lock_request(int64 id)
 	static SPIPlanPtr plan = NULL;
 	static const char *sql =
 		"SELECT tenant, requester, state, deadline, reviewer, reviewed_at,"
-		"       approved_at, access_ends_at, closed_at, close_reason, duration"
+		"       approved_at, access_ends_at, closed_at, close_reason, duration,"
+		"       tables"
 		"  FROM lockbox.request WHERE id OPERATOR(pg_catalog.=) $1 FOR UPDATE";
 	Oid			argtypes[1] = {INT8OID};
 	Datum		values[1] = {Int64GetDatum(id)};
@@ -164,6 +166,7 @@ lock_request(int64 id)
 	r->has_closed_at = get_ts(tup, td, 9, &r->closed_at);
 	r->close_reason = SPI_getvalue(tup, td, 10);
 	r->duration = *DatumGetIntervalP(SPI_getbinval(tup, td, 11, &isnull));
+	r->tables = DatumGetArrayTypePCopy(SPI_getbinval(tup, td, 12, &isnull));
 	return r;
 }
 
@@ -338,43 +341,100 @@ request_id_arg(FunctionCallInfo fcinfo)
  * ---------------------------------------------------------------------
  */
 
-/* The tables a request covers: named ones, each protected for the tenant. */
-static ArrayType *
-resolve_tables(FunctionCallInfo fcinfo, const char *tenant, StringInfo names)
+/* a protected table, as lockbox_request sees it */
+typedef struct Protected
 {
-	static SPIPlanPtr all_plan = NULL;
-	static SPIPlanPtr one_plan = NULL;
-	Oid			argtypes[2] = {TEXTOID, OIDOID};
-	Datum		values[2];
-	Datum	   *elems;
-	bool	   *elem_nulls;
-	int			nelems;
+	Oid			relid;
+	char	   *tenant;			/* whole table of one tenant, else NULL */
+	Oid			keytype;		/* type of the tenant column */
+} Protected;
+
+static List *
+protected_tables(void)
+{
+	static SPIPlanPtr plan = NULL;
+	List	   *result = NIL;
+
+	lockbox_exec(&plan,
+				 "SELECT p.relid, p.tenant, a.atttypid FROM lockbox.protected_table p"
+				 "  LEFT JOIN pg_catalog.pg_attribute a"
+				 "    ON a.attrelid OPERATOR(pg_catalog.=) p.relid"
+				 "   AND a.attname OPERATOR(pg_catalog.=) p.tenant_column"
+				 " ORDER BY p.relid::pg_catalog.oid",
+				 0, NULL, NULL, NULL, true, 0);
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	td = SPI_tuptable->tupdesc;
+		Protected  *p = palloc(sizeof(Protected));
+		bool		isnull;
+		Datum		d;
+
+		p->relid = DatumGetObjectId(SPI_getbinval(tup, td, 1, &isnull));
+		p->tenant = SPI_getvalue(tup, td, 2);
+		d = SPI_getbinval(tup, td, 3, &isnull);
+		p->keytype = isnull ? InvalidOid : DatumGetObjectId(d);
+		result = lappend(result, p);
+	}
+	return result;
+}
+
+/* Does a protected table hold rows of this tenant? */
+static bool
+covers(Protected *p, const char *tenant)
+{
+	if (p->tenant != NULL)
+		return strcmp(p->tenant, tenant) == 0;
+	return lockbox_valid_key(tenant, p->keytype);
+}
+
+/*
+ * The tables a request covers: every protected table holding the tenant's
+ * rows when none are named, else the named ones, each of which must hold
+ * them.  An engineer who owns a protected table (or holds its owner's
+ * privileges) is refused: RLS does not apply to owners.
+ */
+static ArrayType *
+resolve_tables(FunctionCallInfo fcinfo, Oid caller, const char *tenant,
+			   StringInfo names)
+{
+	List	   *protected = protected_tables();
+	ListCell   *lc;
 	Oid		   *oids;
 	int			noids = 0;
 	Datum	   *result;
 
-	values[0] = CStringGetTextDatum(tenant);
+	foreach(lc, protected)
+	{
+		Protected  *p = (Protected *) lfirst(lc);
+
+		if (pg_class_ownercheck(p->relid, caller))
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("permission denied to request lockbox access"),
+					 errdetail("Role \"%s\" owns protected table %s, or holds its owner's privileges; row-level security does not apply to owners.",
+							   lockbox_role_name(caller),
+							   lockbox_relname(p->relid)),
+					 errhint("Engineers must not own the tables they are kept from.")));
+	}
+
 	if (PG_ARGISNULL(2))
 	{
-		lockbox_exec(&all_plan,
-					 "SELECT relid FROM lockbox.protected_table"
-					 " WHERE tenant_column IS NOT NULL"
-					 "    OR tenant OPERATOR(pg_catalog.=) $1"
-					 " ORDER BY relid::pg_catalog.oid",
-					 1, argtypes, values, NULL, true, 0);
-		nelems = (int) SPI_processed;
-		oids = palloc(sizeof(Oid) * Max(1, nelems));
-		for (int i = 0; i < nelems; i++)
+		oids = palloc(sizeof(Oid) * Max(1, list_length(protected)));
+		foreach(lc, protected)
 		{
-			bool		isnull;
+			Protected  *p = (Protected *) lfirst(lc);
 
-			oids[noids++] = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
-														   SPI_tuptable->tupdesc, 1, &isnull));
+			if (covers(p, tenant))
+				oids[noids++] = p->relid;
 		}
 	}
 	else
 	{
 		ArrayType  *arr = PG_GETARG_ARRAYTYPE_P(2);
+		Datum	   *elems;
+		bool	   *elem_nulls;
+		int			nelems;
 
 		if (ARR_NDIM(arr) > 1)
 			ereport(ERROR,
@@ -391,6 +451,7 @@ resolve_tables(FunctionCallInfo fcinfo, const char *tenant, StringInfo names)
 		for (int i = 0; i < nelems; i++)
 		{
 			Oid			relid;
+			bool		ok = false;
 			bool		dup = false;
 
 			if (elem_nulls[i])
@@ -398,19 +459,18 @@ resolve_tables(FunctionCallInfo fcinfo, const char *tenant, StringInfo names)
 						(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 						 errmsg("tables must not contain null")));
 			relid = DatumGetObjectId(elems[i]);
-			values[1] = ObjectIdGetDatum(relid);
-			lockbox_exec(&one_plan,
-						 "SELECT 1 FROM lockbox.protected_table"
-						 " WHERE relid OPERATOR(pg_catalog.=) $2"
-						 "   AND (tenant_column IS NOT NULL"
-						 "        OR tenant OPERATOR(pg_catalog.=) $1)",
-						 2, argtypes, values, NULL, true, 1);
-			if (SPI_processed == 0)
+			foreach(lc, protected)
+			{
+				Protected  *p = (Protected *) lfirst(lc);
+
+				if (p->relid == relid)
+					ok = covers(p, tenant);
+			}
+			if (!ok)
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 						 errmsg("table %s is not protected for tenant \"%s\"",
-								DatumGetCString(DirectFunctionCall1(regclassout,
-																	ObjectIdGetDatum(relid))),
+								lockbox_relname(relid),
 								tenant),
 						 errhint("See lockbox.protected_tables.")));
 			for (int j = 0; j < noids; j++)
@@ -520,7 +580,7 @@ lockbox_request(PG_FUNCTION_ARGS)
 				 errmsg("tenant \"%s\" does not exist", tenant)));
 
 	initStringInfo(&table_names);
-	tables = resolve_tables(fcinfo, tenant, &table_names);
+	tables = resolve_tables(fcinfo, call.caller, tenant, &table_names);
 	deadline = add_interval(call.now, &lockbox_review_timeout);
 
 	memset(nulls, ' ', sizeof(nulls));
@@ -621,7 +681,10 @@ record_decision(LockboxCall *call, int64 id, const char *decision,
 									   SPI_tuptable->tupdesc, 1, &isnull));
 }
 
-/* Access starts: the window opens now and lasts the requested duration. */
+/*
+ * Access starts: the window opens now and lasts the requested duration.  The
+ * caller saves the request and then syncs the engineer's grants.
+ */
 static void
 open_access(Request *r, TimestampTz now)
 {
@@ -685,6 +748,7 @@ lockbox_approve(PG_FUNCTION_ARGS)
 		{
 			open_access(r, call.now);
 			save_request(r);
+			lockbox_sync_grants(r->requester, r->tables, call.now);
 			lockbox_json_str(&extra, "lockbox", "disabled");
 			lockbox_json_str(&extra, "why",
 							 "lockbox is switched off for this tenant, so the review alone approves");
@@ -712,6 +776,7 @@ lockbox_approve(PG_FUNCTION_ARGS)
 		{
 			open_access(r, call.now);
 			save_request(r);
+			lockbox_sync_grants(r->requester, r->tables, call.now);
 		}
 		record(&call, r, "approve", from, &extra, true);
 	}
@@ -827,6 +892,7 @@ lockbox_close(PG_FUNCTION_ARGS)
 
 	finish(r, "closed", "resolved", call.now);
 	save_request(r);
+	lockbox_sync_grants(r->requester, r->tables, call.now);
 	initStringInfo(&extra);
 	lockbox_json_str(&extra, "close_reason", "resolved");
 	lockbox_json_str(&extra, "resolution", resolution);
@@ -854,6 +920,7 @@ lockbox_revoke(PG_FUNCTION_ARGS)
 
 	finish(r, "revoked", "revoked", call.now);
 	save_request(r);
+	lockbox_sync_grants(r->requester, r->tables, call.now);
 	initStringInfo(&extra);
 	lockbox_json_str(&extra, "reason", reason);
 	record(&call, r, "revoke", "approved", &extra, true);

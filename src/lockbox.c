@@ -26,6 +26,7 @@
 #include "utils/datetime.h"
 #include "utils/fmgroids.h"
 #include "utils/guc.h"
+#include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/syscache.h"
 
@@ -125,8 +126,9 @@ lockbox_shmem_request(void)
 {
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
-	RequestAddinShmemSpace(add_size(lockbox_audit_shmem_size(),
-									 lockbox_worker_shmem_size()));
+	RequestAddinShmemSpace(add_size(add_size(lockbox_audit_shmem_size(),
+											 lockbox_worker_shmem_size()),
+									lockbox_enforce_shmem_size()));
 	/* [0] the audit tips, [1] the workers */
 	RequestNamedLWLockTranche("lockbox", 2);
 }
@@ -139,6 +141,7 @@ lockbox_shmem_startup(void)
 	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
 	lockbox_audit_shmem_init();
 	lockbox_worker_shmem_init();
+	lockbox_enforce_shmem_init();
 	LWLockRelease(AddinShmemInitLock);
 }
 
@@ -198,6 +201,7 @@ _PG_init(void)
 
 	lockbox_audit_init();
 	lockbox_worker_init();
+	lockbox_enforce_init();
 
 	lockbox_loaded = true;
 }
@@ -215,6 +219,13 @@ lockbox_preload_check(PG_FUNCTION_ARGS)
 				 errmsg("lockbox must be loaded via shared_preload_libraries"),
 				 errhint("Add lockbox to shared_preload_libraries in postgresql.conf and restart the server.")));
 	PG_RETURN_VOID();
+}
+
+/* Is the extension created in the current database? */
+bool
+lockbox_installed(void)
+{
+	return OidIsValid(get_extension_oid("lockbox", true));
 }
 
 /* ---------------------------------------------------------------------
@@ -467,4 +478,16 @@ lockbox_tenant_arg(FunctionCallInfo fcinfo, int argno)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("tenant name must not begin or end with white space")));
 	return raw;
+}
+
+/* A relation's schema-qualified, quoted name, whatever the search_path. */
+char *
+lockbox_relname(Oid relid)
+{
+	char	   *rel = get_rel_name(relid);
+
+	if (rel == NULL)
+		return psprintf("%u", relid);
+	return quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+									  rel);
 }

@@ -8,6 +8,8 @@
  * lifecycle.c	requests and every transition of the request lifecycle
  * audit.c		the append-only, hash-linked audit log and its verification
  * notify.c		notification rows, NOTIFY, claim and acknowledge
+ * enforce.c	protected tables, policies, grants, refusing engineers
+ * worker.c		the launcher and the per-database workers
  *
  *-------------------------------------------------------------------------
  */
@@ -20,6 +22,7 @@
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
 #include "storage/lwlock.h"
+#include "utils/array.h"
 #include "utils/timestamp.h"
 
 /* longest free text accepted (reasons, comments, tickets), in characters */
@@ -80,6 +83,8 @@ extern void lockbox_require_arg(FunctionCallInfo fcinfo, int argno,
 extern char *lockbox_text_arg(FunctionCallInfo fcinfo, int argno,
 							  const char *argname, bool required,
 							  int min_length, int max_length);
+extern bool lockbox_installed(void);
+extern char *lockbox_relname(Oid relid);
 extern char *lockbox_tenant_arg(FunctionCallInfo fcinfo, int argno);
 extern char *lockbox_role_name(Oid roleid);
 extern char *lockbox_clip(const char *s);
@@ -110,6 +115,15 @@ extern void lockbox_notify(LockboxCall *call, int64 request_id, Oid recipient,
 						   const char *state);
 
 extern int64 lockbox_relay_notifications(int batch);
+
+/* protected tables and enforcement (enforce.c) */
+extern void lockbox_enforce_init(void);
+extern Size lockbox_enforce_shmem_size(void);
+extern void lockbox_enforce_shmem_init(void);
+extern void lockbox_enforce_utility(Node *node);
+extern void lockbox_access_changed(void);
+extern bool lockbox_valid_key(const char *tenant, Oid keytype);
+extern void lockbox_sync_grants(Oid engineer, ArrayType *relids, TimestampTz now);
 
 /* the launcher and database workers (worker.c) */
 extern void lockbox_worker_init(void);

@@ -328,6 +328,7 @@ lockbox_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 		default:
 			break;
 	}
+	lockbox_enforce_utility(node);
 	if (dbname != NULL)
 	{
 		Oid			dbid = get_database_oid(dbname, true);
@@ -572,12 +573,6 @@ db_worker_detach(int code, Datum arg)
 	if (worker_shared->launcher_latch != NULL)
 		SetLatch(worker_shared->launcher_latch);
 	LWLockRelease(worker_shared->lock);
-}
-
-static bool
-lockbox_installed(void)
-{
-	return OidIsValid(get_extension_oid("lockbox", true));
 }
 
 /* One pass: returns false when lockbox is no longer installed. */

@@ -1,0 +1,953 @@
+/*-------------------------------------------------------------------------
+ *
+ * enforce.c
+ *		Protected tables and what an engineer may do with them.
+ *
+ * lockbox_protect() puts a table under lockbox:
+ *
+ *	- row-level security is enabled (and, when it was off, a permissive
+ *	  policy "lockbox_open" USING (true) keeps every other role's view of
+ *	  the table exactly as it was);
+ *	- restrictive policies "lockbox_read", "lockbox_insert",
+ *	  "lockbox_update" and "lockbox_delete", TO lockbox_engineer only, keep
+ *	  an engineer to the tenants of their approved, unexpired requests:
+ *
+ *		tenant_column = ANY ((SELECT lockbox.granted_keys('t'::regclass, 'r', NULL::type)))
+ *
+ *	  The scalar subquery makes the lookup an InitPlan, run once per
+ *	  statement, and the qual an index condition on the tenant column.  For
+ *	  a table that belongs wholly to one tenant, the qual is
+ *	  (SELECT lockbox.granted_table('t'::regclass, 'r')).
+ *
+ * Approval grants the engineer SELECT (read) or SELECT, INSERT, UPDATE,
+ * DELETE (write) on the request's tables; the end of access takes back what
+ * no other open request needs.  The policies compare against the clock at
+ * every statement, so access ends on time even before the grants are gone.
+ *
+ * An executor hook refuses, with a message naming lockbox and the table, any
+ * statement of an engineer on a protected table that no open request covers
+ * for the command (42501), and the utility hook refuses TRUNCATE and COPY
+ * FROM on protected tables for every engineer.
+ *
+ * Both lookups use a per-backend cache, dropped when a shared generation
+ * counter moves (every commit that changes access or protection bumps it)
+ * and when the earliest cached window ends.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_type.h"
+#include "executor/executor.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "nodes/parsenodes.h"
+#include "port/atomics.h"
+#include "storage/shmem.h"
+#include "utils/acl.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/hsearch.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/syscache.h"
+
+#include "lockbox.h"
+
+PG_FUNCTION_INFO_V1(lockbox_protect);
+PG_FUNCTION_INFO_V1(lockbox_unprotect);
+PG_FUNCTION_INFO_V1(lockbox_granted_keys);
+PG_FUNCTION_INFO_V1(lockbox_granted_table);
+
+typedef struct EnforceShared
+{
+	pg_atomic_uint64 generation;
+} EnforceShared;
+
+static EnforceShared *enforce_shared = NULL;
+
+/* a protected table, as the backend caches it */
+typedef struct ProtectedRel
+{
+	Oid			relid;			/* hash key */
+	bool		whole;			/* belongs wholly to one tenant */
+	Oid			keytype;		/* type of the tenant column */
+	char	   *tenant;			/* whole: its tenant */
+} ProtectedRel;
+
+/* one open grant of the current user */
+typedef struct Grant
+{
+	Oid			relid;
+	char	   *tenant;
+	bool		write;
+	int64		request_id;
+} Grant;
+
+typedef struct EnforceCache
+{
+	uint64		generation;
+	bool		valid;
+	bool		installed;		/* lockbox exists in this database */
+	HTAB	   *protected;		/* relid -> ProtectedRel */
+	Oid			grants_user;	/* grants below are this role's */
+	bool		grants_valid;
+	TimestampTz grants_until;	/* earliest end of a cached window */
+	List	   *grants;			/* of Grant */
+	MemoryContext cxt;
+} EnforceCache;
+
+static EnforceCache cache;
+
+static bool access_changed = false;
+
+static ExecutorStart_hook_type prev_executor_start = NULL;
+
+/* ---------------------------------------------------------------------
+ * Shared generation
+ * ---------------------------------------------------------------------
+ */
+Size
+lockbox_enforce_shmem_size(void)
+{
+	return MAXALIGN(sizeof(EnforceShared));
+}
+
+void
+lockbox_enforce_shmem_init(void)
+{
+	bool		found;
+
+	enforce_shared = ShmemInitStruct("lockbox enforce",
+									 lockbox_enforce_shmem_size(), &found);
+	if (!found)
+		pg_atomic_init_u64(&enforce_shared->generation, 1);
+}
+
+static void
+cache_reset(void)
+{
+	if (cache.cxt != NULL)
+		MemoryContextReset(cache.cxt);
+	cache.valid = false;
+	cache.grants_valid = false;
+	cache.protected = NULL;
+	cache.grants = NIL;
+}
+
+/* The calling transaction changes who may access what. */
+void
+lockbox_access_changed(void)
+{
+	access_changed = true;
+	cache_reset();
+}
+
+static void
+enforce_xact_callback(XactEvent event, void *arg)
+{
+	if (!access_changed)
+		return;
+	switch (event)
+	{
+		case XACT_EVENT_COMMIT:
+			if (enforce_shared != NULL)
+				pg_atomic_fetch_add_u64(&enforce_shared->generation, 1);
+			/* FALLTHROUGH */
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PREPARE:
+		case XACT_EVENT_PARALLEL_COMMIT:
+		case XACT_EVENT_PARALLEL_ABORT:
+			access_changed = false;
+			cache_reset();
+			break;
+		default:
+			break;
+	}
+}
+
+/* ---------------------------------------------------------------------
+ * The caches
+ * ---------------------------------------------------------------------
+ */
+static void
+cache_check_generation(void)
+{
+	uint64		gen;
+
+	if (cache.cxt == NULL)
+		cache.cxt = AllocSetContextCreate(TopMemoryContext, "lockbox enforce cache",
+										  ALLOCSET_SMALL_SIZES);
+	gen = enforce_shared ? pg_atomic_read_u64(&enforce_shared->generation) : 0;
+	if (gen != cache.generation)
+	{
+		cache_reset();
+		cache.generation = gen;
+	}
+}
+
+/* Load the protected tables of this database.  Runs its own SPI. */
+static void
+load_protected(void)
+{
+	LockboxCall call;
+	HASHCTL		ctl;
+
+	cache.installed = lockbox_installed();
+	ctl.keysize = sizeof(Oid);
+	ctl.entrysize = sizeof(ProtectedRel);
+	ctl.hcxt = cache.cxt;
+	cache.protected = hash_create("lockbox protected tables", 64, &ctl,
+								  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	if (cache.installed)
+	{
+		lockbox_enter(&call);
+		if (SPI_execute("SELECT p.relid, p.tenant, a.atttypid"
+						"  FROM lockbox.protected_table p"
+						"  LEFT JOIN pg_catalog.pg_attribute a"
+						"    ON a.attrelid OPERATOR(pg_catalog.=) p.relid"
+						"   AND a.attname OPERATOR(pg_catalog.=) p.tenant_column",
+						true, 0) != SPI_OK_SELECT)
+			elog(ERROR, "could not read lockbox.protected_table");
+		for (uint64 i = 0; i < SPI_processed; i++)
+		{
+			HeapTuple	tup = SPI_tuptable->vals[i];
+			TupleDesc	td = SPI_tuptable->tupdesc;
+			bool		isnull;
+			Oid			relid = DatumGetObjectId(SPI_getbinval(tup, td, 1, &isnull));
+			char	   *tenant = SPI_getvalue(tup, td, 2);
+			Datum		t = SPI_getbinval(tup, td, 3, &isnull);
+			ProtectedRel *p;
+			bool		found;
+
+			p = hash_search(cache.protected, &relid, HASH_ENTER, &found);
+			p->whole = (tenant != NULL);
+			p->keytype = isnull ? InvalidOid : DatumGetObjectId(t);
+			p->tenant = tenant ? MemoryContextStrdup(cache.cxt, tenant) : NULL;
+		}
+		lockbox_leave(&call);
+	}
+	cache.valid = true;
+}
+
+static ProtectedRel *
+protected_rel(Oid relid)
+{
+	cache_check_generation();
+	if (!cache.valid)
+		load_protected();
+	if (!cache.installed)
+		return NULL;
+	return hash_search(cache.protected, &relid, HASH_FIND, NULL);
+}
+
+/* The open grants of the current user, as of this statement. */
+static List *
+current_grants(void)
+{
+	Oid			user = GetUserId();
+	TimestampTz now = GetCurrentStatementStartTimestamp();
+
+	cache_check_generation();
+	if (cache.grants_valid &&
+		(cache.grants_user != user || now >= cache.grants_until))
+	{
+		MemoryContext old = MemoryContextSwitchTo(cache.cxt);
+
+		list_free_deep(cache.grants);
+		MemoryContextSwitchTo(old);
+		cache.grants = NIL;
+		cache.grants_valid = false;
+	}
+	if (!cache.grants_valid)
+	{
+		LockboxCall call;
+		Oid			argtypes[2] = {REGROLEOID, TIMESTAMPTZOID};
+		Datum		values[2] = {ObjectIdGetDatum(user), TimestampTzGetDatum(now)};
+		TimestampTz until = DT_NOEND;
+
+		lockbox_enter(&call);
+		if (SPI_execute_with_args("SELECT t.relid, r.tenant, r.access, r.access_ends_at, r.id"
+								  "  FROM lockbox.request r,"
+								  "       LATERAL pg_catalog.unnest(r.tables) AS t(relid)"
+								  " WHERE r.requester OPERATOR(pg_catalog.=) $1"
+								  "   AND r.state OPERATOR(pg_catalog.=) 'approved'"
+								  "   AND r.access_ends_at OPERATOR(pg_catalog.>) $2",
+								  2, argtypes, values, NULL, true, 0) != SPI_OK_SELECT)
+			elog(ERROR, "could not read the lockbox grants");
+		for (uint64 i = 0; i < SPI_processed; i++)
+		{
+			HeapTuple	tup = SPI_tuptable->vals[i];
+			TupleDesc	td = SPI_tuptable->tupdesc;
+			bool		isnull;
+			MemoryContext old = MemoryContextSwitchTo(cache.cxt);
+			Grant	   *g = palloc(sizeof(Grant));
+			TimestampTz ends;
+
+			g->relid = DatumGetObjectId(SPI_getbinval(tup, td, 1, &isnull));
+			g->tenant = SPI_getvalue(tup, td, 2);
+			g->write = strcmp(SPI_getvalue(tup, td, 3), "write") == 0;
+			ends = DatumGetTimestampTz(SPI_getbinval(tup, td, 4, &isnull));
+			g->request_id = DatumGetInt64(SPI_getbinval(tup, td, 5, &isnull));
+			if (ends < until)
+				until = ends;
+			cache.grants = lappend(cache.grants, g);
+			MemoryContextSwitchTo(old);
+		}
+		lockbox_leave(&call);
+		cache.grants_user = user;
+		cache.grants_until = until;
+		cache.grants_valid = true;
+	}
+	return cache.grants;
+}
+
+/* ---------------------------------------------------------------------
+ * The policy functions
+ * ---------------------------------------------------------------------
+ */
+static bool
+cmd_is_write(FunctionCallInfo fcinfo, int argno)
+{
+	char		cmd = PG_GETARG_CHAR(argno);
+
+	if (cmd != 'r' && cmd != 'w')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("lockbox command must be 'r' or 'w'")));
+	return cmd == 'w';
+}
+
+/*
+ * lockbox.granted_keys(rel regclass, cmd "char", sample anyelement) ->
+ * anyarray: the tenant keys the current user may read ('r') or write ('w')
+ * in rel now, as values of the tenant column's type.
+ */
+Datum
+lockbox_granted_keys(PG_FUNCTION_ARGS)
+{
+	Oid			relid;
+	bool		write;
+	Oid			keytype = get_fn_expr_argtype(fcinfo->flinfo, 2);
+	List	   *grants;
+	ListCell   *lc;
+	Datum	   *keys;
+	int			nkeys = 0;
+	Oid			infunc;
+	Oid			ioparam;
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("lockbox.granted_keys needs a relation and a command")));
+	relid = PG_GETARG_OID(0);
+	write = cmd_is_write(fcinfo, 1);
+	if (!OidIsValid(keytype))
+		elog(ERROR, "could not determine the tenant key type");
+
+	grants = current_grants();
+	keys = palloc(sizeof(Datum) * Max(1, list_length(grants)));
+	getTypeInputInfo(keytype, &infunc, &ioparam);
+	foreach(lc, grants)
+	{
+		Grant	   *g = (Grant *) lfirst(lc);
+
+		if (g->relid != relid || (write && !g->write))
+			continue;
+		/* keys were checked against the column's type when requested */
+		keys[nkeys++] = OidInputFunctionCall(infunc, g->tenant, ioparam, -1);
+	}
+	get_typlenbyvalalign(keytype, &typlen, &typbyval, &typalign);
+	PG_RETURN_ARRAYTYPE_P(construct_array(keys, nkeys, keytype, typlen,
+										  typbyval, typalign));
+}
+
+/*
+ * lockbox.granted_table(rel regclass, cmd "char") -> boolean: may the
+ * current user read or write rel, a table of a single tenant, now?
+ */
+Datum
+lockbox_granted_table(PG_FUNCTION_ARGS)
+{
+	Oid			relid;
+	bool		write;
+	ListCell   *lc;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("lockbox.granted_table needs a relation and a command")));
+	relid = PG_GETARG_OID(0);
+	write = cmd_is_write(fcinfo, 1);
+	foreach(lc, current_grants())
+	{
+		Grant	   *g = (Grant *) lfirst(lc);
+
+		if (g->relid == relid && (g->write || !write))
+			PG_RETURN_BOOL(true);
+	}
+	PG_RETURN_BOOL(false);
+}
+
+/* ---------------------------------------------------------------------
+ * Refusing statements
+ * ---------------------------------------------------------------------
+ */
+static bool
+is_engineer(Oid user)
+{
+	Oid			engineer = get_role_oid("lockbox_engineer", true);
+
+	return OidIsValid(engineer) && has_privs_of_role(user, engineer) &&
+		!superuser_arg(user);
+}
+
+static void
+refuse_no_access(Oid relid, bool write, bool has_read)
+{
+	char	   *relname = lockbox_relname(relid);
+
+	if (write && has_read)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("lockbox: read-only access to table %s", relname),
+				 errdetail("Your approved lockbox requests for this table grant read access only."),
+				 errhint("Ask for write access with lockbox_request(tenant, reason, tables => '{%s}', access => 'write').",
+						 relname)));
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("lockbox: no approved access to table %s", relname),
+			 errdetail("Table %s is protected by lockbox and no approved, unexpired request of yours covers it.",
+					   relname),
+			 errhint("Ask for access with lockbox_request(tenant, reason, tables => '{%s}').",
+					 relname)));
+}
+
+/* May the current user (an engineer) run a command of this kind on relid? */
+static void
+check_access(Oid relid, bool write)
+{
+	ListCell   *lc;
+	bool		has_read = false;
+
+	foreach(lc, current_grants())
+	{
+		Grant	   *g = (Grant *) lfirst(lc);
+
+		if (g->relid != relid)
+			continue;
+		if (g->write || !write)
+			return;
+		has_read = true;
+	}
+	refuse_no_access(relid, write, has_read);
+}
+
+static void
+lockbox_executor_start(QueryDesc *queryDesc, int eflags)
+{
+	Oid			user = GetUserId();
+
+	if ((eflags & EXEC_FLAG_EXPLAIN_ONLY) == 0 && is_engineer(user))
+	{
+		ListCell   *lc;
+
+		foreach(lc, queryDesc->plannedstmt->rtable)
+		{
+			RangeTblEntry *rte = (RangeTblEntry *) lfirst(lc);
+
+			if (rte->rtekind != RTE_RELATION || rte->requiredPerms == 0)
+				continue;
+			/* through a view, the view's owner is the one reading */
+			if (OidIsValid(rte->checkAsUser) && rte->checkAsUser != user)
+				continue;
+			if (protected_rel(rte->relid) == NULL)
+				continue;
+			check_access(rte->relid,
+						 (rte->requiredPerms & ~ACL_SELECT) != 0);
+		}
+	}
+
+	if (prev_executor_start)
+		prev_executor_start(queryDesc, eflags);
+	else
+		standard_ExecutorStart(queryDesc, eflags);
+}
+
+static void
+refuse_always(Oid relid, const char *what)
+{
+	char	   *relname = lockbox_relname(relid);
+
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("lockbox: %s is not allowed on protected table %s", what, relname),
+			 errdetail("Engineers never run %s on a table protected by lockbox, whatever their access.",
+					   what),
+			 errhint("Use INSERT, UPDATE or DELETE under an approved write request.")));
+}
+
+/* TRUNCATE and COPY FROM on protected tables: never for engineers. */
+void
+lockbox_enforce_utility(Node *node)
+{
+	Oid			user = GetUserId();
+
+	if (IsA(node, TruncateStmt))
+	{
+		ListCell   *lc;
+
+		if (!is_engineer(user))
+			return;
+		foreach(lc, ((TruncateStmt *) node)->relations)
+		{
+			Oid			relid = RangeVarGetRelid((RangeVar *) lfirst(lc),
+												 NoLock, true);
+
+			if (OidIsValid(relid) && protected_rel(relid) != NULL)
+				refuse_always(relid, "TRUNCATE");
+		}
+	}
+	else if (IsA(node, CopyStmt))
+	{
+		CopyStmt   *stmt = (CopyStmt *) node;
+		Oid			relid;
+
+		if (stmt->relation == NULL || !is_engineer(user))
+			return;
+		relid = RangeVarGetRelid(stmt->relation, NoLock, true);
+		if (!OidIsValid(relid) || protected_rel(relid) == NULL)
+			return;
+		if (stmt->is_from)
+			refuse_always(relid, "COPY FROM");
+		check_access(relid, false);
+	}
+}
+
+/* ---------------------------------------------------------------------
+ * Tenant keys
+ * ---------------------------------------------------------------------
+ */
+static bool
+supported_key_type(Oid typid)
+{
+	return typid == INT2OID || typid == INT4OID || typid == INT8OID ||
+		typid == TEXTOID || typid == VARCHAROID || typid == UUIDOID;
+}
+
+static bool
+all_digits(const char *s, bool allow_sign)
+{
+	if (allow_sign && *s == '-')
+		s++;
+	if (*s == '\0')
+		return false;
+	for (; *s; s++)
+		if (*s < '0' || *s > '9')
+			return false;
+	return true;
+}
+
+/*
+ * Is tenant a valid value of the key type, in the one canonical spelling
+ * that reads back the same (so that the tenant named '007' never matches
+ * the row keyed 7)?  Checked without raising errors.
+ */
+bool
+lockbox_valid_key(const char *tenant, Oid keytype)
+{
+	switch (keytype)
+	{
+		case INT2OID:
+		case INT4OID:
+		case INT8OID:
+			{
+				const char *digits = tenant[0] == '-' ? tenant + 1 : tenant;
+				int			maxlen = keytype == INT2OID ? 5 : keytype == INT4OID ? 10 : 19;
+				int64		v;
+
+				if (!all_digits(tenant, true) || strlen(digits) > maxlen ||
+					(digits[0] == '0' && digits[1] != '\0') ||
+					strcmp(tenant, "-0") == 0)
+					return false;
+				errno = 0;
+				v = strtoll(tenant, NULL, 10);
+				if (errno != 0)
+					return false;
+				if (keytype == INT2OID)
+					return v >= PG_INT16_MIN && v <= PG_INT16_MAX;
+				if (keytype == INT4OID)
+					return v >= PG_INT32_MIN && v <= PG_INT32_MAX;
+				return true;
+			}
+		case UUIDOID:
+			{
+				/* lower-case 8-4-4-4-12, as uuid_out writes it */
+				if (strlen(tenant) != 36)
+					return false;
+				for (int i = 0; i < 36; i++)
+				{
+					char		c = tenant[i];
+
+					if (i == 8 || i == 13 || i == 18 || i == 23)
+					{
+						if (c != '-')
+							return false;
+					}
+					else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
+						return false;
+				}
+				return true;
+			}
+		case TEXTOID:
+		case VARCHAROID:
+			return true;
+		default:
+			return false;
+	}
+}
+
+/* ---------------------------------------------------------------------
+ * Grants
+ * ---------------------------------------------------------------------
+ */
+static const char *
+priv_list(bool write)
+{
+	return write ? "SELECT, INSERT, UPDATE, DELETE" : "SELECT";
+}
+
+/*
+ * Give engineer what the open requests of engineer need on each of relids,
+ * and take back the rest.  Between lockbox_enter and lockbox_leave.
+ */
+void
+lockbox_sync_grants(Oid engineer, ArrayType *relids, TimestampTz now)
+{
+	Datum	   *elems;
+	int			nelems;
+	char	   *role = pstrdup(quote_identifier(lockbox_role_name(engineer)));
+
+	deconstruct_array(relids, REGCLASSOID, sizeof(Oid), true, TYPALIGN_INT,
+					  &elems, NULL, &nelems);
+	for (int i = 0; i < nelems; i++)
+	{
+		Oid			relid = DatumGetObjectId(elems[i]);
+		Oid			argtypes[3] = {REGROLEOID, OIDOID, TIMESTAMPTZOID};
+		Datum		values[3] = {ObjectIdGetDatum(engineer), ObjectIdGetDatum(relid),
+		TimestampTzGetDatum(now)};
+		bool		need_read = false;
+		bool		need_write = false;
+		char	   *rel;
+
+		if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(relid)))
+			continue;			/* dropped since */
+		if (SPI_execute_with_args("SELECT r.access FROM lockbox.request r"
+								  " WHERE r.requester OPERATOR(pg_catalog.=) $1"
+								  "   AND r.state OPERATOR(pg_catalog.=) 'approved'"
+								  "   AND r.access_ends_at OPERATOR(pg_catalog.>) $3"
+								  "   AND $2::pg_catalog.regclass OPERATOR(pg_catalog.=) ANY (r.tables)",
+								  3, argtypes, values, NULL, false, 0) != SPI_OK_SELECT)
+			elog(ERROR, "could not read lockbox requests");
+		for (uint64 j = 0; j < SPI_processed; j++)
+		{
+			need_read = true;
+			if (strcmp(SPI_getvalue(SPI_tuptable->vals[j], SPI_tuptable->tupdesc, 1),
+					   "write") == 0)
+				need_write = true;
+		}
+
+		rel = lockbox_relname(relid);
+		if (!need_write)
+			SPI_execute(psprintf("REVOKE %s ON TABLE %s FROM %s",
+								 priv_list(!need_read), rel, role), false, 0);
+		if (need_read)
+			SPI_execute(psprintf("GRANT %s ON TABLE %s TO %s",
+								 priv_list(need_write), rel, role), false, 0);
+	}
+	lockbox_access_changed();
+}
+
+/* ---------------------------------------------------------------------
+ * lockbox_protect / lockbox_unprotect
+ * ---------------------------------------------------------------------
+ */
+static const char *const policy_names[] = {
+	"lockbox_read", "lockbox_insert", "lockbox_update", "lockbox_delete"
+};
+
+static void
+exec_ddl(const char *sql)
+{
+	int			ret = SPI_execute(sql, false, 0);
+
+	if (ret < 0)
+		elog(ERROR, "could not run \"%s\": %s", sql, SPI_result_code_string(ret));
+}
+
+/* The USING / WITH CHECK expression of a lockbox policy. */
+static char *
+policy_qual(const char *rel, const char *column, Oid keytype, char cmd)
+{
+	if (column == NULL)
+		return psprintf("(SELECT lockbox.granted_table(%s::pg_catalog.regclass, '%c'))",
+						quote_literal_cstr(rel), cmd);
+	/* the cast keeps ANY's argument an array, not a sub-select */
+	return psprintf("%s OPERATOR(pg_catalog.=) ANY ((SELECT lockbox.granted_keys(%s::pg_catalog.regclass, '%c', NULL::%s))::%s[])",
+					quote_identifier(column), quote_literal_cstr(rel), cmd,
+					format_type_be_qualified(keytype),
+					format_type_be_qualified(keytype));
+}
+
+Datum
+lockbox_protect(PG_FUNCTION_ARGS)
+{
+	Oid			relid;
+	char	   *column = NULL;
+	char	   *tenant = NULL;
+	Oid			keytype = InvalidOid;
+	LockboxCall call;
+	HeapTuple	tup;
+	Form_pg_class cls;
+	bool		rls_was_on;
+	char	   *rel;
+	char	   *read_qual;
+	char	   *write_qual;
+	StringInfoData detail;
+
+	lockbox_require_arg(fcinfo, 0, "rel");
+	relid = PG_GETARG_OID(0);
+	if (!PG_ARGISNULL(1))
+		column = pstrdup(NameStr(*PG_GETARG_NAME(1)));
+	if (!PG_ARGISNULL(2))
+		tenant = lockbox_tenant_arg(fcinfo, 2);
+	if ((column == NULL) == (tenant == NULL))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("lockbox_protect needs exactly one of tenant_column and tenant"),
+				 errhint("Name the column that holds each row's tenant, or the one tenant the whole table belongs to.")));
+
+	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	if (!HeapTupleIsValid(tup))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation with OID %u does not exist", relid)));
+	cls = (Form_pg_class) GETSTRUCT(tup);
+	rel = lockbox_relname(relid);
+	if (cls->relkind != RELKIND_RELATION && cls->relkind != RELKIND_PARTITIONED_TABLE)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("\"%s\" is not a table", rel)));
+	if (cls->relpersistence == RELPERSISTENCE_TEMP)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("temporary table %s cannot be protected", rel)));
+	if (!pg_class_ownercheck(relid, GetUserId()))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to protect table %s", rel),
+				 errdetail("Only the table's owner or a superuser may put it under lockbox.")));
+	rls_was_on = cls->relrowsecurity;
+	ReleaseSysCache(tup);
+
+	if (column != NULL)
+	{
+		AttrNumber	attnum = get_attnum(relid, column);
+
+		if (attnum == InvalidAttrNumber || attnum < 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_COLUMN),
+					 errmsg("column \"%s\" of table %s does not exist", column, rel)));
+		keytype = get_atttype(relid, attnum);
+		if (!supported_key_type(keytype))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("column \"%s\" of table %s has type %s, which lockbox cannot use as a tenant key",
+							column, rel, format_type_be(keytype)),
+					 errhint("Tenant columns may be smallint, integer, bigint, text, varchar or uuid.")));
+	}
+
+	lockbox_enter(&call);
+	if (tenant != NULL && !lockbox_tenant_lookup(tenant, NULL))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("tenant \"%s\" does not exist", tenant)));
+	{
+		Oid			argtypes[1] = {OIDOID};
+		Datum		values[1] = {ObjectIdGetDatum(relid)};
+
+		if (SPI_execute_with_args("SELECT 1 FROM lockbox.protected_table"
+								  " WHERE relid OPERATOR(pg_catalog.=) $1",
+								  1, argtypes, values, NULL, false, 1) != SPI_OK_SELECT)
+			elog(ERROR, "could not read lockbox.protected_table");
+		if (SPI_processed > 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_DUPLICATE_OBJECT),
+					 errmsg("table %s is already protected by lockbox", rel)));
+	}
+
+	/* row-level security, keeping every other role's view as it was */
+	if (!rls_was_on)
+	{
+		exec_ddl(psprintf("ALTER TABLE %s ENABLE ROW LEVEL SECURITY", rel));
+		exec_ddl(psprintf("CREATE POLICY lockbox_open ON %s AS PERMISSIVE FOR ALL"
+						  " TO PUBLIC USING (true) WITH CHECK (true)", rel));
+	}
+	read_qual = policy_qual(rel, column, keytype, 'r');
+	write_qual = policy_qual(rel, column, keytype, 'w');
+	exec_ddl(psprintf("CREATE POLICY lockbox_read ON %s AS RESTRICTIVE FOR SELECT"
+					  " TO lockbox_engineer USING (%s)", rel, read_qual));
+	exec_ddl(psprintf("CREATE POLICY lockbox_insert ON %s AS RESTRICTIVE FOR INSERT"
+					  " TO lockbox_engineer WITH CHECK (%s)", rel, write_qual));
+	exec_ddl(psprintf("CREATE POLICY lockbox_update ON %s AS RESTRICTIVE FOR UPDATE"
+					  " TO lockbox_engineer USING (%s) WITH CHECK (%s)",
+					  rel, write_qual, write_qual));
+	exec_ddl(psprintf("CREATE POLICY lockbox_delete ON %s AS RESTRICTIVE FOR DELETE"
+					  " TO lockbox_engineer USING (%s)", rel, write_qual));
+
+	{
+		Oid			argtypes[4] = {OIDOID, NAMEOID, TEXTOID, BOOLOID};
+		Datum		values[4];
+		char		nulls[4] = {' ', ' ', ' ', ' '};
+		NameData	colname;
+
+		values[0] = ObjectIdGetDatum(relid);
+		if (column != NULL)
+		{
+			namestrcpy(&colname, column);
+			values[1] = NameGetDatum(&colname);
+		}
+		else
+			nulls[1] = 'n';
+		values[2] = tenant ? CStringGetTextDatum(tenant) : (Datum) 0;
+		nulls[2] = tenant ? ' ' : 'n';
+		values[3] = BoolGetDatum(rls_was_on);
+		if (SPI_execute_with_args("INSERT INTO lockbox.protected_table"
+								  " (relid, tenant_column, tenant, rls_was_enabled, policies)"
+								  " SELECT $1, $2, $3, $4,"
+								  "        pg_catalog.array_agg(p.polname::pg_catalog.text"
+								  "          OPERATOR(pg_catalog.||) ':'"
+								  "          OPERATOR(pg_catalog.||) pg_catalog.md5(pg_catalog.concat("
+								  "              p.polcmd, p.polpermissive, p.polroles,"
+								  "              p.polqual, p.polwithcheck))"
+								  "          ORDER BY p.polname)"
+								  "   FROM pg_catalog.pg_policy p"
+								  "  WHERE p.polrelid OPERATOR(pg_catalog.=) $1"
+								  "    AND p.polname OPERATOR(pg_catalog.~~) 'lockbox\\_%'"
+								  "    AND p.polname OPERATOR(pg_catalog.<>) 'lockbox_open'",
+								  4, argtypes, values, nulls, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "could not record the protected table");
+	}
+
+	initStringInfo(&detail);
+	appendStringInfoChar(&detail, '{');
+	lockbox_json_str(&detail, "relation", rel);
+	lockbox_json_str(&detail, "tenant_column", column);
+	lockbox_json_str(&detail, "tenant", tenant);
+	lockbox_json_raw(&detail, "rls_was_enabled", rls_was_on ? "true" : "false");
+	appendStringInfoChar(&detail, '}');
+	lockbox_audit(&call, "protect", 0, tenant, detail.data);
+	lockbox_access_changed();
+
+	lockbox_leave(&call);
+	PG_RETURN_VOID();
+}
+
+Datum
+lockbox_unprotect(PG_FUNCTION_ARGS)
+{
+	Oid			relid;
+	LockboxCall call;
+	char	   *rel;
+	bool		rls_was_on;
+	bool		isnull;
+	char	   *tenant;
+	Oid			argtypes[1] = {OIDOID};
+	Datum		values[1];
+	StringInfoData detail;
+
+	lockbox_require_arg(fcinfo, 0, "rel");
+	relid = PG_GETARG_OID(0);
+	if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(relid)))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation with OID %u does not exist", relid)));
+	rel = lockbox_relname(relid);
+	if (!pg_class_ownercheck(relid, GetUserId()))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to unprotect table %s", rel),
+				 errdetail("Only the table's owner or a superuser may take it out of lockbox.")));
+
+	lockbox_enter(&call);
+	values[0] = ObjectIdGetDatum(relid);
+	if (SPI_execute_with_args("DELETE FROM lockbox.protected_table"
+							  " WHERE relid OPERATOR(pg_catalog.=) $1"
+							  " RETURNING rls_was_enabled, tenant",
+							  1, argtypes, values, NULL, false, 0) != SPI_OK_DELETE_RETURNING)
+		elog(ERROR, "could not update lockbox.protected_table");
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("table %s is not protected by lockbox", rel)));
+	rls_was_on = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
+											SPI_tuptable->tupdesc, 1, &isnull));
+	tenant = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+
+	for (int i = 0; i < lengthof(policy_names); i++)
+		exec_ddl(psprintf("DROP POLICY IF EXISTS %s ON %s", policy_names[i], rel));
+	if (!rls_was_on)
+	{
+		exec_ddl(psprintf("DROP POLICY IF EXISTS lockbox_open ON %s", rel));
+		exec_ddl(psprintf("ALTER TABLE %s DISABLE ROW LEVEL SECURITY", rel));
+	}
+
+	/* take back what lockbox granted on it */
+	if (SPI_execute_with_args("SELECT DISTINCT r.requester::pg_catalog.oid FROM lockbox.request r"
+							  " WHERE r.state OPERATOR(pg_catalog.=) 'approved'"
+							  "   AND $1::pg_catalog.regclass OPERATOR(pg_catalog.=) ANY (r.tables)",
+							  1, argtypes, values, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read lockbox requests");
+	{
+		List	   *engineers = NIL;
+		ListCell   *lc;
+
+		for (uint64 i = 0; i < SPI_processed; i++)
+			engineers = lappend_oid(engineers,
+									DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
+																   SPI_tuptable->tupdesc, 1, &isnull)));
+		foreach(lc, engineers)
+		{
+			char	   *role = lockbox_role_name(lfirst_oid(lc));
+
+			exec_ddl(psprintf("REVOKE SELECT, INSERT, UPDATE, DELETE ON TABLE %s FROM %s",
+							  rel, quote_identifier(role)));
+		}
+	}
+
+	initStringInfo(&detail);
+	appendStringInfoChar(&detail, '{');
+	lockbox_json_str(&detail, "relation", rel);
+	lockbox_json_raw(&detail, "rls_restored", rls_was_on ? "true" : "false");
+	appendStringInfoChar(&detail, '}');
+	lockbox_audit(&call, "unprotect", 0, tenant, detail.data);
+	lockbox_access_changed();
+
+	lockbox_leave(&call);
+	PG_RETURN_VOID();
+}
+
+void
+lockbox_enforce_init(void)
+{
+	prev_executor_start = ExecutorStart_hook;
+	ExecutorStart_hook = lockbox_executor_start;
+	RegisterXactCallback(enforce_xact_callback, NULL);
+}
