@@ -1,0 +1,182 @@
+# Notifications reach listeners (DESIGN.md sections 6 and 7), and a database
+# served by a worker can be dropped.
+#
+# A session that LISTENs on channel "lockbox" receives one notification per
+# row of lockbox.notifications, with a JSON payload naming at least event,
+# request_id, tenant and state.  They are sent by the database's lockbox
+# worker (their sender's PID is the worker's), only once the transition has
+# committed: while a transition's transaction is open, a later committed
+# transition's notification arrives and its own does not; it arrives after
+# the commit; a rolled-back transition sends nothing.
+#
+# DROP DATABASE of a database a worker serves completes within seconds.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use JSON::PP;
+use Time::HiRes qw(time usleep);
+
+my $node = PostgreSQL::Test::Cluster->new('notify');
+$node->init;
+$node->append_conf('postgresql.conf', "shared_preload_libraries = 'lockbox'");
+$node->start;
+
+$node->safe_psql('postgres', 'CREATE DATABASE nt');
+$node->safe_psql(
+	'nt', q{
+CREATE EXTENSION lockbox;
+CREATE ROLE nt_eng IN ROLE lockbox_engineer;
+CREATE ROLE nt_rev IN ROLE lockbox_reviewer;
+CREATE ROLE nt_app1 IN ROLE lockbox_approver;
+CREATE ROLE nt_app2 IN ROLE lockbox_approver;
+SELECT lockbox_add_tenant('acme');
+SELECT lockbox_add_approver('acme', 'nt_app1');
+SELECT lockbox_add_approver('acme', 'nt_app2');
+});
+ok( $node->poll_query_until(
+		'nt', q{
+	SELECT count(*) FROM pg_stat_activity
+	 WHERE backend_type = 'lockbox worker' AND datname = 'nt'},
+		'1'),
+	'a lockbox worker serves the database');
+my $worker_pid = $node->safe_psql('nt',
+	q{SELECT pid FROM pg_stat_activity WHERE backend_type = 'lockbox worker' AND datname = 'nt'});
+
+# run a statement as a role (as if it had logged in), return its output
+sub as_role
+{
+	my ($role, $sql) = @_;
+	return $node->safe_psql('nt', "SET SESSION AUTHORIZATION $role; $sql");
+}
+
+# --- the listener -------------------------------------------------------------
+my $listener = $node->background_psql('nt');
+$listener->query_safe('LISTEN lockbox');
+my @received;    # { payload => decoded JSON, pid => sender }
+
+# Collect what psql prints for notifications, which it does after each
+# command, until $done->() holds or the timeout passes.
+sub receive_until
+{
+	my ($done) = @_;
+	my $deadline = time() + $PostgreSQL::Test::Utils::timeout_default;
+	while (1)
+	{
+		my $out = $listener->query_safe('SELECT 1');
+		while ($out =~
+			/^Asynchronous notification "lockbox" with payload "(.*)" received from server process with PID (\d+)\.$/mg
+		  )
+		{
+			push @received, { payload => decode_json($1), pid => $2 };
+		}
+		return 1 if $done->();
+		return 0 if time() > $deadline;
+		usleep(50_000);
+	}
+}
+sub for_request
+{
+	my ($id) = @_;
+	return grep { $_->{payload}{request_id} == $id } @received;
+}
+
+# --- a lifecycle: each notification row is heard once -------------------------
+my $r1 = as_role('nt_eng', q{SELECT lockbox_request('acme', 'customer sees stale totals')});
+# a transition that rolls back notifies nobody
+$node->safe_psql('nt',
+	"BEGIN; SET SESSION AUTHORIZATION nt_rev; SELECT lockbox_deny($r1, 'rolled back anyway'); ROLLBACK;");
+is(as_role('nt_rev', "SELECT lockbox_approve($r1)"), 'pending_approval', 'r1 reviewed');
+is(as_role('nt_app1', "SELECT lockbox_approve($r1)"), 'approved', 'r1 approved');
+is(as_role('nt_eng', "SELECT lockbox_close($r1, 'done')"), 'closed', 'r1 closed');
+
+my $rows = $node->safe_psql(
+	'nt', qq{
+	SELECT id, recipient, event FROM lockbox.notifications
+	 WHERE request_id = $r1 ORDER BY id});
+my @rows = map { [ split /\|/ ] } split /\n/, $rows;
+is(scalar(@rows), 4,
+	'r1 has four notification rows: two approvers, then approved and closed for the requester');
+
+ok(receive_until(sub { for_request($r1) >= scalar(@rows) }),
+	'the listener hears every notification of r1');
+
+my @heard = sort { $a->{payload}{id} <=> $b->{payload}{id} } for_request($r1);
+is_deeply(
+	[ map { $_->{payload}{id} } @heard ],
+	[ map { $_->[0] } @rows ],
+	'one notification per row, none twice');
+is_deeply(
+	[ map { [ @{ $_->{payload} }{qw(recipient event)} ] } @heard ],
+	[ map { [ $_->[1], $_->[2] ] } @rows ],
+	'each payload names its row\'s recipient and event');
+my @missing = grep {
+	my $p = $_->{payload};
+	grep { !defined $p->{$_} } qw(event request_id tenant state)
+} @heard;
+is(scalar(@missing), 0, 'every payload has event, request_id, tenant and state');
+is_deeply(
+	[ map { $_->{payload}{state} } @heard ],
+	[ 'pending_approval', 'pending_approval', 'approved', 'closed' ],
+	'payload states follow the lifecycle');
+is_deeply([ map { $_->{payload}{tenant} } @heard ],
+	[ ('acme') x 4 ], 'payloads name the tenant');
+is_deeply([ grep { $_ != $worker_pid } map { $_->{pid} } @heard ],
+	[], 'every notification is sent by the lockbox worker');
+ok(!grep({ $_->{payload}{event} eq 'denied' } @received),
+	'the rolled-back deny sent nothing');
+
+# --- only after commit ------------------------------------------------------
+my $r2 = as_role('nt_eng', q{SELECT lockbox_request('acme', 'second case, kept open')});
+my $r3 = as_role('nt_eng', q{SELECT lockbox_request('acme', 'third case, committed')});
+my $open = $node->background_psql('nt');
+$open->query_safe('SET SESSION AUTHORIZATION nt_rev');
+$open->query_safe('BEGIN');
+is($open->query_safe("SELECT lockbox_approve($r2)"), 'pending_approval',
+	'r2 reviewed in an open transaction');
+is(as_role('nt_rev', "SELECT lockbox_approve($r3)"), 'pending_approval', 'r3 reviewed and committed');
+ok(receive_until(sub { for_request($r3) >= 2 }),
+	'the committed review of r3 is heard');
+is(scalar(for_request($r2)), 0, 'the open review of r2 is not, while it is open');
+$open->query_safe('COMMIT');
+ok(receive_until(sub { for_request($r2) >= 2 }),
+	'the review of r2 is heard once committed');
+is(scalar(for_request($r2)), 2, 'once per approver');
+$open->quit;
+
+$listener->quit;
+
+# --- DROP DATABASE of a served database -------------------------------------
+$node->safe_psql('postgres', 'CREATE DATABASE dropme');
+$node->safe_psql('dropme', 'CREATE EXTENSION lockbox');
+ok( $node->poll_query_until(
+		'postgres', q{
+	SELECT count(*) FROM pg_stat_activity
+	 WHERE backend_type = 'lockbox worker' AND datname = 'dropme'},
+		'1'),
+	'a lockbox worker serves database dropme');
+my $start = time();
+my ($ret, $out, $err) =
+  $node->psql('postgres', 'DROP DATABASE dropme', timeout => 60);
+my $elapsed = time() - $start;
+is($ret, 0, 'DROP DATABASE of a served database succeeds') or diag($err);
+cmp_ok($elapsed, '<', 5, sprintf('and does not hang (%.1fs)', $elapsed));
+is($node->safe_psql('postgres', q{SELECT count(*) FROM pg_database WHERE datname = 'dropme'}),
+	'0', 'the database is gone');
+is( $node->safe_psql(
+		'postgres', q{
+	SELECT count(*) FROM pg_stat_activity
+	 WHERE backend_type = 'lockbox worker' AND datid IS NOT NULL
+	   AND datid NOT IN (SELECT oid FROM pg_database)}),
+	'0',
+	'no worker is left for the dropped database');
+is( $node->safe_psql(
+		'postgres', q{
+	SELECT pid FROM pg_stat_activity
+	 WHERE backend_type = 'lockbox worker' AND datname = 'nt'}),
+	$worker_pid,
+	'the worker of the other database is untouched');
+
+$node->stop;
+done_testing();
