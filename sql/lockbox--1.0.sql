@@ -58,7 +58,7 @@ CREATE TABLE lockbox.protected_table (
 	tenant_column	name,
 	tenant			text REFERENCES lockbox.tenant,
 	rls_was_enabled	boolean NOT NULL,	/* lockbox_unprotect restores it */
-	policies		text[] NOT NULL,	/* lockbox's policies as created */
+	policies		text NOT NULL,		/* fingerprint of lockbox's policies */
 	CHECK ((tenant_column IS NULL) <> (tenant IS NULL))
 );
 
@@ -102,7 +102,8 @@ CREATE TABLE lockbox.decision (
 	decision		text NOT NULL CHECK (decision IN ('approve', 'deny')),
 	comment			text,
 	decided_at		timestamptz NOT NULL,
-	PRIMARY KEY (request_id, approver)
+	PRIMARY KEY (request_id, approver),
+	UNIQUE (request_id, session_approver)
 );
 
 CREATE SEQUENCE lockbox.notification_id_seq;
@@ -213,6 +214,14 @@ GRANT EXECUTE ON FUNCTION lockbox.me(), lockbox.sees_all()
 -- (as values of the tenant column's type) or the single-tenant tables the
 -- current user may read ('r') or write ('w') at this statement.
 ------------------------------------------------------------------------------
+-- what lockbox_protect created, for lockbox.posture to notice changes
+CREATE FUNCTION lockbox.policy_fingerprint(rel regclass) RETURNS text
+	AS 'MODULE_PATHNAME', 'lockbox_policy_fingerprint'
+	LANGUAGE C STABLE STRICT;
+REVOKE ALL ON FUNCTION lockbox.policy_fingerprint(regclass) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION lockbox.policy_fingerprint(regclass)
+	TO lockbox_reviewer, lockbox_auditor;
+
 CREATE FUNCTION lockbox.granted_keys(rel regclass, cmd "char", sample anyelement)
 	RETURNS anyarray AS 'MODULE_PATHNAME', 'lockbox_granted_keys'
 	LANGUAGE C STABLE PARALLEL RESTRICTED;
@@ -365,16 +374,7 @@ engineers AS (
 ),
 prot AS (
 	SELECT p.relid::pg_catalog.oid AS relid, c.relowner, c.relrowsecurity, p.policies,
-		   (SELECT pg_catalog.array_agg(pp.polname::pg_catalog.text
-					OPERATOR(pg_catalog.||) ':'
-					OPERATOR(pg_catalog.||) pg_catalog.md5(pg_catalog.concat(
-						pp.polcmd, pp.polpermissive, pp.polroles,
-						pp.polqual, pp.polwithcheck))
-					ORDER BY pp.polname)
-			  FROM pg_catalog.pg_policy pp
-			 WHERE pp.polrelid OPERATOR(pg_catalog.=) p.relid
-			   AND pp.polname OPERATOR(pg_catalog.~~) 'lockbox\_%'
-			   AND pp.polname OPERATOR(pg_catalog.<>) 'lockbox_open') AS current_policies
+		   lockbox.policy_fingerprint(p.relid) AS current_policies
 	  FROM lockbox.protected_table p
 	  JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) p.relid
 ),

@@ -677,8 +677,7 @@ lockbox_audit(LockboxCall *call, const char *event, int64 request_id,
 												FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 	values[9] = PointerGetDatum(hash);
 
-	if (lockbox_exec(&insert_plan, sql, 10, argtypes, values, nulls,
-					 false, 0) != SPI_OK_INSERT)
+	if (lockbox_exec(&insert_plan, sql, 10, argtypes, values, nulls, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not append to lockbox.audit_log");
 
 	oldcxt = MemoryContextSwitchTo(TopTransactionContext);

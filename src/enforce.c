@@ -54,6 +54,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/snapmgr.h"
 #include "utils/syscache.h"
 
 #include "lockbox.h"
@@ -62,6 +63,7 @@ PG_FUNCTION_INFO_V1(lockbox_protect);
 PG_FUNCTION_INFO_V1(lockbox_unprotect);
 PG_FUNCTION_INFO_V1(lockbox_granted_keys);
 PG_FUNCTION_INFO_V1(lockbox_granted_table);
+PG_FUNCTION_INFO_V1(lockbox_policy_fingerprint);
 
 typedef struct EnforceShared
 {
@@ -211,7 +213,7 @@ load_protected(void)
 						"  LEFT JOIN pg_catalog.pg_attribute a"
 						"    ON a.attrelid OPERATOR(pg_catalog.=) p.relid"
 						"   AND a.attname OPERATOR(pg_catalog.=) p.tenant_column",
-						true, 0) != SPI_OK_SELECT)
+						false, 0) != SPI_OK_SELECT)
 			elog(ERROR, "could not read lockbox.protected_table");
 		for (uint64 i = 0; i < SPI_processed; i++)
 		{
@@ -270,14 +272,30 @@ current_grants(void)
 		Datum		values[2] = {ObjectIdGetDatum(user), TimestampTzGetDatum(now)};
 		TimestampTz until = DT_NOEND;
 
+		static SPIPlanPtr plan = NULL;
+		Snapshot	snap;
+		int			ret;
+
 		lockbox_enter(&call);
-		if (SPI_execute_with_args("SELECT t.relid, r.tenant, r.access, r.access_ends_at, r.id"
-								  "  FROM lockbox.request r,"
-								  "       LATERAL pg_catalog.unnest(r.tables) AS t(relid)"
-								  " WHERE r.requester OPERATOR(pg_catalog.=) $1"
-								  "   AND r.state OPERATOR(pg_catalog.=) 'approved'"
-								  "   AND r.access_ends_at OPERATOR(pg_catalog.>) $2",
-								  2, argtypes, values, NULL, true, 0) != SPI_OK_SELECT)
+
+		/*
+		 * Read with the latest snapshot, whatever the isolation level: a
+		 * revocation committed after a repeatable-read transaction began
+		 * must still end that transaction's access.
+		 */
+		lockbox_prepare(&plan,
+						"SELECT t.relid, r.tenant, r.access, r.access_ends_at, r.id"
+						"  FROM lockbox.request r,"
+						"       LATERAL pg_catalog.unnest(r.tables) AS t(relid)"
+						" WHERE r.requester OPERATOR(pg_catalog.=) $1"
+						"   AND r.state OPERATOR(pg_catalog.=) 'approved'"
+						"   AND r.access_ends_at OPERATOR(pg_catalog.>) $2",
+						2, argtypes);
+		snap = RegisterSnapshot(GetLatestSnapshot());
+		ret = SPI_execute_snapshot(plan, values, NULL, snap, InvalidSnapshot,
+								   true, false, 0);
+		UnregisterSnapshot(snap);
+		if (ret != SPI_OK_SELECT)
 			elog(ERROR, "could not read the lockbox grants");
 		for (uint64 i = 0; i < SPI_processed; i++)
 		{
@@ -692,6 +710,52 @@ exec_ddl(const char *sql)
 		elog(ERROR, "could not run \"%s\": %s", sql, SPI_result_code_string(ret));
 }
 
+/*
+ * A fingerprint of lockbox's policies on a table, from their deparsed form
+ * (names, not OIDs), so that it survives dump and restore.  Between enter and
+ * leave, which fixes the search_path the expressions are deparsed under.
+ */
+static char *
+policy_fingerprint(Oid relid)
+{
+	Oid			argtypes[1] = {OIDOID};
+	Datum		values[1] = {ObjectIdGetDatum(relid)};
+	char	   *fp;
+
+	if (SPI_execute_with_args("SELECT pg_catalog.md5(pg_catalog.string_agg(pg_catalog.concat_ws(':',"
+							  "        p.polname, p.polcmd, p.polpermissive,"
+							  "        (SELECT pg_catalog.string_agg(r.rolname::pg_catalog.text, ','"
+							  "                ORDER BY r.rolname)"
+							  "           FROM pg_catalog.pg_roles r"
+							  "          WHERE r.oid OPERATOR(pg_catalog.=) ANY (p.polroles)),"
+							  "        pg_catalog.pg_get_expr(p.polqual, p.polrelid),"
+							  "        pg_catalog.pg_get_expr(p.polwithcheck, p.polrelid)),"
+							  "        ';' ORDER BY p.polname))"
+							  "  FROM pg_catalog.pg_policy p"
+							  " WHERE p.polrelid OPERATOR(pg_catalog.=) $1"
+							  "   AND p.polname OPERATOR(pg_catalog.~~) 'lockbox\\_%'"
+							  "   AND p.polname OPERATOR(pg_catalog.<>) 'lockbox_open'",
+							  1, argtypes, values, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the policies of table %u", relid);
+	fp = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	return fp ? fp : pstrdup("");
+}
+
+/* lockbox.policy_fingerprint(rel regclass) -> text, for lockbox.posture */
+Datum
+lockbox_policy_fingerprint(PG_FUNCTION_ARGS)
+{
+	LockboxCall call;
+	char	   *fp;
+	text	   *result;
+
+	lockbox_enter(&call);
+	fp = policy_fingerprint(PG_GETARG_OID(0));
+	result = cstring_to_text(fp);
+	lockbox_leave(&call);
+	PG_RETURN_TEXT_P(result);
+}
+
 /* The USING / WITH CHECK expression of a lockbox policy. */
 static char *
 policy_qual(const char *rel, const char *column, Oid keytype, char cmd)
@@ -813,9 +877,9 @@ lockbox_protect(PG_FUNCTION_ARGS)
 					  " TO lockbox_engineer USING (%s)", rel, write_qual));
 
 	{
-		Oid			argtypes[4] = {OIDOID, NAMEOID, TEXTOID, BOOLOID};
-		Datum		values[4];
-		char		nulls[4] = {' ', ' ', ' ', ' '};
+		Oid			argtypes[5] = {OIDOID, NAMEOID, TEXTOID, BOOLOID, TEXTOID};
+		Datum		values[5];
+		char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
 		NameData	colname;
 
 		values[0] = ObjectIdGetDatum(relid);
@@ -829,20 +893,11 @@ lockbox_protect(PG_FUNCTION_ARGS)
 		values[2] = tenant ? CStringGetTextDatum(tenant) : (Datum) 0;
 		nulls[2] = tenant ? ' ' : 'n';
 		values[3] = BoolGetDatum(rls_was_on);
+		values[4] = CStringGetTextDatum(policy_fingerprint(relid));
 		if (SPI_execute_with_args("INSERT INTO lockbox.protected_table"
 								  " (relid, tenant_column, tenant, rls_was_enabled, policies)"
-								  " SELECT $1, $2, $3, $4,"
-								  "        pg_catalog.array_agg(p.polname::pg_catalog.text"
-								  "          OPERATOR(pg_catalog.||) ':'"
-								  "          OPERATOR(pg_catalog.||) pg_catalog.md5(pg_catalog.concat("
-								  "              p.polcmd, p.polpermissive, p.polroles,"
-								  "              p.polqual, p.polwithcheck))"
-								  "          ORDER BY p.polname)"
-								  "   FROM pg_catalog.pg_policy p"
-								  "  WHERE p.polrelid OPERATOR(pg_catalog.=) $1"
-								  "    AND p.polname OPERATOR(pg_catalog.~~) 'lockbox\\_%'"
-								  "    AND p.polname OPERATOR(pg_catalog.<>) 'lockbox_open'",
-								  4, argtypes, values, nulls, false, 0) != SPI_OK_INSERT)
+								  " VALUES ($1, $2, $3, $4, $5)",
+								  5, argtypes, values, nulls, false, 0) != SPI_OK_INSERT)
 			elog(ERROR, "could not record the protected table");
 	}
 

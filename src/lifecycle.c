@@ -144,7 +144,7 @@ lock_request(int64 id)
 	bool		isnull;
 	Datum		d;
 
-	lockbox_exec(&plan, sql, 1, argtypes, values, NULL, false, 1);
+	lockbox_exec(&plan, sql, 1, argtypes, values, NULL, 1);
 	if (SPI_processed == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
@@ -202,7 +202,7 @@ save_request(Request *r)
 	values[8] = r->close_reason ? CStringGetTextDatum(r->close_reason) : (Datum) 0;
 	nulls[8] = r->close_reason ? ' ' : 'n';
 
-	if (lockbox_exec(&plan, sql, 9, argtypes, values, nulls, false, 0)
+	if (lockbox_exec(&plan, sql, 9, argtypes, values, nulls, 0)
 		!= SPI_OK_UPDATE || SPI_processed != 1)
 		elog(ERROR, "could not update lockbox request " INT64_FORMAT, r->id);
 }
@@ -305,6 +305,19 @@ require_stage2_decider(LockboxCall *call, Request *r, const char *step)
 						   lockbox_role_name(r->reviewer))));
 }
 
+/*
+ * A reviewer (not an approver of the tenant) acting on a request that has
+ * moved on to stage 2, typically after losing a race with another reviewer:
+ * the state, not the role, is what refuses them.
+ */
+static void
+refuse_reviewer_late(LockboxCall *call, Request *r, const char *step)
+{
+	if (lockbox_has_role(call->caller, LB_REVIEWER) &&
+		!lockbox_is_approver(call->caller, r->tenant))
+		refuse_state(r, call->now, step);
+}
+
 static void
 refuse_expired(Request *r, TimestampTz now, const char *step)
 {
@@ -361,7 +374,7 @@ protected_tables(void)
 				 "    ON a.attrelid OPERATOR(pg_catalog.=) p.relid"
 				 "   AND a.attname OPERATOR(pg_catalog.=) p.tenant_column"
 				 " ORDER BY p.relid::pg_catalog.oid",
-				 0, NULL, NULL, NULL, true, 0);
+				 0, NULL, NULL, NULL, 0);
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[i];
@@ -594,7 +607,7 @@ lockbox_request(PG_FUNCTION_ARGS)
 	values[6] = IntervalPGetDatum(&duration);
 	values[7] = TimestampTzGetDatum(call.now);
 	values[8] = TimestampTzGetDatum(deadline);
-	if (lockbox_exec(&plan, sql, 9, argtypes, values, nulls, false, 0)
+	if (lockbox_exec(&plan, sql, 9, argtypes, values, nulls, 0)
 		!= SPI_OK_INSERT_RETURNING)
 		elog(ERROR, "could not insert a lockbox request");
 	id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
@@ -634,7 +647,7 @@ already_decided(LockboxCall *call, int64 id)
 				 " WHERE request_id OPERATOR(pg_catalog.=) $1"
 				 "   AND (approver OPERATOR(pg_catalog.=) $2"
 				 "        OR session_approver OPERATOR(pg_catalog.=) $3)",
-				 3, argtypes, values, NULL, true, 1);
+				 3, argtypes, values, NULL, 1);
 	return SPI_processed > 0;
 }
 
@@ -670,13 +683,13 @@ record_decision(LockboxCall *call, int64 id, const char *decision,
 				 "INSERT INTO lockbox.decision (request_id, approver,"
 				 " session_approver, decision, comment, decided_at)"
 				 " VALUES ($1, $2, $3, $4, $5, $6)",
-				 6, argtypes, values, nulls, false, 0);
+				 6, argtypes, values, nulls, 0);
 
 	lockbox_exec(&count_plan,
 				 "SELECT pg_catalog.count(*)::pg_catalog.int4 FROM lockbox.decision"
 				 " WHERE request_id OPERATOR(pg_catalog.=) $1"
 				 "   AND decision OPERATOR(pg_catalog.=) 'approve'",
-				 1, argtypes, values, NULL, false, 1);
+				 1, argtypes, values, NULL, 1);
 	return DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
 									   SPI_tuptable->tupdesc, 1, &isnull));
 }
@@ -760,6 +773,7 @@ lockbox_approve(PG_FUNCTION_ARGS)
 		LockboxTenant tenant;
 		int			approvals;
 
+		refuse_reviewer_late(&call, r, "approve");
 		require_stage2_decider(&call, r, "approve");
 		refuse_expired(r, call.now, "approve");
 		if (!lockbox_tenant_lookup(r->tenant, &tenant))
@@ -816,6 +830,7 @@ lockbox_deny(PG_FUNCTION_ARGS)
 	}
 	else if (strcmp(r->state, "pending_approval") == 0)
 	{
+		refuse_reviewer_late(&call, r, "deny");
 		require_stage2_decider(&call, r, "deny");
 		refuse_expired(r, call.now, "deny");
 		(void) record_decision(&call, r->id, "deny", reason);

@@ -367,10 +367,17 @@ lockbox_prepare(SPIPlanPtr *cache, const char *sql, int nargs, Oid *argtypes)
 
 int
 lockbox_exec(SPIPlanPtr *cache, const char *sql, int nargs, Oid *argtypes,
-			 Datum *values, const char *nulls, bool read_only, long count)
+			 Datum *values, const char *nulls, long count)
 {
 	SPIPlanPtr	plan = lockbox_prepare(cache, sql, nargs, argtypes);
-	int			ret = SPI_execute_plan(plan, values, nulls, read_only, count);
+	int			ret;
+
+	/*
+	 * Never read-only: a read-only query would reuse the statement's
+	 * snapshot, and after a transition has waited for a request's row lock,
+	 * every later read must see what the transaction it waited for wrote.
+	 */
+	ret = SPI_execute_plan(plan, values, nulls, false, count);
 
 	if (ret < 0)
 		elog(ERROR, "SPI_execute_plan failed for \"%s\": %s",

@@ -75,7 +75,7 @@ extern SPIPlanPtr lockbox_prepare(SPIPlanPtr *cache, const char *sql,
 								  int nargs, Oid *argtypes);
 extern int	lockbox_exec(SPIPlanPtr *cache, const char *sql, int nargs,
 						 Oid *argtypes, Datum *values, const char *nulls,
-						 bool read_only, long count);
+						 long count);
 
 /* argument checks (lockbox.c); each ereports with the contract's SQLSTATE */
 extern void lockbox_require_arg(FunctionCallInfo fcinfo, int argno,

@@ -70,7 +70,7 @@ lockbox_notify(LockboxCall *call, int64 request_id, Oid recipient,
 	values[2] = CStringGetTextDatum(event);
 	values[3] = DirectFunctionCall1(jsonb_in, CStringGetDatum(payload.data));
 	values[4] = TimestampTzGetDatum(call->now);
-	if (lockbox_exec(&insert_plan, sql, 5, argtypes, values, NULL, false, 0)
+	if (lockbox_exec(&insert_plan, sql, 5, argtypes, values, NULL, 0)
 		!= SPI_OK_INSERT)
 		elog(ERROR, "could not queue a lockbox notification");
 
@@ -98,7 +98,7 @@ lockbox_relay_notifications(int batch)
 	Datum		values[1] = {Int32GetDatum(batch)};
 	int64		sent;
 
-	lockbox_exec(&plan, sql, 1, argtypes, values, NULL, false, 0);
+	lockbox_exec(&plan, sql, 1, argtypes, values, NULL, 0);
 	sent = (int64) SPI_processed;
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
@@ -147,7 +147,7 @@ lockbox_claim_notifications(PG_FUNCTION_ARGS)
 	values[0] = Int32GetDatum(max);
 	values[1] = TimestampTzGetDatum(call.now);
 	values[2] = NameGetDatum(&claimer);
-	lockbox_exec(&plan, sql, 3, argtypes, values, NULL, false, 0);
+	lockbox_exec(&plan, sql, 3, argtypes, values, NULL, 0);
 
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
@@ -181,13 +181,13 @@ lockbox_ack_notification(PG_FUNCTION_ARGS)
 	lockbox_exec(&ack_plan,
 				 "UPDATE lockbox.notification SET delivered_at = $2"
 				 " WHERE id OPERATOR(pg_catalog.=) $1 AND delivered_at IS NULL",
-				 2, argtypes, values, NULL, false, 0);
+				 2, argtypes, values, NULL, 0);
 	marked = (SPI_processed > 0);
 	if (!marked)
 	{
 		lockbox_exec(&exists_plan,
 					 "SELECT 1 FROM lockbox.notification WHERE id OPERATOR(pg_catalog.=) $1",
-					 1, argtypes, values, NULL, true, 1);
+					 1, argtypes, values, NULL, 1);
 		if (SPI_processed == 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_UNDEFINED_OBJECT),

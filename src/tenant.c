@@ -35,7 +35,7 @@ lockbox_tenant_lookup(const char *tenant, LockboxTenant *out)
 	Datum		values[1] = {CStringGetTextDatum(tenant)};
 	bool		isnull;
 
-	lockbox_exec(&tenant_plan, sql, 1, argtypes, values, NULL, true, 1);
+	lockbox_exec(&tenant_plan, sql, 1, argtypes, values, NULL, 1);
 	if (SPI_processed == 0)
 		return false;
 	if (out)
@@ -69,7 +69,7 @@ lockbox_tenant_approvers(const char *tenant)
 	Datum		values[1] = {CStringGetTextDatum(tenant)};
 	List	   *result = NIL;
 
-	lockbox_exec(&approvers_plan, sql, 1, argtypes, values, NULL, true, 0);
+	lockbox_exec(&approvers_plan, sql, 1, argtypes, values, NULL, 0);
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
 		bool		isnull;
@@ -138,7 +138,7 @@ lockbox_add_tenant(PG_FUNCTION_ARGS)
 	values[1] = BoolGetDatum(enabled);
 	values[2] = Int32GetDatum(required);
 	values[3] = TimestampTzGetDatum(call.now);
-	lockbox_exec(&plan, sql, 4, argtypes, values, NULL, false, 0);
+	lockbox_exec(&plan, sql, 4, argtypes, values, NULL, 0);
 
 	initStringInfo(&detail);
 	appendStringInfoChar(&detail, '{');
@@ -174,7 +174,7 @@ lockbox_set_enabled(PG_FUNCTION_ARGS)
 	lockbox_exec(&lock_plan,
 				 "SELECT enabled FROM lockbox.tenant"
 				 " WHERE tenant OPERATOR(pg_catalog.=) $1 FOR UPDATE",
-				 1, argtypes, values, NULL, false, 1);
+				 1, argtypes, values, NULL, 1);
 	if (SPI_processed == 0)
 		require_tenant(tenant, NULL);
 	was = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
@@ -189,7 +189,7 @@ lockbox_set_enabled(PG_FUNCTION_ARGS)
 	lockbox_exec(&update_plan,
 				 "UPDATE lockbox.tenant SET enabled = $2"
 				 " WHERE tenant OPERATOR(pg_catalog.=) $1",
-				 2, argtypes, values, NULL, false, 0);
+				 2, argtypes, values, NULL, 0);
 
 	initStringInfo(&detail);
 	appendStringInfoChar(&detail, '{');
@@ -258,7 +258,7 @@ lockbox_add_approver(PG_FUNCTION_ARGS)
 	lockbox_exec(&plan,
 				 "INSERT INTO lockbox.approver (tenant, approver, added_at)"
 				 " VALUES ($1, $2, $3)",
-				 3, argtypes, values, NULL, false, 0);
+				 3, argtypes, values, NULL, 0);
 
 	initStringInfo(&detail);
 	appendStringInfoChar(&detail, '{');
@@ -290,7 +290,7 @@ lockbox_remove_approver(PG_FUNCTION_ARGS)
 				 "DELETE FROM lockbox.approver"
 				 " WHERE tenant OPERATOR(pg_catalog.=) $1"
 				 "   AND approver OPERATOR(pg_catalog.=) $2",
-				 2, argtypes, values, NULL, false, 0);
+				 2, argtypes, values, NULL, 0);
 	if (SPI_processed == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),

@@ -28,8 +28,10 @@ INSERT INTO parties VALUES ('public'), ('lockbox_engineer'), ('lockbox_reviewer'
 -- the API and who may execute it: the engineer files, cancels and closes; the
 -- reviewer and the approvers decide; approvers revoke and switch their
 -- tenant's lockbox; the auditor (compliance, the notifier service) verifies
--- the audit and delivers notifications; tenants, approvers and protected
--- tables are the extension owner's alone.
+-- the audit and delivers notifications; tenants and approvers are the
+-- extension owner's alone. lockbox_protect and lockbox_unprotect are
+-- executable by everyone and check themselves that the caller owns the
+-- table (issue: "only the table's owner or a superuser may call it").
 CREATE TEMP TABLE api (fn name, args name[], callers name[]);
 INSERT INTO api VALUES
   ('lockbox_request', '{text,text,regclass[],text,interval,text}', '{lockbox_engineer}'),
@@ -42,8 +44,10 @@ INSERT INTO api VALUES
   ('lockbox_set_enabled', '{text,boolean}', '{lockbox_approver}'),
   ('lockbox_add_approver', '{text,regrole}', '{}'),
   ('lockbox_remove_approver', '{text,regrole}', '{}'),
-  ('lockbox_protect', '{regclass,name,text}', '{}'),
-  ('lockbox_unprotect', '{regclass}', '{}'),
+  ('lockbox_protect', '{regclass,name,text}',
+   '{public,lockbox_engineer,lockbox_reviewer,lockbox_approver,lockbox_auditor}'),
+  ('lockbox_unprotect', '{regclass}',
+   '{public,lockbox_engineer,lockbox_reviewer,lockbox_approver,lockbox_auditor}'),
   ('lockbox_verify_audit', '{}', '{lockbox_auditor}'),
   ('lockbox_claim_notifications', '{integer}', '{lockbox_auditor}'),
   ('lockbox_ack_notification', '{bigint}', '{lockbox_auditor}');
