@@ -162,6 +162,13 @@ CREATE TRIGGER audit_log_no_truncate
 	BEFORE TRUNCATE ON lockbox.audit_log
 	FOR EACH STATEMENT EXECUTE FUNCTION lockbox.audit_log_append_only();
 
+-- engineers whose access ended and whose sessions the worker is to end
+CREATE TABLE lockbox.session_end (
+	engineer	regrole NOT NULL,
+	request_id	bigint NOT NULL,
+	except_pid	integer NOT NULL	/* the session that closed it itself */
+);
+
 CREATE TABLE lockbox.access_event (
 	at			timestamptz NOT NULL,
 	engineer	regrole NOT NULL,
@@ -577,6 +584,19 @@ GRANT EXECUTE ON FUNCTION
 	@extschema@.lockbox_claim_notifications(integer),
 	@extschema@.lockbox_ack_notification(bigint)
 	TO lockbox_auditor;
+
+------------------------------------------------------------------------------
+-- The workers, per database served: state, last pass, next deadline.
+------------------------------------------------------------------------------
+CREATE FUNCTION lockbox.worker_status(OUT database text, OUT state text,
+		OUT pid integer, OUT last_pass timestamptz, OUT next_deadline timestamptz)
+	RETURNS SETOF record AS 'MODULE_PATHNAME', 'lockbox_worker_status'
+	LANGUAGE C VOLATILE;
+CREATE VIEW lockbox.worker AS SELECT * FROM lockbox.worker_status();
+REVOKE ALL ON FUNCTION lockbox.worker_status() FROM PUBLIC;
+REVOKE ALL ON lockbox.worker FROM PUBLIC;
+GRANT SELECT ON lockbox.worker TO lockbox_reviewer, lockbox_auditor;
+GRANT EXECUTE ON FUNCTION lockbox.worker_status() TO lockbox_reviewer, lockbox_auditor;
 
 ------------------------------------------------------------------------------
 -- The worker: the launcher starts one for this database once this commits.

@@ -612,6 +612,7 @@ lockbox_request(PG_FUNCTION_ARGS)
 		elog(ERROR, "could not insert a lockbox request");
 	id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
 									 SPI_tuptable->tupdesc, 1, &isnull));
+	lockbox_deadline_created(deadline);
 
 	initStringInfo(&detail);
 	appendStringInfoChar(&detail, '{');
@@ -707,6 +708,33 @@ open_access(Request *r, TimestampTz now)
 	r->approved_at = now;
 	r->has_access_ends_at = true;
 	r->access_ends_at = add_interval(now, &r->duration);
+	lockbox_deadline_created(r->access_ends_at);
+}
+
+/*
+ * Access has ended (closed, revoked, window elapsed): take back the grants no
+ * other open request needs, and have the worker end the engineer's sessions.
+ */
+static void
+end_access(LockboxCall *call, Request *r)
+{
+	lockbox_sync_grants(r->requester, r->tables, call->now);
+	if (lockbox_terminate_sessions)
+	{
+		static SPIPlanPtr plan = NULL;
+		Oid			argtypes[3] = {REGROLEOID, INT8OID, INT4OID};
+		Datum		values[3];
+
+		values[0] = ObjectIdGetDatum(r->requester);
+		values[1] = Int64GetDatum(r->id);
+		/* the session that closed its own request ends it itself */
+		values[2] = Int32GetDatum(call->caller == r->requester ? MyProcPid : 0);
+		lockbox_exec(&plan,
+					 "INSERT INTO lockbox.session_end (engineer, request_id, except_pid)"
+					 " VALUES ($1, $2, $3)",
+					 3, argtypes, values, NULL, 0);
+		lockbox_wake_worker_at_commit();
+	}
 }
 
 Datum
@@ -749,6 +777,7 @@ lockbox_approve(PG_FUNCTION_ARGS)
 			r->state = "pending_approval";
 			r->has_deadline = true;
 			r->deadline = add_interval(call.now, &lockbox_approval_timeout);
+			lockbox_deadline_created(r->deadline);
 			save_request(r);
 			lockbox_json_raw(&extra, "approvers_notified",
 							 psprintf("%d", list_length(approvers)));
@@ -907,7 +936,7 @@ lockbox_close(PG_FUNCTION_ARGS)
 
 	finish(r, "closed", "resolved", call.now);
 	save_request(r);
-	lockbox_sync_grants(r->requester, r->tables, call.now);
+	end_access(&call, r);
 	initStringInfo(&extra);
 	lockbox_json_str(&extra, "close_reason", "resolved");
 	lockbox_json_str(&extra, "resolution", resolution);
@@ -935,11 +964,150 @@ lockbox_revoke(PG_FUNCTION_ARGS)
 
 	finish(r, "revoked", "revoked", call.now);
 	save_request(r);
-	lockbox_sync_grants(r->requester, r->tables, call.now);
+	end_access(&call, r);
 	initStringInfo(&extra);
 	lockbox_json_str(&extra, "reason", reason);
 	record(&call, r, "revoke", "approved", &extra, true);
 
 	lockbox_leave(&call);
 	PG_RETURN_TEXT_P(cstring_to_text("revoked"));
+}
+
+/* ---------------------------------------------------------------------
+ * Deadlines, acted on by the worker
+ * ---------------------------------------------------------------------
+ */
+
+/* the ids of up to batch requests due, locked, skipping ones being changed */
+static List *
+due_requests(SPIPlanPtr *plan, const char *sql, TimestampTz now, int batch)
+{
+	Oid			argtypes[2] = {TIMESTAMPTZOID, INT4OID};
+	Datum		values[2] = {TimestampTzGetDatum(now), Int32GetDatum(batch)};
+	List	   *ids = NIL;
+
+	lockbox_exec(plan, sql, 2, argtypes, values, NULL, 0);
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		int64	   *id = palloc(sizeof(int64));
+
+		*id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i],
+										  SPI_tuptable->tupdesc, 1, &isnull));
+		ids = lappend(ids, id);
+	}
+	return ids;
+}
+
+/*
+ * Expire pending stages and close access windows whose deadline has passed:
+ * at most batch of each, in the caller's transaction, between lockbox_enter
+ * and lockbox_leave.  Requests a session holds locked are left for the next
+ * pass; whichever commits first wins, the other sees the new state.  Returns
+ * how many requests were acted on.
+ */
+int
+lockbox_act_on_deadlines(LockboxCall *call, int batch)
+{
+	static SPIPlanPtr expiring_plan = NULL;
+	static SPIPlanPtr ending_plan = NULL;
+	List	   *ids;
+	ListCell   *lc;
+	int			done = 0;
+
+	ids = due_requests(&expiring_plan,
+					   "SELECT id FROM lockbox.request"
+					   " WHERE state IN ('pending_review', 'pending_approval')"
+					   "   AND deadline OPERATOR(pg_catalog.<=) $1"
+					   " ORDER BY deadline LIMIT $2 FOR UPDATE SKIP LOCKED",
+					   call->now, batch);
+	foreach(lc, ids)
+	{
+		Request    *r = lock_request(*(int64 *) lfirst(lc));
+		char	   *from = pstrdup(r->state);
+		StringInfoData extra;
+
+		if (!is_pending(r->state) || !r->has_deadline || r->deadline > call->now)
+			continue;
+		initStringInfo(&extra);
+		lockbox_json_str(&extra, "by", "lockbox worker");
+		lockbox_json_str(&extra, "deadline", timestamptz_to_str(r->deadline));
+		finish(r, "expired", NULL, r->deadline);
+		save_request(r);
+		record(call, r, "expire", from, &extra, true);
+		done++;
+	}
+
+	ids = due_requests(&ending_plan,
+					   "SELECT id FROM lockbox.request"
+					   " WHERE state OPERATOR(pg_catalog.=) 'approved'"
+					   "   AND access_ends_at OPERATOR(pg_catalog.<=) $1"
+					   " ORDER BY access_ends_at LIMIT $2 FOR UPDATE SKIP LOCKED",
+					   call->now, batch);
+	foreach(lc, ids)
+	{
+		Request    *r = lock_request(*(int64 *) lfirst(lc));
+		StringInfoData extra;
+
+		if (strcmp(r->state, "approved") != 0 || !r->has_access_ends_at ||
+			r->access_ends_at > call->now)
+			continue;
+		initStringInfo(&extra);
+		lockbox_json_str(&extra, "by", "lockbox worker");
+		lockbox_json_str(&extra, "close_reason", "window_elapsed");
+		lockbox_json_str(&extra, "access_ends_at", timestamptz_to_str(r->access_ends_at));
+		finish(r, "closed", "window_elapsed", r->access_ends_at);
+		save_request(r);
+		end_access(call, r);
+		record(call, r, "close", "approved", &extra, true);
+		done++;
+	}
+	return done;
+}
+
+/* The earliest deadline still to be acted on, or DT_NOEND. */
+TimestampTz
+lockbox_next_deadline(void)
+{
+	static SPIPlanPtr plan = NULL;
+	bool		isnull;
+	Datum		d;
+
+	lockbox_exec(&plan,
+				 "SELECT LEAST("
+				 "  (SELECT pg_catalog.min(deadline) FROM lockbox.request"
+				 "    WHERE state IN ('pending_review', 'pending_approval')),"
+				 "  (SELECT pg_catalog.min(access_ends_at) FROM lockbox.request"
+				 "    WHERE state OPERATOR(pg_catalog.=) 'approved'))",
+				 0, NULL, NULL, NULL, 1);
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	return isnull ? DT_NOEND : DatumGetTimestampTz(d);
+}
+
+/*
+ * End the sessions of engineers whose access ended (queued by end_access),
+ * and forget the queue.  Superusers' sessions are never ended.  Returns how
+ * many sessions were signalled.
+ */
+int
+lockbox_end_sessions(void)
+{
+	static SPIPlanPtr plan = NULL;
+	bool		isnull;
+
+	lockbox_exec(&plan,
+				 "WITH q AS (DELETE FROM lockbox.session_end RETURNING engineer, except_pid)"
+				 " SELECT pg_catalog.count(*) FILTER (WHERE pg_catalog.pg_terminate_backend(a.pid))"
+				 "   FROM pg_catalog.pg_stat_activity a"
+				 "  WHERE a.datname OPERATOR(pg_catalog.=) pg_catalog.current_database()"
+				 "    AND a.backend_type OPERATOR(pg_catalog.=) 'client backend'"
+				 "    AND NOT (SELECT r.rolsuper FROM pg_catalog.pg_roles r"
+				 "              WHERE r.oid OPERATOR(pg_catalog.=) a.usesysid)"
+				 "    AND EXISTS (SELECT 1 FROM q"
+				 "                 WHERE pg_catalog.pg_has_role(a.usesysid,"
+				 "                           q.engineer::pg_catalog.oid, 'USAGE')"
+				 "                   AND a.pid OPERATOR(pg_catalog.<>) q.except_pid)",
+				 0, NULL, NULL, NULL, 0);
+	return (int) DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+											 SPI_tuptable->tupdesc, 1, &isnull));
 }

@@ -101,6 +101,11 @@ extern bool lockbox_tenant_lookup(const char *tenant, LockboxTenant *out);
 extern bool lockbox_is_approver(Oid role, const char *tenant);
 extern List *lockbox_tenant_approvers(const char *tenant);
 
+/* the worker's transitions (lifecycle.c) */
+extern int	lockbox_act_on_deadlines(LockboxCall *call, int batch);
+extern TimestampTz lockbox_next_deadline(void);
+extern int	lockbox_end_sessions(void);
+
 /* audit (audit.c) */
 extern void lockbox_audit(LockboxCall *call, const char *event,
 						  int64 request_id, const char *tenant,
@@ -130,6 +135,7 @@ extern void lockbox_worker_init(void);
 extern Size lockbox_worker_shmem_size(void);
 extern void lockbox_worker_shmem_init(void);
 extern void lockbox_wake_worker_at_commit(void);
+extern void lockbox_deadline_created(TimestampTz deadline);
 
 /* JSON building helpers (audit.c) */
 extern void lockbox_json_str(StringInfo buf, const char *key, const char *value);

@@ -36,6 +36,7 @@
 #include "commands/defrem.h"
 #include "commands/extension.h"
 #include "fmgr.h"
+#include "funcapi.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
 #include "pgstat.h"
@@ -56,6 +57,7 @@
 #include "lockbox.h"
 
 PG_FUNCTION_INFO_V1(lockbox_start_worker);
+PG_FUNCTION_INFO_V1(lockbox_worker_status);
 
 PGDLLEXPORT void lockbox_launcher_main(Datum main_arg);
 PGDLLEXPORT void lockbox_db_worker_main(Datum main_arg);
@@ -65,6 +67,8 @@ PGDLLEXPORT void lockbox_db_worker_main(Datum main_arg);
 #define PAUSE_SECS				5
 /* notifications relayed per transaction */
 #define RELAY_BATCH				1000
+/* requests expired or closed per transaction */
+#define DEADLINE_BATCH			500
 
 typedef enum DbWorkerState
 {
@@ -84,6 +88,7 @@ typedef struct DbWorker
 	Latch	   *latch;
 	TimestampTz retry_after;	/* DBW_PAUSED: start again after */
 	TimestampTz last_pass;
+	TimestampTz next_deadline;	/* DT_NOEND: none */
 } DbWorker;
 
 typedef struct WorkerShared
@@ -96,6 +101,8 @@ typedef struct WorkerShared
 static WorkerShared *worker_shared = NULL;
 
 static bool wake_worker_pending = false;
+/* earliest deadline this transaction created */
+static TimestampTz created_deadline = DT_NOEND;
 static bool start_worker_pending = false;
 
 static ProcessUtility_hook_type prev_utility_hook = NULL;
@@ -144,6 +151,7 @@ find_db(Oid dbid, bool create)
 		memset(free_slot, 0, sizeof(DbWorker));
 		free_slot->dbid = dbid;
 		free_slot->state = DBW_WANTED;
+		free_slot->next_deadline = DT_NOEND;
 		return free_slot;
 	}
 	return NULL;
@@ -159,11 +167,20 @@ lockbox_wake_worker_at_commit(void)
 	wake_worker_pending = true;
 }
 
+/* A new deadline: wake the worker at commit if it is earlier than its next. */
+void
+lockbox_deadline_created(TimestampTz deadline)
+{
+	if (deadline < created_deadline)
+		created_deadline = deadline;
+}
+
 static void
 worker_xact_callback(XactEvent event, void *arg)
 {
 	if (event == XACT_EVENT_COMMIT && worker_shared != NULL &&
-		(wake_worker_pending || start_worker_pending))
+		(wake_worker_pending || start_worker_pending ||
+		 created_deadline != DT_NOEND))
 	{
 		DbWorker   *w;
 		Latch	   *latch = NULL;
@@ -171,7 +188,8 @@ worker_xact_callback(XactEvent event, void *arg)
 
 		LWLockAcquire(worker_shared->lock, LW_EXCLUSIVE);
 		w = find_db(MyDatabaseId, start_worker_pending);
-		if (w != NULL && w->state == DBW_RUNNING && w->latch != NULL)
+		if (w != NULL && w->state == DBW_RUNNING && w->latch != NULL &&
+			(wake_worker_pending || created_deadline < w->next_deadline))
 			latch = w->latch;
 		else if (w != NULL && start_worker_pending &&
 				 (w->state == DBW_ABSENT || w->state == DBW_PAUSED ||
@@ -192,6 +210,7 @@ worker_xact_callback(XactEvent event, void *arg)
 	{
 		wake_worker_pending = false;
 		start_worker_pending = false;
+		created_deadline = DT_NOEND;
 	}
 }
 
@@ -566,54 +585,138 @@ db_worker_detach(int code, Datum arg)
 	{
 		w->pid = 0;
 		w->latch = NULL;
-		/* a worker that died unexpectedly is started again */
+		/* a worker that died unexpectedly is started again, after a pause */
 		if (w->state == DBW_RUNNING || w->state == DBW_STARTING)
-			w->state = (code == 0) ? DBW_ABSENT : DBW_WANTED;
+		{
+			w->state = (code == 0) ? DBW_ABSENT : DBW_PAUSED;
+			w->retry_after = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+														 PAUSE_SECS * 1000);
+		}
 	}
 	if (worker_shared->launcher_latch != NULL)
 		SetLatch(worker_shared->launcher_latch);
 	LWLockRelease(worker_shared->lock);
 }
 
-/* One pass: returns false when lockbox is no longer installed. */
-static bool
-db_worker_pass(MemoryContext passcxt)
+static void
+set_next_deadline(TimestampTz next_deadline, bool pass_done)
 {
-	int64		sent;
-
-	do
-	{
-		MemoryContext old;
-
-		CHECK_FOR_INTERRUPTS();
-		SetCurrentStatementStartTimestamp();
-		StartTransactionCommand();
-		if (!lockbox_installed())
-		{
-			CommitTransactionCommand();
-			return false;
-		}
-		old = MemoryContextSwitchTo(passcxt);
-		if (SPI_connect() != SPI_OK_CONNECT)
-			elog(ERROR, "SPI_connect failed");
-		PushActiveSnapshot(GetTransactionSnapshot());
-		pgstat_report_activity(STATE_RUNNING, "lockbox: relaying notifications");
-		sent = lockbox_relay_notifications(RELAY_BATCH);
-		SPI_finish();
-		PopActiveSnapshot();
-		MemoryContextSwitchTo(old);
-		CommitTransactionCommand();
-		MemoryContextReset(passcxt);
-	} while (sent == RELAY_BATCH);
+	DbWorker   *w;
 
 	LWLockAcquire(worker_shared->lock, LW_EXCLUSIVE);
+	w = find_db(MyDatabaseId, false);
+	if (w != NULL)
 	{
-		DbWorker   *w = find_db(MyDatabaseId, false);
-
-		if (w != NULL)
+		w->next_deadline = next_deadline;
+		if (pass_done)
 			w->last_pass = GetCurrentTimestamp();
 	}
 	LWLockRelease(worker_shared->lock);
+}
+
+/*
+ * Run step in a transaction of its own, as the extension owner, with SPI.
+ * Returns false (and runs nothing) when lockbox is no longer installed.
+ */
+typedef int (*PassStep) (LockboxCall *call, void *arg);
+
+static bool
+in_transaction(MemoryContext passcxt, const char *activity, PassStep step,
+			   void *arg, int *result)
+{
+	MemoryContext old;
+	LockboxCall call;
+
+	CHECK_FOR_INTERRUPTS();
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	if (!lockbox_installed())
+	{
+		CommitTransactionCommand();
+		return false;
+	}
+	old = MemoryContextSwitchTo(passcxt);
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, activity);
+	lockbox_enter(&call);
+	*result = step(&call, arg);
+	lockbox_leave(&call);
+	PopActiveSnapshot();
+	MemoryContextSwitchTo(old);
+	CommitTransactionCommand();
+	MemoryContextReset(passcxt);
+	return true;
+}
+
+static int
+step_relay(LockboxCall *call, void *arg)
+{
+	return (int) lockbox_relay_notifications(RELAY_BATCH);
+}
+
+static int
+step_deadlines(LockboxCall *call, void *arg)
+{
+	return lockbox_act_on_deadlines(call, DEADLINE_BATCH);
+}
+
+static int
+step_end_sessions(LockboxCall *call, void *arg)
+{
+	return lockbox_end_sessions();
+}
+
+static int
+step_next_deadline(LockboxCall *call, void *arg)
+{
+	*(TimestampTz *) arg = lockbox_next_deadline();
+	return 0;
+}
+
+/*
+ * One pass: relay notifications, act on every passed deadline (in batches,
+ * each its own transaction, so other transitions keep flowing), end the
+ * sessions whose access ended, and find the next deadline.  Returns false
+ * when lockbox is no longer installed.
+ */
+static bool
+db_worker_pass(MemoryContext passcxt, TimestampTz *next_deadline)
+{
+	int			n;
+
+	/*
+	 * While the pass runs, every new deadline wakes us: one committed after
+	 * the next deadline is read below must not be slept through.
+	 */
+	set_next_deadline(DT_NOEND, false);
+
+	do
+	{
+		if (!in_transaction(passcxt, "lockbox: relaying notifications",
+							step_relay, NULL, &n))
+			return false;
+	} while (n == RELAY_BATCH);
+	do
+	{
+		if (!in_transaction(passcxt, "lockbox: acting on deadlines",
+							step_deadlines, NULL, &n))
+			return false;
+	} while (n > 0);
+	if (!in_transaction(passcxt, "lockbox: ending sessions",
+						step_end_sessions, NULL, &n))
+		return false;
+	/* relays queued by this pass's own transitions */
+	do
+	{
+		if (!in_transaction(passcxt, "lockbox: relaying notifications",
+							step_relay, NULL, &n))
+			return false;
+	} while (n == RELAY_BATCH);
+	if (!in_transaction(passcxt, "lockbox: finding the next deadline",
+						step_next_deadline, next_deadline, &n))
+		return false;
+
+	set_next_deadline(*next_deadline, true);
 	pgstat_report_stat(true);
 	pgstat_report_activity(STATE_IDLE, NULL);
 	return true;
@@ -625,6 +728,7 @@ lockbox_db_worker_main(Datum main_arg)
 	Oid			dbid = DatumGetObjectId(main_arg);
 	DbWorker   *w;
 	MemoryContext passcxt;
+	volatile int failures;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
@@ -648,8 +752,14 @@ lockbox_db_worker_main(Datum main_arg)
 
 	passcxt = AllocSetContextCreate(TopMemoryContext, "lockbox worker pass",
 									ALLOCSET_DEFAULT_SIZES);
+	failures = 0;
 	for (;;)
 	{
+		bool		installed;
+		TimestampTz next_deadline = DT_NOEND;
+		int			events = WL_LATCH_SET | WL_EXIT_ON_PM_DEATH;
+		long		timeout = -1;
+
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
 		{
@@ -657,7 +767,31 @@ lockbox_db_worker_main(Datum main_arg)
 			ProcessConfigFile(PGC_SIGHUP);
 		}
 
-		if (!db_worker_pass(passcxt))
+		/*
+		 * A failed pass is reported and retried after a pause that grows
+		 * with each failure in a row; the worker itself stays up.
+		 */
+		PG_TRY();
+		{
+			installed = db_worker_pass(passcxt, &next_deadline);
+			failures = 0;
+		}
+		PG_CATCH();
+		{
+			EmitErrorReport();
+			FlushErrorState();
+			AbortCurrentTransaction();
+			MemoryContextSwitchTo(TopMemoryContext);
+			MemoryContextReset(passcxt);
+			pgstat_report_activity(STATE_IDLE, NULL);
+			failures++;
+			next_deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+														Min(60000, 1000L << Min(failures - 1, 6)));
+			installed = true;
+		}
+		PG_END_TRY();
+
+		if (!installed)
 		{
 			ereport(DEBUG1,
 					(errmsg("lockbox worker for database %u exiting: the extension is not installed",
@@ -665,8 +799,60 @@ lockbox_db_worker_main(Datum main_arg)
 			proc_exit(0);
 		}
 
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 60 * 1000L, PG_WAIT_EXTENSION);
+		/* sleep until the next deadline (to the millisecond), or until woken */
+		if (next_deadline != DT_NOEND)
+		{
+			TimestampTz now = GetCurrentTimestamp();
+
+			events |= WL_TIMEOUT;
+			timeout = next_deadline <= now ? 0 :
+				(long) Min((next_deadline - now + 999) / 1000, (int64) INT_MAX);
+		}
+		(void) WaitLatch(MyLatch, events, timeout, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 	}
+}
+
+/* ---------------------------------------------------------------------
+ * lockbox.worker: what the workers are doing
+ * ---------------------------------------------------------------------
+ */
+static const char *const state_names[] = {
+	"free", "starting", "starting", "running", "not installed", "paused"
+};
+
+Datum
+lockbox_worker_status(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	DbWorker	copy[LOCKBOX_MAX_DATABASES];
+
+	InitMaterializedSRF(fcinfo, 0);
+	LWLockAcquire(worker_shared->lock, LW_SHARED);
+	memcpy(copy, worker_shared->dbs, sizeof(copy));
+	LWLockRelease(worker_shared->lock);
+
+	for (int i = 0; i < LOCKBOX_MAX_DATABASES; i++)
+	{
+		DbWorker   *w = &copy[i];
+		Datum		values[5];
+		bool		nulls[5] = {false, false, false, false, false};
+		char	   *dbname;
+
+		if (w->state == DBW_FREE || w->state == DBW_ABSENT)
+			continue;
+		dbname = get_database_name(w->dbid);
+		if (dbname == NULL)
+			continue;
+		values[0] = CStringGetTextDatum(dbname);
+		values[1] = CStringGetTextDatum(state_names[w->state]);
+		values[2] = Int32GetDatum(w->pid);
+		nulls[2] = (w->pid == 0);
+		values[3] = TimestampTzGetDatum(w->last_pass);
+		nulls[3] = (w->last_pass == 0);
+		values[4] = TimestampTzGetDatum(w->next_deadline);
+		nulls[4] = (w->next_deadline == DT_NOEND || w->state != DBW_RUNNING);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
 }
