@@ -112,7 +112,8 @@ SET SESSION AUTHORIZATION regress_erin;
 SELECT request_id, recipient, event FROM lockbox.notifications ORDER BY id;
 SET SESSION AUTHORIZATION regress_eve;
 SELECT request_id, recipient, event FROM lockbox.notifications ORDER BY id;
--- An approver sees their own, and nothing of another tenant's requests.
+-- An approver sees the notifications of their tenants' requests (their own
+-- and the requester's), and nothing of another tenant's requests.
 SET SESSION AUTHORIZATION regress_ada;
 SELECT count(*) FILTER (WHERE recipient = 'regress_ada') AS addressed_to_ada,
 	   count(*) FILTER (WHERE request_id <> :request_id) AS of_other_requests

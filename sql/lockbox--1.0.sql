@@ -344,7 +344,13 @@ SELECT n.id, n.request_id, n.recipient::name AS recipient, n.event, n.payload,
 	   n.created_at, n.claimed_at, n.delivered_at
   FROM lockbox.notification n
  WHERE (SELECT lockbox.sees_all())
-	OR pg_catalog.pg_has_role(pg_catalog."current_user"(), n.recipient::pg_catalog.oid, 'USAGE');
+	OR pg_catalog.pg_has_role(pg_catalog."current_user"(), n.recipient::pg_catalog.oid, 'USAGE')
+	OR EXISTS (SELECT 1 FROM lockbox.request r
+				 JOIN lockbox.approver ap
+				   ON ap.tenant OPERATOR(pg_catalog.=) r.tenant
+				WHERE r.id OPERATOR(pg_catalog.=) n.request_id
+				  AND pg_catalog.pg_has_role(pg_catalog."current_user"(),
+											 ap.approver::pg_catalog.oid, 'USAGE'));
 
 CREATE VIEW lockbox.tenants WITH (security_barrier) AS
 SELECT t.tenant, t.enabled, t.required_approvals,

@@ -441,6 +441,12 @@ resolve_tables(FunctionCallInfo fcinfo, Oid caller, const char *tenant,
 			if (covers(p, tenant))
 				oids[noids++] = p->relid;
 		}
+		if (noids == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("no table is protected for tenant \"%s\"", tenant),
+					 errdetail("A request with no tables would grant nothing."),
+					 errhint("The owner of a table puts it under lockbox with lockbox_protect().")));
 	}
 	else
 	{
@@ -670,6 +676,10 @@ record_decision(LockboxCall *call, int64 id, const char *decision,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("role \"%s\" has already decided on lockbox request " INT64_FORMAT,
 						lockbox_role_name(call->caller), id),
+				 call->session_user != call->caller ?
+				 errdetail("Each approver counts once, whatever role they act as; session user \"%s\" or role \"%s\" has decided.",
+						   lockbox_role_name(call->session_user),
+						   lockbox_role_name(call->caller)) :
 				 errdetail("Each approver counts once.")));
 
 	memset(nulls, ' ', sizeof(nulls));

@@ -454,6 +454,20 @@ launcher_pass(bool rescan)
 	ListCell   *lc;
 	TimestampTz now = GetCurrentTimestamp();
 
+	/* about to start a worker: make sure its database is still there */
+	if (!rescan)
+	{
+		LWLockAcquire(worker_shared->lock, LW_SHARED);
+		for (int i = 0; i < LOCKBOX_MAX_DATABASES && !rescan; i++)
+		{
+			DbWorker   *w = &worker_shared->dbs[i];
+
+			rescan = (w->pid == 0 &&
+					  (w->state == DBW_WANTED ||
+					   (w->state == DBW_PAUSED && now >= w->retry_after)));
+		}
+		LWLockRelease(worker_shared->lock);
+	}
 	if (rescan)
 		dbs = connectable_databases();
 

@@ -30,6 +30,9 @@ SELECT lockbox_add_tenant('tap_vis_a');
 SELECT lockbox_add_tenant('tap_vis_b');
 SELECT lockbox_add_approver('tap_vis_a', 'tap_vis_app_a');
 SELECT lockbox_add_approver('tap_vis_b', 'tap_vis_admins_b');
+-- requests need a table protected for their tenant
+CREATE TABLE tap_vis_data (tenant text);
+SELECT lockbox_protect('tap_vis_data', tenant_column => 'tenant');
 
 SET ROLE tap_vis_eng1;
 SELECT lockbox_request('tap_vis_a', 'invoice totals are wrong for March', ticket => 'T-1') AS r1 \gset

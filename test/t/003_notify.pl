@@ -34,6 +34,8 @@ CREATE ROLE nt_app2 IN ROLE lockbox_approver;
 SELECT lockbox_add_tenant('acme');
 SELECT lockbox_add_approver('acme', 'nt_app1');
 SELECT lockbox_add_approver('acme', 'nt_app2');
+CREATE TABLE acme_data (tenant text);
+SELECT lockbox_protect('acme_data', tenant_column => 'tenant');
 });
 ok( $node->poll_query_until(
 		'nt', q{

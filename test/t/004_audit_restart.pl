@@ -28,6 +28,8 @@ CREATE ROLE ar_rev3 IN ROLE lockbox_reviewer;
 CREATE ROLE ar_app IN ROLE lockbox_approver;
 SELECT lockbox_add_tenant('acme');
 SELECT lockbox_add_approver('acme', 'ar_app');
+CREATE TABLE acme_data (tenant text);
+SELECT lockbox_protect('acme_data', tenant_column => 'tenant');
 });
 
 sub as_role
