@@ -22,11 +22,38 @@ CREATE ROLE ada LOGIN;    GRANT lockbox_approver TO ada;     -- Acme admin
 CREATE ROLE alan LOGIN;   GRANT lockbox_approver TO alan;    -- Acme admin
 CREATE ROLE notifier LOGIN; GRANT lockbox_auditor TO notifier; -- mails the admins
 
--- The DBA (extension owner) registers the tenant and binds its admins.
+-- The DBA (extension owner) registers the tenants and binds Acme's admins.
 SELECT lockbox_add_tenant('acme');
+SELECT lockbox_add_tenant('globex');
 SELECT lockbox_add_approver('acme', 'ada');
 SELECT lockbox_add_approver('acme', 'alan');
 SELECT * FROM lockbox.tenants;
+
+-- ---------------------------------------------------------------------
+-- The customer data: one table shared by all tenants, keyed by a tenant
+-- column.  The application reads it through its own role.
+-- ---------------------------------------------------------------------
+CREATE TABLE invoices (id int PRIMARY KEY, tenant text NOT NULL, total numeric);
+CREATE INDEX ON invoices (tenant);
+INSERT INTO invoices VALUES (1, 'acme', 120.00), (2, 'acme', 75.50),
+                            (3, 'globex', 990.00), (4, 'globex', 12.00);
+CREATE ROLE app LOGIN;  GRANT SELECT ON invoices TO app;
+
+-- The table's owner puts it under lockbox.
+SELECT lockbox_protect('invoices', tenant_column => 'tenant');
+SELECT * FROM lockbox.protected_tables;
+
+-- The application sees no difference ...
+SET ROLE app;
+SELECT * FROM invoices ORDER BY id;
+RESET ROLE;
+
+-- ... but Erin, without an approved request, is refused.
+SET ROLE erin;
+\set ON_ERROR_STOP off
+SELECT * FROM invoices;
+\set ON_ERROR_STOP on
+RESET ROLE;
 
 -- ---------------------------------------------------------------------
 -- 1. Erin asks for read access to Acme's data for case SUP-1042.
@@ -68,8 +95,15 @@ SET ROLE ada;
 SELECT lockbox_approve(:request_id, 'Go ahead, read only');
 RESET ROLE;
 SET ROLE erin;
-SELECT request_id, engineer, tenant, access, ends_at - starts_at AS window
+SELECT request_id, engineer, tenant, tables, access, ends_at - starts_at AS window
   FROM lockbox.active_access;
+
+-- Erin now sees Acme's invoices, and only Acme's ...
+SELECT * FROM invoices ORDER BY id;
+-- ... read only.
+\set ON_ERROR_STOP off
+UPDATE invoices SET total = 0 WHERE id = 1;
+\set ON_ERROR_STOP on
 
 -- ---------------------------------------------------------------------
 -- 4. Erin fixes the case and closes the request: access ends at once.
@@ -77,6 +111,10 @@ SELECT request_id, engineer, tenant, access, ends_at - starts_at AS window
 SELECT lockbox_close(:request_id, 'Rounding bug found, fixed in 4.2.1');
 SELECT id, state, close_reason FROM lockbox.requests WHERE id = :request_id;
 SELECT count(*) AS active_access FROM lockbox.active_access;
+-- Refused again.
+\set ON_ERROR_STOP off
+SELECT * FROM invoices;
+\set ON_ERROR_STOP on
 RESET ROLE;
 
 -- ---------------------------------------------------------------------
@@ -115,6 +153,10 @@ RESET ROLE;
 ALTER SYSTEM RESET lockbox.approval_timeout;
 SELECT pg_reload_conf();
 
+-- The lockbox worker recorded the expiry at the deadline.
+SELECT database, state, next_deadline IS NULL AS nothing_pending
+  FROM lockbox.worker WHERE database = current_database();
+
 -- Erin's view of her requests now.
 SET ROLE erin;
 SELECT id, state, close_reason FROM lockbox.requests ORDER BY id;
@@ -131,13 +173,18 @@ SELECT seq, actor, event, request_id, detail->>'from' AS "from", detail->>'to' A
 SELECT * FROM lockbox_verify_audit();
 RESET ROLE;
 
+-- Nothing in this database lets an engineer around lockbox.
+SET ROLE notifier;
+SELECT check_name, ok, detail FROM lockbox.posture;
+RESET ROLE;
+
 -- The log is append-only, even for a superuser ...
 \set ON_ERROR_STOP off
-UPDATE lockbox.audit_log SET actor = 'nobody' WHERE seq = 4;
+UPDATE lockbox.audit_log SET actor = 'nobody' WHERE seq = (SELECT min(seq) FROM lockbox.audit_log WHERE event = 'request');
 \set ON_ERROR_STOP on
 
 -- ... and one who switches the guard off to edit a row is caught.
 ALTER TABLE lockbox.audit_log DISABLE TRIGGER audit_log_append_only;
-UPDATE lockbox.audit_log SET detail = detail || '{"reason": "nothing to see"}' WHERE seq = 4;
+UPDATE lockbox.audit_log SET detail = detail || '{"reason": "nothing to see"}' WHERE seq = (SELECT min(seq) FROM lockbox.audit_log WHERE event = 'request');
 ALTER TABLE lockbox.audit_log ENABLE TRIGGER audit_log_append_only;
 SELECT * FROM lockbox_verify_audit();
