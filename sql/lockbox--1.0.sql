@@ -604,6 +604,11 @@ REVOKE ALL ON lockbox.worker FROM PUBLIC;
 GRANT SELECT ON lockbox.worker TO lockbox_reviewer, lockbox_auditor;
 GRANT EXECUTE ON FUNCTION lockbox.worker_status() TO lockbox_reviewer, lockbox_auditor;
 
+-- one batch of the worker's deadline step, run by hand (extension owner)
+CREATE FUNCTION lockbox.run_deadlines(batch integer DEFAULT 500) RETURNS integer
+	AS 'MODULE_PATHNAME', 'lockbox_run_deadlines' LANGUAGE C VOLATILE;
+REVOKE ALL ON FUNCTION lockbox.run_deadlines(integer) FROM PUBLIC;
+
 ------------------------------------------------------------------------------
 -- The worker: the launcher starts one for this database once this commits.
 ------------------------------------------------------------------------------

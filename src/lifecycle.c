@@ -42,6 +42,7 @@ PG_FUNCTION_INFO_V1(lockbox_deny);
 PG_FUNCTION_INFO_V1(lockbox_cancel);
 PG_FUNCTION_INFO_V1(lockbox_close);
 PG_FUNCTION_INFO_V1(lockbox_revoke);
+PG_FUNCTION_INFO_V1(lockbox_run_deadlines);
 
 /* longest ticket reference, in characters */
 #define LOCKBOX_MAX_TICKET	200
@@ -1120,4 +1121,29 @@ lockbox_end_sessions(void)
 				 0, NULL, NULL, NULL, 0);
 	return (int) DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
 											 SPI_tuptable->tupdesc, 1, &isnull));
+}
+
+/*
+ * lockbox.run_deadlines(batch int) -> int: one batch of the worker's
+ * deadline step in the caller's transaction, for the extension owner (and
+ * for tests that race it against sessions).  Returns how many requests it
+ * acted on.
+ */
+Datum
+lockbox_run_deadlines(PG_FUNCTION_ARGS)
+{
+	LockboxCall call;
+	int32		batch;
+	int			done;
+
+	lockbox_require_arg(fcinfo, 0, "batch");
+	batch = PG_GETARG_INT32(0);
+	if (batch < 1 || batch > 100000)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("batch must be between 1 and 100000")));
+	lockbox_enter(&call);
+	done = lockbox_act_on_deadlines(&call, batch);
+	lockbox_leave(&call);
+	PG_RETURN_INT32(done);
 }
