@@ -182,8 +182,6 @@ SELECT * FROM enf_orders;
 SELECT access, state, close_reason FROM lockbox.requests
  WHERE id IN (:read_id, :write_id) ORDER BY id;
 RESET SESSION AUTHORIZATION;
--- and her grants on the table are gone
-SELECT has_table_privilege('regress_enf_erin', 'enf_orders', 'SELECT') AS erin_can_select;
 
 -- ---------------------------------------------------------------------
 -- 5. Access ends on time: a 2-second window over every table Northwind

@@ -59,6 +59,7 @@ CREATE TABLE lockbox.protected_table (
 	tenant			text REFERENCES lockbox.tenant,
 	rls_was_enabled	boolean NOT NULL,	/* lockbox_unprotect restores it */
 	policies		text NOT NULL,		/* fingerprint of lockbox's policies */
+	granted			text[],				/* privileges given to lockbox_engineer */
 	CHECK ((tenant_column IS NULL) <> (tenant IS NULL))
 );
 
@@ -125,7 +126,8 @@ CREATE INDEX notification_undelivered_idx ON lockbox.notification (id)
 CREATE INDEX notification_recipient_idx ON lockbox.notification (recipient);
 -- notifications whose NOTIFY the worker has yet to send (see src/notify.c)
 CREATE TABLE lockbox.notify_outbox (
-	notification_id	bigint PRIMARY KEY
+	notification_id	bigint PRIMARY KEY,
+	payload			text NOT NULL
 );
 
 /*
@@ -221,6 +223,13 @@ GRANT EXECUTE ON FUNCTION lockbox.me(), lockbox.sees_all()
 -- (as values of the tenant column's type) or the single-tenant tables the
 -- current user may read ('r') or write ('w') at this statement.
 ------------------------------------------------------------------------------
+-- a dropped protected table leaves lockbox.protected_table, audited
+CREATE FUNCTION lockbox.on_sql_drop() RETURNS event_trigger
+	AS 'MODULE_PATHNAME', 'lockbox_on_sql_drop' LANGUAGE C;
+REVOKE ALL ON FUNCTION lockbox.on_sql_drop() FROM PUBLIC;
+CREATE EVENT TRIGGER lockbox_sql_drop ON sql_drop
+	EXECUTE FUNCTION lockbox.on_sql_drop();
+
 -- what lockbox_protect created, for lockbox.posture to notice changes
 CREATE FUNCTION lockbox.policy_fingerprint(rel regclass) RETURNS text
 	AS 'MODULE_PATHNAME', 'lockbox_policy_fingerprint'

@@ -19,10 +19,11 @@
  *	  a table that belongs wholly to one tenant, the qual is
  *	  (SELECT lockbox.granted_table('t'::regclass, 'r')).
  *
- * Approval grants the engineer SELECT (read) or SELECT, INSERT, UPDATE,
- * DELETE (write) on the request's tables; the end of access takes back what
- * no other open request needs.  The policies compare against the clock at
- * every statement, so access ends on time even before the grants are gone.
+ * lockbox_engineer gets SELECT, INSERT, UPDATE and DELETE on the table (the
+ * ones it lacked; lockbox_unprotect takes them back): which rows an engineer
+ * reaches, and when, the policies and the executor hook decide from the
+ * requests, so approving or ending access writes no catalog.  The policies
+ * compare against the clock at every statement, so access ends on time.
  *
  * An executor hook refuses, with a message naming lockbox and the table, any
  * statement of an engineer on a protected table that no open request covers
@@ -39,8 +40,13 @@
 
 #include "access/xact.h"
 #include "catalog/namespace.h"
+#include "access/genam.h"
+#include "access/table.h"
+#include "catalog/indexing.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_inherits.h"
 #include "catalog/pg_type.h"
+#include "commands/event_trigger.h"
 #include "executor/executor.h"
 #include "fmgr.h"
 #include "miscadmin.h"
@@ -50,6 +56,7 @@
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/hsearch.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -64,6 +71,7 @@ PG_FUNCTION_INFO_V1(lockbox_unprotect);
 PG_FUNCTION_INFO_V1(lockbox_granted_keys);
 PG_FUNCTION_INFO_V1(lockbox_granted_table);
 PG_FUNCTION_INFO_V1(lockbox_policy_fingerprint);
+PG_FUNCTION_INFO_V1(lockbox_on_sql_drop);
 
 typedef struct EnforceShared
 {
@@ -418,13 +426,35 @@ lockbox_granted_table(PG_FUNCTION_ARGS)
  * Refusing statements
  * ---------------------------------------------------------------------
  */
+/*
+ * Is user an engineer?  Any membership in lockbox_engineer counts, inherited
+ * or not: a NOINHERIT member is an engineer the policies cannot see, and is
+ * refused (see refuse_noinherit).  Superusers are no engineers here: nothing
+ * restricts them, which lockbox.posture reports.
+ */
 static bool
 is_engineer(Oid user)
 {
 	Oid			engineer = get_role_oid("lockbox_engineer", true);
 
-	return OidIsValid(engineer) && has_privs_of_role(user, engineer) &&
-		!superuser_arg(user);
+	return OidIsValid(engineer) && !superuser_arg(user) &&
+		is_member_of_role_nosuper(user, engineer);
+}
+
+static void
+refuse_noinherit(Oid user, Oid relid)
+{
+	Oid			engineer = get_role_oid("lockbox_engineer", true);
+
+	if (has_privs_of_role(user, engineer))
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("lockbox: no access to protected table %s", lockbox_relname(relid)),
+			 errdetail("Role \"%s\" is a member of lockbox_engineer without inheriting its privileges, so lockbox's policies cannot apply to it.",
+					   lockbox_role_name(user)),
+			 errhint("ALTER ROLE %s INHERIT;",
+					 quote_identifier(lockbox_role_name(user)))));
 }
 
 static void
@@ -455,6 +485,7 @@ check_access(Oid relid, bool write)
 	ListCell   *lc;
 	bool		has_read = false;
 
+	refuse_noinherit(GetUserId(), relid);
 	foreach(lc, current_grants())
 	{
 		Grant	   *g = (Grant *) lfirst(lc);
@@ -468,6 +499,75 @@ check_access(Oid relid, bool write)
 	refuse_no_access(relid, write, has_read);
 }
 
+/* the direct parents of relid (partitioning or inheritance) */
+static List *
+inheritance_parents(Oid relid)
+{
+	Relation	rel;
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tup;
+	List	   *parents = NIL;
+
+	rel = table_open(InheritsRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_inherits_inhrelid, BTEqualStrategyNumber,
+				F_OIDEQ, ObjectIdGetDatum(relid));
+	scan = systable_beginscan(rel, InheritsRelidSeqnoIndexId, true, NULL, 1, &key);
+	while ((tup = systable_getnext(scan)) != NULL)
+		parents = lappend_oid(parents, ((Form_pg_inherits) GETSTRUCT(tup))->inhparent);
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return parents;
+}
+
+/* A protected table relid descends from (partition or child), if any. */
+static Oid
+protected_ancestor(Oid relid)
+{
+	List	   *todo = inheritance_parents(relid);
+	List	   *seen = NIL;
+
+	while (todo != NIL)
+	{
+		Oid			parent = linitial_oid(todo);
+
+		todo = list_delete_first(todo);
+		if (list_member_oid(seen, parent))
+			continue;
+		seen = lappend_oid(seen, parent);
+		if (protected_rel(parent) != NULL)
+			return parent;
+		todo = list_concat(todo, inheritance_parents(parent));
+	}
+	return InvalidOid;
+}
+
+static void
+refuse_part_of(Oid relid, Oid protected)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("lockbox: table %s is part of protected table %s",
+					lockbox_relname(relid), lockbox_relname(protected)),
+			 errdetail("Its rows are protected by lockbox through table %s; engineers reach them only through that table.",
+					   lockbox_relname(protected)),
+			 errhint("Ask for access with lockbox_request(tenant, reason, tables => '{%s}') and query that table.",
+					 lockbox_relname(protected))));
+}
+
+static void
+refuse_through_parent(Oid relid, Oid protected)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("lockbox: the statement reaches protected table %s through a table it inherits from",
+					lockbox_relname(protected)),
+			 errdetail("Table %s holds rows of protected table %s, whose policies do not apply when a parent table is queried.",
+					   lockbox_relname(relid), lockbox_relname(protected)),
+			 errhint("Query %s itself, or add ONLY to the parent table.",
+					 lockbox_relname(protected))));
+}
+
 static void
 lockbox_executor_start(QueryDesc *queryDesc, int eflags)
 {
@@ -475,21 +575,54 @@ lockbox_executor_start(QueryDesc *queryDesc, int eflags)
 
 	if ((eflags & EXEC_FLAG_EXPLAIN_ONLY) == 0 && is_engineer(user))
 	{
+		List	   *named = NIL;
 		ListCell   *lc;
 
+		/* the relations the statement names, which RLS applies to */
 		foreach(lc, queryDesc->plannedstmt->rtable)
 		{
 			RangeTblEntry *rte = (RangeTblEntry *) lfirst(lc);
 
-			if (rte->rtekind != RTE_RELATION || rte->requiredPerms == 0)
+			if (rte->rtekind != RTE_RELATION)
 				continue;
 			/* through a view, the view's owner is the one reading */
 			if (OidIsValid(rte->checkAsUser) && rte->checkAsUser != user)
 				continue;
-			if (protected_rel(rte->relid) == NULL)
+			if (rte->requiredPerms == 0)
 				continue;
-			check_access(rte->relid,
-						 (rte->requiredPerms & ~ACL_SELECT) != 0);
+			if (protected_rel(rte->relid) != NULL)
+			{
+				check_access(rte->relid,
+							 (rte->requiredPerms & ~ACL_SELECT) != 0);
+				named = lappend_oid(named, rte->relid);
+			}
+			else
+			{
+				Oid			anc = protected_ancestor(rte->relid);
+
+				if (OidIsValid(anc))
+					refuse_part_of(rte->relid, anc);
+			}
+		}
+
+		/*
+		 * Partitions and inheritance children the planner added: their rows
+		 * are governed by the named table's policies, so a protected one
+		 * must be reached through a protected table the statement names.
+		 */
+		foreach(lc, queryDesc->plannedstmt->rtable)
+		{
+			RangeTblEntry *rte = (RangeTblEntry *) lfirst(lc);
+			Oid			protected;
+
+			if (rte->rtekind != RTE_RELATION || rte->requiredPerms != 0)
+				continue;
+			if (OidIsValid(rte->checkAsUser) && rte->checkAsUser != user)
+				continue;
+			protected = protected_rel(rte->relid) != NULL ? rte->relid :
+				protected_ancestor(rte->relid);
+			if (OidIsValid(protected) && !list_member_oid(named, protected))
+				refuse_through_parent(rte->relid, protected);
 		}
 	}
 
@@ -509,10 +642,40 @@ refuse_always(Oid relid, const char *what)
 			 errmsg("lockbox: %s is not allowed on protected table %s", what, relname),
 			 errdetail("Engineers never run %s on a table protected by lockbox, whatever their access.",
 					   what),
-			 errhint("Use INSERT, UPDATE or DELETE under an approved write request.")));
+			 errhint("Under an approved write request (lockbox_request(tenant, reason, access => 'write')), change rows with INSERT, UPDATE or DELETE.")));
 }
 
-/* TRUNCATE and COPY FROM on protected tables: never for engineers. */
+/*
+ * A relation a utility statement writes into or empties, with every table
+ * whose rows it reaches: the protected one among them, if any.
+ */
+static Oid
+protected_within(Oid relid, bool with_children)
+{
+	Oid			anc;
+
+	if (protected_rel(relid) != NULL)
+		return relid;
+	anc = protected_ancestor(relid);
+	if (OidIsValid(anc))
+		return anc;
+	if (with_children)
+	{
+		ListCell   *lc;
+
+		foreach(lc, find_all_inheritors(relid, NoLock, NULL))
+		{
+			if (protected_rel(lfirst_oid(lc)) != NULL)
+				return lfirst_oid(lc);
+		}
+	}
+	return InvalidOid;
+}
+
+/*
+ * TRUNCATE and COPY FROM reaching a protected table: never for engineers.
+ * COPY TO: as a SELECT.
+ */
 void
 lockbox_enforce_utility(Node *node)
 {
@@ -526,25 +689,35 @@ lockbox_enforce_utility(Node *node)
 			return;
 		foreach(lc, ((TruncateStmt *) node)->relations)
 		{
-			Oid			relid = RangeVarGetRelid((RangeVar *) lfirst(lc),
-												 NoLock, true);
+			RangeVar   *rv = (RangeVar *) lfirst(lc);
+			Oid			relid = RangeVarGetRelid(rv, NoLock, true);
+			Oid			protected;
 
-			if (OidIsValid(relid) && protected_rel(relid) != NULL)
-				refuse_always(relid, "TRUNCATE");
+			if (!OidIsValid(relid))
+				continue;
+			protected = protected_within(relid, rv->inh);
+			if (OidIsValid(protected))
+				refuse_always(protected, "TRUNCATE");
 		}
 	}
 	else if (IsA(node, CopyStmt))
 	{
 		CopyStmt   *stmt = (CopyStmt *) node;
 		Oid			relid;
+		Oid			protected;
 
 		if (stmt->relation == NULL || !is_engineer(user))
 			return;
 		relid = RangeVarGetRelid(stmt->relation, NoLock, true);
-		if (!OidIsValid(relid) || protected_rel(relid) == NULL)
+		if (!OidIsValid(relid))
+			return;
+		protected = protected_within(relid, stmt->is_from);
+		if (!OidIsValid(protected))
 			return;
 		if (stmt->is_from)
-			refuse_always(relid, "COPY FROM");
+			refuse_always(protected, "COPY FROM");
+		if (protected != relid)
+			refuse_part_of(relid, protected);
 		check_access(relid, false);
 	}
 }
@@ -630,67 +803,6 @@ lockbox_valid_key(const char *tenant, Oid keytype)
 		default:
 			return false;
 	}
-}
-
-/* ---------------------------------------------------------------------
- * Grants
- * ---------------------------------------------------------------------
- */
-static const char *
-priv_list(bool write)
-{
-	return write ? "SELECT, INSERT, UPDATE, DELETE" : "SELECT";
-}
-
-/*
- * Give engineer what the open requests of engineer need on each of relids,
- * and take back the rest.  Between lockbox_enter and lockbox_leave.
- */
-void
-lockbox_sync_grants(Oid engineer, ArrayType *relids, TimestampTz now)
-{
-	Datum	   *elems;
-	int			nelems;
-	char	   *role = pstrdup(quote_identifier(lockbox_role_name(engineer)));
-
-	deconstruct_array(relids, REGCLASSOID, sizeof(Oid), true, TYPALIGN_INT,
-					  &elems, NULL, &nelems);
-	for (int i = 0; i < nelems; i++)
-	{
-		Oid			relid = DatumGetObjectId(elems[i]);
-		Oid			argtypes[3] = {REGROLEOID, OIDOID, TIMESTAMPTZOID};
-		Datum		values[3] = {ObjectIdGetDatum(engineer), ObjectIdGetDatum(relid),
-		TimestampTzGetDatum(now)};
-		bool		need_read = false;
-		bool		need_write = false;
-		char	   *rel;
-
-		if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(relid)))
-			continue;			/* dropped since */
-		if (SPI_execute_with_args("SELECT r.access FROM lockbox.request r"
-								  " WHERE r.requester OPERATOR(pg_catalog.=) $1"
-								  "   AND r.state OPERATOR(pg_catalog.=) 'approved'"
-								  "   AND r.access_ends_at OPERATOR(pg_catalog.>) $3"
-								  "   AND $2::pg_catalog.regclass OPERATOR(pg_catalog.=) ANY (r.tables)",
-								  3, argtypes, values, NULL, false, 0) != SPI_OK_SELECT)
-			elog(ERROR, "could not read lockbox requests");
-		for (uint64 j = 0; j < SPI_processed; j++)
-		{
-			need_read = true;
-			if (strcmp(SPI_getvalue(SPI_tuptable->vals[j], SPI_tuptable->tupdesc, 1),
-					   "write") == 0)
-				need_write = true;
-		}
-
-		rel = lockbox_relname(relid);
-		if (!need_write)
-			SPI_execute(psprintf("REVOKE %s ON TABLE %s FROM %s",
-								 priv_list(!need_read), rel, role), false, 0);
-		if (need_read)
-			SPI_execute(psprintf("GRANT %s ON TABLE %s TO %s",
-								 priv_list(need_write), rel, role), false, 0);
-	}
-	lockbox_access_changed();
 }
 
 /* ---------------------------------------------------------------------
@@ -784,6 +896,7 @@ lockbox_protect(PG_FUNCTION_ARGS)
 	char	   *rel;
 	char	   *read_qual;
 	char	   *write_qual;
+	char	   *granted;
 	StringInfoData detail;
 
 	lockbox_require_arg(fcinfo, 0, "rel");
@@ -864,6 +977,33 @@ lockbox_protect(PG_FUNCTION_ARGS)
 		exec_ddl(psprintf("CREATE POLICY lockbox_open ON %s AS PERMISSIVE FOR ALL"
 						  " TO PUBLIC USING (true) WITH CHECK (true)", rel));
 	}
+	/*
+	 * Engineers reach the table through lockbox_engineer: give it the
+	 * privileges it lacks, which lockbox_unprotect takes back.  Who may see
+	 * which rows, and when, the policies and the executor hook decide.
+	 */
+	{
+		Oid			argtypes[2] = {OIDOID, OIDOID};
+		Datum		values[2] = {ObjectIdGetDatum(relid),
+		ObjectIdGetDatum(lockbox_role_oid(LB_ENGINEER))};
+
+		if (SPI_execute_with_args("SELECT pg_catalog.array_to_string(pg_catalog.array_agg(p ORDER BY n), ', ')"
+								  "  FROM pg_catalog.unnest(ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE'])"
+								  "       WITH ORDINALITY AS x(p, n)"
+								  " WHERE NOT EXISTS ("
+								  "   SELECT 1 FROM pg_catalog.pg_class c,"
+								  "          pg_catalog.aclexplode(COALESCE(c.relacl,"
+								  "              pg_catalog.acldefault('r', c.relowner))) a"
+								  "    WHERE c.oid OPERATOR(pg_catalog.=) $1"
+								  "      AND a.grantee OPERATOR(pg_catalog.=) $2"
+								  "      AND a.privilege_type OPERATOR(pg_catalog.=) x.p)",
+								  2, argtypes, values, NULL, false, 1) != SPI_OK_SELECT)
+			elog(ERROR, "could not read the privileges of %s", rel);
+		granted = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+		if (granted != NULL)
+			exec_ddl(psprintf("GRANT %s ON TABLE %s TO lockbox_engineer", granted, rel));
+	}
+
 	read_qual = policy_qual(rel, column, keytype, 'r');
 	write_qual = policy_qual(rel, column, keytype, 'w');
 	exec_ddl(psprintf("CREATE POLICY lockbox_read ON %s AS RESTRICTIVE FOR SELECT"
@@ -877,9 +1017,9 @@ lockbox_protect(PG_FUNCTION_ARGS)
 					  " TO lockbox_engineer USING (%s)", rel, write_qual));
 
 	{
-		Oid			argtypes[5] = {OIDOID, NAMEOID, TEXTOID, BOOLOID, TEXTOID};
-		Datum		values[5];
-		char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
+		Oid			argtypes[6] = {OIDOID, NAMEOID, TEXTOID, BOOLOID, TEXTOID, TEXTOID};
+		Datum		values[6];
+		char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
 		NameData	colname;
 
 		values[0] = ObjectIdGetDatum(relid);
@@ -894,10 +1034,12 @@ lockbox_protect(PG_FUNCTION_ARGS)
 		nulls[2] = tenant ? ' ' : 'n';
 		values[3] = BoolGetDatum(rls_was_on);
 		values[4] = CStringGetTextDatum(policy_fingerprint(relid));
+		values[5] = CStringGetTextDatum(granted ? granted : "");
 		if (SPI_execute_with_args("INSERT INTO lockbox.protected_table"
-								  " (relid, tenant_column, tenant, rls_was_enabled, policies)"
-								  " VALUES ($1, $2, $3, $4, $5)",
-								  5, argtypes, values, nulls, false, 0) != SPI_OK_INSERT)
+								  " (relid, tenant_column, tenant, rls_was_enabled, policies, granted)"
+								  " VALUES ($1, $2, $3, $4, $5,"
+								  "         pg_catalog.string_to_array(NULLIF($6, ''), ', '))",
+								  6, argtypes, values, nulls, false, 0) != SPI_OK_INSERT)
 			elog(ERROR, "could not record the protected table");
 	}
 
@@ -924,6 +1066,7 @@ lockbox_unprotect(PG_FUNCTION_ARGS)
 	bool		rls_was_on;
 	bool		isnull;
 	char	   *tenant;
+	char	   *granted;
 	Oid			argtypes[1] = {OIDOID};
 	Datum		values[1];
 	StringInfoData detail;
@@ -945,7 +1088,8 @@ lockbox_unprotect(PG_FUNCTION_ARGS)
 	values[0] = ObjectIdGetDatum(relid);
 	if (SPI_execute_with_args("DELETE FROM lockbox.protected_table"
 							  " WHERE relid OPERATOR(pg_catalog.=) $1"
-							  " RETURNING rls_was_enabled, tenant",
+							  " RETURNING rls_was_enabled, tenant,"
+							  "   pg_catalog.array_to_string(granted, ', ')",
 							  1, argtypes, values, NULL, false, 0) != SPI_OK_DELETE_RETURNING)
 		elog(ERROR, "could not update lockbox.protected_table");
 	if (SPI_processed == 0)
@@ -955,6 +1099,9 @@ lockbox_unprotect(PG_FUNCTION_ARGS)
 	rls_was_on = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
 											SPI_tuptable->tupdesc, 1, &isnull));
 	tenant = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+	granted = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3);
+	if (granted != NULL && granted[0] == '\0')
+		granted = NULL;
 
 	for (int i = 0; i < lengthof(policy_names); i++)
 		exec_ddl(psprintf("DROP POLICY IF EXISTS %s ON %s", policy_names[i], rel));
@@ -964,28 +1111,9 @@ lockbox_unprotect(PG_FUNCTION_ARGS)
 		exec_ddl(psprintf("ALTER TABLE %s DISABLE ROW LEVEL SECURITY", rel));
 	}
 
-	/* take back what lockbox granted on it */
-	if (SPI_execute_with_args("SELECT DISTINCT r.requester::pg_catalog.oid FROM lockbox.request r"
-							  " WHERE r.state OPERATOR(pg_catalog.=) 'approved'"
-							  "   AND $1::pg_catalog.regclass OPERATOR(pg_catalog.=) ANY (r.tables)",
-							  1, argtypes, values, NULL, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read lockbox requests");
-	{
-		List	   *engineers = NIL;
-		ListCell   *lc;
-
-		for (uint64 i = 0; i < SPI_processed; i++)
-			engineers = lappend_oid(engineers,
-									DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
-																   SPI_tuptable->tupdesc, 1, &isnull)));
-		foreach(lc, engineers)
-		{
-			char	   *role = lockbox_role_name(lfirst_oid(lc));
-
-			exec_ddl(psprintf("REVOKE SELECT, INSERT, UPDATE, DELETE ON TABLE %s FROM %s",
-							  rel, quote_identifier(role)));
-		}
-	}
+	/* take back the privileges lockbox_protect gave lockbox_engineer */
+	if (granted != NULL)
+		exec_ddl(psprintf("REVOKE %s ON TABLE %s FROM lockbox_engineer", granted, rel));
 
 	initStringInfo(&detail);
 	appendStringInfoChar(&detail, '{');
@@ -1005,4 +1133,55 @@ lockbox_enforce_init(void)
 	prev_executor_start = ExecutorStart_hook;
 	ExecutorStart_hook = lockbox_executor_start;
 	RegisterXactCallback(enforce_xact_callback, NULL);
+}
+
+/*
+ * Event trigger on sql_drop: a protected table that is dropped leaves
+ * lockbox.protected_table (its policies went with it), audited.
+ */
+Datum
+lockbox_on_sql_drop(PG_FUNCTION_ARGS)
+{
+	LockboxCall call;
+	List	   *dropped = NIL;
+	ListCell   *lc;
+
+	if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
+		elog(ERROR, "lockbox_on_sql_drop must be called as an event trigger");
+	if (!lockbox_installed())
+		PG_RETURN_VOID();
+
+	lockbox_enter(&call);
+	if (SPI_execute("DELETE FROM lockbox.protected_table p"
+					" USING pg_catalog.pg_event_trigger_dropped_objects() d"
+					" WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass"
+					"   AND d.objsubid OPERATOR(pg_catalog.=) 0"
+					"   AND p.relid::pg_catalog.oid OPERATOR(pg_catalog.=) d.objid"
+					" RETURNING d.object_identity, p.tenant",
+					false, 0) != SPI_OK_DELETE_RETURNING)
+		elog(ERROR, "could not forget dropped protected tables");
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		char	  **pair = palloc(sizeof(char *) * 2);
+
+		pair[0] = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
+		pair[1] = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2);
+		dropped = lappend(dropped, pair);
+	}
+	foreach(lc, dropped)
+	{
+		char	  **pair = (char **) lfirst(lc);
+		StringInfoData detail;
+
+		initStringInfo(&detail);
+		appendStringInfoChar(&detail, '{');
+		lockbox_json_str(&detail, "relation", pair[0]);
+		lockbox_json_str(&detail, "why", "table dropped");
+		appendStringInfoChar(&detail, '}');
+		lockbox_audit(&call, "unprotect", 0, pair[1], detail.data);
+	}
+	if (dropped != NIL)
+		lockbox_access_changed();
+	lockbox_leave(&call);
+	PG_RETURN_VOID();
 }

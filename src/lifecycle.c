@@ -32,6 +32,7 @@
 #include "utils/json.h"
 #include "utils/lsyscache.h"
 #include "utils/regproc.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 
 #include "lockbox.h"
@@ -422,6 +423,8 @@ resolve_tables(FunctionCallInfo fcinfo, Oid caller, const char *tenant,
 	{
 		Protected  *p = (Protected *) lfirst(lc);
 
+		if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(p->relid)))
+			continue;
 		if (pg_class_ownercheck(p->relid, caller))
 			ereport(ERROR,
 					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
@@ -564,6 +567,18 @@ lockbox_request(PG_FUNCTION_ARGS)
 						   lockbox_role_name(caller)),
 				 errhint("ALTER ROLE %s NOBYPASSRLS;",
 						 quote_identifier(lockbox_role_name(caller)))));
+
+	/* a group role of lockbox's own would share the access with every member */
+	for (int i = LB_ENGINEER; i <= LB_AUDITOR; i++)
+	{
+		if (caller == lockbox_role_oid((LockboxRole) i))
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("permission denied to request lockbox access"),
+					 errdetail("Requests are filed by an engineer's own role, not by group role \"%s\".",
+							   lockbox_role_name(caller)),
+					 errhint("RESET ROLE and file the request as yourself.")));
+	}
 
 	/* what they ask for */
 	tenant = lockbox_tenant_arg(fcinfo, 0);
@@ -708,7 +723,7 @@ record_decision(LockboxCall *call, int64 id, const char *decision,
 
 /*
  * Access starts: the window opens now and lasts the requested duration.  The
- * caller saves the request and then syncs the engineer's grants.
+ * caller saves the request and calls lockbox_access_changed().
  */
 static void
 open_access(Request *r, TimestampTz now)
@@ -723,13 +738,13 @@ open_access(Request *r, TimestampTz now)
 }
 
 /*
- * Access has ended (closed, revoked, window elapsed): take back the grants no
- * other open request needs, and have the worker end the engineer's sessions.
+ * Access has ended (closed, revoked, window elapsed): every backend drops its
+ * cached grants at commit, and the worker ends the engineer's sessions.
  */
 static void
 end_access(LockboxCall *call, Request *r)
 {
-	lockbox_sync_grants(r->requester, r->tables, call->now);
+	lockbox_access_changed();
 	if (lockbox_terminate_sessions)
 	{
 		static SPIPlanPtr plan = NULL;
@@ -801,7 +816,7 @@ lockbox_approve(PG_FUNCTION_ARGS)
 		{
 			open_access(r, call.now);
 			save_request(r);
-			lockbox_sync_grants(r->requester, r->tables, call.now);
+			lockbox_access_changed();
 			lockbox_json_str(&extra, "lockbox", "disabled");
 			lockbox_json_str(&extra, "why",
 							 "lockbox is switched off for this tenant, so the review alone approves");
@@ -830,7 +845,7 @@ lockbox_approve(PG_FUNCTION_ARGS)
 		{
 			open_access(r, call.now);
 			save_request(r);
-			lockbox_sync_grants(r->requester, r->tables, call.now);
+			lockbox_access_changed();
 		}
 		record(&call, r, "approve", from, &extra, true);
 	}

@@ -14,7 +14,8 @@
 #include "access/table.h"
 #include "catalog/indexing.h"
 #include "catalog/pg_authid.h"
-#include "catalog/pg_extension.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_namespace.h"
 #include "commands/extension.h"
 #include "fmgr.h"
 #include "mb/pg_wchar.h"
@@ -287,25 +288,26 @@ lockbox_same_party(Oid a, Oid b)
  * Running as the extension owner
  * ---------------------------------------------------------------------
  */
+/*
+ * The extension owner: the owner of schema lockbox, which the install script
+ * (run by the extension owner) creates.  A syscache lookup, not a scan.
+ */
 static Oid
 extension_owner(void)
 {
-	Relation	rel;
-	ScanKeyData key;
-	SysScanDesc scan;
+	Oid			nsp = get_namespace_oid("lockbox", true);
 	HeapTuple	tuple;
 	Oid			owner = InvalidOid;
 
-	rel = table_open(ExtensionRelationId, AccessShareLock);
-	ScanKeyInit(&key, Anum_pg_extension_extname, BTEqualStrategyNumber,
-				F_NAMEEQ, CStringGetDatum("lockbox"));
-	scan = systable_beginscan(rel, ExtensionNameIndexId, true, NULL, 1, &key);
-	tuple = systable_getnext(scan);
-	if (HeapTupleIsValid(tuple))
-		owner = ((Form_pg_extension) GETSTRUCT(tuple))->extowner;
-	systable_endscan(scan);
-	table_close(rel, AccessShareLock);
-
+	if (OidIsValid(nsp))
+	{
+		tuple = SearchSysCache1(NAMESPACEOID, ObjectIdGetDatum(nsp));
+		if (HeapTupleIsValid(tuple))
+		{
+			owner = ((Form_pg_namespace) GETSTRUCT(tuple))->nspowner;
+			ReleaseSysCache(tuple);
+		}
+	}
 	if (!OidIsValid(owner))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -363,7 +365,12 @@ lockbox_prepare(SPIPlanPtr *cache, const char *sql, int nargs, Oid *argtypes)
 {
 	if (*cache == NULL)
 	{
-		SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
+		/*
+		 * Generic plans: these statements are planned once per backend and
+		 * reused, not re-planned for each set of parameter values.
+		 */
+		SPIPlanPtr	plan = SPI_prepare_cursor(sql, nargs, argtypes,
+											  CURSOR_OPT_GENERIC_PLAN);
 
 		if (plan == NULL)
 			elog(ERROR, "SPI_prepare failed for \"%s\": %s",

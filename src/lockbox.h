@@ -128,7 +128,6 @@ extern void lockbox_enforce_shmem_init(void);
 extern void lockbox_enforce_utility(Node *node);
 extern void lockbox_access_changed(void);
 extern bool lockbox_valid_key(const char *tenant, Oid keytype);
-extern void lockbox_sync_grants(Oid engineer, ArrayType *relids, TimestampTz now);
 
 /* the launcher and database workers (worker.c) */
 extern void lockbox_worker_init(void);

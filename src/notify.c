@@ -49,9 +49,9 @@ lockbox_notify(LockboxCall *call, int64 request_id, Oid recipient,
 		"           (id, request_id, recipient, event, payload, created_at)"
 		"           SELECT i.id, $1, $2, $3,"
 		"                  $4 OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('id', i.id),"
-		"                  $5 FROM i RETURNING id)"
-		" INSERT INTO lockbox.notify_outbox (notification_id)"
-		" SELECT n.id FROM n";
+		"                  $5 FROM i RETURNING id, payload)"
+		" INSERT INTO lockbox.notify_outbox (notification_id, payload)"
+		" SELECT n.id, n.payload::pg_catalog.text FROM n";
 	Oid			argtypes[5] = {INT8OID, REGROLEOID, TEXTOID, JSONBOID, TIMESTAMPTZOID};
 	Datum		values[5];
 	StringInfoData payload;
@@ -86,14 +86,12 @@ lockbox_relay_notifications(int batch)
 {
 	static SPIPlanPtr plan = NULL;
 	static const char *sql =
-		"WITH o AS (SELECT notification_id FROM lockbox.notify_outbox"
-		"           ORDER BY notification_id LIMIT $1 FOR UPDATE SKIP LOCKED),"
-		"     d AS (DELETE FROM lockbox.notify_outbox x USING o"
-		"           WHERE x.notification_id OPERATOR(pg_catalog.=) o.notification_id"
-		"           RETURNING x.notification_id)"
-		" SELECT n.id, n.payload::pg_catalog.text FROM d"
-		"   JOIN lockbox.notification n ON n.id OPERATOR(pg_catalog.=) d.notification_id"
-		"  ORDER BY n.id";
+		"WITH d AS (DELETE FROM lockbox.notify_outbox"
+		"           WHERE notification_id OPERATOR(pg_catalog.=) ANY (ARRAY("
+		"             SELECT o.notification_id FROM lockbox.notify_outbox o"
+		"              ORDER BY o.notification_id LIMIT $1 FOR UPDATE SKIP LOCKED))"
+		"           RETURNING notification_id, payload)"
+		" SELECT d.notification_id, d.payload FROM d ORDER BY d.notification_id";
 	Oid			argtypes[1] = {INT4OID};
 	Datum		values[1] = {Int32GetDatum(batch)};
 	int64		sent;

@@ -67,6 +67,8 @@ PGDLLEXPORT void lockbox_db_worker_main(Datum main_arg);
 #define PAUSE_SECS				5
 /* notifications relayed per transaction */
 #define RELAY_BATCH				1000
+/* after a pass that relayed notifications, gather more for this long */
+#define RELAY_GATHER_MS			20
 /* requests expired or closed per transaction */
 #define DEADLINE_BATCH			500
 
@@ -694,7 +696,8 @@ step_next_deadline(LockboxCall *call, void *arg)
  * when lockbox is no longer installed.
  */
 static bool
-db_worker_pass(MemoryContext passcxt, TimestampTz *next_deadline)
+db_worker_pass(MemoryContext passcxt, TimestampTz *next_deadline,
+			   int *relayed)
 {
 	int			n;
 
@@ -704,11 +707,13 @@ db_worker_pass(MemoryContext passcxt, TimestampTz *next_deadline)
 	 */
 	set_next_deadline(DT_NOEND, false);
 
+	*relayed = 0;
 	do
 	{
 		if (!in_transaction(passcxt, "lockbox: relaying notifications",
 							step_relay, NULL, &n))
 			return false;
+		*relayed += n;
 	} while (n == RELAY_BATCH);
 	do
 	{
@@ -725,6 +730,7 @@ db_worker_pass(MemoryContext passcxt, TimestampTz *next_deadline)
 		if (!in_transaction(passcxt, "lockbox: relaying notifications",
 							step_relay, NULL, &n))
 			return false;
+		*relayed += n;
 	} while (n == RELAY_BATCH);
 	if (!in_transaction(passcxt, "lockbox: finding the next deadline",
 						step_next_deadline, next_deadline, &n))
@@ -770,6 +776,7 @@ lockbox_db_worker_main(Datum main_arg)
 	for (;;)
 	{
 		bool		installed;
+		int			relayed = 0;
 		TimestampTz next_deadline = DT_NOEND;
 		int			events = WL_LATCH_SET | WL_EXIT_ON_PM_DEATH;
 		long		timeout = -1;
@@ -787,7 +794,7 @@ lockbox_db_worker_main(Datum main_arg)
 		 */
 		PG_TRY();
 		{
-			installed = db_worker_pass(passcxt, &next_deadline);
+			installed = db_worker_pass(passcxt, &next_deadline, &relayed);
 			failures = 0;
 		}
 		PG_CATCH();
@@ -811,6 +818,18 @@ lockbox_db_worker_main(Datum main_arg)
 					(errmsg("lockbox worker for database %u exiting: the extension is not installed",
 							dbid)));
 			proc_exit(0);
+		}
+
+		/*
+		 * Under a stream of transitions, gather notifications for a moment
+		 * before the next pass: one relay transaction (one commit, one WAL
+		 * flush) then carries many.  The latch stays set meanwhile.
+		 */
+		if (relayed > 0)
+		{
+			(void) WaitLatch(MyLatch, WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+							 RELAY_GATHER_MS, PG_WAIT_EXTENSION);
+			CHECK_FOR_INTERRUPTS();
 		}
 
 		/* sleep until the next deadline (to the millisecond), or until woken */

@@ -65,7 +65,8 @@ cmd_start() {
 	cmd_stop
 	ensure_traversable
 	echo "== starting throwaway cluster on port $PORT (.cluster/, as OS user $OS_USER)"
-	rm -rf "$CLUSTER"
+	# only what this script owns: bench/run keeps its own cluster in .cluster/bench
+	rm -rf "$DATA" "$LOG" "$CLUSTER/initdb.log" "$CLUSTER/tap" "$CLUSTER/prove.out"
 	mkdir -p "$CLUSTER"
 	chmod 700 "$CLUSTER"
 	[[ $EUID -ne 0 ]] || chown "$OS_USER:" "$CLUSTER"
