@@ -97,7 +97,7 @@ CREATE INDEX request_access_ends_idx ON lockbox.request (access_ends_at)
 
 -- stage 2 votes: one per approver role and per session user
 CREATE TABLE lockbox.decision (
-	request_id		bigint NOT NULL REFERENCES lockbox.request ON DELETE CASCADE,
+	request_id		bigint NOT NULL,	/* of lockbox.request, which is never deleted */
 	approver		regrole NOT NULL,
 	session_approver regrole NOT NULL,
 	decision		text NOT NULL CHECK (decision IN ('approve', 'deny')),
@@ -111,7 +111,7 @@ CREATE SEQUENCE lockbox.notification_id_seq;
 CREATE TABLE lockbox.notification (
 	id				bigint PRIMARY KEY
 		DEFAULT pg_catalog.nextval('lockbox.notification_id_seq'),
-	request_id		bigint NOT NULL REFERENCES lockbox.request ON DELETE CASCADE,
+	request_id		bigint NOT NULL,	/* of lockbox.request, which is never deleted */
 	recipient		regrole NOT NULL,
 	event			text NOT NULL,
 	payload			jsonb NOT NULL,

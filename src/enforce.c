@@ -52,6 +52,7 @@
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
 #include "port/atomics.h"
+#include "storage/proc.h"
 #include "storage/shmem.h"
 #include "utils/acl.h"
 #include "utils/array.h"
@@ -85,7 +86,6 @@ typedef struct ProtectedRel
 {
 	Oid			relid;			/* hash key */
 	bool		whole;			/* belongs wholly to one tenant */
-	Oid			keytype;		/* type of the tenant column */
 	char	   *tenant;			/* whole: its tenant */
 } ProtectedRel;
 
@@ -216,11 +216,7 @@ load_protected(void)
 	if (cache.installed)
 	{
 		lockbox_enter(&call);
-		if (SPI_execute("SELECT p.relid, p.tenant, a.atttypid"
-						"  FROM lockbox.protected_table p"
-						"  LEFT JOIN pg_catalog.pg_attribute a"
-						"    ON a.attrelid OPERATOR(pg_catalog.=) p.relid"
-						"   AND a.attname OPERATOR(pg_catalog.=) p.tenant_column",
+		if (SPI_execute("SELECT p.relid, p.tenant FROM lockbox.protected_table p",
 						false, 0) != SPI_OK_SELECT)
 			elog(ERROR, "could not read lockbox.protected_table");
 		for (uint64 i = 0; i < SPI_processed; i++)
@@ -230,13 +226,11 @@ load_protected(void)
 			bool		isnull;
 			Oid			relid = DatumGetObjectId(SPI_getbinval(tup, td, 1, &isnull));
 			char	   *tenant = SPI_getvalue(tup, td, 2);
-			Datum		t = SPI_getbinval(tup, td, 3, &isnull);
 			ProtectedRel *p;
 			bool		found;
 
 			p = hash_search(cache.protected, &relid, HASH_ENTER, &found);
 			p->whole = (tenant != NULL);
-			p->keytype = isnull ? InvalidOid : DatumGetObjectId(t);
 			p->tenant = tenant ? MemoryContextStrdup(cache.cxt, tenant) : NULL;
 		}
 		lockbox_leave(&call);
@@ -1184,4 +1178,27 @@ lockbox_on_sql_drop(PG_FUNCTION_ARGS)
 		lockbox_access_changed();
 	lockbox_leave(&call);
 	PG_RETURN_VOID();
+}
+
+/*
+ * Has the engineer a session in this database (other than except_pid) that
+ * the worker would end?  Read without a lock: a session that starts later
+ * finds the access already ended at its first statement.
+ */
+bool
+lockbox_has_sessions(Oid engineer, int except_pid)
+{
+	for (uint32 i = 0; i < ProcGlobal->allProcCount; i++)
+	{
+		PGPROC	   *proc = GetPGProcByNumber(i);
+		Oid			role = proc->roleId;
+
+		if (proc->pid == 0 || proc->pid == except_pid ||
+			proc->databaseId != MyDatabaseId || !OidIsValid(role) ||
+			proc->isBackgroundWorker)
+			continue;
+		if (!superuser_arg(role) && has_privs_of_role(role, engineer))
+			return true;
+	}
+	return false;
 }

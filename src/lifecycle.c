@@ -29,6 +29,7 @@
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/datetime.h"
 #include "utils/json.h"
 #include "utils/lsyscache.h"
 #include "utils/regproc.h"
@@ -69,6 +70,10 @@ typedef struct Request
 	char	   *close_reason;
 	Interval	duration;
 	ArrayType  *tables;
+	/* the tenant's, read with the request */
+	bool		tenant_enabled;
+	int			required_approvals;
+	List	   *approvers;		/* role OIDs bound to the tenant */
 } Request;
 
 static TimestampTz
@@ -87,11 +92,16 @@ interval_compare(Interval *a, Interval *b)
 											 IntervalPGetDatum(b)));
 }
 
+/* An interval as text, the same whatever the session's IntervalStyle. */
 static char *
 interval_text(Interval *span)
 {
-	return DatumGetCString(DirectFunctionCall1(interval_out,
-											   IntervalPGetDatum(span)));
+	struct pg_itm itm;
+	char		buf[MAXDATELEN + 1];
+
+	interval2itm(*span, &itm);
+	EncodeInterval(&itm, INTSTYLE_POSTGRES, buf);
+	return pstrdup(buf);
 }
 
 static bool
@@ -134,10 +144,14 @@ lock_request(int64 id)
 {
 	static SPIPlanPtr plan = NULL;
 	static const char *sql =
-		"SELECT tenant, requester, state, deadline, reviewer, reviewed_at,"
-		"       approved_at, access_ends_at, closed_at, close_reason, duration,"
-		"       tables"
-		"  FROM lockbox.request WHERE id OPERATOR(pg_catalog.=) $1 FOR UPDATE";
+		"SELECT r.tenant, r.requester, r.state, r.deadline, r.reviewer, r.reviewed_at,"
+		"       r.approved_at, r.access_ends_at, r.closed_at, r.close_reason, r.duration,"
+		"       r.tables, t.enabled, t.required_approvals,"
+		"       ARRAY(SELECT a.approver::pg_catalog.oid FROM lockbox.approver a"
+		"              WHERE a.tenant OPERATOR(pg_catalog.=) r.tenant ORDER BY 1)"
+		"  FROM lockbox.request r"
+		"  JOIN lockbox.tenant t ON t.tenant OPERATOR(pg_catalog.=) r.tenant"
+		" WHERE r.id OPERATOR(pg_catalog.=) $1 FOR UPDATE OF r";
 	Oid			argtypes[1] = {INT8OID};
 	Datum		values[1] = {Int64GetDatum(id)};
 	Request    *r;
@@ -169,6 +183,19 @@ lock_request(int64 id)
 	r->close_reason = SPI_getvalue(tup, td, 10);
 	r->duration = *DatumGetIntervalP(SPI_getbinval(tup, td, 11, &isnull));
 	r->tables = DatumGetArrayTypePCopy(SPI_getbinval(tup, td, 12, &isnull));
+	r->tenant_enabled = DatumGetBool(SPI_getbinval(tup, td, 13, &isnull));
+	r->required_approvals = DatumGetInt32(SPI_getbinval(tup, td, 14, &isnull));
+	{
+		Datum	   *elems;
+		int			n;
+
+		deconstruct_array(DatumGetArrayTypeP(SPI_getbinval(tup, td, 15, &isnull)),
+						  OIDOID, sizeof(Oid), true, TYPALIGN_INT,
+						  &elems, NULL, &n);
+		r->approvers = NIL;
+		for (int i = 0; i < n; i++)
+			r->approvers = lappend_oid(r->approvers, DatumGetObjectId(elems[i]));
+	}
 	return r;
 }
 
@@ -284,7 +311,7 @@ require_reviewer(LockboxCall *call, Request *r, const char *step)
 static void
 require_approver(LockboxCall *call, Request *r, const char *step)
 {
-	if (!lockbox_is_approver(call->caller, r->tenant))
+	if (!lockbox_approver_among(call->caller, r->approvers))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied to %s lockbox request " INT64_FORMAT, step, r->id),
@@ -316,7 +343,7 @@ static void
 refuse_reviewer_late(LockboxCall *call, Request *r, const char *step)
 {
 	if (lockbox_has_role(call->caller, LB_REVIEWER) &&
-		!lockbox_is_approver(call->caller, r->tenant))
+		!lockbox_approver_among(call->caller, r->approvers))
 		refuse_state(r, call->now, step);
 }
 
@@ -371,10 +398,7 @@ protected_tables(void)
 	List	   *result = NIL;
 
 	lockbox_exec(&plan,
-				 "SELECT p.relid, p.tenant, a.atttypid FROM lockbox.protected_table p"
-				 "  LEFT JOIN pg_catalog.pg_attribute a"
-				 "    ON a.attrelid OPERATOR(pg_catalog.=) p.relid"
-				 "   AND a.attname OPERATOR(pg_catalog.=) p.tenant_column"
+				 "SELECT p.relid, p.tenant, p.tenant_column FROM lockbox.protected_table p"
 				 " ORDER BY p.relid::pg_catalog.oid",
 				 0, NULL, NULL, NULL, 0);
 	for (uint64 i = 0; i < SPI_processed; i++)
@@ -383,12 +407,19 @@ protected_tables(void)
 		TupleDesc	td = SPI_tuptable->tupdesc;
 		Protected  *p = palloc(sizeof(Protected));
 		bool		isnull;
-		Datum		d;
+		char	   *column;
 
 		p->relid = DatumGetObjectId(SPI_getbinval(tup, td, 1, &isnull));
 		p->tenant = SPI_getvalue(tup, td, 2);
-		d = SPI_getbinval(tup, td, 3, &isnull);
-		p->keytype = isnull ? InvalidOid : DatumGetObjectId(d);
+		column = SPI_getvalue(tup, td, 3);
+		p->keytype = InvalidOid;
+		if (column != NULL)
+		{
+			AttrNumber	attnum = get_attnum(p->relid, column);
+
+			if (attnum != InvalidAttrNumber)
+				p->keytype = get_atttype(p->relid, attnum);
+		}
 		result = lappend(result, p);
 	}
 	return result;
@@ -656,47 +687,24 @@ lockbox_request(PG_FUNCTION_ARGS)
  * ---------------------------------------------------------------------
  */
 
-/* Has this approver (by role or by session user) decided already? */
-static bool
-already_decided(LockboxCall *call, int64 id)
-{
-	static SPIPlanPtr plan = NULL;
-	Oid			argtypes[3] = {INT8OID, REGROLEOID, REGROLEOID};
-	Datum		values[3] = {Int64GetDatum(id), ObjectIdGetDatum(call->caller),
-	ObjectIdGetDatum(call->session_user)};
-
-	lockbox_exec(&plan,
-				 "SELECT 1 FROM lockbox.decision"
-				 " WHERE request_id OPERATOR(pg_catalog.=) $1"
-				 "   AND (approver OPERATOR(pg_catalog.=) $2"
-				 "        OR session_approver OPERATOR(pg_catalog.=) $3)",
-				 3, argtypes, values, NULL, 1);
-	return SPI_processed > 0;
-}
-
-/* Record a stage 2 vote; returns the number of approvals now recorded. */
+/*
+ * Record a stage 2 vote; returns the number of approvals now recorded.  A
+ * second decision of the same approver role or the same session user is
+ * refused: the unique keys on (request, approver) and (request, session
+ * approver) make the insert a no-op, in one statement with the count.
+ */
 static int
 record_decision(LockboxCall *call, int64 id, const char *decision,
 				const char *comment)
 {
-	static SPIPlanPtr insert_plan = NULL;
-	static SPIPlanPtr count_plan = NULL;
+	static SPIPlanPtr plan = NULL;
 	Oid			argtypes[6] = {INT8OID, REGROLEOID, REGROLEOID, TEXTOID,
 		TEXTOID, TIMESTAMPTZOID};
 	Datum		values[6];
 	char		nulls[6];
 	bool		isnull;
-
-	if (already_decided(call, id))
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("role \"%s\" has already decided on lockbox request " INT64_FORMAT,
-						lockbox_role_name(call->caller), id),
-				 call->session_user != call->caller ?
-				 errdetail("Each approver counts once, whatever role they act as; session user \"%s\" or role \"%s\" has decided.",
-						   lockbox_role_name(call->session_user),
-						   lockbox_role_name(call->caller)) :
-				 errdetail("Each approver counts once.")));
+	int			inserted;
+	int			approvals;
 
 	memset(nulls, ' ', sizeof(nulls));
 	values[0] = Int64GetDatum(id);
@@ -706,19 +714,33 @@ record_decision(LockboxCall *call, int64 id, const char *decision,
 	values[4] = comment ? CStringGetTextDatum(comment) : (Datum) 0;
 	nulls[4] = comment ? ' ' : 'n';
 	values[5] = TimestampTzGetDatum(call->now);
-	lockbox_exec(&insert_plan,
-				 "INSERT INTO lockbox.decision (request_id, approver,"
-				 " session_approver, decision, comment, decided_at)"
-				 " VALUES ($1, $2, $3, $4, $5, $6)",
-				 6, argtypes, values, nulls, 0);
-
-	lockbox_exec(&count_plan,
-				 "SELECT pg_catalog.count(*)::pg_catalog.int4 FROM lockbox.decision"
-				 " WHERE request_id OPERATOR(pg_catalog.=) $1"
-				 "   AND decision OPERATOR(pg_catalog.=) 'approve'",
-				 1, argtypes, values, NULL, 1);
-	return DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
-									   SPI_tuptable->tupdesc, 1, &isnull));
+	lockbox_exec(&plan,
+				 "WITH ins AS (INSERT INTO lockbox.decision (request_id, approver,"
+				 "             session_approver, decision, comment, decided_at)"
+				 "             VALUES ($1, $2, $3, $4, $5, $6)"
+				 "             ON CONFLICT DO NOTHING RETURNING decision)"
+				 " SELECT (SELECT pg_catalog.count(*)::pg_catalog.int4 FROM ins),"
+				 "        (SELECT pg_catalog.count(*)::pg_catalog.int4 FROM ins"
+				 "          WHERE ins.decision OPERATOR(pg_catalog.=) 'approve')"
+				 "      + (SELECT pg_catalog.count(*)::pg_catalog.int4 FROM lockbox.decision d"
+				 "          WHERE d.request_id OPERATOR(pg_catalog.=) $1"
+				 "            AND d.decision OPERATOR(pg_catalog.=) 'approve')",
+				 6, argtypes, values, nulls, 1);
+	inserted = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
+										   SPI_tuptable->tupdesc, 1, &isnull));
+	approvals = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
+											SPI_tuptable->tupdesc, 2, &isnull));
+	if (inserted == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("role \"%s\" has already decided on lockbox request " INT64_FORMAT,
+						lockbox_role_name(call->caller), id),
+				 call->session_user != call->caller ?
+				 errdetail("Each approver counts once, whatever role they act as; session user \"%s\" or role \"%s\" has decided.",
+						   lockbox_role_name(call->session_user),
+						   lockbox_role_name(call->caller)) :
+				 errdetail("Each approver counts once.")));
+	return approvals;
 }
 
 /*
@@ -745,7 +767,8 @@ static void
 end_access(LockboxCall *call, Request *r)
 {
 	lockbox_access_changed();
-	if (lockbox_terminate_sessions)
+	if (lockbox_terminate_sessions &&
+		lockbox_has_sessions(r->requester, call->caller == r->requester ? MyProcPid : 0))
 	{
 		static SPIPlanPtr plan = NULL;
 		Oid			argtypes[3] = {REGROLEOID, INT8OID, INT4OID};
@@ -782,22 +805,17 @@ lockbox_approve(PG_FUNCTION_ARGS)
 
 	if (strcmp(r->state, "pending_review") == 0)
 	{
-		LockboxTenant tenant;
-
 		require_reviewer(&call, r, "approve");
 		refuse_expired(r, call.now, "approve");
-		if (!lockbox_tenant_lookup(r->tenant, &tenant))
-			elog(ERROR, "tenant \"%s\" of request " INT64_FORMAT " is missing",
-				 r->tenant, r->id);
 
 		r->reviewer = call.caller;
 		r->has_reviewed_at = true;
 		r->reviewed_at = call.now;
 		lockbox_json_raw(&extra, "stage", "1");
 		lockbox_json_str(&extra, "comment", comment);
-		if (tenant.enabled)
+		if (r->tenant_enabled)
 		{
-			List	   *approvers = lockbox_tenant_approvers(r->tenant);
+			List	   *approvers = r->approvers;
 			ListCell   *lc;
 
 			r->state = "pending_approval";
@@ -825,23 +843,19 @@ lockbox_approve(PG_FUNCTION_ARGS)
 	}
 	else if (strcmp(r->state, "pending_approval") == 0)
 	{
-		LockboxTenant tenant;
 		int			approvals;
 
 		refuse_reviewer_late(&call, r, "approve");
 		require_stage2_decider(&call, r, "approve");
 		refuse_expired(r, call.now, "approve");
-		if (!lockbox_tenant_lookup(r->tenant, &tenant))
-			elog(ERROR, "tenant \"%s\" of request " INT64_FORMAT " is missing",
-				 r->tenant, r->id);
 
 		approvals = record_decision(&call, r->id, "approve", comment);
 		lockbox_json_raw(&extra, "stage", "2");
 		lockbox_json_str(&extra, "comment", comment);
 		lockbox_json_raw(&extra, "approvals", psprintf("%d", approvals));
 		lockbox_json_raw(&extra, "required_approvals",
-						 psprintf("%d", tenant.required_approvals));
-		if (approvals >= tenant.required_approvals)
+						 psprintf("%d", r->required_approvals));
+		if (approvals >= r->required_approvals)
 		{
 			open_access(r, call.now);
 			save_request(r);
@@ -1057,7 +1071,6 @@ lockbox_act_on_deadlines(LockboxCall *call, int batch)
 			continue;
 		initStringInfo(&extra);
 		lockbox_json_str(&extra, "by", "lockbox worker");
-		lockbox_json_str(&extra, "deadline", timestamptz_to_str(r->deadline));
 		finish(r, "expired", NULL, r->deadline);
 		save_request(r);
 		record(call, r, "expire", from, &extra, true);
@@ -1081,7 +1094,6 @@ lockbox_act_on_deadlines(LockboxCall *call, int batch)
 		initStringInfo(&extra);
 		lockbox_json_str(&extra, "by", "lockbox worker");
 		lockbox_json_str(&extra, "close_reason", "window_elapsed");
-		lockbox_json_str(&extra, "access_ends_at", timestamptz_to_str(r->access_ends_at));
 		finish(r, "closed", "window_elapsed", r->access_ends_at);
 		save_request(r);
 		end_access(call, r);

@@ -99,6 +99,7 @@ typedef struct LockboxTenant
 
 extern bool lockbox_tenant_lookup(const char *tenant, LockboxTenant *out);
 extern bool lockbox_is_approver(Oid role, const char *tenant);
+extern bool lockbox_approver_among(Oid role, List *approvers);
 extern List *lockbox_tenant_approvers(const char *tenant);
 
 /* the worker's transitions (lifecycle.c) */
@@ -127,6 +128,7 @@ extern Size lockbox_enforce_shmem_size(void);
 extern void lockbox_enforce_shmem_init(void);
 extern void lockbox_enforce_utility(Node *node);
 extern void lockbox_access_changed(void);
+extern bool lockbox_has_sessions(Oid engineer, int except_pid);
 extern bool lockbox_valid_key(const char *tenant, Oid keytype);
 
 /* the launcher and database workers (worker.c) */

@@ -89,7 +89,13 @@ lockbox_tenant_approvers(const char *tenant)
 bool
 lockbox_is_approver(Oid role, const char *tenant)
 {
-	List	   *approvers = lockbox_tenant_approvers(tenant);
+	return lockbox_approver_among(role, lockbox_tenant_approvers(tenant));
+}
+
+/* Is role one of these approver roles, by privileges (see above)? */
+bool
+lockbox_approver_among(Oid role, List *approvers)
+{
 	ListCell   *lc;
 	bool		su = superuser_arg(role);
 
