@@ -67,7 +67,7 @@ CREATE SEQUENCE lockbox.request_id_seq;
 CREATE TABLE lockbox.request (
 	id				bigint PRIMARY KEY
 		DEFAULT pg_catalog.nextval('lockbox.request_id_seq'),
-	tenant			text NOT NULL REFERENCES lockbox.tenant,
+	tenant			text NOT NULL,	/* of lockbox.tenant, checked by lockbox_request */
 	requester		regrole NOT NULL,
 	reason			text NOT NULL,
 	ticket			text,
@@ -87,8 +87,6 @@ CREATE TABLE lockbox.request (
 	close_reason	text
 );
 ALTER SEQUENCE lockbox.request_id_seq OWNED BY lockbox.request.id;
-CREATE INDEX request_requester_idx ON lockbox.request (requester);
-CREATE INDEX request_tenant_idx ON lockbox.request (tenant);
 -- the deadlines still to be acted on: pending stages and open access windows
 CREATE INDEX request_deadline_idx ON lockbox.request (deadline)
 	WHERE state IN ('pending_review', 'pending_approval');
@@ -123,7 +121,6 @@ CREATE TABLE lockbox.notification (
 ALTER SEQUENCE lockbox.notification_id_seq OWNED BY lockbox.notification.id;
 CREATE INDEX notification_undelivered_idx ON lockbox.notification (id)
 	WHERE delivered_at IS NULL;
-CREATE INDEX notification_recipient_idx ON lockbox.notification (recipient);
 -- notifications whose NOTIFY the worker has yet to send (see src/notify.c)
 CREATE TABLE lockbox.notify_outbox (
 	notification_id	bigint PRIMARY KEY,

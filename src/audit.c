@@ -551,6 +551,11 @@ cmp_int64(const void *a, const void *b)
  * Append one audit row.  Must run between lockbox_enter and lockbox_leave.
  * detail_json is a JSON object text.
  */
+const Oid	lockbox_audit_argtypes[LOCKBOX_AUDIT_NARGS] = {
+	INT8OID, TIMESTAMPTZOID, NAMEOID, NAMEOID, TEXTOID, INT8OID, TEXTOID,
+	JSONBOID, INT8ARRAYOID, BYTEAOID
+};
+
 void
 lockbox_audit(LockboxCall *call, const char *event, int64 request_id,
 			  const char *tenant, const char *detail_json)
@@ -559,10 +564,27 @@ lockbox_audit(LockboxCall *call, const char *event, int64 request_id,
 		"INSERT INTO lockbox.audit_log (seq, at, session_user_name, actor,"
 		" event, request_id, tenant, detail, parents, hash)"
 		" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
-	Oid			argtypes[10] = {INT8OID, TIMESTAMPTZOID, NAMEOID, NAMEOID,
-		TEXTOID, INT8OID, TEXTOID, JSONBOID, INT8ARRAYOID, BYTEAOID};
-	Datum		values[10];
-	char		nulls[10];
+	AuditRow	row;
+
+	lockbox_audit_row(call, event, request_id, tenant, detail_json, &row);
+	if (lockbox_exec(&insert_plan, sql, LOCKBOX_AUDIT_NARGS,
+					 (Oid *) lockbox_audit_argtypes, row.values, row.nulls, 0)
+		!= SPI_OK_INSERT)
+		elog(ERROR, "could not append to lockbox.audit_log");
+}
+
+/*
+ * Compute one audit row: its seq, its parents and its hash, as the values of
+ * an INSERT into lockbox.audit_log (seq, at, session_user_name, actor, event,
+ * request_id, tenant, detail, parents, hash), which the caller runs in this
+ * transaction.  Must run between lockbox_enter and lockbox_leave.
+ */
+void
+lockbox_audit_row(LockboxCall *call, const char *event, int64 request_id,
+				  const char *tenant, const char *detail_json, AuditRow *out)
+{
+	Datum	   *values = out->values;
+	char	   *nulls = out->nulls;
 	AuditTip   *tips;
 	int			ntips;
 	PendingRow *prev = NULL;
@@ -577,8 +599,6 @@ lockbox_audit(LockboxCall *call, const char *event, int64 request_id,
 	char	   *actor = lockbox_role_name(call->caller);
 	bytea	   *hash;
 	MemoryContext oldcxt;
-	NameData	session_name;
-	NameData	actor_name;
 
 	if (audit_shared == NULL)
 		elog(ERROR, "lockbox shared memory is not initialized");
@@ -656,14 +676,14 @@ lockbox_audit(LockboxCall *call, const char *event, int64 request_id,
 	hash = palloc(VARHDRSZ + AUDIT_HASH_LEN);
 	SET_VARSIZE(hash, VARHDRSZ + AUDIT_HASH_LEN);
 	memcpy(VARDATA(hash), row->hash, AUDIT_HASH_LEN);
-	namestrcpy(&session_name, session_user_name);
-	namestrcpy(&actor_name, actor);
+	namestrcpy(&out->session_name, session_user_name);
+	namestrcpy(&out->actor_name, actor);
 
-	memset(nulls, ' ', sizeof(nulls));
+	memset(nulls, ' ', LOCKBOX_AUDIT_NARGS);
 	values[0] = Int64GetDatum(row->seq);
 	values[1] = TimestampTzGetDatum(call->now);
-	values[2] = NameGetDatum(&session_name);
-	values[3] = NameGetDatum(&actor_name);
+	values[2] = NameGetDatum(&out->session_name);
+	values[3] = NameGetDatum(&out->actor_name);
 	values[4] = CStringGetTextDatum(event);
 	values[5] = Int64GetDatum(request_id);
 	if (request_id <= 0)
@@ -677,9 +697,7 @@ lockbox_audit(LockboxCall *call, const char *event, int64 request_id,
 												FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 	values[9] = PointerGetDatum(hash);
 
-	if (lockbox_exec(&insert_plan, sql, 10, argtypes, values, nulls, 0) != SPI_OK_INSERT)
-		elog(ERROR, "could not append to lockbox.audit_log");
-
+	/* the caller inserts it in this (sub)transaction, or errors out of it */
 	oldcxt = MemoryContextSwitchTo(TopTransactionContext);
 	pending_rows = lappend(pending_rows, row);
 	MemoryContextSwitchTo(oldcxt);

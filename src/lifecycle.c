@@ -24,6 +24,7 @@
 
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
+#include "commands/sequence.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
@@ -199,19 +200,66 @@ lock_request(int64 id)
 	return r;
 }
 
+/* Move to a final state now. */
 static void
-save_request(Request *r)
+finish(Request *r, const char *state, const char *close_reason, TimestampTz now)
+{
+	r->state = pstrdup(state);
+	r->has_deadline = false;
+	r->has_closed_at = true;
+	r->closed_at = now;
+	r->close_reason = close_reason ? pstrdup(close_reason) : NULL;
+}
+
+/*
+ * Record a step on a request, in one statement: the request row (when save),
+ * its audit row, and, for every state change after the request was filed
+ * except the one into pending_approval (which notifies the approvers
+ * instead), a notification to the requester.
+ */
+static void
+record(LockboxCall *call, Request *r, const char *event, const char *from,
+	   StringInfo extra, bool notify_requester, bool save)
 {
 	static SPIPlanPtr plan = NULL;
 	static const char *sql =
-		"UPDATE lockbox.request SET state = $2, deadline = $3, reviewer = $4,"
-		"       reviewed_at = $5, approved_at = $6, access_ends_at = $7,"
-		"       closed_at = $8, close_reason = $9"
-		" WHERE id OPERATOR(pg_catalog.=) $1";
-	Oid			argtypes[9] = {INT8OID, TEXTOID, TIMESTAMPTZOID, REGROLEOID,
-		TIMESTAMPTZOID, TIMESTAMPTZOID, TIMESTAMPTZOID, TIMESTAMPTZOID, TEXTOID};
-	Datum		values[9];
-	char		nulls[9];
+		"WITH u AS (UPDATE lockbox.request SET state = $2, deadline = $3, reviewer = $4,"
+		"                  reviewed_at = $5, approved_at = $6, access_ends_at = $7,"
+		"                  closed_at = $8, close_reason = $9"
+		"            WHERE id OPERATOR(pg_catalog.=) $1 AND $20 RETURNING id),"
+		"     a AS (INSERT INTO lockbox.audit_log (seq, at, session_user_name, actor,"
+		"                  event, request_id, tenant, detail, parents, hash)"
+		"           VALUES ($10, $11, $12, $13, $14, $15, $16, $17, $18, $19) RETURNING seq),"
+		"     i AS (SELECT pg_catalog.nextval('lockbox.notification_id_seq') AS id WHERE $21),"
+		"     n AS (INSERT INTO lockbox.notification"
+		"                  (id, request_id, recipient, event, payload, created_at)"
+		"           SELECT i.id, $1, $22, $2,"
+		"                  $23 OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('id', i.id),"
+		"                  $11 FROM i RETURNING id, payload),"
+		"     o AS (INSERT INTO lockbox.notify_outbox (notification_id, payload)"
+		"           SELECT n.id, n.payload::pg_catalog.text FROM n)"
+		" SELECT (SELECT pg_catalog.count(*) FROM u), (SELECT pg_catalog.count(*) FROM a)";
+	Oid			argtypes[23] = {INT8OID, TEXTOID, TIMESTAMPTZOID, REGROLEOID,
+		TIMESTAMPTZOID, TIMESTAMPTZOID, TIMESTAMPTZOID, TIMESTAMPTZOID, TEXTOID,
+		/* $10 .. $19: the audit row */
+		INT8OID, TIMESTAMPTZOID, NAMEOID, NAMEOID, TEXTOID, INT8OID, TEXTOID,
+		JSONBOID, INT8ARRAYOID, BYTEAOID,
+	BOOLOID, BOOLOID, REGROLEOID, JSONBOID};
+	Datum		values[23];
+	char		nulls[23];
+	StringInfoData detail;
+	AuditRow	row;
+	bool		notify = notify_requester && strcmp(from, r->state) != 0;
+	bool		isnull;
+
+	initStringInfo(&detail);
+	appendStringInfoChar(&detail, '{');
+	lockbox_json_str(&detail, "from", from);
+	lockbox_json_str(&detail, "to", r->state);
+	if (extra != NULL && extra->len > 0)
+		appendStringInfo(&detail, ", %s", extra->data);
+	appendStringInfoChar(&detail, '}');
+	lockbox_audit_row(call, event, r->id, r->tenant, detail.data, &row);
 
 	memset(nulls, ' ', sizeof(nulls));
 	values[0] = Int64GetDatum(r->id);
@@ -230,45 +278,22 @@ save_request(Request *r)
 	nulls[7] = r->has_closed_at ? ' ' : 'n';
 	values[8] = r->close_reason ? CStringGetTextDatum(r->close_reason) : (Datum) 0;
 	nulls[8] = r->close_reason ? ' ' : 'n';
+	memcpy(values + 9, row.values, sizeof(Datum) * LOCKBOX_AUDIT_NARGS);
+	memcpy(nulls + 9, row.nulls, LOCKBOX_AUDIT_NARGS);
+	values[19] = BoolGetDatum(save);
+	values[20] = BoolGetDatum(notify);
+	values[21] = ObjectIdGetDatum(r->requester);
+	values[22] = notify ? lockbox_notification_payload(r->id, r->requester,
+													   r->state, r->tenant,
+													   r->state) : (Datum) 0;
+	nulls[22] = notify ? ' ' : 'n';
 
-	if (lockbox_exec(&plan, sql, 9, argtypes, values, nulls, 0)
-		!= SPI_OK_UPDATE || SPI_processed != 1)
-		elog(ERROR, "could not update lockbox request " INT64_FORMAT, r->id);
-}
-
-/* Move to a final state now. */
-static void
-finish(Request *r, const char *state, const char *close_reason, TimestampTz now)
-{
-	r->state = pstrdup(state);
-	r->has_deadline = false;
-	r->has_closed_at = true;
-	r->closed_at = now;
-	r->close_reason = close_reason ? pstrdup(close_reason) : NULL;
-}
-
-/*
- * Record a transition: its audit row and, for every change after the request
- * was filed except the one into pending_approval (which notifies the
- * approvers instead), a notification to the requester.
- */
-static void
-record(LockboxCall *call, Request *r, const char *event, const char *from,
-	   StringInfo extra, bool notify_requester)
-{
-	StringInfoData detail;
-
-	initStringInfo(&detail);
-	appendStringInfoChar(&detail, '{');
-	lockbox_json_str(&detail, "from", from);
-	lockbox_json_str(&detail, "to", r->state);
-	if (extra != NULL && extra->len > 0)
-		appendStringInfo(&detail, ", %s", extra->data);
-	appendStringInfoChar(&detail, '}');
-	lockbox_audit(call, event, r->id, r->tenant, detail.data);
-
-	if (notify_requester && strcmp(from, r->state) != 0)
-		lockbox_notify(call, r->id, r->requester, r->state, r->tenant, r->state);
+	lockbox_exec(&plan, sql, 23, argtypes, values, nulls, 1);
+	if (DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)) != (save ? 1 : 0) ||
+		DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull)) != 1)
+		elog(ERROR, "could not record lockbox request " INT64_FORMAT, r->id);
+	if (notify)
+		lockbox_wake_worker_at_commit();
 }
 
 /* ---------------------------------------------------------------------
@@ -554,14 +579,23 @@ lockbox_request(PG_FUNCTION_ARGS)
 {
 	static SPIPlanPtr plan = NULL;
 	static const char *sql =
-		"INSERT INTO lockbox.request (tenant, requester, reason, ticket, tables,"
-		"       access, duration, state, created_at, deadline)"
-		" VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending_review', $8, $9)"
-		" RETURNING id";
-	Oid			argtypes[9] = {TEXTOID, REGROLEOID, TEXTOID, TEXTOID,
-		REGCLASSARRAYOID, TEXTOID, INTERVALOID, TIMESTAMPTZOID, TIMESTAMPTZOID};
-	Datum		values[9];
-	char		nulls[9];
+		"WITH r AS (INSERT INTO lockbox.request (id, tenant, requester, reason, ticket,"
+		"                  tables, access, duration, state, created_at, deadline)"
+		"           VALUES ($20, $1, $2, $3, $4, $5, $6, $7, 'pending_review', $8, $9)"
+		"           RETURNING id),"
+		"     a AS (INSERT INTO lockbox.audit_log (seq, at, session_user_name, actor,"
+		"                  event, request_id, tenant, detail, parents, hash)"
+		"           VALUES ($10, $11, $12, $13, $14, $15, $16, $17, $18, $19) RETURNING seq)"
+		" SELECT (SELECT pg_catalog.count(*) FROM r), (SELECT pg_catalog.count(*) FROM a)";
+	Oid			argtypes[20] = {TEXTOID, REGROLEOID, TEXTOID, TEXTOID,
+		REGCLASSARRAYOID, TEXTOID, INTERVALOID, TIMESTAMPTZOID, TIMESTAMPTZOID,
+		/* $10 .. $19: the audit row */
+		INT8OID, TIMESTAMPTZOID, NAMEOID, NAMEOID, TEXTOID, INT8OID, TEXTOID,
+		JSONBOID, INT8ARRAYOID, BYTEAOID,
+	INT8OID};
+	Datum		values[20];
+	char		nulls[20];
+	AuditRow	row;
 	LockboxCall call;
 	Oid			caller = GetUserId();
 	char	   *tenant;
@@ -660,12 +694,10 @@ lockbox_request(PG_FUNCTION_ARGS)
 	values[6] = IntervalPGetDatum(&duration);
 	values[7] = TimestampTzGetDatum(call.now);
 	values[8] = TimestampTzGetDatum(deadline);
-	if (lockbox_exec(&plan, sql, 9, argtypes, values, nulls, 0)
-		!= SPI_OK_INSERT_RETURNING)
-		elog(ERROR, "could not insert a lockbox request");
-	id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
-									 SPI_tuptable->tupdesc, 1, &isnull));
-	lockbox_deadline_created(deadline);
+	id = nextval_internal(get_relname_relid("request_id_seq",
+											get_namespace_oid("lockbox", false)),
+						  false);
+	values[19] = Int64GetDatum(id);
 
 	initStringInfo(&detail);
 	appendStringInfoChar(&detail, '{');
@@ -676,7 +708,15 @@ lockbox_request(PG_FUNCTION_ARGS)
 	lockbox_json_str(&detail, "access", access);
 	lockbox_json_str(&detail, "duration", interval_text(&duration));
 	appendStringInfoChar(&detail, '}');
-	lockbox_audit(&call, "request", id, tenant, detail.data);
+	lockbox_audit_row(&call, "request", id, tenant, detail.data, &row);
+	memcpy(values + 9, row.values, sizeof(Datum) * LOCKBOX_AUDIT_NARGS);
+	memcpy(nulls + 9, row.nulls, LOCKBOX_AUDIT_NARGS);
+
+	lockbox_exec(&plan, sql, 20, argtypes, values, nulls, 1);
+	if (DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)) != 1 ||
+		DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull)) != 1)
+		elog(ERROR, "could not insert a lockbox request");
+	lockbox_deadline_created(deadline);
 
 	lockbox_leave(&call);
 	PG_RETURN_INT64(id);
@@ -822,10 +862,9 @@ lockbox_approve(PG_FUNCTION_ARGS)
 			r->has_deadline = true;
 			r->deadline = add_interval(call.now, &lockbox_approval_timeout);
 			lockbox_deadline_created(r->deadline);
-			save_request(r);
 			lockbox_json_raw(&extra, "approvers_notified",
 							 psprintf("%d", list_length(approvers)));
-			record(&call, r, "approve", from, &extra, false);
+			record(&call, r, "approve", from, &extra, false, true);
 			foreach(lc, approvers)
 				lockbox_notify(&call, r->id, lfirst_oid(lc), "approval_requested",
 							   r->tenant, r->state);
@@ -833,12 +872,11 @@ lockbox_approve(PG_FUNCTION_ARGS)
 		else
 		{
 			open_access(r, call.now);
-			save_request(r);
 			lockbox_access_changed();
 			lockbox_json_str(&extra, "lockbox", "disabled");
 			lockbox_json_str(&extra, "why",
 							 "lockbox is switched off for this tenant, so the review alone approves");
-			record(&call, r, "approve", from, &extra, true);
+			record(&call, r, "approve", from, &extra, true, true);
 		}
 	}
 	else if (strcmp(r->state, "pending_approval") == 0)
@@ -858,10 +896,10 @@ lockbox_approve(PG_FUNCTION_ARGS)
 		if (approvals >= r->required_approvals)
 		{
 			open_access(r, call.now);
-			save_request(r);
 			lockbox_access_changed();
 		}
-		record(&call, r, "approve", from, &extra, true);
+		record(&call, r, "approve", from, &extra, true,
+			   strcmp(r->state, from) != 0);
 	}
 	else
 		refuse_state(r, call.now, "approve");
@@ -910,8 +948,7 @@ lockbox_deny(PG_FUNCTION_ARGS)
 
 	lockbox_json_str(&extra, "reason", reason);
 	finish(r, "denied", NULL, call.now);
-	save_request(r);
-	record(&call, r, "deny", from, &extra, true);
+	record(&call, r, "deny", from, &extra, true, true);
 
 	lockbox_leave(&call);
 	PG_RETURN_TEXT_P(cstring_to_text("denied"));
@@ -941,10 +978,9 @@ lockbox_cancel(PG_FUNCTION_ARGS)
 
 	from = pstrdup(r->state);
 	finish(r, "cancelled", NULL, call.now);
-	save_request(r);
 	initStringInfo(&extra);
 	lockbox_json_str(&extra, "reason", reason);
-	record(&call, r, "cancel", from, &extra, true);
+	record(&call, r, "cancel", from, &extra, true, true);
 
 	lockbox_leave(&call);
 	PG_RETURN_TEXT_P(cstring_to_text("cancelled"));
@@ -975,12 +1011,11 @@ lockbox_close(PG_FUNCTION_ARGS)
 	require_open_window(r, call.now, "close");
 
 	finish(r, "closed", "resolved", call.now);
-	save_request(r);
 	end_access(&call, r);
 	initStringInfo(&extra);
 	lockbox_json_str(&extra, "close_reason", "resolved");
 	lockbox_json_str(&extra, "resolution", resolution);
-	record(&call, r, "close", "approved", &extra, true);
+	record(&call, r, "close", "approved", &extra, true, true);
 
 	lockbox_leave(&call);
 	PG_RETURN_TEXT_P(cstring_to_text("closed"));
@@ -1003,11 +1038,10 @@ lockbox_revoke(PG_FUNCTION_ARGS)
 	require_open_window(r, call.now, "revoke");
 
 	finish(r, "revoked", "revoked", call.now);
-	save_request(r);
 	end_access(&call, r);
 	initStringInfo(&extra);
 	lockbox_json_str(&extra, "reason", reason);
-	record(&call, r, "revoke", "approved", &extra, true);
+	record(&call, r, "revoke", "approved", &extra, true, true);
 
 	lockbox_leave(&call);
 	PG_RETURN_TEXT_P(cstring_to_text("revoked"));
@@ -1072,8 +1106,7 @@ lockbox_act_on_deadlines(LockboxCall *call, int batch)
 		initStringInfo(&extra);
 		lockbox_json_str(&extra, "by", "lockbox worker");
 		finish(r, "expired", NULL, r->deadline);
-		save_request(r);
-		record(call, r, "expire", from, &extra, true);
+		record(call, r, "expire", from, &extra, true, true);
 		done++;
 	}
 
@@ -1095,9 +1128,8 @@ lockbox_act_on_deadlines(LockboxCall *call, int batch)
 		lockbox_json_str(&extra, "by", "lockbox worker");
 		lockbox_json_str(&extra, "close_reason", "window_elapsed");
 		finish(r, "closed", "window_elapsed", r->access_ends_at);
-		save_request(r);
 		end_access(call, r);
-		record(call, r, "close", "approved", &extra, true);
+		record(call, r, "close", "approved", &extra, true, true);
 		done++;
 	}
 	return done;

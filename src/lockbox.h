@@ -108,9 +108,22 @@ extern TimestampTz lockbox_next_deadline(void);
 extern int	lockbox_end_sessions(void);
 
 /* audit (audit.c) */
+#define LOCKBOX_AUDIT_NARGS 10
+typedef struct AuditRow
+{
+	Datum		values[LOCKBOX_AUDIT_NARGS];
+	char		nulls[LOCKBOX_AUDIT_NARGS];
+	NameData	session_name;
+	NameData	actor_name;
+} AuditRow;
+
+extern const Oid lockbox_audit_argtypes[LOCKBOX_AUDIT_NARGS];
 extern void lockbox_audit(LockboxCall *call, const char *event,
 						  int64 request_id, const char *tenant,
 						  const char *detail_json);
+extern void lockbox_audit_row(LockboxCall *call, const char *event,
+							  int64 request_id, const char *tenant,
+							  const char *detail_json, AuditRow *out);
 extern void lockbox_audit_init(void);
 extern Size lockbox_audit_shmem_size(void);
 extern void lockbox_audit_shmem_init(void);
@@ -119,6 +132,9 @@ extern void lockbox_audit_shmem_init(void);
 extern void lockbox_notify(LockboxCall *call, int64 request_id, Oid recipient,
 						   const char *event, const char *tenant,
 						   const char *state);
+extern Datum lockbox_notification_payload(int64 request_id, Oid recipient,
+										  const char *event, const char *tenant,
+										  const char *state);
 
 extern int64 lockbox_relay_notifications(int batch);
 

@@ -39,6 +39,24 @@ PG_FUNCTION_INFO_V1(lockbox_ack_notification);
 
 static SPIPlanPtr insert_plan = NULL;
 
+/* A notification's payload (its "id" is added when the row is inserted). */
+Datum
+lockbox_notification_payload(int64 request_id, Oid recipient, const char *event,
+							 const char *tenant, const char *state)
+{
+	StringInfoData payload;
+
+	initStringInfo(&payload);
+	appendStringInfoChar(&payload, '{');
+	lockbox_json_str(&payload, "event", event);
+	lockbox_json_raw(&payload, "request_id", psprintf(INT64_FORMAT, request_id));
+	lockbox_json_str(&payload, "tenant", tenant);
+	lockbox_json_str(&payload, "state", state);
+	lockbox_json_str(&payload, "recipient", lockbox_role_name(recipient));
+	appendStringInfoChar(&payload, '}');
+	return DirectFunctionCall1(jsonb_in, CStringGetDatum(payload.data));
+}
+
 void
 lockbox_notify(LockboxCall *call, int64 request_id, Oid recipient,
 			   const char *event, const char *tenant, const char *state)
@@ -54,21 +72,12 @@ lockbox_notify(LockboxCall *call, int64 request_id, Oid recipient,
 		" SELECT n.id, n.payload::pg_catalog.text FROM n";
 	Oid			argtypes[5] = {INT8OID, REGROLEOID, TEXTOID, JSONBOID, TIMESTAMPTZOID};
 	Datum		values[5];
-	StringInfoData payload;
-
-	initStringInfo(&payload);
-	appendStringInfoChar(&payload, '{');
-	lockbox_json_str(&payload, "event", event);
-	lockbox_json_raw(&payload, "request_id", psprintf(INT64_FORMAT, request_id));
-	lockbox_json_str(&payload, "tenant", tenant);
-	lockbox_json_str(&payload, "state", state);
-	lockbox_json_str(&payload, "recipient", lockbox_role_name(recipient));
-	appendStringInfoChar(&payload, '}');
 
 	values[0] = Int64GetDatum(request_id);
 	values[1] = ObjectIdGetDatum(recipient);
 	values[2] = CStringGetTextDatum(event);
-	values[3] = DirectFunctionCall1(jsonb_in, CStringGetDatum(payload.data));
+	values[3] = lockbox_notification_payload(request_id, recipient, event,
+											 tenant, state);
 	values[4] = TimestampTzGetDatum(call->now);
 	if (lockbox_exec(&insert_plan, sql, 5, argtypes, values, NULL, 0)
 		!= SPI_OK_INSERT)
