@@ -67,6 +67,10 @@ PGDLLEXPORT void lockbox_db_worker_main(Datum main_arg);
 #define PAUSE_SECS				5
 /* notifications relayed per transaction */
 #define RELAY_BATCH				1000
+/* a due request a session holds locked is tried again after this long */
+#define LOCKED_RETRY_MS			100
+/* a worker that died is started again after this long */
+#define RESTART_MS				1000
 /* after a pass that relayed notifications, gather more for this long */
 #define RELAY_GATHER_MS			20
 /* requests expired or closed per transaction */
@@ -606,7 +610,7 @@ db_worker_detach(int code, Datum arg)
 		{
 			w->state = (code == 0) ? DBW_ABSENT : DBW_PAUSED;
 			w->retry_after = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-														 PAUSE_SECS * 1000);
+														 RESTART_MS);
 		}
 	}
 	if (worker_shared->launcher_latch != NULL)
@@ -837,8 +841,12 @@ lockbox_db_worker_main(Datum main_arg)
 		{
 			TimestampTz now = GetCurrentTimestamp();
 
+			/*
+			 * A deadline already past after a pass belongs to a request a
+			 * session holds locked: try again shortly, not at once.
+			 */
 			events |= WL_TIMEOUT;
-			timeout = next_deadline <= now ? 0 :
+			timeout = next_deadline <= now ? LOCKED_RETRY_MS :
 				(long) Min((next_deadline - now + 999) / 1000, (int64) INT_MAX);
 		}
 		(void) WaitLatch(MyLatch, events, timeout, PG_WAIT_EXTENSION);
