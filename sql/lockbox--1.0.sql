@@ -122,8 +122,9 @@ ALTER SEQUENCE lockbox.notification_id_seq OWNED BY lockbox.notification.id;
 CREATE INDEX notification_undelivered_idx ON lockbox.notification (id)
 	WHERE delivered_at IS NULL;
 -- notifications whose NOTIFY the worker has yet to send (see src/notify.c)
+-- (no index: the worker drains it whole, and every index costs each transition WAL)
 CREATE TABLE lockbox.notify_outbox (
-	notification_id	bigint PRIMARY KEY,
+	notification_id	bigint NOT NULL,
 	payload			text NOT NULL
 );
 

@@ -731,7 +731,10 @@ lockbox_request(PG_FUNCTION_ARGS)
  * Record a stage 2 vote; returns the number of approvals now recorded.  A
  * second decision of the same approver role or the same session user is
  * refused: the unique keys on (request, approver) and (request, session
- * approver) make the insert a no-op, in one statement with the count.
+ * approver) make the insert a no-op, in one statement with the count.  Votes
+ * on one request take turns under its row lock, and every vote rewrites the
+ * request row, so a repeatable-read voter that could not see an earlier vote
+ * fails to serialize instead of miscounting.
  */
 static int
 record_decision(LockboxCall *call, int64 id, const char *decision,
@@ -898,8 +901,7 @@ lockbox_approve(PG_FUNCTION_ARGS)
 			open_access(r, call.now);
 			lockbox_access_changed();
 		}
-		record(&call, r, "approve", from, &extra, true,
-			   strcmp(r->state, from) != 0);
+		record(&call, r, "approve", from, &extra, true, true);
 	}
 	else
 		refuse_state(r, call.now, "approve");

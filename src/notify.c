@@ -96,9 +96,9 @@ lockbox_relay_notifications(int batch)
 	static SPIPlanPtr plan = NULL;
 	static const char *sql =
 		"WITH d AS (DELETE FROM lockbox.notify_outbox"
-		"           WHERE notification_id OPERATOR(pg_catalog.=) ANY (ARRAY("
-		"             SELECT o.notification_id FROM lockbox.notify_outbox o"
-		"              ORDER BY o.notification_id LIMIT $1 FOR UPDATE SKIP LOCKED))"
+		"           WHERE ctid OPERATOR(pg_catalog.=) ANY (ARRAY("
+		"             SELECT o.ctid FROM lockbox.notify_outbox o"
+		"              LIMIT $1 FOR UPDATE SKIP LOCKED))"
 		"           RETURNING notification_id, payload)"
 		" SELECT d.notification_id, d.payload FROM d ORDER BY d.notification_id";
 	Oid			argtypes[1] = {INT4OID};
