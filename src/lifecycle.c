@@ -30,6 +30,7 @@
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/datetime.h"
 #include "utils/json.h"
 #include "utils/lsyscache.h"
@@ -803,6 +804,29 @@ open_access(Request *r, TimestampTz now)
 }
 
 /*
+ * With lockbox.terminate_sessions on, have the worker end the sessions of an
+ * engineer whose access ended, when there are any (other than except_pid).
+ */
+static void
+queue_session_end(Oid engineer, int64 request_id, int except_pid)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			argtypes[3] = {REGROLEOID, INT8OID, INT4OID};
+	Datum		values[3];
+
+	if (!lockbox_terminate_sessions || !lockbox_has_sessions(engineer, except_pid))
+		return;
+	values[0] = ObjectIdGetDatum(engineer);
+	values[1] = Int64GetDatum(request_id);
+	values[2] = Int32GetDatum(except_pid);
+	lockbox_exec(&plan,
+				 "INSERT INTO lockbox.session_end (engineer, request_id, except_pid)"
+				 " VALUES ($1, $2, $3)",
+				 3, argtypes, values, NULL, 0);
+	lockbox_wake_worker_at_commit();
+}
+
+/*
  * Access has ended (closed, revoked, window elapsed): every backend drops its
  * cached grants at commit, and the worker ends the engineer's sessions.
  */
@@ -810,23 +834,9 @@ static void
 end_access(LockboxCall *call, Request *r)
 {
 	lockbox_access_changed();
-	if (lockbox_terminate_sessions &&
-		lockbox_has_sessions(r->requester, call->caller == r->requester ? MyProcPid : 0))
-	{
-		static SPIPlanPtr plan = NULL;
-		Oid			argtypes[3] = {REGROLEOID, INT8OID, INT4OID};
-		Datum		values[3];
-
-		values[0] = ObjectIdGetDatum(r->requester);
-		values[1] = Int64GetDatum(r->id);
-		/* the session that closed its own request ends it itself */
-		values[2] = Int32GetDatum(call->caller == r->requester ? MyProcPid : 0);
-		lockbox_exec(&plan,
-					 "INSERT INTO lockbox.session_end (engineer, request_id, except_pid)"
-					 " VALUES ($1, $2, $3)",
-					 3, argtypes, values, NULL, 0);
-		lockbox_wake_worker_at_commit();
-	}
+	/* the session that closed its own request ends it itself */
+	queue_session_end(r->requester, r->id,
+					  call->caller == r->requester ? MyProcPid : 0);
 }
 
 Datum
@@ -1054,25 +1064,155 @@ lockbox_revoke(PG_FUNCTION_ARGS)
  * ---------------------------------------------------------------------
  */
 
-/* the ids of up to batch requests due, locked, skipping ones being changed */
-static List *
-due_requests(SPIPlanPtr *plan, const char *sql, TimestampTz now, int batch)
+/* a request acted on by the worker, as its bulk UPDATE returned it */
+typedef struct DueRequest
 {
-	Oid			argtypes[2] = {TIMESTAMPTZOID, INT4OID};
-	Datum		values[2] = {TimestampTzGetDatum(now), Int32GetDatum(batch)};
-	List	   *ids = NIL;
+	int64		id;
+	char	   *from;
+	char	   *tenant;
+	Oid			requester;
+} DueRequest;
 
-	lockbox_exec(plan, sql, 2, argtypes, values, NULL, 0);
+/*
+ * One kind of deadline, in bulk: up to batch due requests, locked (skipping
+ * those a session holds), moved to their final state by one UPDATE; their
+ * audit rows, chained in order, and the requesters' notifications inserted by
+ * one more statement.  Returns the requests acted on.
+ */
+static List *
+bulk_deadlines(LockboxCall *call, int batch, bool expiring)
+{
+	static SPIPlanPtr update_plans[2] = {NULL, NULL};
+	static SPIPlanPtr insert_plan = NULL;
+	static const char *const update_sql[2] = {
+		/* access windows that ended */
+		"WITH due AS (SELECT id FROM lockbox.request"
+		"              WHERE state OPERATOR(pg_catalog.=) 'approved'"
+		"                AND access_ends_at OPERATOR(pg_catalog.<=) $1"
+		"              ORDER BY access_ends_at LIMIT $2 FOR UPDATE SKIP LOCKED)"
+		" UPDATE lockbox.request r SET state = 'closed', closed_at = r.access_ends_at,"
+		"        close_reason = 'window_elapsed'"
+		"   FROM due WHERE r.id OPERATOR(pg_catalog.=) due.id"
+		" RETURNING r.id, 'approved'::pg_catalog.text, r.tenant, r.requester",
+		/* pending stages that expired */
+		"WITH due AS (SELECT id, state FROM lockbox.request"
+		"              WHERE state IN ('pending_review', 'pending_approval')"
+		"                AND deadline OPERATOR(pg_catalog.<=) $1"
+		"              ORDER BY deadline LIMIT $2 FOR UPDATE SKIP LOCKED)"
+		" UPDATE lockbox.request r SET state = 'expired', closed_at = r.deadline,"
+		"        deadline = NULL"
+		"   FROM due WHERE r.id OPERATOR(pg_catalog.=) due.id"
+		" RETURNING r.id, due.state, r.tenant, r.requester"
+	};
+	static const char *insert_sql =
+		"WITH a AS (INSERT INTO lockbox.audit_log (seq, at, session_user_name, actor,"
+		"                  event, request_id, tenant, detail, parents, hash)"
+		"           SELECT u.seq, u.at, u.sun, u.actor, u.event, u.rid, u.tenant, u.detail,"
+		"                  u.parents::pg_catalog.int8[], u.hash"
+		"             FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2),"
+		"                  pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5),"
+		"                  pg_catalog.unnest($6), pg_catalog.unnest($7), pg_catalog.unnest($8),"
+		"                  pg_catalog.unnest($9), pg_catalog.unnest($10))"
+		"                  AS u(seq, at, sun, actor, event, rid, tenant, detail, parents, hash)"
+		"           RETURNING 1),"
+		"     i AS (SELECT pg_catalog.nextval('lockbox.notification_id_seq') AS id,"
+		"                  v.rid, v.recipient, v.payload"
+		"             FROM ROWS FROM (pg_catalog.unnest($6), pg_catalog.unnest($11),"
+		"                  pg_catalog.unnest($12)) AS v(rid, recipient, payload)),"
+		"     n AS (INSERT INTO lockbox.notification"
+		"                  (id, request_id, recipient, event, payload, created_at)"
+		"           SELECT i.id, i.rid, i.recipient, $13,"
+		"                  i.payload OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('id', i.id),"
+		"                  $14 FROM i RETURNING id, payload),"
+		"     o AS (INSERT INTO lockbox.notify_outbox (notification_id, payload)"
+		"           SELECT n.id, n.payload::pg_catalog.text FROM n)"
+		" SELECT pg_catalog.count(*) FROM a";
+	Oid			update_types[2] = {TIMESTAMPTZOID, INT4OID};
+	Datum		update_values[2] = {TimestampTzGetDatum(call->now), Int32GetDatum(batch)};
+	Oid			insert_types[14] = {INT8ARRAYOID, TIMESTAMPTZARRAYOID, NAMEARRAYOID,
+		NAMEARRAYOID, TEXTARRAYOID, INT8ARRAYOID, TEXTARRAYOID, JSONBARRAYOID,
+	TEXTARRAYOID, BYTEAARRAYOID, OIDARRAYOID, JSONBARRAYOID, TEXTOID, TIMESTAMPTZOID};
+	Datum		insert_values[14];
+	const char *state = expiring ? "expired" : "closed";
+	const char *event = expiring ? "expire" : "close";
+	List	   *due = NIL;
+	ListCell   *lc;
+	int			n;
+	Datum	   *cols[12];
+	bool		isnull;
+
+	lockbox_exec(&update_plans[expiring ? 1 : 0], update_sql[expiring ? 1 : 0],
+				 2, update_types, update_values, NULL, 0);
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
-		bool		isnull;
-		int64	   *id = palloc(sizeof(int64));
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	td = SPI_tuptable->tupdesc;
+		DueRequest *d = palloc(sizeof(DueRequest));
 
-		*id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i],
-										  SPI_tuptable->tupdesc, 1, &isnull));
-		ids = lappend(ids, id);
+		d->id = DatumGetInt64(SPI_getbinval(tup, td, 1, &isnull));
+		d->from = SPI_getvalue(tup, td, 2);
+		d->tenant = SPI_getvalue(tup, td, 3);
+		d->requester = DatumGetObjectId(SPI_getbinval(tup, td, 4, &isnull));
+		due = lappend(due, d);
 	}
-	return ids;
+	n = list_length(due);
+	if (n == 0)
+		return NIL;
+
+	for (int c = 0; c < 12; c++)
+		cols[c] = palloc(sizeof(Datum) * n);
+	n = 0;
+	foreach(lc, due)
+	{
+		DueRequest *d = (DueRequest *) lfirst(lc);
+		StringInfoData detail;
+		AuditRow	row;
+		AuditRow   *kept = palloc(sizeof(AuditRow));
+
+		initStringInfo(&detail);
+		appendStringInfoChar(&detail, '{');
+		lockbox_json_str(&detail, "from", d->from);
+		lockbox_json_str(&detail, "to", state);
+		lockbox_json_str(&detail, "by", "lockbox worker");
+		if (!expiring)
+			lockbox_json_str(&detail, "close_reason", "window_elapsed");
+		appendStringInfoChar(&detail, '}');
+		lockbox_audit_row(call, event, d->id, d->tenant, detail.data, &row);
+
+		/* the names are referenced by pointer: keep them */
+		*kept = row;
+		for (int c = 0; c < LOCKBOX_AUDIT_NARGS; c++)
+			cols[c][n] = row.values[c];
+		cols[2][n] = NameGetDatum(&kept->session_name);
+		cols[3][n] = NameGetDatum(&kept->actor_name);
+		cols[8][n] = CStringGetDatum(OidOutputFunctionCall(F_ARRAY_OUT, row.values[8]));
+		cols[8][n] = CStringGetTextDatum(DatumGetCString(cols[8][n]));
+		cols[10][n] = ObjectIdGetDatum(d->requester);
+		cols[11][n] = lockbox_notification_payload(d->id, d->requester, state,
+												   d->tenant, state);
+		n++;
+	}
+
+	insert_values[0] = PointerGetDatum(construct_array(cols[0], n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	insert_values[1] = PointerGetDatum(construct_array(cols[1], n, TIMESTAMPTZOID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	insert_values[2] = PointerGetDatum(construct_array(cols[2], n, NAMEOID, NAMEDATALEN, false, TYPALIGN_CHAR));
+	insert_values[3] = PointerGetDatum(construct_array(cols[3], n, NAMEOID, NAMEDATALEN, false, TYPALIGN_CHAR));
+	insert_values[4] = PointerGetDatum(construct_array(cols[4], n, TEXTOID, -1, false, TYPALIGN_INT));
+	insert_values[5] = PointerGetDatum(construct_array(cols[5], n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	insert_values[6] = PointerGetDatum(construct_array(cols[6], n, TEXTOID, -1, false, TYPALIGN_INT));
+	insert_values[7] = PointerGetDatum(construct_array(cols[7], n, JSONBOID, -1, false, TYPALIGN_INT));
+	insert_values[8] = PointerGetDatum(construct_array(cols[8], n, TEXTOID, -1, false, TYPALIGN_INT));
+	insert_values[9] = PointerGetDatum(construct_array(cols[9], n, BYTEAOID, -1, false, TYPALIGN_INT));
+	insert_values[10] = PointerGetDatum(construct_array(cols[10], n, OIDOID, sizeof(Oid), true, TYPALIGN_INT));
+	insert_values[11] = PointerGetDatum(construct_array(cols[11], n, JSONBOID, -1, false, TYPALIGN_INT));
+	insert_values[12] = CStringGetTextDatum(state);
+	insert_values[13] = TimestampTzGetDatum(call->now);
+
+	lockbox_exec(&insert_plan, insert_sql, 14, insert_types, insert_values, NULL, 1);
+	if (DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)) != n)
+		elog(ERROR, "could not record the worker's transitions");
+	lockbox_wake_worker_at_commit();
+	return due;
 }
 
 /*
@@ -1085,56 +1225,26 @@ due_requests(SPIPlanPtr *plan, const char *sql, TimestampTz now, int batch)
 int
 lockbox_act_on_deadlines(LockboxCall *call, int batch)
 {
-	static SPIPlanPtr expiring_plan = NULL;
-	static SPIPlanPtr ending_plan = NULL;
-	List	   *ids;
-	ListCell   *lc;
-	int			done = 0;
+	List	   *expired = bulk_deadlines(call, batch, true);
+	List	   *closed = bulk_deadlines(call, batch, false);
 
-	ids = due_requests(&expiring_plan,
-					   "SELECT id FROM lockbox.request"
-					   " WHERE state IN ('pending_review', 'pending_approval')"
-					   "   AND deadline OPERATOR(pg_catalog.<=) $1"
-					   " ORDER BY deadline LIMIT $2 FOR UPDATE SKIP LOCKED",
-					   call->now, batch);
-	foreach(lc, ids)
+	if (closed != NIL)
 	{
-		Request    *r = lock_request(*(int64 *) lfirst(lc));
-		char	   *from = pstrdup(r->state);
-		StringInfoData extra;
+		List	   *engineers = NIL;
+		ListCell   *lc;
 
-		if (!is_pending(r->state) || !r->has_deadline || r->deadline > call->now)
-			continue;
-		initStringInfo(&extra);
-		lockbox_json_str(&extra, "by", "lockbox worker");
-		finish(r, "expired", NULL, r->deadline);
-		record(call, r, "expire", from, &extra, true, true);
-		done++;
+		lockbox_access_changed();
+		foreach(lc, closed)
+		{
+			DueRequest *d = (DueRequest *) lfirst(lc);
+
+			if (!list_member_oid(engineers, d->requester))
+				engineers = lappend_oid(engineers, d->requester);
+		}
+		foreach(lc, engineers)
+			queue_session_end(lfirst_oid(lc), ((DueRequest *) linitial(closed))->id, 0);
 	}
-
-	ids = due_requests(&ending_plan,
-					   "SELECT id FROM lockbox.request"
-					   " WHERE state OPERATOR(pg_catalog.=) 'approved'"
-					   "   AND access_ends_at OPERATOR(pg_catalog.<=) $1"
-					   " ORDER BY access_ends_at LIMIT $2 FOR UPDATE SKIP LOCKED",
-					   call->now, batch);
-	foreach(lc, ids)
-	{
-		Request    *r = lock_request(*(int64 *) lfirst(lc));
-		StringInfoData extra;
-
-		if (strcmp(r->state, "approved") != 0 || !r->has_access_ends_at ||
-			r->access_ends_at > call->now)
-			continue;
-		initStringInfo(&extra);
-		lockbox_json_str(&extra, "by", "lockbox worker");
-		lockbox_json_str(&extra, "close_reason", "window_elapsed");
-		finish(r, "closed", "window_elapsed", r->access_ends_at);
-		end_access(call, r);
-		record(call, r, "close", "approved", &extra, true, true);
-		done++;
-	}
-	return done;
+	return list_length(expired) + list_length(closed);
 }
 
 /* The earliest deadline still to be acted on, or DT_NOEND. */

@@ -74,7 +74,7 @@ PGDLLEXPORT void lockbox_db_worker_main(Datum main_arg);
 /* after a pass that relayed notifications, gather more for this long */
 #define RELAY_GATHER_MS			20
 /* requests expired or closed per transaction */
-#define DEADLINE_BATCH			500
+#define DEADLINE_BATCH			1000
 
 typedef enum DbWorkerState
 {
