@@ -455,6 +455,14 @@ findings(check_name, object, detail) AS (
 						 WHERE pg_catalog.has_table_privilege(x.oid, prot.relid,
 								'SELECT, INSERT, UPDATE, DELETE, TRUNCATE')))
 	UNION ALL
+	SELECT 'schema_writable', n.nspname::pg_catalog.text,
+		   'Engineers can create objects in the schema of lockbox''s functions: a function of theirs with the same name could capture calls meant for lockbox.'
+	  FROM pg_catalog.pg_extension x
+	  JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) x.extnamespace
+	 WHERE x.extname OPERATOR(pg_catalog.=) 'lockbox'
+	   AND EXISTS (SELECT 1 FROM engineers e
+					WHERE pg_catalog.has_schema_privilege(e.oid, n.oid, 'CREATE'))
+	UNION ALL
 	SELECT 'rls_disabled', prot.relid::pg_catalog.regclass::pg_catalog.text,
 		   'Row-level security is off on this protected table: engineers are not restricted by lockbox policies.'
 	  FROM prot WHERE NOT prot.relrowsecurity
@@ -482,7 +490,7 @@ UNION ALL
 SELECT c.check_name, NULL, true, 'No finding.'
   FROM (VALUES ('engineer_superuser'), ('engineer_bypassrls'),
 			   ('engineer_createrole'), ('engineer_owns_protected_table'),
-			   ('engineer_reaches_around'), ('rls_disabled'),
+			   ('engineer_reaches_around'), ('schema_writable'), ('rls_disabled'),
 			   ('policy_changed'), ('definer_view')) AS c(check_name)
  WHERE NOT EXISTS (SELECT 1 FROM findings f
 					WHERE f.check_name OPERATOR(pg_catalog.=) c.check_name);

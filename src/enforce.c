@@ -254,7 +254,12 @@ static List *
 current_grants(void)
 {
 	Oid			user = GetUserId();
-	TimestampTz now = GetCurrentStatementStartTimestamp();
+
+	/*
+	 * The real clock, not the statement's start: a statement of a function
+	 * or DO block that loops past the end of the window is refused.
+	 */
+	TimestampTz now = GetCurrentTimestamp();
 
 	cache_check_generation();
 	if (cache.grants_valid &&
@@ -567,7 +572,8 @@ lockbox_executor_start(QueryDesc *queryDesc, int eflags)
 {
 	Oid			user = GetUserId();
 
-	if ((eflags & EXEC_FLAG_EXPLAIN_ONLY) == 0 && is_engineer(user))
+	/* EXPLAIN too: its estimates would tell about rows it may not read */
+	if (is_engineer(user))
 	{
 		List	   *named = NIL;
 		ListCell   *lc;
@@ -667,8 +673,9 @@ protected_within(Oid relid, bool with_children)
 }
 
 /*
- * TRUNCATE and COPY FROM reaching a protected table: never for engineers.
- * COPY TO: as a SELECT.
+ * TRUNCATE, LOCK TABLE and COPY FROM reaching a protected table: never for
+ * engineers (LOCK would let any of them stop the application).  COPY TO: as a
+ * SELECT.
  */
 void
 lockbox_enforce_utility(Node *node)
@@ -692,6 +699,25 @@ lockbox_enforce_utility(Node *node)
 			protected = protected_within(relid, rv->inh);
 			if (OidIsValid(protected))
 				refuse_always(protected, "TRUNCATE");
+		}
+	}
+	else if (IsA(node, LockStmt))
+	{
+		ListCell   *lc;
+
+		if (!is_engineer(user))
+			return;
+		foreach(lc, ((LockStmt *) node)->relations)
+		{
+			RangeVar   *rv = (RangeVar *) lfirst(lc);
+			Oid			relid = RangeVarGetRelid(rv, NoLock, true);
+			Oid			protected;
+
+			if (!OidIsValid(relid))
+				continue;
+			protected = protected_within(relid, rv->inh);
+			if (OidIsValid(protected))
+				refuse_always(protected, "LOCK TABLE");
 		}
 	}
 	else if (IsA(node, CopyStmt))
@@ -937,6 +963,22 @@ lockbox_protect(PG_FUNCTION_ARGS)
 					(errcode(ERRCODE_UNDEFINED_COLUMN),
 					 errmsg("column \"%s\" of table %s does not exist", column, rel)));
 		keytype = get_atttype(relid, attnum);
+		if (type_is_collatable(keytype))
+		{
+			Oid			typid;
+			int32		typmod;
+			Oid			collation;
+
+			get_atttypetypmodcoll(relid, attnum, &typid, &typmod, &collation);
+
+			if (OidIsValid(collation) && !get_collation_isdeterministic(collation))
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("column \"%s\" of table %s has a nondeterministic collation",
+								column, rel),
+						 errdetail("Under it, different tenant names can compare equal, and an engineer would see another tenant's rows."),
+						 errhint("Give the tenant column a deterministic collation, such as \"C\".")));
+		}
 		if (!supported_key_type(keytype))
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

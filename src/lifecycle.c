@@ -94,6 +94,32 @@ interval_compare(Interval *a, Interval *b)
 											 IntervalPGetDatum(b)));
 }
 
+/*
+ * A duration as the exact length of time it spans from now, in microseconds
+ * only.  Months and days are calendar units: '1 mon -29 days' or '1 day' can
+ * be longer or shorter than they compare (a month compares as 30 days, a day
+ * as 24 hours), so an access window is fixed as a plain length, the one
+ * checked against the maximum.  Absurd values are refused before the
+ * arithmetic can overflow.
+ */
+static Interval
+exact_duration(Interval *span, TimestampTz now, const char *what)
+{
+	Interval	result;
+
+	if (span->month > 1200 || span->month < -1200 ||
+		span->day > 36600 || span->day < -36600 ||
+		span->time > 3162240000LL * USECS_PER_SEC ||
+		span->time < -3162240000LL * USECS_PER_SEC)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s is out of range", what),
+				 errdetail("Durations are limited to 100 years.")));
+	memset(&result, 0, sizeof(result));
+	result.time = add_interval(now, span) - now;
+	return result;
+}
+
 /* An interval as text, the same whatever the session's IntervalStyle. */
 static char *
 interval_text(Interval *span)
@@ -341,8 +367,8 @@ require_approver(LockboxCall *call, Request *r, const char *step)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied to %s lockbox request " INT64_FORMAT, step, r->id),
-				 errdetail("Role \"%s\" is not an approver of tenant \"%s\".",
-						   lockbox_role_name(call->caller), r->tenant)));
+				 errdetail("Role \"%s\" is not an approver of the request's tenant.",
+						   lockbox_role_name(call->caller))));
 }
 
 /* Stage 2 deciders: an approver, neither the requester nor the reviewer. */
@@ -393,8 +419,7 @@ require_requester(LockboxCall *call, Request *r, const char *step)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied to %s lockbox request " INT64_FORMAT, step, r->id),
-				 errdetail("Only its requester, role \"%s\", may %s it.",
-						   lockbox_role_name(r->requester), step)));
+				 errdetail("Only its requester may %s it.", step)));
 }
 
 static int64
@@ -575,6 +600,49 @@ resolve_tables(FunctionCallInfo fcinfo, Oid caller, const char *tenant,
 						   TYPALIGN_INT);
 }
 
+/*
+ * Writing into a table can change rows of other tables through foreign keys
+ * with ON DELETE/UPDATE CASCADE, SET NULL or SET DEFAULT, which run as the
+ * referencing table's owner, past lockbox's checks: a write request must
+ * cover every protected table its tables' writes can reach that way.
+ */
+static void
+refuse_uncovered_cascades(ArrayType *tables)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			argtypes[1] = {REGCLASSARRAYOID};
+	Datum		values[1] = {PointerGetDatum(tables)};
+
+	lockbox_exec(&plan,
+				 "SELECT c.conrelid, c.confrelid, c.conname FROM pg_catalog.pg_constraint c"
+				 " WHERE c.contype OPERATOR(pg_catalog.=) 'f'"
+				 "   AND c.confrelid::pg_catalog.regclass OPERATOR(pg_catalog.=) ANY ($1)"
+				 "   AND (c.confdeltype IN ('c', 'n', 'd') OR c.confupdtype IN ('c', 'n', 'd'))"
+				 "   AND c.conrelid IN (SELECT p.relid::pg_catalog.oid FROM lockbox.protected_table p)"
+				 "   AND NOT c.conrelid::pg_catalog.regclass OPERATOR(pg_catalog.=) ANY ($1)"
+				 " LIMIT 1",
+				 1, argtypes, values, NULL, 1);
+	if (SPI_processed > 0)
+	{
+		bool		isnull;
+		Oid			referencing = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
+																 SPI_tuptable->tupdesc, 1, &isnull));
+		Oid			referenced = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
+																SPI_tuptable->tupdesc, 2, &isnull));
+		char	   *conname = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3);
+
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("write access to table %s would also change protected table %s",
+						lockbox_relname(referenced), lockbox_relname(referencing)),
+				 errdetail("Foreign key %s of table %s cascades changes from table %s.",
+						   quote_identifier(conname), lockbox_relname(referencing),
+						   lockbox_relname(referenced)),
+				 errhint("Include table %s in the request's tables.",
+						 lockbox_relname(referencing))));
+	}
+}
+
 Datum
 lockbox_request(PG_FUNCTION_ARGS)
 {
@@ -604,6 +672,7 @@ lockbox_request(PG_FUNCTION_ARGS)
 	char	   *access;
 	char	   *ticket;
 	Interval	duration;
+	Interval	max_duration;
 	Interval	zero;
 	ArrayType  *tables;
 	TimestampTz deadline;
@@ -661,17 +730,22 @@ lockbox_request(PG_FUNCTION_ARGS)
 		duration = lockbox_default_access_duration;
 	else
 		duration = *PG_GETARG_INTERVAL_P(4);
+	duration = exact_duration(&duration, GetCurrentStatementStartTimestamp(),
+							  "duration");
+	max_duration = exact_duration(&lockbox_max_access_duration,
+								  GetCurrentStatementStartTimestamp(),
+								  "lockbox.max_access_duration");
 	memset(&zero, 0, sizeof(zero));
 	if (interval_compare(&duration, &zero) <= 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("duration must be greater than zero")));
-	if (interval_compare(&duration, &lockbox_max_access_duration) > 0)
+	if (interval_compare(&duration, &max_duration) > 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("duration %s exceeds lockbox.max_access_duration (%s)",
 						interval_text(&duration),
-						interval_text(&lockbox_max_access_duration))));
+						interval_text(&max_duration))));
 	ticket = lockbox_text_arg(fcinfo, 5, "ticket", false, 0, LOCKBOX_MAX_TICKET);
 
 	lockbox_enter(&call);
@@ -682,6 +756,8 @@ lockbox_request(PG_FUNCTION_ARGS)
 
 	initStringInfo(&table_names);
 	tables = resolve_tables(fcinfo, call.caller, tenant, &table_names);
+	if (strcmp(access, "write") == 0)
+		refuse_uncovered_cascades(tables);
 	deadline = add_interval(call.now, &lockbox_review_timeout);
 
 	memset(nulls, ' ', sizeof(nulls));

@@ -167,6 +167,7 @@ lockbox_set_enabled(PG_FUNCTION_ARGS)
 	char	   *tenant = lockbox_tenant_arg(fcinfo, 0);
 	bool		enabled;
 	bool		was;
+	int32		required;
 	bool		isnull;
 	LockboxCall call;
 	StringInfoData detail;
@@ -178,19 +179,32 @@ lockbox_set_enabled(PG_FUNCTION_ARGS)
 	values[0] = CStringGetTextDatum(tenant);
 	values[1] = BoolGetDatum(enabled);
 	lockbox_exec(&lock_plan,
-				 "SELECT enabled FROM lockbox.tenant"
+				 "SELECT enabled, required_approvals FROM lockbox.tenant"
 				 " WHERE tenant OPERATOR(pg_catalog.=) $1 FOR UPDATE",
 				 1, argtypes, values, NULL, 1);
 	if (SPI_processed == 0)
 		require_tenant(tenant, NULL);
 	was = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
 									 SPI_tuptable->tupdesc, 1, &isnull));
+	required = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
+										   SPI_tuptable->tupdesc, 2, &isnull));
 
 	if (!lockbox_is_approver(call.caller, tenant))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied to switch lockbox for tenant \"%s\"", tenant),
 				 errdetail("Only the tenant's own approvers may switch its lockbox on or off.")));
+
+	/*
+	 * With lockbox off, a review alone approves: for a tenant that needs
+	 * several approvals, one approver switching it off would approve alone.
+	 */
+	if (!enabled && required > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to switch lockbox off for tenant \"%s\"", tenant),
+				 errdetail("The tenant needs %d approvals for every request; one approver cannot waive them.",
+						   required)));
 
 	lockbox_exec(&update_plan,
 				 "UPDATE lockbox.tenant SET enabled = $2"

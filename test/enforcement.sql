@@ -647,7 +647,7 @@ SELECT results_eq($$SELECT check_name, ok FROM lockbox.posture ORDER BY check_na
 	$$VALUES ('definer_view', true), ('engineer_bypassrls', true),
 			 ('engineer_createrole', true), ('engineer_owns_protected_table', true),
 			 ('engineer_reaches_around', true), ('engineer_superuser', true),
-			 ('policy_changed', true), ('rls_disabled', true)$$,
+			 ('policy_changed', true), ('rls_disabled', true), ('schema_writable', true)$$,
 	'a clean set-up: lockbox.posture has one ok row per check and no finding');
 RESET ROLE;
 SET ROLE tap_enf_eng;
