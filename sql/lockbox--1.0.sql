@@ -162,6 +162,15 @@ CREATE TRIGGER audit_log_no_truncate
 	BEFORE TRUNCATE ON lockbox.audit_log
 	FOR EACH STATEMENT EXECUTE FUNCTION lockbox.audit_log_append_only();
 
+-- revocations recorded while another session held their request: they end
+-- the access at once, and the worker moves the request to revoked
+CREATE TABLE lockbox.revocation (
+	request_id	bigint PRIMARY KEY,
+	revoked_by	regrole NOT NULL,
+	reason		text NOT NULL,
+	revoked_at	timestamptz NOT NULL
+);
+
 -- engineers whose access ended and whose sessions the worker is to end
 CREATE TABLE lockbox.session_end (
 	engineer	regrole NOT NULL,
@@ -195,6 +204,7 @@ SELECT pg_catalog.pg_extension_config_dump('lockbox.audit_log', '');
 SELECT pg_catalog.pg_extension_config_dump('lockbox.audit_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('lockbox.access_event', '');
 SELECT pg_catalog.pg_extension_config_dump('lockbox.notify_outbox', '');
+SELECT pg_catalog.pg_extension_config_dump('lockbox.revocation', '');
 
 ------------------------------------------------------------------------------
 -- Who the caller is, for the views.  The views read the tables as their
@@ -269,6 +279,9 @@ SELECT r.id,
 		   WHEN r.state IN ('pending_review', 'pending_approval')
 			AND r.deadline <= pg_catalog.statement_timestamp() THEN 'expired'
 		   WHEN r.state = 'approved'
+			AND EXISTS (SELECT 1 FROM lockbox.revocation v
+						 WHERE v.request_id OPERATOR(pg_catalog.=) r.id) THEN 'revoked'
+		   WHEN r.state = 'approved'
 			AND r.access_ends_at <= pg_catalog.statement_timestamp() THEN 'closed'
 		   ELSE r.state
 	   END AS state,
@@ -315,6 +328,8 @@ SELECT r.id AS request_id,
   FROM lockbox.request r
  WHERE r.state = 'approved'
    AND r.access_ends_at > pg_catalog.statement_timestamp()
+   AND NOT EXISTS (SELECT 1 FROM lockbox.revocation v
+					WHERE v.request_id OPERATOR(pg_catalog.=) r.id)
    AND (r.requester::pg_catalog.oid OPERATOR(pg_catalog.=) (SELECT lockbox.me())
 		OR (SELECT lockbox.sees_all())
 		OR EXISTS (SELECT 1 FROM lockbox.approver ap

@@ -296,7 +296,9 @@ current_grants(void)
 						"       LATERAL pg_catalog.unnest(r.tables) AS t(relid)"
 						" WHERE r.requester OPERATOR(pg_catalog.=) $1"
 						"   AND r.state OPERATOR(pg_catalog.=) 'approved'"
-						"   AND r.access_ends_at OPERATOR(pg_catalog.>) $2",
+						"   AND r.access_ends_at OPERATOR(pg_catalog.>) $2"
+						"   AND NOT EXISTS (SELECT 1 FROM lockbox.revocation v"
+						"                    WHERE v.request_id OPERATOR(pg_catalog.=) r.id)",
 						2, argtypes);
 		snap = RegisterSnapshot(GetLatestSnapshot());
 		ret = SPI_execute_snapshot(plan, values, NULL, snap, InvalidSnapshot,

@@ -22,6 +22,7 @@
  */
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/sequence.h"
@@ -30,10 +31,12 @@
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/fmgroids.h"
 #include "utils/datetime.h"
 #include "utils/json.h"
 #include "utils/lsyscache.h"
+#include "utils/resowner.h"
 #include "utils/regproc.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
@@ -47,6 +50,9 @@ PG_FUNCTION_INFO_V1(lockbox_cancel);
 PG_FUNCTION_INFO_V1(lockbox_close);
 PG_FUNCTION_INFO_V1(lockbox_revoke);
 PG_FUNCTION_INFO_V1(lockbox_run_deadlines);
+
+/* how long lockbox_revoke waits for a request another session holds */
+#define REVOKE_LOCK_WAIT_MS	1000
 
 /* longest ticket reference, in characters */
 #define LOCKBOX_MAX_TICKET	200
@@ -166,20 +172,41 @@ get_ts(HeapTuple tup, TupleDesc td, int col, TimestampTz *out)
 	return !isnull;
 }
 
+typedef enum LockMode
+{
+	LOCK_WAIT,					/* FOR UPDATE */
+	LOCK_NONE					/* read only */
+} LockMode;
+
+#define REQUEST_SELECT \
+		"SELECT r.tenant, r.requester, r.state, r.deadline, r.reviewer, r.reviewed_at," \
+		"       r.approved_at, r.access_ends_at, r.closed_at, r.close_reason, r.duration," \
+		"       r.tables, t.enabled, t.required_approvals," \
+		"       ARRAY(SELECT a.approver::pg_catalog.oid FROM lockbox.approver a" \
+		"              WHERE a.tenant OPERATOR(pg_catalog.=) r.tenant ORDER BY 1)" \
+		"  FROM lockbox.request r" \
+		"  JOIN lockbox.tenant t ON t.tenant OPERATOR(pg_catalog.=) r.tenant" \
+		" WHERE r.id OPERATOR(pg_catalog.=) $1"
+
+static Request *read_request(int64 id, LockMode mode);
+
 /* Lock and read a request, or refuse with 42704.  Between enter and leave. */
 static Request *
 lock_request(int64 id)
 {
-	static SPIPlanPtr plan = NULL;
-	static const char *sql =
-		"SELECT r.tenant, r.requester, r.state, r.deadline, r.reviewer, r.reviewed_at,"
-		"       r.approved_at, r.access_ends_at, r.closed_at, r.close_reason, r.duration,"
-		"       r.tables, t.enabled, t.required_approvals,"
-		"       ARRAY(SELECT a.approver::pg_catalog.oid FROM lockbox.approver a"
-		"              WHERE a.tenant OPERATOR(pg_catalog.=) r.tenant ORDER BY 1)"
-		"  FROM lockbox.request r"
-		"  JOIN lockbox.tenant t ON t.tenant OPERATOR(pg_catalog.=) r.tenant"
-		" WHERE r.id OPERATOR(pg_catalog.=) $1 FOR UPDATE OF r";
+	return read_request(id, LOCK_WAIT);
+}
+
+static Request *
+read_request(int64 id, LockMode mode)
+{
+	static SPIPlanPtr plans[2] = {NULL, NULL};
+	static const char *const sqls[2] = {
+		REQUEST_SELECT " FOR UPDATE OF r",
+		REQUEST_SELECT
+	};
+	SPIPlanPtr *plan = &plans[mode];
+	const char *sql = sqls[mode];
 	Oid			argtypes[1] = {INT8OID};
 	Datum		values[1] = {Int64GetDatum(id)};
 	Request    *r;
@@ -188,7 +215,7 @@ lock_request(int64 id)
 	bool		isnull;
 	Datum		d;
 
-	lockbox_exec(&plan, sql, 1, argtypes, values, NULL, 1);
+	lockbox_exec(plan, sql, 1, argtypes, values, NULL, 1);
 	if (SPI_processed == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
@@ -1109,6 +1136,83 @@ lockbox_close(PG_FUNCTION_ARGS)
 	PG_RETURN_TEXT_P(cstring_to_text("closed"));
 }
 
+/*
+ * Lock a request, waiting at most REVOKE_LOCK_WAIT_MS: NULL when another
+ * session holds it longer.  A transition or the worker holds a request for
+ * milliseconds; a session that holds it for longer (its requester closing it
+ * in a transaction left open) must not hold a revocation back.  The attempt
+ * runs in a subtransaction, so that the lock timeout leaves nothing behind.
+ */
+static Request *
+lock_request_nowait(int64 id)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	Request    *volatile r = NULL;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		(void) set_config_option("lock_timeout", CppAsString2(REVOKE_LOCK_WAIT_MS),
+								 PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_LOCAL, true, 0, false);
+		r = read_request(id, LOCK_WAIT);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+		/* any other error (no such request, say) is the caller's */
+		if (edata->sqlerrcode != ERRCODE_LOCK_NOT_AVAILABLE)
+			ReThrowError(edata);
+		r = NULL;
+	}
+	PG_END_TRY();
+	return r;
+}
+
+/* Record a revocation beside its request; false if one is already there. */
+static bool
+mark_revoked(LockboxCall *call, Request *r, const char *reason)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			argtypes[4] = {INT8OID, REGROLEOID, TEXTOID, TIMESTAMPTZOID};
+	Datum		values[4];
+
+	values[0] = Int64GetDatum(r->id);
+	values[1] = ObjectIdGetDatum(call->caller);
+	values[2] = CStringGetTextDatum(reason);
+	values[3] = TimestampTzGetDatum(call->now);
+	lockbox_exec(&plan,
+				 "INSERT INTO lockbox.revocation (request_id, revoked_by, reason, revoked_at)"
+				 " VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+				 4, argtypes, values, NULL, 0);
+	return SPI_processed == 1;
+}
+
+static bool
+revocation_pending(int64 id)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			argtypes[1] = {INT8OID};
+	Datum		values[1] = {Int64GetDatum(id)};
+
+	lockbox_exec(&plan,
+				 "SELECT 1 FROM lockbox.revocation WHERE request_id OPERATOR(pg_catalog.=) $1",
+				 1, argtypes, values, NULL, 1);
+	return SPI_processed > 0;
+}
+
 Datum
 lockbox_revoke(PG_FUNCTION_ARGS)
 {
@@ -1121,9 +1225,34 @@ lockbox_revoke(PG_FUNCTION_ARGS)
 	StringInfoData extra;
 
 	lockbox_enter(&call);
-	r = lock_request(id);
+	r = lock_request_nowait(id);
+	if (r == NULL)
+	{
+		/*
+		 * Another session holds the request (its requester closing it in a
+		 * transaction left open, say).  A revocation must not wait for it:
+		 * record it beside the request, which ends the access at once, and
+		 * let the worker move the request to revoked when it can.
+		 */
+		r = read_request(id, LOCK_NONE);
+		require_approver(&call, r, "revoke");
+		require_open_window(r, call.now, "revoke");
+		if (!mark_revoked(&call, r, reason))
+			refuse_state(r, call.now, "revoke");
+		finish(r, "revoked", "revoked", call.now);
+		end_access(&call, r);
+		initStringInfo(&extra);
+		lockbox_json_str(&extra, "reason", reason);
+		lockbox_json_str(&extra, "completed_by", "lockbox worker");
+		record(&call, r, "revoke", "approved", &extra, true, false);
+		lockbox_wake_worker_at_commit();
+		lockbox_leave(&call);
+		PG_RETURN_TEXT_P(cstring_to_text("revoked"));
+	}
 	require_approver(&call, r, "revoke");
 	require_open_window(r, call.now, "revoke");
+	if (revocation_pending(r->id))
+		refuse_state(r, call.now, "revoke");
 
 	finish(r, "revoked", "revoked", call.now);
 	end_access(&call, r);
@@ -1298,9 +1427,41 @@ bulk_deadlines(LockboxCall *call, int batch, bool expiring)
  * pass; whichever commits first wins, the other sees the new state.  Returns
  * how many requests were acted on.
  */
+/*
+ * Revocations recorded while their request was held by another session:
+ * move the requests that are still approved to revoked (their audit row was
+ * written by lockbox_revoke), and forget the ones their holder moved on.
+ */
+static int
+complete_revocations(LockboxCall *call, int batch)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			argtypes[1] = {INT4OID};
+	Datum		values[1] = {Int32GetDatum(batch)};
+	bool		isnull;
+
+	lockbox_exec(&plan,
+				 "WITH due AS (SELECT r.id, v.revoked_at FROM lockbox.request r"
+				 "               JOIN lockbox.revocation v"
+				 "                 ON v.request_id OPERATOR(pg_catalog.=) r.id"
+				 "              LIMIT $1 FOR UPDATE OF r SKIP LOCKED),"
+				 "     u AS (UPDATE lockbox.request r SET state = 'revoked',"
+				 "                  closed_at = due.revoked_at, close_reason = 'revoked'"
+				 "             FROM due WHERE r.id OPERATOR(pg_catalog.=) due.id"
+				 "              AND r.state OPERATOR(pg_catalog.=) 'approved'"
+				 "           RETURNING r.id),"
+				 "     d AS (DELETE FROM lockbox.revocation v USING due"
+				 "            WHERE v.request_id OPERATOR(pg_catalog.=) due.id RETURNING 1)"
+				 " SELECT (SELECT pg_catalog.count(*) FROM d)::pg_catalog.int4",
+				 1, argtypes, values, NULL, 1);
+	return DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
+									   1, &isnull));
+}
+
 int
 lockbox_act_on_deadlines(LockboxCall *call, int batch)
 {
+	int			revoked = complete_revocations(call, batch);
 	List	   *expired = bulk_deadlines(call, batch, true);
 	List	   *closed = bulk_deadlines(call, batch, false);
 
@@ -1320,7 +1481,9 @@ lockbox_act_on_deadlines(LockboxCall *call, int batch)
 		foreach(lc, engineers)
 			queue_session_end(lfirst_oid(lc), ((DueRequest *) linitial(closed))->id, 0);
 	}
-	return list_length(expired) + list_length(closed);
+	if (revoked > 0)
+		lockbox_access_changed();
+	return revoked + list_length(expired) + list_length(closed);
 }
 
 /* The earliest deadline still to be acted on, or DT_NOEND. */
@@ -1336,7 +1499,8 @@ lockbox_next_deadline(void)
 				 "  (SELECT pg_catalog.min(deadline) FROM lockbox.request"
 				 "    WHERE state IN ('pending_review', 'pending_approval')),"
 				 "  (SELECT pg_catalog.min(access_ends_at) FROM lockbox.request"
-				 "    WHERE state OPERATOR(pg_catalog.=) 'approved'))",
+				 "    WHERE state OPERATOR(pg_catalog.=) 'approved'),"
+				 "  (SELECT pg_catalog.min(revoked_at) FROM lockbox.revocation))",
 				 0, NULL, NULL, NULL, 1);
 	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 	return isnull ? DT_NOEND : DatumGetTimestampTz(d);

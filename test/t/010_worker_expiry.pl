@@ -18,6 +18,7 @@
 # - A session holding a due request's row lock (a transition in an open
 #   transaction) neither makes the worker spin nor delays the request once
 #   released: it is expired within a second of the rollback.
+# - A revocation is not held back by a requester holding the request.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -368,6 +369,44 @@ ok(defined $late && $late < 1,
 	"within a second of the lock's release (${\ ($late // 'never')}s)");
 is(sql("SELECT count(*) FROM lockbox.audit_log WHERE request_id = $r7 AND event = 'expire'"),
 	'1', 'once');
+
+# ---------------------------------------------------------------------------
+# A revocation is not held back by the requester holding the request (closing
+# it in a transaction left open): it ends the access at once, and the worker
+# moves the request to revoked once the row is free.
+# ---------------------------------------------------------------------------
+set_conf('lockbox.terminate_sessions', 'off');
+my $r8 = approved_request('held by its requester while it is revoked');
+my $holder8 = $node->background_psql($db, on_error_stop => 0);
+session_query($holder8, 'SET SESSION AUTHORIZATION wx_eng');
+session_query($holder8, 'BEGIN');
+($out, $err) = session_query($holder8, "SELECT lockbox_close($r8)");
+is($out, 'closed', 'the requester closes r8 in a transaction it leaves open')
+  or diag($err);
+my $t_revoke = time;
+is(as_role('wx_app', "SELECT lockbox_revoke($r8, 'the customer withdrew consent')"),
+	'revoked', 'an approver revokes r8 all the same');
+my $took = time - $t_revoke;
+cmp_ok($took, '<', 5, "without waiting for the requester ($took s)");
+is(sql("SELECT count(*) FROM lockbox.active_access WHERE request_id = $r8"),
+	'0', 'r8 gives no access any more');
+is(sql("SELECT state FROM lockbox.requests WHERE id = $r8"),
+	'revoked', 'lockbox.requests shows r8 revoked');
+my ($rc, $stdout, $stderr) = $node->psql($db,
+	'SET SESSION AUTHORIZATION wx_eng; SELECT count(*) FROM acme_data');
+like($stderr, qr/no approved access to table/,
+	'the engineer is refused the table in another session');
+session_query($holder8, 'ROLLBACK');
+session_quit($holder8);
+ok( $node->poll_query_until(
+		$db, "SELECT state FROM lockbox.request WHERE id = $r8", 'revoked'),
+	'once the requester rolls back, the worker moves r8 to revoked');
+is(sql("SELECT count(*) FROM lockbox.revocation"), '0',
+	'and forgets the pending revocation');
+is(sql(qq{SELECT string_agg(event, ',' ORDER BY seq) FROM lockbox.audit_log
+	WHERE request_id = $r8 AND event IN ('revoke', 'close')}),
+	'revoke', 'one audit row, the revocation');
+set_conf('lockbox.terminate_sessions', 'on');
 
 is(sql('SELECT ok FROM lockbox_verify_audit()'), 't', 'the audit verifies');
 
