@@ -178,15 +178,6 @@ CREATE TABLE lockbox.session_end (
 	except_pid	integer NOT NULL	/* the session that closed it itself */
 );
 
-CREATE TABLE lockbox.access_event (
-	at			timestamptz NOT NULL,
-	engineer	regrole NOT NULL,
-	request_id	bigint,
-	tenant		text,
-	relation	regclass,
-	command		text NOT NULL,
-	query		text
-);
 
 REVOKE ALL ON ALL TABLES IN SCHEMA lockbox FROM PUBLIC;
 REVOKE ALL ON ALL SEQUENCES IN SCHEMA lockbox FROM PUBLIC;
@@ -202,7 +193,6 @@ SELECT pg_catalog.pg_extension_config_dump('lockbox.notification', '');
 SELECT pg_catalog.pg_extension_config_dump('lockbox.notification_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('lockbox.audit_log', '');
 SELECT pg_catalog.pg_extension_config_dump('lockbox.audit_seq', '');
-SELECT pg_catalog.pg_extension_config_dump('lockbox.access_event', '');
 SELECT pg_catalog.pg_extension_config_dump('lockbox.notify_outbox', '');
 SELECT pg_catalog.pg_extension_config_dump('lockbox.revocation', '');
 
@@ -350,16 +340,20 @@ SELECT a.seq, a.at, a.session_user_name, a.actor, a.event, a.request_id,
 				WHERE r.id OPERATOR(pg_catalog.=) a.request_id
 				  AND r.requester::pg_catalog.oid OPERATOR(pg_catalog.=) (SELECT lockbox.me()));
 
+-- every statement an engineer ran on a protected table, from the audit
 CREATE VIEW lockbox.access_log WITH (security_barrier) AS
-SELECT e.at, e.engineer::name AS engineer, e.request_id, e.tenant,
-	   e.relation, e.command, e.query
-  FROM lockbox.access_event e
- WHERE (SELECT lockbox.sees_all())
-	OR e.engineer::pg_catalog.oid OPERATOR(pg_catalog.=) (SELECT lockbox.me())
-	OR (e.tenant IS NOT NULL AND EXISTS (SELECT 1 FROM lockbox.approver ap
-				 WHERE ap.tenant OPERATOR(pg_catalog.=) e.tenant
+SELECT a.at, a.actor AS engineer, a.request_id, a.tenant,
+	   a.detail OPERATOR(pg_catalog.->>) 'relation' AS relation,
+	   a.detail OPERATOR(pg_catalog.->>) 'command' AS command,
+	   a.detail OPERATOR(pg_catalog.->>) 'query' AS query
+  FROM lockbox.audit_log a
+ WHERE a.event OPERATOR(pg_catalog.=) 'access'
+   AND ((SELECT lockbox.sees_all())
+		OR a.actor OPERATOR(pg_catalog.=) pg_catalog."current_user"()
+		OR (a.tenant IS NOT NULL AND EXISTS (SELECT 1 FROM lockbox.approver ap
+				 WHERE ap.tenant OPERATOR(pg_catalog.=) a.tenant
 				   AND pg_catalog.pg_has_role(pg_catalog."current_user"(),
-											 ap.approver::pg_catalog.oid, 'USAGE')));
+											 ap.approver::pg_catalog.oid, 'USAGE'))));
 
 CREATE VIEW lockbox.notifications WITH (security_barrier) AS
 SELECT n.id, n.request_id, n.recipient::name AS recipient, n.event, n.payload,

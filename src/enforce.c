@@ -49,6 +49,7 @@
 #include "commands/event_trigger.h"
 #include "executor/executor.h"
 #include "fmgr.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
 #include "port/atomics.h"
@@ -479,8 +480,11 @@ refuse_no_access(Oid relid, bool write, bool has_read)
 					 relname)));
 }
 
-/* May the current user (an engineer) run a command of this kind on relid? */
-static void
+/*
+ * May the current user (an engineer) run a command of this kind on relid?
+ * Returns an open request that allows it.
+ */
+static int64
 check_access(Oid relid, bool write)
 {
 	ListCell   *lc;
@@ -494,10 +498,96 @@ check_access(Oid relid, bool write)
 		if (g->relid != relid)
 			continue;
 		if (g->write || !write)
-			return;
+			return g->request_id;
 		has_read = true;
 	}
 	refuse_no_access(relid, write, has_read);
+	return 0;					/* not reached */
+}
+
+/*
+ * The audit row of an engineer's statement on a protected table: event
+ * "access", as the engineer, at the statement's time, for the request that
+ * allowed it.  Between lockbox_enter and lockbox_leave.
+ */
+void
+lockbox_audit_access(LockboxCall *call, const LockboxAccess *access)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			argtypes[1] = {INT8OID};
+	Datum		values[1] = {Int64GetDatum(access->request_id)};
+	LockboxCall as_engineer = *call;
+	StringInfoData detail;
+	char	   *tenant = NULL;
+
+	lockbox_exec(&plan,
+				 "SELECT tenant FROM lockbox.request WHERE id OPERATOR(pg_catalog.=) $1",
+				 1, argtypes, values, NULL, 1);
+	if (SPI_processed > 0)
+		tenant = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+
+	initStringInfo(&detail);
+	appendStringInfoChar(&detail, '{');
+	lockbox_json_str(&detail, "relation", lockbox_relname(access->relid));
+	lockbox_json_str(&detail, "command", access->command);
+	lockbox_json_str(&detail, "query", access->query);
+	appendStringInfoChar(&detail, '}');
+
+	as_engineer.caller = access->engineer;
+	as_engineer.session_user = access->session_user;
+	as_engineer.now = access->at;
+	lockbox_audit(&as_engineer, "access", access->request_id, tenant, detail.data);
+}
+
+/*
+ * Audit an engineer's statement: queued for the worker, or, when that cannot
+ * be, written here and now.
+ */
+static void
+record_access(QueryDesc *queryDesc, Oid relid, int64 request_id)
+{
+	LockboxAccess access;
+	const char *cmd;
+	const char *query = queryDesc->sourceText ? queryDesc->sourceText : "";
+	int			len;
+
+	switch (queryDesc->operation)
+	{
+		case CMD_SELECT:
+			cmd = "SELECT";
+			break;
+		case CMD_INSERT:
+			cmd = "INSERT";
+			break;
+		case CMD_UPDATE:
+			cmd = "UPDATE";
+			break;
+		case CMD_DELETE:
+			cmd = "DELETE";
+			break;
+		default:
+			cmd = "OTHER";
+			break;
+	}
+	memset(&access, 0, sizeof(access));
+	access.at = GetCurrentTimestamp();
+	access.engineer = GetUserId();
+	access.session_user = GetSessionUserId();
+	access.relid = relid;
+	access.request_id = request_id;
+	strlcpy(access.command, cmd, sizeof(access.command));
+	len = pg_mbcliplen(query, strlen(query), sizeof(access.query) - 1);
+	memcpy(access.query, query, len);
+	access.query[len] = '\0';
+
+	if (!lockbox_queue_access(&access))
+	{
+		LockboxCall call;
+
+		lockbox_enter(&call);
+		lockbox_audit_access(&call, &access);
+		lockbox_leave(&call);
+	}
 }
 
 /* the direct parents of relid (partitioning or inheritance) */
@@ -594,8 +684,12 @@ lockbox_executor_start(QueryDesc *queryDesc, int eflags)
 				continue;
 			if (protected_rel(rte->relid) != NULL)
 			{
-				check_access(rte->relid,
-							 (rte->requiredPerms & ~ACL_SELECT) != 0);
+				int64		request_id;
+
+				request_id = check_access(rte->relid,
+										  (rte->requiredPerms & ~ACL_SELECT) != 0);
+				if ((eflags & EXEC_FLAG_EXPLAIN_ONLY) == 0)
+					record_access(queryDesc, rte->relid, request_id);
 				named = lappend_oid(named, rte->relid);
 			}
 			else
@@ -740,7 +834,7 @@ lockbox_enforce_utility(Node *node)
 			refuse_always(protected, "COPY FROM");
 		if (protected != relid)
 			refuse_part_of(relid, protected);
-		check_access(relid, false);
+		(void) check_access(relid, false);
 	}
 }
 

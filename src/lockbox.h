@@ -147,6 +147,22 @@ extern void lockbox_access_changed(void);
 extern bool lockbox_has_sessions(Oid engineer, int except_pid);
 extern bool lockbox_valid_key(const char *tenant, Oid keytype);
 
+/* an engineer's statement on a protected table, queued for the audit */
+#define LOCKBOX_ACCESS_QUERY_LEN 240
+typedef struct LockboxAccess
+{
+	TimestampTz at;
+	Oid			engineer;		/* current_user */
+	Oid			session_user;
+	Oid			relid;
+	int64		request_id;		/* an open request covering the table */
+	char		command[8];
+	char		query[LOCKBOX_ACCESS_QUERY_LEN];
+} LockboxAccess;
+
+extern bool lockbox_queue_access(const LockboxAccess *access);
+extern void lockbox_audit_access(LockboxCall *call, const LockboxAccess *access);
+
 /* the launcher and database workers (worker.c) */
 extern void lockbox_worker_init(void);
 extern Size lockbox_worker_shmem_size(void);

@@ -106,6 +106,22 @@ typedef struct WorkerShared
 
 static WorkerShared *worker_shared = NULL;
 
+/*
+ * Engineers' statements on protected tables, queued per database (slot i
+ * goes with worker_shared->dbs[i]) for its worker to write into the audit:
+ * the statement pays for a copy into shared memory, not for a write.
+ */
+#define ACCESS_QUEUE_LEN	256
+
+typedef struct AccessQueue
+{
+	uint32		head;			/* next to write */
+	uint32		tail;			/* next to read */
+	LockboxAccess entries[ACCESS_QUEUE_LEN];
+} AccessQueue;
+
+static AccessQueue *access_queues = NULL;
+
 static bool wake_worker_pending = false;
 /* earliest deadline this transaction created */
 static TimestampTz created_deadline = DT_NOEND;
@@ -120,7 +136,8 @@ static ProcessUtility_hook_type prev_utility_hook = NULL;
 Size
 lockbox_worker_shmem_size(void)
 {
-	return MAXALIGN(sizeof(WorkerShared));
+	return add_size(MAXALIGN(sizeof(WorkerShared)),
+					mul_size(LOCKBOX_MAX_DATABASES, sizeof(AccessQueue)));
 }
 
 void
@@ -130,9 +147,11 @@ lockbox_worker_shmem_init(void)
 
 	worker_shared = ShmemInitStruct("lockbox workers",
 									lockbox_worker_shmem_size(), &found);
+	access_queues = (AccessQueue *) ((char *) worker_shared +
+									 MAXALIGN(sizeof(WorkerShared)));
 	if (!found)
 	{
-		memset(worker_shared, 0, sizeof(WorkerShared));
+		memset(worker_shared, 0, lockbox_worker_shmem_size());
 		worker_shared->lock = &(GetNamedLWLockTranche("lockbox"))[1].lock;
 	}
 }
@@ -155,12 +174,74 @@ find_db(Oid dbid, bool create)
 	if (create && free_slot != NULL)
 	{
 		memset(free_slot, 0, sizeof(DbWorker));
+		access_queues[free_slot - worker_shared->dbs].head = 0;
+		access_queues[free_slot - worker_shared->dbs].tail = 0;
 		free_slot->dbid = dbid;
 		free_slot->state = DBW_WANTED;
 		free_slot->next_deadline = DT_NOEND;
 		return free_slot;
 	}
 	return NULL;
+}
+
+/* ---------------------------------------------------------------------
+ * The access queue
+ * ---------------------------------------------------------------------
+ */
+
+/*
+ * Queue an engineer's statement for this database's worker.  False when no
+ * worker runs or its queue is full: the caller then writes the audit row
+ * itself.
+ */
+bool
+lockbox_queue_access(const LockboxAccess *access)
+{
+	DbWorker   *w;
+	Latch	   *latch = NULL;
+
+	if (worker_shared == NULL)
+		return false;
+	LWLockAcquire(worker_shared->lock, LW_EXCLUSIVE);
+	w = find_db(MyDatabaseId, false);
+	if (w != NULL && w->state == DBW_RUNNING && w->latch != NULL)
+	{
+		AccessQueue *q = &access_queues[w - worker_shared->dbs];
+
+		if (q->head - q->tail < ACCESS_QUEUE_LEN)
+		{
+			q->entries[q->head % ACCESS_QUEUE_LEN] = *access;
+			q->head++;
+			latch = w->latch;
+		}
+	}
+	LWLockRelease(worker_shared->lock);
+	if (latch != NULL)
+		SetLatch(latch);
+	return latch != NULL;
+}
+
+/* Take up to max queued statements of this database; how many were taken. */
+static int
+drain_access(LockboxAccess *out, int max)
+{
+	DbWorker   *w;
+	int			n = 0;
+
+	LWLockAcquire(worker_shared->lock, LW_EXCLUSIVE);
+	w = find_db(MyDatabaseId, false);
+	if (w != NULL)
+	{
+		AccessQueue *q = &access_queues[w - worker_shared->dbs];
+
+		while (n < max && q->tail != q->head)
+		{
+			out[n++] = q->entries[q->tail % ACCESS_QUEUE_LEN];
+			q->tail++;
+		}
+	}
+	LWLockRelease(worker_shared->lock);
+	return n;
 }
 
 /* ---------------------------------------------------------------------
@@ -674,6 +755,22 @@ step_relay(LockboxCall *call, void *arg)
 	return (int) lockbox_relay_notifications(RELAY_BATCH);
 }
 
+/*
+ * Write queued engineers' statements into the audit.  The queue was taken
+ * before this transaction: should it fail, the statements are logged and
+ * lost, as they are when the server crashes.
+ */
+static int
+step_access(LockboxCall *call, void *arg)
+{
+	LockboxAccess *entries = (LockboxAccess *) arg;
+	int			n = entries[0].request_id;	/* count, in the first slot */
+
+	for (int i = 1; i <= n; i++)
+		lockbox_audit_access(call, &entries[i]);
+	return n;
+}
+
 static int
 step_deadlines(LockboxCall *call, void *arg)
 {
@@ -710,6 +807,20 @@ db_worker_pass(MemoryContext passcxt, TimestampTz *next_deadline,
 	 * the next deadline is read below must not be slept through.
 	 */
 	set_next_deadline(DT_NOEND, false);
+
+	/* engineers' statements, oldest first */
+	for (;;)
+	{
+		static LockboxAccess entries[ACCESS_QUEUE_LEN + 1];
+		int			taken = drain_access(entries + 1, ACCESS_QUEUE_LEN);
+
+		if (taken == 0)
+			break;
+		entries[0].request_id = taken;
+		if (!in_transaction(passcxt, "lockbox: auditing engineers' statements",
+							step_access, entries, &n))
+			return false;
+	}
 
 	*relayed = 0;
 	do

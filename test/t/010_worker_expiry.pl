@@ -19,6 +19,7 @@
 #   transaction) neither makes the worker spin nor delays the request once
 #   released: it is expired within a second of the rollback.
 # - A revocation is not held back by a requester holding the request.
+# - An engineer's statement on a protected table is in lockbox.access_log.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -407,6 +408,23 @@ is(sql(qq{SELECT string_agg(event, ',' ORDER BY seq) FROM lockbox.audit_log
 	WHERE request_id = $r8 AND event IN ('revoke', 'close')}),
 	'revoke', 'one audit row, the revocation');
 set_conf('lockbox.terminate_sessions', 'on');
+
+# ---------------------------------------------------------------------------
+# Every statement of an engineer on a protected table is in the audit
+# (lockbox.access_log), written by the worker from a queue in shared memory.
+# ---------------------------------------------------------------------------
+my $r9 = approved_request('reads the rows to check the access log');
+is(as_role('wx_eng', 'SELECT count(*) FROM acme_data /* for the access log */'),
+	'2', 'the engineer reads the tenant\'s rows');
+ok( $node->poll_query_until(
+		$db, qq{
+	SELECT count(*) FROM lockbox.access_log
+	 WHERE request_id = $r9 AND engineer = 'wx_eng' AND tenant = 'acme'
+	   AND relation = 'public.acme_data' AND command = 'SELECT'
+	   AND query LIKE '%for the access log%'}, '1'),
+	'the statement is in lockbox.access_log, with its request, table and text');
+is(sql("SELECT count(*) FROM lockbox.audit_log WHERE request_id = $r9 AND event = 'access'"),
+	'1', 'as one audit row, in the hash-linked log');
 
 is(sql('SELECT ok FROM lockbox_verify_audit()'), 't', 'the audit verifies');
 
