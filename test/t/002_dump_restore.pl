@@ -181,10 +181,16 @@ is( $node->safe_psql(
 	'2',
 	'its notifications get ids after the restored ones');
 
+# the engineer's read of invoices is audited too, by the worker (an 'access' row)
+ok( $node->poll_query_until(
+		'dst',
+		"SELECT count(*) FROM lockbox.audit_log WHERE event = 'access' AND seq > $old_tip",
+		'1'),
+	'the engineer\'s read in dst is in the audit');
 ($ok, $checked, $bad) = split /\|/,
   $node->safe_psql('dst', 'SELECT ok, rows_checked, first_bad_seq FROM lockbox_verify_audit()');
 is($ok, 't', 'the audit of dst verifies after new transitions');
-is($checked, $audit_rows + 3, 'with the three new rows');
+is($checked, $audit_rows + 4, 'with the four new rows (three transitions, one read)');
 
 # the source is untouched
 is($node->safe_psql('src', $queries{requests}), $before{requests},
