@@ -768,6 +768,26 @@ protected_within(Oid relid, bool with_children)
 	return InvalidOid;
 }
 
+/* Refuse a statement naming relations if it reaches a protected table. */
+static void
+refuse_relations(List *rangevars, const char *what)
+{
+	ListCell   *lc;
+
+	foreach(lc, rangevars)
+	{
+		RangeVar   *rv = (RangeVar *) lfirst(lc);
+		Oid			relid = RangeVarGetRelid(rv, NoLock, true);
+		Oid			protected;
+
+		if (!OidIsValid(relid))
+			continue;
+		protected = protected_within(relid, rv->inh);
+		if (OidIsValid(protected))
+			refuse_always(protected, what);
+	}
+}
+
 /*
  * TRUNCATE, LOCK TABLE and COPY FROM reaching a protected table: never for
  * engineers (LOCK would let any of them stop the application).  COPY TO: as a
@@ -780,41 +800,13 @@ lockbox_enforce_utility(Node *node)
 
 	if (IsA(node, TruncateStmt))
 	{
-		ListCell   *lc;
-
-		if (!is_engineer(user))
-			return;
-		foreach(lc, ((TruncateStmt *) node)->relations)
-		{
-			RangeVar   *rv = (RangeVar *) lfirst(lc);
-			Oid			relid = RangeVarGetRelid(rv, NoLock, true);
-			Oid			protected;
-
-			if (!OidIsValid(relid))
-				continue;
-			protected = protected_within(relid, rv->inh);
-			if (OidIsValid(protected))
-				refuse_always(protected, "TRUNCATE");
-		}
+		if (is_engineer(user))
+			refuse_relations(((TruncateStmt *) node)->relations, "TRUNCATE");
 	}
 	else if (IsA(node, LockStmt))
 	{
-		ListCell   *lc;
-
-		if (!is_engineer(user))
-			return;
-		foreach(lc, ((LockStmt *) node)->relations)
-		{
-			RangeVar   *rv = (RangeVar *) lfirst(lc);
-			Oid			relid = RangeVarGetRelid(rv, NoLock, true);
-			Oid			protected;
-
-			if (!OidIsValid(relid))
-				continue;
-			protected = protected_within(relid, rv->inh);
-			if (OidIsValid(protected))
-				refuse_always(protected, "LOCK TABLE");
-		}
+		if (is_engineer(user))
+			refuse_relations(((LockStmt *) node)->relations, "LOCK TABLE");
 	}
 	else if (IsA(node, CopyStmt))
 	{

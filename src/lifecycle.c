@@ -942,6 +942,18 @@ end_access(LockboxCall *call, Request *r)
 					  call->caller == r->requester ? MyProcPid : 0);
 }
 
+/* Stage 1, approve or deny: the caller reviews the request. */
+static void
+review(LockboxCall *call, Request *r, const char *step, StringInfo extra)
+{
+	require_reviewer(call, r, step);
+	refuse_expired(r, call->now, step);
+	r->reviewer = call->caller;
+	r->has_reviewed_at = true;
+	r->reviewed_at = call->now;
+	lockbox_json_raw(extra, "stage", "1");
+}
+
 Datum
 lockbox_approve(PG_FUNCTION_ARGS)
 {
@@ -961,13 +973,7 @@ lockbox_approve(PG_FUNCTION_ARGS)
 
 	if (strcmp(r->state, "pending_review") == 0)
 	{
-		require_reviewer(&call, r, "approve");
-		refuse_expired(r, call.now, "approve");
-
-		r->reviewer = call.caller;
-		r->has_reviewed_at = true;
-		r->reviewed_at = call.now;
-		lockbox_json_raw(&extra, "stage", "1");
+		review(&call, r, "approve", &extra);
 		lockbox_json_str(&extra, "comment", comment);
 		if (r->tenant_enabled)
 		{
@@ -1043,12 +1049,7 @@ lockbox_deny(PG_FUNCTION_ARGS)
 
 	if (strcmp(r->state, "pending_review") == 0)
 	{
-		require_reviewer(&call, r, "deny");
-		refuse_expired(r, call.now, "deny");
-		r->reviewer = call.caller;
-		r->has_reviewed_at = true;
-		r->reviewed_at = call.now;
-		lockbox_json_raw(&extra, "stage", "1");
+		review(&call, r, "deny", &extra);
 	}
 	else if (strcmp(r->state, "pending_approval") == 0)
 	{
