@@ -173,6 +173,12 @@ SELECT seq, actor, event, request_id, detail->>'from' AS "from", detail->>'to' A
 SELECT * FROM lockbox_verify_audit();
 RESET ROLE;
 
+-- Every statement Erin ran on the protected table is in the audit too.
+SELECT pg_sleep(0.3);   -- the worker writes them a moment later
+SET ROLE notifier;
+SELECT engineer, request_id, tenant, relation, command, query FROM lockbox.access_log;
+RESET ROLE;
+
 -- Nothing in this database lets an engineer around lockbox.
 SET ROLE notifier;
 SELECT check_name, ok, detail FROM lockbox.posture;
