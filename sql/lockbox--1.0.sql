@@ -340,12 +340,18 @@ SELECT a.seq, a.at, a.session_user_name, a.actor, a.event, a.request_id,
 				WHERE r.id OPERATOR(pg_catalog.=) a.request_id
 				  AND r.requester::pg_catalog.oid OPERATOR(pg_catalog.=) (SELECT lockbox.me()));
 
--- every statement an engineer ran on a protected table, from the audit
+-- every statement an engineer ran on a protected table, from the audit; a
+-- statement a session repeated back to back is one row, with its count and
+-- the time of the last one
 CREATE VIEW lockbox.access_log WITH (security_barrier) AS
 SELECT a.at, a.actor AS engineer, a.request_id, a.tenant,
 	   a.detail OPERATOR(pg_catalog.->>) 'relation' AS relation,
 	   a.detail OPERATOR(pg_catalog.->>) 'command' AS command,
-	   a.detail OPERATOR(pg_catalog.->>) 'query' AS query
+	   a.detail OPERATOR(pg_catalog.->>) 'query' AS query,
+	   COALESCE((a.detail OPERATOR(pg_catalog.->>) 'statements')::pg_catalog.int8, 1) AS statements,
+	   a.at OPERATOR(pg_catalog.+) pg_catalog.make_interval(secs =>
+		   COALESCE((a.detail OPERATOR(pg_catalog.->>) 'last_at_usec')::pg_catalog.int8, 0)
+		   OPERATOR(pg_catalog./) 1000000.0) AS last_at
   FROM lockbox.audit_log a
  WHERE a.event OPERATOR(pg_catalog.=) 'access'
    AND ((SELECT lockbox.sees_all())

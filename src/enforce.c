@@ -531,6 +531,10 @@ lockbox_audit_access(LockboxCall *call, const LockboxAccess *access)
 	lockbox_json_str(&detail, "relation", lockbox_relname(access->relid));
 	lockbox_json_str(&detail, "command", access->command);
 	lockbox_json_str(&detail, "query", access->query);
+	lockbox_json_raw(&detail, "statements", psprintf(INT64_FORMAT, access->count));
+	if (access->count > 1)
+		lockbox_json_raw(&detail, "last_at_usec",
+						 psprintf(INT64_FORMAT, access->last_at - access->at));
 	appendStringInfoChar(&detail, '}');
 
 	as_engineer.caller = access->engineer;
@@ -571,6 +575,9 @@ record_access(QueryDesc *queryDesc, Oid relid, int64 request_id)
 	}
 	memset(&access, 0, sizeof(access));
 	access.at = GetCurrentTimestamp();
+	access.last_at = access.at;
+	access.count = 1;
+	access.pid = MyProcPid;
 	access.engineer = GetUserId();
 	access.session_user = GetSessionUserId();
 	access.relid = relid;

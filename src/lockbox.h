@@ -151,7 +151,10 @@ extern bool lockbox_valid_key(const char *tenant, Oid keytype);
 #define LOCKBOX_ACCESS_QUERY_LEN 240
 typedef struct LockboxAccess
 {
-	TimestampTz at;
+	TimestampTz at;				/* the first such statement */
+	TimestampTz last_at;		/* the last one */
+	int64		count;			/* how many, in a row, from one session */
+	int			pid;			/* the session's */
 	Oid			engineer;		/* current_user */
 	Oid			session_user;
 	Oid			relid;

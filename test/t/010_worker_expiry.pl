@@ -425,6 +425,13 @@ ok( $node->poll_query_until(
 	'the statement is in lockbox.access_log, with its request, table and text');
 is(sql("SELECT count(*) FROM lockbox.audit_log WHERE request_id = $r9 AND event = 'access'"),
 	'1', 'as one audit row, in the hash-linked log');
+# the same statement repeated by one session: counted, not lost
+as_role('wx_eng', join('; ', ('SELECT count(*) FROM acme_data /* repeated */') x 5));
+ok( $node->poll_query_until(
+		$db, qq{
+	SELECT sum(statements) FROM lockbox.access_log
+	 WHERE request_id = $r9 AND query LIKE '%repeated%'}, '5'),
+	'a statement repeated five times counts five (in as few rows as the worker saw)');
 
 is(sql('SELECT ok FROM lockbox_verify_audit()'), 't', 'the audit verifies');
 
