@@ -112,6 +112,8 @@ static WorkerShared *worker_shared = NULL;
  * the statement pays for a copy into shared memory, not for a write.
  */
 #define ACCESS_QUEUE_LEN	256
+/* after a pass that audited statements, gather more for this long */
+#define ACCESS_GATHER_MS	200
 
 typedef struct AccessQueue
 {
@@ -204,7 +206,7 @@ same_access(const LockboxAccess *a, const LockboxAccess *b)
  * repeats its last statement while that one is still queued adds to its
  * count instead of taking another place (a point query run 10,000 times a
  * second becomes one audit row with its count, first and last time), and
- * the worker is woken only when the queue was empty.  False when no worker
+ * the worker is woken only by the first entry of an empty queue.  False when no worker
  * runs or its queue is full: the caller then writes the audit row itself.
  */
 bool
@@ -233,6 +235,7 @@ lockbox_queue_access(const LockboxAccess *access)
 		}
 		else if (q->head - q->tail < ACCESS_QUEUE_LEN)
 		{
+			/* the first entry wakes the worker; it then gathers a while */
 			if (q->head == q->tail)
 				latch = w->latch;
 			q->entries[q->head % ACCESS_QUEUE_LEN] = *access;
@@ -245,6 +248,25 @@ lockbox_queue_access(const LockboxAccess *access)
 	if (latch != NULL)
 		SetLatch(latch);
 	return queued;
+}
+
+/* Are statements of this database queued? */
+static bool
+access_pending(void)
+{
+	DbWorker   *w;
+	bool		pending = false;
+
+	LWLockAcquire(worker_shared->lock, LW_SHARED);
+	w = find_db(MyDatabaseId, false);
+	if (w != NULL)
+	{
+		AccessQueue *q = &access_queues[w - worker_shared->dbs];
+
+		pending = (q->head != q->tail);
+	}
+	LWLockRelease(worker_shared->lock);
+	return pending;
 }
 
 /* Take up to max queued statements of this database; how many were taken. */
@@ -824,7 +846,7 @@ step_next_deadline(LockboxCall *call, void *arg)
  */
 static bool
 db_worker_pass(MemoryContext passcxt, TimestampTz *next_deadline,
-			   int *relayed)
+			   int *relayed, int *audited)
 {
 	int			n;
 
@@ -835,6 +857,7 @@ db_worker_pass(MemoryContext passcxt, TimestampTz *next_deadline,
 	set_next_deadline(DT_NOEND, false);
 
 	/* engineers' statements, oldest first */
+	*audited = 0;
 	for (;;)
 	{
 		static LockboxAccess entries[ACCESS_QUEUE_LEN + 1];
@@ -846,6 +869,7 @@ db_worker_pass(MemoryContext passcxt, TimestampTz *next_deadline,
 		if (!in_transaction(passcxt, "lockbox: auditing engineers' statements",
 							step_access, entries, &n))
 			return false;
+		*audited += n;
 	}
 
 	*relayed = 0;
@@ -918,6 +942,7 @@ lockbox_db_worker_main(Datum main_arg)
 	{
 		bool		installed;
 		int			relayed = 0;
+		int			audited = 0;
 		TimestampTz next_deadline = DT_NOEND;
 		int			events = WL_LATCH_SET | WL_EXIT_ON_PM_DEATH;
 		long		timeout = -1;
@@ -935,7 +960,7 @@ lockbox_db_worker_main(Datum main_arg)
 		 */
 		PG_TRY();
 		{
-			installed = db_worker_pass(passcxt, &next_deadline, &relayed);
+			installed = db_worker_pass(passcxt, &next_deadline, &relayed, &audited);
 			failures = 0;
 		}
 		PG_CATCH();
@@ -966,11 +991,19 @@ lockbox_db_worker_main(Datum main_arg)
 		 * before the next pass: one relay transaction (one commit, one WAL
 		 * flush) then carries many.  The latch stays set meanwhile.
 		 */
-		if (relayed > 0)
+		if (relayed > 0 || audited > 0)
 		{
 			(void) WaitLatch(MyLatch, WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-							 RELAY_GATHER_MS, PG_WAIT_EXTENSION);
+							 audited > 0 ? ACCESS_GATHER_MS : RELAY_GATHER_MS,
+							 PG_WAIT_EXTENSION);
 			CHECK_FOR_INTERRUPTS();
+		}
+
+		/* statements queued since the pass took them: come back for them */
+		if (access_pending())
+		{
+			events |= WL_TIMEOUT;
+			timeout = ACCESS_GATHER_MS;
 		}
 
 		/* sleep until the next deadline (to the millisecond), or until woken */
@@ -982,9 +1015,12 @@ lockbox_db_worker_main(Datum main_arg)
 			 * A deadline already past after a pass belongs to a request a
 			 * session holds locked: try again shortly, not at once.
 			 */
+			long		until;
+
 			events |= WL_TIMEOUT;
-			timeout = next_deadline <= now ? LOCKED_RETRY_MS :
+			until = next_deadline <= now ? LOCKED_RETRY_MS :
 				(long) Min((next_deadline - now + 999) / 1000, (int64) INT_MAX);
+			timeout = timeout < 0 ? until : Min(timeout, until);
 		}
 		(void) WaitLatch(MyLatch, events, timeout, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
