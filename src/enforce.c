@@ -587,13 +587,18 @@ record_access(QueryDesc *queryDesc, Oid relid, int64 request_id)
 	memcpy(access.query, query, len);
 	access.query[len] = '\0';
 
-	if (!lockbox_queue_access(&access))
 	{
-		LockboxCall call;
+		LockboxAccess spill;
+		const LockboxAccess *write = lockbox_queue_access(&access, &spill);
 
-		lockbox_enter(&call);
-		lockbox_audit_access(&call, &access);
-		lockbox_leave(&call);
+		if (write != NULL)
+		{
+			LockboxCall call;
+
+			lockbox_enter(&call);
+			lockbox_audit_access(&call, write);
+			lockbox_leave(&call);
+		}
 	}
 }
 

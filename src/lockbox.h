@@ -163,7 +163,8 @@ typedef struct LockboxAccess
 	char		query[LOCKBOX_ACCESS_QUERY_LEN];
 } LockboxAccess;
 
-extern bool lockbox_queue_access(const LockboxAccess *access);
+extern const LockboxAccess *lockbox_queue_access(const LockboxAccess *access,
+												 LockboxAccess *spill);
 extern void lockbox_audit_access(LockboxCall *call, const LockboxAccess *access);
 
 /* the launcher and database workers (worker.c) */

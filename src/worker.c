@@ -46,6 +46,7 @@
 #include "storage/latch.h"
 #include "storage/proc.h"
 #include "storage/shmem.h"
+#include "storage/spin.h"
 #include "tcop/utility.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
@@ -124,6 +125,21 @@ typedef struct AccessQueue
 
 static AccessQueue *access_queues = NULL;
 
+/*
+ * Each backend's current statement, counted while the session repeats it:
+ * the statement path takes only the backend's own spinlock.  The worker
+ * harvests the slots of its database on every pass.
+ */
+typedef struct AccessSlot
+{
+	slock_t		mutex;
+	Oid			dbid;			/* InvalidOid: empty */
+	LockboxAccess entry;
+} AccessSlot;
+
+static AccessSlot *access_slots = NULL;
+static int	access_slot_count = 0;
+
 static bool wake_worker_pending = false;
 /* earliest deadline this transaction created */
 static TimestampTz created_deadline = DT_NOEND;
@@ -138,8 +154,9 @@ static ProcessUtility_hook_type prev_utility_hook = NULL;
 Size
 lockbox_worker_shmem_size(void)
 {
-	return add_size(MAXALIGN(sizeof(WorkerShared)),
-					mul_size(LOCKBOX_MAX_DATABASES, sizeof(AccessQueue)));
+	return add_size(add_size(MAXALIGN(sizeof(WorkerShared)),
+							 MAXALIGN(mul_size(LOCKBOX_MAX_DATABASES, sizeof(AccessQueue)))),
+					mul_size(MaxBackends, sizeof(AccessSlot)));
 }
 
 void
@@ -151,10 +168,15 @@ lockbox_worker_shmem_init(void)
 									lockbox_worker_shmem_size(), &found);
 	access_queues = (AccessQueue *) ((char *) worker_shared +
 									 MAXALIGN(sizeof(WorkerShared)));
+	access_slots = (AccessSlot *) ((char *) access_queues +
+								   MAXALIGN(LOCKBOX_MAX_DATABASES * sizeof(AccessQueue)));
+	access_slot_count = MaxBackends;
 	if (!found)
 	{
 		memset(worker_shared, 0, lockbox_worker_shmem_size());
 		worker_shared->lock = &(GetNamedLWLockTranche("lockbox"))[1].lock;
+		for (int i = 0; i < access_slot_count; i++)
+			SpinLockInit(&access_slots[i].mutex);
 	}
 }
 
@@ -202,45 +224,29 @@ same_access(const LockboxAccess *a, const LockboxAccess *b)
 }
 
 /*
- * Queue an engineer's statement for this database's worker.  A session that
- * repeats its last statement while that one is still queued adds to its
- * count instead of taking another place (a point query run 10,000 times a
- * second becomes one audit row with its count, first and last time), and
- * the worker is woken only by the first entry of an empty queue.  False when no worker
- * runs or its queue is full: the caller then writes the audit row itself.
+ * Put a statement into a database's queue.  False when no worker runs there
+ * or its queue is full.  The first entry of an empty queue wakes the worker,
+ * which then gathers a while.
  */
-bool
-lockbox_queue_access(const LockboxAccess *access)
+static bool
+queue_entry(Oid dbid, const LockboxAccess *access)
 {
-	static uint32 my_last = 0;	/* our last entry's place, plus one */
 	DbWorker   *w;
 	Latch	   *latch = NULL;
 	bool		queued = false;
 
-	if (worker_shared == NULL)
-		return false;
 	LWLockAcquire(worker_shared->lock, LW_EXCLUSIVE);
-	w = find_db(MyDatabaseId, false);
+	w = find_db(dbid, false);
 	if (w != NULL && w->state == DBW_RUNNING && w->latch != NULL)
 	{
 		AccessQueue *q = &access_queues[w - worker_shared->dbs];
-		LockboxAccess *last = &q->entries[(my_last - 1) % ACCESS_QUEUE_LEN];
 
-		if (my_last != 0 && my_last - 1 >= q->tail && my_last - 1 < q->head &&
-			same_access(last, access))
+		if (q->head - q->tail < ACCESS_QUEUE_LEN)
 		{
-			last->count++;
-			last->last_at = access->at;
-			queued = true;
-		}
-		else if (q->head - q->tail < ACCESS_QUEUE_LEN)
-		{
-			/* the first entry wakes the worker; it then gathers a while */
 			if (q->head == q->tail)
 				latch = w->latch;
 			q->entries[q->head % ACCESS_QUEUE_LEN] = *access;
 			q->head++;
-			my_last = q->head;
 			queued = true;
 		}
 	}
@@ -250,7 +256,117 @@ lockbox_queue_access(const LockboxAccess *access)
 	return queued;
 }
 
-/* Are statements of this database queued? */
+/* Wake this database's worker; false when none runs. */
+static bool
+wake_worker(void)
+{
+	DbWorker   *w;
+	Latch	   *latch = NULL;
+
+	LWLockAcquire(worker_shared->lock, LW_SHARED);
+	w = find_db(MyDatabaseId, false);
+	if (w != NULL && w->state == DBW_RUNNING && w->latch != NULL)
+		latch = w->latch;
+	LWLockRelease(worker_shared->lock);
+	if (latch != NULL)
+		SetLatch(latch);
+	return latch != NULL;
+}
+
+static AccessSlot *
+my_slot(void)
+{
+	if (access_slots == NULL || MyProc == NULL ||
+		MyProc->pgprocno < 0 || MyProc->pgprocno >= access_slot_count)
+		return NULL;
+	return &access_slots[MyProc->pgprocno];
+}
+
+/* At exit, hand the session's counted statement to the queue. */
+static void
+flush_my_slot(int code, Datum arg)
+{
+	AccessSlot *slot = my_slot();
+	LockboxAccess entry;
+	Oid			dbid = InvalidOid;
+
+	if (slot == NULL)
+		return;
+	SpinLockAcquire(&slot->mutex);
+	if (OidIsValid(slot->dbid))
+	{
+		entry = slot->entry;
+		dbid = slot->dbid;
+		slot->dbid = InvalidOid;
+	}
+	SpinLockRelease(&slot->mutex);
+	if (OidIsValid(dbid))
+		(void) queue_entry(dbid, &entry);
+}
+
+/*
+ * Record an engineer's statement for this database's worker to audit.  The
+ * session's current statement is kept, counted, in its own slot while it
+ * repeats it (a point query run 10,000 times a second becomes one audit row
+ * with its count, first and last time); a different statement hands the
+ * kept one to the database's queue.
+ *
+ * Returns what the caller must write itself: NULL when nothing, access when
+ * no worker runs, spill (filled in) when the queue was full.
+ */
+const LockboxAccess *
+lockbox_queue_access(const LockboxAccess *access, LockboxAccess *spill)
+{
+	static bool exit_registered = false;
+	AccessSlot *slot = my_slot();
+	Oid			prev_db = InvalidOid;
+
+	if (worker_shared == NULL)
+		return access;
+	if (slot == NULL)
+		return queue_entry(MyDatabaseId, access) ? NULL : access;
+	if (!exit_registered)
+	{
+		before_shmem_exit(flush_my_slot, (Datum) 0);
+		exit_registered = true;
+	}
+
+	SpinLockAcquire(&slot->mutex);
+	if (slot->dbid == MyDatabaseId && same_access(&slot->entry, access))
+	{
+		slot->entry.count++;
+		slot->entry.last_at = access->at;
+		SpinLockRelease(&slot->mutex);
+		return NULL;
+	}
+	if (OidIsValid(slot->dbid))
+	{
+		*spill = slot->entry;
+		prev_db = slot->dbid;
+	}
+	slot->entry = *access;
+	slot->dbid = MyDatabaseId;
+	SpinLockRelease(&slot->mutex);
+
+	if (OidIsValid(prev_db))
+	{
+		/* the kept statement goes to the queue, which wakes the worker */
+		if (!queue_entry(prev_db, spill) && prev_db == MyDatabaseId)
+			return spill;
+		return NULL;
+	}
+	/* a fresh slot: the worker must come by for it */
+	if (!wake_worker())
+	{
+		SpinLockAcquire(&slot->mutex);
+		slot->dbid = InvalidOid;
+		SpinLockRelease(&slot->mutex);
+		return access;
+	}
+	return NULL;
+}
+
+/* Are statements of this database queued, or kept in a session's slot? */
 static bool
 access_pending(void)
 {
@@ -266,12 +382,14 @@ access_pending(void)
 		pending = (q->head != q->tail);
 	}
 	LWLockRelease(worker_shared->lock);
+	for (int i = 0; i < access_slot_count && !pending; i++)
+		pending = (access_slots[i].dbid == MyDatabaseId);
 	return pending;
 }
 
 /* Take up to max queued statements of this database; how many were taken. */
 static int
-drain_access(LockboxAccess *out, int max)
+drain_access(LockboxAccess *out, int max, bool with_slots)
 {
 	DbWorker   *w;
 	int			n = 0;
@@ -289,6 +407,22 @@ drain_access(LockboxAccess *out, int max)
 		}
 	}
 	LWLockRelease(worker_shared->lock);
+
+	/* and the statements sessions keep counting (once a pass) */
+	for (int i = 0; with_slots && i < access_slot_count && n < max; i++)
+	{
+		AccessSlot *slot = &access_slots[i];
+
+		if (slot->dbid != MyDatabaseId)
+			continue;
+		SpinLockAcquire(&slot->mutex);
+		if (slot->dbid == MyDatabaseId)
+		{
+			out[n++] = slot->entry;
+			slot->dbid = InvalidOid;
+		}
+		SpinLockRelease(&slot->mutex);
+	}
 	return n;
 }
 
@@ -858,10 +992,10 @@ db_worker_pass(MemoryContext passcxt, TimestampTz *next_deadline,
 
 	/* engineers' statements, oldest first */
 	*audited = 0;
-	for (;;)
+	for (bool first = true;; first = false)
 	{
 		static LockboxAccess entries[ACCESS_QUEUE_LEN + 1];
-		int			taken = drain_access(entries + 1, ACCESS_QUEUE_LEN);
+		int			taken = drain_access(entries + 1, ACCESS_QUEUE_LEN, first);
 
 		if (taken == 0)
 			break;
