@@ -102,6 +102,23 @@ SELECT tenant, enabled, required_approvals FROM lockbox.tenants
  WHERE tenant IN ('hard_umbrella', 'hard_wayne') ORDER BY tenant;
 
 -- ---------------------------------------------------------------------
+-- lockbox_revoke waits at most a second for a request another session
+-- holds, with a lock_timeout of its own that it leaves to nobody.
+-- ---------------------------------------------------------------------
+SET SESSION AUTHORIZATION regress_hard_erin;
+SELECT lockbox_request('hard_umbrella', 'Look at the invoices again',
+	tables => '{hard_invoices}') AS revoked_id \gset
+SET SESSION AUTHORIZATION regress_hard_mia;
+SELECT lockbox_approve(:revoked_id);
+SET SESSION AUTHORIZATION regress_hard_ada;
+SELECT lockbox_approve(:revoked_id);
+BEGIN;
+SELECT lockbox_revoke(:revoked_id, 'The customer withdrew consent');
+SHOW lock_timeout;
+COMMIT;
+RESET SESSION AUTHORIZATION;
+
+-- ---------------------------------------------------------------------
 -- Access ends with the window even inside one statement that runs on:
 -- every statement of a DO block is checked against the real clock.
 -- ---------------------------------------------------------------------

@@ -1155,9 +1155,10 @@ lock_request_nowait(int64 id)
 	MemoryContextSwitchTo(cxt);
 	PG_TRY();
 	{
+		/* SAVE: undone when the subtransaction ends, not left to the caller */
 		(void) set_config_option("lock_timeout", CppAsString2(REVOKE_LOCK_WAIT_MS),
 								 PGC_USERSET, PGC_S_SESSION,
-								 GUC_ACTION_LOCAL, true, 0, false);
+								 GUC_ACTION_SAVE, true, 0, false);
 		r = read_request(id, LOCK_WAIT);
 		ReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(cxt);
