@@ -49,10 +49,13 @@ CALL regress_try($$SELECT lockbox_request('hard_umbrella', 'Check the invoice to
 	tables => '{hard_invoices}', duration => '1 mon -29 days 12 hours')$$, false);
 CALL regress_try($$SELECT lockbox_request('hard_umbrella', 'Check the invoice totals',
 	tables => '{hard_invoices}', duration => '100000 years')$$);
--- a duration is kept as the exact length it spans: '1 day -20 hours' is 4 hours
+-- a duration is kept as the exact length it spans: '1 day -20 hours' is 4
+-- hours (in UTC; where a day has 23 or 25 hours it spans 3 or 5)
+SET TimeZone = 'UTC';
 SELECT lockbox_request('hard_umbrella', 'Check the invoice totals',
 	tables => '{hard_invoices}', duration => '1 day -20 hours') AS read_id \gset
 SELECT duration FROM lockbox.requests WHERE id = :read_id;
+RESET TimeZone;
 RESET SESSION AUTHORIZATION;
 
 -- ---------------------------------------------------------------------
