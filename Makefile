@@ -11,7 +11,8 @@ EXTVERSION := $(shell sed -n "s/^default_version *= *'\([^']*\)'.*/\1/p" $(dir $
 
 MODULE_big  = lockbox
 OBJS        = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
-DATA        = sql/lockbox--$(EXTVERSION).sql
+# every install and upgrade script: lockbox--1.0.sql, then lockbox--1.0--1.1.sql ...
+DATA        = $(sort $(wildcard sql/lockbox--*.sql))
 PGFILEDESC  = "lockbox - Customer Lockbox for PostgreSQL"
 
 PG_CPPFLAGS = -Isrc
