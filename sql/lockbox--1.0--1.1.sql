@@ -17,15 +17,15 @@ CREATE FUNCTION lockbox.request_state(state text, deadline timestamptz,
 		access_ends_at timestamptz, request_id bigint, at timestamptz)
 	RETURNS text LANGUAGE sql STABLE PARALLEL SAFE
 	AS $$
-	SELECT CASE
-		WHEN state IN ('pending_review', 'pending_approval')
-		 AND deadline OPERATOR(pg_catalog.<=) at THEN 'expired'
-		WHEN state OPERATOR(pg_catalog.=) 'approved'
+	SELECT CASE	-- ($n: a column of lockbox.revocation would shadow a name)
+		WHEN $1 IN ('pending_review', 'pending_approval')
+		 AND $2 OPERATOR(pg_catalog.<=) $5 THEN 'expired'
+		WHEN $1 OPERATOR(pg_catalog.=) 'approved'
 		 AND EXISTS (SELECT 1 FROM lockbox.revocation v
-					  WHERE v.request_id OPERATOR(pg_catalog.=) request_id) THEN 'revoked'
-		WHEN state OPERATOR(pg_catalog.=) 'approved'
-		 AND access_ends_at OPERATOR(pg_catalog.<=) at THEN 'closed'
-		ELSE state
+					  WHERE v.request_id OPERATOR(pg_catalog.=) $4) THEN 'revoked'
+		WHEN $1 OPERATOR(pg_catalog.=) 'approved'
+		 AND $3 OPERATOR(pg_catalog.<=) $5 THEN 'closed'
+		ELSE $1
 	END
 	$$;
 REVOKE ALL ON FUNCTION lockbox.request_state(text, timestamptz, timestamptz,
