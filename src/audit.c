@@ -448,8 +448,8 @@ publish_pending_rows(void)
 	LWLockRelease(audit_shared->lock);
 }
 
-static void
-audit_xact_callback(XactEvent event, void *arg)
+void
+lockbox_audit_xact(XactEvent event)
 {
 	switch (event)
 	{
@@ -474,9 +474,9 @@ audit_xact_callback(XactEvent event, void *arg)
 	}
 }
 
-static void
-audit_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
-					   SubTransactionId parentSubid, void *arg)
+void
+lockbox_audit_subxact(SubXactEvent event, SubTransactionId mySubid,
+					  SubTransactionId parentSubid)
 {
 	ListCell   *lc;
 
@@ -502,13 +502,6 @@ audit_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 				pending_rows = foreach_delete_current(pending_rows, lc);
 		}
 	}
-}
-
-void
-lockbox_audit_init(void)
-{
-	RegisterXactCallback(audit_xact_callback, NULL);
-	RegisterSubXactCallback(audit_subxact_callback, NULL);
 }
 
 /* ---------------------------------------------------------------------

@@ -116,8 +116,6 @@ static EnforceCache cache;
 
 static bool access_changed = false;
 
-static ExecutorStart_hook_type prev_executor_start = NULL;
-
 /* ---------------------------------------------------------------------
  * Shared generation
  * ---------------------------------------------------------------------
@@ -158,8 +156,8 @@ lockbox_access_changed(void)
 	cache_reset();
 }
 
-static void
-enforce_xact_callback(XactEvent event, void *arg)
+void
+lockbox_enforce_xact(XactEvent event)
 {
 	if (!access_changed)
 		return;
@@ -671,8 +669,8 @@ refuse_through_parent(Oid relid, Oid protected)
 					 lockbox_relname(protected))));
 }
 
-static void
-lockbox_executor_start(QueryDesc *queryDesc, int eflags)
+void
+lockbox_enforce_executor_start(QueryDesc *queryDesc, int eflags)
 {
 	Oid			user = GetUserId();
 
@@ -733,11 +731,6 @@ lockbox_executor_start(QueryDesc *queryDesc, int eflags)
 				refuse_through_parent(rte->relid, protected);
 		}
 	}
-
-	if (prev_executor_start)
-		prev_executor_start(queryDesc, eflags);
-	else
-		standard_ExecutorStart(queryDesc, eflags);
 }
 
 static void
@@ -1261,14 +1254,6 @@ lockbox_unprotect(PG_FUNCTION_ARGS)
 
 	lockbox_leave(&call);
 	PG_RETURN_VOID();
-}
-
-void
-lockbox_enforce_init(void)
-{
-	prev_executor_start = ExecutorStart_hook;
-	ExecutorStart_hook = lockbox_executor_start;
-	RegisterXactCallback(enforce_xact_callback, NULL);
 }
 
 /*

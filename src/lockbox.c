@@ -200,9 +200,8 @@ _PG_init(void)
 	prev_shmem_startup_hook = shmem_startup_hook;
 	shmem_startup_hook = lockbox_shmem_startup;
 
-	lockbox_audit_init();
 	lockbox_worker_init();
-	lockbox_enforce_init();
+	lockbox_hooks_init();
 
 	lockbox_loaded = true;
 }
@@ -343,7 +342,8 @@ void
 lockbox_leave(LockboxCall *call)
 {
 	SPI_finish();
-	AtEOXact_GUC(true, call->save_nestlevel);
+	/* as core does after running code as another role: nothing set inside stays */
+	AtEOXact_GUC(false, call->save_nestlevel);
 	SetUserIdAndSecContext(call->save_userid, call->save_sec_context);
 }
 

@@ -10,6 +10,7 @@
  * notify.c		notification rows, NOTIFY, claim and acknowledge
  * enforce.c	protected tables, policies, grants, refusing engineers
  * worker.c		the launcher and the per-database workers
+ * hooks.c		every hook entry point, dispatching to the files above
  *
  *-------------------------------------------------------------------------
  */
@@ -18,7 +19,9 @@
 
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "datatype/timestamp.h"
+#include "executor/execdesc.h"
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
 #include "storage/lwlock.h"
@@ -124,7 +127,9 @@ extern void lockbox_audit(LockboxCall *call, const char *event,
 extern void lockbox_audit_row(LockboxCall *call, const char *event,
 							  int64 request_id, const char *tenant,
 							  const char *detail_json, AuditRow *out);
-extern void lockbox_audit_init(void);
+extern void lockbox_audit_xact(XactEvent event);
+extern void lockbox_audit_subxact(SubXactEvent event, SubTransactionId mySubid,
+								  SubTransactionId parentSubid);
 extern Size lockbox_audit_shmem_size(void);
 extern void lockbox_audit_shmem_init(void);
 
@@ -139,7 +144,8 @@ extern Datum lockbox_notification_payload(int64 request_id, Oid recipient,
 extern int64 lockbox_relay_notifications(int batch);
 
 /* protected tables and enforcement (enforce.c) */
-extern void lockbox_enforce_init(void);
+extern void lockbox_enforce_executor_start(QueryDesc *queryDesc, int eflags);
+extern void lockbox_enforce_xact(XactEvent event);
 extern Size lockbox_enforce_shmem_size(void);
 extern void lockbox_enforce_shmem_init(void);
 extern void lockbox_enforce_utility(Node *node);
@@ -169,10 +175,15 @@ extern void lockbox_audit_access(LockboxCall *call, const LockboxAccess *access)
 
 /* the launcher and database workers (worker.c) */
 extern void lockbox_worker_init(void);
+extern void lockbox_worker_utility(Node *node);
+extern void lockbox_worker_xact(XactEvent event);
 extern Size lockbox_worker_shmem_size(void);
 extern void lockbox_worker_shmem_init(void);
 extern void lockbox_wake_worker_at_commit(void);
 extern void lockbox_deadline_created(TimestampTz deadline);
+
+/* the hooks (hooks.c) */
+extern void lockbox_hooks_init(void);
 
 /* JSON building helpers (audit.c) */
 extern void lockbox_json_str(StringInfo buf, const char *key, const char *value);

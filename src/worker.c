@@ -145,8 +145,6 @@ static bool wake_worker_pending = false;
 static TimestampTz created_deadline = DT_NOEND;
 static bool start_worker_pending = false;
 
-static ProcessUtility_hook_type prev_utility_hook = NULL;
-
 /* ---------------------------------------------------------------------
  * Shared memory
  * ---------------------------------------------------------------------
@@ -444,8 +442,8 @@ lockbox_deadline_created(TimestampTz deadline)
 		created_deadline = deadline;
 }
 
-static void
-worker_xact_callback(XactEvent event, void *arg)
+void
+lockbox_worker_xact(XactEvent event)
 {
 	if (event == XACT_EVENT_COMMIT && worker_shared != NULL &&
 		(wake_worker_pending || start_worker_pending ||
@@ -582,13 +580,14 @@ may_run_database_command(Oid dbid, bool template_copy)
 	return is_template;
 }
 
-static void
-lockbox_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
-				ProcessUtilityContext context, ParamListInfo params,
-				QueryEnvironment *queryEnv, DestReceiver *dest,
-				QueryCompletion *qc)
+/*
+ * Before a utility statement runs: stop the worker of a database the
+ * statement needs without connections, and wake this database's worker when
+ * an extension is dropped.
+ */
+void
+lockbox_worker_utility(Node *node)
 {
-	Node	   *node = pstmt->utilityStmt;
 	char	   *dbname = NULL;
 	bool		template_copy = false;
 
@@ -616,7 +615,6 @@ lockbox_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 		default:
 			break;
 	}
-	lockbox_enforce_utility(node);
 	if (dbname != NULL)
 	{
 		Oid			dbid = get_database_oid(dbname, true);
@@ -624,13 +622,6 @@ lockbox_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 		if (may_run_database_command(dbid, template_copy))
 			pause_worker(dbid);
 	}
-
-	if (prev_utility_hook)
-		prev_utility_hook(pstmt, queryString, readOnlyTree, context, params,
-						  queryEnv, dest, qc);
-	else
-		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
-								params, queryEnv, dest, qc);
 }
 
 /* ---------------------------------------------------------------------
@@ -653,10 +644,6 @@ lockbox_worker_init(void)
 	snprintf(worker.bgw_name, BGW_MAXLEN, "lockbox launcher");
 	snprintf(worker.bgw_type, BGW_MAXLEN, "lockbox launcher");
 	RegisterBackgroundWorker(&worker);
-
-	RegisterXactCallback(worker_xact_callback, NULL);
-	prev_utility_hook = ProcessUtility_hook;
-	ProcessUtility_hook = lockbox_utility;
 }
 
 static bool
