@@ -41,17 +41,23 @@
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "access/genam.h"
+#include "access/htup_details.h"
 #include "access/table.h"
 #include "catalog/indexing.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_inherits.h"
+#include "catalog/pg_policy.h"
 #include "catalog/pg_type.h"
 #include "commands/event_trigger.h"
 #include "executor/executor.h"
 #include "fmgr.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
+#include "commands/defrem.h"
+#include "nodes/nodeFuncs.h"
 #include "nodes/parsenodes.h"
+#include "rewrite/rewriteHandler.h"
+#include "utils/inval.h"
 #include "port/atomics.h"
 #include "storage/proc.h"
 #include "storage/shmem.h"
@@ -114,7 +120,39 @@ typedef struct EnforceCache
 
 static EnforceCache cache;
 
+/* role -> is it an engineer?  Dropped when roles or memberships change. */
+typedef struct RoleEntry
+{
+	Oid			role;
+	bool		engineer;
+} RoleEntry;
+
+static HTAB *role_cache = NULL;
+static uint64 role_invals = 0;
+
+/*
+ * relid -> its ancestors through partitioning and inheritance, transitively.
+ * Dropped on any relcache invalidation: ATTACH / DETACH PARTITION, INHERIT
+ * and NO INHERIT all invalidate the relations they change.
+ */
+typedef struct AncestorEntry
+{
+	Oid			relid;
+	int			n;
+	Oid		   *ancestors;
+} AncestorEntry;
+
+static HTAB *ancestor_cache = NULL;
+static MemoryContext ancestor_cxt = NULL;
+static uint64 ancestor_invals = 0;
+
 static bool access_changed = false;
+
+/* lockbox_unprotect is dropping policies; those some statement dropped */
+static bool unprotecting = false;
+static List *dropped_policy_rels = NIL;
+
+static void refuse_drop_extension(DropStmt *stmt);
 
 /* ---------------------------------------------------------------------
  * Shared generation
@@ -159,6 +197,11 @@ lockbox_access_changed(void)
 void
 lockbox_enforce_xact(XactEvent event)
 {
+	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
+	{
+		list_free(dropped_policy_rels);
+		dropped_policy_rels = NIL;
+	}
 	if (!access_changed)
 		return;
 	switch (event)
@@ -295,9 +338,10 @@ current_grants(void)
 						"       LATERAL pg_catalog.unnest(r.tables) AS t(relid)"
 						" WHERE r.requester OPERATOR(pg_catalog.=) $1"
 						"   AND r.state OPERATOR(pg_catalog.=) 'approved'"
-						"   AND r.access_ends_at OPERATOR(pg_catalog.>) $2"
-						"   AND NOT EXISTS (SELECT 1 FROM lockbox.revocation v"
-						"                    WHERE v.request_id OPERATOR(pg_catalog.=) r.id)",
+						"   AND lockbox.request_state(r.state, r.deadline, r.access_ends_at,"
+						"         EXISTS (SELECT 1 FROM lockbox.revocation v"
+						"                  WHERE v.request_id OPERATOR(pg_catalog.=) r.id),"
+						"         $2) OPERATOR(pg_catalog.=) 'approved'",
 						2, argtypes);
 		snap = RegisterSnapshot(GetLatestSnapshot());
 		ret = SPI_execute_snapshot(plan, values, NULL, snap, InvalidSnapshot,
@@ -435,10 +479,47 @@ lockbox_granted_table(PG_FUNCTION_ARGS)
 static bool
 is_engineer(Oid user)
 {
-	Oid			engineer = get_role_oid("lockbox_engineer", true);
+	RoleEntry  *e;
+	Oid			engineer;
+	bool		result;
+	uint64		invals = role_invals;
 
-	return OidIsValid(engineer) && !superuser_arg(user) &&
+	if (role_cache != NULL &&
+		(e = hash_search(role_cache, &user, HASH_FIND, NULL)) != NULL)
+		return e->engineer;
+
+	engineer = get_role_oid("lockbox_engineer", true);
+	result = OidIsValid(engineer) && !superuser_arg(user) &&
 		is_member_of_role_nosuper(user, engineer);
+
+	/* keep the answer unless roles changed while it was looked up */
+	if (invals == role_invals)
+	{
+		if (role_cache == NULL)
+		{
+			HASHCTL		ctl;
+
+			ctl.keysize = sizeof(Oid);
+			ctl.entrysize = sizeof(RoleEntry);
+			role_cache = hash_create("lockbox engineers", 16, &ctl,
+									 HASH_ELEM | HASH_BLOBS);
+		}
+		e = hash_search(role_cache, &user, HASH_ENTER, NULL);
+		e->engineer = result;
+	}
+	return result;
+}
+
+/* Roles or memberships changed: forget who is an engineer. */
+void
+lockbox_enforce_role_inval(Datum arg, int cacheid, uint32 hashvalue)
+{
+	role_invals++;
+	if (role_cache != NULL)
+	{
+		hash_destroy(role_cache);
+		role_cache = NULL;
+	}
 }
 
 static void
@@ -621,13 +702,34 @@ inheritance_parents(Oid relid)
 	return parents;
 }
 
-/* A protected table relid descends from (partition or child), if any. */
-static Oid
-protected_ancestor(Oid relid)
+void
+lockbox_enforce_relcache_inval(Datum arg, Oid relid)
 {
-	List	   *todo = inheritance_parents(relid);
-	List	   *seen = NIL;
+	ancestor_invals++;
+	if (ancestor_cache != NULL)
+	{
+		hash_destroy(ancestor_cache);
+		ancestor_cache = NULL;
+	}
+}
 
+/* relid's ancestors, nearest first, from the cache or pg_inherits */
+static AncestorEntry *
+ancestors_of(Oid relid)
+{
+	AncestorEntry *e;
+	List	   *todo;
+	List	   *seen = NIL;
+	uint64		invals = ancestor_invals;
+	MemoryContext old;
+	ListCell   *lc;
+	int			i = 0;
+
+	if (ancestor_cache != NULL &&
+		(e = hash_search(ancestor_cache, &relid, HASH_FIND, NULL)) != NULL)
+		return e;
+
+	todo = inheritance_parents(relid);
 	while (todo != NIL)
 	{
 		Oid			parent = linitial_oid(todo);
@@ -636,11 +738,68 @@ protected_ancestor(Oid relid)
 		if (list_member_oid(seen, parent))
 			continue;
 		seen = lappend_oid(seen, parent);
-		if (protected_rel(parent) != NULL)
-			return parent;
 		todo = list_concat(todo, inheritance_parents(parent));
 	}
+
+	if (ancestor_cxt == NULL)
+		ancestor_cxt = AllocSetContextCreate(TopMemoryContext,
+											 "lockbox ancestors",
+											 ALLOCSET_SMALL_SIZES);
+	if (ancestor_cache == NULL)
+	{
+		HASHCTL		ctl;
+
+		MemoryContextReset(ancestor_cxt);
+		ctl.keysize = sizeof(Oid);
+		ctl.entrysize = sizeof(AncestorEntry);
+		ctl.hcxt = ancestor_cxt;
+		ancestor_cache = hash_create("lockbox ancestors", 64, &ctl,
+									 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
+	old = MemoryContextSwitchTo(ancestor_cxt);
+	e = hash_search(ancestor_cache, &relid, HASH_ENTER, NULL);
+	e->n = list_length(seen);
+	e->ancestors = e->n > 0 ? palloc(sizeof(Oid) * e->n) : NULL;
+	foreach(lc, seen)
+		e->ancestors[i++] = lfirst_oid(lc);
+	MemoryContextSwitchTo(old);
+
+	/* an invalidation arrived while reading: answer, but do not keep it */
+	if (invals != ancestor_invals)
+	{
+		AncestorEntry *copy = palloc(sizeof(AncestorEntry));
+
+		*copy = *e;
+		copy->ancestors = e->n > 0 ? palloc(sizeof(Oid) * e->n) : NULL;
+		if (e->n > 0)
+			memcpy(copy->ancestors, e->ancestors, sizeof(Oid) * e->n);
+		lockbox_enforce_relcache_inval((Datum) 0, InvalidOid);
+		return copy;
+	}
+	return e;
+}
+
+/* A protected table relid descends from (partition or child), if any. */
+static Oid
+protected_ancestor(Oid relid)
+{
+	AncestorEntry *e = ancestors_of(relid);
+
+	for (int i = 0; i < e->n; i++)
+	{
+		if (protected_rel(e->ancestors[i]) != NULL)
+			return e->ancestors[i];
+	}
 	return InvalidOid;
+}
+
+/* The protected table whose rows relid holds: itself or an ancestor. */
+static Oid
+protected_target(Oid relid)
+{
+	if (protected_rel(relid) != NULL)
+		return relid;
+	return protected_ancestor(relid);
 }
 
 static void
@@ -669,68 +828,146 @@ refuse_through_parent(Oid relid, Oid protected)
 					 lockbox_relname(protected))));
 }
 
+/*
+ * A view or rule owned by a role lockbox does not restrict reads a protected
+ * table with that role's privileges: the lockbox policies, which apply to
+ * engineers, do not apply to it.
+ */
+static void
+refuse_through_owner(Oid relid, Oid protected, Oid owner)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("lockbox: the statement reaches protected table %s as role \"%s\"",
+					lockbox_relname(protected), lockbox_role_name(owner)),
+			 errdetail("A view or rule owned by role \"%s\" reads %s with that role's privileges, which lockbox's policies do not restrict.",
+					   lockbox_role_name(owner), lockbox_relname(relid)),
+			 errhint("Query %s itself under an approved lockbox request.",
+					 lockbox_relname(protected))));
+}
+
+/* What EXPLAIN would show: estimates, or row counts of a run. */
+static int	explain_shows_numbers = 0;
+
+static void
+refuse_explain(Oid relid)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("lockbox: EXPLAIN with estimates or ANALYZE is not allowed on protected table %s",
+					lockbox_relname(relid)),
+			 errdetail("Estimates come from statistics of every tenant's rows, and ANALYZE counts the rows the policies filter out."),
+			 errhint("Use EXPLAIN (COSTS OFF) without ANALYZE.")));
+}
+
+/*
+ * An engineer's statement, before it runs: every relation it reaches that
+ * holds protected rows -- named, added by the planner as a partition or
+ * child, or read by a view or rule -- must be reached as an engineer (so
+ * the policies apply), through the protected table itself, and under an
+ * open request covering the table for the command.
+ */
 void
 lockbox_enforce_executor_start(QueryDesc *queryDesc, int eflags)
 {
 	Oid			user = GetUserId();
+	List	   *named = NIL;
+	ListCell   *lc;
+	bool		explain = (eflags & EXEC_FLAG_EXPLAIN_ONLY) != 0 ||
+		(explain_shows_numbers > 0 && queryDesc->instrument_options != 0);
 
-	/* EXPLAIN too: its estimates would tell about rows it may not read */
-	if (is_engineer(user))
+	if (!is_engineer(user))
+		return;
+
+	/* the relations the statement names, which RLS applies to */
+	foreach(lc, queryDesc->plannedstmt->rtable)
 	{
-		List	   *named = NIL;
-		ListCell   *lc;
+		RangeTblEntry *rte = (RangeTblEntry *) lfirst(lc);
+		Oid			reader;
+		Oid			target;
 
-		/* the relations the statement names, which RLS applies to */
-		foreach(lc, queryDesc->plannedstmt->rtable)
+		if (rte->rtekind != RTE_RELATION)
+			continue;
+		target = protected_target(rte->relid);
+		if (!OidIsValid(target))
+			continue;
+
+		/* through a view or rule, its owner is the one reading */
+		reader = OidIsValid(rte->checkAsUser) ? rte->checkAsUser : user;
+		if (reader != user)
 		{
-			RangeTblEntry *rte = (RangeTblEntry *) lfirst(lc);
-
-			if (rte->rtekind != RTE_RELATION)
-				continue;
-			/* through a view, the view's owner is the one reading */
-			if (OidIsValid(rte->checkAsUser) && rte->checkAsUser != user)
-				continue;
-			if (rte->requiredPerms == 0)
-				continue;
-			if (protected_rel(rte->relid) != NULL)
-			{
-				int64		request_id;
-
-				request_id = check_access(rte->relid,
-										  (rte->requiredPerms & ~ACL_SELECT) != 0);
-				if ((eflags & EXEC_FLAG_EXPLAIN_ONLY) == 0)
-					record_access(queryDesc, rte->relid, request_id);
-				named = lappend_oid(named, rte->relid);
-			}
-			else
-			{
-				Oid			anc = protected_ancestor(rte->relid);
-
-				if (OidIsValid(anc))
-					refuse_part_of(rte->relid, anc);
-			}
+			if (!is_engineer(reader))
+				refuse_through_owner(rte->relid, target, reader);
+			refuse_noinherit(reader, target);
 		}
 
-		/*
-		 * Partitions and inheritance children the planner added: their rows
-		 * are governed by the named table's policies, so a protected one
-		 * must be reached through a protected table the statement names.
-		 */
-		foreach(lc, queryDesc->plannedstmt->rtable)
+		if (rte->requiredPerms == 0)
+			continue;			/* added by the planner: below */
+		if (target != rte->relid)
+			refuse_part_of(rte->relid, target);
 		{
-			RangeTblEntry *rte = (RangeTblEntry *) lfirst(lc);
-			Oid			protected;
+			int64		request_id;
 
-			if (rte->rtekind != RTE_RELATION || rte->requiredPerms != 0)
-				continue;
-			if (OidIsValid(rte->checkAsUser) && rte->checkAsUser != user)
-				continue;
-			protected = protected_rel(rte->relid) != NULL ? rte->relid :
-				protected_ancestor(rte->relid);
-			if (OidIsValid(protected) && !list_member_oid(named, protected))
-				refuse_through_parent(rte->relid, protected);
+			request_id = check_access(rte->relid,
+									  (rte->requiredPerms & ~ACL_SELECT) != 0);
+			if (explain && explain_shows_numbers > 0)
+				refuse_explain(rte->relid);
+			if ((eflags & EXEC_FLAG_EXPLAIN_ONLY) == 0)
+				record_access(queryDesc, rte->relid, request_id);
+			named = lappend_oid(named, rte->relid);
 		}
 	}
+
+	/*
+	 * Partitions and inheritance children the planner added: their rows are
+	 * governed by the named table's policies, so a protected one must be
+	 * reached through a protected table the statement names.
+	 */
+	foreach(lc, queryDesc->plannedstmt->rtable)
+	{
+		RangeTblEntry *rte = (RangeTblEntry *) lfirst(lc);
+		Oid			target;
+
+		if (rte->rtekind != RTE_RELATION || rte->requiredPerms != 0)
+			continue;
+		target = protected_target(rte->relid);
+		if (OidIsValid(target) && !list_member_oid(named, target))
+			refuse_through_parent(rte->relid, target);
+	}
+	list_free(named);
+}
+
+/*
+ * EXPLAIN by an engineer: does it show numbers (estimates, or ANALYZE's row
+ * counts)?  Returns the previous state, for lockbox_enforce_explain_end.
+ */
+int
+lockbox_enforce_explain_begin(Node *node)
+{
+	int			prev = explain_shows_numbers;
+	bool		analyze = false;
+	bool		costs = true;
+	ListCell   *lc;
+
+	if (!IsA(node, ExplainStmt))
+		return prev;
+	foreach(lc, ((ExplainStmt *) node)->options)
+	{
+		DefElem    *opt = (DefElem *) lfirst(lc);
+
+		if (strcmp(opt->defname, "analyze") == 0)
+			analyze = defGetBoolean(opt);
+		else if (strcmp(opt->defname, "costs") == 0)
+			costs = defGetBoolean(opt);
+	}
+	explain_shows_numbers = (analyze || costs) ? 1 : 0;
+	return prev;
+}
+
+void
+lockbox_enforce_explain_end(int prev)
+{
+	explain_shows_numbers = prev;
 }
 
 static void
@@ -753,13 +990,10 @@ refuse_always(Oid relid, const char *what)
 static Oid
 protected_within(Oid relid, bool with_children)
 {
-	Oid			anc;
+	Oid			target = protected_target(relid);
 
-	if (protected_rel(relid) != NULL)
-		return relid;
-	anc = protected_ancestor(relid);
-	if (OidIsValid(anc))
-		return anc;
+	if (OidIsValid(target))
+		return target;
 	if (with_children)
 	{
 		ListCell   *lc;
@@ -771,6 +1005,57 @@ protected_within(Oid relid, bool with_children)
 		}
 	}
 	return InvalidOid;
+}
+
+/*
+ * The protected table a view's query reaches, through its relations, the
+ * views among them, their partitions and children, and its sublinks: what
+ * LOCK TABLE on the view locks.
+ */
+typedef struct ViewWalk
+{
+	Oid			found;
+	List	   *seen;			/* views already walked */
+} ViewWalk;
+
+static bool view_walker(Node *node, ViewWalk *walk);
+
+static void
+walk_view(Oid viewid, ViewWalk *walk)
+{
+	Relation	view;
+
+	if (list_member_oid(walk->seen, viewid))
+		return;
+	walk->seen = lappend_oid(walk->seen, viewid);
+	view = table_open(viewid, AccessShareLock);
+	(void) query_tree_walker(get_view_query(view), view_walker, walk,
+							 QTW_EXAMINE_RTES_BEFORE);
+	table_close(view, AccessShareLock);
+}
+
+static bool
+view_walker(Node *node, ViewWalk *walk)
+{
+	if (node == NULL || OidIsValid(walk->found))
+		return false;
+	if (IsA(node, RangeTblEntry))
+	{
+		RangeTblEntry *rte = (RangeTblEntry *) node;
+
+		if (rte->rtekind == RTE_RELATION)
+		{
+			if (rte->relkind == RELKIND_VIEW)
+				walk_view(rte->relid, walk);
+			else
+				walk->found = protected_within(rte->relid, true);
+		}
+		return false;
+	}
+	if (IsA(node, Query))
+		return query_tree_walker((Query *) node, view_walker, walk,
+								 QTW_EXAMINE_RTES_BEFORE);
+	return expression_tree_walker(node, view_walker, walk);
 }
 
 /* Refuse a statement naming relations if it reaches a protected table. */
@@ -787,7 +1072,15 @@ refuse_relations(List *rangevars, const char *what)
 
 		if (!OidIsValid(relid))
 			continue;
-		protected = protected_within(relid, rv->inh);
+		if (get_rel_relkind(relid) == RELKIND_VIEW)
+		{
+			ViewWalk	walk = {InvalidOid, NIL};
+
+			walk_view(relid, &walk);
+			protected = walk.found;
+		}
+		else
+			protected = protected_within(relid, rv->inh);
 		if (OidIsValid(protected))
 			refuse_always(protected, what);
 	}
@@ -803,7 +1096,10 @@ lockbox_enforce_utility(Node *node)
 {
 	Oid			user = GetUserId();
 
-	if (IsA(node, TruncateStmt))
+	if (IsA(node, DropStmt) &&
+		((DropStmt *) node)->removeType == OBJECT_EXTENSION)
+		refuse_drop_extension((DropStmt *) node);
+	else if (IsA(node, TruncateStmt))
 	{
 		if (is_engineer(user))
 			refuse_relations(((TruncateStmt *) node)->relations, "TRUNCATE");
@@ -1186,6 +1482,134 @@ lockbox_protect(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
+/*
+ * Dropping lockbox's restrictive policies while their table stays would
+ * leave row-level security on with the permissive policy lockbox_open and
+ * the privileges lockbox gave lockbox_engineer: every engineer would reach
+ * every tenant's rows.  However they are dropped (DROP POLICY, DROP
+ * EXTENSION lockbox CASCADE, DROP SCHEMA ... CASCADE, DROP OWNED BY), the
+ * statement is refused when it ends with the table still there; only
+ * lockbox_unprotect takes them away.
+ */
+
+void
+lockbox_enforce_object_drop(Oid classId, Oid objectId)
+{
+	Relation	rel;
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tup;
+
+	if (classId != PolicyRelationId || unprotecting)
+		return;
+	rel = table_open(PolicyRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_policy_oid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(objectId));
+	scan = systable_beginscan(rel, PolicyOidIndexId, true, NULL, 1, &key);
+	tup = systable_getnext(scan);
+	if (HeapTupleIsValid(tup))
+	{
+		Form_pg_policy pol = (Form_pg_policy) GETSTRUCT(tup);
+		Oid			engineer = get_role_oid("lockbox_engineer", true);
+		bool		isnull;
+		Datum		roles = heap_getattr(tup, Anum_pg_policy_polroles,
+										 RelationGetDescr(rel), &isnull);
+
+		/*
+		 * Whatever its name (it may have been renamed first): a restrictive
+		 * policy for lockbox_engineer is what keeps engineers to their
+		 * tenants.
+		 */
+		if (!pol->polpermissive && !isnull && OidIsValid(engineer))
+		{
+			ArrayType  *arr = DatumGetArrayTypeP(roles);
+			Oid		   *oids = (Oid *) ARR_DATA_PTR(arr);
+			int			n = ArrayGetNItems(ARR_NDIM(arr), ARR_DIMS(arr));
+
+			for (int i = 0; i < n; i++)
+			{
+				if (oids[i] == engineer)
+				{
+					MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+					dropped_policy_rels = lappend_oid(dropped_policy_rels, pol->polrelid);
+					MemoryContextSwitchTo(old);
+					break;
+				}
+			}
+		}
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+}
+
+/* After a utility statement: did it drop lockbox policies of a live table? */
+void
+lockbox_enforce_utility_done(void)
+{
+	List	   *rels = dropped_policy_rels;
+	ListCell   *lc;
+
+	if (rels == NIL)
+		return;
+	dropped_policy_rels = NIL;
+	foreach(lc, rels)
+	{
+		Oid			relid = lfirst_oid(lc);
+
+		if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(relid)))
+			continue;			/* dropped with the table */
+		/* with lockbox still there, only its protected tables count */
+		if (lockbox_installed() && protected_rel(relid) == NULL)
+			continue;
+		ereport(ERROR,
+				(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
+				 errmsg("cannot drop the lockbox policies of protected table %s",
+						lockbox_relname(relid)),
+				 errdetail("Without them, engineers would reach every tenant's rows of the table: row-level security stays on with the privileges lockbox gave lockbox_engineer."),
+				 errhint("Take the table out of lockbox first: SELECT lockbox_unprotect('%s');",
+						 lockbox_relname(relid))));
+	}
+	list_free(rels);
+}
+
+/* DROP EXTENSION lockbox: refused, naming them, while tables are protected. */
+static void
+refuse_drop_extension(DropStmt *stmt)
+{
+	ListCell   *lc;
+	bool		lockbox = false;
+	StringInfoData names;
+	LockboxCall call;
+
+	foreach(lc, stmt->objects)
+	{
+		if (strcmp(strVal(lfirst(lc)), "lockbox") == 0)
+			lockbox = true;
+	}
+	if (!lockbox || !lockbox_installed())
+		return;
+	initStringInfo(&names);
+	lockbox_enter(&call);
+	if (SPI_execute("SELECT pg_catalog.string_agg(relid::pg_catalog.text, ', ' ORDER BY relid::pg_catalog.text),"
+					"       pg_catalog.min(relid::pg_catalog.text)"
+					"  FROM lockbox.protected_table", true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read lockbox.protected_table");
+	if (SPI_processed > 0 &&
+		SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1) != NULL)
+	{
+		appendStringInfoString(&names,
+							   SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
+		ereport(ERROR,
+				(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
+				 errmsg("cannot drop extension lockbox while tables are protected"),
+				 errdetail("Protected tables: %s.", names.data),
+				 errhint("Take each table out of lockbox first, e.g. SELECT lockbox_unprotect('%s');",
+						 SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2))));
+	}
+	lockbox_leave(&call);
+}
+
 Datum
 lockbox_unprotect(PG_FUNCTION_ARGS)
 {
@@ -1232,8 +1656,17 @@ lockbox_unprotect(PG_FUNCTION_ARGS)
 	if (granted != NULL && granted[0] == '\0')
 		granted = NULL;
 
-	for (int i = 0; i < lengthof(policy_names); i++)
-		exec_ddl(psprintf("DROP POLICY IF EXISTS %s ON %s", policy_names[i], rel));
+	unprotecting = true;
+	PG_TRY();
+	{
+		for (int i = 0; i < lengthof(policy_names); i++)
+			exec_ddl(psprintf("DROP POLICY IF EXISTS %s ON %s", policy_names[i], rel));
+	}
+	PG_FINALLY();
+	{
+		unprotecting = false;
+	}
+	PG_END_TRY();
 	if (!rls_was_on)
 	{
 		exec_ddl(psprintf("DROP POLICY IF EXISTS lockbox_open ON %s", rel));

@@ -6,8 +6,13 @@
  *		read here, and decided in the files named.
  *
  *	ExecutorStart		enforce.c: an engineer's statement on protected data
- *	ProcessUtility		enforce.c: TRUNCATE, LOCK, COPY on protected data;
- *						worker.c: database commands that need the worker gone
+ *	ProcessUtility		enforce.c: TRUNCATE, LOCK, COPY on protected data,
+ *						EXPLAIN, DROP EXTENSION lockbox, and after the
+ *						statement: lockbox policies it dropped;
+ *						worker.c: database commands that need the worker
+ *						gone (and back when they fail)
+ *	object access		enforce.c: lockbox policies being dropped
+ *	syscache, relcache	enforce.c: its caches of engineers and ancestors
  *	transaction end		enforce.c (grants cache), worker.c (wake at commit),
  *						audit.c (the chain's tips)
  *	subtransaction end	audit.c
@@ -22,13 +27,17 @@
 
 #include "access/parallel.h"
 #include "access/xact.h"
+#include "catalog/objectaccess.h"
 #include "executor/executor.h"
 #include "tcop/utility.h"
+#include "utils/inval.h"
+#include "utils/syscache.h"
 
 #include "lockbox.h"
 
 static ExecutorStart_hook_type prev_executor_start = NULL;
 static ProcessUtility_hook_type prev_process_utility = NULL;
+static object_access_hook_type prev_object_access = NULL;
 
 static void
 lockbox_executor_start(QueryDesc *queryDesc, int eflags)
@@ -43,23 +52,62 @@ lockbox_executor_start(QueryDesc *queryDesc, int eflags)
 }
 
 static void
-lockbox_process_utility(PlannedStmt *pstmt, const char *queryString,
-						bool readOnlyTree, ProcessUtilityContext context,
-						ParamListInfo params, QueryEnvironment *queryEnv,
-						DestReceiver *dest, QueryCompletion *qc)
+chain_process_utility(PlannedStmt *pstmt, const char *queryString,
+					  bool readOnlyTree, ProcessUtilityContext context,
+					  ParamListInfo params, QueryEnvironment *queryEnv,
+					  DestReceiver *dest, QueryCompletion *qc)
 {
-	if (!IsParallelWorker())
-	{
-		lockbox_enforce_utility(pstmt->utilityStmt);
-		lockbox_worker_utility(pstmt->utilityStmt);
-	}
-
 	if (prev_process_utility)
 		prev_process_utility(pstmt, queryString, readOnlyTree, context,
 							 params, queryEnv, dest, qc);
 	else
 		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
 								params, queryEnv, dest, qc);
+}
+
+static void
+lockbox_process_utility(PlannedStmt *pstmt, const char *queryString,
+						bool readOnlyTree, ProcessUtilityContext context,
+						ParamListInfo params, QueryEnvironment *queryEnv,
+						DestReceiver *dest, QueryCompletion *qc)
+{
+	Node	   *node = pstmt->utilityStmt;
+	int			explain = 0;
+
+	if (IsParallelWorker())
+	{
+		chain_process_utility(pstmt, queryString, readOnlyTree, context,
+							  params, queryEnv, dest, qc);
+		return;
+	}
+
+	lockbox_enforce_utility(node);
+	lockbox_worker_utility(node);
+	explain = lockbox_enforce_explain_begin(node);
+	PG_TRY();
+	{
+		chain_process_utility(pstmt, queryString, readOnlyTree, context,
+							  params, queryEnv, dest, qc);
+	}
+	PG_CATCH();
+	{
+		lockbox_enforce_explain_end(explain);
+		lockbox_worker_utility_failed(node);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	lockbox_enforce_explain_end(explain);
+	lockbox_enforce_utility_done();
+}
+
+static void
+lockbox_object_access(ObjectAccessType access, Oid classId, Oid objectId,
+					  int subId, void *arg)
+{
+	if (prev_object_access)
+		prev_object_access(access, classId, objectId, subId, arg);
+	if (access == OAT_DROP && !IsParallelWorker())
+		lockbox_enforce_object_drop(classId, objectId);
 }
 
 static void
@@ -84,6 +132,12 @@ lockbox_hooks_init(void)
 	ExecutorStart_hook = lockbox_executor_start;
 	prev_process_utility = ProcessUtility_hook;
 	ProcessUtility_hook = lockbox_process_utility;
+	prev_object_access = object_access_hook;
+	object_access_hook = lockbox_object_access;
 	RegisterXactCallback(lockbox_xact_callback, NULL);
 	RegisterSubXactCallback(lockbox_subxact_callback, NULL);
+	/* who is an engineer; which relations are partitions or children */
+	CacheRegisterSyscacheCallback(AUTHOID, lockbox_enforce_role_inval, (Datum) 0);
+	CacheRegisterSyscacheCallback(AUTHMEMMEMROLE, lockbox_enforce_role_inval, (Datum) 0);
+	CacheRegisterRelcacheCallback(lockbox_enforce_relcache_inval, (Datum) 0);
 }

@@ -64,6 +64,7 @@ typedef struct Request
 	char	   *tenant;
 	Oid			requester;
 	char	   *state;
+	char	   *effective_state;	/* lockbox.request_state() when read */
 	bool		has_deadline;
 	TimestampTz deadline;
 	Oid			reviewer;
@@ -145,16 +146,14 @@ is_pending(const char *state)
 		strcmp(state, "pending_approval") == 0;
 }
 
-/* the state as the views show it: deadlines passed count as acted on */
+/*
+ * The state as the views show it (lockbox.request_state: deadlines passed
+ * and revocations recorded count as acted on), read with the request.
+ */
 static const char *
 effective_state(Request *r, TimestampTz now)
 {
-	if (is_pending(r->state) && r->has_deadline && r->deadline <= now)
-		return "expired";
-	if (strcmp(r->state, "approved") == 0 && r->has_access_ends_at &&
-		r->access_ends_at <= now)
-		return "closed";
-	return r->state;
+	return r->effective_state;
 }
 
 /* ---------------------------------------------------------------------
@@ -183,7 +182,10 @@ typedef enum LockMode
 		"       r.approved_at, r.access_ends_at, r.closed_at, r.close_reason, r.duration," \
 		"       r.tables, t.enabled, t.required_approvals," \
 		"       ARRAY(SELECT a.approver::pg_catalog.oid FROM lockbox.approver a" \
-		"              WHERE a.tenant OPERATOR(pg_catalog.=) r.tenant ORDER BY 1)" \
+		"              WHERE a.tenant OPERATOR(pg_catalog.=) r.tenant ORDER BY 1)," \
+		"       lockbox.request_state(r.state, r.deadline, r.access_ends_at," \
+		"           EXISTS (SELECT 1 FROM lockbox.revocation v" \
+		"                    WHERE v.request_id OPERATOR(pg_catalog.=) r.id), $2)" \
 		"  FROM lockbox.request r" \
 		"  JOIN lockbox.tenant t ON t.tenant OPERATOR(pg_catalog.=) r.tenant" \
 		" WHERE r.id OPERATOR(pg_catalog.=) $1"
@@ -207,15 +209,16 @@ read_request(int64 id, LockMode mode)
 	};
 	SPIPlanPtr *plan = &plans[mode];
 	const char *sql = sqls[mode];
-	Oid			argtypes[1] = {INT8OID};
-	Datum		values[1] = {Int64GetDatum(id)};
+	Oid			argtypes[2] = {INT8OID, TIMESTAMPTZOID};
+	Datum		values[2] = {Int64GetDatum(id),
+	TimestampTzGetDatum(GetCurrentStatementStartTimestamp())};
 	Request    *r;
 	HeapTuple	tup;
 	TupleDesc	td;
 	bool		isnull;
 	Datum		d;
 
-	lockbox_exec(plan, sql, 1, argtypes, values, NULL, 1);
+	lockbox_exec(plan, sql, 2, argtypes, values, NULL, 1);
 	if (SPI_processed == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
@@ -251,6 +254,7 @@ read_request(int64 id, LockMode mode)
 		for (int i = 0; i < n; i++)
 			r->approvers = lappend_oid(r->approvers, DatumGetObjectId(elems[i]));
 	}
+	r->effective_state = SPI_getvalue(tup, td, 16);
 	return r;
 }
 
@@ -415,15 +419,19 @@ require_stage2_decider(LockboxCall *call, Request *r, const char *step)
 
 /*
  * A reviewer (not an approver of the tenant) acting on a request that has
- * moved on to stage 2, typically after losing a race with another reviewer:
- * the state, not the role, is what refuses them.
+ * moved on to stage 2 (after losing a race with another reviewer, say): the
+ * step belongs to the tenant's approvers, so the caller is not allowed.
  */
 static void
 refuse_reviewer_late(LockboxCall *call, Request *r, const char *step)
 {
 	if (lockbox_has_role(call->caller, LB_REVIEWER) &&
 		!lockbox_approver_among(call->caller, r->approvers))
-		refuse_state(r, call->now, step);
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to %s lockbox request " INT64_FORMAT, step, r->id),
+				 errdetail("The request has been reviewed and awaits the approvers of tenant \"%s\"; role \"%s\" is a reviewer, not one of them.",
+						   r->tenant, lockbox_role_name(call->caller))));
 }
 
 static void
@@ -1296,6 +1304,9 @@ bulk_deadlines(LockboxCall *call, int batch, bool expiring)
 		"WITH due AS (SELECT id FROM lockbox.request"
 		"              WHERE state OPERATOR(pg_catalog.=) 'approved'"
 		"                AND access_ends_at OPERATOR(pg_catalog.<=) $1"
+		"                AND lockbox.request_state(state, deadline, access_ends_at,"
+		"                      id IN (SELECT request_id FROM lockbox.revocation), $1)"
+		"                    OPERATOR(pg_catalog.=) 'closed'"
 		"              ORDER BY access_ends_at LIMIT $2 FOR UPDATE SKIP LOCKED)"
 		" UPDATE lockbox.request r SET state = 'closed', closed_at = r.access_ends_at,"
 		"        close_reason = 'window_elapsed'"
@@ -1305,6 +1316,9 @@ bulk_deadlines(LockboxCall *call, int batch, bool expiring)
 		"WITH due AS (SELECT id, state FROM lockbox.request"
 		"              WHERE state IN ('pending_review', 'pending_approval')"
 		"                AND deadline OPERATOR(pg_catalog.<=) $1"
+		"                AND lockbox.request_state(state, deadline, access_ends_at,"
+		"                      id IN (SELECT request_id FROM lockbox.revocation), $1)"
+		"                    OPERATOR(pg_catalog.=) 'expired'"
 		"              ORDER BY deadline LIMIT $2 FOR UPDATE SKIP LOCKED)"
 		" UPDATE lockbox.request r SET state = 'expired', closed_at = r.deadline,"
 		"        deadline = NULL"
@@ -1509,29 +1523,46 @@ lockbox_next_deadline(void)
 }
 
 /*
- * End the sessions of engineers whose access ended (queued by end_access),
- * and forget the queue.  Superusers' sessions are never ended.  Returns how
- * many sessions were signalled.
+ * End the sessions of engineers whose access ended: those queued by
+ * end_access, and -- never waiting for a row lock an engineer could hold --
+ * those whose request is still recorded as approved although its access has
+ * ended (its window elapsed or a revocation is recorded, but a session holds
+ * the request locked, so the deadline step skipped it).  Forget the queue.
+ * Superusers' sessions are never ended.  Returns how many sessions were
+ * signalled.
  */
 int
 lockbox_end_sessions(void)
 {
 	static SPIPlanPtr plan = NULL;
 	bool		isnull;
+	Oid			argtypes[2] = {TIMESTAMPTZOID, BOOLOID};
+	Datum		values[2] = {TimestampTzGetDatum(GetCurrentTimestamp()),
+	BoolGetDatum(lockbox_terminate_sessions)};
 
 	lockbox_exec(&plan,
-				 "WITH q AS (DELETE FROM lockbox.session_end RETURNING engineer, except_pid)"
+				 "WITH q AS (DELETE FROM lockbox.session_end RETURNING engineer, except_pid),"
+				 "     held AS (SELECT r.requester AS engineer, 0 AS except_pid"
+				 "                FROM lockbox.request r"
+				 "               WHERE $2 AND r.state OPERATOR(pg_catalog.=) 'approved'"
+				 "                 AND (r.access_ends_at OPERATOR(pg_catalog.<=) $1"
+				 "                      OR r.id IN (SELECT v.request_id FROM lockbox.revocation v))"
+				 "                 AND lockbox.request_state(r.state, r.deadline, r.access_ends_at,"
+				 "                         r.id IN (SELECT v.request_id FROM lockbox.revocation v),"
+				 "                         $1) OPERATOR(pg_catalog.<>) 'approved'),"
+				 "     e AS (SELECT q.engineer, q.except_pid FROM q"
+				 "           UNION ALL SELECT held.engineer, held.except_pid FROM held)"
 				 " SELECT pg_catalog.count(*) FILTER (WHERE pg_catalog.pg_terminate_backend(a.pid))"
 				 "   FROM pg_catalog.pg_stat_activity a"
 				 "  WHERE a.datname OPERATOR(pg_catalog.=) pg_catalog.current_database()"
 				 "    AND a.backend_type OPERATOR(pg_catalog.=) 'client backend'"
 				 "    AND NOT (SELECT r.rolsuper FROM pg_catalog.pg_roles r"
 				 "              WHERE r.oid OPERATOR(pg_catalog.=) a.usesysid)"
-				 "    AND EXISTS (SELECT 1 FROM q"
+				 "    AND EXISTS (SELECT 1 FROM e"
 				 "                 WHERE pg_catalog.pg_has_role(a.usesysid,"
-				 "                           q.engineer::pg_catalog.oid, 'USAGE')"
-				 "                   AND a.pid OPERATOR(pg_catalog.<>) q.except_pid)",
-				 0, NULL, NULL, NULL, 0);
+				 "                           e.engineer::pg_catalog.oid, 'USAGE')"
+				 "                   AND a.pid OPERATOR(pg_catalog.<>) e.except_pid)",
+				 2, argtypes, values, NULL, 0);
 	return (int) DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
 											 SPI_tuptable->tupdesc, 1, &isnull));
 }

@@ -145,6 +145,12 @@ extern int64 lockbox_relay_notifications(int batch);
 
 /* protected tables and enforcement (enforce.c) */
 extern void lockbox_enforce_executor_start(QueryDesc *queryDesc, int eflags);
+extern int	lockbox_enforce_explain_begin(Node *node);
+extern void lockbox_enforce_explain_end(int prev);
+extern void lockbox_enforce_object_drop(Oid classId, Oid objectId);
+extern void lockbox_enforce_utility_done(void);
+extern void lockbox_enforce_role_inval(Datum arg, int cacheid, uint32 hashvalue);
+extern void lockbox_enforce_relcache_inval(Datum arg, Oid relid);
 extern void lockbox_enforce_xact(XactEvent event);
 extern Size lockbox_enforce_shmem_size(void);
 extern void lockbox_enforce_shmem_init(void);
@@ -176,6 +182,7 @@ extern void lockbox_audit_access(LockboxCall *call, const LockboxAccess *access)
 /* the launcher and database workers (worker.c) */
 extern void lockbox_worker_init(void);
 extern void lockbox_worker_utility(Node *node);
+extern void lockbox_worker_utility_failed(Node *node);
 extern void lockbox_worker_xact(XactEvent event);
 extern Size lockbox_worker_shmem_size(void);
 extern void lockbox_worker_shmem_init(void);

@@ -50,6 +50,7 @@
 #include "tcop/utility.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
@@ -555,30 +556,93 @@ option_value(List *options, const char *name)
 }
 
 /*
- * Stop the worker only for a command its caller may run: otherwise anyone
- * could keep a database's worker down by issuing commands that then fail
- * their own permission check.
+ * Are there sessions in database dbid that would make a command needing it
+ * unused fail, other than its lockbox worker (which the command stops) and
+ * autovacuum (which the command itself stops)?
  */
 static bool
-may_run_database_command(Oid dbid, bool template_copy)
+database_in_use(Oid dbid, pid_t worker_pid)
 {
-	HeapTuple	tup;
-	bool		is_template = false;
-
-	if (!OidIsValid(dbid))
-		return false;
-	if (pg_database_ownercheck(dbid, GetUserId()))
-		return !template_copy || have_createdb_privilege();
-	if (!template_copy || !have_createdb_privilege())
-		return false;
-	tup = SearchSysCache1(DATABASEOID, ObjectIdGetDatum(dbid));
-	if (HeapTupleIsValid(tup))
+	for (uint32 i = 0; i < ProcGlobal->allProcCount; i++)
 	{
-		is_template = ((Form_pg_database) GETSTRUCT(tup))->datistemplate;
-		ReleaseSysCache(tup);
+		PGPROC	   *proc = GetPGProcByNumber(i);
+
+		if (proc->pid == 0 || proc->databaseId != dbid ||
+			proc->pid == worker_pid || proc->pid == MyProcPid ||
+			(ProcGlobal->statusFlags[i] & PROC_IS_AUTOVACUUM) != 0)
+			continue;
+		return true;
 	}
-	return is_template;
+	return false;
 }
+
+/*
+ * Stop the worker only for a command that will run: its caller may run it
+ * (else any role could keep a database's worker down with commands that
+ * then fail their own permission check), the database is not the current
+ * one, the new name is free, and nothing else holds the database.  Should
+ * the command fail anyway, lockbox_worker_utility_failed starts the worker
+ * again at once.
+ */
+static bool
+may_run_database_command(Oid dbid, Node *node)
+{
+	bool		owner;
+	pid_t		worker_pid = 0;
+	DbWorker   *w;
+
+	if (!OidIsValid(dbid) || dbid == MyDatabaseId || worker_shared == NULL)
+		return false;
+	owner = pg_database_ownercheck(dbid, GetUserId());
+	switch (nodeTag(node))
+	{
+		case T_DropdbStmt:
+			if (!owner)
+				return false;
+			/* WITH (FORCE) ends the other sessions itself */
+			if (option_value(((DropdbStmt *) node)->options, "force") != NULL)
+				return true;
+			break;
+		case T_RenameStmt:
+			if (!owner || !have_createdb_privilege() ||
+				OidIsValid(get_database_oid(((RenameStmt *) node)->newname, true)))
+				return false;
+			break;
+		case T_AlterDatabaseStmt:
+			if (!owner)
+				return false;
+			break;
+		case T_CreatedbStmt:
+			{
+				HeapTuple	tup;
+				bool		is_template = false;
+
+				if (!have_createdb_privilege() ||
+					OidIsValid(get_database_oid(((CreatedbStmt *) node)->dbname, true)))
+					return false;
+				tup = SearchSysCache1(DATABASEOID, ObjectIdGetDatum(dbid));
+				if (HeapTupleIsValid(tup))
+				{
+					is_template = ((Form_pg_database) GETSTRUCT(tup))->datistemplate;
+					ReleaseSysCache(tup);
+				}
+				if (!is_template && !owner)
+					return false;
+				break;
+			}
+		default:
+			return false;
+	}
+	LWLockAcquire(worker_shared->lock, LW_SHARED);
+	w = find_db(dbid, false);
+	if (w != NULL)
+		worker_pid = w->pid;
+	LWLockRelease(worker_shared->lock);
+	return !database_in_use(dbid, worker_pid);
+}
+
+/* the database whose worker this backend stopped for its current command */
+static Oid	paused_for_command = InvalidOid;
 
 /*
  * Before a utility statement runs: stop the worker of a database the
@@ -589,16 +653,18 @@ void
 lockbox_worker_utility(Node *node)
 {
 	char	   *dbname = NULL;
-	bool		template_copy = false;
 
+	paused_for_command = InvalidOid;
 	switch (nodeTag(node))
 	{
 		case T_DropdbStmt:
 			dbname = ((DropdbStmt *) node)->dbname;
 			break;
 		case T_CreatedbStmt:
+			/* CREATE DATABASE copies template1 unless it names a template */
 			dbname = option_value(((CreatedbStmt *) node)->options, "template");
-			template_copy = true;
+			if (dbname == NULL)
+				dbname = "template1";
 			break;
 		case T_AlterDatabaseStmt:
 			if (option_value(((AlterDatabaseStmt *) node)->options, "tablespace"))
@@ -619,9 +685,33 @@ lockbox_worker_utility(Node *node)
 	{
 		Oid			dbid = get_database_oid(dbname, true);
 
-		if (may_run_database_command(dbid, template_copy))
+		if (may_run_database_command(dbid, node))
+		{
 			pause_worker(dbid);
+			paused_for_command = dbid;
+		}
 	}
+}
+
+/* The command failed after all: the database's worker starts again now. */
+void
+lockbox_worker_utility_failed(Node *node)
+{
+	Oid			dbid = paused_for_command;
+	DbWorker   *w;
+
+	paused_for_command = InvalidOid;
+	if (!OidIsValid(dbid) || worker_shared == NULL)
+		return;
+	LWLockAcquire(worker_shared->lock, LW_EXCLUSIVE);
+	w = find_db(dbid, false);
+	if (w != NULL && w->state == DBW_PAUSED)
+	{
+		w->retry_after = GetCurrentTimestamp();
+		if (worker_shared->launcher_latch != NULL)
+			SetLatch(worker_shared->launcher_latch);
+	}
+	LWLockRelease(worker_shared->lock);
 }
 
 /* ---------------------------------------------------------------------
@@ -1028,6 +1118,35 @@ db_worker_pass(MemoryContext passcxt, TimestampTz *next_deadline,
 	return true;
 }
 
+/*
+ * Settings a database owner (ALTER DATABASE ... SET) or a role setting could
+ * give the worker's session that would stop it from writing, waiting or
+ * formatting as it must: fixed for the worker's life, above every other
+ * source.
+ */
+static const char *const worker_settings[][2] = {
+	{"default_transaction_read_only", "off"},
+	{"default_transaction_isolation", "read committed"},
+	{"default_transaction_deferrable", "off"},
+	{"statement_timeout", "0"},
+	{"lock_timeout", "0"},
+	{"idle_in_transaction_session_timeout", "0"},
+	{"idle_session_timeout", "0"},
+	{"session_replication_role", "origin"},
+	{"search_path", "pg_catalog, pg_temp"},
+	{"DateStyle", "ISO, MDY"},
+	{"IntervalStyle", "postgres"},
+	{"bytea_output", "hex"},
+};
+
+static void
+fix_worker_settings(void)
+{
+	for (int i = 0; i < lengthof(worker_settings); i++)
+		SetConfigOption(worker_settings[i][0], worker_settings[i][1],
+						PGC_SUSET, PGC_S_OVERRIDE);
+}
+
 void
 lockbox_db_worker_main(Datum main_arg)
 {
@@ -1040,6 +1159,7 @@ lockbox_db_worker_main(Datum main_arg)
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnectionByOid(dbid, InvalidOid, 0);
+	fix_worker_settings();
 	pgstat_report_appname("lockbox worker");
 
 	LWLockAcquire(worker_shared->lock, LW_EXCLUSIVE);

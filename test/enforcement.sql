@@ -23,7 +23,7 @@
 -- inside PL/pgSQL: COPY to a file stands in for it in the refusals, and
 -- sql/08_enforcement.sql shows COPY TO STDOUT.
 BEGIN;
-SELECT plan(168);
+SELECT plan(170);
 
 ------------------------------------------------------------------------------
 -- Fixture
@@ -727,7 +727,15 @@ CREATE ROLE tap_enf_via_byp IN ROLE lockbox_engineer, tap_enf_bypgroup;
 CREATE ROLE tap_enf_via_reader IN ROLE lockbox_engineer, tap_enf_reader;
 -- protected tables changed behind lockbox's back
 ALTER TABLE tap_enf.t_rlsoff DISABLE ROW LEVEL SECURITY;
-DROP POLICY lockbox_read ON tap_enf.t_poldrop;
+-- a lockbox policy cannot be dropped while its table is protected, whatever
+-- its name: renamed, it is no longer lockbox's (posture reports it)
+SELECT throws_ok($$DROP POLICY lockbox_read ON tap_enf.t_poldrop$$, '2BP01',
+	'cannot drop the lockbox policies of protected table tap_enf.t_poldrop',
+	'DROP POLICY of a lockbox policy is refused while the table is protected');
+ALTER POLICY lockbox_read ON tap_enf.t_poldrop RENAME TO renamed_read;
+SELECT throws_ok($$DROP POLICY renamed_read ON tap_enf.t_poldrop$$, '2BP01',
+	'cannot drop the lockbox policies of protected table tap_enf.t_poldrop',
+	'a renamed lockbox policy cannot be dropped either');
 ALTER POLICY lockbox_read ON tap_enf.t_polalter USING (true);
 ALTER POLICY lockbox_insert ON tap_enf.t_polroles TO tap_enf_other;
 
