@@ -822,6 +822,9 @@ refuse_through_parent(Oid relid, Oid protected)
 			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 			 errmsg("lockbox: the statement reaches protected table %s through a table it inherits from",
 					lockbox_relname(protected)),
+			 relid == protected ?
+			 errdetail("The policies of protected table %s do not apply when a table it inherits from is queried.",
+					   lockbox_relname(protected)) :
 			 errdetail("Table %s holds rows of protected table %s, whose policies do not apply when a parent table is queried.",
 					   lockbox_relname(relid), lockbox_relname(protected)),
 			 errhint("Query %s itself, or add ONLY to the parent table.",
