@@ -9,6 +9,9 @@
 # transition's notification arrives and its own does not; it arrives after
 # the commit; a rolled-back transition sends nothing.
 #
+# A forged NOTIFY lockbox is told apart: its sender is not the worker, and
+# its payload matches no row.
+#
 # DROP DATABASE of a database a worker serves completes within seconds.
 use strict;
 use warnings;
@@ -128,6 +131,29 @@ is_deeply([ grep { $_ != $worker_pid } map { $_->{pid} } @heard ],
 	[], 'every notification is sent by the lockbox worker');
 ok(!grep({ $_->{payload}{event} eq 'denied' } @received),
 	'the rolled-back deny sent nothing');
+
+# --- a forged NOTIFY -----------------------------------------------------------
+# Anyone may NOTIFY lockbox.  A consumer tells a real notification by its
+# sender (the pid lockbox.worker shows for the database) and by its payload,
+# which equals the row of lockbox.notifications its "id" names.
+$node->safe_psql('nt', q{CREATE ROLE nt_forger LOGIN});
+my $forged = '{"id": 1, "event": "approved", "request_id": 424242, "tenant": "acme", "state": "approved", "recipient": "nt_app1"}';
+$node->safe_psql('nt', "NOTIFY lockbox, '$forged'", extra_params => [ '-U', 'nt_forger' ]);
+ok(receive_until(sub { for_request(424242) >= 1 }), 'a forged NOTIFY lockbox is heard');
+my ($fake) = for_request(424242);
+my $real_pid = $node->safe_psql('nt', q{SELECT pid FROM lockbox.worker WHERE database = 'nt'});
+isnt($fake->{pid}, $real_pid, 'its sender is not the pid lockbox.worker shows');
+is( $node->safe_psql('nt', qq{
+	SELECT count(*) FROM lockbox.notifications
+	 WHERE id = $fake->{payload}{id} AND payload = '$forged'::jsonb}),
+	'0', 'and no row of lockbox.notifications has its id and payload');
+my ($genuine) = grep { $_->{payload}{event} eq 'closed' } for_request($r1);
+is( $node->safe_psql('nt', qq{
+	SELECT count(*) FROM lockbox.notifications
+	 WHERE id = $genuine->{payload}{id}
+	   AND payload = '@{[ encode_json($genuine->{payload}) ]}'::jsonb}),
+	'1', 'a genuine one matches its row exactly');
+is($genuine->{pid}, $real_pid, 'and was sent by the worker lockbox.worker shows');
 
 # --- only after commit ------------------------------------------------------
 my $r2 = as_role('nt_eng', q{SELECT lockbox_request('acme', 'second case, kept open')});
