@@ -8,6 +8,7 @@
 --                         (tenant column), t_plain is not
 --   bench_owner           the tables' owner (LOGIN, not superuser)
 --   bench_application     the application (LOGIN): plain SELECT on both
+--                         (bench_reader has SELECT on t_plain as well)
 --   bench_reader          a support engineer (LOGIN, lockbox_engineer) with one
 --                         approved read request for tenant :tenant on
 --                         t_protected, for lockbox.max_access_duration
@@ -33,6 +34,8 @@ CREATE INDEX t_protected_tenant_idx ON t_protected (tenant);
 ALTER TABLE t_plain OWNER TO bench_owner;
 ALTER TABLE t_protected OWNER TO bench_owner;
 GRANT SELECT ON t_plain, t_protected TO bench_application;
+-- the engineer's statements on a table lockbox does not protect (case d)
+GRANT SELECT ON t_plain TO bench_reader;
 
 -- every page all-visible, so index-only scans read no heap
 VACUUM (FREEZE, ANALYZE) t_plain;
