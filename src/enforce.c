@@ -1,38 +1,28 @@
 /*-------------------------------------------------------------------------
  *
  * enforce.c
- *		Protected tables and what an engineer may do with them.
+ *		What an engineer may do with protected tables (protect.c puts them
+ *		under lockbox):
  *
- * lockbox_protect() puts a table under lockbox:
+ *	- the policy functions lockbox.granted_keys / granted_table, which the
+ *	  restrictive policies call in an InitPlan (once per statement; the qual
+ *	  stays an index condition on the tenant column), answer from the
+ *	  engineer's open grants;
+ *	- before an engineer's statement runs (the executor hook, see hooks.c),
+ *	  every relation it reaches that holds protected rows -- named, added by
+ *	  the planner as a partition or child, or read by a view or rule -- must
+ *	  be reached as an engineer, through the protected table itself, under an
+ *	  open request for the command; EXPLAIN only without numbers;
+ *	- TRUNCATE, LOCK TABLE (also through views) and COPY FROM are refused,
+ *	  COPY TO is a read.
  *
- *	- row-level security is enabled (and, when it was off, a permissive
- *	  policy "lockbox_open" USING (true) keeps every other role's view of
- *	  the table exactly as it was);
- *	- restrictive policies "lockbox_read", "lockbox_insert",
- *	  "lockbox_update" and "lockbox_delete", TO lockbox_engineer only, keep
- *	  an engineer to the tenants of their approved, unexpired requests:
- *
- *		tenant_column = ANY ((SELECT lockbox.granted_keys('t'::regclass, 'r', NULL::type)))
- *
- *	  The scalar subquery makes the lookup an InitPlan, run once per
- *	  statement, and the qual an index condition on the tenant column.  For
- *	  a table that belongs wholly to one tenant, the qual is
- *	  (SELECT lockbox.granted_table('t'::regclass, 'r')).
- *
- * lockbox_engineer gets SELECT, INSERT, UPDATE and DELETE on the table (the
- * ones it lacked; lockbox_unprotect takes them back): which rows an engineer
- * reaches, and when, the policies and the executor hook decide from the
- * requests, so approving or ending access writes no catalog.  The policies
- * compare against the clock at every statement, so access ends on time.
- *
- * An executor hook refuses, with a message naming lockbox and the table, any
- * statement of an engineer on a protected table that no open request covers
- * for the command (42501), and the utility hook refuses TRUNCATE and COPY
- * FROM on protected tables for every engineer.
- *
- * Both lookups use a per-backend cache, dropped when a shared generation
- * counter moves (every commit that changes access or protection bumps it)
- * and when the earliest cached window ends.
+ * Access is decided from the requests at every statement, against the real
+ * clock, so approving or ending access writes no catalog and ends on time.
+ * The grants and the protected tables are cached per backend, dropped when
+ * a shared generation counter moves (every commit that changes access or
+ * protection bumps it) and when the earliest cached window ends; who is an
+ * engineer and which relations descend from which are cached too, dropped on
+ * role and relcache invalidations.
  *
  *-------------------------------------------------------------------------
  */
@@ -60,6 +50,7 @@
 #include "utils/inval.h"
 #include "port/atomics.h"
 #include "storage/proc.h"
+#include "storage/procarray.h"
 #include "storage/shmem.h"
 #include "utils/acl.h"
 #include "utils/array.h"
@@ -74,12 +65,8 @@
 
 #include "lockbox.h"
 
-PG_FUNCTION_INFO_V1(lockbox_protect);
-PG_FUNCTION_INFO_V1(lockbox_unprotect);
 PG_FUNCTION_INFO_V1(lockbox_granted_keys);
 PG_FUNCTION_INFO_V1(lockbox_granted_table);
-PG_FUNCTION_INFO_V1(lockbox_policy_fingerprint);
-PG_FUNCTION_INFO_V1(lockbox_on_sql_drop);
 
 typedef struct EnforceShared
 {
@@ -148,12 +135,6 @@ static uint64 ancestor_invals = 0;
 
 static bool access_changed = false;
 
-/* lockbox_unprotect is dropping policies; those some statement dropped */
-static bool unprotecting = false;
-static List *dropped_policy_rels = NIL;
-
-static void refuse_drop_extension(DropStmt *stmt);
-
 /* ---------------------------------------------------------------------
  * Shared generation
  * ---------------------------------------------------------------------
@@ -197,11 +178,6 @@ lockbox_access_changed(void)
 void
 lockbox_enforce_xact(XactEvent event)
 {
-	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
-	{
-		list_free(dropped_policy_rels);
-		dropped_policy_rels = NIL;
-	}
 	if (!access_changed)
 		return;
 	switch (event)
@@ -289,6 +265,13 @@ protected_rel(Oid relid)
 	if (!cache.installed)
 		return NULL;
 	return hash_search(cache.protected, &relid, HASH_FIND, NULL);
+}
+
+/* Is relid a protected table of this database? */
+bool
+lockbox_is_protected(Oid relid)
+{
+	return protected_rel(relid) != NULL;
 }
 
 /* The open grants of the current user, as of this statement. */
@@ -1099,10 +1082,7 @@ lockbox_enforce_utility(Node *node)
 {
 	Oid			user = GetUserId();
 
-	if (IsA(node, DropStmt) &&
-		((DropStmt *) node)->removeType == OBJECT_EXTENSION)
-		refuse_drop_extension((DropStmt *) node);
-	else if (IsA(node, TruncateStmt))
+	if (IsA(node, TruncateStmt))
 	{
 		if (is_engineer(user))
 			refuse_relations(((TruncateStmt *) node)->relations, "TRUNCATE");
@@ -1134,615 +1114,6 @@ lockbox_enforce_utility(Node *node)
 	}
 }
 
-/* ---------------------------------------------------------------------
- * Tenant keys
- * ---------------------------------------------------------------------
- */
-static bool
-supported_key_type(Oid typid)
-{
-	return typid == INT2OID || typid == INT4OID || typid == INT8OID ||
-		typid == TEXTOID || typid == VARCHAROID || typid == UUIDOID;
-}
-
-static bool
-all_digits(const char *s, bool allow_sign)
-{
-	if (allow_sign && *s == '-')
-		s++;
-	if (*s == '\0')
-		return false;
-	for (; *s; s++)
-		if (*s < '0' || *s > '9')
-			return false;
-	return true;
-}
-
-/*
- * Is tenant a valid value of the key type, in the one canonical spelling
- * that reads back the same (so that the tenant named '007' never matches
- * the row keyed 7)?  Checked without raising errors.
- */
-bool
-lockbox_valid_key(const char *tenant, Oid keytype)
-{
-	switch (keytype)
-	{
-		case INT2OID:
-		case INT4OID:
-		case INT8OID:
-			{
-				const char *digits = tenant[0] == '-' ? tenant + 1 : tenant;
-				int			maxlen = keytype == INT2OID ? 5 : keytype == INT4OID ? 10 : 19;
-				int64		v;
-
-				if (!all_digits(tenant, true) || strlen(digits) > maxlen ||
-					(digits[0] == '0' && digits[1] != '\0') ||
-					strcmp(tenant, "-0") == 0)
-					return false;
-				errno = 0;
-				v = strtoll(tenant, NULL, 10);
-				if (errno != 0)
-					return false;
-				if (keytype == INT2OID)
-					return v >= PG_INT16_MIN && v <= PG_INT16_MAX;
-				if (keytype == INT4OID)
-					return v >= PG_INT32_MIN && v <= PG_INT32_MAX;
-				return true;
-			}
-		case UUIDOID:
-			{
-				/* lower-case 8-4-4-4-12, as uuid_out writes it */
-				if (strlen(tenant) != 36)
-					return false;
-				for (int i = 0; i < 36; i++)
-				{
-					char		c = tenant[i];
-
-					if (i == 8 || i == 13 || i == 18 || i == 23)
-					{
-						if (c != '-')
-							return false;
-					}
-					else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
-						return false;
-				}
-				return true;
-			}
-		case TEXTOID:
-		case VARCHAROID:
-			return true;
-		default:
-			return false;
-	}
-}
-
-/* ---------------------------------------------------------------------
- * lockbox_protect / lockbox_unprotect
- * ---------------------------------------------------------------------
- */
-static const char *const policy_names[] = {
-	"lockbox_read", "lockbox_insert", "lockbox_update", "lockbox_delete"
-};
-
-static void
-exec_ddl(const char *sql)
-{
-	int			ret = SPI_execute(sql, false, 0);
-
-	if (ret < 0)
-		elog(ERROR, "could not run \"%s\": %s", sql, SPI_result_code_string(ret));
-}
-
-/*
- * A fingerprint of lockbox's policies on a table, from their deparsed form
- * (names, not OIDs), so that it survives dump and restore.  Between enter and
- * leave, which fixes the search_path the expressions are deparsed under.
- */
-static char *
-policy_fingerprint(Oid relid)
-{
-	Oid			argtypes[1] = {OIDOID};
-	Datum		values[1] = {ObjectIdGetDatum(relid)};
-	char	   *fp;
-
-	if (SPI_execute_with_args("SELECT pg_catalog.md5(pg_catalog.string_agg(pg_catalog.concat_ws(':',"
-							  "        p.polname, p.polcmd, p.polpermissive,"
-							  "        (SELECT pg_catalog.string_agg(r.rolname::pg_catalog.text, ','"
-							  "                ORDER BY r.rolname)"
-							  "           FROM pg_catalog.pg_roles r"
-							  "          WHERE r.oid OPERATOR(pg_catalog.=) ANY (p.polroles)),"
-							  "        pg_catalog.pg_get_expr(p.polqual, p.polrelid),"
-							  "        pg_catalog.pg_get_expr(p.polwithcheck, p.polrelid)),"
-							  "        ';' ORDER BY p.polname))"
-							  "  FROM pg_catalog.pg_policy p"
-							  " WHERE p.polrelid OPERATOR(pg_catalog.=) $1"
-							  "   AND p.polname OPERATOR(pg_catalog.~~) 'lockbox\\_%'"
-							  "   AND p.polname OPERATOR(pg_catalog.<>) 'lockbox_open'",
-							  1, argtypes, values, NULL, false, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not read the policies of table %u", relid);
-	fp = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
-	return fp ? fp : pstrdup("");
-}
-
-/* lockbox.policy_fingerprint(rel regclass) -> text, for lockbox.posture */
-Datum
-lockbox_policy_fingerprint(PG_FUNCTION_ARGS)
-{
-	LockboxCall call;
-	char	   *fp;
-	text	   *result;
-
-	lockbox_enter(&call);
-	fp = policy_fingerprint(PG_GETARG_OID(0));
-	result = cstring_to_text(fp);
-	lockbox_leave(&call);
-	PG_RETURN_TEXT_P(result);
-}
-
-/* The USING / WITH CHECK expression of a lockbox policy. */
-static char *
-policy_qual(const char *rel, const char *column, Oid keytype, char cmd)
-{
-	if (column == NULL)
-		return psprintf("(SELECT lockbox.granted_table(%s::pg_catalog.regclass, '%c'))",
-						quote_literal_cstr(rel), cmd);
-	/* the cast keeps ANY's argument an array, not a sub-select */
-	return psprintf("%s OPERATOR(pg_catalog.=) ANY ((SELECT lockbox.granted_keys(%s::pg_catalog.regclass, '%c', NULL::%s))::%s[])",
-					quote_identifier(column), quote_literal_cstr(rel), cmd,
-					format_type_be_qualified(keytype),
-					format_type_be_qualified(keytype));
-}
-
-Datum
-lockbox_protect(PG_FUNCTION_ARGS)
-{
-	Oid			relid;
-	char	   *column = NULL;
-	char	   *tenant = NULL;
-	Oid			keytype = InvalidOid;
-	LockboxCall call;
-	HeapTuple	tup;
-	Form_pg_class cls;
-	bool		rls_was_on;
-	char	   *rel;
-	char	   *read_qual;
-	char	   *write_qual;
-	char	   *granted;
-	StringInfoData detail;
-
-	lockbox_require_arg(fcinfo, 0, "rel");
-	relid = PG_GETARG_OID(0);
-	if (!PG_ARGISNULL(1))
-		column = pstrdup(NameStr(*PG_GETARG_NAME(1)));
-	if (!PG_ARGISNULL(2))
-		tenant = lockbox_tenant_arg(fcinfo, 2);
-	if ((column == NULL) == (tenant == NULL))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("lockbox_protect needs exactly one of tenant_column and tenant"),
-				 errhint("Name the column that holds each row's tenant, or the one tenant the whole table belongs to.")));
-
-	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
-	if (!HeapTupleIsValid(tup))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("relation with OID %u does not exist", relid)));
-	cls = (Form_pg_class) GETSTRUCT(tup);
-	rel = lockbox_relname(relid);
-	if (cls->relkind != RELKIND_RELATION && cls->relkind != RELKIND_PARTITIONED_TABLE)
-		ereport(ERROR,
-				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-				 errmsg("\"%s\" is not a table", rel)));
-	if (cls->relpersistence == RELPERSISTENCE_TEMP)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("temporary table %s cannot be protected", rel)));
-	if (!pg_class_ownercheck(relid, GetUserId()))
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("permission denied to protect table %s", rel),
-				 errdetail("Only the table's owner or a superuser may put it under lockbox.")));
-	rls_was_on = cls->relrowsecurity;
-	ReleaseSysCache(tup);
-
-	if (column != NULL)
-	{
-		AttrNumber	attnum = get_attnum(relid, column);
-
-		if (attnum == InvalidAttrNumber || attnum < 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_UNDEFINED_COLUMN),
-					 errmsg("column \"%s\" of table %s does not exist", column, rel)));
-		keytype = get_atttype(relid, attnum);
-		if (type_is_collatable(keytype))
-		{
-			Oid			typid;
-			int32		typmod;
-			Oid			collation;
-
-			get_atttypetypmodcoll(relid, attnum, &typid, &typmod, &collation);
-
-			if (OidIsValid(collation) && !get_collation_isdeterministic(collation))
-				ereport(ERROR,
-						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("column \"%s\" of table %s has a nondeterministic collation",
-								column, rel),
-						 errdetail("Under it, different tenant names can compare equal, and an engineer would see another tenant's rows."),
-						 errhint("Give the tenant column a deterministic collation, such as \"C\".")));
-		}
-		if (!supported_key_type(keytype))
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("column \"%s\" of table %s has type %s, which lockbox cannot use as a tenant key",
-							column, rel, format_type_be(keytype)),
-					 errhint("Tenant columns may be smallint, integer, bigint, text, varchar or uuid.")));
-	}
-
-	lockbox_enter(&call);
-	if (tenant != NULL && !lockbox_tenant_lookup(tenant, NULL))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("tenant \"%s\" does not exist", tenant)));
-	{
-		Oid			argtypes[1] = {OIDOID};
-		Datum		values[1] = {ObjectIdGetDatum(relid)};
-
-		if (SPI_execute_with_args("SELECT 1 FROM lockbox.protected_table"
-								  " WHERE relid OPERATOR(pg_catalog.=) $1",
-								  1, argtypes, values, NULL, false, 1) != SPI_OK_SELECT)
-			elog(ERROR, "could not read lockbox.protected_table");
-		if (SPI_processed > 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_DUPLICATE_OBJECT),
-					 errmsg("table %s is already protected by lockbox", rel)));
-	}
-
-	/* row-level security, keeping every other role's view as it was */
-	if (!rls_was_on)
-	{
-		exec_ddl(psprintf("ALTER TABLE %s ENABLE ROW LEVEL SECURITY", rel));
-		exec_ddl(psprintf("CREATE POLICY lockbox_open ON %s AS PERMISSIVE FOR ALL"
-						  " TO PUBLIC USING (true) WITH CHECK (true)", rel));
-	}
-	/*
-	 * Engineers reach the table through lockbox_engineer: give it the
-	 * privileges it lacks, which lockbox_unprotect takes back.  Who may see
-	 * which rows, and when, the policies and the executor hook decide.
-	 */
-	{
-		Oid			argtypes[2] = {OIDOID, OIDOID};
-		Datum		values[2] = {ObjectIdGetDatum(relid),
-		ObjectIdGetDatum(lockbox_role_oid(LB_ENGINEER))};
-
-		if (SPI_execute_with_args("SELECT pg_catalog.array_to_string(pg_catalog.array_agg(p ORDER BY n), ', ')"
-								  "  FROM pg_catalog.unnest(ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE'])"
-								  "       WITH ORDINALITY AS x(p, n)"
-								  " WHERE NOT EXISTS ("
-								  "   SELECT 1 FROM pg_catalog.pg_class c,"
-								  "          pg_catalog.aclexplode(COALESCE(c.relacl,"
-								  "              pg_catalog.acldefault('r', c.relowner))) a"
-								  "    WHERE c.oid OPERATOR(pg_catalog.=) $1"
-								  "      AND a.grantee OPERATOR(pg_catalog.=) $2"
-								  "      AND a.privilege_type OPERATOR(pg_catalog.=) x.p)",
-								  2, argtypes, values, NULL, false, 1) != SPI_OK_SELECT)
-			elog(ERROR, "could not read the privileges of %s", rel);
-		granted = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
-		if (granted != NULL)
-			exec_ddl(psprintf("GRANT %s ON TABLE %s TO lockbox_engineer", granted, rel));
-	}
-
-	read_qual = policy_qual(rel, column, keytype, 'r');
-	write_qual = policy_qual(rel, column, keytype, 'w');
-	exec_ddl(psprintf("CREATE POLICY lockbox_read ON %s AS RESTRICTIVE FOR SELECT"
-					  " TO lockbox_engineer USING (%s)", rel, read_qual));
-	exec_ddl(psprintf("CREATE POLICY lockbox_insert ON %s AS RESTRICTIVE FOR INSERT"
-					  " TO lockbox_engineer WITH CHECK (%s)", rel, write_qual));
-	exec_ddl(psprintf("CREATE POLICY lockbox_update ON %s AS RESTRICTIVE FOR UPDATE"
-					  " TO lockbox_engineer USING (%s) WITH CHECK (%s)",
-					  rel, write_qual, write_qual));
-	exec_ddl(psprintf("CREATE POLICY lockbox_delete ON %s AS RESTRICTIVE FOR DELETE"
-					  " TO lockbox_engineer USING (%s)", rel, write_qual));
-
-	{
-		Oid			argtypes[6] = {OIDOID, NAMEOID, TEXTOID, BOOLOID, TEXTOID, TEXTOID};
-		Datum		values[6];
-		char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
-		NameData	colname;
-
-		values[0] = ObjectIdGetDatum(relid);
-		if (column != NULL)
-		{
-			namestrcpy(&colname, column);
-			values[1] = NameGetDatum(&colname);
-		}
-		else
-			nulls[1] = 'n';
-		values[2] = tenant ? CStringGetTextDatum(tenant) : (Datum) 0;
-		nulls[2] = tenant ? ' ' : 'n';
-		values[3] = BoolGetDatum(rls_was_on);
-		values[4] = CStringGetTextDatum(policy_fingerprint(relid));
-		values[5] = CStringGetTextDatum(granted ? granted : "");
-		if (SPI_execute_with_args("INSERT INTO lockbox.protected_table"
-								  " (relid, tenant_column, tenant, rls_was_enabled, policies, granted)"
-								  " VALUES ($1, $2, $3, $4, $5,"
-								  "         pg_catalog.string_to_array(NULLIF($6, ''), ', '))",
-								  6, argtypes, values, nulls, false, 0) != SPI_OK_INSERT)
-			elog(ERROR, "could not record the protected table");
-	}
-
-	initStringInfo(&detail);
-	appendStringInfoChar(&detail, '{');
-	lockbox_json_str(&detail, "relation", rel);
-	lockbox_json_str(&detail, "tenant_column", column);
-	lockbox_json_str(&detail, "tenant", tenant);
-	lockbox_json_raw(&detail, "rls_was_enabled", rls_was_on ? "true" : "false");
-	appendStringInfoChar(&detail, '}');
-	lockbox_audit(&call, "protect", 0, tenant, detail.data);
-	lockbox_access_changed();
-
-	lockbox_leave(&call);
-	PG_RETURN_VOID();
-}
-
-/*
- * Dropping lockbox's restrictive policies while their table stays would
- * leave row-level security on with the permissive policy lockbox_open and
- * the privileges lockbox gave lockbox_engineer: every engineer would reach
- * every tenant's rows.  However they are dropped (DROP POLICY, DROP
- * EXTENSION lockbox CASCADE, DROP SCHEMA ... CASCADE, DROP OWNED BY), the
- * statement is refused when it ends with the table still there; only
- * lockbox_unprotect takes them away.
- */
-
-void
-lockbox_enforce_object_drop(Oid classId, Oid objectId)
-{
-	Relation	rel;
-	ScanKeyData key;
-	SysScanDesc scan;
-	HeapTuple	tup;
-
-	if (classId != PolicyRelationId || unprotecting)
-		return;
-	rel = table_open(PolicyRelationId, AccessShareLock);
-	ScanKeyInit(&key, Anum_pg_policy_oid, BTEqualStrategyNumber, F_OIDEQ,
-				ObjectIdGetDatum(objectId));
-	scan = systable_beginscan(rel, PolicyOidIndexId, true, NULL, 1, &key);
-	tup = systable_getnext(scan);
-	if (HeapTupleIsValid(tup))
-	{
-		Form_pg_policy pol = (Form_pg_policy) GETSTRUCT(tup);
-		Oid			engineer = get_role_oid("lockbox_engineer", true);
-		bool		isnull;
-		Datum		roles = heap_getattr(tup, Anum_pg_policy_polroles,
-										 RelationGetDescr(rel), &isnull);
-
-		/*
-		 * Whatever its name (it may have been renamed first): a restrictive
-		 * policy for lockbox_engineer is what keeps engineers to their
-		 * tenants.
-		 */
-		if (!pol->polpermissive && !isnull && OidIsValid(engineer))
-		{
-			ArrayType  *arr = DatumGetArrayTypeP(roles);
-			Oid		   *oids = (Oid *) ARR_DATA_PTR(arr);
-			int			n = ArrayGetNItems(ARR_NDIM(arr), ARR_DIMS(arr));
-
-			for (int i = 0; i < n; i++)
-			{
-				if (oids[i] == engineer)
-				{
-					MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
-
-					dropped_policy_rels = lappend_oid(dropped_policy_rels, pol->polrelid);
-					MemoryContextSwitchTo(old);
-					break;
-				}
-			}
-		}
-	}
-	systable_endscan(scan);
-	table_close(rel, AccessShareLock);
-}
-
-/* After a utility statement: did it drop lockbox policies of a live table? */
-void
-lockbox_enforce_utility_done(void)
-{
-	List	   *rels = dropped_policy_rels;
-	ListCell   *lc;
-
-	if (rels == NIL)
-		return;
-	dropped_policy_rels = NIL;
-	foreach(lc, rels)
-	{
-		Oid			relid = lfirst_oid(lc);
-
-		if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(relid)))
-			continue;			/* dropped with the table */
-		/* with lockbox still there, only its protected tables count */
-		if (lockbox_installed() && protected_rel(relid) == NULL)
-			continue;
-		ereport(ERROR,
-				(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
-				 errmsg("cannot drop the lockbox policies of protected table %s",
-						lockbox_relname(relid)),
-				 errdetail("Without them, engineers would reach every tenant's rows of the table: row-level security stays on with the privileges lockbox gave lockbox_engineer."),
-				 errhint("Take the table out of lockbox first: SELECT lockbox_unprotect('%s');",
-						 lockbox_relname(relid))));
-	}
-	list_free(rels);
-}
-
-/* DROP EXTENSION lockbox: refused, naming them, while tables are protected. */
-static void
-refuse_drop_extension(DropStmt *stmt)
-{
-	ListCell   *lc;
-	bool		lockbox = false;
-	StringInfoData names;
-	LockboxCall call;
-
-	foreach(lc, stmt->objects)
-	{
-		if (strcmp(strVal(lfirst(lc)), "lockbox") == 0)
-			lockbox = true;
-	}
-	if (!lockbox || !lockbox_installed())
-		return;
-	initStringInfo(&names);
-	lockbox_enter(&call);
-	if (SPI_execute("SELECT pg_catalog.string_agg(relid::pg_catalog.text, ', ' ORDER BY relid::pg_catalog.text),"
-					"       pg_catalog.min(relid::pg_catalog.text)"
-					"  FROM lockbox.protected_table", true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read lockbox.protected_table");
-	if (SPI_processed > 0 &&
-		SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1) != NULL)
-	{
-		appendStringInfoString(&names,
-							   SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
-		ereport(ERROR,
-				(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
-				 errmsg("cannot drop extension lockbox while tables are protected"),
-				 errdetail("Protected tables: %s.", names.data),
-				 errhint("Take each table out of lockbox first, e.g. SELECT lockbox_unprotect('%s');",
-						 SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2))));
-	}
-	lockbox_leave(&call);
-}
-
-Datum
-lockbox_unprotect(PG_FUNCTION_ARGS)
-{
-	Oid			relid;
-	LockboxCall call;
-	char	   *rel;
-	bool		rls_was_on;
-	bool		isnull;
-	char	   *tenant;
-	char	   *granted;
-	Oid			argtypes[1] = {OIDOID};
-	Datum		values[1];
-	StringInfoData detail;
-
-	lockbox_require_arg(fcinfo, 0, "rel");
-	relid = PG_GETARG_OID(0);
-	if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(relid)))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("relation with OID %u does not exist", relid)));
-	rel = lockbox_relname(relid);
-	if (!pg_class_ownercheck(relid, GetUserId()))
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("permission denied to unprotect table %s", rel),
-				 errdetail("Only the table's owner or a superuser may take it out of lockbox.")));
-
-	lockbox_enter(&call);
-	values[0] = ObjectIdGetDatum(relid);
-	if (SPI_execute_with_args("DELETE FROM lockbox.protected_table"
-							  " WHERE relid OPERATOR(pg_catalog.=) $1"
-							  " RETURNING rls_was_enabled, tenant,"
-							  "   pg_catalog.array_to_string(granted, ', ')",
-							  1, argtypes, values, NULL, false, 0) != SPI_OK_DELETE_RETURNING)
-		elog(ERROR, "could not update lockbox.protected_table");
-	if (SPI_processed == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("table %s is not protected by lockbox", rel)));
-	rls_was_on = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
-											SPI_tuptable->tupdesc, 1, &isnull));
-	tenant = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
-	granted = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3);
-	if (granted != NULL && granted[0] == '\0')
-		granted = NULL;
-
-	unprotecting = true;
-	PG_TRY();
-	{
-		for (int i = 0; i < lengthof(policy_names); i++)
-			exec_ddl(psprintf("DROP POLICY IF EXISTS %s ON %s", policy_names[i], rel));
-	}
-	PG_FINALLY();
-	{
-		unprotecting = false;
-	}
-	PG_END_TRY();
-	if (!rls_was_on)
-	{
-		exec_ddl(psprintf("DROP POLICY IF EXISTS lockbox_open ON %s", rel));
-		exec_ddl(psprintf("ALTER TABLE %s DISABLE ROW LEVEL SECURITY", rel));
-	}
-
-	/* take back the privileges lockbox_protect gave lockbox_engineer */
-	if (granted != NULL)
-		exec_ddl(psprintf("REVOKE %s ON TABLE %s FROM lockbox_engineer", granted, rel));
-
-	initStringInfo(&detail);
-	appendStringInfoChar(&detail, '{');
-	lockbox_json_str(&detail, "relation", rel);
-	lockbox_json_raw(&detail, "rls_restored", rls_was_on ? "true" : "false");
-	appendStringInfoChar(&detail, '}');
-	lockbox_audit(&call, "unprotect", 0, tenant, detail.data);
-	lockbox_access_changed();
-
-	lockbox_leave(&call);
-	PG_RETURN_VOID();
-}
-
-/*
- * Event trigger on sql_drop: a protected table that is dropped leaves
- * lockbox.protected_table (its policies went with it), audited.
- */
-Datum
-lockbox_on_sql_drop(PG_FUNCTION_ARGS)
-{
-	LockboxCall call;
-	List	   *dropped = NIL;
-	ListCell   *lc;
-
-	if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
-		elog(ERROR, "lockbox_on_sql_drop must be called as an event trigger");
-	if (!lockbox_installed())
-		PG_RETURN_VOID();
-
-	lockbox_enter(&call);
-	if (SPI_execute("DELETE FROM lockbox.protected_table p"
-					" USING pg_catalog.pg_event_trigger_dropped_objects() d"
-					" WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass"
-					"   AND d.objsubid OPERATOR(pg_catalog.=) 0"
-					"   AND p.relid::pg_catalog.oid OPERATOR(pg_catalog.=) d.objid"
-					" RETURNING d.object_identity, p.tenant",
-					false, 0) != SPI_OK_DELETE_RETURNING)
-		elog(ERROR, "could not forget dropped protected tables");
-	for (uint64 i = 0; i < SPI_processed; i++)
-	{
-		char	  **pair = palloc(sizeof(char *) * 2);
-
-		pair[0] = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
-		pair[1] = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2);
-		dropped = lappend(dropped, pair);
-	}
-	foreach(lc, dropped)
-	{
-		char	  **pair = (char **) lfirst(lc);
-		StringInfoData detail;
-
-		initStringInfo(&detail);
-		appendStringInfoChar(&detail, '{');
-		lockbox_json_str(&detail, "relation", pair[0]);
-		lockbox_json_str(&detail, "why", "table dropped");
-		appendStringInfoChar(&detail, '}');
-		lockbox_audit(&call, "unprotect", 0, pair[1], detail.data);
-	}
-	if (dropped != NIL)
-		lockbox_access_changed();
-	lockbox_leave(&call);
-	PG_RETURN_VOID();
-}
-
 /*
  * Has the engineer a session in this database (other than except_pid) that
  * the worker would end?  Read without a lock: a session that starts later
@@ -1759,6 +1130,9 @@ lockbox_has_sessions(Oid engineer, int except_pid)
 		if (proc->pid == 0 || proc->pid == except_pid ||
 			proc->databaseId != MyDatabaseId || !OidIsValid(role) ||
 			proc->isBackgroundWorker)
+			continue;
+		/* a PGPROC no process uses any more keeps its last pid */
+		if (BackendPidGetProc(proc->pid) != proc)
 			continue;
 		if (!superuser_arg(role) && has_privs_of_role(role, engineer))
 			return true;

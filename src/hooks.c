@@ -7,13 +7,14 @@
  *
  *	ExecutorStart		enforce.c: an engineer's statement on protected data
  *	ProcessUtility		enforce.c: TRUNCATE, LOCK, COPY on protected data,
- *						EXPLAIN, DROP EXTENSION lockbox, and after the
- *						statement: lockbox policies it dropped;
+ *						EXPLAIN; protect.c: DROP EXTENSION lockbox, and
+ *						after the statement: lockbox policies it dropped;
  *						worker.c: database commands that need the worker
  *						gone (and back when they fail)
- *	object access		enforce.c: lockbox policies being dropped
+ *	object access		protect.c: lockbox policies being dropped
  *	syscache, relcache	enforce.c: its caches of engineers and ancestors
- *	transaction end		enforce.c (grants cache), worker.c (wake at commit),
+ *	transaction end		enforce.c (grants cache), protect.c (drops seen),
+ *						worker.c (wake at commit),
  *						audit.c (the chain's tips)
  *	subtransaction end	audit.c
  *
@@ -82,6 +83,7 @@ lockbox_process_utility(PlannedStmt *pstmt, const char *queryString,
 	}
 
 	lockbox_enforce_utility(node);
+	lockbox_protect_refuse_drop(node);
 	lockbox_worker_utility(node);
 	explain = lockbox_enforce_explain_begin(node);
 	PG_TRY();
@@ -97,7 +99,7 @@ lockbox_process_utility(PlannedStmt *pstmt, const char *queryString,
 	}
 	PG_END_TRY();
 	lockbox_enforce_explain_end(explain);
-	lockbox_enforce_utility_done();
+	lockbox_protect_utility_done();
 }
 
 static void
@@ -107,13 +109,14 @@ lockbox_object_access(ObjectAccessType access, Oid classId, Oid objectId,
 	if (prev_object_access)
 		prev_object_access(access, classId, objectId, subId, arg);
 	if (access == OAT_DROP && !IsParallelWorker())
-		lockbox_enforce_object_drop(classId, objectId);
+		lockbox_protect_object_drop(classId, objectId);
 }
 
 static void
 lockbox_xact_callback(XactEvent event, void *arg)
 {
 	lockbox_enforce_xact(event);
+	lockbox_protect_xact(event);
 	lockbox_worker_xact(event);
 	lockbox_audit_xact(event);
 }

@@ -6,9 +6,11 @@
  * lockbox.c	_PG_init, settings, shared memory, the caller and owner helpers
  * tenant.c		tenants, approvers, the lockbox switch
  * lifecycle.c	requests and every transition of the request lifecycle
+ * deadlines.c	the worker's transitions at deadlines, ending sessions
  * audit.c		the append-only, hash-linked audit log and its verification
  * notify.c		notification rows, NOTIFY, claim and acknowledge
- * enforce.c	protected tables, policies, grants, refusing engineers
+ * protect.c	lockbox_protect / lockbox_unprotect, the policies, drop guards
+ * enforce.c	the grants cache, checking engineers' statements, refusals
  * worker.c		the launcher and the per-database workers
  * hooks.c		every hook entry point, dispatching to the files above
  *
@@ -105,7 +107,11 @@ extern bool lockbox_is_approver(Oid role, const char *tenant);
 extern bool lockbox_approver_among(Oid role, List *approvers);
 extern List *lockbox_tenant_approvers(const char *tenant);
 
-/* the worker's transitions (lifecycle.c) */
+/* sessions to end when access ends (lifecycle.c) */
+extern void lockbox_queue_session_end(Oid engineer, int64 request_id,
+									  int except_pid);
+
+/* the worker's transitions (deadlines.c) */
 extern int	lockbox_act_on_deadlines(LockboxCall *call, int batch);
 extern TimestampTz lockbox_next_deadline(void);
 extern int	lockbox_end_sessions(void);
@@ -147,8 +153,7 @@ extern int64 lockbox_relay_notifications(int batch);
 extern void lockbox_enforce_executor_start(QueryDesc *queryDesc, int eflags);
 extern int	lockbox_enforce_explain_begin(Node *node);
 extern void lockbox_enforce_explain_end(int prev);
-extern void lockbox_enforce_object_drop(Oid classId, Oid objectId);
-extern void lockbox_enforce_utility_done(void);
+extern bool lockbox_is_protected(Oid relid);
 extern void lockbox_enforce_role_inval(Datum arg, int cacheid, uint32 hashvalue);
 extern void lockbox_enforce_relcache_inval(Datum arg, Oid relid);
 extern void lockbox_enforce_xact(XactEvent event);
@@ -157,7 +162,13 @@ extern void lockbox_enforce_shmem_init(void);
 extern void lockbox_enforce_utility(Node *node);
 extern void lockbox_access_changed(void);
 extern bool lockbox_has_sessions(Oid engineer, int except_pid);
+
+/* protecting tables (protect.c) */
 extern bool lockbox_valid_key(const char *tenant, Oid keytype);
+extern void lockbox_protect_refuse_drop(Node *node);
+extern void lockbox_protect_object_drop(Oid classId, Oid objectId);
+extern void lockbox_protect_utility_done(void);
+extern void lockbox_protect_xact(XactEvent event);
 
 /* an engineer's statement on a protected table, queued for the audit */
 #define LOCKBOX_ACCESS_QUERY_LEN 240

@@ -45,6 +45,7 @@
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "storage/proc.h"
+#include "storage/procarray.h"
 #include "storage/shmem.h"
 #include "storage/spin.h"
 #include "tcop/utility.h"
@@ -567,9 +568,19 @@ database_in_use(Oid dbid, pid_t worker_pid)
 	{
 		PGPROC	   *proc = GetPGProcByNumber(i);
 
+		const char *type;
+
 		if (proc->pid == 0 || proc->databaseId != dbid ||
 			proc->pid == worker_pid || proc->pid == MyProcPid ||
-			(ProcGlobal->statusFlags[i] & PROC_IS_AUTOVACUUM) != 0)
+			(proc->statusFlags & PROC_IS_AUTOVACUUM) != 0)
+			continue;
+		/* a PGPROC no process uses any more keeps its last pid */
+		if (BackendPidGetProc(proc->pid) != proc)
+			continue;
+		/* a lockbox worker just starting or exiting goes with the pause */
+		if (proc->isBackgroundWorker &&
+			(type = GetBackgroundWorkerTypeByPid(proc->pid)) != NULL &&
+			strcmp(type, "lockbox worker") == 0)
 			continue;
 		return true;
 	}
