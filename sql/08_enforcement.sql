@@ -212,8 +212,10 @@ RESET SESSION AUTHORIZATION;
 CREATE VIEW enf_order_totals AS
 	SELECT tenant, sum(amount) AS total FROM enf_orders GROUP BY tenant;
 GRANT SELECT ON enf_order_totals TO lockbox_engineer;
+-- (granted to lockbox_engineer itself, the view is also a privilege that
+-- lockbox does not manage: engineer_privileges)
 SELECT check_name, object, ok, detail FROM lockbox.posture
- WHERE object = 'enf_order_totals';
+ WHERE object = 'enf_order_totals' ORDER BY check_name;
 -- security_invoker: the view reads as its caller, and lockbox applies
 ALTER VIEW enf_order_totals SET (security_invoker = true);
 SELECT check_name, object, ok, detail FROM lockbox.posture
