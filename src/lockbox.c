@@ -15,7 +15,9 @@
 #include "catalog/indexing.h"
 #include "catalog/pg_authid.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_extension.h"
 #include "catalog/pg_namespace.h"
+#include "commands/dbcommands.h"
 #include "commands/extension.h"
 #include "fmgr.h"
 #include "mb/pg_wchar.h"
@@ -314,10 +316,58 @@ extension_owner(void)
 	return owner;
 }
 
+/*
+ * The version of lockbox's SQL objects this library needs.  After the
+ * library of a new version is installed and the server restarted, a
+ * database keeps the old objects until ALTER EXTENSION lockbox UPDATE: every
+ * entry point refuses clearly until then (an engineer's statement on a
+ * protected table too: fail closed), rather than failing on a missing
+ * object.
+ */
+#define LOCKBOX_SCHEMA_VERSION	"1.1"
+
+static void
+check_schema_version(void)
+{
+	Relation	rel;
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tup;
+	char	   *version = NULL;
+
+	if (creating_extension)
+		return;					/* CREATE / ALTER EXTENSION runs our scripts */
+	rel = table_open(ExtensionRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_extension_extname, BTEqualStrategyNumber,
+				F_NAMEEQ, CStringGetDatum("lockbox"));
+	scan = systable_beginscan(rel, ExtensionNameIndexId, true, NULL, 1, &key);
+	tup = systable_getnext(scan);
+	if (HeapTupleIsValid(tup))
+	{
+		bool		isnull;
+		Datum		d = heap_getattr(tup, Anum_pg_extension_extversion,
+									 RelationGetDescr(rel), &isnull);
+
+		if (!isnull)
+			version = TextDatumGetCString(d);
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	if (version != NULL && strcmp(version, LOCKBOX_SCHEMA_VERSION) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("lockbox's objects in database \"%s\" are version %s, and the lockbox library loaded is version %s",
+						get_database_name(MyDatabaseId), version,
+						LOCKBOX_SCHEMA_VERSION),
+				 errhint("Run ALTER EXTENSION lockbox UPDATE in this database.")));
+}
+
 void
 lockbox_enter(LockboxCall *call)
 {
 	Oid			owner;
+
+	check_schema_version();
 
 	call->caller = GetUserId();
 	call->session_user = GetSessionUserId();

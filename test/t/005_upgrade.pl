@@ -1,0 +1,282 @@
+# Upgrading a running server from lockbox 1.0 to the current version, as a
+# DBA would: the 1.0 library and scripts run with real data, then the new
+# package is installed (library, control file, scripts) and the server
+# restarted, then ALTER EXTENSION lockbox UPDATE.
+#
+# Version 1.0 as released (commit ca64ae9) is built from this repository's
+# history and installed into a private copy of the PostgreSQL installation
+# tree (the binaries are copied, everything else linked), so the system's
+# installation is never touched.  The same tree then gets the current
+# library and scripts.
+#
+# - 1.0, filled: requests in every state, decisions, notifications, an
+#   engineer's audited reads, protected tables.
+# - New library, old objects: every entry point refuses with a clear message
+#   and a hint to update (an engineer's statement on a protected table too:
+#   fail closed); nothing is changed.
+# - ALTER EXTENSION lockbox UPDATE: the extension's objects equal those of a
+#   fresh install of the current version (compared object by object, with
+#   their definitions and privileges); the audit verifies; the data is all
+#   there; a new lifecycle runs, and the engineer reads exactly the tenant's
+#   rows.
+use strict;
+use warnings;
+use File::Basename qw(dirname);
+use File::Copy qw(copy);
+use File::Path qw(make_path);
+use Cwd qw(abs_path);
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $released = 'ca64ae9';
+my $root = abs_path(dirname(__FILE__) . '/../..');
+my $sys_bin = `pg_config --bindir`;
+chomp $sys_bin;
+my $sys_lib = `pg_config --pkglibdir`;
+chomp $sys_lib;
+my $sys_share = `pg_config --sharedir`;
+chomp $sys_share;
+
+# --- version 1.0, built from the history -------------------------------------
+my $tmp = PostgreSQL::Test::Utils::tempdir();
+my $src10 = "$tmp/lockbox-1.0";
+make_path($src10);
+system_or_bail("git -c safe.directory='*' -C '$root' archive $released | tar -x -C '$src10'");
+system_or_bail("make -s -C '$src10' PG_CONFIG='$sys_bin/pg_config' >'$tmp/build-1.0.log' 2>&1");
+ok(-f "$src10/lockbox.so", "lockbox 1.0 ($released) builds");
+
+# --- a private installation tree -------------------------------------------
+# PostgreSQL finds its library and share directories relative to its own
+# binary: bin/ holds copies, lib/ and share/ links to the system's files,
+# except lockbox's.
+my $inst = "$tmp/inst";
+my $bindir = "$inst/lib/postgresql/15/bin";
+my $libdir = "$inst/lib/postgresql/15/lib";
+my $sharedir = "$inst/share/postgresql/15";
+make_path($bindir, $libdir, "$sharedir/extension");
+for my $b (qw(postgres initdb pg_ctl psql pg_dump pg_config))
+{
+	copy("$sys_bin/$b", "$bindir/$b") or BAIL_OUT("copy $b: $!");
+	chmod 0755, "$bindir/$b";
+}
+for my $f (glob("$sys_lib/*"))
+{
+	next if $f =~ m{/lockbox\.so$};
+	symlink($f, "$libdir/" . (split m{/}, $f)[-1]);
+}
+for my $f (glob("$sys_share/*"))
+{
+	my $name = (split m{/}, $f)[-1];
+	next if $name eq 'extension';
+	symlink($f, "$sharedir/$name");
+}
+for my $f (glob("$sys_share/extension/*"))
+{
+	next if $f =~ m{/lockbox[-.]};
+	symlink($f, "$sharedir/extension/" . (split m{/}, $f)[-1]);
+}
+
+# put a lockbox build (library, control file, scripts) into the tree
+sub install_lockbox
+{
+	my ($from) = @_;
+	unlink glob("$sharedir/extension/lockbox*"), "$libdir/lockbox.so";
+	copy("$from/lockbox.so", "$libdir/lockbox.so") or BAIL_OUT("copy lockbox.so: $!");
+	copy("$from/lockbox.control", "$sharedir/extension/lockbox.control")
+	  or BAIL_OUT("copy lockbox.control: $!");
+	for my $s (glob("$from/sql/lockbox--*.sql"))
+	{
+		copy($s, "$sharedir/extension/" . (split m{/}, $s)[-1]) or BAIL_OUT("copy $s: $!");
+	}
+}
+install_lockbox($src10);
+
+my $node = PostgreSQL::Test::Cluster->new('upgrade',
+	install_path => "$inst/lib/postgresql/15");
+$node->init;
+$node->append_conf(
+	'postgresql.conf', q{
+shared_preload_libraries = 'lockbox'
+lockbox.review_timeout = '1h'
+});
+$node->start;
+is($node->safe_psql('postgres', 'SHOW data_directory') =~ m{^/} ? 1 : 0, 1,
+	'the node runs from the private tree');
+
+sub sql
+{
+	my ($db, $q) = @_;
+	return $node->safe_psql($db, $q);
+}
+
+sub as_role
+{
+	my ($db, $role, $q) = @_;
+	return sql($db, "SET SESSION AUTHORIZATION $role; $q");
+}
+
+sql('postgres', 'CREATE DATABASE up');
+sql('up', q{
+CREATE EXTENSION lockbox;
+CREATE ROLE up_eng LOGIN IN ROLE lockbox_engineer;
+CREATE ROLE up_rev IN ROLE lockbox_reviewer;
+CREATE ROLE up_app IN ROLE lockbox_approver;
+CREATE ROLE up_aud IN ROLE lockbox_auditor;
+SELECT lockbox_add_tenant('acme');
+SELECT lockbox_add_approver('acme', 'up_app');
+SELECT lockbox_add_tenant('globex', required_approvals => 1);
+SELECT lockbox_add_approver('globex', 'up_app');
+CREATE TABLE invoices (tenant text NOT NULL, amount int);
+INSERT INTO invoices VALUES ('acme', 10), ('acme', 11), ('globex', 20);
+SELECT lockbox_protect('invoices', tenant_column => 'tenant');
+CREATE TABLE acme_notes (note text);
+INSERT INTO acme_notes VALUES ('acme only');
+SELECT lockbox_protect('acme_notes', tenant => 'acme');
+});
+is(sql('up', q{SELECT extversion FROM pg_extension WHERE extname = 'lockbox'}),
+	'1.0', 'version 1.0 is installed');
+
+# requests in every state
+sub request
+{
+	my ($reason, $tenant) = @_;
+	$tenant //= 'acme';
+	return as_role('up', 'up_eng',
+		"SELECT lockbox_request('$tenant', '$reason', tables => '{invoices}')");
+}
+my %id;
+$id{pending_review} = request('stays pending review');
+$id{pending_approval} = request('stays pending approval');
+as_role('up', 'up_rev', "SELECT lockbox_approve($id{pending_approval})");
+$id{approved} = request('stays approved');
+as_role('up', 'up_rev', "SELECT lockbox_approve($id{approved})");
+as_role('up', 'up_app', "SELECT lockbox_approve($id{approved})");
+is(as_role('up', 'up_eng', 'SELECT count(*) FROM invoices'), '2',
+	'1.0: the engineer reads acme\'s two rows');
+$id{denied} = request('will be denied');
+as_role('up', 'up_rev', "SELECT lockbox_deny($id{denied}, 'not enough detail given')");
+$id{cancelled} = request('will be cancelled');
+as_role('up', 'up_eng', "SELECT lockbox_cancel($id{cancelled})");
+$id{closed} = request('will be closed');
+as_role('up', 'up_rev', "SELECT lockbox_approve($id{closed})");
+as_role('up', 'up_app', "SELECT lockbox_approve($id{closed})");
+as_role('up', 'up_eng', "SELECT lockbox_close($id{closed}, 'done')");
+$id{revoked} = request('will be revoked', 'globex');
+as_role('up', 'up_rev', "SELECT lockbox_approve($id{revoked})");
+as_role('up', 'up_app', "SELECT lockbox_approve($id{revoked})");
+as_role('up', 'up_app', "SELECT lockbox_revoke($id{revoked}, 'customer changed their mind')");
+$id{expired} = request('will expire');
+sql('up', "UPDATE lockbox.request SET deadline = now() - interval '1 second' WHERE id = $id{expired}");
+sql('up', 'SELECT lockbox.run_deadlines()');
+my $states = sql('up', 'SELECT string_agg(state, \',\' ORDER BY state) FROM lockbox.request');
+is($states,
+	'approved,cancelled,closed,denied,expired,pending_approval,pending_review,revoked',
+	'1.0 holds requests in every state');
+my %before;
+for my $t (qw(request decision notification audit_log tenant approver protected_table))
+{
+	$before{$t} = sql('up', "SELECT md5(string_agg(t::text, '|' ORDER BY t::text)) FROM lockbox.$t t");
+}
+is(sql('up', 'SELECT ok FROM lockbox_verify_audit()'), 't', '1.0: the audit verifies');
+my $audit_rows = sql('up', 'SELECT count(*) FROM lockbox.audit_log');
+
+# --- the new package, then a restart ---------------------------------------
+$node->stop;
+install_lockbox($root);
+$node->start;
+
+my ($rc, $out, $err) = $node->psql('up',
+	"SET SESSION AUTHORIZATION up_eng; SELECT lockbox_request('acme', 'before the update')");
+like($err, qr/lockbox's objects in database "up" are version 1\.0.*\n.*HINT:  Run ALTER EXTENSION lockbox UPDATE/s,
+	'before the update, a lifecycle call is refused with a hint to update');
+($rc, $out, $err) = $node->psql('up', 'SET SESSION AUTHORIZATION up_eng; SELECT count(*) FROM invoices');
+isnt($rc, 0, 'an engineer\'s statement on a protected table is refused too (fail closed)');
+like($err, qr/ALTER EXTENSION lockbox UPDATE/, '... with the same hint');
+is(sql('up', 'SELECT count(*) FROM invoices'), '3', 'the owner reads as usual');
+is(sql('up', 'SELECT count(*) FROM lockbox.request'), scalar(keys %id), 'nothing was changed');
+
+sql('up', 'ALTER EXTENSION lockbox UPDATE');
+my $current = `sed -n "s/^default_version *= *'\\([^']*\\)'.*/\\1/p" '$root/lockbox.control'`;
+chomp $current;
+is(sql('up', q{SELECT extversion FROM pg_extension WHERE extname = 'lockbox'}),
+	$current, "updated to $current");
+
+# the extension's objects, each with its definition and privileges
+my $catalog = q{
+SELECT string_agg(d, E'\n' ORDER BY d) FROM (
+  SELECT pg_describe_object(dep.classid, dep.objid, 0) || ' | ' ||
+         CASE dep.classid
+           WHEN 'pg_proc'::regclass THEN
+             (SELECT pg_get_function_identity_arguments(p.oid) || ' ' ||
+                     pg_get_function_result(p.oid) || ' ' || p.prosecdef::text || ' ' ||
+                     p.provolatile::text || ' ' || p.proparallel::text || ' ' ||
+                     coalesce(p.proacl::text, '') || ' ' ||
+                     CASE WHEN p.prolang = (SELECT l.oid FROM pg_language l WHERE l.lanname = 'c') THEN p.prosrc
+                          ELSE md5(pg_get_functiondef(p.oid)) END
+                FROM pg_proc p WHERE p.oid = dep.objid)
+           WHEN 'pg_class'::regclass THEN
+             (SELECT c.relkind::text || ' ' || coalesce(c.relacl::text, '') || ' ' ||
+                     coalesce(array_to_string(c.reloptions, ','), '') || ' ' ||
+                     CASE WHEN c.relkind = 'v' THEN md5(pg_get_viewdef(c.oid))
+                          ELSE coalesce((SELECT string_agg(a.attname || ':' ||
+                                   format_type(a.atttypid, a.atttypmod) || ':' || a.attnotnull::text || ':' ||
+                                   coalesce(pg_get_expr(ad.adbin, ad.adrelid), ''), ',' ORDER BY a.attnum)
+                                 FROM pg_attribute a
+                                 LEFT JOIN pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum
+                                 WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped), '') ||
+                               coalesce((SELECT string_agg(pg_get_indexdef(i.indexrelid), ';' ORDER BY 1)
+                                 FROM pg_index i WHERE i.indrelid = c.oid), '') ||
+                               coalesce((SELECT string_agg(conname || ' ' || pg_get_constraintdef(k.oid), ';' ORDER BY 1)
+                                 FROM pg_constraint k WHERE k.conrelid = c.oid), '') ||
+                               coalesce((SELECT string_agg(pg_get_triggerdef(t.oid), ';' ORDER BY 1)
+                                 FROM pg_trigger t WHERE t.tgrelid = c.oid AND NOT t.tgisinternal), '')
+                     END
+                FROM pg_class c WHERE c.oid = dep.objid)
+           WHEN 'pg_namespace'::regclass THEN
+             (SELECT coalesce(n.nspacl::text, '') FROM pg_namespace n WHERE n.oid = dep.objid)
+           ELSE ''
+         END AS d
+    FROM pg_depend dep
+   WHERE dep.refclassid = 'pg_extension'::regclass
+     AND dep.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'lockbox')
+     AND dep.deptype = 'e') x};
+sql('postgres', 'CREATE DATABASE fresh');
+sql('fresh', 'CREATE EXTENSION lockbox');
+my $upgraded = sql('up', $catalog);
+my $fresh = sql('fresh', $catalog);
+ok(length($fresh) > 1000, 'the catalog of a fresh install is described');
+is($upgraded, $fresh, 'the upgraded extension\'s objects equal a fresh install\'s');
+is(sql('up', q{SELECT string_agg(e.evtname || ' ' || e.evtenabled::text, ',') FROM pg_event_trigger e
+	JOIN pg_depend d ON d.objid = e.oid AND d.deptype = 'e'}),
+	sql('fresh', q{SELECT string_agg(e.evtname || ' ' || e.evtenabled::text, ',') FROM pg_event_trigger e
+	JOIN pg_depend d ON d.objid = e.oid AND d.deptype = 'e'}),
+	'and so do its event triggers');
+
+# the data is all there, and the audit verifies
+for my $t (sort keys %before)
+{
+	is(sql('up', "SELECT md5(string_agg(t::text, '|' ORDER BY t::text)) FROM lockbox.$t t"),
+		$before{$t}, "lockbox.$t is unchanged by the update");
+}
+is(sql('up', q{SELECT ok || ' ' || (rows_checked = (SELECT count(*) FROM lockbox.audit_log))
+		|| ' ' || (rows_checked >= } . $audit_rows . q{) FROM lockbox_verify_audit()}),
+	'true true true', 'the audit verifies after the update, every row of it');
+is(as_role('up', 'up_aud', "SELECT state FROM lockbox.requests WHERE id = $id{revoked}"),
+	'revoked', 'the views read the old requests');
+
+# the story runs on the upgraded database
+is(as_role('up', 'up_eng', 'SELECT count(*) FROM invoices'), '2',
+	'the approved 1.0 request still grants its access');
+my $new = request('after the update');
+is(as_role('up', 'up_rev', "SELECT lockbox_approve($new)"), 'pending_approval', 'reviewed');
+is(as_role('up', 'up_app', "SELECT lockbox_approve($new)"), 'approved', 'approved');
+is(as_role('up', 'up_eng', "SELECT lockbox_close($id{approved}, 'done'); SELECT count(*) FROM invoices"),
+	"closed\n2", 'the new request grants the same tenant\'s rows');
+is(as_role('up', 'up_eng', "SELECT lockbox_close($new, 'done')"), 'closed', 'closed');
+($rc, $out, $err) = $node->psql('up', 'SET SESSION AUTHORIZATION up_eng; SELECT count(*) FROM invoices');
+like($err, qr/no approved access/, 'and then the engineer is refused again');
+is(sql('up', 'SELECT ok FROM lockbox_verify_audit()'), 't', 'the audit verifies at the end');
+
+$node->stop;
+done_testing();
