@@ -14,10 +14,13 @@
 
 SET client_min_messages = warning;
 DROP ROLE IF EXISTS regress_byp_erin, regress_byp_mia, regress_byp_ada,
-	regress_byp_owner;
+	regress_byp_owner, regress_byp_bypass;
 RESET client_min_messages;
 
 CREATE ROLE regress_byp_erin IN ROLE lockbox_engineer;
+-- an engineer role that row-level security does not restrict
+CREATE ROLE regress_byp_bypass BYPASSRLS IN ROLE lockbox_engineer;
+GRANT regress_byp_bypass TO regress_byp_erin;
 CREATE ROLE regress_byp_mia IN ROLE lockbox_reviewer;
 CREATE ROLE regress_byp_ada IN ROLE lockbox_approver;
 CREATE ROLE regress_byp_owner;
@@ -69,6 +72,8 @@ SET ROLE lockbox_engineer;
 CREATE TEMP VIEW byp_v_orders AS SELECT * FROM byp_orders;
 CREATE TEMP VIEW byp_v_part AS SELECT * FROM byp_events_globex;
 CREATE TEMP VIEW byp_v_parent AS SELECT * FROM byp_base;
+SET ROLE regress_byp_bypass;
+CREATE TEMP VIEW byp_v_bypass AS SELECT * FROM byp_orders;
 RESET ROLE;
 CALL regress_try('SELECT count(*) FROM byp_v_orders');
 CALL regress_try('SELECT count(*) FROM byp_v_part');
@@ -81,6 +86,23 @@ CALL regress_try('LOCK TABLE byp_v_part IN ACCESS EXCLUSIVE MODE');
 -- the owner's definer view and rule read as a role lockbox does not restrict
 CALL regress_try('SELECT count(*) FROM byp_owner_view');
 CALL regress_try($$INSERT INTO byp_inbox VALUES (5000, 'byp_globex')$$);
+-- a view of an engineer role row-level security does not restrict
+CALL regress_try('SELECT count(*) FROM byp_v_bypass');
+-- from a PARALLEL SAFE function that a parallel worker runs: checked there too
+CREATE FUNCTION pg_temp.byp_count_view() RETURNS bigint
+	LANGUAGE plpgsql STABLE PARALLEL SAFE
+	AS $$ DECLARE n bigint; BEGIN SELECT count(*) INTO n FROM public.byp_owner_view; RETURN n; END $$;
+CREATE FUNCTION pg_temp.byp_count_part() RETURNS bigint
+	LANGUAGE plpgsql STABLE PARALLEL SAFE
+	AS $$ DECLARE n bigint; BEGIN SELECT count(*) INTO n FROM public.byp_events_globex; RETURN n; END $$;
+CREATE FUNCTION pg_temp.byp_count_orders() RETURNS bigint
+	LANGUAGE plpgsql STABLE PARALLEL SAFE
+	AS $$ DECLARE n bigint; BEGIN SELECT count(*) INTO n FROM public.byp_orders; RETURN n; END $$;
+SET force_parallel_mode = on;
+CALL regress_try('SELECT pg_temp.byp_count_view()');
+CALL regress_try('SELECT pg_temp.byp_count_part()');
+CALL regress_try('SELECT pg_temp.byp_count_orders()');
+RESET force_parallel_mode;
 RESET SESSION AUTHORIZATION;
 SELECT count(*) AS planted FROM byp_orders WHERE id = 5000;
 
@@ -90,7 +112,7 @@ SELECT count(*) AS planted FROM byp_orders WHERE id = 5000;
 -- ---------------------------------------------------------------------
 SET SESSION AUTHORIZATION regress_byp_erin;
 SELECT lockbox_request('byp_acme', 'Totals of acme orders look wrong',
-	tables => '{byp_orders,byp_acme_only}') AS read_id \gset
+	tables => '{byp_orders,byp_acme_only,byp_notes}') AS read_id \gset
 SET SESSION AUTHORIZATION regress_byp_mia;
 SELECT lockbox_approve(:read_id);
 SET SESSION AUTHORIZATION regress_byp_ada;
@@ -99,6 +121,14 @@ SET SESSION AUTHORIZATION regress_byp_erin;
 SELECT tenant, count(*) FROM byp_v_orders GROUP BY tenant;
 CALL regress_try('SELECT count(*) FROM byp_owner_view');
 CALL regress_try($$UPDATE byp_v_orders SET total = 0$$);
+-- naming the protected child elsewhere in the statement does not let its
+-- unprotected parent through: the child's rows came in under the parent
+CALL regress_try($$SELECT count(*) FROM byp_base
+	LEFT JOIN (SELECT 1 AS one FROM byp_notes LIMIT 0) z ON true$$);
+-- a parallel worker checks with the leader's snapshot: the grant holds there
+SET force_parallel_mode = on;
+SELECT pg_temp.byp_count_orders() AS acme_orders_in_a_worker;
+RESET force_parallel_mode;
 
 -- EXPLAIN shows estimates made from every tenant's rows, and ANALYZE counts
 -- the rows the policies filter out: only EXPLAIN (COSTS OFF) is allowed.
@@ -133,7 +163,18 @@ CALL regress_try('DROP EXTENSION lockbox');
 CALL regress_try('DROP EXTENSION lockbox CASCADE');
 CALL regress_try('DROP POLICY lockbox_read ON byp_orders');
 CALL regress_try($q$DO $do$ BEGIN EXECUTE 'DROP POLICY lockbox_update ON byp_acme_only'; END $do$$q$);
+-- the owner cannot change them either: not who they apply to, not what they
+-- let through, not their name (after which they could be dropped), and row-
+-- level security stays on
+SET ROLE regress_byp_owner;
+CALL regress_try('ALTER POLICY lockbox_read ON byp_orders TO regress_byp_owner');
+CALL regress_try('ALTER POLICY lockbox_read ON byp_orders USING (true)');
+CALL regress_try('ALTER POLICY lockbox_update ON byp_acme_only RENAME TO x_upd');
+CALL regress_try('ALTER TABLE byp_events DISABLE ROW LEVEL SECURITY');
+RESET ROLE;
 SELECT polname FROM pg_policy WHERE polrelid = 'byp_orders'::regclass ORDER BY 1;
+SELECT check_name, ok FROM lockbox.posture
+ WHERE check_name IN ('policy_changed', 'rls_disabled') ORDER BY 1;
 -- dropping the table takes its policies along: fine
 SET ROLE regress_byp_owner;
 CREATE TABLE byp_scratch (id int, tenant text);
@@ -154,4 +195,5 @@ DROP TABLE byp_orders, byp_events, byp_base, byp_acme_only, byp_inbox CASCADE;
 REVOKE CREATE ON SCHEMA public FROM regress_byp_owner;
 SELECT lockbox_remove_approver('byp_acme', 'regress_byp_ada');
 DROP OWNED BY regress_byp_erin;
-DROP ROLE regress_byp_erin, regress_byp_mia, regress_byp_ada, regress_byp_owner;
+DROP ROLE regress_byp_erin, regress_byp_mia, regress_byp_ada, regress_byp_owner,
+	regress_byp_bypass;

@@ -18,8 +18,8 @@ CREATE FUNCTION lockbox.request_state(state text, deadline timestamptz,
 		access_ends_at timestamptz, revoked boolean, at timestamptz)
 	RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE
 	AS $$
-	SELECT CASE
-		WHEN state IN ('pending_review', 'pending_approval')
+	SELECT CASE	-- (parsed where it is inlined: every operator qualified)
+		WHEN state OPERATOR(pg_catalog.=) ANY (ARRAY['pending_review', 'pending_approval'])
 		 AND deadline OPERATOR(pg_catalog.<=) at THEN 'expired'
 		WHEN state OPERATOR(pg_catalog.=) 'approved' AND revoked THEN 'revoked'
 		WHEN state OPERATOR(pg_catalog.=) 'approved'

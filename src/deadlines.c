@@ -307,7 +307,7 @@ lockbox_end_sessions(void)
 				 "              WHERE r.oid OPERATOR(pg_catalog.=) a.usesysid)"
 				 "    AND EXISTS (SELECT 1 FROM e"
 				 "                 WHERE pg_catalog.pg_has_role(a.usesysid,"
-				 "                           e.engineer::pg_catalog.oid, 'USAGE')"
+				 "                           e.engineer::pg_catalog.oid, 'MEMBER')"
 				 "                   AND a.pid OPERATOR(pg_catalog.<>) e.except_pid)",
 				 2, argtypes, values, NULL, 0);
 	return (int) DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],

@@ -28,6 +28,7 @@
  */
 #include "postgres.h"
 
+#include "access/parallel.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "access/genam.h"
@@ -46,6 +47,8 @@
 #include "commands/defrem.h"
 #include "nodes/nodeFuncs.h"
 #include "nodes/parsenodes.h"
+#include "nodes/pathnodes.h"
+#include "parser/parsetree.h"
 #include "rewrite/rewriteHandler.h"
 #include "utils/inval.h"
 #include "port/atomics.h"
@@ -326,7 +329,13 @@ current_grants(void)
 						"                  WHERE v.request_id OPERATOR(pg_catalog.=) r.id),"
 						"         $2) OPERATOR(pg_catalog.=) 'approved'",
 						2, argtypes);
-		snap = RegisterSnapshot(GetLatestSnapshot());
+		/*
+		 * (During a parallel operation no new snapshot can be taken: the
+		 * statement's own, which its leader's check read with the latest,
+		 * stands in.)
+		 */
+		snap = RegisterSnapshot(IsInParallelMode() ? GetActiveSnapshot() :
+								GetLatestSnapshot());
 		ret = SPI_execute_snapshot(plan, values, NULL, snap, InvalidSnapshot,
 								   true, false, 0);
 		UnregisterSnapshot(snap);
@@ -767,11 +776,18 @@ static Oid
 protected_ancestor(Oid relid)
 {
 	AncestorEntry *e = ancestors_of(relid);
+	int			n = e->n;
+	Oid		   *ancestors;
 
-	for (int i = 0; i < e->n; i++)
+	if (n == 0)
+		return InvalidOid;
+	/* protected_rel may load the cache, and an invalidation drop e */
+	ancestors = palloc(sizeof(Oid) * n);
+	memcpy(ancestors, e->ancestors, sizeof(Oid) * n);
+	for (int i = 0; i < n; i++)
 	{
-		if (protected_rel(e->ancestors[i]) != NULL)
-			return e->ancestors[i];
+		if (protected_rel(ancestors[i]) != NULL)
+			return ancestors[i];
 	}
 	return InvalidOid;
 }
@@ -832,6 +848,24 @@ refuse_through_owner(Oid relid, Oid protected, Oid owner)
 					 lockbox_relname(protected))));
 }
 
+/*
+ * Row-level security does not restrict a role with BYPASSRLS, or the table's
+ * owner (or a role that has the owner's privileges): lockbox_request refuses
+ * such engineers, and this catches one that became so later, or a view
+ * owner that is.
+ */
+static void
+refuse_unrestricted(Oid reader, Oid target)
+{
+	if (has_bypassrls_privilege(reader) || pg_class_ownercheck(target, reader))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("lockbox: role \"%s\" is not restricted by row-level security on protected table %s",
+						lockbox_role_name(reader), lockbox_relname(target)),
+				 errdetail("The role owns the table, has its owner's privileges, or has BYPASSRLS, so lockbox's policies do not apply to it."),
+				 errhint("Remove the ownership or BYPASSRLS from engineers; lockbox.posture lists them.")));
+}
+
 /* What EXPLAIN would show: estimates, or row counts of a run. */
 static int	explain_shows_numbers = 0;
 
@@ -857,7 +891,7 @@ void
 lockbox_enforce_executor_start(QueryDesc *queryDesc, int eflags)
 {
 	Oid			user = GetUserId();
-	List	   *named = NIL;
+	List	   *rtable = queryDesc->plannedstmt->rtable;
 	ListCell   *lc;
 	bool		explain = (eflags & EXEC_FLAG_EXPLAIN_ONLY) != 0 ||
 		(explain_shows_numbers > 0 && queryDesc->instrument_options != 0);
@@ -866,7 +900,7 @@ lockbox_enforce_executor_start(QueryDesc *queryDesc, int eflags)
 		return;
 
 	/* the relations the statement names, which RLS applies to */
-	foreach(lc, queryDesc->plannedstmt->rtable)
+	foreach(lc, rtable)
 	{
 		RangeTblEntry *rte = (RangeTblEntry *) lfirst(lc);
 		Oid			reader;
@@ -886,6 +920,7 @@ lockbox_enforce_executor_start(QueryDesc *queryDesc, int eflags)
 				refuse_through_owner(rte->relid, target, reader);
 			refuse_noinherit(reader, target);
 		}
+		refuse_unrestricted(reader, target);
 
 		if (rte->requiredPerms == 0)
 			continue;			/* added by the planner: below */
@@ -900,27 +935,50 @@ lockbox_enforce_executor_start(QueryDesc *queryDesc, int eflags)
 				refuse_explain(rte->relid);
 			if ((eflags & EXEC_FLAG_EXPLAIN_ONLY) == 0)
 				record_access(queryDesc, rte->relid, request_id);
-			named = lappend_oid(named, rte->relid);
 		}
 	}
 
 	/*
 	 * Partitions and inheritance children the planner added: their rows are
-	 * governed by the named table's policies, so a protected one must be
-	 * reached through a protected table the statement names.
+	 * governed by the policies of the table the statement named, the root of
+	 * their expansion, so a child holding protected rows must have been
+	 * reached through a protected table -- not merely named elsewhere in the
+	 * statement.
 	 */
-	foreach(lc, queryDesc->plannedstmt->rtable)
+	for (int rti = 1; rti <= list_length(rtable); rti++)
 	{
-		RangeTblEntry *rte = (RangeTblEntry *) lfirst(lc);
+		RangeTblEntry *rte = rt_fetch(rti, rtable);
 		Oid			target;
+		int			root = rti;
 
 		if (rte->rtekind != RTE_RELATION || rte->requiredPerms != 0)
 			continue;
 		target = protected_target(rte->relid);
-		if (OidIsValid(target) && !list_member_oid(named, target))
+		if (!OidIsValid(target))
+			continue;
+		/* up the AppendRelInfos to the relation the statement named */
+		for (int hops = 0; hops < list_length(rtable); hops++)
+		{
+			ListCell   *lc2;
+			int			parent = 0;
+
+			foreach(lc2, queryDesc->plannedstmt->appendRelations)
+			{
+				AppendRelInfo *ari = (AppendRelInfo *) lfirst(lc2);
+
+				if (ari->child_relid == root)
+				{
+					parent = ari->parent_relid;
+					break;
+				}
+			}
+			if (parent == 0)
+				break;
+			root = parent;
+		}
+		if (root == rti || protected_rel(rt_fetch(root, rtable)->relid) == NULL)
 			refuse_through_parent(rte->relid, target);
 	}
-	list_free(named);
 }
 
 /*
@@ -1134,7 +1192,8 @@ lockbox_has_sessions(Oid engineer, int except_pid)
 		/* a PGPROC no process uses any more keeps its last pid */
 		if (BackendPidGetProc(proc->pid) != proc)
 			continue;
-		if (!superuser_arg(role) && has_privs_of_role(role, engineer))
+		/* members, inheriting or not: SET ROLE makes them engineers */
+		if (!superuser_arg(role) && is_member_of_role(role, engineer))
 			return true;
 	}
 	return false;

@@ -11,16 +11,17 @@
  *						after the statement: lockbox policies it dropped;
  *						worker.c: database commands that need the worker
  *						gone (and back when they fail)
- *	object access		protect.c: lockbox policies being dropped
+ *	object access		protect.c: lockbox policies being dropped or altered
  *	syscache, relcache	enforce.c: its caches of engineers and ancestors
  *	transaction end		enforce.c (grants cache), protect.c (drops seen),
  *						worker.c (wake at commit),
  *						audit.c (the chain's tips)
  *	subtransaction end	audit.c
  *
- * Parallel workers run the plan their leader checked: no hook acts in them
- * (the leader decided, and a worker cannot read the catalogs the checks
- * need with a snapshot of its own).
+ * Parallel workers: the plan a worker gets from its leader was checked by
+ * the leader, so the worker's first ExecutorStart is not checked again (nor
+ * audited twice); every statement a worker runs after that (from a
+ * PARALLEL SAFE function, say) is checked like any other.
  *
  *-------------------------------------------------------------------------
  */
@@ -40,11 +41,16 @@ static ExecutorStart_hook_type prev_executor_start = NULL;
 static ProcessUtility_hook_type prev_process_utility = NULL;
 static object_access_hook_type prev_object_access = NULL;
 
+/* a parallel worker has started the plan its leader gave it */
+static bool leader_plan_started = false;
+
 static void
 lockbox_executor_start(QueryDesc *queryDesc, int eflags)
 {
-	if (!IsParallelWorker())
+	if (!IsParallelWorker() || leader_plan_started)
 		lockbox_enforce_executor_start(queryDesc, eflags);
+	else
+		leader_plan_started = true;
 
 	if (prev_executor_start)
 		prev_executor_start(queryDesc, eflags);
@@ -75,15 +81,8 @@ lockbox_process_utility(PlannedStmt *pstmt, const char *queryString,
 	Node	   *node = pstmt->utilityStmt;
 	int			explain = 0;
 
-	if (IsParallelWorker())
-	{
-		chain_process_utility(pstmt, queryString, readOnlyTree, context,
-							  params, queryEnv, dest, qc);
-		return;
-	}
-
 	lockbox_enforce_utility(node);
-	lockbox_protect_refuse_drop(node);
+	lockbox_protect_utility(node);
 	lockbox_worker_utility(node);
 	explain = lockbox_enforce_explain_begin(node);
 	PG_TRY();
@@ -108,8 +107,7 @@ lockbox_object_access(ObjectAccessType access, Oid classId, Oid objectId,
 {
 	if (prev_object_access)
 		prev_object_access(access, classId, objectId, subId, arg);
-	if (access == OAT_DROP && !IsParallelWorker())
-		lockbox_protect_object_drop(classId, objectId);
+	lockbox_protect_object_access(access, classId, objectId);
 }
 
 static void

@@ -165,8 +165,8 @@ extern bool lockbox_has_sessions(Oid engineer, int except_pid);
 
 /* protecting tables (protect.c) */
 extern bool lockbox_valid_key(const char *tenant, Oid keytype);
-extern void lockbox_protect_refuse_drop(Node *node);
-extern void lockbox_protect_object_drop(Oid classId, Oid objectId);
+extern void lockbox_protect_utility(Node *node);
+extern void lockbox_protect_object_access(int access, Oid classId, Oid objectId);
 extern void lockbox_protect_utility_done(void);
 extern void lockbox_protect_xact(XactEvent event);
 

@@ -23,6 +23,8 @@
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "catalog/indexing.h"
+#include "catalog/namespace.h"
+#include "catalog/objectaccess.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_policy.h"
 #include "catalog/pg_type.h"
@@ -49,6 +51,7 @@ PG_FUNCTION_INFO_V1(lockbox_on_sql_drop);
 /* lockbox_unprotect is dropping policies; those some statement dropped */
 static bool unprotecting = false;
 static List *dropped_policy_rels = NIL;
+static List *dropped_engineer_policy_rels;
 
 /* a transaction that failed forgets what its statements dropped */
 void
@@ -58,6 +61,8 @@ lockbox_protect_xact(XactEvent event)
 	{
 		list_free(dropped_policy_rels);
 		dropped_policy_rels = NIL;
+		list_free(dropped_engineer_policy_rels);
+		dropped_engineer_policy_rels = NIL;
 	}
 }
 
@@ -413,24 +418,53 @@ lockbox_protect(PG_FUNCTION_ARGS)
 }
 
 /*
- * Dropping lockbox's restrictive policies while their table stays would
- * leave row-level security on with the permissive policy lockbox_open and
- * the privileges lockbox gave lockbox_engineer: every engineer would reach
- * every tenant's rows.  However they are dropped (DROP POLICY, DROP
- * EXTENSION lockbox CASCADE, DROP SCHEMA ... CASCADE, DROP OWNED BY), the
- * statement is refused when it ends with the table still there; only
- * lockbox_unprotect takes them away.
+ * Dropping or changing lockbox's restrictive policies while their table stays
+ * protected would leave row-level security on with the permissive policy
+ * lockbox_open and the privileges lockbox gave lockbox_engineer: engineers
+ * would reach other tenants' rows.  However it is tried (DROP POLICY, ALTER
+ * POLICY ... TO / USING / RENAME, then DROP, DROP EXTENSION lockbox CASCADE,
+ * DROP SCHEMA ... CASCADE, DROP OWNED BY), the statement is refused when it
+ * ends with the table still there and its lockbox policies no longer those
+ * lockbox_protect made (their fingerprint); only lockbox_unprotect takes them
+ * away.  When the extension itself went in the statement, a dropped
+ * restrictive policy for lockbox_engineer is enough to refuse it.
  */
 
+/* Is this pg_policy row a restrictive policy for lockbox_engineer? */
+static bool
+restricts_engineers(HeapTuple tup, TupleDesc desc)
+{
+	Form_pg_policy pol = (Form_pg_policy) GETSTRUCT(tup);
+	Oid			engineer = get_role_oid("lockbox_engineer", true);
+	bool		isnull;
+	Datum		roles = heap_getattr(tup, Anum_pg_policy_polroles, desc, &isnull);
+	ArrayType  *arr;
+	Oid		   *oids;
+	int			n;
+
+	if (pol->polpermissive || isnull || !OidIsValid(engineer))
+		return false;
+	arr = DatumGetArrayTypeP(roles);
+	oids = (Oid *) ARR_DATA_PTR(arr);
+	n = ArrayGetNItems(ARR_NDIM(arr), ARR_DIMS(arr));
+	for (int i = 0; i < n; i++)
+	{
+		if (oids[i] == engineer)
+			return true;
+	}
+	return false;
+}
+
 void
-lockbox_protect_object_drop(Oid classId, Oid objectId)
+lockbox_protect_object_access(int access, Oid classId, Oid objectId)
 {
 	Relation	rel;
 	ScanKeyData key;
 	SysScanDesc scan;
 	HeapTuple	tup;
 
-	if (classId != PolicyRelationId || unprotecting)
+	if (classId != PolicyRelationId || unprotecting ||
+		(access != OAT_DROP && access != OAT_POST_ALTER))
 		return;
 	rel = table_open(PolicyRelationId, AccessShareLock);
 	ScanKeyInit(&key, Anum_pg_policy_oid, BTEqualStrategyNumber, F_OIDEQ,
@@ -439,73 +473,116 @@ lockbox_protect_object_drop(Oid classId, Oid objectId)
 	tup = systable_getnext(scan);
 	if (HeapTupleIsValid(tup))
 	{
-		Form_pg_policy pol = (Form_pg_policy) GETSTRUCT(tup);
-		Oid			engineer = get_role_oid("lockbox_engineer", true);
-		bool		isnull;
-		Datum		roles = heap_getattr(tup, Anum_pg_policy_polroles,
-										 RelationGetDescr(rel), &isnull);
+		Oid			relid = ((Form_pg_policy) GETSTRUCT(tup))->polrelid;
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
 
-		/*
-		 * Whatever its name (it may have been renamed first): a restrictive
-		 * policy for lockbox_engineer is what keeps engineers to their
-		 * tenants.
-		 */
-		if (!pol->polpermissive && !isnull && OidIsValid(engineer))
-		{
-			ArrayType  *arr = DatumGetArrayTypeP(roles);
-			Oid		   *oids = (Oid *) ARR_DATA_PTR(arr);
-			int			n = ArrayGetNItems(ARR_NDIM(arr), ARR_DIMS(arr));
-
-			for (int i = 0; i < n; i++)
-			{
-				if (oids[i] == engineer)
-				{
-					MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
-
-					dropped_policy_rels = lappend_oid(dropped_policy_rels, pol->polrelid);
-					MemoryContextSwitchTo(old);
-					break;
-				}
-			}
-		}
+		dropped_policy_rels = list_append_unique_oid(dropped_policy_rels, relid);
+		if (access == OAT_DROP && restricts_engineers(tup, RelationGetDescr(rel)))
+			dropped_engineer_policy_rels =
+				list_append_unique_oid(dropped_engineer_policy_rels, relid);
+		MemoryContextSwitchTo(old);
 	}
 	systable_endscan(scan);
 	table_close(rel, AccessShareLock);
 }
 
-/* After a utility statement: did it drop lockbox policies of a live table? */
+/* Are relid's lockbox policies still those lockbox_protect made? */
+static bool
+policies_intact(Oid relid)
+{
+	LockboxCall call;
+	Oid			argtypes[1] = {OIDOID};
+	Datum		values[1] = {ObjectIdGetDatum(relid)};
+	bool		intact;
+
+	lockbox_enter(&call);
+	if (SPI_execute_with_args("SELECT policies FROM lockbox.protected_table"
+							  " WHERE relid OPERATOR(pg_catalog.=) $1",
+							  1, argtypes, values, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read lockbox.protected_table");
+	if (SPI_processed == 0)
+		intact = true;
+	else
+	{
+		/* (read before policy_fingerprint's own query replaces the result) */
+		char	   *stored = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+
+		intact = strcmp(stored, policy_fingerprint(relid)) == 0;
+	}
+	lockbox_leave(&call);
+	return intact;
+}
+
+/* After a utility statement: did it drop or change lockbox policies? */
 void
 lockbox_protect_utility_done(void)
 {
 	List	   *rels = dropped_policy_rels;
+	List	   *engineer_rels = dropped_engineer_policy_rels;
 	ListCell   *lc;
 
 	if (rels == NIL)
 		return;
 	dropped_policy_rels = NIL;
+	dropped_engineer_policy_rels = NIL;
 	foreach(lc, rels)
 	{
 		Oid			relid = lfirst_oid(lc);
 
 		if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(relid)))
 			continue;			/* dropped with the table */
-		/* with lockbox still there, only its protected tables count */
-		if (lockbox_installed() && !lockbox_is_protected(relid))
+		if (lockbox_installed())
+		{
+			if (!lockbox_is_protected(relid) || policies_intact(relid))
+				continue;
+		}
+		else if (!list_member_oid(engineer_rels, relid))
 			continue;
 		ereport(ERROR,
 				(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
-				 errmsg("cannot drop the lockbox policies of protected table %s",
+				 errmsg("cannot drop or change the lockbox policies of protected table %s",
 						lockbox_relname(relid)),
-				 errdetail("Without them, engineers would reach every tenant's rows of the table: row-level security stays on with the privileges lockbox gave lockbox_engineer."),
+				 errdetail("Without them as lockbox made them, engineers would reach other tenants' rows of the table: row-level security stays on with the privileges lockbox gave lockbox_engineer."),
 				 errhint("Take the table out of lockbox first: SELECT lockbox_unprotect('%s');",
 						 lockbox_relname(relid))));
 	}
 	list_free(rels);
+	list_free(engineer_rels);
+}
+
+/*
+ * ALTER TABLE ... DISABLE ROW LEVEL SECURITY on a protected table: refused
+ * (lockbox_unprotect restores the table's own setting).
+ */
+static void
+refuse_rls_off(AlterTableStmt *stmt)
+{
+	ListCell   *lc;
+	Oid			relid;
+
+	if (unprotecting || !lockbox_installed())
+		return;
+	foreach(lc, stmt->cmds)
+	{
+		AlterTableCmd *cmd = (AlterTableCmd *) lfirst(lc);
+
+		if (cmd->subtype != AT_DisableRowSecurity)
+			continue;
+		relid = RangeVarGetRelid(stmt->relation, NoLock, true);
+		if (OidIsValid(relid) && lockbox_is_protected(relid))
+			ereport(ERROR,
+					(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
+					 errmsg("cannot disable row-level security on protected table %s",
+							lockbox_relname(relid)),
+					 errdetail("Lockbox's policies keep engineers to their tenants only while row-level security is on."),
+					 errhint("Take the table out of lockbox first: SELECT lockbox_unprotect('%s');",
+							 lockbox_relname(relid))));
+	}
 }
 
 /* DROP EXTENSION lockbox: refused, naming them, while tables are protected. */
 void
-lockbox_protect_refuse_drop(Node *node)
+lockbox_protect_utility(Node *node)
 {
 	DropStmt   *stmt = (DropStmt *) node;
 	ListCell   *lc;
@@ -513,6 +590,11 @@ lockbox_protect_refuse_drop(Node *node)
 	StringInfoData names;
 	LockboxCall call;
 
+	if (IsA(node, AlterTableStmt))
+	{
+		refuse_rls_off((AlterTableStmt *) node);
+		return;
+	}
 	if (!IsA(node, DropStmt) || stmt->removeType != OBJECT_EXTENSION)
 		return;
 	foreach(lc, stmt->objects)
@@ -594,17 +676,17 @@ lockbox_unprotect(PG_FUNCTION_ARGS)
 	{
 		for (int i = 0; i < lengthof(policy_names); i++)
 			exec_ddl(psprintf("DROP POLICY IF EXISTS %s ON %s", policy_names[i], rel));
+		if (!rls_was_on)
+		{
+			exec_ddl(psprintf("DROP POLICY IF EXISTS lockbox_open ON %s", rel));
+			exec_ddl(psprintf("ALTER TABLE %s DISABLE ROW LEVEL SECURITY", rel));
+		}
 	}
 	PG_FINALLY();
 	{
 		unprotecting = false;
 	}
 	PG_END_TRY();
-	if (!rls_was_on)
-	{
-		exec_ddl(psprintf("DROP POLICY IF EXISTS lockbox_open ON %s", rel));
-		exec_ddl(psprintf("ALTER TABLE %s DISABLE ROW LEVEL SECURITY", rel));
-	}
 
 	/* take back the privileges lockbox_protect gave lockbox_engineer */
 	if (granted != NULL)

@@ -23,7 +23,7 @@
 -- inside PL/pgSQL: COPY to a file stands in for it in the refusals, and
 -- sql/08_enforcement.sql shows COPY TO STDOUT.
 BEGIN;
-SELECT plan(171);
+SELECT plan(174);
 
 ------------------------------------------------------------------------------
 -- Fixture
@@ -737,19 +737,33 @@ GRANT SELECT ON tap_enf.t_text TO tap_enf_reader;
 CREATE ROLE tap_enf_via_su IN ROLE lockbox_engineer, tap_enf_sugroup;
 CREATE ROLE tap_enf_via_byp IN ROLE lockbox_engineer, tap_enf_bypgroup;
 CREATE ROLE tap_enf_via_reader IN ROLE lockbox_engineer, tap_enf_reader;
--- protected tables changed behind lockbox's back
-ALTER TABLE tap_enf.t_rlsoff DISABLE ROW LEVEL SECURITY;
--- a lockbox policy cannot be dropped while its table is protected, whatever
--- its name: renamed, it is no longer lockbox's (posture reports it)
+-- Protected tables changed behind lockbox's back.  Through DDL that is
+-- refused (2BP01): row-level security stays on, and lockbox's policies can be
+-- neither dropped nor changed, whatever their name; only a superuser editing
+-- the catalogs gets there, and posture reports it.
+SELECT throws_ok($$ALTER TABLE tap_enf.t_rlsoff DISABLE ROW LEVEL SECURITY$$, '2BP01',
+	'cannot disable row-level security on protected table tap_enf.t_rlsoff',
+	'ALTER TABLE ... DISABLE ROW LEVEL SECURITY is refused on a protected table');
 SELECT throws_ok($$DROP POLICY lockbox_read ON tap_enf.t_poldrop$$, '2BP01',
-	'cannot drop the lockbox policies of protected table tap_enf.t_poldrop',
+	'cannot drop or change the lockbox policies of protected table tap_enf.t_poldrop',
 	'DROP POLICY of a lockbox policy is refused while the table is protected');
-ALTER POLICY lockbox_read ON tap_enf.t_poldrop RENAME TO renamed_read;
-SELECT throws_ok($$DROP POLICY renamed_read ON tap_enf.t_poldrop$$, '2BP01',
-	'cannot drop the lockbox policies of protected table tap_enf.t_poldrop',
-	'a renamed lockbox policy cannot be dropped either');
-ALTER POLICY lockbox_read ON tap_enf.t_polalter USING (true);
-ALTER POLICY lockbox_insert ON tap_enf.t_polroles TO tap_enf_other;
+SELECT throws_ok($$ALTER POLICY lockbox_read ON tap_enf.t_poldrop RENAME TO renamed_read$$, '2BP01',
+	'cannot drop or change the lockbox policies of protected table tap_enf.t_poldrop',
+	'renaming a lockbox policy (to drop it as another) is refused');
+SELECT throws_ok($$ALTER POLICY lockbox_read ON tap_enf.t_polalter USING (true)$$, '2BP01',
+	'cannot drop or change the lockbox policies of protected table tap_enf.t_polalter',
+	'changing what a lockbox policy lets through is refused');
+SELECT throws_ok($$ALTER POLICY lockbox_insert ON tap_enf.t_polroles TO tap_enf_other$$, '2BP01',
+	'cannot drop or change the lockbox policies of protected table tap_enf.t_polroles',
+	'changing whom a lockbox policy applies to is refused');
+SET allow_system_table_mods = on;
+UPDATE pg_class SET relrowsecurity = false WHERE oid = 'tap_enf.t_rlsoff'::regclass;
+DELETE FROM pg_policy WHERE polrelid = 'tap_enf.t_poldrop'::regclass AND polname = 'lockbox_read';
+UPDATE pg_policy SET polpermissive = true
+ WHERE polrelid = 'tap_enf.t_polalter'::regclass AND polname = 'lockbox_read';
+UPDATE pg_policy SET polroles = ARRAY['tap_enf_other'::regrole::oid]
+ WHERE polrelid = 'tap_enf.t_polroles'::regclass AND polname = 'lockbox_insert';
+RESET allow_system_table_mods;
 
 CREATE TEMP TABLE posture AS SELECT * FROM lockbox.posture;
 GRANT SELECT ON posture TO PUBLIC;
@@ -785,7 +799,8 @@ SELECT is_empty($$SELECT check_name FROM posture p
 SELECT is((SELECT count(*) FROM posture WHERE check_name = 'policy_changed' AND object = 'tap_enf.t_poldrop'),
 		  1::bigint, 'posture: one row per finding');
 
--- putting things right clears the findings
+-- putting things right clears the findings (and ALTER POLICY is allowed when
+-- it gives the lockbox policy back exactly what lockbox made)
 ALTER TABLE tap_enf.t_rlsoff ENABLE ROW LEVEL SECURITY;
 ALTER POLICY lockbox_insert ON tap_enf.t_polroles TO lockbox_engineer;
 SELECT is_empty($$SELECT 1 FROM lockbox.posture
