@@ -8,6 +8,10 @@
 # in a build directory of its own (a VPATH build, as Debian's pg_buildext does):
 #
 #   cd /path/to/build && make -f /path/to/lockbox/Makefile [VPATH=/path/to/lockbox]
+#
+# C is compiled with -Wall; WERROR=1 adds -Werror to every C compile of this
+# Makefile, as `make test` (and so CI) builds: a user's build must not fail
+# because a newer compiler warns.
 
 # The directory of this Makefile, which holds the sources also when the build
 # runs elsewhere; every file list below is taken from it, relative to it, and
@@ -25,7 +29,7 @@ DATA        = $(patsubst $(lockbox_srcdir)%,%,$(sort $(wildcard $(lockbox_srcdir
 PGFILEDESC  = "lockbox - Customer Lockbox for PostgreSQL"
 
 PG_CPPFLAGS = -I$(lockbox_srcdir)src
-PG_CFLAGS   = -Wall -Werror
+PG_CFLAGS   = -Wall $(if $(filter-out 0,$(WERROR)),-Werror)
 
 # pg_regress: every sql/*.sql except the install scripts, in name order, from
 # the source directory (PGXS passes --inputdir=$(srcdir)).

@@ -110,13 +110,14 @@ suite_tap() {
 	return "$rc"
 }
 
-echo "== building"
-if ! make -s --no-print-directory -j"$(nproc)"; then
+# -Werror here, not in a user's build (see the Makefile).
+echo "== building (WERROR=1)"
+if ! make -s --no-print-directory -j"$(nproc)" WERROR=1; then
 	echo "== build failed; no suite was run" >&2
 	exit 1
 fi
 echo "== installing (make install)"
-make -s --no-print-directory install
+make -s --no-print-directory install WERROR=1
 test/cluster.sh start
 eval "$(test/cluster.sh env)"
 
