@@ -55,8 +55,9 @@ all install installcheck:
 endif
 
 # The objects (and the bitcode of a server built with LLVM) go to src/ of the
-# build directory, which a VPATH build creates.
-$(OBJS) $(OBJS:.o=.bc): | $(CURDIR)/src
+# build directory, which a VPATH build creates, and are rebuilt when the
+# shared header changes (Debian's PGXS tracks no header dependencies).
+$(OBJS) $(OBJS:.o=.bc): $(patsubst $(lockbox_srcdir)%,%,$(wildcard $(lockbox_srcdir)src/*.h)) | $(CURDIR)/src
 $(CURDIR)/src:
 	$(MKDIR_P) $@
 
