@@ -2,6 +2,11 @@
 # `make test`: build and install lockbox, start the throwaway cluster
 # (test/cluster.sh), then run every suite on its own, going on after a failure:
 #
+#   build      make             a VPATH build in a directory of its own (as Debian's
+#                               pg_buildext builds): every file compiled with -Werror,
+#                               a lockbox.so with lockbox's symbols, every file
+#                               make install installs (into a DESTDIR), the tests
+#                               make installcheck would run; -Werror only with WERROR=1
 #   regress    pg_regress       sql/*.sql (not the install scripts), expected/*.out
 #   isolation  isolationtester  test/isolation/specs/*.spec, test/isolation/expected/*.out
 #   pgtap      pg_prove         test/*.sql, in a fresh database lockbox_tap
@@ -20,7 +25,7 @@ PGXS_DIR=$("$BINDIR/pg_config" --pkglibdir)/pgxs
 export PATH="$BINDIR:$PATH"
 CLUSTER=$ROOT/.cluster
 
-all_suites=(regress isolation pgtap tap)
+all_suites=(build regress isolation pgtap tap)
 suites=("$@")
 ((${#suites[@]})) || suites=("${all_suites[@]}")
 for s in "${suites[@]}"; do
@@ -53,6 +58,51 @@ show_tail() {
 	echo "---- last $max lines of $file"
 	tail -n "$max" "$file"
 	echo "---- end of $file"
+}
+
+suite_build() {
+	local dir f missing=0 cmds
+	dir=$(mktemp -d "${TMPDIR:-/tmp}/lockbox-build.XXXXXX")
+	mkdir "$dir/src" "$dir/build"
+	# A VPATH build needs a source tree without build products (make would
+	# find the checkout's own lockbox.so through VPATH and call it up to
+	# date): a copy of the checkout without them.
+	tar -C "$ROOT" --exclude=./.git --exclude=./.cluster --exclude='*.o' \
+		--exclude='*.so' --exclude='*.bc' -cf - . | tar -C "$dir/src" -xf - ||
+		{ rm -rf "$dir"; return 1; }
+	# from the build directory, as `make -f ../src/Makefile VPATH=../src`
+	vmake() { make -s --no-print-directory -C "$dir/build" -f ../src/Makefile VPATH=../src "$@"; }
+
+	# every file, compiled afresh with -Werror (the checkout's own build
+	# recompiles only what changed since the last make, with or without it)
+	vmake -j2 WERROR=1 || { rm -rf "$dir"; return 1; }
+	if ! nm -D --defined-only "$dir/build/lockbox.so" | grep -qw lockbox_request; then
+		echo "the lockbox.so of a VPATH build does not define lockbox_request"
+		missing=1
+	fi
+	vmake install DESTDIR="$dir/stage" || { rm -rf "$dir"; return 1; }
+	for f in lockbox.control sql/lockbox--*.sql; do
+		cmp -s "$f" "$dir/stage$(pg_config --sharedir)/extension/${f#sql/}" ||
+			{ echo "make install of a VPATH build did not install $f"; missing=1; }
+	done
+	cmp -s "$dir/build/lockbox.so" "$dir/stage$(pg_config --pkglibdir)/lockbox.so" ||
+		{ echo "make install of a VPATH build did not install lockbox.so"; missing=1; }
+	# what make installcheck would run there: every test, from the checkout
+	cmds=$(vmake -n installcheck)
+	for f in sql/*.sql test/isolation/specs/*.spec; do
+		[[ $f == sql/lockbox--* ]] && continue
+		f=${f##*/}
+		grep -qw -- "${f%.*}" <<<"$cmds" ||
+			{ echo "make installcheck of a VPATH build would not run ${f%.*}"; missing=1; }
+	done
+	# -Wall for everyone, -Werror only when asked
+	cmds=$(vmake -n -B)
+	grep -q -- ' -Wall ' <<<"$cmds" || { echo "make compiles without -Wall"; missing=1; }
+	! grep -qE -- ' -Werror( |$)' <<<"$cmds" || { echo "make compiles with -Werror"; missing=1; }
+	grep -qE -- ' -Werror( |$)' <<<"$(vmake -n -B WERROR=1)" ||
+		{ echo "make WERROR=1 compiles without -Werror"; missing=1; }
+	rm -rf "$dir"
+	return "$missing"
 }
 
 suite_regress() {
@@ -121,7 +171,7 @@ make -s --no-print-directory install WERROR=1
 test/cluster.sh start
 eval "$(test/cluster.sh env)"
 
-declare -A label=([regress]=pg_regress [isolation]=isolation [pgtap]=pgTAP [tap]="TAP (Perl)")
+declare -A label=([build]="build" [regress]=pg_regress [isolation]=isolation [pgtap]=pgTAP [tap]="TAP (Perl)")
 summary=()
 passed=0 failed=0
 for s in "${suites[@]}"; do
