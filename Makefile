@@ -48,6 +48,28 @@ PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
 
 ifneq ($(PGXS),)
 include $(PGXS)
+
+# make installcheck changes lockbox's settings (ALTER SYSTEM, then reload) and
+# creates roles: it runs only against a throwaway server that says so in its
+# configuration files (pg_file_settings, which a superuser reads), as
+# test/lockbox_test.conf does for the servers test/cluster.sh starts:
+#   lockbox_test.installcheck = on
+installcheck: installcheck-guard
+.PHONY: installcheck-guard
+installcheck-guard:
+ifneq ($(filter --host --port --user,$(EXTRA_REGRESS_OPTS)),)
+	@echo "make installcheck: write --host=HOST, --port=PORT and --user=USER in EXTRA_REGRESS_OPTS (with '=')" >&2; exit 1
+endif
+	@marker=$$('$(bindir)/psql' -X -A -t -q -d postgres $(filter --host=% --port=% --user=%,$(EXTRA_REGRESS_OPTS)) \
+		-c "SELECT setting FROM pg_catalog.pg_file_settings WHERE name = 'lockbox_test.installcheck' AND error IS NULL ORDER BY seqno DESC LIMIT 1" 2>&1); \
+	if [ "$$marker" != on ]; then \
+		echo "make installcheck: refused: the server at PGHOST=$${PGHOST:-(unset)} PGPORT=$${PGPORT:-(unset)} is no throwaway test server." >&2; \
+		echo "The tests change lockbox's settings with ALTER SYSTEM and create roles; they run only, as a superuser," >&2; \
+		echo "against a server whose configuration file sets lockbox_test.installcheck = on, as test/lockbox_test.conf" >&2; \
+		echo "does for the throwaway server of test/cluster.sh (make test starts one)." >&2; \
+		[ -z "$$marker" ] || echo "($$marker)" >&2; \
+		exit 1; \
+	fi
 else
 all install installcheck:
 	@echo "PostgreSQL 15 server headers are missing; run 'make test' or 'make demo', which install them." >&2

@@ -10,11 +10,15 @@
 #   regress    pg_regress       sql/*.sql (not the install scripts), expected/*.out
 #   isolation  isolationtester  test/isolation/specs/*.spec, test/isolation/expected/*.out
 #   pgtap      pg_prove         test/*.sql, in a fresh database lockbox_tap
+#   installcheck make           make installcheck refuses a server whose configuration
+#                               file does not set lockbox_test.installcheck = on; the
+#                               suites before left no role (but lockbox's four group
+#                               roles) and no ALTER SYSTEM setting in the cluster
 #   tap        prove            test/t/*.pl (PostgreSQL::Test::Cluster), as OS user postgres
 #
-# test/run.sh [SUITE...] runs only the named suites. PROVE_FLAGS (e.g. -v or
-# -j4) is passed to prove. Ends with a summary whose last line is
-# "N passed, N failed"; exits non-zero when a suite failed.
+# test/run.sh [SUITE...] runs only the named suites, in the order above.
+# PROVE_FLAGS (e.g. -v or -j4) is passed to prove. Ends with a summary whose
+# last line is "N passed, N failed"; exits non-zero when a suite failed.
 set -euo pipefail
 shopt -s nullglob
 
@@ -25,7 +29,7 @@ PGXS_DIR=$("$BINDIR/pg_config" --pkglibdir)/pgxs
 export PATH="$BINDIR:$PATH"
 CLUSTER=$ROOT/.cluster
 
-all_suites=(build regress isolation pgtap tap)
+all_suites=(build regress isolation pgtap installcheck tap)
 suites=("$@")
 ((${#suites[@]})) || suites=("${all_suites[@]}")
 for s in "${suites[@]}"; do
@@ -133,6 +137,54 @@ suite_pgtap() {
 	pg_prove -d lockbox_tap "${files[@]}"
 }
 
+# The roles of the cluster (but lockbox's group roles, which CREATE EXTENSION
+# creates and DROP EXTENSION leaves) and its ALTER SYSTEM settings.
+server_state() {
+	psql -X -A -t -q -d postgres -c "
+		SELECT 'role ' || rolname FROM pg_roles
+		 WHERE rolname NOT IN ('lockbox_engineer', 'lockbox_reviewer',
+							   'lockbox_approver', 'lockbox_auditor')
+		UNION ALL
+		SELECT 'ALTER SYSTEM SET ' || name || ' = ' || setting FROM pg_file_settings
+		 WHERE sourcefile LIKE '%/postgresql.auto.conf'
+		 ORDER BY 1"
+}
+
+suite_installcheck() {
+	local out how now rc=0
+	# first what the suites before left behind
+	now=$(server_state) || return 1
+	if [[ $now != "$server_before" ]]; then
+		echo "the suites left the cluster changed (- before, + now):"
+		diff <(echo "$server_before") <(echo "$now") | sed -n 's/^< /- /p; s/^> /+ /p'
+		rc=1
+	fi
+	# make installcheck itself, with nothing to run, on the throwaway server
+	# (test/lockbox_test.conf marks it)
+	if ! out=$(make -s --no-print-directory installcheck REGRESS= ISOLATION= 2>&1); then
+		echo "make installcheck refused the throwaway server:"
+		echo "$out"
+		rc=1
+	fi
+	# and on servers it must refuse before running a test: one whose
+	# configuration unmarks it, one that is not there
+	psql -X -q -c 'ALTER SYSTEM SET lockbox_test.installcheck = off' || return 1
+	for how in "unmarked server" "no server"; do
+		if [[ $how == "no server" ]]; then
+			out=$(PGPORT=1 make -s --no-print-directory installcheck 2>&1)
+		else
+			out=$(make -s --no-print-directory installcheck 2>&1)
+		fi && rc=1
+		if ! grep -q 'make installcheck: refused' <<<"$out" || grep -q 'install-check' <<<"$out"; then
+			echo "make installcheck, $how: not refused before running a test:"
+			echo "$out"
+			rc=1
+		fi
+	done
+	psql -X -q -c 'ALTER SYSTEM RESET lockbox_test.installcheck' || return 1
+	return "$rc"
+}
+
 suite_tap() {
 	local files=(test/t/*.pl) flags=() tapdir=$CLUSTER/tap rc=0
 	((${#files[@]})) || { skip_reason="no TAP tests test/t/*.pl"; return 0; }
@@ -170,11 +222,14 @@ echo "== installing (make install)"
 make -s --no-print-directory install WERROR=1
 test/cluster.sh start
 eval "$(test/cluster.sh env)"
+server_before=$(server_state)
 
-declare -A label=([build]="build" [regress]=pg_regress [isolation]=isolation [pgtap]=pgTAP [tap]="TAP (Perl)")
+declare -A label=([build]=build [regress]=pg_regress [isolation]=isolation [pgtap]=pgTAP
+	[installcheck]=installcheck [tap]="TAP (Perl)")
 summary=()
 passed=0 failed=0
-for s in "${suites[@]}"; do
+for s in "${all_suites[@]}"; do
+	[[ " ${suites[*]} " == *" $s "* ]] || continue
 	echo "== suite ${label[$s]}"
 	skip_reason="" start=$SECONDS rc=0
 	"suite_$s" || rc=$?
@@ -187,7 +242,7 @@ for s in "${suites[@]}"; do
 		result="FAILED ($took)" failed=$((failed + 1))
 	fi
 	echo "== ${label[$s]}: $result"
-	summary+=("$(printf '  %-11s %s' "${label[$s]}" "$result")")
+	summary+=("$(printf '  %-14s %s' "${label[$s]}" "$result")")
 done
 test/cluster.sh stop
 
