@@ -10,6 +10,9 @@
 #   regress    pg_regress       sql/*.sql (not the install scripts), expected/*.out
 #   isolation  isolationtester  test/isolation/specs/*.spec, test/isolation/expected/*.out
 #   pgtap      pg_prove         test/*.sql, in a fresh database lockbox_tap
+#   readme     psql             README.md's story ("The lifecycle, in psql") played as it
+#                               stands, psql's output compared with the README's
+#                               (test/readme.sh)
 #   installcheck make           make installcheck refuses a server whose configuration
 #                               file does not set lockbox_test.installcheck = on; the
 #                               suites before left no role (but lockbox's four group
@@ -29,7 +32,7 @@ PGXS_DIR=$("$BINDIR/pg_config" --pkglibdir)/pgxs
 export PATH="$BINDIR:$PATH"
 CLUSTER=$ROOT/.cluster
 
-all_suites=(build regress isolation pgtap installcheck tap)
+all_suites=(build regress isolation pgtap readme installcheck tap)
 suites=("$@")
 ((${#suites[@]})) || suites=("${all_suites[@]}")
 for s in "${suites[@]}"; do
@@ -137,6 +140,10 @@ suite_pgtap() {
 	pg_prove -d lockbox_tap "${files[@]}"
 }
 
+suite_readme() {
+	test/readme.sh
+}
+
 # The roles of the cluster (but lockbox's group roles, which CREATE EXTENSION
 # creates and DROP EXTENSION leaves) and its ALTER SYSTEM settings.
 server_state() {
@@ -225,7 +232,7 @@ eval "$(test/cluster.sh env)"
 server_before=$(server_state)
 
 declare -A label=([build]=build [regress]=pg_regress [isolation]=isolation [pgtap]=pgTAP
-	[installcheck]=installcheck [tap]="TAP (Perl)")
+	[readme]=README [installcheck]=installcheck [tap]="TAP (Perl)")
 summary=()
 passed=0 failed=0
 for s in "${all_suites[@]}"; do
