@@ -10,6 +10,7 @@ packages=(
 	postgresql-15-pgtap                    # CREATE EXTENSION pgtap
 	libtap-parser-sourcehandler-pgtap-perl # pg_prove
 	libipc-run-perl                        # PostgreSQL::Test::Cluster
+	libfaketime                            # the test cluster at a fake instant (test/cluster.sh --at)
 )
 if ! command -v gcc >/dev/null 2>&1 || ! command -v make >/dev/null 2>&1; then
 	packages+=(build-essential)

@@ -18,6 +18,10 @@
 #                               suites before left no role (but lockbox's four group
 #                               roles) and no ALTER SYSTEM setting in the cluster
 #   tap        prove            test/t/*.pl (PostgreSQL::Test::Cluster), as OS user postgres
+#   clock      pg_regress, pg_prove  regress and pgtap again (pgTAP in PST8PDT, as
+#                               pg_regress), on a cluster whose clock starts at each
+#                               of CLOCK_INSTANTS (test/cluster.sh start --at,
+#                               libfaketime): no test may depend on the date
 #
 # test/run.sh [SUITE...] runs only the named suites, in the order above.
 # PROVE_FLAGS (e.g. -v or -j4) is passed to prove. Ends with a summary whose
@@ -32,7 +36,7 @@ PGXS_DIR=$("$BINDIR/pg_config" --pkglibdir)/pgxs
 export PATH="$BINDIR:$PATH"
 CLUSTER=$ROOT/.cluster
 
-all_suites=(build regress isolation pgtap readme installcheck tap)
+all_suites=(build regress isolation pgtap readme installcheck tap clock)
 suites=("$@")
 ((${#suites[@]})) || suites=("${all_suites[@]}")
 for s in "${suites[@]}"; do
@@ -219,6 +223,42 @@ suite_tap() {
 	return "$rc"
 }
 
+# The instants the suite clock runs at (the cluster's clock starts there):
+# - 5 s before March 1 (UTC) of a year that is not a leap year: a month of 28
+#   days, then one of 31;
+# - 01:59:55 PST on the day US clocks spring forward: in PST8PDT, pg_regress's
+#   time zone, the day has 23 hours and 02:00 becomes 03:00 PDT 5 s in.
+CLOCK_INSTANTS=("2027-02-28 23:59:55 UTC" "2027-03-14 09:59:55 UTC")
+
+suite_clock() {
+	local at rc=0 late
+	for at in "${CLOCK_INSTANTS[@]}"; do
+		test/cluster.sh start --at "$at" || return 1
+		# the clock of every server process, lockbox's launcher and the
+		# worker of each database included, started at the instant
+		if [[ $(psql -X -A -t -q -d postgres -c "SELECT now() - '$at' BETWEEN '0' AND '1 min'") != t ]]; then
+			echo "the server's clock does not read $at"
+			return 1
+		fi
+		suite_regress || rc=1
+		PGTZ=PST8PDT suite_pgtap || rc=1
+		late=$(psql -X -A -t -q -d postgres -c "
+			SELECT string_agg(backend_type || ' started ' || backend_start, ', ')
+			  FROM pg_stat_activity WHERE backend_start < '$at'")
+		if [[ -n $late ]]; then
+			echo "at $at, server processes on another clock: $late"
+			rc=1
+		fi
+		if [[ $(psql -X -A -t -q -d postgres -c "
+				SELECT count(DISTINCT backend_type) FROM pg_stat_activity
+				 WHERE backend_type IN ('lockbox launcher', 'lockbox worker')") != 2 ]]; then
+			echo "at $at, no lockbox launcher or worker to check the clock of"
+			rc=1
+		fi
+	done
+	return "$rc"
+}
+
 # -Werror here, not in a user's build (see the Makefile).
 echo "== building (WERROR=1)"
 if ! make -s --no-print-directory -j"$(nproc)" WERROR=1; then
@@ -232,7 +272,7 @@ eval "$(test/cluster.sh env)"
 server_before=$(server_state)
 
 declare -A label=([build]=build [regress]=pg_regress [isolation]=isolation [pgtap]=pgTAP
-	[readme]=README [installcheck]=installcheck [tap]="TAP (Perl)")
+	[readme]=README [installcheck]=installcheck [tap]="TAP (Perl)" [clock]="fake clock")
 summary=()
 passed=0 failed=0
 for s in "${all_suites[@]}"; do
