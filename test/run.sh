@@ -2,26 +2,26 @@
 # `make test`: build and install lockbox, start the throwaway cluster
 # (test/cluster.sh), then run every suite on its own, going on after a failure:
 #
-#   build      make             a VPATH build in a directory of its own (as Debian's
-#                               pg_buildext builds): every file compiled with -Werror,
-#                               a lockbox.so with lockbox's symbols, every file
-#                               make install installs (into a DESTDIR), the tests
-#                               make installcheck would run; -Werror only with WERROR=1
-#   regress    pg_regress       sql/*.sql (not the install scripts), expected/*.out
-#   isolation  isolationtester  test/isolation/specs/*.spec, test/isolation/expected/*.out
-#   pgtap      pg_prove         test/*.sql, in a fresh database lockbox_tap
-#   readme     psql             README.md's story ("The lifecycle, in psql") played as it
-#                               stands, psql's output compared with the README's
-#                               (test/readme.sh)
-#   installcheck make           make installcheck refuses a server whose configuration
-#                               file does not set lockbox_test.installcheck = on; the
-#                               suites before left no role (but lockbox's four group
-#                               roles) and no ALTER SYSTEM setting in the cluster
-#   tap        prove            test/t/*.pl (PostgreSQL::Test::Cluster), as OS user postgres
-#   clock      pg_regress, pg_prove  regress and pgtap again (pgTAP in PST8PDT, as
-#                               pg_regress), on a cluster whose clock starts at each
-#                               of CLOCK_INSTANTS (test/cluster.sh start --at,
-#                               libfaketime): no test may depend on the date
+#   build         make             a VPATH build of a copy of the sources (as Debian's
+#                                  pg_buildext builds): every file compiled with -Werror,
+#                                  lockbox's symbols in lockbox.so, every file make
+#                                  install installs (into a DESTDIR), every test make
+#                                  installcheck would run; -Werror only with WERROR=1
+#   regress       pg_regress       sql/*.sql (not the install scripts), expected/*.out
+#   isolation     isolationtester  test/isolation/specs/*.spec, test/isolation/expected/*.out
+#   pgtap         pg_prove         test/*.sql, in a fresh database lockbox_tap
+#   readme        psql             README.md's story ("The lifecycle, in psql") played as
+#                                  it stands, psql's output compared with the README's
+#                                  (test/readme.sh)
+#   installcheck  make             the suites above left no role (but lockbox's four
+#                                  group roles) and no ALTER SYSTEM setting; make
+#                                  installcheck refuses a server whose configuration
+#                                  does not set lockbox_test.installcheck = on
+#   tap           prove            test/t/*.pl (PostgreSQL::Test::Cluster), as OS user postgres
+#   clock         pg_regress,      regress and pgtap again (pgTAP in PST8PDT, as
+#                 pg_prove         pg_regress), on a cluster whose clock starts at each
+#                                  of CLOCK_INSTANTS (test/cluster.sh start --at,
+#                                  libfaketime): no test may depend on the date
 #
 # test/run.sh [SUITE...] runs only the named suites, in the order above.
 # PROVE_FLAGS (e.g. -v or -j4) is passed to prove. Ends with a summary whose
