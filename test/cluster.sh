@@ -33,8 +33,6 @@ else
 	OS_USER=$(id -un)
 fi
 
-LIBFAKETIME=${LIBFAKETIME:-/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1}
-
 # pg_ctl as the cluster's owner; env_prefix (VAR=value ...) goes to its
 # environment, and so to the server's
 env_prefix=()
@@ -72,19 +70,20 @@ cmd_stop() {
 # started; file times and the monotonic clock left real.
 fake_clock_env() {
 	local at=$1 target shim=$CLUSTER/faketime_waits.so
+	local libfaketime=${LIBFAKETIME:-/usr/lib/$(cc -print-multiarch 2>/dev/null)/faketime/libfaketime.so.1}
 	target=$(date -d "$at" +%s) || {
 		echo "test/cluster.sh: --at $at: not a date" >&2
 		exit 2
 	}
-	[[ -r $LIBFAKETIME ]] || {
-		echo "test/cluster.sh: --at needs libfaketime ($LIBFAKETIME; Debian package libfaketime)" >&2
+	[[ -r $libfaketime ]] || {
+		echo "test/cluster.sh: --at needs libfaketime ($libfaketime; Debian package libfaketime)" >&2
 		exit 1
 	}
 	if ! cc -O2 -Wall -Werror -shared -fPIC -o "$shim" "$ROOT/test/faketime_waits.c" -ldl; then
 		echo "test/cluster.sh: could not build $shim" >&2
 		exit 1
 	fi
-	env_prefix=(LD_PRELOAD="$shim $LIBFAKETIME" FAKETIME="+$((target - $(date +%s)))s"
+	env_prefix=(LD_PRELOAD="$shim $libfaketime" FAKETIME="+$((target - $(date +%s)))s"
 		FAKETIME_DONT_FAKE_MONOTONIC=1 NO_FAKE_STAT=1)
 }
 
