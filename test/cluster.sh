@@ -2,6 +2,12 @@
 # The throwaway PostgreSQL 15 cluster that `make test` and `make demo` use.
 #
 #   test/cluster.sh start    initdb afresh in .cluster/data and start it
+#   test/cluster.sh start --at INSTANT
+#                            the same, with the server's clock (every process
+#                            of it) starting at INSTANT ("2027-02-28 23:59:55
+#                            UTC", any date(1) -d form) and running on from
+#                            there: libfaketime, preloaded with
+#                            test/faketime_waits.c (built into .cluster/)
 #   test/cluster.sh stop     stop it (nothing to do if it is not running)
 #   test/cluster.sh status   pg_ctl status
 #   test/cluster.sh env      print export lines: eval "$(test/cluster.sh env)"
@@ -27,7 +33,10 @@ else
 	OS_USER=$(id -un)
 fi
 
-pg_ctl() { (cd / && "${as_owner[@]}" "$BINDIR/pg_ctl" -D "$DATA" "$@"); }
+# pg_ctl as the cluster's owner; env_prefix (VAR=value ...) goes to its
+# environment, and so to the server's
+env_prefix=()
+pg_ctl() { (cd / && "${as_owner[@]}" env "${env_prefix[@]}" "$BINDIR/pg_ctl" -D "$DATA" "$@"); }
 
 is_running() { [[ -f $DATA/postmaster.pid ]] && pg_ctl status >/dev/null 2>&1; }
 
@@ -56,7 +65,40 @@ cmd_stop() {
 	fi
 }
 
+# The environment that starts the server with its clock at instant $1: a
+# fixed offset from the real clock, the same in every process however it was
+# started; file times and the monotonic clock left real.
+fake_clock_env() {
+	local at=$1 target shim=$CLUSTER/faketime_waits.so
+	local libfaketime=${LIBFAKETIME:-/usr/lib/$(cc -print-multiarch 2>/dev/null)/faketime/libfaketime.so.1}
+	target=$(date -d "$at" +%s) || {
+		echo "test/cluster.sh: --at $at: not a date" >&2
+		exit 2
+	}
+	[[ -r $libfaketime ]] || {
+		echo "test/cluster.sh: --at needs libfaketime ($libfaketime; Debian package libfaketime)" >&2
+		exit 1
+	}
+	if ! cc -O2 -Wall -Werror -shared -fPIC -o "$shim" "$ROOT/test/faketime_waits.c" -ldl; then
+		echo "test/cluster.sh: could not build $shim" >&2
+		exit 1
+	fi
+	env_prefix=(LD_PRELOAD="$shim $libfaketime" FAKETIME="+$((target - $(date +%s)))s"
+		FAKETIME_DONT_FAKE_MONOTONIC=1 NO_FAKE_STAT=1)
+}
+
 cmd_start() {
+	local at=""
+	case ${1:-} in
+	"") ;;
+	--at)
+		at=${2:?test/cluster.sh start --at INSTANT}
+		;;
+	*)
+		echo "usage: test/cluster.sh start [--at INSTANT]" >&2
+		exit 2
+		;;
+	esac
 	if [[ ${#CLUSTER} -gt 92 ]]; then
 		echo "test/cluster.sh: socket path $CLUSTER/.s.PGSQL.$PORT is too long for a unix socket (107 bytes); use a shorter checkout path" >&2
 		exit 1
@@ -88,6 +130,10 @@ cmd_start() {
 		cat "$CONF"
 	} >>"$DATA/postgresql.conf"
 
+	if [[ -n $at ]]; then
+		fake_clock_env "$at"
+		echo "== the server's clock starts at $at (libfaketime)"
+	fi
 	if ! pg_ctl start -w -t 60 -l "$LOG" >/dev/null; then
 		echo "test/cluster.sh: server did not start; end of $LOG:" >&2
 		tail -n 30 "$LOG" >&2 || true
@@ -100,7 +146,7 @@ cmd_env() {
 }
 
 case ${1:-} in
-start) cmd_start ;;
+start) cmd_start "${@:2}" ;;
 stop) cmd_stop ;;
 status)
 	if [[ ! -d $DATA ]]; then

@@ -11,6 +11,7 @@ packages=(
 	libtap-parser-sourcehandler-pgtap-perl # pg_prove
 	libipc-run-perl                        # PostgreSQL::Test::Cluster
 	postgresql-15-set-user                 # CREATE EXTENSION set_user (sql/10_posture.sql)
+	libfaketime                            # the test cluster at a fake instant (test/cluster.sh --at)
 )
 if ! command -v gcc >/dev/null 2>&1 || ! command -v make >/dev/null 2>&1; then
 	packages+=(build-essential)
