@@ -39,6 +39,7 @@ CREATE ROLE hx_eng LOGIN IN ROLE lockbox_engineer;
 CREATE ROLE hx_rev IN ROLE lockbox_reviewer;
 CREATE ROLE hx_app IN ROLE lockbox_approver;
 CREATE ROLE hx_dbowner LOGIN;
+CREATE ROLE hx_noinh LOGIN NOINHERIT IN ROLE hx_eng;
 SELECT lockbox_add_tenant('acme');
 SELECT lockbox_add_approver('acme', 'hx_app');
 CREATE TABLE acme_data (tenant text, v int);
@@ -96,6 +97,20 @@ ok($node->poll_query_until($db, "SELECT state || ' ' || close_reason FROM lockbo
 		'closed window_elapsed'),
 	'the worker closes the request once the row is free');
 eval { $eng->quit };
+
+# A member of the engineer that does not inherit its privileges, working
+# as it with SET ROLE (a cursor opened in the window would still return
+# rows): its session is ended too
+my $id_n = approved_request('3 seconds');
+my $noinh = $node->background_psql($db, extra_params => [ '-U', 'hx_noinh' ],
+	on_error_stop => 0);
+my $noinh_pid = $noinh->query('SELECT pg_backend_pid()');
+is($noinh->query('SET ROLE hx_eng; SELECT count(*) FROM acme_data'), '2',
+	'a NOINHERIT member, as the engineer, reads acme in the window');
+$noinh->query('BEGIN; DECLARE c CURSOR FOR SELECT * FROM acme_data; FETCH 1 FROM c');
+ok($node->poll_query_until($db, "SELECT count(*) FROM pg_stat_activity WHERE pid = $noinh_pid", '0'),
+	'its session is ended when the window ends');
+eval { $noinh->quit };
 
 # ---------------------------------------------------------------------------
 # A database owner cannot pause the worker with commands that then fail
@@ -168,7 +183,7 @@ CREATE TABLE public.notes (tenant text, note text);
 SELECT lb.lockbox_protect('public.notes', tenant_column => 'tenant');
 }, 'hx_schema');
 ($rc, $out, $err) = $node->psql('hx_schema', 'DROP SCHEMA lb CASCADE');
-like($err, qr/cannot drop the lockbox policies of protected table public\.notes/,
+like($err, qr/cannot drop or change the lockbox policies of protected table public\.notes/,
 	'DROP SCHEMA ... CASCADE of lockbox\'s schema is refused while a table is protected');
 is(sql(q{SELECT count(*) FROM pg_policy WHERE polrelid = 'public.notes'::regclass
 		 AND polname LIKE 'lockbox\_%' AND polname <> 'lockbox_open'}, 'hx_schema'),
