@@ -80,9 +80,17 @@ SELECT lockbox_close(504);
 SELECT id, state FROM lockbox.requests ORDER BY id;
 RESET SESSION AUTHORIZATION;
 
--- The settings the checks depend on.
+-- The settings the checks depend on.  Durations show as core shows its
+-- timeouts, whatever interval they were given as.
 SHOW lockbox.min_reason_length;
 SHOW lockbox.max_access_duration;
+SELECT name, setting, unit FROM pg_settings
+ WHERE name ~ '^lockbox\.(review_timeout|approval_timeout|.*_duration)$' ORDER BY name;
+-- The default window may not exceed the longest: a change that would make it
+-- so is refused, naming both (ALTER SYSTEM checks the value as a reload would).
+ALTER SYSTEM SET lockbox.default_access_duration = '9 hours';
+ALTER SYSTEM SET lockbox.max_access_duration = '3h';
+ALTER SYSTEM SET lockbox.review_timeout = '-1 hour';
 
 SELECT regress_lockbox_state() AS before \gset
 

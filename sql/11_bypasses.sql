@@ -184,6 +184,16 @@ RESET ROLE;
 SELECT count(*) AS scratch_left FROM lockbox.protected_tables
  WHERE relation::text = 'byp_scratch';
 
+-- lockbox.stats counts the refusals (and the rest) since its reset
+SELECT lockbox_stats_reset();
+SET SESSION AUTHORIZATION regress_byp_erin;
+CALL regress_try('SELECT count(*) FROM byp_orders');
+CALL regress_try('SELECT count(*) FROM byp_v_orders');
+RESET SESSION AUTHORIZATION;
+SELECT refusals, requests, sessions_ended, stats_reset <= now() AS since_reset,
+	   access_queue_depth >= 0 AS queue_read
+  FROM lockbox.stats;
+
 -- clean up
 SET ROLE regress_byp_owner;
 SELECT lockbox_unprotect('byp_orders');

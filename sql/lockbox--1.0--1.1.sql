@@ -698,3 +698,60 @@ SELECT c.check_name, NULL, true, 'No finding.'
 			   ('cross_tenant_fk')) AS c(check_name)
  WHERE NOT EXISTS (SELECT 1 FROM findings f
 					WHERE f.check_name OPERATOR(pg_catalog.=) c.check_name);
+
+------------------------------------------------------------------------------
+-- lockbox.stats: what happened in this database since the statistics were
+-- reset (the server's start, or lockbox_stats_reset()).  Counters of events
+-- no table records (refusals, sessions ended, worker passes) live in shared
+-- memory, like PostgreSQL's own statistics; the rest is counted from the
+-- tables over the same period.
+------------------------------------------------------------------------------
+CREATE FUNCTION lockbox.stats_counters(OUT stats_reset timestamptz,
+		OUT refusals bigint, OUT sessions_ended bigint, OUT worker_passes bigint,
+		OUT worker_failures bigint, OUT access_queue_depth integer)
+	RETURNS record AS 'MODULE_PATHNAME', 'lockbox_stats_counters'
+	LANGUAGE C VOLATILE;
+REVOKE ALL ON FUNCTION lockbox.stats_counters() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION lockbox.stats_counters() TO lockbox_reviewer, lockbox_auditor;
+
+CREATE FUNCTION @extschema@.lockbox_stats_reset() RETURNS void
+	AS 'MODULE_PATHNAME', 'lockbox_stats_reset' LANGUAGE C VOLATILE;
+REVOKE ALL ON FUNCTION @extschema@.lockbox_stats_reset() FROM PUBLIC;
+COMMENT ON FUNCTION @extschema@.lockbox_stats_reset() IS
+	'Start this database''s lockbox.stats afresh (extension owner).';
+
+CREATE VIEW lockbox.stats AS
+SELECT c.stats_reset,
+	   r.requests, r.pending, r.approved, r.denied, r.expired, r.cancelled,
+	   r.revoked, r.closed,
+	   c.refusals, c.sessions_ended,
+	   (SELECT pg_catalog.count(*) FROM lockbox.audit_log a
+		 WHERE a.at OPERATOR(pg_catalog.>=) c.since) AS audit_rows,
+	   c.access_queue_depth, c.worker_passes, c.worker_failures,
+	   n.notifications, n.notifications_delivered, n.notifications_undelivered
+  FROM (SELECT s.*, COALESCE(s.stats_reset, '-infinity') AS since
+		  FROM lockbox.stats_counters() s) c,
+	   LATERAL (SELECT pg_catalog.count(*) AS requests,
+					   pg_catalog.count(*) FILTER (WHERE x.state OPERATOR(pg_catalog.=) ANY
+						   (ARRAY['pending_review', 'pending_approval'])) AS pending,
+					   pg_catalog.count(*) FILTER (WHERE x.state OPERATOR(pg_catalog.=) 'approved') AS approved,
+					   pg_catalog.count(*) FILTER (WHERE x.state OPERATOR(pg_catalog.=) 'denied') AS denied,
+					   pg_catalog.count(*) FILTER (WHERE x.state OPERATOR(pg_catalog.=) 'expired') AS expired,
+					   pg_catalog.count(*) FILTER (WHERE x.state OPERATOR(pg_catalog.=) 'cancelled') AS cancelled,
+					   pg_catalog.count(*) FILTER (WHERE x.state OPERATOR(pg_catalog.=) 'revoked') AS revoked,
+					   pg_catalog.count(*) FILTER (WHERE x.state OPERATOR(pg_catalog.=) 'closed') AS closed
+				  FROM (SELECT lockbox.request_state(q.state, q.deadline, q.access_ends_at,
+							   EXISTS (SELECT 1 FROM lockbox.revocation v
+										WHERE v.request_id OPERATOR(pg_catalog.=) q.id),
+							   pg_catalog.statement_timestamp()) AS state
+						  FROM lockbox.request q
+						 WHERE q.created_at OPERATOR(pg_catalog.>=) c.since) x) r,
+	   LATERAL (SELECT pg_catalog.count(*) AS notifications,
+					   pg_catalog.count(*) FILTER (WHERE m.delivered_at IS NOT NULL) AS notifications_delivered,
+					   pg_catalog.count(*) FILTER (WHERE m.delivered_at IS NULL) AS notifications_undelivered
+				  FROM lockbox.notification m
+				 WHERE m.created_at OPERATOR(pg_catalog.>=) c.since) n;
+REVOKE ALL ON lockbox.stats FROM PUBLIC;
+GRANT SELECT ON lockbox.stats TO lockbox_reviewer, lockbox_auditor;
+COMMENT ON VIEW lockbox.stats IS
+	'Requests by state, refusals, sessions ended, audit rows, the access queue, worker passes and notifications in this database since the statistics were reset (stats_reset).';

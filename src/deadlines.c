@@ -14,9 +14,15 @@
  */
 #include "postgres.h"
 
+#include <signal.h>
+
 #include "catalog/pg_type.h"
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "port/atomics.h"
+#include "storage/proc.h"
+#include "storage/procarray.h"
+#include "storage/shmem.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
@@ -270,26 +276,109 @@ lockbox_next_deadline(void)
 }
 
 /*
+ * Why lockbox ended a session, left in shared memory for the session itself
+ * (indexed by its PGPROC number): the FATAL it gets then says lockbox ended
+ * it and why, not just "administrator command".
+ */
+typedef struct SessionEndMark
+{
+	pid_t		pid;			/* the session marked; 0: none */
+	int64		request_id;
+	char		why;			/* 'w' window elapsed, 'c' closed, 'r' revoked */
+} SessionEndMark;
+
+static SessionEndMark *session_end_marks = NULL;
+static int	session_end_mark_count = 0;
+
+Size
+lockbox_session_end_shmem_size(void)
+{
+	return mul_size(MaxBackends, sizeof(SessionEndMark));
+}
+
+void
+lockbox_session_end_shmem_init(void)
+{
+	bool		found;
+
+	session_end_mark_count = MaxBackends;
+	session_end_marks = ShmemInitStruct("lockbox session ends",
+										lockbox_session_end_shmem_size(), &found);
+	if (!found)
+		memset(session_end_marks, 0, lockbox_session_end_shmem_size());
+}
+
+/* End one session, leaving it the reason. */
+static bool
+end_session(pid_t pid, int64 request_id, char why)
+{
+	PGPROC	   *proc = BackendPidGetProc(pid);
+
+	if (proc == NULL)
+		return false;
+	if (session_end_marks != NULL && proc->pgprocno < session_end_mark_count)
+	{
+		SessionEndMark *m = &session_end_marks[proc->pgprocno];
+
+		m->request_id = request_id;
+		m->why = why;
+		pg_write_barrier();
+		m->pid = pid;
+	}
+	return kill(pid, SIGTERM) == 0;
+}
+
+/*
+ * The FATAL a session gets when it is terminated: when lockbox did it, say
+ * so, and why (emit_log_hook, in the ending session).
+ */
+void
+lockbox_session_end_message(ErrorData *edata)
+{
+	SessionEndMark *m;
+
+	if (edata->elevel != FATAL || edata->sqlerrcode != ERRCODE_ADMIN_SHUTDOWN ||
+		MyProc == NULL || session_end_marks == NULL ||
+		MyProc->pgprocno >= session_end_mark_count)
+		return;
+	m = &session_end_marks[MyProc->pgprocno];
+	if (m->pid != MyProcPid)
+		return;
+	pg_read_barrier();
+	edata->message = pstrdup("terminating connection: lockbox ended this engineer's access");
+	edata->detail = psprintf(m->why == 'r' ?
+							 "Access under lockbox request " INT64_FORMAT " was revoked." :
+							 m->why == 'c' ?
+							 "Lockbox request " INT64_FORMAT " was closed by its requester." :
+							 "The access window of lockbox request " INT64_FORMAT " has ended.",
+							 m->request_id);
+	edata->hint = pstrdup("Ask for access again with lockbox_request() if the work is not done.");
+	m->pid = 0;
+}
+
+/*
  * End the sessions of engineers whose access ended: those queued by
- * end_access, and -- never waiting for a row lock an engineer could hold --
+ * end_access, and -- never waiting for a row lock an engineer can hold --
  * those whose request is still recorded as approved although its access has
  * ended (its window elapsed or a revocation is recorded, but a session holds
  * the request locked, so the deadline step skipped it).  Forget the queue.
- * Superusers' sessions are never ended.  Returns how many sessions were
- * signalled.
+ * Sessions of members of the engineer count, inheriting or not (SET ROLE
+ * makes them the engineer); superusers' sessions are never ended.  Returns
+ * how many sessions were signalled.
  */
 int
 lockbox_end_sessions(void)
 {
 	static SPIPlanPtr plan = NULL;
-	bool		isnull;
 	Oid			argtypes[2] = {TIMESTAMPTZOID, BOOLOID};
 	Datum		values[2] = {TimestampTzGetDatum(GetCurrentTimestamp()),
 	BoolGetDatum(lockbox_terminate_sessions)};
+	int			ended = 0;
 
 	lockbox_exec(&plan,
-				 "WITH q AS (DELETE FROM lockbox.session_end RETURNING engineer, except_pid),"
-				 "     held AS (SELECT r.requester AS engineer, 0 AS except_pid"
+				 "WITH q AS (DELETE FROM lockbox.session_end"
+				 "           RETURNING engineer, request_id, except_pid),"
+				 "     held AS (SELECT r.requester AS engineer, r.id AS request_id, 0 AS except_pid"
 				 "                FROM lockbox.request r"
 				 "               WHERE $2 AND r.state OPERATOR(pg_catalog.=) 'approved'"
 				 "                 AND (r.access_ends_at OPERATOR(pg_catalog.<=) $1"
@@ -297,21 +386,39 @@ lockbox_end_sessions(void)
 				 "                 AND lockbox.request_state(r.state, r.deadline, r.access_ends_at,"
 				 "                         r.id IN (SELECT v.request_id FROM lockbox.revocation v),"
 				 "                         $1) OPERATOR(pg_catalog.<>) 'approved'),"
-				 "     e AS (SELECT q.engineer, q.except_pid FROM q"
-				 "           UNION ALL SELECT held.engineer, held.except_pid FROM held)"
-				 " SELECT pg_catalog.count(*) FILTER (WHERE pg_catalog.pg_terminate_backend(a.pid))"
+				 "     e AS (SELECT q.engineer, q.request_id, q.except_pid FROM q"
+				 "           UNION ALL SELECT held.engineer, held.request_id, held.except_pid FROM held)"
+				 " SELECT DISTINCT ON (a.pid) a.pid, e.request_id,"
+				 "        CASE WHEN r.state OPERATOR(pg_catalog.=) 'revoked'"
+				 "               OR r.id IN (SELECT v.request_id FROM lockbox.revocation v) THEN 'r'"
+				 "             WHEN r.close_reason OPERATOR(pg_catalog.=) 'resolved' THEN 'c'"
+				 "             ELSE 'w' END"
 				 "   FROM pg_catalog.pg_stat_activity a"
+				 "   JOIN e ON pg_catalog.pg_has_role(a.usesysid, e.engineer::pg_catalog.oid, 'MEMBER')"
+				 "         AND a.pid OPERATOR(pg_catalog.<>) e.except_pid"
+				 "   LEFT JOIN lockbox.request r ON r.id OPERATOR(pg_catalog.=) e.request_id"
 				 "  WHERE a.datname OPERATOR(pg_catalog.=) pg_catalog.current_database()"
 				 "    AND a.backend_type OPERATOR(pg_catalog.=) 'client backend'"
-				 "    AND NOT (SELECT r.rolsuper FROM pg_catalog.pg_roles r"
-				 "              WHERE r.oid OPERATOR(pg_catalog.=) a.usesysid)"
-				 "    AND EXISTS (SELECT 1 FROM e"
-				 "                 WHERE pg_catalog.pg_has_role(a.usesysid,"
-				 "                           e.engineer::pg_catalog.oid, 'MEMBER')"
-				 "                   AND a.pid OPERATOR(pg_catalog.<>) e.except_pid)",
+				 "    AND NOT (SELECT x.rolsuper FROM pg_catalog.pg_roles x"
+				 "              WHERE x.oid OPERATOR(pg_catalog.=) a.usesysid)"
+				 "  ORDER BY a.pid, e.request_id",
 				 2, argtypes, values, NULL, 0);
-	return (int) DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
-											 SPI_tuptable->tupdesc, 1, &isnull));
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	td = SPI_tuptable->tupdesc;
+		bool		isnull;
+		pid_t		pid = DatumGetInt32(SPI_getbinval(tup, td, 1, &isnull));
+		int64		request_id = DatumGetInt64(SPI_getbinval(tup, td, 2, &isnull));
+		char	   *why = SPI_getvalue(tup, td, 3);
+
+		if (end_session(pid, request_id, why[0]))
+		{
+			ended++;
+			lockbox_count(LB_SESSIONS_ENDED);
+		}
+	}
+	return ended;
 }
 
 /*

@@ -521,6 +521,7 @@ refuse_noinherit(Oid user, Oid relid)
 
 	if (has_privs_of_role(user, engineer))
 		return;
+	lockbox_count(LB_REFUSALS);
 	ereport(ERROR,
 			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 			 errmsg("lockbox: no access to protected table %s", lockbox_relname(relid)),
@@ -534,6 +535,8 @@ static void
 refuse_no_access(Oid relid, bool write, bool has_read)
 {
 	char	   *relname = lockbox_relname(relid);
+
+	lockbox_count(LB_REFUSALS);
 
 	if (write && has_read)
 		ereport(ERROR,
@@ -804,6 +807,7 @@ protected_target(Oid relid)
 static void
 refuse_part_of(Oid relid, Oid protected)
 {
+	lockbox_count(LB_REFUSALS);
 	ereport(ERROR,
 			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 			 errmsg("lockbox: table %s is part of protected table %s",
@@ -817,6 +821,7 @@ refuse_part_of(Oid relid, Oid protected)
 static void
 refuse_through_parent(Oid relid, Oid protected)
 {
+	lockbox_count(LB_REFUSALS);
 	ereport(ERROR,
 			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 			 errmsg("lockbox: the statement reaches protected table %s through a table it inherits from",
@@ -838,6 +843,7 @@ refuse_through_parent(Oid relid, Oid protected)
 static void
 refuse_through_owner(Oid relid, Oid protected, Oid owner)
 {
+	lockbox_count(LB_REFUSALS);
 	ereport(ERROR,
 			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 			 errmsg("lockbox: the statement reaches protected table %s as role \"%s\"",
@@ -857,8 +863,10 @@ refuse_through_owner(Oid relid, Oid protected, Oid owner)
 static void
 refuse_unrestricted(Oid reader, Oid target)
 {
-	if (has_bypassrls_privilege(reader) || pg_class_ownercheck(target, reader))
-		ereport(ERROR,
+	if (!has_bypassrls_privilege(reader) && !pg_class_ownercheck(target, reader))
+		return;
+	lockbox_count(LB_REFUSALS);
+	ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("lockbox: role \"%s\" is not restricted by row-level security on protected table %s",
 						lockbox_role_name(reader), lockbox_relname(target)),
@@ -872,6 +880,7 @@ static int	explain_shows_numbers = 0;
 static void
 refuse_explain(Oid relid)
 {
+	lockbox_count(LB_REFUSALS);
 	ereport(ERROR,
 			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 			 errmsg("lockbox: EXPLAIN with estimates or ANALYZE is not allowed on protected table %s",
@@ -1018,6 +1027,8 @@ static void
 refuse_always(Oid relid, const char *what)
 {
 	char	   *relname = lockbox_relname(relid);
+
+	lockbox_count(LB_REFUSALS);
 
 	ereport(ERROR,
 			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),

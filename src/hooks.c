@@ -13,6 +13,7 @@
  *						gone (and back when they fail)
  *	object access		protect.c: lockbox policies being dropped or altered
  *	syscache, relcache	enforce.c: its caches of engineers and ancestors
+ *	emit_log			deadlines.c: the FATAL of a session lockbox ended says why
  *	transaction end		enforce.c (grants cache), protect.c (drops seen),
  *						worker.c (wake at commit),
  *						audit.c (the chain's tips)
@@ -40,6 +41,7 @@
 static ExecutorStart_hook_type prev_executor_start = NULL;
 static ProcessUtility_hook_type prev_process_utility = NULL;
 static object_access_hook_type prev_object_access = NULL;
+static emit_log_hook_type prev_emit_log = NULL;
 
 /* a parallel worker has started the plan its leader gave it */
 static bool leader_plan_started = false;
@@ -126,6 +128,14 @@ lockbox_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 	lockbox_audit_subxact(event, mySubid, parentSubid);
 }
 
+static void
+lockbox_emit_log(ErrorData *edata)
+{
+	lockbox_session_end_message(edata);
+	if (prev_emit_log)
+		prev_emit_log(edata);
+}
+
 void
 lockbox_hooks_init(void)
 {
@@ -133,6 +143,8 @@ lockbox_hooks_init(void)
 	ExecutorStart_hook = lockbox_executor_start;
 	prev_process_utility = ProcessUtility_hook;
 	ProcessUtility_hook = lockbox_process_utility;
+	prev_emit_log = emit_log_hook;
+	emit_log_hook = lockbox_emit_log;
 	prev_object_access = object_access_hook;
 	object_access_hook = lockbox_object_access;
 	RegisterXactCallback(lockbox_xact_callback, NULL);

@@ -119,6 +119,105 @@ name(const char *newval, void *extra) \
 	target = *((Interval *) extra); \
 }
 
+/*
+ * Compare two durations as PostgreSQL compares intervals (a month as 30
+ * days): the settings' cross-check, which must not depend on today's date.
+ */
+static int
+duration_cmp(Interval *a, Interval *b)
+{
+	return DatumGetInt32(DirectFunctionCall2(interval_cmp, IntervalPGetDatum(a),
+											 IntervalPGetDatum(b)));
+}
+
+/* a duration as core shows its timeouts: 12h, 30min, 90s, 1500ms */
+static const char *
+duration_show(Interval *v)
+{
+	static char buf[64];
+	static const struct
+	{
+		int64		usecs;
+		const char *unit;
+	}			units[] = {
+		{USECS_PER_DAY, "d"}, {USECS_PER_HOUR, "h"}, {USECS_PER_MINUTE, "min"},
+		{USECS_PER_SEC, "s"}, {1000, "ms"}, {1, "us"}
+	};
+	int64		total;
+
+	if (v->month != 0)
+	{
+		/* calendar months: as interval output writes them */
+		char	   *s = DatumGetCString(DirectFunctionCall1(interval_out,
+															IntervalPGetDatum(v)));
+
+		strlcpy(buf, s, sizeof(buf));
+		return buf;
+	}
+	total = v->day * USECS_PER_DAY + v->time;
+	for (int i = 0; i < lengthof(units); i++)
+	{
+		if (total % units[i].usecs == 0)
+		{
+			snprintf(buf, sizeof(buf), INT64_FORMAT "%s", total / units[i].usecs,
+					 units[i].unit);
+			break;
+		}
+	}
+	return buf;
+}
+
+#define DURATION_SHOW_HOOK(name, target) \
+static const char * \
+name(void) \
+{ \
+	return duration_show(&target); \
+}
+
+DURATION_SHOW_HOOK(show_review_timeout, lockbox_review_timeout)
+DURATION_SHOW_HOOK(show_approval_timeout, lockbox_approval_timeout)
+DURATION_SHOW_HOOK(show_default_access_duration, lockbox_default_access_duration)
+DURATION_SHOW_HOOK(show_max_access_duration, lockbox_max_access_duration)
+
+static bool settings_defined = false;
+
+/*
+ * lockbox.default_access_duration may not exceed lockbox.max_access_duration:
+ * a change that would make it so is refused with both values named (raise
+ * the maximum first, or lower the default first).
+ */
+static bool
+check_default_duration(char **newval, void **extra, GucSource source)
+{
+	if (!check_duration(newval, extra, source))
+		return false;
+	if (settings_defined &&
+		duration_cmp((Interval *) *extra, &lockbox_max_access_duration) > 0)
+	{
+		GUC_check_errdetail("lockbox.default_access_duration (%s) may not exceed lockbox.max_access_duration (%s).",
+							*newval, duration_show(&lockbox_max_access_duration));
+		GUC_check_errhint("Raise lockbox.max_access_duration first.");
+		return false;
+	}
+	return true;
+}
+
+static bool
+check_max_duration(char **newval, void **extra, GucSource source)
+{
+	if (!check_duration(newval, extra, source))
+		return false;
+	if (settings_defined &&
+		duration_cmp((Interval *) *extra, &lockbox_default_access_duration) < 0)
+	{
+		GUC_check_errdetail("lockbox.max_access_duration (%s) may not be less than lockbox.default_access_duration (%s).",
+							*newval, duration_show(&lockbox_default_access_duration));
+		GUC_check_errhint("Lower lockbox.default_access_duration first.");
+		return false;
+	}
+	return true;
+}
+
 DURATION_ASSIGN_HOOK(assign_review_timeout, lockbox_review_timeout)
 DURATION_ASSIGN_HOOK(assign_approval_timeout, lockbox_approval_timeout)
 DURATION_ASSIGN_HOOK(assign_default_access_duration, lockbox_default_access_duration)
@@ -129,9 +228,10 @@ lockbox_shmem_request(void)
 {
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
-	RequestAddinShmemSpace(add_size(add_size(lockbox_audit_shmem_size(),
-											 lockbox_worker_shmem_size()),
-									lockbox_enforce_shmem_size()));
+	RequestAddinShmemSpace(add_size(add_size(add_size(lockbox_audit_shmem_size(),
+													  lockbox_worker_shmem_size()),
+											 lockbox_enforce_shmem_size()),
+									lockbox_session_end_shmem_size()));
 	/* [0] the audit tips, [1] the workers */
 	RequestNamedLWLockTranche("lockbox", 2);
 }
@@ -145,6 +245,7 @@ lockbox_shmem_startup(void)
 	lockbox_audit_shmem_init();
 	lockbox_worker_shmem_init();
 	lockbox_enforce_shmem_init();
+	lockbox_session_end_shmem_init();
 	LWLockRelease(AddinShmemInitLock);
 }
 
@@ -165,25 +266,27 @@ _PG_init(void)
 							   "Any positive interval; fixed for a request when its stage starts.",
 							   &review_timeout_string, "12h",
 							   PGC_SIGHUP, 0,
-							   check_duration, assign_review_timeout, NULL);
+							   check_duration, assign_review_timeout, show_review_timeout);
 	DefineCustomStringVariable("lockbox.approval_timeout",
 							   "How long a request may wait for the customer's approvers (stage 2).",
 							   "Any positive interval; fixed for a request when its stage starts.",
 							   &approval_timeout_string, "12h",
 							   PGC_SIGHUP, 0,
-							   check_duration, assign_approval_timeout, NULL);
+							   check_duration, assign_approval_timeout, show_approval_timeout);
 	DefineCustomStringVariable("lockbox.default_access_duration",
 							   "Access window of a request that names no duration.",
 							   NULL,
 							   &default_access_duration_string, "4h",
 							   PGC_SIGHUP, 0,
-							   check_duration, assign_default_access_duration, NULL);
+							   check_default_duration, assign_default_access_duration,
+							   show_default_access_duration);
 	DefineCustomStringVariable("lockbox.max_access_duration",
 							   "Longest access window a request may ask for.",
 							   NULL,
 							   &max_access_duration_string, "8h",
 							   PGC_SIGHUP, 0,
-							   check_duration, assign_max_access_duration, NULL);
+							   check_max_duration, assign_max_access_duration,
+							   show_max_access_duration);
 	DefineCustomIntVariable("lockbox.min_reason_length",
 							"Shortest accepted reason, in characters after trimming.",
 							NULL,
@@ -196,6 +299,7 @@ _PG_init(void)
 							 PGC_SIGHUP, 0, NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("lockbox");
+	settings_defined = true;
 
 	prev_shmem_request_hook = shmem_request_hook;
 	shmem_request_hook = lockbox_shmem_request;

@@ -115,6 +115,9 @@ extern void lockbox_queue_session_end(Oid engineer, int64 request_id,
 extern int	lockbox_act_on_deadlines(LockboxCall *call, int batch);
 extern TimestampTz lockbox_next_deadline(void);
 extern int	lockbox_end_sessions(void);
+extern Size lockbox_session_end_shmem_size(void);
+extern void lockbox_session_end_shmem_init(void);
+extern void lockbox_session_end_message(ErrorData *edata);
 
 /* audit (audit.c) */
 #define LOCKBOX_AUDIT_NARGS 10
@@ -189,6 +192,18 @@ typedef struct LockboxAccess
 extern const LockboxAccess *lockbox_queue_access(const LockboxAccess *access,
 												 LockboxAccess *spill);
 extern void lockbox_audit_access(LockboxCall *call, const LockboxAccess *access);
+
+/* statistics of a database, since their reset (worker.c; lockbox.stats) */
+typedef enum LockboxCounter
+{
+	LB_REFUSALS,				/* engineers' statements refused */
+	LB_SESSIONS_ENDED,			/* engineers' sessions ended */
+	LB_WORKER_PASSES,
+	LB_WORKER_FAILURES,
+	LB_COUNTERS
+} LockboxCounter;
+
+extern void lockbox_count(LockboxCounter counter);
 
 /* the launcher and database workers (worker.c) */
 extern void lockbox_worker_init(void);

@@ -40,6 +40,7 @@
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
 #include "pgstat.h"
+#include "port/atomics.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
 #include "storage/ipc.h"
@@ -61,6 +62,8 @@
 
 PG_FUNCTION_INFO_V1(lockbox_start_worker);
 PG_FUNCTION_INFO_V1(lockbox_worker_status);
+PG_FUNCTION_INFO_V1(lockbox_stats_counters);
+PG_FUNCTION_INFO_V1(lockbox_stats_reset);
 
 PGDLLEXPORT void lockbox_launcher_main(Datum main_arg);
 PGDLLEXPORT void lockbox_db_worker_main(Datum main_arg);
@@ -100,11 +103,19 @@ typedef struct DbWorker
 	TimestampTz next_deadline;	/* DT_NOEND: none */
 } DbWorker;
 
+/* lockbox.stats: counters per database since its statistics reset */
+typedef struct DbStats
+{
+	TimestampTz reset;
+	pg_atomic_uint64 counters[LB_COUNTERS];
+} DbStats;
+
 typedef struct WorkerShared
 {
 	LWLock	   *lock;
 	Latch	   *launcher_latch;
 	DbWorker	dbs[LOCKBOX_MAX_DATABASES];
+	DbStats		stats[LOCKBOX_MAX_DATABASES];	/* goes with dbs[i] */
 } WorkerShared;
 
 static WorkerShared *worker_shared = NULL;
@@ -177,10 +188,20 @@ lockbox_worker_shmem_init(void)
 		worker_shared->lock = &(GetNamedLWLockTranche("lockbox"))[1].lock;
 		for (int i = 0; i < access_slot_count; i++)
 			SpinLockInit(&access_slots[i].mutex);
+		for (int i = 0; i < LOCKBOX_MAX_DATABASES; i++)
+			for (int c = 0; c < LB_COUNTERS; c++)
+				pg_atomic_init_u64(&worker_shared->stats[i].counters[c], 0);
 	}
 }
 
-/* caller holds the lock (exclusively when create) */
+static void
+stats_reset(DbStats *st)
+{
+	st->reset = GetCurrentTimestamp();
+	for (int c = 0; c < LB_COUNTERS; c++)
+		pg_atomic_write_u64(&st->counters[c], 0);
+}
+
 static DbWorker *
 find_db(Oid dbid, bool create)
 {
@@ -203,6 +224,7 @@ find_db(Oid dbid, bool create)
 		free_slot->dbid = dbid;
 		free_slot->state = DBW_WANTED;
 		free_slot->next_deadline = DT_NOEND;
+		stats_reset(&worker_shared->stats[free_slot - worker_shared->dbs]);
 		return free_slot;
 	}
 	return NULL;
@@ -1214,6 +1236,7 @@ lockbox_db_worker_main(Datum main_arg)
 		{
 			installed = db_worker_pass(passcxt, &next_deadline, &relayed, &audited);
 			failures = 0;
+			lockbox_count(LB_WORKER_PASSES);
 		}
 		PG_CATCH();
 		{
@@ -1224,6 +1247,7 @@ lockbox_db_worker_main(Datum main_arg)
 			MemoryContextReset(passcxt);
 			pgstat_report_activity(STATE_IDLE, NULL);
 			failures++;
+			lockbox_count(LB_WORKER_FAILURES);
 			next_deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 														Min(60000, 1000L << Min(failures - 1, 6)));
 			installed = true;
@@ -1321,4 +1345,76 @@ lockbox_worker_status(PG_FUNCTION_ARGS)
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	return (Datum) 0;
+}
+
+/* ---------------------------------------------------------------------
+ * Statistics
+ * ---------------------------------------------------------------------
+ */
+/* Count one event of this database (not transactional, like pg_stat). */
+void
+lockbox_count(LockboxCounter counter)
+{
+	DbWorker   *w;
+
+	if (worker_shared == NULL || !OidIsValid(MyDatabaseId))
+		return;
+	LWLockAcquire(worker_shared->lock, LW_SHARED);
+	w = find_db(MyDatabaseId, false);
+	if (w != NULL)
+		pg_atomic_fetch_add_u64(&worker_shared->stats[w - worker_shared->dbs].counters[counter], 1);
+	LWLockRelease(worker_shared->lock);
+}
+
+/*
+ * lockbox.stats_counters(): this database's counters and the time they
+ * were reset (server start, the database first served, or
+ * lockbox_stats_reset()), with the access queue's depth now.
+ */
+Datum
+lockbox_stats_counters(PG_FUNCTION_ARGS)
+{
+	TupleDesc	tupdesc;
+	Datum		values[2 + LB_COUNTERS];
+	bool		nulls[2 + LB_COUNTERS];
+	DbWorker   *w;
+	int			depth = 0;
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	memset(nulls, true, sizeof(nulls));
+	LWLockAcquire(worker_shared->lock, LW_SHARED);
+	w = find_db(MyDatabaseId, false);
+	if (w != NULL)
+	{
+		int			i = w - worker_shared->dbs;
+		AccessQueue *q = &access_queues[i];
+
+		values[0] = TimestampTzGetDatum(worker_shared->stats[i].reset);
+		nulls[0] = false;
+		for (int c = 0; c < LB_COUNTERS; c++)
+		{
+			values[1 + c] = Int64GetDatum((int64) pg_atomic_read_u64(&worker_shared->stats[i].counters[c]));
+			nulls[1 + c] = false;
+		}
+		depth = (int) (q->head - q->tail);
+	}
+	LWLockRelease(worker_shared->lock);
+	values[1 + LB_COUNTERS] = Int32GetDatum(depth);
+	nulls[1 + LB_COUNTERS] = false;
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}
+
+/* lockbox_stats_reset(): start this database's counters afresh. */
+Datum
+lockbox_stats_reset(PG_FUNCTION_ARGS)
+{
+	DbWorker   *w;
+
+	LWLockAcquire(worker_shared->lock, LW_EXCLUSIVE);
+	w = find_db(MyDatabaseId, false);
+	if (w != NULL)
+		stats_reset(&worker_shared->stats[w - worker_shared->dbs]);
+	LWLockRelease(worker_shared->lock);
+	PG_RETURN_VOID();
 }

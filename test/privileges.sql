@@ -74,9 +74,9 @@ SELECT schema_privs_are('lockbox', role, '{USAGE}'::name[],
   FROM parties WHERE role <> 'public' ORDER BY role;
 
 -- tables: nobody; views: SELECT for the four parties, nothing for PUBLIC.
--- lockbox.posture, the list of ways around lockbox, and lockbox.worker are
--- not the engineers' or the customers' business: the operator's reviewers
--- and auditors read them.
+-- lockbox.posture, the list of ways around lockbox, lockbox.worker and
+-- lockbox.stats are not the engineers' or the customers' business: the
+-- operator's reviewers and auditors read them.
 SELECT table_privs_are('lockbox', relname, role,
 					   CASE WHEN readable THEN '{SELECT}'::name[] ELSE '{}'::name[] END,
 					   format('%s has %s on lockbox.%s', role,
@@ -84,7 +84,7 @@ SELECT table_privs_are('lockbox', relname, role,
 							  relname))
   FROM (SELECT l.relname, p.role,
 			   l.relkind IN ('v', 'm') AND p.role <> 'public'
-			   AND (l.relname NOT IN ('posture', 'worker')
+			   AND (l.relname NOT IN ('posture', 'worker', 'stats')
 					OR p.role IN ('lockbox_reviewer', 'lockbox_auditor')) AS readable
 		  FROM lockbox_rels l, parties p
 		 WHERE l.relkind IN ('r', 'p', 'v', 'm')) x

@@ -91,6 +91,9 @@ is(sql("SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid)
 	'the engineer holds an open transaction that has the request row');
 ok($node->poll_query_until($db, "SELECT count(*) FROM pg_stat_activity WHERE pid = $eng_pid", '0'),
 	'the engineer\'s session holding the row is ended after the window');
+eval { $eng->query('SELECT 1') };
+like($eng->{stderr}, qr/FATAL:  terminating connection: lockbox ended this engineer's access\n.*DETAIL:  The access window of lockbox request $id has ended\./s,
+	'the engineer is told lockbox ended the session, and why');
 my $late = time() - sql("SELECT extract(epoch FROM access_ends_at) FROM lockbox.request WHERE id = $id");
 cmp_ok($late, '<', 5, sprintf('within seconds of the window\'s end (%.1fs after it)', $late));
 ok($node->poll_query_until($db, "SELECT state || ' ' || close_reason FROM lockbox.request WHERE id = $id",
