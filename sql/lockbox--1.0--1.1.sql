@@ -698,3 +698,14 @@ SELECT c.check_name, NULL, true, 'No finding.'
 			   ('cross_tenant_fk')) AS c(check_name)
  WHERE NOT EXISTS (SELECT 1 FROM findings f
 					WHERE f.check_name OPERATOR(pg_catalog.=) c.check_name);
+
+------------------------------------------------------------------------------
+-- Administration: removing a tenant (lockbox_remove_tenant).
+------------------------------------------------------------------------------
+CREATE FUNCTION @extschema@.lockbox_remove_tenant(tenant text)
+	RETURNS void AS 'MODULE_PATHNAME', 'lockbox_remove_tenant'
+	LANGUAGE C VOLATILE;
+-- like lockbox_add_tenant, the extension owner's
+REVOKE ALL ON FUNCTION @extschema@.lockbox_remove_tenant(text) FROM PUBLIC;
+COMMENT ON FUNCTION @extschema@.lockbox_remove_tenant(text) IS
+	'The extension owner removes a tenant and its approver bindings, keeping its requests and their audit; refused while the tenant has open requests or a table protected as wholly its own.';

@@ -178,17 +178,23 @@ typedef enum LockMode
 	LOCK_NONE					/* read only */
 } LockMode;
 
+/*
+ * A request keeps its tenant's name when the tenant is removed
+ * (lockbox_remove_tenant, which only removes tenants whose requests have all
+ * ended): such a request is read without its tenant's settings and
+ * approvers, and every transition refuses it for its state.
+ */
 #define REQUEST_SELECT \
 		"SELECT r.tenant, r.requester, r.state, r.deadline, r.reviewer, r.reviewed_at," \
 		"       r.approved_at, r.access_ends_at, r.closed_at, r.close_reason, r.duration," \
-		"       r.tables, t.enabled, t.required_approvals," \
+		"       r.tables, COALESCE(t.enabled, true), COALESCE(t.required_approvals, 1)," \
 		"       ARRAY(SELECT a.approver::pg_catalog.oid FROM lockbox.approver a" \
 		"              WHERE a.tenant OPERATOR(pg_catalog.=) r.tenant ORDER BY 1)," \
 		"       lockbox.request_state(r.state, r.deadline, r.access_ends_at," \
 		"           EXISTS (SELECT 1 FROM lockbox.revocation v" \
 		"                    WHERE v.request_id OPERATOR(pg_catalog.=) r.id), $2)" \
 		"  FROM lockbox.request r" \
-		"  JOIN lockbox.tenant t ON t.tenant OPERATOR(pg_catalog.=) r.tenant" \
+		"  LEFT JOIN lockbox.tenant t ON t.tenant OPERATOR(pg_catalog.=) r.tenant" \
 		" WHERE r.id OPERATOR(pg_catalog.=) $1"
 
 static Request *read_request(int64 id, LockMode mode);
@@ -785,7 +791,8 @@ lockbox_request(PG_FUNCTION_ARGS)
 	ticket = lockbox_text_arg(fcinfo, 5, "ticket", false, 0, LOCKBOX_MAX_TICKET);
 
 	lockbox_enter(&call);
-	if (!lockbox_tenant_lookup(tenant, NULL))
+	/* (held until commit: lockbox_remove_tenant waits, then sees the request) */
+	if (!lockbox_tenant_hold(tenant))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("tenant \"%s\" does not exist", tenant)));
