@@ -700,7 +700,8 @@ SELECT c.check_name, NULL, true, 'No finding.'
 					WHERE f.check_name OPERATOR(pg_catalog.=) c.check_name);
 
 ------------------------------------------------------------------------------
--- Administration: removing a tenant (lockbox_remove_tenant).
+-- Administration: removing a tenant (lockbox_remove_tenant), and the
+-- operator's emergency stop (lockbox_revoke for reviewers).
 ------------------------------------------------------------------------------
 CREATE FUNCTION @extschema@.lockbox_remove_tenant(tenant text)
 	RETURNS void AS 'MODULE_PATHNAME', 'lockbox_remove_tenant'
@@ -709,3 +710,10 @@ CREATE FUNCTION @extschema@.lockbox_remove_tenant(tenant text)
 REVOKE ALL ON FUNCTION @extschema@.lockbox_remove_tenant(text) FROM PUBLIC;
 COMMENT ON FUNCTION @extschema@.lockbox_remove_tenant(text) IS
 	'The extension owner removes a tenant and its approver bindings, keeping its requests and their audit; refused while the tenant has open requests or a table protected as wholly its own.';
+
+-- reviewers revoke too: the operator's emergency stop (never on a request of
+-- their own, which lockbox_revoke checks)
+GRANT EXECUTE ON FUNCTION @extschema@.lockbox_revoke(bigint, text)
+	TO lockbox_reviewer;
+COMMENT ON FUNCTION @extschema@.lockbox_revoke(bigint, text) IS
+	'Ends an open access at once: the tenant''s approvers, or a reviewer as the operator''s emergency stop (never on a request of their own). Returns revoked.';

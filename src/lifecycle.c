@@ -10,7 +10,7 @@
  *		lockbox_deny		either stage         -> denied
  *		lockbox_cancel		(requester)          -> cancelled
  *		lockbox_close		(requester)          -> closed (resolved)
- *		lockbox_revoke		(approver)           -> revoked
+ *		lockbox_revoke		(approver, reviewer) -> revoked
  *
  * What the worker does at deadlines is in deadlines.c.
  *
@@ -1231,6 +1231,35 @@ revocation_pending(int64 id)
 	return SPI_processed > 0;
 }
 
+/*
+ * Who may revoke: the approvers of the request's tenant (the customer
+ * withdrawing consent), and members of lockbox_reviewer (the operator's
+ * emergency stop), except on a request of their own: a requester ends their
+ * access with lockbox_close, and revoking it as the operator would misstate
+ * who stopped it.  Returns the role the caller acts in, for the audit.
+ */
+static const char *
+require_revoker(LockboxCall *call, Request *r)
+{
+	if (lockbox_approver_among(call->caller, r->approvers))
+		return "approver";
+	if (!lockbox_has_role(call->caller, LB_REVIEWER))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to revoke lockbox request " INT64_FORMAT, r->id),
+				 errdetail("Role \"%s\" is neither an approver of the request's tenant nor a member of lockbox_reviewer.",
+						   lockbox_role_name(call->caller))));
+	if (lockbox_same_party(call->caller, r->requester) ||
+		lockbox_same_party(call->session_user, r->requester))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to revoke lockbox request " INT64_FORMAT, r->id),
+				 errdetail("Role \"%s\" filed this request; a reviewer never revokes a request of their own.",
+						   lockbox_role_name(r->requester)),
+				 errhint("The requester ends the access with lockbox_close().")));
+	return "reviewer";
+}
+
 Datum
 lockbox_revoke(PG_FUNCTION_ARGS)
 {
@@ -1240,6 +1269,7 @@ lockbox_revoke(PG_FUNCTION_ARGS)
 										  LOCKBOX_MAX_TEXT);
 	LockboxCall call;
 	Request    *r;
+	const char *by_role;
 	StringInfoData extra;
 
 	lockbox_enter(&call);
@@ -1253,7 +1283,7 @@ lockbox_revoke(PG_FUNCTION_ARGS)
 		 * let the worker move the request to revoked when it can.
 		 */
 		r = read_request(id, LOCK_NONE);
-		require_approver(&call, r, "revoke");
+		by_role = require_revoker(&call, r);
 		require_open_window(r, call.now, "revoke");
 		if (!mark_revoked(&call, r, reason))
 			refuse_state(r, call.now, "revoke");
@@ -1261,13 +1291,15 @@ lockbox_revoke(PG_FUNCTION_ARGS)
 		end_access(&call, r);
 		initStringInfo(&extra);
 		lockbox_json_str(&extra, "reason", reason);
+		if (strcmp(by_role, "approver") != 0)
+			lockbox_json_str(&extra, "by_role", by_role);
 		lockbox_json_str(&extra, "completed_by", "lockbox worker");
 		record(&call, r, "revoke", "approved", &extra, true, false);
 		lockbox_wake_worker_at_commit();
 		lockbox_leave(&call);
 		PG_RETURN_TEXT_P(cstring_to_text("revoked"));
 	}
-	require_approver(&call, r, "revoke");
+	by_role = require_revoker(&call, r);
 	require_open_window(r, call.now, "revoke");
 	if (revocation_pending(r->id))
 		refuse_state(r, call.now, "revoke");
@@ -1276,6 +1308,8 @@ lockbox_revoke(PG_FUNCTION_ARGS)
 	end_access(&call, r);
 	initStringInfo(&extra);
 	lockbox_json_str(&extra, "reason", reason);
+	if (strcmp(by_role, "approver") != 0)
+		lockbox_json_str(&extra, "by_role", by_role);
 	record(&call, r, "revoke", "approved", &extra, true, true);
 
 	lockbox_leave(&call);

@@ -27,7 +27,8 @@ INSERT INTO parties VALUES ('public'), ('lockbox_engineer'), ('lockbox_reviewer'
 
 -- the API and who may execute it: the engineer files, cancels and closes; the
 -- reviewer and the approvers decide; approvers revoke and switch their
--- tenant's lockbox; the auditor (compliance, the notifier service) verifies
+-- tenant's lockbox, and reviewers revoke too (the operator's emergency stop);
+-- the auditor (compliance, the notifier service) verifies
 -- the audit and delivers notifications; tenants and approvers are the
 -- extension owner's alone. lockbox_protect and lockbox_unprotect are
 -- executable by everyone and check themselves that the caller owns the
@@ -39,7 +40,7 @@ INSERT INTO api VALUES
   ('lockbox_deny', '{bigint,text}', '{lockbox_reviewer,lockbox_approver}'),
   ('lockbox_cancel', '{bigint,text}', '{lockbox_engineer}'),
   ('lockbox_close', '{bigint,text}', '{lockbox_engineer}'),
-  ('lockbox_revoke', '{bigint,text}', '{lockbox_approver}'),
+  ('lockbox_revoke', '{bigint,text}', '{lockbox_approver,lockbox_reviewer}'),
   ('lockbox_add_tenant', '{text,boolean,integer}', '{}'),
   ('lockbox_set_enabled', '{text,boolean}', '{lockbox_approver}'),
   ('lockbox_add_approver', '{text,regrole}', '{}'),
