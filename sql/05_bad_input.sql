@@ -11,16 +11,17 @@
 --
 -- Each bad call goes through regress_try (00_setup), which shows the
 -- SQLSTATE, the message, and its DETAIL and HINT.  After each function, a
--- fingerprint of every lockbox table (requests, decisions, notifications,
--- the audit, tenants, approvers, protected tables) is compared with the one
--- taken before it: "unchanged" must be true.
+-- fingerprint of every lockbox table (requests, decisions, extensions and
+-- their votes, notifications, the audit, tenants, approvers, protected
+-- tables) is compared with the one taken before it: "unchanged" must be
+-- true.
 --
 \set VERBOSITY default
 \set SHOW_CONTEXT never
 
 SET client_min_messages = warning;
 DROP ROLE IF EXISTS regress_erin, regress_eve, regress_mia, regress_ada,
-	regress_gus, regress_nora, regress_nobody;
+	regress_gus, regress_nora, regress_rita, regress_nobody;
 RESET client_min_messages;
 
 CREATE ROLE regress_erin;	GRANT lockbox_engineer TO regress_erin;
@@ -29,6 +30,7 @@ CREATE ROLE regress_mia;	GRANT lockbox_reviewer TO regress_mia;
 CREATE ROLE regress_ada;	GRANT lockbox_approver TO regress_ada;
 CREATE ROLE regress_gus;	GRANT lockbox_approver TO regress_gus;
 CREATE ROLE regress_nora;	GRANT lockbox_auditor TO regress_nora;
+CREATE ROLE regress_rita;	GRANT lockbox_engineer, lockbox_reviewer TO regress_rita;
 CREATE ROLE regress_nobody;	-- in no lockbox role
 
 -- The fingerprint of lockbox's state (the worker's outbox is left out: the
@@ -37,6 +39,8 @@ CREATE FUNCTION regress_lockbox_state() RETURNS text LANGUAGE sql AS $$
 SELECT md5(concat_ws('|',
 	(SELECT string_agg(x::text, ',' ORDER BY x.id) FROM lockbox.request x),
 	(SELECT string_agg(x::text, ',' ORDER BY x.request_id, x.approver) FROM lockbox.decision x),
+	(SELECT string_agg(x::text, ',' ORDER BY x.id) FROM lockbox.extension x),
+	(SELECT string_agg(x::text, ',' ORDER BY x.extension_id, x.approver) FROM lockbox.extension_decision x),
 	(SELECT string_agg(x::text, ',' ORDER BY x.id) FROM lockbox.notification x),
 	(SELECT string_agg(x::text, ',' ORDER BY x.seq) FROM lockbox.audit_log x),
 	(SELECT string_agg(x::text, ',' ORDER BY x.tenant) FROM lockbox.tenant x),
@@ -61,7 +65,9 @@ CREATE VIEW regress_a_view AS SELECT 1 AS id;
 SELECT lockbox_protect('regress_cd_data', tenant_column => 'tenant');
 SELECT lockbox_protect('regress_tyrell_only', tenant => 'tyrell');
 
--- Four requests of Erin's, one in each state the refusals below need.
+-- Four requests of Erin's, one in each state the refusals below need; a
+-- fifth, approved, whose extension awaits the approvers; and Rita's (an
+-- engineer and a reviewer), approved.
 SET SESSION AUTHORIZATION regress_erin;
 SELECT lockbox_request('cyberdyne', 'Pending review: model training job stuck',
 		tables => '{regress_cd_data}');
@@ -71,13 +77,22 @@ SELECT lockbox_request('cyberdyne', 'Approved: price list shows old values',
 		tables => '{regress_cd_data}');
 SELECT lockbox_request('cyberdyne', 'Closed: login page error for admins',
 		tables => '{regress_cd_data}');
+SELECT lockbox_request('cyberdyne', 'Extension pending: report export is slow',
+		tables => '{regress_cd_data}');
+SET SESSION AUTHORIZATION regress_rita;
+SELECT lockbox_request('cyberdyne', 'Approved for Rita: invoice layout broken',
+		tables => '{regress_cd_data}');
 SET SESSION AUTHORIZATION regress_mia;
-SELECT lockbox_approve(502), lockbox_approve(503), lockbox_approve(504);
+SELECT lockbox_approve(502), lockbox_approve(503), lockbox_approve(504),
+	   lockbox_approve(505), lockbox_approve(506);
 SET SESSION AUTHORIZATION regress_ada;
-SELECT lockbox_approve(503), lockbox_approve(504);
+SELECT lockbox_approve(503), lockbox_approve(504), lockbox_approve(505),
+	   lockbox_approve(506);
 SET SESSION AUTHORIZATION regress_erin;
 SELECT lockbox_close(504);
+SELECT lockbox_extend(505, '1 hour', 'The export needs another run');
 SELECT id, state FROM lockbox.requests ORDER BY id;
+SELECT request_id, by, state FROM lockbox.extensions ORDER BY id;
 RESET SESSION AUTHORIZATION;
 
 -- The settings the checks depend on.  Durations show as core shows its
@@ -185,7 +200,8 @@ SELECT regress_lockbox_state() = :'before' AS unchanged;
 
 -- ---------------------------------------------------------------------
 -- lockbox_approve(request_id, comment)
---   501 pending_review, 502 pending_approval, 503 approved, 504 closed
+--   501 pending_review, 502 pending_approval, 503 approved, 504 closed,
+--   505 approved with an extension pending
 -- ---------------------------------------------------------------------
 SET SESSION AUTHORIZATION regress_mia;
 CALL regress_try($$SELECT lockbox_approve(NULL)$$);
@@ -209,6 +225,17 @@ SET SESSION AUTHORIZATION regress_eve;
 CALL regress_try($$SELECT lockbox_approve(501)$$);
 SET SESSION AUTHORIZATION regress_nobody;
 CALL regress_try($$SELECT lockbox_approve(501)$$);
+-- the extension of 505: its approvers decide, not the reviewer, another
+-- tenant's approver, or its requester
+SET SESSION AUTHORIZATION regress_mia;
+CALL regress_try($$SELECT lockbox_approve(505)$$);
+SET SESSION AUTHORIZATION regress_gus;
+CALL regress_try($$SELECT lockbox_approve(505)$$);
+SET SESSION AUTHORIZATION regress_erin;
+CALL regress_try($$SELECT lockbox_approve(505)$$);
+SET SESSION AUTHORIZATION regress_ada;
+CALL regress_try($$SELECT lockbox_approve(NULL)$$);
+CALL regress_try($$SELECT lockbox_approve(505, repeat('x', 2001))$$);
 RESET SESSION AUTHORIZATION;
 SELECT regress_lockbox_state() = :'before' AS unchanged;
 
@@ -232,6 +259,15 @@ SET SESSION AUTHORIZATION regress_ada;
 CALL regress_try($$SELECT lockbox_deny(501, 'Not enough detail given')$$);
 SET SESSION AUTHORIZATION regress_erin;
 CALL regress_try($$SELECT lockbox_deny(501, 'Not enough detail given')$$);
+-- the extension of 505
+SET SESSION AUTHORIZATION regress_ada;
+CALL regress_try($$SELECT lockbox_deny(505, NULL)$$);
+CALL regress_try($$SELECT lockbox_deny(505, 'too short')$$);
+CALL regress_try($$SELECT lockbox_deny(NULL, 'One hour more is too long')$$);
+SET SESSION AUTHORIZATION regress_mia;
+CALL regress_try($$SELECT lockbox_deny(505, 'One hour more is too long')$$);
+SET SESSION AUTHORIZATION regress_gus;
+CALL regress_try($$SELECT lockbox_deny(505, 'One hour more is too long')$$);
 RESET SESSION AUTHORIZATION;
 SELECT regress_lockbox_state() = :'before' AS unchanged;
 
@@ -286,8 +322,78 @@ CALL regress_try($$SELECT lockbox_revoke(502, 'Customer withdrew consent')$$);
 CALL regress_try($$SELECT lockbox_revoke(504, 'Customer withdrew consent')$$);
 SET SESSION AUTHORIZATION regress_gus;
 CALL regress_try($$SELECT lockbox_revoke(503, 'Customer withdrew consent')$$);
+-- reviewers may revoke (the operator's emergency stop), with the same
+-- checks, but never a request of their own: Rita filed 506
 SET SESSION AUTHORIZATION regress_mia;
+CALL regress_try($$SELECT lockbox_revoke(NULL, 'Incident: support access stopped')$$);
+CALL regress_try($$SELECT lockbox_revoke(503, 'too short')$$);
+CALL regress_try($$SELECT lockbox_revoke(999999, 'Incident: support access stopped')$$);
+CALL regress_try($$SELECT lockbox_revoke(501, 'Incident: support access stopped')$$);
+CALL regress_try($$SELECT lockbox_revoke(504, 'Incident: support access stopped')$$);
+SET SESSION AUTHORIZATION regress_rita;
+CALL regress_try($$SELECT lockbox_revoke(506, 'Incident: support access stopped')$$);
+-- engineers, auditors and nobody may not
+SET SESSION AUTHORIZATION regress_eve;
 CALL regress_try($$SELECT lockbox_revoke(503, 'Customer withdrew consent')$$);
+SET SESSION AUTHORIZATION regress_nora;
+CALL regress_try($$SELECT lockbox_revoke(503, 'Customer withdrew consent')$$);
+RESET SESSION AUTHORIZATION;
+SELECT regress_lockbox_state() = :'before' AS unchanged;
+
+-- ---------------------------------------------------------------------
+-- lockbox_extend(request_id, by, reason), by the requester
+--   503 approved (a 4-hour window), 505 approved with an extension pending
+-- ---------------------------------------------------------------------
+SET SESSION AUTHORIZATION regress_erin;
+CALL regress_try($$SELECT lockbox_extend(NULL, '1 hour', 'Need more time to finish')$$);
+CALL regress_try($$SELECT lockbox_extend(503, NULL, 'Need more time to finish')$$);
+CALL regress_try($$SELECT lockbox_extend(503, '1 hour', NULL)$$);
+-- by: more than zero; the window may end at most
+-- lockbox.max_access_duration (8 hours) after the approval
+CALL regress_try($$SELECT lockbox_extend(503, '0', 'Need more time to finish')$$);
+CALL regress_try($$SELECT lockbox_extend(503, '-1 hour', 'Need more time to finish')$$);
+CALL regress_try($$SELECT lockbox_extend(503, '1000 years', 'Need more time to finish')$$);
+CALL regress_try($$SELECT lockbox_extend(503, '4 hours 1 second', 'Need more time to finish')$$);
+CALL regress_try($$SELECT lockbox_extend(503, '8 hours', 'Need more time to finish')$$);
+-- reason: as every reason
+CALL regress_try($$SELECT lockbox_extend(503, '1 hour', '')$$);
+CALL regress_try($$SELECT lockbox_extend(503, '1 hour', 'too short')$$);
+CALL regress_try($$SELECT lockbox_extend(503, '1 hour', repeat('x', 2001))$$);
+-- unknown request; wrong state: pending, closed, an extension pending
+CALL regress_try($$SELECT lockbox_extend(999999, '1 hour', 'Need more time to finish')$$);
+CALL regress_try($$SELECT lockbox_extend(501, '1 hour', 'Need more time to finish')$$);
+CALL regress_try($$SELECT lockbox_extend(502, '1 hour', 'Need more time to finish')$$);
+CALL regress_try($$SELECT lockbox_extend(504, '1 hour', 'Need more time to finish')$$);
+CALL regress_try($$SELECT lockbox_extend(505, '1 hour', 'Need more time to finish')$$);
+-- only the requester: another engineer, an approver, a reviewer, nobody
+SET SESSION AUTHORIZATION regress_eve;
+CALL regress_try($$SELECT lockbox_extend(503, '1 hour', 'Need more time to finish')$$);
+SET SESSION AUTHORIZATION regress_ada;
+CALL regress_try($$SELECT lockbox_extend(503, '1 hour', 'Need more time to finish')$$);
+SET SESSION AUTHORIZATION regress_rita;
+CALL regress_try($$SELECT lockbox_extend(503, '1 hour', 'Need more time to finish')$$);
+SET SESSION AUTHORIZATION regress_nobody;
+CALL regress_try($$SELECT lockbox_extend(503, '1 hour', 'Need more time to finish')$$);
+RESET SESSION AUTHORIZATION;
+SELECT regress_lockbox_state() = :'before' AS unchanged;
+
+-- ---------------------------------------------------------------------
+-- lockbox_remove_tenant(tenant), by the owner
+-- ---------------------------------------------------------------------
+CALL regress_try($$SELECT lockbox_remove_tenant(NULL)$$);
+CALL regress_try($$SELECT lockbox_remove_tenant('')$$);
+CALL regress_try($$SELECT lockbox_remove_tenant(' cyberdyne')$$);
+CALL regress_try($$SELECT lockbox_remove_tenant(repeat('x', 1048576))$$);
+CALL regress_try($$SELECT lockbox_remove_tenant('no_such_tenant')$$);
+CALL regress_try($$SELECT lockbox_remove_tenant('CYBERDYNE')$$);
+-- Cyberdyne has open requests; Tyrell has a table of its own
+CALL regress_try($$SELECT lockbox_remove_tenant('cyberdyne')$$);
+CALL regress_try($$SELECT lockbox_remove_tenant('tyrell')$$);
+-- only the extension owner
+SET SESSION AUTHORIZATION regress_ada;
+CALL regress_try($$SELECT lockbox_remove_tenant('tyrell')$$);
+SET SESSION AUTHORIZATION regress_mia;
+CALL regress_try($$SELECT lockbox_remove_tenant('tyrell')$$);
 RESET SESSION AUTHORIZATION;
 SELECT regress_lockbox_state() = :'before' AS unchanged;
 
@@ -419,7 +525,9 @@ SELECT id, state FROM lockbox.requests WHERE tenant = 'cyberdyne' ORDER BY id;
 -- Clean-up: Erin ends the access she still has, the roles go.
 -- ---------------------------------------------------------------------
 SET SESSION AUTHORIZATION regress_erin;
-SELECT lockbox_close(503);
+SELECT lockbox_close(503), lockbox_close(505);
+SET SESSION AUTHORIZATION regress_rita;
+SELECT lockbox_close(506);
 RESET SESSION AUTHORIZATION;
 SELECT lockbox_remove_approver('cyberdyne', 'regress_ada');
 SELECT lockbox_remove_approver('tyrell', 'regress_gus');
@@ -429,4 +537,4 @@ DROP VIEW regress_a_view;
 DROP TABLE regress_cd_data, regress_tyrell_only, regress_unprotected;
 DROP FUNCTION regress_lockbox_state();
 DROP ROLE regress_erin, regress_eve, regress_mia, regress_ada, regress_gus,
-	regress_nora, regress_nobody;
+	regress_nora, regress_rita, regress_nobody;

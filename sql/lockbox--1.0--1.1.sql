@@ -755,3 +755,130 @@ REVOKE ALL ON lockbox.stats FROM PUBLIC;
 GRANT SELECT ON lockbox.stats TO lockbox_reviewer, lockbox_auditor;
 COMMENT ON VIEW lockbox.stats IS
 	'Requests by state, refusals, sessions ended, audit rows, the access queue, worker passes and notifications in this database since the statistics were reset (stats_reset).';
+
+------------------------------------------------------------------------------
+-- Administration: removing a tenant (lockbox_remove_tenant), the operator's
+-- emergency stop (lockbox_revoke for reviewers), and extending an access
+-- window (lockbox_extend).
+------------------------------------------------------------------------------
+CREATE FUNCTION @extschema@.lockbox_remove_tenant(tenant text)
+	RETURNS void AS 'MODULE_PATHNAME', 'lockbox_remove_tenant'
+	LANGUAGE C VOLATILE;
+-- like lockbox_add_tenant, the extension owner's
+REVOKE ALL ON FUNCTION @extschema@.lockbox_remove_tenant(text) FROM PUBLIC;
+COMMENT ON FUNCTION @extschema@.lockbox_remove_tenant(text) IS
+	'The extension owner removes a tenant and its approver bindings, keeping its requests and their audit; refused while the tenant has open requests or a table protected as wholly its own.';
+
+-- reviewers revoke too: the operator's emergency stop (never on a request of
+-- their own, which lockbox_revoke checks)
+GRANT EXECUTE ON FUNCTION @extschema@.lockbox_revoke(bigint, text)
+	TO lockbox_reviewer;
+COMMENT ON FUNCTION @extschema@.lockbox_revoke(bigint, text) IS
+	'Ends an open access at once: the tenant''s approvers, or a reviewer as the operator''s emergency stop (never on a request of their own). Returns revoked.';
+
+-- Extensions of approved requests' access windows: the requester asks with
+-- lockbox_extend, the tenant's approvers decide with lockbox_approve and
+-- lockbox_deny on the request, as at stage 2.  At most one is pending per
+-- request; a pending one lapses when the access ends.
+CREATE SEQUENCE lockbox.extension_id_seq;
+CREATE TABLE lockbox.extension (
+	id				bigint PRIMARY KEY
+		DEFAULT pg_catalog.nextval('lockbox.extension_id_seq'),
+	request_id		bigint NOT NULL,	/* of lockbox.request, which is never deleted */
+	tenant			text NOT NULL,		/* the request's */
+	requester		regrole NOT NULL,	/* the request's */
+	by				interval NOT NULL,	/* the exact length added */
+	reason			text NOT NULL,
+	requested_at	timestamptz NOT NULL,
+	ends_at			timestamptz NOT NULL,	/* the window's end when asked */
+	new_ends_at		timestamptz NOT NULL,	/* its end once approved */
+	state			text NOT NULL
+		CHECK (state IN ('pending', 'approved', 'denied', 'lapsed')),
+	decided_at		timestamptz		/* approved, denied, or recorded as lapsed */
+);
+ALTER SEQUENCE lockbox.extension_id_seq OWNED BY lockbox.extension.id;
+CREATE UNIQUE INDEX extension_pending_idx ON lockbox.extension (request_id)
+	WHERE state = 'pending';
+CREATE INDEX extension_request_idx ON lockbox.extension (request_id);
+
+-- votes on extensions: one per approver role and per session user
+CREATE TABLE lockbox.extension_decision (
+	extension_id	bigint NOT NULL,	/* of lockbox.extension, which is never deleted */
+	approver		regrole NOT NULL,
+	session_approver regrole NOT NULL,
+	decision		text NOT NULL CHECK (decision IN ('approve', 'deny')),
+	comment			text,
+	decided_at		timestamptz NOT NULL,
+	PRIMARY KEY (extension_id, approver),
+	UNIQUE (extension_id, session_approver)
+);
+
+REVOKE ALL ON lockbox.extension, lockbox.extension_decision FROM PUBLIC;
+REVOKE ALL ON SEQUENCE lockbox.extension_id_seq FROM PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('lockbox.extension', '');
+SELECT pg_catalog.pg_extension_config_dump('lockbox.extension_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('lockbox.extension_decision', '');
+
+-- The state an extension is in, given its request's state (as
+-- lockbox.request_state gives it): a pending extension of a request whose
+-- access has ended has lapsed, whether or not that is recorded yet.
+CREATE FUNCTION lockbox.extension_state(state text, request_state text)
+	RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE
+	AS $$
+	SELECT CASE	-- (parsed where it is inlined: every operator qualified)
+		WHEN state OPERATOR(pg_catalog.=) 'pending'
+		 AND request_state OPERATOR(pg_catalog.<>) 'approved' THEN 'lapsed'
+		ELSE state
+	END
+	$$;
+REVOKE ALL ON FUNCTION lockbox.extension_state(text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION lockbox.extension_state(text, text)
+	TO lockbox_engineer, lockbox_reviewer, lockbox_approver, lockbox_auditor;
+
+-- the extensions, shown to whom the requests are shown
+-- (one FROM item, so that writing through the view is refused for lack of
+-- privileges, as for lockbox.requests)
+CREATE VIEW lockbox.extensions WITH (security_barrier) AS
+SELECT e.id,
+	   e.request_id,
+	   e.tenant,
+	   e.requester::name AS requester,
+	   e.by,
+	   e.reason,
+	   lockbox.extension_state(e.state,
+			(SELECT lockbox.request_state(r.state, r.deadline, r.access_ends_at,
+						EXISTS (SELECT 1 FROM lockbox.revocation v
+								 WHERE v.request_id OPERATOR(pg_catalog.=) r.id),
+						pg_catalog.statement_timestamp())
+			   FROM lockbox.request r
+			  WHERE r.id OPERATOR(pg_catalog.=) e.request_id)) AS state,
+	   e.requested_at,
+	   e.ends_at,
+	   e.new_ends_at,
+	   e.decided_at,
+	   (SELECT pg_catalog.count(*) FROM lockbox.extension_decision d
+		 WHERE d.extension_id OPERATOR(pg_catalog.=) e.id
+		   AND d.decision OPERATOR(pg_catalog.=) 'approve')::integer AS approvals
+  FROM lockbox.extension e
+ WHERE e.requester::pg_catalog.oid OPERATOR(pg_catalog.=) (SELECT lockbox.me())
+	OR (SELECT lockbox.sees_all())
+	OR EXISTS (SELECT 1 FROM lockbox.approver ap
+				 WHERE ap.tenant OPERATOR(pg_catalog.=) e.tenant
+				   AND pg_catalog.pg_has_role(pg_catalog."current_user"(),
+											 ap.approver::pg_catalog.oid, 'USAGE'));
+REVOKE ALL ON lockbox.extensions FROM PUBLIC;
+GRANT SELECT ON lockbox.extensions
+	TO lockbox_engineer, lockbox_reviewer, lockbox_approver, lockbox_auditor;
+
+-- the requester asks; the approvers decide with lockbox_approve and
+-- lockbox_deny
+CREATE FUNCTION @extschema@.lockbox_extend(request_id bigint, by interval,
+		reason text)
+	RETURNS text AS 'MODULE_PATHNAME', 'lockbox_extend'
+	LANGUAGE C VOLATILE;
+REVOKE ALL ON FUNCTION @extschema@.lockbox_extend(bigint, interval, text)
+	FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.lockbox_extend(bigint, interval, text)
+	TO lockbox_engineer;
+COMMENT ON FUNCTION @extschema@.lockbox_extend(bigint, interval, text) IS
+	'The requester asks for more time on an approved request whose window is open; the tenant''s approvers decide with lockbox_approve or lockbox_deny on the request. Returns the request''s state (approved).';

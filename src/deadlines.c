@@ -6,6 +6,8 @@
  *		revocations recorded while a session held their request, end the
  *		sessions of engineers whose access ended, and find the next deadline.
  *
+ * Pending extensions of the windows it ends lapse with them.
+ *
  * Each is done in bulk, skipping requests a session holds locked (whichever
  * commits first wins, the other sees the new state); which state a request
  * is in at a given time is lockbox.request_state(), as everywhere.
@@ -227,6 +229,29 @@ complete_revocations(LockboxCall *call, int batch)
 									   1, &isnull));
 }
 
+/*
+ * Pending extensions of requests whose access has ended (closed or revoked
+ * by the steps above) lapse.  lockbox_close and lockbox_revoke lapse those
+ * of the requests they end themselves.
+ */
+static void
+lapse_extensions(void)
+{
+	static SPIPlanPtr plan = NULL;
+
+	lockbox_exec(&plan,
+				 "WITH due AS (SELECT e.id, r.closed_at FROM lockbox.extension e"
+				 "               JOIN lockbox.request r"
+				 "                 ON r.id OPERATOR(pg_catalog.=) e.request_id"
+				 "              WHERE e.state OPERATOR(pg_catalog.=) 'pending'"
+				 "                AND lockbox.extension_state(e.state, r.state)"
+				 "                    OPERATOR(pg_catalog.=) 'lapsed'"
+				 "              FOR UPDATE OF e SKIP LOCKED)"
+				 " UPDATE lockbox.extension e SET state = 'lapsed', decided_at = due.closed_at"
+				 "   FROM due WHERE e.id OPERATOR(pg_catalog.=) due.id",
+				 0, NULL, NULL, NULL, 0);
+}
+
 int
 lockbox_act_on_deadlines(LockboxCall *call, int batch)
 {
@@ -234,6 +259,8 @@ lockbox_act_on_deadlines(LockboxCall *call, int batch)
 	List	   *expired = bulk_deadlines(call, batch, true);
 	List	   *closed = bulk_deadlines(call, batch, false);
 
+	if (closed != NIL || revoked > 0)
+		lapse_extensions();
 	if (closed != NIL)
 	{
 		List	   *engineers = NIL;

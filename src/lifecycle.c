@@ -10,7 +10,10 @@
  *		lockbox_deny		either stage         -> denied
  *		lockbox_cancel		(requester)          -> cancelled
  *		lockbox_close		(requester)          -> closed (resolved)
- *		lockbox_revoke		(approver)           -> revoked
+ *		lockbox_revoke		(approver, reviewer) -> revoked
+ *		lockbox_extend		(requester)          approved, an extension of
+ *							its window pending; approvers decide on it with
+ *							lockbox_approve / lockbox_deny (still approved)
  *
  * What the worker does at deadlines is in deadlines.c.
  *
@@ -51,6 +54,7 @@ PG_FUNCTION_INFO_V1(lockbox_deny);
 PG_FUNCTION_INFO_V1(lockbox_cancel);
 PG_FUNCTION_INFO_V1(lockbox_close);
 PG_FUNCTION_INFO_V1(lockbox_revoke);
+PG_FUNCTION_INFO_V1(lockbox_extend);
 
 /* how long lockbox_revoke waits for a request another session holds */
 #define REVOKE_LOCK_WAIT_MS	1000
@@ -178,17 +182,23 @@ typedef enum LockMode
 	LOCK_NONE					/* read only */
 } LockMode;
 
+/*
+ * A request keeps its tenant's name when the tenant is removed
+ * (lockbox_remove_tenant, which only removes tenants whose requests have all
+ * ended): such a request is read without its tenant's settings and
+ * approvers, and every transition refuses it for its state.
+ */
 #define REQUEST_SELECT \
 		"SELECT r.tenant, r.requester, r.state, r.deadline, r.reviewer, r.reviewed_at," \
 		"       r.approved_at, r.access_ends_at, r.closed_at, r.close_reason, r.duration," \
-		"       r.tables, t.enabled, t.required_approvals," \
+		"       r.tables, COALESCE(t.enabled, true), COALESCE(t.required_approvals, 1)," \
 		"       ARRAY(SELECT a.approver::pg_catalog.oid FROM lockbox.approver a" \
 		"              WHERE a.tenant OPERATOR(pg_catalog.=) r.tenant ORDER BY 1)," \
 		"       lockbox.request_state(r.state, r.deadline, r.access_ends_at," \
 		"           EXISTS (SELECT 1 FROM lockbox.revocation v" \
 		"                    WHERE v.request_id OPERATOR(pg_catalog.=) r.id), $2)" \
 		"  FROM lockbox.request r" \
-		"  JOIN lockbox.tenant t ON t.tenant OPERATOR(pg_catalog.=) r.tenant" \
+		"  LEFT JOIN lockbox.tenant t ON t.tenant OPERATOR(pg_catalog.=) r.tenant" \
 		" WHERE r.id OPERATOR(pg_catalog.=) $1"
 
 static Request *read_request(int64 id, LockMode mode);
@@ -424,13 +434,17 @@ require_stage2_decider(LockboxCall *call, Request *r, const char *step)
  * step belongs to the tenant's approvers, so the caller is not allowed.
  */
 static void
-refuse_reviewer_late(LockboxCall *call, Request *r, const char *step)
+refuse_reviewer_late(LockboxCall *call, Request *r, const char *step,
+					 bool extension)
 {
 	if (lockbox_has_role(call->caller, LB_REVIEWER) &&
 		!lockbox_approver_among(call->caller, r->approvers))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied to %s lockbox request " INT64_FORMAT, step, r->id),
+				 extension ?
+				 errdetail("An extension of its access window awaits the approvers of tenant \"%s\"; role \"%s\" is a reviewer, not one of them.",
+						   r->tenant, lockbox_role_name(call->caller)) :
 				 errdetail("The request has been reviewed and awaits the approvers of tenant \"%s\"; role \"%s\" is a reviewer, not one of them.",
 						   r->tenant, lockbox_role_name(call->caller))));
 }
@@ -785,7 +799,8 @@ lockbox_request(PG_FUNCTION_ARGS)
 	ticket = lockbox_text_arg(fcinfo, 5, "ticket", false, 0, LOCKBOX_MAX_TICKET);
 
 	lockbox_enter(&call);
-	if (!lockbox_tenant_lookup(tenant, NULL))
+	/* (held until commit: lockbox_remove_tenant waits, then sees the request) */
+	if (!lockbox_tenant_hold(tenant))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("tenant \"%s\" does not exist", tenant)));
@@ -841,19 +856,44 @@ lockbox_request(PG_FUNCTION_ARGS)
  */
 
 /*
- * Record a stage 2 vote; returns the number of approvals now recorded.  A
- * second decision of the same approver role or the same session user is
- * refused: the unique keys on (request, approver) and (request, session
+ * Record a stage 2 vote, or, with extension_id, a vote on an extension of
+ * the request's access window; returns the number of approvals now recorded
+ * (of the request, or of the extension).  A second decision of the same
+ * approver role or the same session user is refused: the unique keys on
+ * (request or extension, approver) and (request or extension, session
  * approver) make the insert a no-op, in one statement with the count.  Votes
  * on one request take turns under its row lock, and every vote rewrites the
  * request row, so a repeatable-read voter that could not see an earlier vote
  * fails to serialize instead of miscounting.
  */
 static int
-record_decision(LockboxCall *call, int64 id, const char *decision,
-				const char *comment)
+record_decision(LockboxCall *call, int64 id, int64 extension_id,
+				const char *decision, const char *comment)
 {
-	static SPIPlanPtr plan = NULL;
+	static SPIPlanPtr plans[2] = {NULL, NULL};
+	static const char *const sqls[2] = {
+		"WITH ins AS (INSERT INTO lockbox.decision (request_id, approver,"
+		"             session_approver, decision, comment, decided_at)"
+		"             VALUES ($1, $2, $3, $4, $5, $6)"
+		"             ON CONFLICT DO NOTHING RETURNING decision)"
+		" SELECT (SELECT pg_catalog.count(*)::pg_catalog.int4 FROM ins),"
+		"        (SELECT pg_catalog.count(*)::pg_catalog.int4 FROM ins"
+		"          WHERE ins.decision OPERATOR(pg_catalog.=) 'approve')"
+		"      + (SELECT pg_catalog.count(*)::pg_catalog.int4 FROM lockbox.decision d"
+		"          WHERE d.request_id OPERATOR(pg_catalog.=) $1"
+		"            AND d.decision OPERATOR(pg_catalog.=) 'approve')",
+		"WITH ins AS (INSERT INTO lockbox.extension_decision (extension_id, approver,"
+		"             session_approver, decision, comment, decided_at)"
+		"             VALUES ($1, $2, $3, $4, $5, $6)"
+		"             ON CONFLICT DO NOTHING RETURNING decision)"
+		" SELECT (SELECT pg_catalog.count(*)::pg_catalog.int4 FROM ins),"
+		"        (SELECT pg_catalog.count(*)::pg_catalog.int4 FROM ins"
+		"          WHERE ins.decision OPERATOR(pg_catalog.=) 'approve')"
+		"      + (SELECT pg_catalog.count(*)::pg_catalog.int4 FROM lockbox.extension_decision d"
+		"          WHERE d.extension_id OPERATOR(pg_catalog.=) $1"
+		"            AND d.decision OPERATOR(pg_catalog.=) 'approve')"
+	};
+	int			which = extension_id != 0 ? 1 : 0;
 	Oid			argtypes[6] = {INT8OID, REGROLEOID, REGROLEOID, TEXTOID,
 		TEXTOID, TIMESTAMPTZOID};
 	Datum		values[6];
@@ -863,25 +903,14 @@ record_decision(LockboxCall *call, int64 id, const char *decision,
 	int			approvals;
 
 	memset(nulls, ' ', sizeof(nulls));
-	values[0] = Int64GetDatum(id);
+	values[0] = Int64GetDatum(extension_id != 0 ? extension_id : id);
 	values[1] = ObjectIdGetDatum(call->caller);
 	values[2] = ObjectIdGetDatum(call->session_user);
 	values[3] = CStringGetTextDatum(decision);
 	values[4] = comment ? CStringGetTextDatum(comment) : (Datum) 0;
 	nulls[4] = comment ? ' ' : 'n';
 	values[5] = TimestampTzGetDatum(call->now);
-	lockbox_exec(&plan,
-				 "WITH ins AS (INSERT INTO lockbox.decision (request_id, approver,"
-				 "             session_approver, decision, comment, decided_at)"
-				 "             VALUES ($1, $2, $3, $4, $5, $6)"
-				 "             ON CONFLICT DO NOTHING RETURNING decision)"
-				 " SELECT (SELECT pg_catalog.count(*)::pg_catalog.int4 FROM ins),"
-				 "        (SELECT pg_catalog.count(*)::pg_catalog.int4 FROM ins"
-				 "          WHERE ins.decision OPERATOR(pg_catalog.=) 'approve')"
-				 "      + (SELECT pg_catalog.count(*)::pg_catalog.int4 FROM lockbox.decision d"
-				 "          WHERE d.request_id OPERATOR(pg_catalog.=) $1"
-				 "            AND d.decision OPERATOR(pg_catalog.=) 'approve')",
-				 6, argtypes, values, nulls, 1);
+	lockbox_exec(&plans[which], sqls[which], 6, argtypes, values, nulls, 1);
 	inserted = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
 										   SPI_tuptable->tupdesc, 1, &isnull));
 	approvals = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
@@ -889,6 +918,9 @@ record_decision(LockboxCall *call, int64 id, const char *decision,
 	if (inserted == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 extension_id != 0 ?
+				 errmsg("role \"%s\" has already decided on the extension of lockbox request " INT64_FORMAT,
+						lockbox_role_name(call->caller), id) :
 				 errmsg("role \"%s\" has already decided on lockbox request " INT64_FORMAT,
 						lockbox_role_name(call->caller), id),
 				 call->session_user != call->caller ?
@@ -963,6 +995,187 @@ review(LockboxCall *call, Request *r, const char *step, StringInfo extra)
 	lockbox_json_raw(extra, "stage", "1");
 }
 
+/* ---------------------------------------------------------------------
+ * Extensions of an access window
+ *
+ * The requester of an approved request whose window is open asks for more
+ * time (lockbox_extend); the tenant's approvers decide as at stage 2, with
+ * lockbox_approve and lockbox_deny on the request: the same quorum, distinct
+ * approvers, never the requester or the request's reviewer, and any deny
+ * denies.  Meanwhile the request stays approved with its current window.  An
+ * extension is pending until it is approved (the window's end moves) or
+ * denied, or until the access ends (it lapses).  One at a time per request.
+ * ---------------------------------------------------------------------
+ */
+
+/* A pending extension, as read under its request's row lock. */
+typedef struct Extension
+{
+	int64		id;
+	Interval	by;
+	TimestampTz ends_at;		/* the window's end when it was asked for */
+	TimestampTz new_ends_at;
+} Extension;
+
+/* A timestamp as JSON text: ISO 8601 in UTC, whatever the session's zone. */
+static char *
+json_timestamp(TimestampTz t)
+{
+	int			utc = 0;
+
+	return JsonEncodeDateTime(NULL, TimestampTzGetDatum(t), TIMESTAMPTZOID, &utc);
+}
+
+/* {"from": ..., "to": ...} of two timestamps, for an audit row's detail. */
+static char *
+json_window(TimestampTz from, TimestampTz to)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	appendStringInfoChar(&buf, '{');
+	lockbox_json_str(&buf, "from", json_timestamp(from));
+	lockbox_json_str(&buf, "to", json_timestamp(to));
+	appendStringInfoChar(&buf, '}');
+	return buf.data;
+}
+
+/*
+ * The pending extension of a request, if any.  Every change to a request's
+ * extensions is made under the request's row lock, which the caller holds.
+ */
+static bool
+pending_extension(int64 request_id, Extension *out)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			argtypes[1] = {INT8OID};
+	Datum		values[1] = {Int64GetDatum(request_id)};
+	HeapTuple	tup;
+	TupleDesc	td;
+	bool		isnull;
+
+	lockbox_exec(&plan,
+				 "SELECT e.id, e.by, e.ends_at, e.new_ends_at FROM lockbox.extension e"
+				 " WHERE e.request_id OPERATOR(pg_catalog.=) $1"
+				 "   AND e.state OPERATOR(pg_catalog.=) 'pending'",
+				 1, argtypes, values, NULL, 1);
+	if (SPI_processed == 0)
+		return false;
+	tup = SPI_tuptable->vals[0];
+	td = SPI_tuptable->tupdesc;
+	out->id = DatumGetInt64(SPI_getbinval(tup, td, 1, &isnull));
+	out->by = *DatumGetIntervalP(SPI_getbinval(tup, td, 2, &isnull));
+	out->ends_at = DatumGetTimestampTz(SPI_getbinval(tup, td, 3, &isnull));
+	out->new_ends_at = DatumGetTimestampTz(SPI_getbinval(tup, td, 4, &isnull));
+	return true;
+}
+
+/* An extension is decided (approved, denied) or has lapsed, at now. */
+static void
+settle_extension(int64 extension_id, const char *state, TimestampTz now)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			argtypes[3] = {INT8OID, TEXTOID, TIMESTAMPTZOID};
+	Datum		values[3];
+
+	values[0] = Int64GetDatum(extension_id);
+	values[1] = CStringGetTextDatum(state);
+	values[2] = TimestampTzGetDatum(now);
+	lockbox_exec(&plan,
+				 "UPDATE lockbox.extension SET state = $2, decided_at = $3"
+				 " WHERE id OPERATOR(pg_catalog.=) $1"
+				 "   AND state OPERATOR(pg_catalog.=) 'pending'",
+				 3, argtypes, values, NULL, 0);
+	if (SPI_processed != 1)
+		elog(ERROR, "could not settle lockbox extension " INT64_FORMAT, extension_id);
+}
+
+/*
+ * The access of a request ends (closed or revoked, under its row lock): its
+ * pending extension lapses, noted in the step's audit detail.  (The worker
+ * lapses those of the requests it closes or revokes.)
+ */
+static void
+lapse_extension(Request *r, TimestampTz now, StringInfo extra)
+{
+	Extension	ext;
+
+	if (!pending_extension(r->id, &ext))
+		return;
+	settle_extension(ext.id, "lapsed", now);
+	lockbox_json_raw(extra, "extension_lapsed", psprintf(INT64_FORMAT, ext.id));
+}
+
+/* Is the request approved, its window open, at the statement's time? */
+static bool
+access_open(Request *r)
+{
+	return strcmp(r->effective_state, "approved") == 0;
+}
+
+/*
+ * An approver approves the pending extension of an approved request: their
+ * vote, and at quorum the window's end moves.  Returns the request's state.
+ */
+static const char *
+approve_extension(LockboxCall *call, Request *r, Extension *ext,
+				  const char *comment)
+{
+	StringInfoData extra;
+	int			approvals;
+	bool		quorum;
+
+	refuse_reviewer_late(call, r, "approve", true);
+	require_stage2_decider(call, r, "approve");
+
+	approvals = record_decision(call, r->id, ext->id, "approve", comment);
+	quorum = approvals >= r->required_approvals;
+	initStringInfo(&extra);
+	lockbox_json_raw(&extra, "extension", psprintf(INT64_FORMAT, ext->id));
+	lockbox_json_str(&extra, "comment", comment);
+	lockbox_json_raw(&extra, "approvals", psprintf("%d", approvals));
+	lockbox_json_raw(&extra, "required_approvals",
+					 psprintf("%d", r->required_approvals));
+	record(call, r, "extend_approve", "approved", &extra, false, !quorum);
+	if (!quorum)
+		return "approved";
+
+	/* the window's end moves: access goes on until the new end */
+	settle_extension(ext->id, "approved", call->now);
+	r->access_ends_at = ext->new_ends_at;
+	lockbox_deadline_created(r->access_ends_at);
+	lockbox_access_changed();
+	resetStringInfo(&extra);
+	lockbox_json_raw(&extra, "extension", psprintf(INT64_FORMAT, ext->id));
+	lockbox_json_str(&extra, "by", interval_text(&ext->by));
+	lockbox_json_raw(&extra, "access_ends_at",
+					 json_window(ext->ends_at, ext->new_ends_at));
+	record(call, r, "extended", "approved", &extra, false, true);
+	lockbox_notify(call, r->id, r->requester, "extended", r->tenant, r->state);
+	return "approved";
+}
+
+/* An approver denies the pending extension; the window stays as it is. */
+static const char *
+deny_extension(LockboxCall *call, Request *r, Extension *ext,
+			   const char *reason)
+{
+	StringInfoData extra;
+
+	refuse_reviewer_late(call, r, "deny", true);
+	require_stage2_decider(call, r, "deny");
+
+	(void) record_decision(call, r->id, ext->id, "deny", reason);
+	settle_extension(ext->id, "denied", call->now);
+	initStringInfo(&extra);
+	lockbox_json_raw(&extra, "extension", psprintf(INT64_FORMAT, ext->id));
+	lockbox_json_str(&extra, "reason", reason);
+	record(call, r, "extend_deny", "approved", &extra, false, true);
+	lockbox_notify(call, r->id, r->requester, "extension_denied", r->tenant,
+				   r->state);
+	return "approved";
+}
+
 Datum
 lockbox_approve(PG_FUNCTION_ARGS)
 {
@@ -971,6 +1184,7 @@ lockbox_approve(PG_FUNCTION_ARGS)
 										   LOCKBOX_MAX_TEXT);
 	LockboxCall call;
 	Request    *r;
+	Extension	ext;
 	char	   *from;
 	char	   *result;
 	StringInfoData extra;
@@ -1014,11 +1228,11 @@ lockbox_approve(PG_FUNCTION_ARGS)
 	{
 		int			approvals;
 
-		refuse_reviewer_late(&call, r, "approve");
+		refuse_reviewer_late(&call, r, "approve", false);
 		require_stage2_decider(&call, r, "approve");
 		refuse_expired(r, call.now, "approve");
 
-		approvals = record_decision(&call, r->id, "approve", comment);
+		approvals = record_decision(&call, r->id, 0, "approve", comment);
 		lockbox_json_raw(&extra, "stage", "2");
 		lockbox_json_str(&extra, "comment", comment);
 		lockbox_json_raw(&extra, "approvals", psprintf("%d", approvals));
@@ -1030,6 +1244,10 @@ lockbox_approve(PG_FUNCTION_ARGS)
 			lockbox_access_changed();
 		}
 		record(&call, r, "approve", from, &extra, true, true);
+	}
+	else if (access_open(r) && pending_extension(r->id, &ext))
+	{
+		(void) approve_extension(&call, r, &ext, comment);
 	}
 	else
 		refuse_state(r, call.now, "approve");
@@ -1048,6 +1266,7 @@ lockbox_deny(PG_FUNCTION_ARGS)
 										  LOCKBOX_MAX_TEXT);
 	LockboxCall call;
 	Request    *r;
+	Extension	ext;
 	char	   *from;
 	StringInfoData extra;
 
@@ -1062,11 +1281,18 @@ lockbox_deny(PG_FUNCTION_ARGS)
 	}
 	else if (strcmp(r->state, "pending_approval") == 0)
 	{
-		refuse_reviewer_late(&call, r, "deny");
+		refuse_reviewer_late(&call, r, "deny", false);
 		require_stage2_decider(&call, r, "deny");
 		refuse_expired(r, call.now, "deny");
-		(void) record_decision(&call, r->id, "deny", reason);
+		(void) record_decision(&call, r->id, 0, "deny", reason);
 		lockbox_json_raw(&extra, "stage", "2");
+	}
+	else if (access_open(r) && pending_extension(r->id, &ext))
+	{
+		/* the extension is denied; the request stays approved */
+		(void) deny_extension(&call, r, &ext, reason);
+		lockbox_leave(&call);
+		PG_RETURN_TEXT_P(cstring_to_text("approved"));
 	}
 	else
 		refuse_state(r, call.now, "deny");
@@ -1140,6 +1366,7 @@ lockbox_close(PG_FUNCTION_ARGS)
 	initStringInfo(&extra);
 	lockbox_json_str(&extra, "close_reason", "resolved");
 	lockbox_json_str(&extra, "resolution", resolution);
+	lapse_extension(r, call.now, &extra);
 	record(&call, r, "close", "approved", &extra, true, true);
 
 	lockbox_leave(&call);
@@ -1224,6 +1451,35 @@ revocation_pending(int64 id)
 	return SPI_processed > 0;
 }
 
+/*
+ * Who may revoke: the approvers of the request's tenant (the customer
+ * withdrawing consent), and members of lockbox_reviewer (the operator's
+ * emergency stop), except on a request of their own: a requester ends their
+ * access with lockbox_close, and revoking it as the operator would misstate
+ * who stopped it.  Returns the role the caller acts in, for the audit.
+ */
+static const char *
+require_revoker(LockboxCall *call, Request *r)
+{
+	if (lockbox_approver_among(call->caller, r->approvers))
+		return "approver";
+	if (!lockbox_has_role(call->caller, LB_REVIEWER))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to revoke lockbox request " INT64_FORMAT, r->id),
+				 errdetail("Role \"%s\" is neither an approver of the request's tenant nor a member of lockbox_reviewer.",
+						   lockbox_role_name(call->caller))));
+	if (lockbox_same_party(call->caller, r->requester) ||
+		lockbox_same_party(call->session_user, r->requester))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to revoke lockbox request " INT64_FORMAT, r->id),
+				 errdetail("Role \"%s\" filed this request; a reviewer never revokes a request of their own.",
+						   lockbox_role_name(r->requester)),
+				 errhint("The requester ends the access with lockbox_close().")));
+	return "reviewer";
+}
+
 Datum
 lockbox_revoke(PG_FUNCTION_ARGS)
 {
@@ -1233,6 +1489,7 @@ lockbox_revoke(PG_FUNCTION_ARGS)
 										  LOCKBOX_MAX_TEXT);
 	LockboxCall call;
 	Request    *r;
+	const char *by_role;
 	StringInfoData extra;
 
 	lockbox_enter(&call);
@@ -1243,10 +1500,11 @@ lockbox_revoke(PG_FUNCTION_ARGS)
 		 * Another session holds the request (its requester closing it in a
 		 * transaction left open, say).  A revocation must not wait for it:
 		 * record it beside the request, which ends the access at once, and
-		 * let the worker move the request to revoked when it can.
+		 * let the worker move the request to revoked when it can (and lapse
+		 * a pending extension of it).
 		 */
 		r = read_request(id, LOCK_NONE);
-		require_approver(&call, r, "revoke");
+		by_role = require_revoker(&call, r);
 		require_open_window(r, call.now, "revoke");
 		if (!mark_revoked(&call, r, reason))
 			refuse_state(r, call.now, "revoke");
@@ -1254,13 +1512,15 @@ lockbox_revoke(PG_FUNCTION_ARGS)
 		end_access(&call, r);
 		initStringInfo(&extra);
 		lockbox_json_str(&extra, "reason", reason);
+		if (strcmp(by_role, "approver") != 0)
+			lockbox_json_str(&extra, "by_role", by_role);
 		lockbox_json_str(&extra, "completed_by", "lockbox worker");
 		record(&call, r, "revoke", "approved", &extra, true, false);
 		lockbox_wake_worker_at_commit();
 		lockbox_leave(&call);
 		PG_RETURN_TEXT_P(cstring_to_text("revoked"));
 	}
-	require_approver(&call, r, "revoke");
+	by_role = require_revoker(&call, r);
 	require_open_window(r, call.now, "revoke");
 	if (revocation_pending(r->id))
 		refuse_state(r, call.now, "revoke");
@@ -1269,8 +1529,139 @@ lockbox_revoke(PG_FUNCTION_ARGS)
 	end_access(&call, r);
 	initStringInfo(&extra);
 	lockbox_json_str(&extra, "reason", reason);
+	if (strcmp(by_role, "approver") != 0)
+		lockbox_json_str(&extra, "by_role", by_role);
+	lapse_extension(r, call.now, &extra);
 	record(&call, r, "revoke", "approved", &extra, true, true);
 
 	lockbox_leave(&call);
 	PG_RETURN_TEXT_P(cstring_to_text("revoked"));
+}
+
+/* ---------------------------------------------------------------------
+ * lockbox_extend
+ * ---------------------------------------------------------------------
+ */
+
+/* How long an extension adds, exactly, from the end it extends. */
+static Interval
+extension_span(Interval *by, TimestampTz from)
+{
+	Interval	span = exact_duration(by, from, "by");
+	Interval	zero;
+
+	memset(&zero, 0, sizeof(zero));
+	if (interval_compare(&span, &zero) <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("by must be greater than zero")));
+	return span;
+}
+
+/*
+ * The requester asks for more time on an approved request whose window is
+ * open: the window may end by at most lockbox.max_access_duration after the
+ * approval.  The tenant's approvers are notified and decide (see "Extensions
+ * of an access window" above); until they do, the window stays as it is.
+ * Returns the request's state, approved.
+ */
+Datum
+lockbox_extend(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr plan = NULL;
+	int64		id = request_id_arg(fcinfo);
+	Interval	by;
+	Interval	span;
+	Interval	window;
+	Interval	max_window;
+	char	   *reason;
+	LockboxCall call;
+	Request    *r;
+	Extension	pending;
+	TimestampTz new_end;
+	TimestampTz limit;
+	int64		extension_id;
+	Oid			argtypes[8] = {INT8OID, TEXTOID, REGROLEOID, INTERVALOID, TEXTOID,
+		TIMESTAMPTZOID, TIMESTAMPTZOID, TIMESTAMPTZOID};
+	Datum		values[8];
+	StringInfoData extra;
+	ListCell   *lc;
+
+	lockbox_require_arg(fcinfo, 1, "by");
+	by = *PG_GETARG_INTERVAL_P(1);
+	(void) extension_span(&by, GetCurrentStatementStartTimestamp());
+	reason = lockbox_text_arg(fcinfo, 2, "reason", true,
+							  lockbox_min_reason_length, LOCKBOX_MAX_TEXT);
+
+	lockbox_enter(&call);
+	r = lock_request(id);
+	require_requester(&call, r, "extend");
+	if (!access_open(r))
+		refuse_state(r, call.now, "extend");
+	if (pending_extension(r->id, &pending))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("cannot extend lockbox request " INT64_FORMAT ": an extension of it is pending",
+						r->id),
+				 errdetail("Extension " INT64_FORMAT " by %s awaits the approvers of tenant \"%s\".",
+						   pending.id, interval_text(&pending.by), r->tenant)));
+
+	/* the new end, at most lockbox.max_access_duration after the approval */
+	span = extension_span(&by, r->access_ends_at);
+	new_end = r->access_ends_at + span.time;
+	limit = add_interval(r->approved_at, &lockbox_max_access_duration);
+	if (new_end > limit)
+	{
+		memset(&window, 0, sizeof(window));
+		window.time = new_end - r->approved_at;
+		memset(&max_window, 0, sizeof(max_window));
+		max_window.time = limit - r->approved_at;
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("extending lockbox request " INT64_FORMAT " by %s would make its access window %s long, more than lockbox.max_access_duration (%s)",
+						r->id, interval_text(&span), interval_text(&window),
+						interval_text(&max_window)),
+				 errdetail("Access was approved at %s; it can be extended to end at %s at the latest, and now ends at %s.",
+						   timestamptz_to_str(r->approved_at),
+						   timestamptz_to_str(limit),
+						   timestamptz_to_str(r->access_ends_at))));
+	}
+
+	values[0] = Int64GetDatum(r->id);
+	values[1] = CStringGetTextDatum(r->tenant);
+	values[2] = ObjectIdGetDatum(r->requester);
+	values[3] = IntervalPGetDatum(&span);
+	values[4] = CStringGetTextDatum(reason);
+	values[5] = TimestampTzGetDatum(call.now);
+	values[6] = TimestampTzGetDatum(r->access_ends_at);
+	values[7] = TimestampTzGetDatum(new_end);
+	lockbox_exec(&plan,
+				 "INSERT INTO lockbox.extension (request_id, tenant, requester, by, reason,"
+				 "       requested_at, ends_at, new_ends_at, state)"
+				 " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending') RETURNING id",
+				 8, argtypes, values, NULL, 1);
+	if (SPI_processed != 1)
+		elog(ERROR, "could not insert a lockbox extension");
+	{
+		bool		isnull;
+
+		extension_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+												   SPI_tuptable->tupdesc, 1, &isnull));
+	}
+
+	initStringInfo(&extra);
+	lockbox_json_raw(&extra, "extension", psprintf(INT64_FORMAT, extension_id));
+	lockbox_json_str(&extra, "by", interval_text(&span));
+	lockbox_json_str(&extra, "reason", reason);
+	lockbox_json_raw(&extra, "access_ends_at",
+					 json_window(r->access_ends_at, new_end));
+	lockbox_json_raw(&extra, "approvers_notified",
+					 psprintf("%d", list_length(r->approvers)));
+	record(&call, r, "extend_request", "approved", &extra, false, true);
+	foreach(lc, r->approvers)
+		lockbox_notify(&call, r->id, lfirst_oid(lc), "extension_requested",
+					   r->tenant, r->state);
+
+	lockbox_leave(&call);
+	PG_RETURN_TEXT_P(cstring_to_text("approved"));
 }

@@ -103,6 +103,7 @@ typedef struct LockboxTenant
 } LockboxTenant;
 
 extern bool lockbox_tenant_lookup(const char *tenant, LockboxTenant *out);
+extern bool lockbox_tenant_hold(const char *tenant);
 extern bool lockbox_is_approver(Oid role, const char *tenant);
 extern bool lockbox_approver_among(Oid role, List *approvers);
 extern List *lockbox_tenant_approvers(const char *tenant);

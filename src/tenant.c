@@ -12,6 +12,7 @@
 #include "miscadmin.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/snapmgr.h"
 #include "utils/syscache.h"
 
 #include "lockbox.h"
@@ -20,6 +21,7 @@ PG_FUNCTION_INFO_V1(lockbox_add_tenant);
 PG_FUNCTION_INFO_V1(lockbox_set_enabled);
 PG_FUNCTION_INFO_V1(lockbox_add_approver);
 PG_FUNCTION_INFO_V1(lockbox_remove_approver);
+PG_FUNCTION_INFO_V1(lockbox_remove_tenant);
 
 static SPIPlanPtr tenant_plan = NULL;
 static SPIPlanPtr approvers_plan = NULL;
@@ -46,6 +48,26 @@ lockbox_tenant_lookup(const char *tenant, LockboxTenant *out)
 															  SPI_tuptable->tupdesc, 2, &isnull));
 	}
 	return true;
+}
+
+/*
+ * Does the tenant exist?  If so, it is held until the transaction ends
+ * (FOR KEY SHARE): lockbox_remove_tenant waits for the transaction, then
+ * sees what it did (a request it filed).  Must run between lockbox_enter
+ * and lockbox_leave.
+ */
+bool
+lockbox_tenant_hold(const char *tenant)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		values[1] = {CStringGetTextDatum(tenant)};
+
+	lockbox_exec(&plan,
+				 "SELECT 1 FROM lockbox.tenant WHERE tenant OPERATOR(pg_catalog.=) $1"
+				 " FOR KEY SHARE",
+				 1, argtypes, values, NULL, 1);
+	return SPI_processed > 0;
 }
 
 static void
@@ -322,6 +344,153 @@ lockbox_remove_approver(PG_FUNCTION_ARGS)
 	lockbox_json_str(&detail, "approver", lockbox_role_name(role));
 	appendStringInfoChar(&detail, '}');
 	lockbox_audit(&call, "remove_approver", 0, tenant, detail.data);
+
+	lockbox_leave(&call);
+	PG_RETURN_VOID();
+}
+
+/*
+ * A query run with the latest snapshot rather than the transaction's: after
+ * waiting for a lock, a repeatable-read transaction must still see what the
+ * transactions it waited for committed.
+ */
+static void
+exec_latest(SPIPlanPtr *cache, const char *sql, int nargs, Oid *argtypes,
+			Datum *values, long count)
+{
+	SPIPlanPtr	plan = lockbox_prepare(cache, sql, nargs, argtypes);
+	Snapshot	snap = RegisterSnapshot(GetLatestSnapshot());
+	int			ret;
+
+	ret = SPI_execute_snapshot(plan, values, NULL, snap, InvalidSnapshot,
+							   true, false, count);
+	UnregisterSnapshot(snap);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "SPI_execute_snapshot failed for \"%s\": %s",
+			 sql, SPI_result_code_string(ret));
+}
+
+/*
+ * lockbox_remove_tenant(tenant): the extension owner removes a tenant and
+ * its approver bindings.  Its requests and their audit stay, under the
+ * tenant's name.  Refused while the tenant has an open request (pending, or
+ * approved with its window open, as lockbox.request_state says now) or a
+ * table protected as wholly its own.
+ *
+ * The tenant's row is locked first: lockbox_request holds it while it files
+ * a request (lockbox_tenant_hold), as lockbox_add_approver and
+ * lockbox_protect do through their foreign keys, so this waits for them and
+ * then reads, with the latest snapshot, what they committed.
+ */
+Datum
+lockbox_remove_tenant(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr lock_plan = NULL;
+	static SPIPlanPtr open_plan = NULL;
+	static SPIPlanPtr table_plan = NULL;
+	static SPIPlanPtr bound_plan = NULL;
+	static SPIPlanPtr delete_plan = NULL;
+	Oid			argtypes[2] = {TEXTOID, TIMESTAMPTZOID};
+	Datum		values[2];
+	char	   *tenant = lockbox_tenant_arg(fcinfo, 0);
+	bool		enabled;
+	int32		required;
+	bool		isnull;
+	LockboxCall call;
+	StringInfoData detail;
+
+	lockbox_enter(&call);
+	values[0] = CStringGetTextDatum(tenant);
+	values[1] = TimestampTzGetDatum(call.now);
+	lockbox_exec(&lock_plan,
+				 "SELECT enabled, required_approvals FROM lockbox.tenant"
+				 " WHERE tenant OPERATOR(pg_catalog.=) $1 FOR UPDATE",
+				 1, argtypes, values, NULL, 1);
+	if (SPI_processed == 0)
+		require_tenant(tenant, NULL);
+	enabled = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
+										 SPI_tuptable->tupdesc, 1, &isnull));
+	required = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
+										   SPI_tuptable->tupdesc, 2, &isnull));
+
+	/* open requests: pending, or approved with the window open */
+	exec_latest(&open_plan,
+				"SELECT o.id, o.state, pg_catalog.count(*) OVER ()"
+				"  FROM (SELECT r.id, lockbox.request_state(r.state, r.deadline,"
+				"               r.access_ends_at, EXISTS (SELECT 1 FROM lockbox.revocation v"
+				"                 WHERE v.request_id OPERATOR(pg_catalog.=) r.id), $2) AS state"
+				"          FROM lockbox.request r"
+				"         WHERE r.state IN ('pending_review', 'pending_approval')"
+				"           AND r.tenant OPERATOR(pg_catalog.=) $1"
+				"        UNION ALL"
+				"        SELECT r.id, lockbox.request_state(r.state, r.deadline,"
+				"               r.access_ends_at, EXISTS (SELECT 1 FROM lockbox.revocation v"
+				"                 WHERE v.request_id OPERATOR(pg_catalog.=) r.id), $2)"
+				"          FROM lockbox.request r"
+				"         WHERE r.state OPERATOR(pg_catalog.=) 'approved'"
+				"           AND r.tenant OPERATOR(pg_catalog.=) $1) o"
+				" WHERE o.state IN ('pending_review', 'pending_approval', 'approved')"
+				" ORDER BY o.id LIMIT 1",
+				2, argtypes, values, 1);
+	if (SPI_processed > 0)
+	{
+		int64		id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+													 SPI_tuptable->tupdesc, 1, &isnull));
+		char	   *state = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+		int64		n = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+													SPI_tuptable->tupdesc, 3, &isnull));
+
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("cannot remove tenant \"%s\": it has open lockbox requests", tenant),
+				 n > 1 ?
+				 errdetail("Request " INT64_FORMAT " is %s, and " INT64_FORMAT " more are open.",
+						   id, state, n - 1) :
+				 errdetail("Request " INT64_FORMAT " is %s.", id, state),
+				 errhint("A request ends when it is denied, cancelled, closed, revoked or expires.")));
+	}
+
+	/* tables protected as wholly the tenant's */
+	exec_latest(&table_plan,
+				"SELECT p.relid::pg_catalog.oid FROM lockbox.protected_table p"
+				" WHERE p.tenant OPERATOR(pg_catalog.=) $1"
+				" ORDER BY p.relid::pg_catalog.oid LIMIT 1",
+				1, argtypes, values, 1);
+	if (SPI_processed > 0)
+	{
+		Oid			relid = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
+														   SPI_tuptable->tupdesc, 1, &isnull));
+
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("cannot remove tenant \"%s\": table %s is protected for it",
+						tenant, lockbox_relname(relid)),
+				 errdetail("The whole table belongs to the tenant."),
+				 errhint("Take the table out of lockbox first: SELECT lockbox_unprotect(%s);",
+						 quote_literal_cstr(lockbox_relname(relid)))));
+	}
+
+	/* the approvers that go with it, for the audit */
+	exec_latest(&bound_plan,
+				"SELECT pg_catalog.to_jsonb(ARRAY(SELECT a.approver::pg_catalog.text"
+				"         FROM lockbox.approver a WHERE a.tenant OPERATOR(pg_catalog.=) $1"
+				"        ORDER BY 1))::pg_catalog.text",
+				1, argtypes, values, 1);
+	initStringInfo(&detail);
+	appendStringInfoChar(&detail, '{');
+	lockbox_json_raw(&detail, "enabled", enabled ? "true" : "false");
+	lockbox_json_raw(&detail, "required_approvals", psprintf("%d", required));
+	lockbox_json_raw(&detail, "approvers",
+					 SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
+	appendStringInfoChar(&detail, '}');
+
+	/* the approver bindings go with it (ON DELETE CASCADE) */
+	lockbox_exec(&delete_plan,
+				 "DELETE FROM lockbox.tenant WHERE tenant OPERATOR(pg_catalog.=) $1",
+				 1, argtypes, values, NULL, 0);
+	if (SPI_processed != 1)
+		elog(ERROR, "could not remove tenant \"%s\"", tenant);
+	lockbox_audit(&call, "remove_tenant", 0, tenant, detail.data);
 
 	lockbox_leave(&call);
 	PG_RETURN_VOID();

@@ -25,11 +25,12 @@ CREATE TEMP TABLE parties (role name);
 INSERT INTO parties VALUES ('public'), ('lockbox_engineer'), ('lockbox_reviewer'),
 	('lockbox_approver'), ('lockbox_auditor');
 
--- the API and who may execute it: the engineer files, cancels and closes; the
--- reviewer and the approvers decide; approvers revoke and switch their
--- tenant's lockbox; the auditor (compliance, the notifier service) verifies
--- the audit and delivers notifications; tenants and approvers are the
--- extension owner's alone. lockbox_protect and lockbox_unprotect are
+-- the API and who may execute it: the engineer files, cancels, closes and
+-- asks for extensions; the reviewer and the approvers decide; approvers
+-- revoke and switch their tenant's lockbox, and reviewers revoke too (the
+-- operator's emergency stop); the auditor (compliance, the notifier service)
+-- verifies the audit and delivers notifications; tenants and approvers are
+-- the extension owner's alone. lockbox_protect and lockbox_unprotect are
 -- executable by everyone and check themselves that the caller owns the
 -- table (issue: "only the table's owner or a superuser may call it").
 CREATE TEMP TABLE api (fn name, args name[], callers name[]);
@@ -39,11 +40,13 @@ INSERT INTO api VALUES
   ('lockbox_deny', '{bigint,text}', '{lockbox_reviewer,lockbox_approver}'),
   ('lockbox_cancel', '{bigint,text}', '{lockbox_engineer}'),
   ('lockbox_close', '{bigint,text}', '{lockbox_engineer}'),
-  ('lockbox_revoke', '{bigint,text}', '{lockbox_approver}'),
+  ('lockbox_revoke', '{bigint,text}', '{lockbox_approver,lockbox_reviewer}'),
+  ('lockbox_extend', '{bigint,interval,text}', '{lockbox_engineer}'),
   ('lockbox_add_tenant', '{text,boolean,integer}', '{}'),
   ('lockbox_set_enabled', '{text,boolean}', '{lockbox_approver}'),
   ('lockbox_add_approver', '{text,regrole}', '{}'),
   ('lockbox_remove_approver', '{text,regrole}', '{}'),
+  ('lockbox_remove_tenant', '{text}', '{}'),
   ('lockbox_protect', '{regclass,name,text}',
    '{public,lockbox_engineer,lockbox_reviewer,lockbox_approver,lockbox_auditor}'),
   ('lockbox_unprotect', '{regclass}',
@@ -57,7 +60,7 @@ ALTER TABLE api ADD COLUMN present boolean;
 UPDATE api SET present =
 	to_regprocedure(format('%s(%s)', fn, array_to_string(args, ','))) IS NOT NULL;
 
-SELECT plan(30
+SELECT plan(32
 			+ 5 * (SELECT count(*)::int FROM lockbox_rels WHERE relkind IN ('r', 'p', 'v', 'm'))
 			+ 5 * (SELECT count(*)::int FROM lockbox_rels WHERE relkind = 'S')
 			+ 4 * (SELECT count(*)::int FROM lockbox_rels WHERE relkind IN ('r', 'p'))
@@ -176,6 +179,8 @@ SELECT throws_ok($$SELECT lockbox_add_approver('tap_priv_tenant', 'tap_priv_eng1
 				 '42501', NULL, 'an engineer cannot run lockbox_add_approver');
 SELECT throws_ok($$SELECT lockbox_remove_approver('tap_priv_tenant', 'tap_priv_app')$$,
 				 '42501', NULL, 'an engineer cannot run lockbox_remove_approver');
+SELECT throws_ok($$SELECT lockbox_remove_tenant('tap_priv_tenant')$$,
+				 '42501', NULL, 'an engineer cannot run lockbox_remove_tenant');
 SELECT throws_ok($$SELECT lockbox_set_enabled('tap_priv_tenant', false)$$,
 				 '42501', NULL, 'an engineer cannot switch a tenant''s lockbox off');
 SELECT throws_ok(format('SELECT lockbox_approve(%s)', :eng1_req), '42501', NULL,
@@ -200,6 +205,9 @@ SELECT throws_ok(format('SELECT lockbox_cancel(%s)', :eng1_req), '42501', NULL,
 				 'an engineer cannot cancel another engineer''s request');
 SELECT throws_ok(format('SELECT lockbox_close(%s)', :eng1_req), '42501', NULL,
 				 'an engineer cannot close another engineer''s request');
+SELECT throws_ok(format('SELECT lockbox_extend(%s, %L, %L)', :eng1_req, '1 hour',
+						'more time for another''s request'), '42501', NULL,
+				 'an engineer cannot extend another engineer''s request');
 RESET ROLE;
 
 -- separation of duties: a requester who is also a reviewer cannot review it

@@ -27,6 +27,10 @@ INSERT INTO api VALUES
    'tenant text, approver regrole'),
   ('lockbox_remove_approver', '{text,regrole}', 'void',
    'tenant text, approver regrole'),
+  ('lockbox_extend', '{bigint,interval,text}', 'text',
+   'request_id bigint, by interval, reason text'),
+  ('lockbox_remove_tenant', '{text}', 'void',
+   'tenant text'),
   ('lockbox_protect', '{regclass,name,text}', 'void',
    'rel regclass, tenant_column name DEFAULT NULL::name, tenant text DEFAULT NULL::text'),
   ('lockbox_unprotect', '{regclass}', 'void',
@@ -40,7 +44,7 @@ ALTER TABLE api ADD COLUMN present boolean;
 UPDATE api SET present =
 	to_regprocedure(format('%s(%s)', fn, array_to_string(args, ','))) IS NOT NULL;
 
-SELECT plan(111
+SELECT plan(114
 			+ (SELECT count(*)::int FROM api WHERE present AND returns IS NOT NULL)
 			+ (SELECT count(*)::int FROM api WHERE present AND arguments IS NOT NULL));
 
@@ -81,7 +85,7 @@ SELECT col_type_is('lockbox', 'audit_log', 'hash', 'bytea',
 SELECT has_view('lockbox', v, format('view lockbox.%s exists', v))
   FROM unnest(ARRAY['requests', 'active_access', 'audit', 'access_log',
 					'notifications', 'tenants', 'protected_tables',
-					'posture']) AS v;
+					'posture', 'extensions']) AS v;
 
 SELECT has_column('lockbox', 'requests', c, format('lockbox.requests has column %s', c))
   FROM unnest(ARRAY['id', 'tenant', 'requester', 'reason', 'ticket', 'tables',
