@@ -12,6 +12,7 @@ packages=(
 	libipc-run-perl                        # PostgreSQL::Test::Cluster
 	postgresql-15-set-user                 # CREATE EXTENSION set_user (sql/10_posture.sql)
 	libfaketime                            # the test cluster at a fake instant (test/cluster.sh --at)
+	pgbouncer                              # lockbox behind a connection pooler (test/t/022_pgbouncer.pl)
 )
 if ! command -v gcc >/dev/null 2>&1 || ! command -v make >/dev/null 2>&1; then
 	packages+=(build-essential)
