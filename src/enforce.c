@@ -115,6 +115,8 @@ typedef struct RoleEntry
 {
 	Oid			role;
 	bool		engineer;
+	bool		inherits;		/* has lockbox_engineer's privileges */
+	bool		bypassrls;
 } RoleEntry;
 
 static HTAB *role_cache = NULL;
@@ -128,6 +130,7 @@ static uint64 role_invals = 0;
 typedef struct AncestorEntry
 {
 	Oid			relid;
+	Oid			owner;			/* the relation's owner */
 	int			n;
 	Oid		   *ancestors;
 } AncestorEntry;
@@ -472,21 +475,24 @@ lockbox_granted_table(PG_FUNCTION_ARGS)
  * refused (see refuse_noinherit).  Superusers are no engineers here: nothing
  * restricts them, which lockbox.posture reports.
  */
-static bool
-is_engineer(Oid user)
+static RoleEntry *
+role_entry(Oid user)
 {
 	RoleEntry  *e;
 	Oid			engineer;
-	bool		result;
+	RoleEntry	result;
 	uint64		invals = role_invals;
 
 	if (role_cache != NULL &&
 		(e = hash_search(role_cache, &user, HASH_FIND, NULL)) != NULL)
-		return e->engineer;
+		return e;
 
 	engineer = get_role_oid("lockbox_engineer", true);
-	result = OidIsValid(engineer) && !superuser_arg(user) &&
+	result.role = user;
+	result.engineer = OidIsValid(engineer) && !superuser_arg(user) &&
 		is_member_of_role_nosuper(user, engineer);
+	result.inherits = OidIsValid(engineer) && has_privs_of_role(user, engineer);
+	result.bypassrls = has_bypassrls_privilege(user);
 
 	/* keep the answer unless roles changed while it was looked up */
 	if (invals == role_invals)
@@ -501,9 +507,18 @@ is_engineer(Oid user)
 									 HASH_ELEM | HASH_BLOBS);
 		}
 		e = hash_search(role_cache, &user, HASH_ENTER, NULL);
-		e->engineer = result;
+		*e = result;
+		return e;
 	}
-	return result;
+	e = palloc(sizeof(RoleEntry));
+	*e = result;
+	return e;
+}
+
+static bool
+is_engineer(Oid user)
+{
+	return role_entry(user)->engineer;
 }
 
 /* Roles or memberships changed: forget who is an engineer. */
@@ -551,10 +566,9 @@ record_refusal(Oid relid, const char *reason)
 static void
 refuse_noinherit(Oid user, Oid relid)
 {
-	Oid			engineer = get_role_oid("lockbox_engineer", true);
 	char	   *msg;
 
-	if (has_privs_of_role(user, engineer))
+	if (role_entry(user)->inherits)
 		return;
 	msg = psprintf("no access to protected table %s", lockbox_relname(relid));
 	record_refusal(relid, msg);
@@ -687,6 +701,7 @@ static AncestorEntry *
 ancestors_of(Oid relid)
 {
 	AncestorEntry *e;
+	Oid			owner;
 	List	   *todo;
 	List	   *seen = NIL;
 	uint64		invals = ancestor_invals;
@@ -698,6 +713,14 @@ ancestors_of(Oid relid)
 		(e = hash_search(ancestor_cache, &relid, HASH_FIND, NULL)) != NULL)
 		return e;
 
+	{
+		HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+
+		if (!HeapTupleIsValid(tup))
+			elog(ERROR, "cache lookup failed for relation %u", relid);
+		owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
+		ReleaseSysCache(tup);
+	}
 	todo = inheritance_parents(relid);
 	while (todo != NIL)
 	{
@@ -727,6 +750,7 @@ ancestors_of(Oid relid)
 	}
 	old = MemoryContextSwitchTo(ancestor_cxt);
 	e = hash_search(ancestor_cache, &relid, HASH_ENTER, NULL);
+	e->owner = owner;
 	e->n = list_length(seen);
 	e->ancestors = e->n > 0 ? palloc(sizeof(Oid) * e->n) : NULL;
 	foreach(lc, seen)
@@ -834,6 +858,15 @@ refuse_through_owner(Oid relid, Oid protected, Oid owner)
 					 lockbox_relname(protected))));
 }
 
+/* Has reader the privileges of relid's owner?  (The owner from the cache.) */
+static bool
+owns(Oid reader, Oid relid)
+{
+	AncestorEntry *e = ancestors_of(relid);
+
+	return reader == e->owner || has_privs_of_role(reader, e->owner);
+}
+
 /*
  * Row-level security does not restrict a role with BYPASSRLS, or the table's
  * owner (or a role that has the owner's privileges): lockbox_request refuses
@@ -845,7 +878,7 @@ refuse_unrestricted(Oid reader, Oid target)
 {
 	char	   *msg;
 
-	if (!has_bypassrls_privilege(reader) && !pg_class_ownercheck(target, reader))
+	if (!role_entry(reader)->bypassrls && !owns(reader, target))
 		return;
 	msg = psprintf("role \"%s\" is not restricted by row-level security on protected table %s",
 				   lockbox_role_name(reader), lockbox_relname(target));
