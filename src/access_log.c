@@ -60,6 +60,8 @@
 #define SPOOL_MAGIC			0x58424B4C	/* "LKBX" */
 #define SPOOL_STATEMENT		1
 #define SPOOL_REPEAT		2
+/* a session starts a new spool file beyond this size */
+#define SPOOL_ROTATE		(16 * 1024 * 1024)
 /* bytes of spool the worker audits in one transaction */
 #define INGEST_CHUNK		(4 * 1024 * 1024)
 
@@ -98,10 +100,11 @@ typedef struct AccessSlot
 static AccessSlot *access_slots = NULL;
 static int	access_slot_count = 0;
 
-/* this session's spool file */
+/* this session's spool file, the how-manieth of the session */
 static int	spool_fd = -1;
 static char spool_file[64];
 static off_t spool_size = 0;
+static int	spool_number = 0;
 
 /* the last statement record, for repeats */
 typedef struct LastStatement
@@ -227,8 +230,8 @@ open_spool(void)
 		on_shmem_exit(release_slot, (Datum) 0);
 		exit_registered = true;
 	}
-	snprintf(spool_file, sizeof(spool_file), "%d." INT64_FORMAT,
-			 MyProcPid, (int64) MyStartTimestamp);
+	snprintf(spool_file, sizeof(spool_file), "%d." INT64_FORMAT ".%d",
+			 MyProcPid, (int64) MyStartTimestamp, ++spool_number);
 	SpinLockAcquire(&slot->mutex);
 	slot->dbid = MyDatabaseId;
 	strlcpy(slot->file, spool_file, sizeof(slot->file));
@@ -430,6 +433,19 @@ write_access(LockboxOutcome outcome, const char *command, const char *reason,
 
 	if (query == NULL)
 		query = "";
+
+	/*
+	 * A long session moves on to a new file now and then, so that the worker
+	 * can remove what it audited.  The slot names the new file before the
+	 * old one is left: the worker takes it as finished from then on.
+	 */
+	if (spool_fd >= 0 && spool_size >= SPOOL_ROTATE)
+	{
+		close(spool_fd);
+		spool_fd = -1;
+		last.valid = false;		/* repeats name a record of their own file */
+	}
+
 	initStringInfo(&buf);
 	if (same_as_last(outcome, command, reason, query, nitems, items))
 	{
