@@ -95,7 +95,9 @@ SELECT id, state, reviewer, reviewed_at IS NOT NULL AS reviewed,
 	   deadline - reviewed_at AS approval_window, approvals
   FROM lockbox.requests WHERE id = :req_request_id;
 
--- One notification per Acme approver; none for Globex's Gus.
+-- The reviewers were told of the new request (one notification to
+-- lockbox_reviewer); now one notification per Acme approver, none for
+-- Globex's Gus.
 SET SESSION AUTHORIZATION regress_nora;
 SELECT request_id, recipient, event, payload - 'id' AS payload,
 	   (payload->>'id')::bigint = id AS payload_names_its_row,
