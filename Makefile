@@ -76,6 +76,35 @@ all install installcheck:
 	@exit 1
 endif
 
+# lockbox-notify, the delivery service (src/notify/; README "Delivery"): a
+# program of its own, built beside the extension (OBJS takes src/*.c only)
+# and installed into PostgreSQL's bindir; its sample configuration and
+# systemd unit go to the documentation directory.
+NOTIFY_PROGRAM = src/notify/lockbox-notify
+DOCS           = src/notify/lockbox-notify.conf.sample src/notify/lockbox-notify.service
+
+ifneq ($(PGXS),)
+all: $(NOTIFY_PROGRAM)
+$(NOTIFY_PROGRAM): src/notify/lockbox-notify.c | $(CURDIR)/src/notify
+	$(CC) $(CFLAGS) -I$(includedir) $(CPPFLAGS) -o $@ $< \
+		-L$(libdir) $(LDFLAGS) -lpq -lcurl -lcrypto
+$(CURDIR)/src/notify:
+	$(MKDIR_P) $@
+
+install: install-notify
+.PHONY: install-notify
+install-notify: $(NOTIFY_PROGRAM)
+	$(MKDIR_P) '$(DESTDIR)$(bindir)'
+	$(INSTALL_PROGRAM) $< '$(DESTDIR)$(bindir)/lockbox-notify'
+
+uninstall: uninstall-notify
+.PHONY: uninstall-notify
+uninstall-notify:
+	rm -f '$(DESTDIR)$(bindir)/lockbox-notify'
+
+EXTRA_CLEAN = $(NOTIFY_PROGRAM)
+endif
+
 # The objects (and the bitcode of a server built with LLVM) go to src/ of the
 # build directory, which a VPATH build creates, and are rebuilt when the
 # shared header changes (Debian's PGXS tracks no header dependencies).
