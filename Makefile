@@ -27,6 +27,8 @@ OBJS        = $(patsubst $(lockbox_srcdir)%.c,%.o,$(sort $(wildcard $(lockbox_sr
 # every install and upgrade script: lockbox--1.0.sql, then lockbox--1.0--1.1.sql ...
 DATA        = $(patsubst $(lockbox_srcdir)%,%,$(sort $(wildcard $(lockbox_srcdir)sql/lockbox--*.sql)))
 PGFILEDESC  = "lockbox - Customer Lockbox for PostgreSQL"
+# lockbox-notify's sample configuration and systemd unit (README "Delivery")
+DOCS        = src/notify/lockbox-notify.conf.sample src/notify/lockbox-notify.service
 
 PG_CPPFLAGS = -I$(lockbox_srcdir)src
 PG_CFLAGS   = -Wall $(if $(filter-out 0,$(WERROR)),-Werror)
@@ -78,10 +80,9 @@ endif
 
 # lockbox-notify, the delivery service (src/notify/; README "Delivery"): a
 # program of its own, built beside the extension (OBJS takes src/*.c only)
-# and installed into PostgreSQL's bindir; its sample configuration and
-# systemd unit go to the documentation directory.
+# and installed into PostgreSQL's bindir (DOCS above install its sample
+# configuration and systemd unit).
 NOTIFY_PROGRAM = src/notify/lockbox-notify
-DOCS           = src/notify/lockbox-notify.conf.sample src/notify/lockbox-notify.service
 
 ifneq ($(PGXS),)
 all: $(NOTIFY_PROGRAM)

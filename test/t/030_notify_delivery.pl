@@ -9,7 +9,8 @@
 #   - an invalid address (SMTP 550): failed for good, with its error, in
 #     lockbox.notifications and lockbox.stats;
 #   - the SMTP server down, then up: delivered once, after retries;
-#   - a webhook answering 500, then 200: delivered after retries;
+#   - a webhook answering 500, then too slowly (timeout), then 200:
+#     delivered after retries;
 #   - the notifier killed mid-batch: nothing lost, resent only under the
 #     same idempotency key;
 #   - two notifiers at once: no message twice.
@@ -293,9 +294,18 @@ ok( wait_until('webhook retries',
 		sub { $node->safe_psql('nd',
 				"SELECT count(*) FROM lockbox.notifications WHERE request_id = $r3 AND attempts >= 2 AND last_error LIKE '%HTTP 500%'") >= 1 }),
 	'a webhook answering 500 is retried');
+# a slow endpoint: past the notifier's timeout (3 s), the attempt fails
+unlink("$dir/http.mode");
+append_to_file("$dir/http.mode", "slow 5\n");
+ok( wait_until('a timeout',
+		sub { $node->safe_psql('nd',
+				"SELECT count(*) FROM lockbox.notifications WHERE request_id = $r3 AND last_error ~* 'timed? ?out'") >= 1 }),
+	'a webhook slower than the timeout is retried');
 unlink("$dir/http.mode");
 ok(wait_until('webhook delivered', sub { all_settled("request_id = $r3") }),
 	'delivered once the endpoint accepts');
+like(slurp_file($nlog), qr/webhook http:\S+: HTTP 500/, 'the log shows the 500');
+like(slurp_file($nlog), qr/webhook http:\S+: Operation timed out/, 'and the timeout');
 
 # --- 7. the notifier killed mid-batch: nothing lost ---------------------------------
 append_to_file("$dir/http.mode", "slow 0.5\n");
