@@ -982,7 +982,11 @@ CREATE FUNCTION lockbox.delivery(ids bigint[])
 				  deadline timestamptz, approved_at timestamptz,
 				  access_ends_at timestamptz, close_reason text, reviewer name,
 				  approved_by text, emails text, webhooks text, anchors jsonb)
-	LANGUAGE sql STABLE SECURITY DEFINER
+	-- VOLATILE: its query takes a snapshot of its own, so that it sees every
+	-- row a claim in the same statement (lockbox.delivery(ARRAY(SELECT id
+	-- FROM lockbox_claim_notifications(...)))) has just claimed, including
+	-- rows committed after the statement began
+	LANGUAGE sql VOLATILE SECURITY DEFINER
 	SET search_path = pg_catalog, pg_temp
 	AS $$
 	SELECT n.id, n.event, n.recipient::name, n.created_at, n.attempts,
