@@ -1431,7 +1431,8 @@ usage(void)
 		   "\n"
 		   "SIGNALS\n"
 		   "       SIGTERM, SIGINT: finish the message being sent, then exit.\n"
-		   "       Configuration changes take effect at a restart.\n"
+		   "       SIGHUP is ignored: configuration changes take effect at a\n"
+		   "       restart.\n"
 		   "\n"
 		   "EXIT STATUS\n"
 		   "       0 when stopped by a signal or after --once; 1 on a bad\n"
@@ -1500,6 +1501,8 @@ main(int argc, char **argv)
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	/* the configuration is read at the start only: a SIGHUP changes nothing */
+	signal(SIGHUP, SIG_IGN);
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	logmsg("LOG", "starting (configuration %s)", config);
 
