@@ -260,7 +260,7 @@ my %cols_1_0 = (notification =>
 for my $t (sort keys %before)
 {
 	my $row = $cols_1_0{$t} // 't';
-	is(sql('up', "SELECT md5(string_agg($row::text, '|' ORDER BY $row::text)) FROM lockbox.$t t"),
+	is(sql('up', "SELECT md5(string_agg(${row}::text, '|' ORDER BY ${row}::text)) FROM lockbox.$t t"),
 		$before{$t}, "lockbox.$t is unchanged by the update");
 }
 is(sql('up', 'SELECT count(*) FROM lockbox.notification WHERE attempts <> 0 OR last_error IS NOT NULL
