@@ -27,6 +27,8 @@ OBJS        = $(patsubst $(lockbox_srcdir)%.c,%.o,$(sort $(wildcard $(lockbox_sr
 # every install and upgrade script: lockbox--1.0.sql, then lockbox--1.0--1.1.sql ...
 DATA        = $(patsubst $(lockbox_srcdir)%,%,$(sort $(wildcard $(lockbox_srcdir)sql/lockbox--*.sql)))
 PGFILEDESC  = "lockbox - Customer Lockbox for PostgreSQL"
+# lockbox-notify's sample configuration and systemd unit (README "Delivery")
+DOCS        = src/notify/lockbox-notify.conf.sample src/notify/lockbox-notify.service
 
 PG_CPPFLAGS = -I$(lockbox_srcdir)src
 PG_CFLAGS   = -Wall $(if $(filter-out 0,$(WERROR)),-Werror)
@@ -74,6 +76,34 @@ else
 all install installcheck:
 	@echo "PostgreSQL 15 server headers are missing; run 'make test' or 'make demo', which install them." >&2
 	@exit 1
+endif
+
+# lockbox-notify, the delivery service (src/notify/; README "Delivery"): a
+# program of its own, built beside the extension (OBJS takes src/*.c only)
+# and installed into PostgreSQL's bindir (DOCS above install its sample
+# configuration and systemd unit).
+NOTIFY_PROGRAM = src/notify/lockbox-notify
+
+ifneq ($(PGXS),)
+all: $(NOTIFY_PROGRAM)
+$(NOTIFY_PROGRAM): src/notify/lockbox-notify.c | $(CURDIR)/src/notify
+	$(CC) $(CFLAGS) -I$(includedir) $(CPPFLAGS) -o $@ $< \
+		-L$(libdir) $(LDFLAGS) -lpq -lcurl -lcrypto
+$(CURDIR)/src/notify:
+	$(MKDIR_P) $@
+
+install: install-notify
+.PHONY: install-notify
+install-notify: $(NOTIFY_PROGRAM)
+	$(MKDIR_P) '$(DESTDIR)$(bindir)'
+	$(INSTALL_PROGRAM) $< '$(DESTDIR)$(bindir)/lockbox-notify'
+
+uninstall: uninstall-notify
+.PHONY: uninstall-notify
+uninstall-notify:
+	rm -f '$(DESTDIR)$(bindir)/lockbox-notify'
+
+EXTRA_CLEAN = $(NOTIFY_PROGRAM)
 endif
 
 # The objects (and the bitcode of a server built with LLVM) go to src/ of the

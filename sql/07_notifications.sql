@@ -52,8 +52,9 @@ $$;
 SELECT count(*) AS undelivered FROM lockbox.notifications WHERE delivered_at IS NULL;
 
 -- ---------------------------------------------------------------------
--- 1. Filing a request notifies nobody; entering pending_approval notifies
---    every approver of the tenant, one row each.
+-- 1. Filing a request notifies the reviewers (one row, addressed to
+--    lockbox_reviewer); entering pending_approval notifies every approver
+--    of the tenant, one row each.
 -- ---------------------------------------------------------------------
 SET SESSION AUTHORIZATION regress_erin;
 SELECT lockbox_request('wonka', 'Recipe import drops the last ingredient',
@@ -81,7 +82,8 @@ SELECT recipient,
   FROM lockbox.notifications WHERE request_id = :request_id ORDER BY id;
 
 -- ---------------------------------------------------------------------
--- 2. Every later change notifies the requester, once per change.
+-- 2. Every later change notifies the requester, once per change; the
+--    approvers who approved are told when the access starts and ends.
 -- ---------------------------------------------------------------------
 SET SESSION AUTHORIZATION regress_ada;
 SELECT lockbox_approve(:request_id);
@@ -172,6 +174,84 @@ BEGIN
 END
 $$;
 SELECT count(*) AS queued FROM lockbox.notify_outbox;
+
+-- ---------------------------------------------------------------------
+-- 7. Delivery (lockbox-notify): addresses, failed attempts, leases.
+-- ---------------------------------------------------------------------
+-- The extension owner sets roles' e-mail addresses and tenants' webhooks;
+-- setting again replaces them, NULL removes them.
+SELECT lockbox_set_contact('regress_ada', 'ada@wonka.example, ada.home@wonka.example');
+SELECT lockbox_set_contact('regress_alan', 'alan@wonka.example');
+SELECT lockbox_set_contact('regress_alan', 'alan@wonka.example,alan@wonka.example');
+SELECT lockbox_set_contact('regress_gus', 'gus@slugworth.example');
+SELECT lockbox_set_contact('regress_gus', NULL);
+SELECT lockbox_set_webhook('wonka', 'https://hooks.wonka.example/lockbox http://10.0.0.7:8080/in');
+SELECT role::name, email FROM lockbox.contact ORDER BY 1, 2;
+SELECT tenant, url FROM lockbox.webhook ORDER BY 1, 2;
+-- Refusals: the contract's SQLSTATEs.
+\set VERBOSITY sqlstate
+SELECT lockbox_set_contact(NULL, 'x@y.example');
+SELECT lockbox_set_contact('regress_ada', 'not an address');
+SELECT lockbox_set_contact('regress_ada', 'ada@wonka.example'||chr(10)||'Bcc: all@example.com');
+SELECT lockbox_set_contact('regress_ada', ' , ');
+SELECT lockbox_set_contact('regress_nobody', 'x@y.example');
+SELECT lockbox_set_contact(999999::oid::regrole, 'x@y.example');
+SELECT lockbox_set_webhook(NULL, 'https://x.example');
+SELECT lockbox_set_webhook('nosuch', 'https://x.example');
+SELECT lockbox_set_webhook('wonka', 'ftp://x.example');
+SELECT lockbox_set_webhook('wonka', 'https://');
+SET SESSION AUTHORIZATION regress_nora;
+SELECT lockbox_set_contact('regress_nora', 'nora@op.example');
+SELECT lockbox_set_webhook('wonka', NULL);
+RESET SESSION AUTHORIZATION;
+\set VERBOSITY default
+
+-- What the notifier reads for a claimed notification: the request, who
+-- approved it, and where it goes.  Ada's address reaches her; the
+-- approvers' notifications also go to the tenant's webhooks, the
+-- requester's do not.
+SET SESSION AUTHORIZATION regress_nora;
+SELECT d.recipient, d.event, d.tenant, d.requester, d.reason, d.tables,
+	   d.access, d.state, d.approved_by, d.emails, d.webhooks
+  FROM lockbox.delivery(ARRAY(SELECT id FROM lockbox.notifications
+							   WHERE request_id = :request_id)) d
+ ORDER BY d.id;
+
+-- A failed attempt: retried after the delay the notifier asks for, and
+-- claimable again only then; without a delay, failed for good.
+SET SESSION AUTHORIZATION regress_eve;
+SELECT lockbox_request('wonka', 'Checking the failed delivery path here',
+		tables => '{regress_recipes}') AS fail_request_id \gset
+SET SESSION AUTHORIZATION regress_nora;
+SELECT id AS fail_id FROM lockbox_claim_notifications(10, '1 minute') \gset
+SELECT lockbox_fail_notification(:fail_id, 'connection refused', '1 hour');
+SELECT count(*) AS claimed FROM lockbox_claim_notifications(10);
+SELECT attempts, last_error, next_attempt_at > now() + '59 minutes' AS backed_off,
+	   claimed_at, failed_at, delivered_at
+  FROM lockbox.notifications WHERE id = :fail_id;
+SELECT lockbox_fail_notification(:fail_id, '550 no such user');
+SELECT attempts, last_error, failed_at IS NOT NULL AS failed
+  FROM lockbox.notifications WHERE id = :fail_id;
+-- failed for good: never claimed again, and counted in lockbox.stats
+SELECT lockbox_fail_notification(:fail_id, 'again');
+SELECT notifications_failed >= 1 AS counted FROM lockbox.stats;
+\set VERBOSITY sqlstate
+SELECT lockbox_fail_notification(NULL, 'x');
+SELECT lockbox_fail_notification(:fail_id, NULL);
+SELECT lockbox_fail_notification(999999999, 'x');
+SELECT lockbox_fail_notification(:fail_id, 'x', '-1 second');
+SELECT count(*) FROM lockbox_claim_notifications(1, '0 seconds');
+SELECT count(*) FROM lockbox_claim_notifications(1, NULL);
+SET SESSION AUTHORIZATION regress_erin;
+SELECT lockbox_fail_notification(:fail_id, 'x');
+\set VERBOSITY default
+SET SESSION AUTHORIZATION regress_eve;
+SELECT lockbox_cancel(:fail_request_id);
+RESET SESSION AUTHORIZATION;
+SELECT lockbox_set_contact('regress_ada', NULL);
+SELECT lockbox_set_contact('regress_alan', NULL);
+SELECT lockbox_set_webhook('wonka', NULL);
+SELECT count(*) AS contacts FROM lockbox.contact;
 
 -- ---------------------------------------------------------------------
 -- Clean-up.

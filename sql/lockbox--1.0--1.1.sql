@@ -699,6 +699,14 @@ SELECT c.check_name, NULL, true, 'No finding.'
  WHERE NOT EXISTS (SELECT 1 FROM findings f
 					WHERE f.check_name OPERATOR(pg_catalog.=) c.check_name);
 
+-- delivery attempts of notifications, which lockbox.stats counts (see the
+-- delivery section at the end of this file)
+ALTER TABLE lockbox.notification
+	ADD COLUMN attempts integer NOT NULL DEFAULT 0,
+	ADD COLUMN last_error text,
+	ADD COLUMN next_attempt_at timestamptz,
+	ADD COLUMN failed_at timestamptz;
+
 ------------------------------------------------------------------------------
 -- lockbox.stats: what happened in this database since the statistics were
 -- reset (the server's start, or lockbox_stats_reset()).  Counters of events
@@ -728,7 +736,8 @@ SELECT c.stats_reset,
 	   (SELECT pg_catalog.count(*) FROM lockbox.audit_log a
 		 WHERE a.at OPERATOR(pg_catalog.>=) c.since) AS audit_rows,
 	   c.access_queue_depth, c.worker_passes, c.worker_failures,
-	   n.notifications, n.notifications_delivered, n.notifications_undelivered
+	   n.notifications, n.notifications_delivered, n.notifications_undelivered,
+	   n.notifications_failed
   FROM (SELECT s.*, COALESCE(s.stats_reset, '-infinity') AS since
 		  FROM lockbox.stats_counters() s) c,
 	   LATERAL (SELECT pg_catalog.count(*) AS requests,
@@ -748,7 +757,9 @@ SELECT c.stats_reset,
 						 WHERE q.created_at OPERATOR(pg_catalog.>=) c.since) x) r,
 	   LATERAL (SELECT pg_catalog.count(*) AS notifications,
 					   pg_catalog.count(*) FILTER (WHERE m.delivered_at IS NOT NULL) AS notifications_delivered,
-					   pg_catalog.count(*) FILTER (WHERE m.delivered_at IS NULL) AS notifications_undelivered
+					   pg_catalog.count(*) FILTER (WHERE m.delivered_at IS NULL) AS notifications_undelivered,
+					   pg_catalog.count(*) FILTER (WHERE m.delivered_at IS NULL
+												  AND m.failed_at IS NOT NULL) AS notifications_failed
 				  FROM lockbox.notification m
 				 WHERE m.created_at OPERATOR(pg_catalog.>=) c.since) n;
 REVOKE ALL ON lockbox.stats FROM PUBLIC;
@@ -940,3 +951,138 @@ GRANT EXECUTE ON FUNCTION @extschema@.lockbox_verify_audit(jsonb)
 	TO lockbox_auditor, lockbox_approver;
 COMMENT ON FUNCTION @extschema@.lockbox_verify_audit(jsonb) IS
 	'Verifies the audit log as lockbox_verify_audit() does, and also anchors kept outside the database (''[{"seq": 41, "hash": "<64 hex digits>"}, ...]'', as the server log and notifications print them): each must still be there, unchanged, and reachable from the current heads; otherwise ok is false and first_bad_seq names the first bad row or anchor.';
+
+------------------------------------------------------------------------------
+-- Delivery (lockbox-notify, README "Delivery").  Where notifications go:
+-- e-mail addresses of roles (lockbox_set_contact) and webhook URLs of
+-- tenants (lockbox_set_webhook), set by the extension owner; the secrets
+-- that sign webhooks stay in the notifier's configuration file, never here.
+-- What became of each delivery: attempts, the last error, when the next
+-- attempt is due, and failed_at once the notifier gave up.
+------------------------------------------------------------------------------
+CREATE TABLE lockbox.contact (
+	role			regrole NOT NULL,
+	email			text NOT NULL,
+	PRIMARY KEY (role, email)
+);
+CREATE TABLE lockbox.webhook (
+	tenant			text NOT NULL REFERENCES lockbox.tenant ON DELETE CASCADE,
+	url				text NOT NULL,
+	PRIMARY KEY (tenant, url)
+);
+REVOKE ALL ON lockbox.contact, lockbox.webhook FROM PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('lockbox.contact', '');
+SELECT pg_catalog.pg_extension_config_dump('lockbox.webhook', '');
+
+-- (columns appended: the view keeps its 1.0 columns in their order)
+CREATE OR REPLACE VIEW lockbox.notifications WITH (security_barrier) AS
+SELECT n.id, n.request_id, n.recipient::name AS recipient, n.event, n.payload,
+	   n.created_at, n.claimed_at, n.delivered_at,
+	   n.attempts, n.last_error, n.next_attempt_at, n.failed_at
+  FROM lockbox.notification n
+ WHERE (SELECT lockbox.sees_all())
+	OR pg_catalog.pg_has_role(pg_catalog."current_user"(), n.recipient::pg_catalog.oid, 'USAGE')
+	OR EXISTS (SELECT 1 FROM lockbox.request r
+				 JOIN lockbox.approver ap
+				   ON ap.tenant OPERATOR(pg_catalog.=) r.tenant
+				WHERE r.id OPERATOR(pg_catalog.=) n.request_id
+				  AND pg_catalog.pg_has_role(pg_catalog."current_user"(),
+											 ap.approver::pg_catalog.oid, 'USAGE'));
+
+CREATE FUNCTION @extschema@.lockbox_set_contact(who regrole, email text)
+	RETURNS void AS 'MODULE_PATHNAME', 'lockbox_set_contact'
+	LANGUAGE C VOLATILE;
+CREATE FUNCTION @extschema@.lockbox_set_webhook(tenant text, url text)
+	RETURNS void AS 'MODULE_PATHNAME', 'lockbox_set_webhook'
+	LANGUAGE C VOLATILE;
+-- the extension owner's, like lockbox_add_tenant
+REVOKE ALL ON FUNCTION @extschema@.lockbox_set_contact(regrole, text),
+	@extschema@.lockbox_set_webhook(text, text) FROM PUBLIC;
+
+-- a claim with the notifier's own lease (lockbox_claim_notifications(max)
+-- leases for 5 minutes)
+CREATE FUNCTION @extschema@.lockbox_claim_notifications(max integer,
+		lease interval)
+	RETURNS TABLE(id bigint, request_id bigint, recipient name, event text,
+				  payload jsonb, created_at timestamptz)
+	AS 'MODULE_PATHNAME', 'lockbox_claim_notifications'
+	LANGUAGE C VOLATILE;
+-- a failed delivery attempt: claimable again after retry_in, or, without
+-- retry_in, failed for good
+CREATE FUNCTION @extschema@.lockbox_fail_notification(id bigint, error text,
+		retry_in interval DEFAULT NULL)
+	RETURNS integer AS 'MODULE_PATHNAME', 'lockbox_fail_notification'
+	LANGUAGE C VOLATILE;
+REVOKE ALL ON FUNCTION
+	@extschema@.lockbox_claim_notifications(integer, interval),
+	@extschema@.lockbox_fail_notification(bigint, text, interval) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION
+	@extschema@.lockbox_claim_notifications(integer, interval),
+	@extschema@.lockbox_fail_notification(bigint, text, interval)
+	TO lockbox_auditor;
+
+/*
+ * What the notifier needs to render and deliver claimed notifications, one
+ * row each: the request as lockbox.requests shows it, who approved it so
+ * far, the anchors of the payload, and the addresses.  E-mail goes to the
+ * recipient's addresses and those of every role that is a member of it,
+ * directly or not (a group bound as approver reaches its members; the
+ * reviewers' notification, addressed to lockbox_reviewer, every reviewer).
+ * A tenant's webhooks receive the notifications of the customer's side:
+ * those addressed to a role that holds the privileges of one of the
+ * tenant's approvers.
+ */
+CREATE FUNCTION lockbox.delivery(ids bigint[])
+	RETURNS TABLE(id bigint, event text, recipient name, created_at timestamptz,
+				  attempts integer, request_id bigint, tenant text, requester name,
+				  reason text, ticket text, tables text, access text,
+				  duration interval, state text, created timestamptz,
+				  deadline timestamptz, approved_at timestamptz,
+				  access_ends_at timestamptz, close_reason text, reviewer name,
+				  approved_by text, emails text, webhooks text, anchors jsonb)
+	-- VOLATILE: its query takes a snapshot of its own, so that it sees every
+	-- row a claim in the same statement (lockbox.delivery(ARRAY(SELECT id
+	-- FROM lockbox_claim_notifications(...)))) has just claimed, including
+	-- rows committed after the statement began
+	LANGUAGE sql VOLATILE SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp
+	AS $$
+	SELECT n.id, n.event, n.recipient::name, n.created_at, n.attempts,
+		   r.id, r.tenant, r.requester::name, r.reason, r.ticket,
+		   (SELECT string_agg(t::text, ', ' ORDER BY o) FROM unnest(r.tables)
+				WITH ORDINALITY AS u(t, o)),
+		   r.access, r.duration,
+		   lockbox.request_state(r.state, r.deadline, r.access_ends_at,
+				EXISTS (SELECT 1 FROM lockbox.revocation v
+						 WHERE v.request_id OPERATOR(pg_catalog.=) r.id),
+				statement_timestamp()),
+		   r.created_at, r.deadline, r.approved_at, r.access_ends_at,
+		   r.close_reason, r.reviewer::name,
+		   (SELECT string_agg(d.approver::name, ', ' ORDER BY d.decided_at)
+			  FROM lockbox.decision d
+			 WHERE d.request_id OPERATOR(pg_catalog.=) r.id
+			   AND d.decision OPERATOR(pg_catalog.=) 'approve'),
+		   (WITH RECURSIVE m(role) AS (
+				SELECT n.recipient::oid
+				UNION
+				SELECT a.member FROM pg_auth_members a JOIN m
+				    ON a.roleid OPERATOR(pg_catalog.=) m.role)
+			SELECT string_agg(DISTINCT c.email, ', ')
+			  FROM lockbox.contact c JOIN m
+				ON c.role::oid OPERATOR(pg_catalog.=) m.role),
+		   (SELECT string_agg(w.url, ' ' ORDER BY w.url) FROM lockbox.webhook w
+			 WHERE w.tenant OPERATOR(pg_catalog.=) r.tenant
+			   AND EXISTS (SELECT 1 FROM lockbox.approver ap
+							WHERE ap.tenant OPERATOR(pg_catalog.=) r.tenant
+							  AND pg_has_role(n.recipient::oid,
+											  ap.approver::oid, 'USAGE'))),
+		   CASE WHEN jsonb_typeof(n.payload -> 'anchors') OPERATOR(pg_catalog.=) 'array'
+				THEN n.payload -> 'anchors' END
+	  FROM lockbox.notification n
+	  JOIN lockbox.request r ON r.id OPERATOR(pg_catalog.=) n.request_id
+	 WHERE n.id OPERATOR(pg_catalog.=) ANY (ids)
+	 ORDER BY n.id
+	$$;
+REVOKE ALL ON FUNCTION lockbox.delivery(bigint[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION lockbox.delivery(bigint[]) TO lockbox_auditor;
+-- (end of the delivery section)

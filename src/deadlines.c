@@ -264,6 +264,7 @@ lockbox_act_on_deadlines(LockboxCall *call, int batch)
 	if (closed != NIL)
 	{
 		List	   *engineers = NIL;
+		List	   *ids = NIL;
 		ListCell   *lc;
 
 		lockbox_access_changed();
@@ -273,7 +274,10 @@ lockbox_act_on_deadlines(LockboxCall *call, int batch)
 
 			if (!list_member_oid(engineers, d->requester))
 				engineers = lappend_oid(engineers, d->requester);
+			ids = lappend(ids, &d->id);
 		}
+		/* the approvers who approved them are told the access ended */
+		lockbox_notify_deciders(call, ids, "access_ended", "closed");
 		foreach(lc, engineers)
 			lockbox_queue_session_end(lfirst_oid(lc), ((DueRequest *) linitial(closed))->id, 0);
 	}

@@ -845,6 +845,9 @@ lockbox_request(PG_FUNCTION_ARGS)
 		DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull)) != 1)
 		elog(ERROR, "could not insert a lockbox request");
 	lockbox_deadline_created(deadline);
+	/* the reviewers are told: one notification to lockbox_reviewer */
+	lockbox_notify(&call, id, lockbox_role_oid(LB_REVIEWER), "review_requested",
+				   tenant, "pending_review");
 
 	lockbox_leave(&call);
 	PG_RETURN_INT64(id);
@@ -981,6 +984,19 @@ end_access(LockboxCall *call, Request *r)
 	/* the session that closed its own request ends it itself */
 	lockbox_queue_session_end(r->requester, r->id,
 					  call->caller == r->requester ? MyProcPid : 0);
+}
+
+/*
+ * The approvers who approved a request are told that its access started or
+ * ended (the notification's state says how: approved, closed, revoked).
+ */
+static void
+notify_deciders(LockboxCall *call, Request *r, const char *event)
+{
+	int64	   *id = palloc(sizeof(int64));
+
+	*id = r->id;
+	lockbox_notify_deciders(call, list_make1(id), event, r->state);
 }
 
 /* Stage 1, approve or deny: the caller reviews the request. */
@@ -1244,6 +1260,8 @@ lockbox_approve(PG_FUNCTION_ARGS)
 			lockbox_access_changed();
 		}
 		record(&call, r, "approve", from, &extra, true, true);
+		if (strcmp(r->state, "approved") == 0)
+			notify_deciders(&call, r, "access_started");
 	}
 	else if (access_open(r) && pending_extension(r->id, &ext))
 	{
@@ -1368,6 +1386,7 @@ lockbox_close(PG_FUNCTION_ARGS)
 	lockbox_json_str(&extra, "resolution", resolution);
 	lapse_extension(r, call.now, &extra);
 	record(&call, r, "close", "approved", &extra, true, true);
+	notify_deciders(&call, r, "access_ended");
 
 	lockbox_leave(&call);
 	PG_RETURN_TEXT_P(cstring_to_text("closed"));
@@ -1516,6 +1535,7 @@ lockbox_revoke(PG_FUNCTION_ARGS)
 			lockbox_json_str(&extra, "by_role", by_role);
 		lockbox_json_str(&extra, "completed_by", "lockbox worker");
 		record(&call, r, "revoke", "approved", &extra, true, false);
+		notify_deciders(&call, r, "access_ended");
 		lockbox_wake_worker_at_commit();
 		lockbox_leave(&call);
 		PG_RETURN_TEXT_P(cstring_to_text("revoked"));
@@ -1533,6 +1553,7 @@ lockbox_revoke(PG_FUNCTION_ARGS)
 		lockbox_json_str(&extra, "by_role", by_role);
 	lapse_extension(r, call.now, &extra);
 	record(&call, r, "revoke", "approved", &extra, true, true);
+	notify_deciders(&call, r, "access_ended");
 
 	lockbox_leave(&call);
 	PG_RETURN_TEXT_P(cstring_to_text("revoked"));

@@ -160,6 +160,8 @@ extern Datum lockbox_notification_payload(int64 request_id, Oid recipient,
 										  const char *state);
 
 extern int64 lockbox_relay_notifications(int batch);
+extern void lockbox_notify_deciders(LockboxCall *call, List *request_ids,
+									const char *event, const char *state);
 
 /* protected tables and enforcement (enforce.c) */
 extern void lockbox_enforce_executor_start(QueryDesc *queryDesc, int eflags);

@@ -15,25 +15,45 @@
  * listener therefore hears each notification once, a few milliseconds after
  * the transition committed.
  *
+ * Delivery (lockbox-notify, README "Delivery"): the extension owner sets the
+ * e-mail addresses of roles (lockbox_set_contact) and the webhook URLs of
+ * tenants (lockbox_set_webhook).  A claim leases its rows: a row is claimable
+ * again once next_attempt_at has passed (the lease of the claim, or the
+ * backoff of a failed attempt), so a notifier that dies between sending and
+ * acknowledging loses nothing.  lockbox_fail_notification records a failed
+ * attempt: retried after the delay the notifier asks for, or failed for good.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
 #include "catalog/pg_type.h"
+#include "utils/syscache.h"
 #include "commands/async.h"
 #include "fmgr.h"
 #include "funcapi.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "nodes/value.h"
+#include "utils/json.h"
 #include "utils/jsonb.h"
 
 #include "lockbox.h"
 
 PG_FUNCTION_INFO_V1(lockbox_claim_notifications);
 PG_FUNCTION_INFO_V1(lockbox_ack_notification);
+PG_FUNCTION_INFO_V1(lockbox_fail_notification);
+PG_FUNCTION_INFO_V1(lockbox_set_contact);
+PG_FUNCTION_INFO_V1(lockbox_set_webhook);
 
-/* a claim not acknowledged within this long may be claimed again */
+/* a claim not acknowledged within this long may be claimed again (default) */
 #define CLAIM_LEASE		"5 minutes"
+/* longest error text kept with a notification, in bytes */
+#define ERROR_MAX		2000
+/* longest e-mail address, webhook URL */
+#define EMAIL_MAX		254
+#define URL_MAX			2000
 /* most rows one claim may take */
 #define CLAIM_MAX		10000
 
@@ -120,27 +140,34 @@ lockbox_relay_notifications(int batch)
 	return sent;
 }
 
+/*
+ * lockbox_claim_notifications(max [, lease]): up to max notifications that
+ * are neither delivered nor failed and are due (never claimed, or their
+ * lease or backoff has passed), leased to the caller until now + lease.
+ */
 Datum
 lockbox_claim_notifications(PG_FUNCTION_ARGS)
 {
 	static SPIPlanPtr plan = NULL;
 	static const char *sql =
-		"UPDATE lockbox.notification n SET claimed_at = $2, claimed_by = $3"
+		"UPDATE lockbox.notification n SET claimed_at = $2, claimed_by = $3,"
+		"       next_attempt_at = $2 OPERATOR(pg_catalog.+) $4"
 		" WHERE n.id OPERATOR(pg_catalog.=) ANY (ARRAY("
 		"   SELECT c.id FROM lockbox.notification c"
-		"    WHERE c.delivered_at IS NULL"
-		"      AND (c.claimed_at IS NULL"
-		"           OR c.claimed_at OPERATOR(pg_catalog.<)"
-		"              ($2 OPERATOR(pg_catalog.-) '" CLAIM_LEASE "'::pg_catalog.interval))"
+		"    WHERE c.delivered_at IS NULL AND c.failed_at IS NULL"
+		"      AND COALESCE(c.next_attempt_at,"
+		"                   c.claimed_at OPERATOR(pg_catalog.+) '" CLAIM_LEASE "'::pg_catalog.interval,"
+		"                   '-infinity') OPERATOR(pg_catalog.<=) $2"
 		"    ORDER BY c.id LIMIT $1 FOR UPDATE SKIP LOCKED))"
 		" RETURNING n.id, n.request_id, n.recipient::pg_catalog.name, n.event,"
 		"           n.payload, n.created_at";
-	Oid			argtypes[3] = {INT4OID, TIMESTAMPTZOID, NAMEOID};
-	Datum		values[3];
+	Oid			argtypes[4] = {INT4OID, TIMESTAMPTZOID, NAMEOID, INTERVALOID};
+	Datum		values[4];
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	LockboxCall call;
 	int32		max;
 	NameData	claimer;
+	Interval	lease;
 
 	lockbox_require_arg(fcinfo, 0, "max");
 	max = PG_GETARG_INT32(0);
@@ -148,6 +175,25 @@ lockbox_claim_notifications(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("max must be between 1 and %d", CLAIM_MAX)));
+	if (PG_NARGS() > 1)
+	{
+		Interval	zero;
+
+		lockbox_require_arg(fcinfo, 1, "lease");
+		lease = *PG_GETARG_INTERVAL_P(1);
+		memset(&zero, 0, sizeof(zero));
+		if (DatumGetInt32(DirectFunctionCall2(interval_cmp,
+											  IntervalPGetDatum(&lease),
+											  IntervalPGetDatum(&zero))) <= 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("lease must be greater than zero")));
+	}
+	else
+		lease = *DatumGetIntervalP(DirectFunctionCall3(interval_in,
+													   CStringGetDatum(CLAIM_LEASE),
+													   ObjectIdGetDatum(InvalidOid),
+													   Int32GetDatum(-1)));
 
 	InitMaterializedSRF(fcinfo, 0);
 
@@ -156,7 +202,8 @@ lockbox_claim_notifications(PG_FUNCTION_ARGS)
 	values[0] = Int32GetDatum(max);
 	values[1] = TimestampTzGetDatum(call.now);
 	values[2] = NameGetDatum(&claimer);
-	lockbox_exec(&plan, sql, 3, argtypes, values, NULL, 0);
+	values[3] = IntervalPGetDatum(&lease);
+	lockbox_exec(&plan, sql, 4, argtypes, values, NULL, 0);
 
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
@@ -205,4 +252,342 @@ lockbox_ack_notification(PG_FUNCTION_ARGS)
 	}
 	lockbox_leave(&call);
 	PG_RETURN_BOOL(marked);
+}
+
+/*
+ * lockbox_fail_notification(id, error [, retry_in]): a delivery attempt
+ * failed.  With retry_in the notification may be claimed again once that
+ * long has passed; without, it is failed for good.  Either way the claim
+ * ends, the attempt is counted and the error kept.  Returns the attempts
+ * made.  A notification already delivered or failed is left as it is.
+ */
+Datum
+lockbox_fail_notification(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr fail_plan = NULL;
+	static SPIPlanPtr read_plan = NULL;
+	Oid			argtypes[4] = {INT8OID, TEXTOID, INTERVALOID, TIMESTAMPTZOID};
+	Datum		values[4];
+	char		nulls[4] = {' ', ' ', ' ', ' '};
+	LockboxCall call;
+	char	   *error;
+	bool		isnull;
+	int32		attempts;
+
+	lockbox_require_arg(fcinfo, 0, "id");
+	lockbox_require_arg(fcinfo, 1, "error");
+	error = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	if (strlen(error) > ERROR_MAX)
+		error[pg_mbcliplen(error, strlen(error), ERROR_MAX)] = '\0';
+	if (!PG_ARGISNULL(2))
+	{
+		Interval	zero;
+
+		memset(&zero, 0, sizeof(zero));
+		if (DatumGetInt32(DirectFunctionCall2(interval_cmp, PG_GETARG_DATUM(2),
+											  IntervalPGetDatum(&zero))) <= 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("retry_in must be greater than zero")));
+	}
+
+	lockbox_enter(&call);
+	values[0] = PG_GETARG_DATUM(0);
+	values[1] = CStringGetTextDatum(error);
+	values[2] = PG_ARGISNULL(2) ? (Datum) 0 : PG_GETARG_DATUM(2);
+	nulls[2] = PG_ARGISNULL(2) ? 'n' : ' ';
+	values[3] = TimestampTzGetDatum(call.now);
+	lockbox_exec(&fail_plan,
+				 "UPDATE lockbox.notification"
+				 "   SET attempts = attempts OPERATOR(pg_catalog.+) 1, last_error = $2,"
+				 "       claimed_at = NULL, claimed_by = NULL,"
+				 "       next_attempt_at = $4 OPERATOR(pg_catalog.+) $3,"
+				 "       failed_at = CASE WHEN $3 IS NULL THEN $4 END"
+				 " WHERE id OPERATOR(pg_catalog.=) $1"
+				 "   AND delivered_at IS NULL AND failed_at IS NULL"
+				 " RETURNING attempts",
+				 4, argtypes, values, nulls, 0);
+	if (SPI_processed == 0)
+	{
+		lockbox_exec(&read_plan,
+					 "SELECT attempts FROM lockbox.notification"
+					 " WHERE id OPERATOR(pg_catalog.=) $1",
+					 1, argtypes, values, NULL, 1);
+		if (SPI_processed == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_OBJECT),
+					 errmsg("notification " INT64_FORMAT " does not exist",
+							PG_GETARG_INT64(0))));
+	}
+	attempts = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
+										   SPI_tuptable->tupdesc, 1, &isnull));
+	lockbox_leave(&call);
+	PG_RETURN_INT32(attempts);
+}
+
+/*
+ * Approvers are told when access they approved starts and ends: one
+ * notification to each role that voted to approve each request of
+ * request_ids (a List of int64 pointers), with event and state.
+ */
+void
+lockbox_notify_deciders(LockboxCall *call, List *request_ids,
+						const char *event, const char *state)
+{
+	static SPIPlanPtr plan = NULL;
+	static const char *sql =
+		"WITH d AS (SELECT d.request_id, d.approver, r.tenant"
+		"             FROM lockbox.decision d JOIN lockbox.request r"
+		"               ON r.id OPERATOR(pg_catalog.=) d.request_id"
+		"            WHERE d.request_id OPERATOR(pg_catalog.=) ANY ($1)"
+		"              AND d.decision OPERATOR(pg_catalog.=) 'approve'),"
+		"     i AS (SELECT pg_catalog.nextval('lockbox.notification_id_seq') AS id,"
+		"                  d.request_id, d.approver, d.tenant FROM d),"
+		"     n AS (INSERT INTO lockbox.notification"
+		"                  (id, request_id, recipient, event, payload, created_at)"
+		"           SELECT i.id, i.request_id, i.approver, $2,"
+		"                  pg_catalog.jsonb_build_object('event', $2,"
+		"                      'request_id', i.request_id, 'tenant', i.tenant,"
+		"                      'state', $3, 'recipient',"
+		"                      pg_catalog.pg_get_userbyid(i.approver::pg_catalog.oid),"
+		"                      'id', i.id),"
+		"                  $4 FROM i RETURNING id, payload)"
+		" INSERT INTO lockbox.notify_outbox (notification_id, payload)"
+		" SELECT n.id, n.payload::pg_catalog.text FROM n";
+	Oid			argtypes[4] = {INT8ARRAYOID, TEXTOID, TEXTOID, TIMESTAMPTZOID};
+	Datum		values[4];
+	Datum	   *ids;
+	ListCell   *lc;
+	int			n = 0;
+
+	if (request_ids == NIL)
+		return;
+	ids = palloc(sizeof(Datum) * list_length(request_ids));
+	foreach(lc, request_ids)
+		ids[n++] = Int64GetDatum(*(int64 *) lfirst(lc));
+	values[0] = PointerGetDatum(construct_array(ids, n, INT8OID, 8,
+												FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	values[1] = CStringGetTextDatum(event);
+	values[2] = CStringGetTextDatum(state);
+	values[3] = TimestampTzGetDatum(call->now);
+	lockbox_exec(&plan, sql, 4, argtypes, values, NULL, 0);
+	if (SPI_processed > 0)
+		lockbox_wake_worker_at_commit();
+}
+
+/* ---------------------------------------------------------------------
+ * Addresses: lockbox_set_contact, lockbox_set_webhook
+ * ---------------------------------------------------------------------
+ */
+
+/* An e-mail address as lockbox accepts it: local@domain, plain ASCII. */
+static bool
+valid_email(const char *a)
+{
+	const char *at = strchr(a, '@');
+	const char *p;
+	size_t		len = strlen(a);
+
+	if (len < 3 || len > EMAIL_MAX || at == NULL || at == a ||
+		strchr(at + 1, '@') != NULL || at - a > 64)
+		return false;
+	for (p = a; p < at; p++)
+	{
+		if (*p <= ' ' || *p >= 127 || strchr("<>()[]\\,;:\"", *p) != NULL)
+			return false;
+	}
+	/* the domain: labels of letters, digits and hyphens */
+	p = at + 1;
+	if (*p == '\0' || *p == '.' || *p == '-' || a[len - 1] == '.' ||
+		strstr(p, "..") != NULL)
+		return false;
+	for (; *p; p++)
+	{
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+			  (*p >= '0' && *p <= '9') || *p == '-' || *p == '.'))
+			return false;
+	}
+	return true;
+}
+
+/* A webhook URL: http:// or https://, a host, printable ASCII, no spaces. */
+static bool
+valid_url(const char *u)
+{
+	const char *host;
+
+	if (strlen(u) > URL_MAX)
+		return false;
+	if (strncmp(u, "https://", 8) == 0)
+		host = u + 8;
+	else if (strncmp(u, "http://", 7) == 0)
+		host = u + 7;
+	else
+		return false;
+	if (*host == '\0' || *host == '/' || *host == ':')
+		return false;
+	for (const char *p = u; *p; p++)
+	{
+		if (*p <= ' ' || *p >= 127 || *p == '"' || *p == '<' || *p == '>' ||
+			*p == '\\')
+			return false;
+	}
+	return true;
+}
+
+/*
+ * Split a list of addresses at the separators, dropping empty items; each
+ * must pass check, else 22023 naming what.
+ */
+static List *
+split_addresses(const char *list, const char *separators,
+				bool (*check) (const char *), const char *what)
+{
+	char	   *copy = pstrdup(list);
+	char	   *save = NULL;
+	List	   *result = NIL;
+
+	for (char *item = strtok_r(copy, separators, &save); item != NULL;
+		 item = strtok_r(NULL, separators, &save))
+	{
+		if (!check(item))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid %s: \"%s\"", what, lockbox_clip(item)),
+					 strcmp(what, "e-mail address") == 0 ?
+					 errdetail("An address is local@domain in plain ASCII; several are separated by commas.") :
+					 errdetail("A URL begins with https:// or http:// and has no white space; several are separated by white space.")));
+		if (!list_member(result, makeString(item)))
+			result = lappend(result, makeString(item));
+	}
+	if (result == NIL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("no %s given", what),
+				 errhint("Pass NULL to remove them all.")));
+	return result;
+}
+
+/* Replace the rows of key in table (contact by role, webhook by tenant). */
+static void
+replace_addresses(SPIPlanPtr *delete_plan, SPIPlanPtr *insert_plan,
+				  const char *table, const char *keycol, Oid keytype,
+				  const char *valcol, Datum key, List *items)
+{
+	Oid			argtypes[2] = {keytype, TEXTARRAYOID};
+	Datum		values[2];
+	Datum	   *elems;
+	ListCell   *lc;
+	int			n = 0;
+
+	values[0] = key;
+	lockbox_exec(delete_plan,
+				 psprintf("DELETE FROM lockbox.%s WHERE %s OPERATOR(pg_catalog.=) $1",
+						  table, keycol),
+				 1, argtypes, values, NULL, 0);
+	if (items == NIL)
+		return;
+	elems = palloc(sizeof(Datum) * list_length(items));
+	foreach(lc, items)
+		elems[n++] = CStringGetTextDatum(strVal(lfirst(lc)));
+	values[1] = PointerGetDatum(construct_array(elems, n, TEXTOID, -1, false,
+												TYPALIGN_INT));
+	lockbox_exec(insert_plan,
+				 psprintf("INSERT INTO lockbox.%s (%s, %s)"
+						  " SELECT $1, a FROM pg_catalog.unnest($2) a",
+						  table, keycol, valcol),
+				 2, argtypes, values, NULL, 0);
+}
+
+/* The list as a JSON array, for the audit. */
+static char *
+json_list(List *items)
+{
+	StringInfoData buf;
+	ListCell   *lc;
+
+	initStringInfo(&buf);
+	appendStringInfoChar(&buf, '[');
+	foreach(lc, items)
+	{
+		if (buf.len > 1)
+			appendStringInfoString(&buf, ", ");
+		escape_json(&buf, strVal(lfirst(lc)));
+	}
+	appendStringInfoChar(&buf, ']');
+	return buf.data;
+}
+
+/*
+ * lockbox_set_contact(who, email): the extension owner sets a role's e-mail
+ * addresses (several separated by commas), replacing those it had; NULL
+ * removes them.  A group role's notifications also reach its members'
+ * addresses.
+ */
+Datum
+lockbox_set_contact(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr delete_plan = NULL;
+	static SPIPlanPtr insert_plan = NULL;
+	LockboxCall call;
+	Oid			role;
+	List	   *items = NIL;
+	StringInfoData detail;
+
+	lockbox_require_arg(fcinfo, 0, "who");
+	role = PG_GETARG_OID(0);
+	if (!SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(role)))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("role with OID %u does not exist", role)));
+	if (!PG_ARGISNULL(1))
+		items = split_addresses(text_to_cstring(PG_GETARG_TEXT_PP(1)),
+								", \t\r\n", valid_email, "e-mail address");
+
+	lockbox_enter(&call);
+	replace_addresses(&delete_plan, &insert_plan, "contact", "role",
+					  REGROLEOID, "email", ObjectIdGetDatum(role), items);
+	initStringInfo(&detail);
+	appendStringInfoChar(&detail, '{');
+	lockbox_json_str(&detail, "role", lockbox_role_name(role));
+	lockbox_json_raw(&detail, "email", json_list(items));
+	appendStringInfoChar(&detail, '}');
+	lockbox_audit(&call, "set_contact", 0, NULL, detail.data);
+	lockbox_leave(&call);
+	PG_RETURN_VOID();
+}
+
+/*
+ * lockbox_set_webhook(tenant, url): the extension owner sets a tenant's
+ * webhook URLs (several separated by white space), replacing those it had;
+ * NULL removes them.
+ */
+Datum
+lockbox_set_webhook(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr delete_plan = NULL;
+	static SPIPlanPtr insert_plan = NULL;
+	LockboxCall call;
+	char	   *tenant = lockbox_tenant_arg(fcinfo, 0);
+	List	   *items = NIL;
+	StringInfoData detail;
+
+	if (!PG_ARGISNULL(1))
+		items = split_addresses(text_to_cstring(PG_GETARG_TEXT_PP(1)),
+								" \t\r\n", valid_url, "webhook URL");
+
+	lockbox_enter(&call);
+	if (!lockbox_tenant_hold(tenant))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("tenant \"%s\" does not exist", tenant)));
+	replace_addresses(&delete_plan, &insert_plan, "webhook", "tenant",
+					  TEXTOID, "url", CStringGetTextDatum(tenant), items);
+	initStringInfo(&detail);
+	appendStringInfoChar(&detail, '{');
+	lockbox_json_raw(&detail, "url", json_list(items));
+	appendStringInfoChar(&detail, '}');
+	lockbox_audit(&call, "set_webhook", 0, tenant, detail.data);
+	lockbox_leave(&call);
+	PG_RETURN_VOID();
 }

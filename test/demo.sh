@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # `make demo`: build and install lockbox, start the throwaway cluster
 # (test/cluster.sh), play demo/demo.sql in psql against a fresh database
-# lockbox_demo, echoing every line of the script with its result, then stop.
+# lockbox_demo, echoing every line of the script with its result; then
+# delivery: start a local SMTP server (test/notify/receivers.py, Debian's
+# python3-aiosmtpd), play demo/delivery.sql, let lockbox-notify deliver, and
+# show the e-mail Acme's admin Ada receives.  Then stop.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
@@ -28,5 +31,37 @@ if ! psql -X -d lockbox_demo -v ON_ERROR_STOP=1 --echo-all \
 	echo "== demo/demo.sql stopped on the error above" >&2
 	exit 1
 fi
+
+echo
+echo "== delivery: a local SMTP server, lockbox-notify, and the e-mail Ada receives"
+mail=$(mktemp -d "${TMPDIR:-/tmp}/lockbox-demo-mail.XXXXXX")
+chmod 755 "$mail"
+smtp_port=$((PGPORT + 2))
+/usr/bin/python3 test/notify/receivers.py smtp --port "$smtp_port" --dir "$mail" >"$mail/smtp.out" 2>&1 &
+smtp_pid=$!
+trap 'kill "$smtp_pid" 2>/dev/null || true; rm -rf "$mail"; test/cluster.sh stop || true' EXIT
+for _ in $(seq 50); do grep -q listening "$mail/smtp.out" 2>/dev/null && break; sleep 0.1; done
+if ! psql -X -d lockbox_demo -v ON_ERROR_STOP=1 --echo-all \
+	-P pager=off -P null='(null)' -f demo/delivery.sql; then
+	echo "== demo/delivery.sql stopped on the error above" >&2
+	exit 1
+fi
+cat >"$mail/notify.conf" <<EOF
+conninfo = 'host=$PGHOST port=$PGPORT dbname=lockbox_demo user=notifier'
+smtp_url = smtp://127.0.0.1:$smtp_port
+smtp_tls = off
+from = lockbox@operator.example
+EOF
+echo
+echo "\$ lockbox-notify --config notify.conf --once"
+"$BINDIR/lockbox-notify" --config "$mail/notify.conf" --once 2>&1 | sed 's/^[0-9-]* [0-9:.]* UTC //'
+ada=$(grep -l '^To: ada@acme.example' "$mail"/mail/*.eml | head -n 1)
+echo
+echo "== the e-mail in ada@acme.example's inbox:"
+echo
+tr -d '\r' <"$ada"
+echo
+psql -X -d lockbox_demo -P pager=off -P footer=off -c "SELECT recipient, event, delivered_at IS NOT NULL AS delivered
+  FROM lockbox.notifications WHERE request_id = (SELECT max(id) FROM lockbox.request) ORDER BY id"
 echo
 echo "== demo finished"

@@ -14,6 +14,9 @@ packages=(
 	postgresql-15-pgaudit                  # pgaudit next to lockbox (test/t/031_pgaudit.pl)
 	libfaketime                            # the test cluster at a fake instant (test/cluster.sh --at)
 	pgbouncer                              # lockbox behind a connection pooler (test/t/022_pgbouncer.pl)
+	libpq-dev                              # lockbox-notify: libpq
+	libcurl4-openssl-dev                   # lockbox-notify: SMTP and HTTP(S) (pulls libssl-dev: HMAC)
+	python3-aiosmtpd                       # a real SMTP server for the delivery tests, make demo, bench
 )
 if ! command -v gcc >/dev/null 2>&1 || ! command -v make >/dev/null 2>&1; then
 	packages+=(build-essential)

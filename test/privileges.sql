@@ -53,7 +53,11 @@ INSERT INTO api VALUES
    '{public,lockbox_engineer,lockbox_reviewer,lockbox_approver,lockbox_auditor}'),
   ('lockbox_verify_audit', '{}', '{lockbox_auditor}'),
   ('lockbox_claim_notifications', '{integer}', '{lockbox_auditor}'),
-  ('lockbox_ack_notification', '{bigint}', '{lockbox_auditor}');
+  ('lockbox_ack_notification', '{bigint}', '{lockbox_auditor}'),
+  ('lockbox_claim_notifications', '{integer,interval}', '{lockbox_auditor}'),
+  ('lockbox_fail_notification', '{bigint,text,interval}', '{lockbox_auditor}'),
+  ('lockbox_set_contact', '{regrole,text}', '{}'),
+  ('lockbox_set_webhook', '{text,text}', '{}');
 -- the per-function checks below cover the functions that exist; a missing
 -- one fails the single "exists" test (and test/schema.sql) once
 ALTER TABLE api ADD COLUMN present boolean;

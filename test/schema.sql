@@ -31,6 +31,10 @@ INSERT INTO api VALUES
    'request_id bigint, by interval, reason text'),
   ('lockbox_remove_tenant', '{text}', 'void',
    'tenant text'),
+  ('lockbox_set_contact', '{regrole,text}', 'void',
+   'who regrole, email text'),
+  ('lockbox_set_webhook', '{text,text}', 'void',
+   'tenant text, url text'),
   ('lockbox_protect', '{regclass,name,text}', 'void',
    'rel regclass, tenant_column name DEFAULT NULL::name, tenant text DEFAULT NULL::text'),
   ('lockbox_unprotect', '{regclass}', 'void',
@@ -44,7 +48,7 @@ ALTER TABLE api ADD COLUMN present boolean;
 UPDATE api SET present =
 	to_regprocedure(format('%s(%s)', fn, array_to_string(args, ','))) IS NOT NULL;
 
-SELECT plan(114
+SELECT plan(116
 			+ (SELECT count(*)::int FROM api WHERE present AND returns IS NOT NULL)
 			+ (SELECT count(*)::int FROM api WHERE present AND arguments IS NOT NULL));
 

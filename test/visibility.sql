@@ -81,9 +81,9 @@ SELECT coalesce(array_agg(id ORDER BY id) FILTER (WHERE recipient = 'tap_vis_eng
 
 -- the fixture gives every check something to see and something to miss
 SELECT ok(cardinality(:'eng1_notes'::bigint[]) = 2 AND cardinality(:'eng2_notes'::bigint[]) = 1
-		  AND cardinality(:'app_a_notes'::bigint[]) = 2
+		  AND cardinality(:'app_a_notes'::bigint[]) = 3
 		  AND cardinality(:'admins_b_notes'::bigint[]) = 1,
-		  'notifications went to the requesters (r1, r5; r2) and approvers (r1, r4; r2)');
+		  'notifications went to the requesters (r1, r5; r2), approvers (r1, r4; r2) and the approver whose approval started an access (r1)');
 
 ------------------------------------------------------------------------------
 -- Engineers: their own requests, everywhere

@@ -103,8 +103,10 @@ my %before = map { $_ => $node->safe_psql('src', $queries{$_}) } keys %queries;
 my %counts = (
 	requests => 3,
 	decisions => 2,
-	# r1: its 2 approvers, approved, closed; r2: denied; r3: its 1 approver
-	notifications => 2 + 1 + 1 + 1 + 1,
+	# r1: the reviewers, its 2 approvers, approved, access started for
+	# both approvers, closed, access ended for both; r2: the reviewers,
+	# denied; r3: the reviewers, its 1 approver
+	notifications => 1 + 2 + 1 + 2 + 1 + 2 + 2 + 2,
 	tenants => 2,
 	protected_tables => 1);
 for my $what (sort keys %counts)
@@ -181,8 +183,8 @@ is( $node->safe_psql(
 	SELECT count(*) FROM lockbox.notifications
 	 WHERE request_id = $r4 AND id > (SELECT max(id) FROM lockbox.notifications
 									   WHERE request_id <> $r4)}),
-	'2',
-	'its notifications get ids after the restored ones');
+	'3',
+	'its notifications (the reviewers\', its two approvers\') get ids after the restored ones');
 
 # the engineer's read of invoices is audited too, by the worker (an 'access' row)
 ok( $node->poll_query_until(

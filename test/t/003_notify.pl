@@ -101,8 +101,8 @@ my $rows = $node->safe_psql(
 	SELECT id, recipient, event FROM lockbox.notifications
 	 WHERE request_id = $r1 ORDER BY id});
 my @rows = map { [ split /\|/ ] } split /\n/, $rows;
-is(scalar(@rows), 4,
-	'r1 has four notification rows: two approvers, then approved and closed for the requester');
+is(scalar(@rows), 7,
+	'r1 has seven notification rows: the reviewers, two approvers, approved and closed for the requester, access started and ended for the approver who approved');
 
 ok(receive_until(sub { for_request($r1) >= scalar(@rows) }),
 	'the listener hears every notification of r1');
@@ -123,10 +123,10 @@ my @missing = grep {
 is(scalar(@missing), 0, 'every payload has event, request_id, tenant and state');
 is_deeply(
 	[ map { $_->{payload}{state} } @heard ],
-	[ 'pending_approval', 'pending_approval', 'approved', 'closed' ],
+	[ 'pending_review', 'pending_approval', 'pending_approval', 'approved', 'approved', 'closed', 'closed' ],
 	'payload states follow the lifecycle');
 is_deeply([ map { $_->{payload}{tenant} } @heard ],
-	[ ('acme') x 4 ], 'payloads name the tenant');
+	[ ('acme') x 7 ], 'payloads name the tenant');
 is_deeply([ grep { $_ != $worker_pid } map { $_->{pid} } @heard ],
 	[], 'every notification is sent by the lockbox worker');
 ok(!grep({ $_->{payload}{event} eq 'denied' } @received),
@@ -164,13 +164,19 @@ $open->query_safe('BEGIN');
 is($open->query_safe("SELECT lockbox_approve($r2)"), 'pending_approval',
 	'r2 reviewed in an open transaction');
 is(as_role('nt_rev', "SELECT lockbox_approve($r3)"), 'pending_approval', 'r3 reviewed and committed');
-ok(receive_until(sub { for_request($r3) >= 2 }),
+# (the reviewers' notifications of r2 and r3 were committed with the requests)
+sub approvals_for
+{
+	my ($id) = @_;
+	return grep { $_->{payload}{event} eq 'approval_requested' } for_request($id);
+}
+ok(receive_until(sub { approvals_for($r3) >= 2 }),
 	'the committed review of r3 is heard');
-is(scalar(for_request($r2)), 0, 'the open review of r2 is not, while it is open');
+is(scalar(approvals_for($r2)), 0, 'the open review of r2 is not, while it is open');
 $open->query_safe('COMMIT');
-ok(receive_until(sub { for_request($r2) >= 2 }),
+ok(receive_until(sub { approvals_for($r2) >= 2 }),
 	'the review of r2 is heard once committed');
-is(scalar(for_request($r2)), 2, 'once per approver');
+is(scalar(approvals_for($r2)), 2, 'once per approver');
 $open->quit;
 
 $listener->quit;
