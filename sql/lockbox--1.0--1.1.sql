@@ -124,7 +124,9 @@ SELECT r.id AS request_id,
 --     that call lockbox's functions (search_path_writable);
 --   - role-switching functions engineers can execute (role_switch_function);
 --   - cascading foreign keys between protected tables that do not pair their
---     tenant columns (cross_tenant_fk).
+--     tenant columns (cross_tenant_fk);
+--   - publications that publish lockbox's own tables or protected tables
+--     (publication_lockbox_tables).
 -- Same columns and convention as in 1.0: one row per finding (ok = false), or
 -- one ok row per check that found nothing.  CREATE OR REPLACE keeps the
 -- view's privileges; it replaces only the extension's own view (PostgreSQL
@@ -444,6 +446,33 @@ sp_schema(setdatabase, setrole, who, pos, name) AS (
 	  FROM sp_entry e, caller
 	 WHERE e.name OPERATOR(pg_catalog.=) '$user' AND e.setrole OPERATOR(pg_catalog.=) 0
 ),
+-- each publication that publishes (FOR ALL TABLES, FOR TABLES IN SCHEMA or
+-- by name) lockbox's own tables, or protected tables, their partitions or
+-- inheritance children
+pub_rel(pubname, puballtables, own, protected) AS (
+	SELECT p.pubname, p.puballtables,
+		   pg_catalog.bool_or(own.objid IS NOT NULL),
+		   pg_catalog.string_agg(DISTINCT c.oid::pg_catalog.regclass::pg_catalog.text, ', '
+								 ORDER BY c.oid::pg_catalog.regclass::pg_catalog.text)
+			   FILTER (WHERE pr.rel IS NOT NULL)
+	  FROM pg_catalog.pg_publication p
+	  JOIN pg_catalog.pg_publication_tables pt
+		ON pt.pubname OPERATOR(pg_catalog.=) p.pubname
+	  JOIN pg_catalog.pg_namespace n ON n.nspname OPERATOR(pg_catalog.=) pt.schemaname
+	  JOIN pg_catalog.pg_class c ON c.relnamespace OPERATOR(pg_catalog.=) n.oid
+	   AND c.relname OPERATOR(pg_catalog.=) pt.tablename
+	  LEFT JOIN (SELECT d.objid FROM pg_catalog.pg_depend d, ext
+				  WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+					AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass
+					AND d.refobjid OPERATOR(pg_catalog.=) ext.oid
+					AND d.deptype OPERATOR(pg_catalog.=) 'e') own
+		ON own.objid OPERATOR(pg_catalog.=) c.oid
+	  LEFT JOIN prot_rel pr ON pr.rel OPERATOR(pg_catalog.=) c.oid
+	   AND pr.how IN (0, 1, 2)
+	 GROUP BY p.pubname, p.puballtables
+	HAVING pg_catalog.bool_or(own.objid IS NOT NULL)
+		OR pg_catalog.bool_or(pr.rel IS NOT NULL)
+),
 findings(check_name, object, detail) AS (
 	SELECT 'engineer_superuser', r.rolname::pg_catalog.text,
 		   'Engineer is a superuser: row-level security and lockbox do not apply.'
@@ -685,6 +714,27 @@ findings(check_name, object, detail) AS (
 	   AND NOT EXISTS (SELECT 1 FROM pg_catalog.generate_subscripts(k.conkey, 1) i
 						WHERE k.conkey[i] OPERATOR(pg_catalog.=) ta.attnum
 						  AND k.confkey[i] OPERATOR(pg_catalog.=) tb.attnum)
+	UNION ALL
+	-- logical replication applies no row-level security, and lockbox's
+	-- tables are this database's history (README, Replication)
+	SELECT 'publication_lockbox_tables', pr.pubname::pg_catalog.text,
+		   pg_catalog.format('Publication %I%s publishes %s.%s%s',
+			   pr.pubname,
+			   CASE WHEN pr.puballtables THEN ' (FOR ALL TABLES)' ELSE '' END,
+			   pg_catalog.concat_ws(' and ',
+				   CASE WHEN pr.own THEN 'lockbox''s own tables (schema lockbox)' END,
+				   CASE WHEN pr.protected IS NOT NULL
+						THEN pg_catalog.format('%s %s',
+							 CASE WHEN pr.protected OPERATOR(pg_catalog.~~) '%,%'
+								  THEN 'tables' ELSE 'table' END,
+							 pr.protected) END),
+			   CASE WHEN pr.own
+					THEN ' Their rows are this database''s requests, audit and queues, which belong to no other database: a subscriber cannot apply them.'
+					ELSE '' END,
+			   CASE WHEN pr.protected IS NOT NULL
+					THEN ' Logical replication does not apply row-level security: a subscriber receives every tenant''s rows, restricted there only where lockbox protects the table too.'
+					ELSE '' END)
+	  FROM pub_rel pr
 )
 SELECT f.check_name, f.object, false AS ok, f.detail FROM findings f
 UNION ALL
@@ -695,7 +745,7 @@ SELECT c.check_name, NULL, true, 'No finding.'
 			   ('policy_changed'), ('definer_view'), ('engineer_privileges'),
 			   ('definer_function'), ('definer_trigger'), ('definer_rule'),
 			   ('search_path_writable'), ('role_switch_function'),
-			   ('cross_tenant_fk')) AS c(check_name)
+			   ('cross_tenant_fk'), ('publication_lockbox_tables')) AS c(check_name)
  WHERE NOT EXISTS (SELECT 1 FROM findings f
 					WHERE f.check_name OPERATOR(pg_catalog.=) c.check_name);
 
@@ -882,3 +932,17 @@ GRANT EXECUTE ON FUNCTION @extschema@.lockbox_extend(bigint, interval, text)
 	TO lockbox_engineer;
 COMMENT ON FUNCTION @extschema@.lockbox_extend(bigint, interval, text) IS
 	'The requester asks for more time on an approved request whose window is open; the tenant''s approvers decide with lockbox_approve or lockbox_deny on the request. Returns the request''s state (approved).';
+
+------------------------------------------------------------------------------
+-- Replica identity for lockbox's queues.  A FOR ALL TABLES publication
+-- publishes lockbox's tables too (PostgreSQL 15 cannot leave an extension's
+-- tables out of it), and PostgreSQL refuses a DELETE from a published table
+-- without a replica identity: the worker's deletes from these two queues
+-- failed, and each of its passes with them.  Every other lockbox table has a
+-- primary key.  (lockbox.posture's publication_lockbox_tables reports such a
+-- publication; README, Replication.)
+------------------------------------------------------------------------------
+ALTER TABLE lockbox.notify_outbox ADD PRIMARY KEY (notification_id);
+-- an engineer's sessions may be queued to end more than once
+ALTER TABLE lockbox.session_end
+	ADD COLUMN id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY;

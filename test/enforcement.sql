@@ -650,7 +650,7 @@ SELECT results_eq($$SELECT check_name, ok FROM lockbox.posture ORDER BY check_na
 			 ('engineer_createrole', true), ('engineer_owns_protected_table', true),
 			 ('engineer_privileges', true), ('engineer_reaches_around', true),
 			 ('engineer_superuser', true), ('policy_changed', true),
-			 ('rls_disabled', true), ('role_switch_function', true),
+			 ('publication_lockbox_tables', true), ('rls_disabled', true), ('role_switch_function', true),
 			 ('schema_writable', true), ('search_path_writable', true)$$,
 	'a clean set-up: lockbox.posture has one ok row per check and no finding');
 RESET ROLE;
