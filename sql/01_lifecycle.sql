@@ -97,10 +97,14 @@ SELECT id, state, reviewer, reviewed_at IS NOT NULL AS reviewed,
 
 -- One notification per Acme approver; none for Globex's Gus.
 SET SESSION AUTHORIZATION regress_nora;
-SELECT request_id, recipient, event, payload - 'id' AS payload,
+SELECT request_id, recipient, event, payload - 'id' - 'anchors' AS payload,
 	   (payload->>'id')::bigint = id AS payload_names_its_row,
+	   (SELECT pg_catalog.encode(a.hash, 'hex') = payload->'anchors'->0->>'hash'
+		  FROM lockbox.audit a
+		 WHERE a.seq = (payload->'anchors'->0->>'seq')::bigint
+		   AND a.request_id = n.request_id AND a.event = 'approve') AS anchor_is_the_review,
 	   created_at IS NOT NULL AS created, delivered_at
-  FROM lockbox.notifications WHERE request_id = :req_request_id
+  FROM lockbox.notifications n WHERE request_id = :req_request_id
  ORDER BY recipient;
 
 -- Each approver sees the requests of their own tenants only.

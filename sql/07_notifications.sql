@@ -71,7 +71,7 @@ SELECT request_id, recipient, event, created_at IS NOT NULL AS created,
   FROM lockbox.notifications WHERE request_id = :request_id ORDER BY id;
 
 -- The payload: JSON with the notification's id, the event, the request,
--- its tenant and state, and the recipient.
+-- its tenant and state, the recipient, and the audit's head (anchors).
 SELECT recipient,
 	   ARRAY(SELECT jsonb_object_keys(payload) ORDER BY 1) AS payload_keys,
 	   payload->>'event' AS event, payload->>'request_id' AS request_id,

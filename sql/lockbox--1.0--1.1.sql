@@ -934,6 +934,64 @@ COMMENT ON FUNCTION @extschema@.lockbox_extend(bigint, interval, text) IS
 	'The requester asks for more time on an approved request whose window is open; the tenant''s approvers decide with lockbox_approve or lockbox_deny on the request. Returns the request''s state (approved).';
 
 ------------------------------------------------------------------------------
+-- The access log: every engineer statement on protected data, allowed or
+-- refused, for every request covering it, in full (up to
+-- lockbox.access_log_max_query), never lost.  Sessions spool their records
+-- to files in the data directory before the statement runs; the worker
+-- audits them and keeps, in the same transaction, how far it read each file.
+------------------------------------------------------------------------------
+CREATE TABLE lockbox.access_spool (
+	file	text PRIMARY KEY,	/* lockbox_spool/<database oid>/<file> */
+	done	bigint NOT NULL		/* bytes audited */
+);
+REVOKE ALL ON lockbox.access_spool FROM PUBLIC;
+
+CREATE OR REPLACE VIEW lockbox.access_log WITH (security_barrier) AS
+SELECT a.at, a.actor AS engineer, a.request_id, a.tenant,
+	   a.detail OPERATOR(pg_catalog.->>) 'relation' AS relation,
+	   a.detail OPERATOR(pg_catalog.->>) 'command' AS command,
+	   a.detail OPERATOR(pg_catalog.->>) 'query' AS query,
+	   COALESCE((a.detail OPERATOR(pg_catalog.->>) 'statements')::pg_catalog.int8, 1) AS statements,
+	   a.at OPERATOR(pg_catalog.+) pg_catalog.make_interval(secs =>
+		   COALESCE((a.detail OPERATOR(pg_catalog.->>) 'last_at_usec')::pg_catalog.int8, 0)
+		   OPERATOR(pg_catalog./) 1000000.0) AS last_at,
+	   CASE WHEN a.event OPERATOR(pg_catalog.=) 'refused' THEN 'refused'
+			ELSE 'allowed' END AS outcome,
+	   a.detail OPERATOR(pg_catalog.->>) 'reason' AS reason,
+	   COALESCE(a.detail OPERATOR(pg_catalog.->>) 'node', 'primary') AS node,
+	   COALESCE((a.detail OPERATOR(pg_catalog.->>) 'query_length')::pg_catalog.int8,
+				pg_catalog.octet_length(a.detail OPERATOR(pg_catalog.->>) 'query')) AS query_length,
+	   a.detail OPERATOR(pg_catalog.->>) 'query_sha256' AS query_sha256,
+	   a.session_user_name,
+	   (a.detail OPERATOR(pg_catalog.->>) 'pid')::pg_catalog.int4 AS pid,
+	   a.seq
+  FROM lockbox.audit_log a
+ WHERE a.event OPERATOR(pg_catalog.=) ANY ('{access,refused}'::pg_catalog.text[])
+   AND ((SELECT lockbox.sees_all())
+		OR a.actor OPERATOR(pg_catalog.=) pg_catalog."current_user"()
+		OR (a.tenant IS NOT NULL AND EXISTS (SELECT 1 FROM lockbox.approver ap
+				 WHERE ap.tenant OPERATOR(pg_catalog.=) a.tenant
+				   AND pg_catalog.pg_has_role(pg_catalog."current_user"(),
+											 ap.approver::pg_catalog.oid, 'USAGE'))));
+COMMENT ON VIEW lockbox.access_log IS
+	'Engineers'' statements on protected data, allowed or refused: one row per relation and covering request (statements a session repeated are counted in one row). Each caller sees their own, their tenants'', or (reviewers, auditors) all.';
+
+-- append-only in every session_replication_role
+ALTER TABLE lockbox.audit_log ENABLE ALWAYS TRIGGER audit_log_append_only;
+ALTER TABLE lockbox.audit_log ENABLE ALWAYS TRIGGER audit_log_no_truncate;
+
+-- anchors kept outside the database
+CREATE FUNCTION @extschema@.lockbox_verify_audit(anchors jsonb,
+		OUT ok boolean, OUT rows_checked bigint, OUT first_bad_seq bigint)
+	RETURNS record AS 'MODULE_PATHNAME', 'lockbox_verify_audit_anchors'
+	LANGUAGE C VOLATILE;
+REVOKE ALL ON FUNCTION @extschema@.lockbox_verify_audit(jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.lockbox_verify_audit(jsonb)
+	TO lockbox_auditor, lockbox_approver;
+COMMENT ON FUNCTION @extschema@.lockbox_verify_audit(jsonb) IS
+	'Verifies the audit log as lockbox_verify_audit() does, and also anchors kept outside the database (''[{"seq": 41, "hash": "<64 hex digits>"}, ...]'', as the server log and notifications print them): each must still be there, unchanged, and reachable from the current heads; otherwise ok is false and first_bad_seq names the first bad row or anchor.';
+
+------------------------------------------------------------------------------
 -- Replica identity for lockbox's queues.  A FOR ALL TABLES publication
 -- publishes lockbox's tables too (PostgreSQL 15 cannot leave an extension's
 -- tables out of it), and PostgreSQL refuses a DELETE from a published table
@@ -1012,15 +1070,14 @@ COMMENT ON FUNCTION lockbox.worker_status() IS
 COMMENT ON FUNCTION lockbox.stats_counters() IS
 	'This database''s lockbox counters since they were reset, with the access queue''s depth now. What lockbox.stats shows.';
 
--- the views (lockbox.stats is commented where it is created)
+-- the views (lockbox.stats and lockbox.access_log are commented where they
+-- are created)
 COMMENT ON VIEW lockbox.requests IS
 	'Requests, each with its state now (lockbox.request_state) and the end of its current pending stage: engineers see their own, approvers their tenants'', reviewers and auditors all.';
 COMMENT ON VIEW lockbox.active_access IS
 	'Access open now: engineer, tenant, tables, read or write, and when it ends. Engineers see their own, approvers their tenants'', reviewers and auditors all.';
 COMMENT ON VIEW lockbox.audit IS
 	'The tamper-evident audit of every lifecycle step and engineer statement, with each row''s hash (lockbox_verify_audit checks them). Shown to whom the requests are shown.';
-COMMENT ON VIEW lockbox.access_log IS
-	'Every statement of an engineer on protected data, allowed or refused, on the primary or a standby: one row per covering request, with the query, the outcome and the node.';
 COMMENT ON VIEW lockbox.notifications IS
 	'Notifications to approvers, reviewers and requesters, with their JSON payload and when they were delivered (lockbox_claim_notifications, lockbox_ack_notification).';
 COMMENT ON VIEW lockbox.tenants IS

@@ -32,6 +32,7 @@
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
+#include "commands/dbcommands.h"
 #include "commands/sequence.h"
 #include "commands/trigger.h"
 #include "common/cryptohash.h"
@@ -46,12 +47,27 @@
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/datetime.h"
+#include "utils/guc.h"
+#include "utils/hsearch.h"
 #include "utils/snapmgr.h"
+#include "utils/varlena.h"
 
 #include "lockbox.h"
 
 PG_FUNCTION_INFO_V1(lockbox_audit_log_append_only);
 PG_FUNCTION_INFO_V1(lockbox_verify_audit);
+PG_FUNCTION_INFO_V1(lockbox_verify_audit_anchors);
+
+/* lockbox.log: which events go to the server log */
+#define LOG_ACCESS		0x01
+#define LOG_REFUSED		0x02
+#define LOG_LIFECYCLE	0x04
+static char *lockbox_log_string = NULL;
+static int	lockbox_log_mask = LOG_ACCESS | LOG_REFUSED | LOG_LIFECYCLE;
+
+/* lockbox.anchor_interval, in milliseconds */
+int			lockbox_anchor_interval = 60000;
 
 #define AUDIT_HASH_LEN			PG_SHA256_DIGEST_LENGTH
 /* rows looked at when the tips are rebuilt from the table */
@@ -91,12 +107,83 @@ typedef struct PendingRow
 	uint8		hash[AUDIT_HASH_LEN];
 	int			nparents;
 	int64	   *parents;
+	char	   *logline;		/* for the server log at commit, or NULL */
 } PendingRow;
 
 static List *pending_rows = NIL;
 
 static SPIPlanPtr insert_plan = NULL;
 static SPIPlanPtr tips_plan = NULL;
+
+/* ---------------------------------------------------------------------
+ * Settings
+ * ---------------------------------------------------------------------
+ */
+static bool
+check_log(char **newval, void **extra, GucSource source)
+{
+	char	   *raw = pstrdup(*newval);
+	List	   *items;
+	ListCell   *lc;
+	int			mask = 0;
+	int		   *result;
+
+	if (!SplitIdentifierString(raw, ',', &items))
+	{
+		GUC_check_errdetail("List syntax is invalid.");
+		return false;
+	}
+	foreach(lc, items)
+	{
+		const char *item = (const char *) lfirst(lc);
+
+		if (pg_strcasecmp(item, "all") == 0)
+			mask |= LOG_ACCESS | LOG_REFUSED | LOG_LIFECYCLE;
+		else if (pg_strcasecmp(item, "none") == 0)
+			mask |= 0;
+		else if (pg_strcasecmp(item, "access") == 0)
+			mask |= LOG_ACCESS;
+		else if (pg_strcasecmp(item, "refused") == 0)
+			mask |= LOG_REFUSED;
+		else if (pg_strcasecmp(item, "lifecycle") == 0)
+			mask |= LOG_LIFECYCLE;
+		else
+		{
+			GUC_check_errdetail("Unrecognized item \"%s\": use access, refused, lifecycle, all or none.",
+								item);
+			return false;
+		}
+	}
+	result = (int *) malloc(sizeof(int));
+	if (result == NULL)
+		return false;
+	*result = mask;
+	*extra = result;
+	return true;
+}
+
+static void
+assign_log(const char *newval, void *extra)
+{
+	lockbox_log_mask = *(int *) extra;
+}
+
+void
+lockbox_audit_init(void)
+{
+	DefineCustomStringVariable("lockbox.log",
+							   "Which lockbox events are also written to the server log.",
+							   "A list of access, refused and lifecycle; all or none.  Each event is one LOG line starting with \"LOCKBOX: \" and a JSON object.",
+							   &lockbox_log_string, "all",
+							   PGC_SUSET, GUC_LIST_INPUT,
+							   check_log, assign_log, NULL);
+	DefineCustomIntVariable("lockbox.anchor_interval",
+							"How often the worker writes the audit heads (anchors) to the server log, when there are new audit rows.",
+							"Each anchor is a LOG line with an audit row's seq and hash, which lockbox_verify_audit(anchors) checks later; "
+							"at least one second (1s), in a unit (1min, 30s) or milliseconds.",
+							&lockbox_anchor_interval, 60000, 1000, INT_MAX,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+}
 
 /* ---------------------------------------------------------------------
  * Shared memory
@@ -448,6 +535,23 @@ publish_pending_rows(void)
 	LWLockRelease(audit_shared->lock);
 }
 
+/* The committed rows lockbox.log asks for, one LOG line each. */
+static void
+log_pending_rows(void)
+{
+	ListCell   *lc;
+
+	foreach(lc, pending_rows)
+	{
+		PendingRow *row = (PendingRow *) lfirst(lc);
+
+		if (row->logline != NULL)
+			ereport(LOG,
+					(errmsg("LOCKBOX: %s", row->logline),
+					 errhidestmt(true), errhidecontext(true)));
+	}
+}
+
 void
 lockbox_audit_xact(XactEvent event)
 {
@@ -461,6 +565,7 @@ lockbox_audit_xact(XactEvent event)
 			break;
 		case XACT_EVENT_COMMIT:
 			publish_pending_rows();
+			log_pending_rows();
 			pending_rows = NIL;
 			break;
 		case XACT_EVENT_ABORT:
@@ -502,6 +607,113 @@ lockbox_audit_subxact(SubXactEvent event, SubTransactionId mySubid,
 				pending_rows = foreach_delete_current(pending_rows, lc);
 		}
 	}
+}
+
+/* A time as ISO 8601 in UTC, whatever the session's settings. */
+char *
+lockbox_iso_time(TimestampTz t)
+{
+	struct pg_tm tm;
+	fsec_t		fsec;
+
+	if (timestamp2tm(t, NULL, &tm, &fsec, NULL, NULL) != 0)
+		return psprintf(INT64_FORMAT, (int64) t);
+	return psprintf("%04d-%02d-%02dT%02d:%02d:%02d.%06dZ",
+					tm.tm_year, tm.tm_mon, tm.tm_mday,
+					tm.tm_hour, tm.tm_min, tm.tm_sec, (int) fsec);
+}
+
+static void
+append_anchor(StringInfo buf, int64 seq, const uint8 *hash)
+{
+	char		hex[AUDIT_HASH_LEN * 2 + 1];
+
+	hex_encode((const char *) hash, AUDIT_HASH_LEN, hex);
+	hex[AUDIT_HASH_LEN * 2] = '\0';
+	if (buf->len > 1)
+		appendStringInfoString(buf, ", ");
+	appendStringInfo(buf, "{\"seq\": " INT64_FORMAT ", \"hash\": \"%s\"}", seq, hex);
+}
+
+/*
+ * The audit's head now, as anchors ('[{"seq": 41, "hash": "..."}]'): the
+ * newest row this transaction wrote, or else the current tips.  Between
+ * lockbox_enter and lockbox_leave.
+ */
+char *
+lockbox_audit_head_json(void)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	appendStringInfoChar(&buf, '[');
+	if (pending_rows != NIL)
+	{
+		PendingRow *row = (PendingRow *) llast(pending_rows);
+
+		append_anchor(&buf, row->seq, row->hash);
+	}
+	else
+	{
+		int			ntips;
+		AuditTip   *tips = current_tips(&ntips);
+
+		for (int i = 0; i < ntips; i++)
+			append_anchor(&buf, tips[i].seq, tips[i].hash);
+	}
+	appendStringInfoChar(&buf, ']');
+	return buf.data;
+}
+
+/*
+ * The worker's anchor: the heads of this database's audit, to the server
+ * log, when rows were committed since the last one.  In a transaction,
+ * between lockbox_enter and lockbox_leave.
+ */
+void
+lockbox_audit_log_anchor(void)
+{
+	static uint64 logged_generation = 0;
+	static bool logged = false;
+	uint64		generation = 0;
+	AuditDbSlot *slot;
+	StringInfoData buf;
+	int			ntips;
+	AuditTip   *tips;
+
+	LWLockAcquire(audit_shared->lock, LW_SHARED);
+	slot = find_slot(false);
+	if (slot != NULL)
+		generation = slot->generation;
+	LWLockRelease(audit_shared->lock);
+	if (logged && generation == logged_generation)
+		return;
+
+	tips = current_tips(&ntips);
+	if (ntips == 0)
+		return;
+	initStringInfo(&buf);
+	appendStringInfoChar(&buf, '[');
+	for (int i = 0; i < ntips; i++)
+		append_anchor(&buf, tips[i].seq, tips[i].hash);
+	appendStringInfoChar(&buf, ']');
+	{
+		StringInfoData line;
+		char	   *dbname = get_database_name(MyDatabaseId);
+
+		initStringInfo(&line);
+		appendStringInfoChar(&line, '{');
+		lockbox_json_str(&line, "event", "anchor");
+		lockbox_json_str(&line, "at", lockbox_iso_time(GetCurrentTimestamp()));
+		lockbox_json_str(&line, "database", dbname);
+		lockbox_json_raw(&line, "anchors", buf.data);
+		appendStringInfoChar(&line, '}');
+		ereport(LOG,
+				(errmsg("LOCKBOX: %s", line.data),
+				 errhidestmt(true), errhidecontext(true)));
+	}
+	logged = true;
+	logged_generation = generation;
 }
 
 /* ---------------------------------------------------------------------
@@ -588,8 +800,11 @@ lockbox_audit_row(LockboxCall *call, const char *event, int64 request_id,
 	Datum	   *parent_datums;
 	Jsonb	   *detail;
 	char	   *detail_text;
-	char	   *session_user_name = lockbox_role_name(call->session_user);
-	char	   *actor = lockbox_role_name(call->caller);
+	const char *session_user_name = call->session_name ? call->session_name :
+		lockbox_role_name(call->session_user);
+	const char *actor = call->actor_name ? call->actor_name :
+		lockbox_role_name(call->caller);
+	int			category;
 	bytea	   *hash;
 	MemoryContext oldcxt;
 
@@ -672,6 +887,34 @@ lockbox_audit_row(LockboxCall *call, const char *event, int64 request_id,
 	namestrcpy(&out->session_name, session_user_name);
 	namestrcpy(&out->actor_name, actor);
 
+	/* the server log's line, written when the transaction commits */
+	category = strcmp(event, "access") == 0 ? LOG_ACCESS :
+		strcmp(event, "refused") == 0 ? LOG_REFUSED : LOG_LIFECYCLE;
+	row->logline = NULL;
+	if ((lockbox_log_mask & category) != 0)
+	{
+		StringInfoData line;
+		char		hex[AUDIT_HASH_LEN * 2 + 1];
+
+		initStringInfo(&line);
+		appendStringInfoChar(&line, '{');
+		lockbox_json_raw(&line, "seq", psprintf(INT64_FORMAT, row->seq));
+		lockbox_json_str(&line, "at", lockbox_iso_time(call->now));
+		lockbox_json_str(&line, "event", event);
+		lockbox_json_str(&line, "actor", actor);
+		lockbox_json_str(&line, "session_user", session_user_name);
+		lockbox_json_raw(&line, "request_id",
+						 request_id > 0 ? psprintf(INT64_FORMAT, request_id) : NULL);
+		lockbox_json_str(&line, "tenant", tenant);
+		lockbox_json_raw(&line, "detail", detail_text);
+		hex_encode((char *) row->hash, AUDIT_HASH_LEN, hex);
+		hex[AUDIT_HASH_LEN * 2] = '\0';
+		lockbox_json_str(&line, "hash", hex);
+		appendStringInfoChar(&line, '}');
+		row->logline = MemoryContextStrdup(TopTransactionContext, line.data);
+		pfree(line.data);
+	}
+
 	memset(nulls, ' ', LOCKBOX_AUDIT_NARGS);
 	values[0] = Int64GetDatum(row->seq);
 	values[1] = TimestampTzGetDatum(call->now);
@@ -727,8 +970,116 @@ lockbox_audit_log_append_only(PG_FUNCTION_ARGS)
  * Verification
  * ---------------------------------------------------------------------
  */
+typedef struct Anchor
+{
+	int64		seq;
+	uint8		hash[AUDIT_HASH_LEN];
+	bool		seen;
+	bool		bad;
+} Anchor;
+
+typedef struct LinkEntry
+{
+	int64		seq;			/* hash key */
+	int			nparents;
+	int64	   *parents;
+	bool		reached;
+} LinkEntry;
+
+static int
+cmp_anchor(const void *a, const void *b)
+{
+	return cmp_int64(&((const Anchor *) a)->seq, &((const Anchor *) b)->seq);
+}
+
+static void
+bad_anchor(int i, const char *why)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("lockbox: anchor %d is malformed: %s", i + 1, why),
+			 errhint("Anchors are a JSON array of objects like {\"seq\": 41, \"hash\": \"<64 hex digits>\"}, as the server log and notifications print them.")));
+}
+
+/* The anchors argument, checked; between lockbox_enter and lockbox_leave. */
+static Anchor *
+parse_anchors(Jsonb *anchors, int *nanchors)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			argtypes[1] = {JSONBOID};
+	Datum		values[1] = {JsonbPGetDatum(anchors)};
+	Anchor	   *result;
+
+	if (!JB_ROOT_IS_ARRAY(anchors) || JB_ROOT_IS_SCALAR(anchors))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("lockbox: anchors must be a JSON array"),
+				 errhint("Anchors are a JSON array of objects like {\"seq\": 41, \"hash\": \"<64 hex digits>\"}, as the server log and notifications print them.")));
+	lockbox_exec(&plan,
+				 "SELECT pg_catalog.jsonb_typeof(e),"
+				 "       pg_catalog.jsonb_typeof(e OPERATOR(pg_catalog.->) 'seq'),"
+				 "       e OPERATOR(pg_catalog.->>) 'seq',"
+				 "       pg_catalog.jsonb_typeof(e OPERATOR(pg_catalog.->) 'hash'),"
+				 "       e OPERATOR(pg_catalog.->>) 'hash'"
+				 "  FROM pg_catalog.jsonb_array_elements($1) e",
+				 1, argtypes, values, NULL, 0);
+	*nanchors = (int) SPI_processed;
+	result = palloc0(sizeof(Anchor) * Max(1, SPI_processed));
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	td = SPI_tuptable->tupdesc;
+		char	   *type = SPI_getvalue(tup, td, 1);
+		char	   *seqtype = SPI_getvalue(tup, td, 2);
+		char	   *seq = SPI_getvalue(tup, td, 3);
+		char	   *hashtype = SPI_getvalue(tup, td, 4);
+		char	   *hash = SPI_getvalue(tup, td, 5);
+		char	   *end;
+
+		if (type == NULL || strcmp(type, "object") != 0)
+			bad_anchor(i, "not an object");
+		if (seqtype == NULL || strcmp(seqtype, "number") != 0)
+			bad_anchor(i, "\"seq\" is not a number");
+		errno = 0;
+		result[i].seq = strtoll(seq, &end, 10);
+		if (errno != 0 || *end != '\0' || result[i].seq <= 0)
+			bad_anchor(i, "\"seq\" is not a positive integer");
+		if (hashtype == NULL || strcmp(hashtype, "string") != 0 ||
+			strlen(hash) != AUDIT_HASH_LEN * 2 ||
+			strspn(hash, "0123456789abcdefABCDEF") != AUDIT_HASH_LEN * 2)
+			bad_anchor(i, "\"hash\" is not 64 hexadecimal digits");
+		hex_decode(hash, AUDIT_HASH_LEN * 2, (char *) result[i].hash);
+	}
+	qsort(result, *nanchors, sizeof(Anchor), cmp_anchor);
+	return result;
+}
+
+static Datum verify_audit(FunctionCallInfo fcinfo, Jsonb *anchors_arg);
+
+/* lockbox_verify_audit(): every row's hash and links, and the tips */
 Datum
 lockbox_verify_audit(PG_FUNCTION_ARGS)
+{
+	return verify_audit(fcinfo, NULL);
+}
+
+/*
+ * lockbox_verify_audit(anchors jsonb): also anchors kept outside the
+ * database.  Each must still be there, with its hash, and reachable from
+ * the current heads through the rows' links.
+ */
+Datum
+lockbox_verify_audit_anchors(PG_FUNCTION_ARGS)
+{
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("lockbox: anchors must not be null")));
+	return verify_audit(fcinfo, PG_GETARG_JSONB_P(0));
+}
+
+static Datum
+verify_audit(FunctionCallInfo fcinfo, Jsonb *anchors_arg)
 {
 	static const char *sql =
 		"SELECT a.seq, a.at, a.session_user_name, a.actor, a.event,"
@@ -748,12 +1099,29 @@ lockbox_verify_audit(PG_FUNCTION_ARGS)
 	bool		result_nulls[3] = {false, false, false};
 	AuditTip   *tips = NULL;
 	int			ntips = 0;
+	Anchor	   *anchors = NULL;
+	int			nanchors = 0;
+	HTAB	   *links = NULL;
+	int			next_anchor = 0;
+	AuditTip   *heads = NULL;
+	int			nheads = 0;
 
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
 	tupdesc = BlessTupleDesc(tupdesc);
 
 	lockbox_enter(&call);
+	if (anchors_arg != NULL)
+	{
+		HASHCTL		ctl;
+
+		anchors = parse_anchors(anchors_arg, &nanchors);
+		ctl.keysize = sizeof(int64);
+		ctl.entrysize = sizeof(LinkEntry);
+		ctl.hcxt = CurrentMemoryContext;
+		links = hash_create("lockbox audit links", 1024, &ctl,
+							HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
 
 	/* the tips this server holds in memory must all still be there */
 	LWLockAcquire(audit_shared->lock, LW_SHARED);
@@ -768,6 +1136,10 @@ lockbox_verify_audit(PG_FUNCTION_ARGS)
 		}
 	}
 	LWLockRelease(audit_shared->lock);
+
+	/* the heads the anchors must lead to, read before the rows */
+	if (nanchors > 0)
+		heads = current_tips(&nheads);
 
 	/*
 	 * Read with a snapshot taken after the tips, whatever the isolation
@@ -869,6 +1241,28 @@ lockbox_verify_audit(PG_FUNCTION_ARGS)
 					bad = true;
 			}
 
+			/* anchors at this row: the same hash, and its links kept */
+			while (next_anchor < nanchors && anchors[next_anchor].seq < seq)
+				next_anchor++;
+			for (int j = next_anchor; j < nanchors && anchors[j].seq == seq; j++)
+			{
+				anchors[j].seen = true;
+				if (VARSIZE_ANY_EXHDR(stored) != AUDIT_HASH_LEN ||
+					memcmp(VARDATA_ANY(stored), anchors[j].hash, AUDIT_HASH_LEN) != 0)
+					anchors[j].bad = true;
+			}
+			if (links != NULL && nanchors > 0 && seq >= anchors[0].seq)
+			{
+				LinkEntry  *e = hash_search(links, &seq, HASH_ENTER, NULL);
+				MemoryContext keep = MemoryContextSwitchTo(old);
+
+				e->nparents = nparents;
+				e->parents = palloc(sizeof(int64) * Max(1, nparents));
+				memcpy(e->parents, parents, sizeof(int64) * nparents);
+				e->reached = false;
+				MemoryContextSwitchTo(keep);
+			}
+
 			/* a tip held in memory is still there, with the same hash */
 			for (int j = 0; j < ntips; j++)
 			{
@@ -895,6 +1289,52 @@ lockbox_verify_audit(PG_FUNCTION_ARGS)
 	{
 		if (tips[j].seq >= 0 && (first_bad < 0 || tips[j].seq < first_bad))
 			first_bad = tips[j].seq;
+	}
+
+	/*
+	 * Every anchor must be an ancestor of (or one of) the current heads: a
+	 * rewrite that forks the log after an anchor leaves it behind.
+	 */
+	if (nanchors > 0)
+	{
+		List	   *todo = NIL;
+
+		for (int j = 0; j < nheads; j++)
+		{
+			LinkEntry  *e = hash_search(links, &heads[j].seq, HASH_FIND, NULL);
+
+			if (e != NULL && !e->reached)
+			{
+				e->reached = true;
+				todo = lappend(todo, e);
+			}
+		}
+		while (todo != NIL)
+		{
+			LinkEntry  *e = (LinkEntry *) linitial(todo);
+
+			todo = list_delete_first(todo);
+			for (int k = 0; k < e->nparents; k++)
+			{
+				LinkEntry  *p = hash_search(links, &e->parents[k], HASH_FIND, NULL);
+
+				if (p != NULL && !p->reached)
+				{
+					p->reached = true;
+					todo = lappend(todo, p);
+				}
+			}
+		}
+		for (int j = 0; j < nanchors; j++)
+		{
+			LinkEntry  *e = hash_search(links, &anchors[j].seq, HASH_FIND, NULL);
+
+			if (!anchors[j].seen || anchors[j].bad || e == NULL || !e->reached)
+			{
+				if (first_bad < 0 || anchors[j].seq < first_bad)
+					first_bad = anchors[j].seq;
+			}
+		}
 	}
 
 	lockbox_leave(&call);

@@ -115,6 +115,8 @@ typedef struct RoleEntry
 {
 	Oid			role;
 	bool		engineer;
+	bool		inherits;		/* has lockbox_engineer's privileges */
+	bool		bypassrls;
 } RoleEntry;
 
 static HTAB *role_cache = NULL;
@@ -128,6 +130,7 @@ static uint64 role_invals = 0;
 typedef struct AncestorEntry
 {
 	Oid			relid;
+	Oid			owner;			/* the relation's owner */
 	int			n;
 	Oid		   *ancestors;
 } AncestorEntry;
@@ -137,6 +140,10 @@ static MemoryContext ancestor_cxt = NULL;
 static uint64 ancestor_invals = 0;
 
 static bool access_changed = false;
+
+/* the engineer statement being checked, for the access log */
+static const char *stmt_command = "";
+static const char *stmt_query = "";
 
 /* ---------------------------------------------------------------------
  * Shared generation
@@ -468,21 +475,24 @@ lockbox_granted_table(PG_FUNCTION_ARGS)
  * refused (see refuse_noinherit).  Superusers are no engineers here: nothing
  * restricts them, which lockbox.posture reports.
  */
-static bool
-is_engineer(Oid user)
+static RoleEntry *
+role_entry(Oid user)
 {
 	RoleEntry  *e;
 	Oid			engineer;
-	bool		result;
+	RoleEntry	result;
 	uint64		invals = role_invals;
 
 	if (role_cache != NULL &&
 		(e = hash_search(role_cache, &user, HASH_FIND, NULL)) != NULL)
-		return e->engineer;
+		return e;
 
 	engineer = get_role_oid("lockbox_engineer", true);
-	result = OidIsValid(engineer) && !superuser_arg(user) &&
+	result.role = user;
+	result.engineer = OidIsValid(engineer) && !superuser_arg(user) &&
 		is_member_of_role_nosuper(user, engineer);
+	result.inherits = OidIsValid(engineer) && has_privs_of_role(user, engineer);
+	result.bypassrls = has_bypassrls_privilege(user);
 
 	/* keep the answer unless roles changed while it was looked up */
 	if (invals == role_invals)
@@ -497,9 +507,18 @@ is_engineer(Oid user)
 									 HASH_ELEM | HASH_BLOBS);
 		}
 		e = hash_search(role_cache, &user, HASH_ENTER, NULL);
-		e->engineer = result;
+		*e = result;
+		return e;
 	}
-	return result;
+	e = palloc(sizeof(RoleEntry));
+	*e = result;
+	return e;
+}
+
+static bool
+is_engineer(Oid user)
+{
+	return role_entry(user)->engineer;
 }
 
 /* Roles or memberships changed: forget who is an engineer. */
@@ -514,17 +533,48 @@ lockbox_enforce_role_inval(Datum arg, int cacheid, uint32 hashvalue)
 	}
 }
 
+/*
+ * Record a refused statement in the access log, under every open request of
+ * the engineer's that covers the table (the attempt was made under them),
+ * and count it.  reason is the refusal's message.
+ */
+static void
+record_refusal(Oid relid, const char *reason)
+{
+	ListCell   *lc;
+	int64	   *requests;
+	int			n = 0;
+	List	   *grants = current_grants();
+
+	lockbox_count(LB_REFUSALS);
+	requests = palloc(sizeof(int64) * Max(1, list_length(grants)));
+	foreach(lc, grants)
+	{
+		Grant	   *g = (Grant *) lfirst(lc);
+		bool		dup = false;
+
+		if (g->relid != relid)
+			continue;
+		for (int i = 0; i < n && !dup; i++)
+			dup = (requests[i] == g->request_id);
+		if (!dup)
+			requests[n++] = g->request_id;
+	}
+	lockbox_access_refused(stmt_command, stmt_query, relid, n, requests, reason);
+}
+
 static void
 refuse_noinherit(Oid user, Oid relid)
 {
-	Oid			engineer = get_role_oid("lockbox_engineer", true);
+	char	   *msg;
 
-	if (has_privs_of_role(user, engineer))
+	if (role_entry(user)->inherits)
 		return;
-	lockbox_count(LB_REFUSALS);
+	msg = psprintf("no access to protected table %s", lockbox_relname(relid));
+	record_refusal(relid, msg);
 	ereport(ERROR,
 			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-			 errmsg("lockbox: no access to protected table %s", lockbox_relname(relid)),
+			 errmsg("lockbox: %s", msg),
 			 errdetail("Role \"%s\" is a member of lockbox_engineer without inheriting its privileges, so lockbox's policies cannot apply to it.",
 					   lockbox_role_name(user)),
 			 errhint("ALTER ROLE %s INHERIT;",
@@ -535,19 +585,24 @@ static void
 refuse_no_access(Oid relid, bool write, bool has_read)
 {
 	char	   *relname = lockbox_relname(relid);
-
-	lockbox_count(LB_REFUSALS);
+	char	   *msg;
 
 	if (write && has_read)
+	{
+		msg = psprintf("read-only access to table %s", relname);
+		record_refusal(relid, msg);
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("lockbox: read-only access to table %s", relname),
+				 errmsg("lockbox: %s", msg),
 				 errdetail("Your approved lockbox requests for this table grant read access only."),
 				 errhint("Ask for write access with lockbox_request(tenant, reason, tables => '{%s}', access => 'write').",
 						 relname)));
+	}
+	msg = psprintf("no approved access to table %s", relname);
+	record_refusal(relid, msg);
 	ereport(ERROR,
 			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-			 errmsg("lockbox: no approved access to table %s", relname),
+			 errmsg("lockbox: %s", msg),
 			 errdetail("Table %s is protected by lockbox and no approved, unexpired request of yours covers it.",
 					   relname),
 			 errhint("Ask for access with lockbox_request(tenant, reason, tables => '{%s}').",
@@ -556,123 +611,56 @@ refuse_no_access(Oid relid, bool write, bool has_read)
 
 /*
  * May the current user (an engineer) run a command of this kind on relid?
- * Returns an open request that allows it.
+ * Fills item with every open request that allows it.
  */
-static int64
-check_access(Oid relid, bool write)
+static void
+check_access(Oid relid, bool write, LockboxAccessItem *item)
 {
 	ListCell   *lc;
 	bool		has_read = false;
+	List	   *grants;
 
 	refuse_noinherit(GetUserId(), relid);
-	foreach(lc, current_grants())
+	grants = current_grants();
+	item->relid = relid;
+	item->nrequests = 0;
+	item->requests = palloc(sizeof(int64) * Max(1, list_length(grants)));
+	foreach(lc, grants)
 	{
 		Grant	   *g = (Grant *) lfirst(lc);
+		bool		dup = false;
 
 		if (g->relid != relid)
 			continue;
-		if (g->write || !write)
-			return g->request_id;
-		has_read = true;
+		if (!g->write && write)
+		{
+			has_read = true;
+			continue;
+		}
+		for (int i = 0; i < item->nrequests && !dup; i++)
+			dup = (item->requests[i] == g->request_id);
+		if (!dup)
+			item->requests[item->nrequests++] = g->request_id;
 	}
-	refuse_no_access(relid, write, has_read);
-	return 0;					/* not reached */
+	if (item->nrequests == 0)
+		refuse_no_access(relid, write, has_read);
 }
 
-/*
- * The audit row of an engineer's statement on a protected table: event
- * "access", as the engineer, at the statement's time, for the request that
- * allowed it.  Between lockbox_enter and lockbox_leave.
- */
-void
-lockbox_audit_access(LockboxCall *call, const LockboxAccess *access)
+static const char *
+command_name(CmdType operation)
 {
-	static SPIPlanPtr plan = NULL;
-	Oid			argtypes[1] = {INT8OID};
-	Datum		values[1] = {Int64GetDatum(access->request_id)};
-	LockboxCall as_engineer = *call;
-	StringInfoData detail;
-	char	   *tenant = NULL;
-
-	lockbox_exec(&plan,
-				 "SELECT tenant FROM lockbox.request WHERE id OPERATOR(pg_catalog.=) $1",
-				 1, argtypes, values, NULL, 1);
-	if (SPI_processed > 0)
-		tenant = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
-
-	initStringInfo(&detail);
-	appendStringInfoChar(&detail, '{');
-	lockbox_json_str(&detail, "relation", lockbox_relname(access->relid));
-	lockbox_json_str(&detail, "command", access->command);
-	lockbox_json_str(&detail, "query", access->query);
-	lockbox_json_raw(&detail, "statements", psprintf(INT64_FORMAT, access->count));
-	if (access->count > 1)
-		lockbox_json_raw(&detail, "last_at_usec",
-						 psprintf(INT64_FORMAT, access->last_at - access->at));
-	appendStringInfoChar(&detail, '}');
-
-	as_engineer.caller = access->engineer;
-	as_engineer.session_user = access->session_user;
-	as_engineer.now = access->at;
-	lockbox_audit(&as_engineer, "access", access->request_id, tenant, detail.data);
-}
-
-/*
- * Audit an engineer's statement: queued for the worker, or, when that cannot
- * be, written here and now.
- */
-static void
-record_access(QueryDesc *queryDesc, Oid relid, int64 request_id)
-{
-	LockboxAccess access;
-	const char *cmd;
-	const char *query = queryDesc->sourceText ? queryDesc->sourceText : "";
-	int			len;
-
-	switch (queryDesc->operation)
+	switch (operation)
 	{
 		case CMD_SELECT:
-			cmd = "SELECT";
-			break;
+			return "SELECT";
 		case CMD_INSERT:
-			cmd = "INSERT";
-			break;
+			return "INSERT";
 		case CMD_UPDATE:
-			cmd = "UPDATE";
-			break;
+			return "UPDATE";
 		case CMD_DELETE:
-			cmd = "DELETE";
-			break;
+			return "DELETE";
 		default:
-			cmd = "OTHER";
-			break;
-	}
-	memset(&access, 0, sizeof(access));
-	access.at = GetCurrentTimestamp();
-	access.last_at = access.at;
-	access.count = 1;
-	access.pid = MyProcPid;
-	access.engineer = GetUserId();
-	access.session_user = GetSessionUserId();
-	access.relid = relid;
-	access.request_id = request_id;
-	strlcpy(access.command, cmd, sizeof(access.command));
-	len = pg_mbcliplen(query, strlen(query), sizeof(access.query) - 1);
-	memcpy(access.query, query, len);
-	access.query[len] = '\0';
-
-	{
-		LockboxAccess spill;
-		const LockboxAccess *write = lockbox_queue_access(&access, &spill);
-
-		if (write != NULL)
-		{
-			LockboxCall call;
-
-			lockbox_enter(&call);
-			lockbox_audit_access(&call, write);
-			lockbox_leave(&call);
-		}
+			return "OTHER";
 	}
 }
 
@@ -713,6 +701,7 @@ static AncestorEntry *
 ancestors_of(Oid relid)
 {
 	AncestorEntry *e;
+	Oid			owner;
 	List	   *todo;
 	List	   *seen = NIL;
 	uint64		invals = ancestor_invals;
@@ -724,6 +713,14 @@ ancestors_of(Oid relid)
 		(e = hash_search(ancestor_cache, &relid, HASH_FIND, NULL)) != NULL)
 		return e;
 
+	{
+		HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+
+		if (!HeapTupleIsValid(tup))
+			elog(ERROR, "cache lookup failed for relation %u", relid);
+		owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
+		ReleaseSysCache(tup);
+	}
 	todo = inheritance_parents(relid);
 	while (todo != NIL)
 	{
@@ -753,6 +750,7 @@ ancestors_of(Oid relid)
 	}
 	old = MemoryContextSwitchTo(ancestor_cxt);
 	e = hash_search(ancestor_cache, &relid, HASH_ENTER, NULL);
+	e->owner = owner;
 	e->n = list_length(seen);
 	e->ancestors = e->n > 0 ? palloc(sizeof(Oid) * e->n) : NULL;
 	foreach(lc, seen)
@@ -807,11 +805,13 @@ protected_target(Oid relid)
 static void
 refuse_part_of(Oid relid, Oid protected)
 {
-	lockbox_count(LB_REFUSALS);
+	char	   *msg = psprintf("table %s is part of protected table %s",
+							   lockbox_relname(relid), lockbox_relname(protected));
+
+	record_refusal(protected, msg);
 	ereport(ERROR,
 			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-			 errmsg("lockbox: table %s is part of protected table %s",
-					lockbox_relname(relid), lockbox_relname(protected)),
+			 errmsg("lockbox: %s", msg),
 			 errdetail("Its rows are protected by lockbox through table %s; engineers reach them only through that table.",
 					   lockbox_relname(protected)),
 			 errhint("Ask for access with lockbox_request(tenant, reason, tables => '{%s}') and query that table.",
@@ -821,11 +821,13 @@ refuse_part_of(Oid relid, Oid protected)
 static void
 refuse_through_parent(Oid relid, Oid protected)
 {
-	lockbox_count(LB_REFUSALS);
+	char	   *msg = psprintf("the statement reaches protected table %s through a table it inherits from",
+							   lockbox_relname(protected));
+
+	record_refusal(protected, msg);
 	ereport(ERROR,
 			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-			 errmsg("lockbox: the statement reaches protected table %s through a table it inherits from",
-					lockbox_relname(protected)),
+			 errmsg("lockbox: %s", msg),
 			 relid == protected ?
 			 errdetail("The policies of protected table %s do not apply when a table it inherits from is queried.",
 					   lockbox_relname(protected)) :
@@ -843,15 +845,26 @@ refuse_through_parent(Oid relid, Oid protected)
 static void
 refuse_through_owner(Oid relid, Oid protected, Oid owner)
 {
-	lockbox_count(LB_REFUSALS);
+	char	   *msg = psprintf("the statement reaches protected table %s as role \"%s\"",
+							   lockbox_relname(protected), lockbox_role_name(owner));
+
+	record_refusal(protected, msg);
 	ereport(ERROR,
 			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-			 errmsg("lockbox: the statement reaches protected table %s as role \"%s\"",
-					lockbox_relname(protected), lockbox_role_name(owner)),
+			 errmsg("lockbox: %s", msg),
 			 errdetail("A view or rule owned by role \"%s\" reads %s with that role's privileges, which lockbox's policies do not restrict.",
 					   lockbox_role_name(owner), lockbox_relname(relid)),
 			 errhint("Query %s itself under an approved lockbox request.",
 					 lockbox_relname(protected))));
+}
+
+/* Has reader the privileges of relid's owner?  (The owner from the cache.) */
+static bool
+owns(Oid reader, Oid relid)
+{
+	AncestorEntry *e = ancestors_of(relid);
+
+	return reader == e->owner || has_privs_of_role(reader, e->owner);
 }
 
 /*
@@ -863,13 +876,16 @@ refuse_through_owner(Oid relid, Oid protected, Oid owner)
 static void
 refuse_unrestricted(Oid reader, Oid target)
 {
-	if (!has_bypassrls_privilege(reader) && !pg_class_ownercheck(target, reader))
+	char	   *msg;
+
+	if (!role_entry(reader)->bypassrls && !owns(reader, target))
 		return;
-	lockbox_count(LB_REFUSALS);
+	msg = psprintf("role \"%s\" is not restricted by row-level security on protected table %s",
+				   lockbox_role_name(reader), lockbox_relname(target));
+	record_refusal(target, msg);
 	ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("lockbox: role \"%s\" is not restricted by row-level security on protected table %s",
-						lockbox_role_name(reader), lockbox_relname(target)),
+				 errmsg("lockbox: %s", msg),
 				 errdetail("The role owns the table, has its owner's privileges, or has BYPASSRLS, so lockbox's policies do not apply to it."),
 				 errhint("Remove the ownership or BYPASSRLS from engineers; lockbox.posture lists them.")));
 }
@@ -880,11 +896,13 @@ static int	explain_shows_numbers = 0;
 static void
 refuse_explain(Oid relid)
 {
-	lockbox_count(LB_REFUSALS);
+	char	   *msg = psprintf("EXPLAIN with estimates or ANALYZE is not allowed on protected table %s",
+							   lockbox_relname(relid));
+
+	record_refusal(relid, msg);
 	ereport(ERROR,
 			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-			 errmsg("lockbox: EXPLAIN with estimates or ANALYZE is not allowed on protected table %s",
-					lockbox_relname(relid)),
+			 errmsg("lockbox: %s", msg),
 			 errdetail("Estimates come from statistics of every tenant's rows, and ANALYZE counts the rows the policies filter out."),
 			 errhint("Use EXPLAIN (COSTS OFF) without ANALYZE.")));
 }
@@ -905,8 +923,16 @@ lockbox_enforce_executor_start(QueryDesc *queryDesc, int eflags)
 	bool		explain = (eflags & EXEC_FLAG_EXPLAIN_ONLY) != 0 ||
 		(explain_shows_numbers > 0 && queryDesc->instrument_options != 0);
 
+	LockboxAccessItem *items;
+	int			nitems = 0;
+
 	if (!is_engineer(user))
 		return;
+
+	stmt_query = queryDesc->sourceText ? queryDesc->sourceText : "";
+	stmt_command = (eflags & EXEC_FLAG_EXPLAIN_ONLY) ? "EXPLAIN" :
+		command_name(queryDesc->operation);
+	items = palloc(sizeof(LockboxAccessItem) * Max(1, list_length(rtable)));
 
 	/* the relations the statement names, which RLS applies to */
 	foreach(lc, rtable)
@@ -935,16 +961,11 @@ lockbox_enforce_executor_start(QueryDesc *queryDesc, int eflags)
 			continue;			/* added by the planner: below */
 		if (target != rte->relid)
 			refuse_part_of(rte->relid, target);
-		{
-			int64		request_id;
-
-			request_id = check_access(rte->relid,
-									  (rte->requiredPerms & ~ACL_SELECT) != 0);
-			if (explain && explain_shows_numbers > 0)
-				refuse_explain(rte->relid);
-			if ((eflags & EXEC_FLAG_EXPLAIN_ONLY) == 0)
-				record_access(queryDesc, rte->relid, request_id);
-		}
+		check_access(rte->relid, (rte->requiredPerms & ~ACL_SELECT) != 0,
+					 &items[nitems]);
+		if (explain && explain_shows_numbers > 0)
+			refuse_explain(rte->relid);
+		nitems++;
 	}
 
 	/*
@@ -988,6 +1009,10 @@ lockbox_enforce_executor_start(QueryDesc *queryDesc, int eflags)
 		if (root == rti || protected_rel(rt_fetch(root, rtable)->relid) == NULL)
 			refuse_through_parent(rte->relid, target);
 	}
+
+	/* recorded before it runs (EXPLAIN without ANALYZE runs nothing) */
+	if ((eflags & EXEC_FLAG_EXPLAIN_ONLY) == 0)
+		lockbox_access_allowed(stmt_command, stmt_query, nitems, items);
 }
 
 /*
@@ -1027,12 +1052,13 @@ static void
 refuse_always(Oid relid, const char *what)
 {
 	char	   *relname = lockbox_relname(relid);
+	char	   *msg = psprintf("%s is not allowed on protected table %s", what, relname);
 
-	lockbox_count(LB_REFUSALS);
-
+	stmt_command = what;
+	record_refusal(relid, msg);
 	ereport(ERROR,
 			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-			 errmsg("lockbox: %s is not allowed on protected table %s", what, relname),
+			 errmsg("lockbox: %s", msg),
 			 errdetail("Engineers never run %s on a table protected by lockbox, whatever their access.",
 					   what),
 			 errhint("Under an approved write request (lockbox_request(tenant, reason, access => 'write')), change rows with INSERT, UPDATE or DELETE.")));
@@ -1147,9 +1173,12 @@ refuse_relations(List *rangevars, const char *what)
  * SELECT.
  */
 void
-lockbox_enforce_utility(Node *node)
+lockbox_enforce_utility(Node *node, const char *query)
 {
 	Oid			user = GetUserId();
+
+	stmt_query = query ? query : "";
+	stmt_command = "";
 
 	if (IsA(node, TruncateStmt))
 	{
@@ -1177,9 +1206,15 @@ lockbox_enforce_utility(Node *node)
 			return;
 		if (stmt->is_from)
 			refuse_always(protected, "COPY FROM");
+		stmt_command = "COPY TO";
 		if (protected != relid)
 			refuse_part_of(relid, protected);
-		(void) check_access(relid, false);
+		{
+			LockboxAccessItem item;
+
+			check_access(relid, false, &item);
+			lockbox_access_allowed(stmt_command, stmt_query, 1, &item);
+		}
 	}
 }
 

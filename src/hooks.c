@@ -83,7 +83,7 @@ lockbox_process_utility(PlannedStmt *pstmt, const char *queryString,
 	Node	   *node = pstmt->utilityStmt;
 	int			explain = 0;
 
-	lockbox_enforce_utility(node);
+	lockbox_enforce_utility(node, queryString);
 	lockbox_protect_utility(node);
 	lockbox_worker_utility(node);
 	explain = lockbox_enforce_explain_begin(node);

@@ -228,10 +228,11 @@ lockbox_shmem_request(void)
 {
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
-	RequestAddinShmemSpace(add_size(add_size(add_size(lockbox_audit_shmem_size(),
-													  lockbox_worker_shmem_size()),
-											 lockbox_enforce_shmem_size()),
-									lockbox_session_end_shmem_size()));
+	RequestAddinShmemSpace(add_size(add_size(add_size(add_size(lockbox_audit_shmem_size(),
+															   lockbox_worker_shmem_size()),
+													  lockbox_enforce_shmem_size()),
+											 lockbox_session_end_shmem_size()),
+									lockbox_access_shmem_size()));
 	/* [0] the audit tips, [1] the workers */
 	RequestNamedLWLockTranche("lockbox", 2);
 }
@@ -246,6 +247,7 @@ lockbox_shmem_startup(void)
 	lockbox_worker_shmem_init();
 	lockbox_enforce_shmem_init();
 	lockbox_session_end_shmem_init();
+	lockbox_access_shmem_init();
 	LWLockRelease(AddinShmemInitLock);
 }
 
@@ -305,6 +307,9 @@ _PG_init(void)
 							 "(window elapsed, closed or revoked). Off or on, their statements on protected tables are refused from then on.",
 							 &lockbox_terminate_sessions, true,
 							 PGC_SIGHUP, 0, NULL, NULL, NULL);
+
+	lockbox_access_log_init();
+	lockbox_audit_init();
 
 	MarkGUCPrefixReserved("lockbox");
 	settings_defined = true;
@@ -474,6 +479,22 @@ check_schema_version(void)
 				 errhint("Run ALTER EXTENSION lockbox UPDATE in this database.")));
 }
 
+/*
+ * lockbox's own statements are not the user's: keep them out of pgaudit's
+ * log (the user's statement that called lockbox is logged as usual).
+ */
+static void
+quiet_pgaudit(void)
+{
+	if (GetConfigOption("pgaudit.log", true, false) == NULL)
+		return;
+	(void) set_config_option("pgaudit.log", "none", PGC_SUSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	if (GetConfigOption("pgaudit.role", true, false) != NULL)
+		(void) set_config_option("pgaudit.role", "", PGC_SUSET, PGC_S_SESSION,
+								 GUC_ACTION_SAVE, true, 0, false);
+}
+
 void
 lockbox_enter(LockboxCall *call)
 {
@@ -484,6 +505,8 @@ lockbox_enter(LockboxCall *call)
 	call->caller = GetUserId();
 	call->session_user = GetSessionUserId();
 	call->now = GetCurrentStatementStartTimestamp();
+	call->actor_name = NULL;
+	call->session_name = NULL;
 
 	owner = extension_owner();
 	GetUserIdAndSecContext(&call->save_userid, &call->save_sec_context);
@@ -495,6 +518,7 @@ lockbox_enter(LockboxCall *call)
 	(void) set_config_option("search_path", "pg_catalog, pg_temp",
 							 PGC_USERSET, PGC_S_SESSION,
 							 GUC_ACTION_SAVE, true, 0, false);
+	quiet_pgaudit();
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");

@@ -11,6 +11,7 @@
  * notify.c		notification rows, NOTIFY, claim and acknowledge
  * protect.c	lockbox_protect / lockbox_unprotect, the policies, drop guards
  * enforce.c	the grants cache, checking engineers' statements, refusals
+ * access_log.c	the access log: capture, per-session spool, draining
  * worker.c		the launcher and the per-database workers
  * hooks.c		every hook entry point, dispatching to the files above
  *
@@ -67,6 +68,8 @@ typedef struct LockboxCall
 	Oid			caller;			/* current_user on entry */
 	Oid			session_user;	/* session_user on entry */
 	TimestampTz now;			/* the statement's timestamp */
+	const char *actor_name;		/* audit rows: names to record instead of */
+	const char *session_name;	/* caller's and session_user's (NULL: theirs) */
 	Oid			save_userid;
 	int			save_sec_context;
 	int			save_nestlevel;
@@ -140,6 +143,11 @@ extern void lockbox_audit_row(LockboxCall *call, const char *event,
 extern void lockbox_audit_xact(XactEvent event);
 extern void lockbox_audit_subxact(SubXactEvent event, SubTransactionId mySubid,
 								  SubTransactionId parentSubid);
+extern void lockbox_audit_init(void);
+extern int	lockbox_anchor_interval;
+extern char *lockbox_iso_time(TimestampTz t);
+extern char *lockbox_audit_head_json(void);
+extern void lockbox_audit_log_anchor(void);
 extern Size lockbox_audit_shmem_size(void);
 extern void lockbox_audit_shmem_init(void);
 
@@ -163,7 +171,7 @@ extern void lockbox_enforce_relcache_inval(Datum arg, Oid relid);
 extern void lockbox_enforce_xact(XactEvent event);
 extern Size lockbox_enforce_shmem_size(void);
 extern void lockbox_enforce_shmem_init(void);
-extern void lockbox_enforce_utility(Node *node);
+extern void lockbox_enforce_utility(Node *node, const char *query);
 extern void lockbox_access_changed(void);
 extern bool lockbox_has_sessions(Oid engineer, int except_pid);
 
@@ -174,25 +182,34 @@ extern void lockbox_protect_object_access(int access, Oid classId, Oid objectId)
 extern void lockbox_protect_utility_done(void);
 extern void lockbox_protect_xact(XactEvent event);
 
-/* an engineer's statement on a protected table, queued for the audit */
-#define LOCKBOX_ACCESS_QUERY_LEN 240
-typedef struct LockboxAccess
+/* the access log (access_log.c) */
+typedef enum LockboxOutcome
 {
-	TimestampTz at;				/* the first such statement */
-	TimestampTz last_at;		/* the last one */
-	int64		count;			/* how many, in a row, from one session */
-	int			pid;			/* the session's */
-	Oid			engineer;		/* current_user */
-	Oid			session_user;
-	Oid			relid;
-	int64		request_id;		/* an open request covering the table */
-	char		command[8];
-	char		query[LOCKBOX_ACCESS_QUERY_LEN];
-} LockboxAccess;
+	LB_ALLOWED = 1,
+	LB_REFUSED = 2
+} LockboxOutcome;
 
-extern const LockboxAccess *lockbox_queue_access(const LockboxAccess *access,
-												 LockboxAccess *spill);
-extern void lockbox_audit_access(LockboxCall *call, const LockboxAccess *access);
+/* a protected relation a statement reaches, and the requests covering it */
+typedef struct LockboxAccessItem
+{
+	Oid			relid;
+	int			nrequests;
+	int64	   *requests;
+} LockboxAccessItem;
+
+extern int	lockbox_access_log_max_query;
+extern bool lockbox_access_log_sync;
+extern void lockbox_access_log_init(void);
+extern Size lockbox_access_shmem_size(void);
+extern void lockbox_access_shmem_init(void);
+extern void lockbox_access_allowed(const char *command, const char *query,
+								   int nitems, const LockboxAccessItem *items);
+extern void lockbox_access_refused(const char *command, const char *query,
+								   Oid relid, int nrequests, int64 *requests,
+								   const char *reason);
+extern int64 lockbox_access_drain(LockboxCall *call, List **finished);
+extern void lockbox_access_remove_finished(List *finished);
+extern int	lockbox_access_pending_files(void);
 
 /* statistics of a database, since their reset (worker.c; lockbox.stats) */
 typedef enum LockboxCounter
@@ -214,6 +231,7 @@ extern void lockbox_worker_xact(XactEvent event);
 extern Size lockbox_worker_shmem_size(void);
 extern void lockbox_worker_shmem_init(void);
 extern void lockbox_wake_worker_at_commit(void);
+extern bool lockbox_wake_worker(void);
 extern void lockbox_deadline_created(TimestampTz deadline);
 
 /* the hooks (hooks.c) */

@@ -53,6 +53,8 @@ lockbox_notification_payload(int64 request_id, Oid recipient, const char *event,
 	lockbox_json_str(&payload, "tenant", tenant);
 	lockbox_json_str(&payload, "state", state);
 	lockbox_json_str(&payload, "recipient", lockbox_role_name(recipient));
+	/* the audit's head now: an anchor the recipient keeps */
+	lockbox_json_raw(&payload, "anchors", lockbox_audit_head_json());
 	appendStringInfoChar(&payload, '}');
 	return DirectFunctionCall1(jsonb_in, CStringGetDatum(payload.data));
 }

@@ -140,38 +140,12 @@ typedef struct WorkerShared
 
 static WorkerShared *worker_shared = NULL;
 
-/*
- * Engineers' statements on protected tables, queued per database (slot i
- * goes with worker_shared->dbs[i]) for its worker to write into the audit:
- * the statement pays for a copy into shared memory, not for a write.
- */
-#define ACCESS_QUEUE_LEN	256
 /* after a pass that audited statements, gather more for this long */
 #define ACCESS_GATHER_MS	200
-
-typedef struct AccessQueue
-{
-	uint32		head;			/* next to write */
-	uint32		tail;			/* next to read */
-	LockboxAccess entries[ACCESS_QUEUE_LEN];
-} AccessQueue;
-
-static AccessQueue *access_queues = NULL;
-
-/*
- * Each backend's current statement, counted while the session repeats it:
- * the statement path takes only the backend's own spinlock.  The worker
- * harvests the slots of its database on every pass.
- */
-typedef struct AccessSlot
-{
-	slock_t		mutex;
-	Oid			dbid;			/* InvalidOid: empty */
-	LockboxAccess entry;
-} AccessSlot;
-
-static AccessSlot *access_slots = NULL;
-static int	access_slot_count = 0;
+/* while spool files wait to be finished, look again this often */
+#define ACCESS_POLL_MS		1000
+/* spool transactions per pass, at most (the deadlines must not wait) */
+#define ACCESS_ROUNDS		8
 
 static bool wake_worker_pending = false;
 /* earliest deadline this transaction created */
@@ -195,9 +169,7 @@ static bool dropping_lockbox = false;	/* DROP EXTENSION lockbox */
 Size
 lockbox_worker_shmem_size(void)
 {
-	return add_size(add_size(MAXALIGN(sizeof(WorkerShared)),
-							 MAXALIGN(mul_size(LOCKBOX_MAX_DATABASES, sizeof(AccessQueue)))),
-					mul_size(MaxBackends, sizeof(AccessSlot)));
+	return MAXALIGN(sizeof(WorkerShared));
 }
 
 void
@@ -207,17 +179,10 @@ lockbox_worker_shmem_init(void)
 
 	worker_shared = ShmemInitStruct("lockbox workers",
 									lockbox_worker_shmem_size(), &found);
-	access_queues = (AccessQueue *) ((char *) worker_shared +
-									 MAXALIGN(sizeof(WorkerShared)));
-	access_slots = (AccessSlot *) ((char *) access_queues +
-								   MAXALIGN(LOCKBOX_MAX_DATABASES * sizeof(AccessQueue)));
-	access_slot_count = MaxBackends;
 	if (!found)
 	{
 		memset(worker_shared, 0, lockbox_worker_shmem_size());
 		worker_shared->lock = &(GetNamedLWLockTranche("lockbox"))[1].lock;
-		for (int i = 0; i < access_slot_count; i++)
-			SpinLockInit(&access_slots[i].mutex);
 		for (int i = 0; i < LOCKBOX_MAX_DATABASES; i++)
 			for (int c = 0; c < LB_COUNTERS; c++)
 				pg_atomic_init_u64(&worker_shared->stats[i].counters[c], 0);
@@ -249,8 +214,6 @@ find_db(Oid dbid, bool create)
 	if (create && free_slot != NULL)
 	{
 		memset(free_slot, 0, sizeof(DbWorker));
-		access_queues[free_slot - worker_shared->dbs].head = 0;
-		access_queues[free_slot - worker_shared->dbs].tail = 0;
 		free_slot->dbid = dbid;
 		free_slot->state = DBW_WANTED;
 		free_slot->wanted_at = GetCurrentTimestamp();
@@ -385,57 +348,9 @@ lockbox_grant_databases(Oid only_db)
 	return result;
 }
 
-/* ---------------------------------------------------------------------
- * The access queue
- * ---------------------------------------------------------------------
- */
-
-/* the same statement again, from the same session, for the same request */
-static bool
-same_access(const LockboxAccess *a, const LockboxAccess *b)
-{
-	return a->pid == b->pid && a->engineer == b->engineer &&
-		a->session_user == b->session_user && a->relid == b->relid &&
-		a->request_id == b->request_id &&
-		strcmp(a->command, b->command) == 0 && strcmp(a->query, b->query) == 0;
-}
-
-/*
- * Put a statement into a database's queue.  False when no worker runs there
- * or its queue is full.  The first entry of an empty queue wakes the worker,
- * which then gathers a while.
- */
-static bool
-queue_entry(Oid dbid, const LockboxAccess *access)
-{
-	DbWorker   *w;
-	Latch	   *latch = NULL;
-	bool		queued = false;
-
-	LWLockAcquire(worker_shared->lock, LW_EXCLUSIVE);
-	w = find_db(dbid, false);
-	if (w != NULL && w->state == DBW_RUNNING && w->latch != NULL)
-	{
-		AccessQueue *q = &access_queues[w - worker_shared->dbs];
-
-		if (q->head - q->tail < ACCESS_QUEUE_LEN)
-		{
-			if (q->head == q->tail)
-				latch = w->latch;
-			q->entries[q->head % ACCESS_QUEUE_LEN] = *access;
-			q->head++;
-			queued = true;
-		}
-	}
-	LWLockRelease(worker_shared->lock);
-	if (latch != NULL)
-		SetLatch(latch);
-	return queued;
-}
-
 /* Wake this database's worker; false when none runs. */
-static bool
-wake_worker(void)
+bool
+lockbox_wake_worker(void)
 {
 	DbWorker   *w;
 	Latch	   *latch = NULL;
@@ -448,159 +363,6 @@ wake_worker(void)
 	if (latch != NULL)
 		SetLatch(latch);
 	return latch != NULL;
-}
-
-static AccessSlot *
-my_slot(void)
-{
-	if (access_slots == NULL || MyProc == NULL ||
-		MyProc->pgprocno < 0 || MyProc->pgprocno >= access_slot_count)
-		return NULL;
-	return &access_slots[MyProc->pgprocno];
-}
-
-/* At exit, hand the session's counted statement to the queue. */
-static void
-flush_my_slot(int code, Datum arg)
-{
-	AccessSlot *slot = my_slot();
-	LockboxAccess entry;
-	Oid			dbid = InvalidOid;
-
-	if (slot == NULL)
-		return;
-	SpinLockAcquire(&slot->mutex);
-	if (OidIsValid(slot->dbid))
-	{
-		entry = slot->entry;
-		dbid = slot->dbid;
-		slot->dbid = InvalidOid;
-	}
-	SpinLockRelease(&slot->mutex);
-	if (OidIsValid(dbid))
-		(void) queue_entry(dbid, &entry);
-}
-
-/*
- * Record an engineer's statement for this database's worker to audit.  The
- * session's current statement is kept, counted, in its own slot while it
- * repeats it (a point query run 10,000 times a second becomes one audit row
- * with its count, first and last time); a different statement hands the
- * kept one to the database's queue.
- *
- * Returns what the caller must write itself: NULL when nothing, access when
- * no worker runs, spill (filled in) when the queue was full.
- */
-const LockboxAccess *
-lockbox_queue_access(const LockboxAccess *access, LockboxAccess *spill)
-{
-	static bool exit_registered = false;
-	AccessSlot *slot = my_slot();
-	Oid			prev_db = InvalidOid;
-
-	if (worker_shared == NULL)
-		return access;
-	if (slot == NULL)
-		return queue_entry(MyDatabaseId, access) ? NULL : access;
-	if (!exit_registered)
-	{
-		before_shmem_exit(flush_my_slot, (Datum) 0);
-		exit_registered = true;
-	}
-
-	SpinLockAcquire(&slot->mutex);
-	if (slot->dbid == MyDatabaseId && same_access(&slot->entry, access))
-	{
-		slot->entry.count++;
-		slot->entry.last_at = access->at;
-		SpinLockRelease(&slot->mutex);
-		return NULL;
-	}
-	if (OidIsValid(slot->dbid))
-	{
-		*spill = slot->entry;
-		prev_db = slot->dbid;
-	}
-	slot->entry = *access;
-	slot->dbid = MyDatabaseId;
-	SpinLockRelease(&slot->mutex);
-
-	if (OidIsValid(prev_db))
-	{
-		/* the kept statement goes to the queue, which wakes the worker */
-		if (!queue_entry(prev_db, spill) && prev_db == MyDatabaseId)
-			return spill;
-		return NULL;
-	}
-	/* a fresh slot: the worker must come by for it */
-	if (!wake_worker())
-	{
-		SpinLockAcquire(&slot->mutex);
-		slot->dbid = InvalidOid;
-		SpinLockRelease(&slot->mutex);
-		return access;
-	}
-	return NULL;
-}
-
-/* Are statements of this database queued, or kept in a session's slot? */
-static bool
-access_pending(void)
-{
-	DbWorker   *w;
-	bool		pending = false;
-
-	LWLockAcquire(worker_shared->lock, LW_SHARED);
-	w = find_db(MyDatabaseId, false);
-	if (w != NULL)
-	{
-		AccessQueue *q = &access_queues[w - worker_shared->dbs];
-
-		pending = (q->head != q->tail);
-	}
-	LWLockRelease(worker_shared->lock);
-	for (int i = 0; i < access_slot_count && !pending; i++)
-		pending = (access_slots[i].dbid == MyDatabaseId);
-	return pending;
-}
-
-/* Take up to max queued statements of this database; how many were taken. */
-static int
-drain_access(LockboxAccess *out, int max, bool with_slots)
-{
-	DbWorker   *w;
-	int			n = 0;
-
-	LWLockAcquire(worker_shared->lock, LW_EXCLUSIVE);
-	w = find_db(MyDatabaseId, false);
-	if (w != NULL)
-	{
-		AccessQueue *q = &access_queues[w - worker_shared->dbs];
-
-		while (n < max && q->tail != q->head)
-		{
-			out[n++] = q->entries[q->tail % ACCESS_QUEUE_LEN];
-			q->tail++;
-		}
-	}
-	LWLockRelease(worker_shared->lock);
-
-	/* and the statements sessions keep counting (once a pass) */
-	for (int i = 0; with_slots && i < access_slot_count && n < max; i++)
-	{
-		AccessSlot *slot = &access_slots[i];
-
-		if (slot->dbid != MyDatabaseId)
-			continue;
-		SpinLockAcquire(&slot->mutex);
-		if (slot->dbid == MyDatabaseId)
-		{
-			out[n++] = slot->entry;
-			slot->dbid = InvalidOid;
-		}
-		SpinLockRelease(&slot->mutex);
-	}
-	return n;
 }
 
 /* ---------------------------------------------------------------------
@@ -1549,20 +1311,24 @@ step_relay(LockboxCall *call, void *arg)
 }
 
 /*
- * Write queued engineers' statements into the audit.  The queue was taken
- * before this transaction: should it fail, the statements are logged and
- * lost, as they are when the server crashes.
+ * Audit the engineers' statements the sessions spooled.  Files finished in
+ * the transaction are removed after it committed.
  */
 static int
 step_access(LockboxCall *call, void *arg)
 {
-	LockboxAccess *entries = (LockboxAccess *) arg;
-	int			n = entries[0].request_id;	/* count, in the first slot */
-
-	for (int i = 1; i <= n; i++)
-		lockbox_audit_access(call, &entries[i]);
-	return n;
+	return (int) Min(lockbox_access_drain(call, (List **) arg), INT_MAX);
 }
+
+static int
+step_anchor(LockboxCall *call, void *arg)
+{
+	lockbox_audit_log_anchor();
+	return 0;
+}
+
+/* when the worker next writes the audit's heads to the server log */
+static TimestampTz next_anchor_at = 0;
 
 static int
 step_deadlines(LockboxCall *call, void *arg)
@@ -1601,20 +1367,20 @@ db_worker_pass(MemoryContext passcxt, TimestampTz *next_deadline,
 	 */
 	set_next_deadline(DT_NOEND, false);
 
-	/* engineers' statements, oldest first */
+	/* engineers' statements, as the sessions spooled them */
 	*audited = 0;
-	for (bool first = true;; first = false)
+	for (int round = 0; round < ACCESS_ROUNDS; round++)
 	{
-		static LockboxAccess entries[ACCESS_QUEUE_LEN + 1];
-		int			taken = drain_access(entries + 1, ACCESS_QUEUE_LEN, first);
+		List	   *finished = NIL;
 
-		if (taken == 0)
-			break;
-		entries[0].request_id = taken;
 		if (!in_transaction(passcxt, "lockbox: auditing engineers' statements",
-							step_access, entries, &n))
+							step_access, &finished, &n))
 			return false;
+		lockbox_access_remove_finished(finished);
+		list_free_deep(finished);
 		*audited += n;
+		if (n == 0)
+			break;
 	}
 
 	*relayed = 0;
@@ -1645,6 +1411,16 @@ db_worker_pass(MemoryContext passcxt, TimestampTz *next_deadline,
 	if (!in_transaction(passcxt, "lockbox: finding the next deadline",
 						step_next_deadline, next_deadline, &n))
 		return false;
+
+	/* the audit's heads, for anyone to keep outside the database */
+	if (GetCurrentTimestamp() >= next_anchor_at)
+	{
+		if (!in_transaction(passcxt, "lockbox: writing the audit's anchor",
+							step_anchor, NULL, &n))
+			return false;
+		next_anchor_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+													 lockbox_anchor_interval);
+	}
 
 	set_next_deadline(*next_deadline, true);
 	pgstat_report_stat(true);
@@ -1679,6 +1455,9 @@ fix_worker_settings(void)
 	for (int i = 0; i < lengthof(worker_settings); i++)
 		SetConfigOption(worker_settings[i][0], worker_settings[i][1],
 						PGC_SUSET, PGC_S_OVERRIDE);
+	/* the worker's statements are lockbox's own, not for pgaudit's log */
+	if (GetConfigOption("pgaudit.log", true, false) != NULL)
+		SetConfigOption("pgaudit.log", "none", PGC_SUSET, PGC_S_OVERRIDE);
 }
 
 void
@@ -1776,11 +1555,19 @@ lockbox_db_worker_main(Datum main_arg)
 			CHECK_FOR_INTERRUPTS();
 		}
 
-		/* statements queued since the pass took them: come back for them */
-		if (access_pending())
+		/* the next anchor */
+		{
+			long		until = (long) Max(0, (next_anchor_at - GetCurrentTimestamp()) / 1000) + 1;
+
+			events |= WL_TIMEOUT;
+			timeout = timeout < 0 ? until : Min(timeout, until);
+		}
+
+		/* spool files of sessions that ended: come back to remove them */
+		if (lockbox_access_pending_files() > 0)
 		{
 			events |= WL_TIMEOUT;
-			timeout = ACCESS_GATHER_MS;
+			timeout = ACCESS_POLL_MS;
 		}
 
 		/* sleep until the next deadline (to the millisecond), or until woken */
@@ -1899,7 +1686,7 @@ lockbox_stats_counters(PG_FUNCTION_ARGS)
 	Datum		values[2 + LB_COUNTERS];
 	bool		nulls[2 + LB_COUNTERS];
 	DbWorker   *w;
-	int			depth = 0;
+	int			depth = lockbox_access_pending_files();
 
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
@@ -1909,7 +1696,6 @@ lockbox_stats_counters(PG_FUNCTION_ARGS)
 	if (w != NULL)
 	{
 		int			i = w - worker_shared->dbs;
-		AccessQueue *q = &access_queues[i];
 
 		values[0] = TimestampTzGetDatum(worker_shared->stats[i].reset);
 		nulls[0] = false;
@@ -1918,7 +1704,6 @@ lockbox_stats_counters(PG_FUNCTION_ARGS)
 			values[1 + c] = Int64GetDatum((int64) pg_atomic_read_u64(&worker_shared->stats[i].counters[c]));
 			nulls[1 + c] = false;
 		}
-		depth = (int) (q->head - q->tail);
 	}
 	LWLockRelease(worker_shared->lock);
 	values[1 + LB_COUNTERS] = Int32GetDatum(depth);

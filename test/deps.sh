@@ -11,6 +11,7 @@ packages=(
 	libtap-parser-sourcehandler-pgtap-perl # pg_prove
 	libipc-run-perl                        # PostgreSQL::Test::Cluster
 	postgresql-15-set-user                 # CREATE EXTENSION set_user (sql/10_posture.sql)
+	postgresql-15-pgaudit                  # pgaudit next to lockbox (test/t/031_pgaudit.pl)
 	libfaketime                            # the test cluster at a fake instant (test/cluster.sh --at)
 	pgbouncer                              # lockbox behind a connection pooler (test/t/022_pgbouncer.pl)
 )

@@ -1,0 +1,1041 @@
+/*-------------------------------------------------------------------------
+ *
+ * access_log.c
+ *		The access log: every engineer statement on protected data, allowed
+ *		or refused, recorded before it runs and never lost.
+ *
+ * Capture.  The enforcement check (enforce.c) hands over each statement it
+ * allows, with every open request covering each protected relation it
+ * reaches, and each statement it refuses, with the reason.
+ *
+ * The durable store is a spool file per session, outside any transaction:
+ * $PGDATA/lockbox_spool/<database oid>/<pid>.<session start>.  The record is
+ * written (write(2), and fdatasync(2) with lockbox.access_log_sync) before the
+ * statement runs; when it cannot be written the statement is refused.  A
+ * rollback, an aborted subtransaction, the end of the session, or a crash of
+ * the session, the worker or the postmaster leaves it in place; what an
+ * operating-system crash can lose is what the kernel had not yet written,
+ * which lockbox.access_log_sync makes nothing.
+ *
+ * A statement the session repeats (the same text, relations, requests and
+ * outcome) is spooled as a short repeat record naming the first one; the
+ * worker counts them into one audit row (statements, first and last time).
+ *
+ * Per-session slots in shared memory tell the worker which spool files are
+ * still being written (and whether the session has news for it).  The
+ * database's worker drains the spool into lockbox.audit_log, recording in the
+ * same transaction how far it read each file (lockbox.access_spool), so every
+ * record becomes audit rows exactly once; it removes a file once its session
+ * has ended and everything in it is audited.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <sys/stat.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "catalog/pg_type.h"
+#include "common/cryptohash.h"
+#include "common/file_perm.h"
+#include "common/sha2.h"
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "port/pg_crc32c.h"
+#include "storage/fd.h"
+#include "storage/ipc.h"
+#include "storage/proc.h"
+#include "storage/shmem.h"
+#include "storage/spin.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/hsearch.h"
+#include "utils/memutils.h"
+
+#include "lockbox.h"
+
+#define SPOOL_DIR			"lockbox_spool"
+#define SPOOL_MAGIC			0x58424B4C	/* "LKBX" */
+#define SPOOL_STATEMENT		1
+#define SPOOL_REPEAT		2
+/* bytes of spool the worker audits in one transaction */
+#define INGEST_CHUNK		(4 * 1024 * 1024)
+
+/* settings */
+int			lockbox_access_log_max_query = 16384;
+bool		lockbox_access_log_sync = false;
+
+typedef struct SpoolHeader
+{
+	uint32		magic;
+	uint32		len;			/* the whole record, header included */
+	pg_crc32c	crc;			/* of the record from kind on */
+	uint8		kind;			/* SPOOL_STATEMENT or SPOOL_REPEAT */
+	uint8		outcome;		/* LockboxOutcome */
+	uint16		unused;
+	int32		pid;
+	int32		unused2;
+	TimestampTz at;
+	uint64		base;			/* SPOOL_REPEAT: offset of its statement */
+} SpoolHeader;
+
+#define SPOOL_CRC_START		offsetof(SpoolHeader, kind)
+
+/*
+ * A session's slot: the spool file it writes (empty: none), and whether the
+ * worker has been told since it last read the file.
+ */
+typedef struct AccessSlot
+{
+	slock_t		mutex;
+	Oid			dbid;
+	char		file[64];
+	pg_atomic_uint32 announced;
+} AccessSlot;
+
+static AccessSlot *access_slots = NULL;
+static int	access_slot_count = 0;
+
+/* this session's spool file */
+static int	spool_fd = -1;
+static char spool_file[64];
+static off_t spool_size = 0;
+
+/* the last statement record, for repeats */
+typedef struct LastStatement
+{
+	bool		valid;
+	off_t		offset;
+	LockboxOutcome outcome;
+	Oid			user;
+	Oid			session_user;
+	char	   *command;
+	char	   *reason;
+	char	   *query;
+	int			nitems;
+	LockboxAccessItem *items;
+} LastStatement;
+
+static LastStatement last;
+static MemoryContext last_cxt = NULL;
+
+/* ---------------------------------------------------------------------
+ * Settings and shared memory
+ * ---------------------------------------------------------------------
+ */
+void
+lockbox_access_log_init(void)
+{
+	DefineCustomIntVariable("lockbox.access_log_max_query",
+							"Longest statement text kept in the access log.",
+							"Beyond it the access log keeps this much of the text, its full length and the SHA-256 of the whole.",
+							&lockbox_access_log_max_query, 16384, 1024, 1024 * 1024,
+							PGC_SIGHUP, GUC_UNIT_BYTE, NULL, NULL, NULL);
+	DefineCustomBoolVariable("lockbox.access_log_sync",
+							 "Flush each engineer statement's access record to disk before the statement runs.",
+							 "Off: a crash of the operating system can lose the records of the last seconds; on: nothing, for an fdatasync per statement.",
+							 &lockbox_access_log_sync, false,
+							 PGC_SIGHUP, 0, NULL, NULL, NULL);
+}
+
+Size
+lockbox_access_shmem_size(void)
+{
+	return mul_size(MaxBackends + NUM_AUXILIARY_PROCS, sizeof(AccessSlot));
+}
+
+void
+lockbox_access_shmem_init(void)
+{
+	bool		found;
+
+	access_slot_count = MaxBackends + NUM_AUXILIARY_PROCS;
+	access_slots = ShmemInitStruct("lockbox access slots",
+								   lockbox_access_shmem_size(), &found);
+	if (!found)
+	{
+		memset(access_slots, 0, lockbox_access_shmem_size());
+		for (int i = 0; i < access_slot_count; i++)
+		{
+			SpinLockInit(&access_slots[i].mutex);
+			pg_atomic_init_u32(&access_slots[i].announced, 0);
+		}
+	}
+}
+
+static AccessSlot *
+my_slot(void)
+{
+	if (access_slots == NULL || MyProc == NULL ||
+		MyProc->pgprocno < 0 || MyProc->pgprocno >= access_slot_count)
+		return NULL;
+	return &access_slots[MyProc->pgprocno];
+}
+
+/* ---------------------------------------------------------------------
+ * Writing the spool
+ * ---------------------------------------------------------------------
+ */
+static void
+spool_dir(Oid dbid, char *path)
+{
+	snprintf(path, MAXPGPATH, "%s/%u", SPOOL_DIR, dbid);
+}
+
+/* The session ends: its file is complete; the worker may finish it. */
+static void
+release_slot(int code, Datum arg)
+{
+	AccessSlot *slot = my_slot();
+
+	if (spool_fd >= 0)
+	{
+		close(spool_fd);
+		spool_fd = -1;
+	}
+	if (slot == NULL)
+		return;
+	SpinLockAcquire(&slot->mutex);
+	slot->dbid = InvalidOid;
+	slot->file[0] = '\0';
+	SpinLockRelease(&slot->mutex);
+	/* let the worker finish the file soon */
+	lockbox_wake_worker();
+}
+
+/*
+ * Open this session's spool file, registering it in the session's slot
+ * first: the worker never takes a file it finds for one whose session ended.
+ */
+static bool
+open_spool(void)
+{
+	static bool exit_registered = false;
+	AccessSlot *slot = my_slot();
+	char		dir[MAXPGPATH];
+	char		path[MAXPGPATH];
+
+	if (slot == NULL)
+	{
+		errno = EINVAL;
+		return false;
+	}
+	if (!exit_registered)
+	{
+		on_shmem_exit(release_slot, (Datum) 0);
+		exit_registered = true;
+	}
+	snprintf(spool_file, sizeof(spool_file), "%d." INT64_FORMAT,
+			 MyProcPid, (int64) MyStartTimestamp);
+	SpinLockAcquire(&slot->mutex);
+	slot->dbid = MyDatabaseId;
+	strlcpy(slot->file, spool_file, sizeof(slot->file));
+	SpinLockRelease(&slot->mutex);
+
+	spool_dir(MyDatabaseId, dir);
+	if (MakePGDirectory(SPOOL_DIR) < 0 && errno != EEXIST)
+		return false;
+	if (MakePGDirectory(dir) < 0 && errno != EEXIST)
+		return false;
+	snprintf(path, sizeof(path), "%s/%s", dir, spool_file);
+	spool_fd = open(path, O_WRONLY | O_CREAT | O_APPEND | PG_BINARY,
+					pg_file_create_mode);
+	if (spool_fd < 0)
+		return false;
+	spool_size = lseek(spool_fd, 0, SEEK_END);
+	if (spool_size < 0)
+	{
+		close(spool_fd);
+		spool_fd = -1;
+		return false;
+	}
+	if (lockbox_access_log_sync)
+	{
+		/* the file's name must survive a crash as well as its contents */
+		if (pg_fsync(spool_fd) != 0 || fsync_fname_ext(dir, true, false, ERROR) != 0)
+			return false;
+	}
+	return true;
+}
+
+/*
+ * Append one record.  On failure nothing of it stays (the file is cut back,
+ * or abandoned for a new one) and errno says why.
+ */
+static bool
+spool_append(const char *data, size_t len, off_t *offset)
+{
+	ssize_t		written;
+	AccessSlot *slot;
+
+	if (spool_fd < 0 && !open_spool())
+		return false;
+	*offset = spool_size;
+	written = write(spool_fd, data, len);
+	if (written != (ssize_t) len)
+	{
+		int			save_errno = (written < 0) ? errno : ENOSPC;
+
+		if (written > 0 && ftruncate(spool_fd, spool_size) != 0)
+		{
+			/* a torn record stays: start another file, the worker skips it */
+			close(spool_fd);
+			spool_fd = -1;
+			last.valid = false;
+		}
+		errno = save_errno;
+		return false;
+	}
+	if (lockbox_access_log_sync && pg_fdatasync(spool_fd) != 0)
+	{
+		int			save_errno = errno;
+
+		/* written but maybe not durable: better refuse than run unrecorded */
+		errno = save_errno;
+		spool_size += len;
+		return false;
+	}
+	spool_size += len;
+
+	/* first news since the worker last looked: tell it */
+	slot = my_slot();
+	if (slot != NULL && pg_atomic_read_u32(&slot->announced) == 0 &&
+		pg_atomic_exchange_u32(&slot->announced, 1) == 0)
+		lockbox_wake_worker();
+	return true;
+}
+
+static void
+put_str(StringInfo buf, const char *s)
+{
+	appendBinaryStringInfo(buf, s ? s : "", strlen(s ? s : "") + 1);
+}
+
+static void
+put_int64(StringInfo buf, int64 v)
+{
+	appendBinaryStringInfo(buf, (char *) &v, sizeof(v));
+}
+
+static void
+put_uint32(StringInfo buf, uint32 v)
+{
+	appendBinaryStringInfo(buf, (char *) &v, sizeof(v));
+}
+
+static void
+finish_record(StringInfo buf)
+{
+	SpoolHeader *h = (SpoolHeader *) buf->data;
+
+	h->len = buf->len;
+	INIT_CRC32C(h->crc);
+	COMP_CRC32C(h->crc, buf->data + SPOOL_CRC_START, buf->len - SPOOL_CRC_START);
+	FIN_CRC32C(h->crc);
+}
+
+static void
+start_record(StringInfo buf, uint8 kind, LockboxOutcome outcome, TimestampTz at)
+{
+	SpoolHeader h;
+
+	memset(&h, 0, sizeof(h));
+	h.magic = SPOOL_MAGIC;
+	h.kind = kind;
+	h.outcome = (uint8) outcome;
+	h.pid = MyProcPid;
+	h.at = at;
+	appendBinaryStringInfo(buf, (char *) &h, sizeof(h));
+}
+
+static bool
+same_items(int n, const LockboxAccessItem *a, const LockboxAccessItem *b)
+{
+	for (int i = 0; i < n; i++)
+	{
+		if (a[i].relid != b[i].relid || a[i].nrequests != b[i].nrequests)
+			return false;
+		if (a[i].nrequests > 0 &&
+			memcmp(a[i].requests, b[i].requests, sizeof(int64) * a[i].nrequests) != 0)
+			return false;
+	}
+	return true;
+}
+
+static bool
+same_as_last(LockboxOutcome outcome, const char *command, const char *reason,
+			 const char *query, int nitems, const LockboxAccessItem *items)
+{
+	return last.valid && last.outcome == outcome &&
+		last.user == GetUserId() && last.session_user == GetSessionUserId() &&
+		last.nitems == nitems &&
+		strcmp(last.command, command) == 0 &&
+		strcmp(last.reason, reason ? reason : "") == 0 &&
+		strcmp(last.query, query) == 0 &&
+		same_items(nitems, last.items, items);
+}
+
+static void
+remember_last(off_t offset, LockboxOutcome outcome, const char *command,
+			  const char *reason, const char *query, int nitems,
+			  const LockboxAccessItem *items)
+{
+	MemoryContext old;
+
+	if (last_cxt == NULL)
+		last_cxt = AllocSetContextCreate(TopMemoryContext, "lockbox last statement",
+										 ALLOCSET_SMALL_SIZES);
+	MemoryContextReset(last_cxt);
+	old = MemoryContextSwitchTo(last_cxt);
+	last.offset = offset;
+	last.outcome = outcome;
+	last.user = GetUserId();
+	last.session_user = GetSessionUserId();
+	last.command = pstrdup(command);
+	last.reason = pstrdup(reason ? reason : "");
+	last.query = pstrdup(query);
+	last.nitems = nitems;
+	last.items = palloc(sizeof(LockboxAccessItem) * Max(1, nitems));
+	for (int i = 0; i < nitems; i++)
+	{
+		last.items[i].relid = items[i].relid;
+		last.items[i].nrequests = items[i].nrequests;
+		last.items[i].requests = palloc(sizeof(int64) * Max(1, items[i].nrequests));
+		if (items[i].nrequests > 0)
+			memcpy(last.items[i].requests, items[i].requests,
+				   sizeof(int64) * items[i].nrequests);
+	}
+	last.valid = true;
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * Record an engineer's statement: allowed (items: each protected relation it
+ * reaches, with every open request covering it for the command) or refused
+ * (reason: why).  Returns false, with errno set, when the record could not
+ * be written.
+ */
+static bool
+write_access(LockboxOutcome outcome, const char *command, const char *reason,
+			 const char *query, int nitems, const LockboxAccessItem *items)
+{
+	StringInfoData buf;
+	TimestampTz now = GetCurrentTimestamp();
+	off_t		offset;
+	size_t		qlen;
+	int			keep;
+	bool		ok;
+
+	if (query == NULL)
+		query = "";
+	initStringInfo(&buf);
+	if (same_as_last(outcome, command, reason, query, nitems, items))
+	{
+		start_record(&buf, SPOOL_REPEAT, outcome, now);
+		((SpoolHeader *) buf.data)->base = (uint64) last.offset;
+		finish_record(&buf);
+		ok = spool_append(buf.data, buf.len, &offset);
+		pfree(buf.data);
+		return ok;
+	}
+
+	start_record(&buf, SPOOL_STATEMENT, outcome, now);
+	put_str(&buf, lockbox_role_name(GetUserId()));
+	put_str(&buf, lockbox_role_name(GetSessionUserId()));
+	put_str(&buf, command);
+	put_str(&buf, reason);
+	qlen = strlen(query);
+	keep = (int) qlen;
+	if (qlen > (size_t) lockbox_access_log_max_query)
+	{
+		pg_cryptohash_ctx *ctx = pg_cryptohash_create(PG_SHA256);
+		uint8		digest[PG_SHA256_DIGEST_LENGTH];
+		char		hex[PG_SHA256_DIGEST_LENGTH * 2 + 1];
+
+		keep = pg_mbcliplen(query, (int) qlen, lockbox_access_log_max_query);
+		if (ctx == NULL || pg_cryptohash_init(ctx) < 0 ||
+			pg_cryptohash_update(ctx, (const uint8 *) query, qlen) < 0 ||
+			pg_cryptohash_final(ctx, digest, sizeof(digest)) < 0)
+			elog(ERROR, "could not compute sha256");
+		pg_cryptohash_free(ctx);
+		hex_encode((char *) digest, sizeof(digest), hex);
+		hex[sizeof(hex) - 1] = '\0';
+		appendBinaryStringInfo(&buf, query, keep);
+		appendStringInfoChar(&buf, '\0');
+		put_str(&buf, hex);
+	}
+	else
+	{
+		put_str(&buf, query);
+		put_str(&buf, "");
+	}
+	put_int64(&buf, (int64) qlen);
+	put_uint32(&buf, nitems);
+	for (int i = 0; i < nitems; i++)
+	{
+		put_str(&buf, lockbox_relname(items[i].relid));
+		put_uint32(&buf, items[i].nrequests);
+		for (int j = 0; j < items[i].nrequests; j++)
+			put_int64(&buf, items[i].requests[j]);
+	}
+	finish_record(&buf);
+	ok = spool_append(buf.data, buf.len, &offset);
+	pfree(buf.data);
+	if (ok)
+		remember_last(offset, outcome, command, reason, query, nitems, items);
+	return ok;
+}
+
+/*
+ * An allowed statement, before it runs.  When it cannot be recorded it does
+ * not run.
+ */
+void
+lockbox_access_allowed(const char *command, const char *query,
+					   int nitems, const LockboxAccessItem *items)
+{
+	int			code;
+
+	if (nitems == 0 || write_access(LB_ALLOWED, command, NULL, query, nitems, items))
+		return;
+	code = (errno == ENOSPC) ? ERRCODE_DISK_FULL : ERRCODE_INSUFFICIENT_RESOURCES;
+	ereport(ERROR,
+				(errcode(code),
+				 errmsg("lockbox: could not record the statement in the access log: %m"),
+				 errdetail("Engineers' statements on protected tables run only once recorded; this one did not run."),
+				 errhint("Check the space and permissions of directory \"%s\" in the data directory.",
+						 SPOOL_DIR)));
+}
+
+/*
+ * A refused statement, before the refusal is raised.  Failing to record it
+ * is reported; the statement is refused either way.
+ */
+void
+lockbox_access_refused(const char *command, const char *query, Oid relid,
+					   int nrequests, int64 *requests, const char *reason)
+{
+	LockboxAccessItem item;
+	int			code;
+
+	item.relid = relid;
+	item.nrequests = nrequests;
+	item.requests = requests;
+
+	if (write_access(LB_REFUSED, command, reason, query, 1, &item))
+		return;
+	code = (errno == ENOSPC) ? ERRCODE_DISK_FULL : ERRCODE_INSUFFICIENT_RESOURCES;
+	ereport(WARNING,
+				(errcode(code),
+				 errmsg("lockbox: could not record the refused statement in the access log: %m")));
+}
+
+/* ---------------------------------------------------------------------
+ * Draining the spool (the database's worker)
+ * ---------------------------------------------------------------------
+ */
+typedef struct Reader
+{
+	const char *p;
+	const char *end;
+	bool		ok;
+} Reader;
+
+static const char *
+get_str(Reader *r)
+{
+	const char *s = r->p;
+	const char *nul;
+
+	if (!r->ok || r->p >= r->end ||
+		(nul = memchr(r->p, '\0', r->end - r->p)) == NULL)
+	{
+		r->ok = false;
+		return "";
+	}
+	r->p = nul + 1;
+	return s;
+}
+
+static int64
+get_int64(Reader *r)
+{
+	int64		v = 0;
+
+	if (!r->ok || r->end - r->p < (ptrdiff_t) sizeof(v))
+	{
+		r->ok = false;
+		return 0;
+	}
+	memcpy(&v, r->p, sizeof(v));
+	r->p += sizeof(v);
+	return v;
+}
+
+static uint32
+get_uint32(Reader *r)
+{
+	uint32		v = 0;
+
+	if (!r->ok || r->end - r->p < (ptrdiff_t) sizeof(v))
+	{
+		r->ok = false;
+		return 0;
+	}
+	memcpy(&v, r->p, sizeof(v));
+	r->p += sizeof(v);
+	return v;
+}
+
+/* Is there a whole, intact record at buf (len bytes available)? */
+static bool
+record_ok(const char *buf, size_t avail, uint32 *len)
+{
+	SpoolHeader h;
+	pg_crc32c	crc;
+
+	if (avail < sizeof(SpoolHeader))
+		return false;
+	memcpy(&h, buf, sizeof(h));
+	if (h.magic != SPOOL_MAGIC || h.len < sizeof(SpoolHeader) || h.len > avail)
+		return false;
+	if (h.kind != SPOOL_STATEMENT && h.kind != SPOOL_REPEAT)
+		return false;
+	INIT_CRC32C(crc);
+	COMP_CRC32C(crc, buf + SPOOL_CRC_START, h.len - SPOOL_CRC_START);
+	FIN_CRC32C(crc);
+	if (!EQ_CRC32C(crc, h.crc))
+		return false;
+	*len = h.len;
+	return true;
+}
+
+/* a statement record and how often it ran in a row */
+typedef struct RunGroup
+{
+	bool		active;
+	uint64		base;
+	char	   *record;			/* the statement record (copy) */
+	TimestampTz first;
+	TimestampTz lastat;
+	int64		count;
+} RunGroup;
+
+typedef struct TenantCache
+{
+	int64		request_id;
+	char	   *tenant;
+} TenantCache;
+
+static char *
+request_tenant(int64 request_id)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			argtypes[1] = {INT8OID};
+	Datum		values[1] = {Int64GetDatum(request_id)};
+
+	lockbox_exec(&plan,
+				 "SELECT tenant FROM lockbox.request WHERE id OPERATOR(pg_catalog.=) $1",
+				 1, argtypes, values, NULL, 1);
+	if (SPI_processed == 0)
+		return NULL;
+	return SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+}
+
+/* Write a group's audit rows: one per relation and covering request. */
+static int
+flush_group(LockboxCall *call, RunGroup *g, const char *file)
+{
+	SpoolHeader h;
+	Reader		r;
+	const char *engineer;
+	const char *session_user_name;
+	const char *command;
+	const char *reason;
+	const char *query;
+	const char *sha;
+	int64		qlen;
+	uint32		nitems;
+	int			rows = 0;
+
+	if (!g->active)
+		return 0;
+	g->active = false;
+	memcpy(&h, g->record, sizeof(h));
+	r.p = g->record + sizeof(h);
+	r.end = g->record + h.len;
+	r.ok = true;
+	engineer = get_str(&r);
+	session_user_name = get_str(&r);
+	command = get_str(&r);
+	reason = get_str(&r);
+	query = get_str(&r);
+	sha = get_str(&r);
+	qlen = get_int64(&r);
+	nitems = get_uint32(&r);
+	if (!r.ok)
+	{
+		ereport(WARNING,
+				(errmsg("lockbox: skipping a malformed access record in spool file \"%s\"",
+						file)));
+		return 0;
+	}
+	for (uint32 i = 0; i < nitems && r.ok; i++)
+	{
+		const char *relname = get_str(&r);
+		uint32		nreq = get_uint32(&r);
+
+		for (uint32 j = 0; j < Max(nreq, 1) && r.ok; j++)
+		{
+			int64		request_id = nreq > 0 ? get_int64(&r) : 0;
+			StringInfoData detail;
+			LockboxCall as_engineer = *call;
+
+			if (!r.ok)
+				break;
+			initStringInfo(&detail);
+			appendStringInfoChar(&detail, '{');
+			lockbox_json_str(&detail, "relation", relname);
+			lockbox_json_str(&detail, "command", command);
+			lockbox_json_str(&detail, "query", query);
+			if (*sha)
+			{
+				lockbox_json_raw(&detail, "query_length", psprintf(INT64_FORMAT, qlen));
+				lockbox_json_str(&detail, "query_sha256", sha);
+			}
+			if (h.outcome == LB_REFUSED)
+				lockbox_json_str(&detail, "reason", reason);
+			lockbox_json_raw(&detail, "pid", psprintf("%d", h.pid));
+			lockbox_json_raw(&detail, "statements", psprintf(INT64_FORMAT, g->count));
+			if (g->count > 1)
+				lockbox_json_raw(&detail, "last_at_usec",
+								 psprintf(INT64_FORMAT, g->lastat - g->first));
+			appendStringInfoChar(&detail, '}');
+
+			as_engineer.actor_name = engineer;
+			as_engineer.session_name = session_user_name;
+			as_engineer.now = g->first;
+			lockbox_audit(&as_engineer,
+						  h.outcome == LB_REFUSED ? "refused" : "access",
+						  request_id,
+						  request_id > 0 ? request_tenant(request_id) : NULL,
+						  detail.data);
+			rows++;
+		}
+	}
+	if (!r.ok)
+		ereport(WARNING,
+				(errmsg("lockbox: a malformed access record in spool file \"%s\" was audited in part",
+						file)));
+	pfree(g->record);
+	return rows;
+}
+
+/* Read len bytes at offset of an open file; false if they are not there. */
+static bool
+read_at(int fd, off_t offset, char *buf, size_t len)
+{
+	size_t		done = 0;
+
+	while (done < len)
+	{
+		ssize_t		n = pg_pread(fd, buf + done, len - done, offset + done);
+
+		if (n <= 0)
+			return false;
+		done += n;
+	}
+	return true;
+}
+
+/* Is a session still writing file (of this database)? */
+static bool
+file_is_live(const char *file)
+{
+	for (int i = 0; i < access_slot_count; i++)
+	{
+		AccessSlot *slot = &access_slots[i];
+		bool		live;
+
+		if (slot->dbid != MyDatabaseId)
+			continue;
+		SpinLockAcquire(&slot->mutex);
+		live = slot->dbid == MyDatabaseId && strcmp(slot->file, file) == 0;
+		SpinLockRelease(&slot->mutex);
+		if (live)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * Audit what one spool file holds from offset done on, up to limit bytes.
+ * Returns the new offset; *records counts what was read.
+ */
+static off_t
+ingest_file(LockboxCall *call, const char *dir, const char *file, off_t done,
+			off_t size, bool live, int64 *records)
+{
+	char		path[MAXPGPATH];
+	int			fd;
+	size_t		avail;
+	char	   *buf;
+	size_t		pos = 0;
+	RunGroup		g = {0};
+
+	snprintf(path, sizeof(path), "%s/%s", dir, file);
+	fd = OpenTransientFile(path, O_RDONLY | PG_BINARY);
+	if (fd < 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("lockbox: could not open spool file \"%s\": %m", path)));
+	avail = (size_t) Min(size - done, (off_t) INGEST_CHUNK);
+	buf = palloc(avail + 1);
+	if (!read_at(fd, done, buf, avail))
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("lockbox: could not read spool file \"%s\": %m", path)));
+
+	while (pos < avail)
+	{
+		uint32		len;
+		SpoolHeader h;
+
+		if (!record_ok(buf + pos, avail - pos, &len))
+		{
+			/* a record still being written, or the end of a chunk */
+			if (live || (avail < (size_t) (size - done)))
+				break;
+			ereport(WARNING,
+					(errmsg("lockbox: discarding %zu damaged bytes at the end of spool file \"%s\"",
+							avail - pos, path)));
+			pos = avail;
+			break;
+		}
+		memcpy(&h, buf + pos, sizeof(h));
+		if (h.kind == SPOOL_STATEMENT)
+		{
+			flush_group(call, &g, file);
+			g.active = true;
+			g.base = (uint64) (done + pos);
+			g.record = palloc(len);
+			memcpy(g.record, buf + pos, len);
+			g.first = g.lastat = h.at;
+			g.count = 1;
+		}
+		else if (g.active && g.base == h.base)
+		{
+			g.count++;
+			g.lastat = h.at;
+		}
+		else
+		{
+			/* a repeat of a statement read in an earlier pass */
+			SpoolHeader bh;
+			uint32		blen;
+			char	   *brec;
+
+			flush_group(call, &g, file);
+			if (h.base >= (uint64) (done + pos) ||
+				!read_at(fd, (off_t) h.base, (char *) &bh, sizeof(bh)) ||
+				bh.len < sizeof(bh) || bh.len > INGEST_CHUNK ||
+				(brec = palloc(bh.len), !read_at(fd, (off_t) h.base, brec, bh.len)) ||
+				!record_ok(brec, bh.len, &blen) ||
+				((SpoolHeader *) brec)->kind != SPOOL_STATEMENT)
+			{
+				ereport(WARNING,
+						(errmsg("lockbox: skipping a repeat record without its statement in spool file \"%s\"",
+								path)));
+			}
+			else
+			{
+				g.active = true;
+				g.base = h.base;
+				g.record = brec;
+				g.first = g.lastat = h.at;
+				g.count = 1;
+			}
+		}
+		pos += len;
+		(*records)++;
+	}
+	flush_group(call, &g, file);
+	CloseTransientFile(fd);
+	pfree(buf);
+	return done + (off_t) pos;
+}
+
+static int
+cmp_names(const void *a, const void *b)
+{
+	return strcmp(*(char *const *) a, *(char *const *) b);
+}
+
+/*
+ * Drain this database's spool into the audit, in the caller's transaction
+ * (between lockbox_enter and lockbox_leave).  Files whose sessions ended and
+ * that are fully audited are added to *finished, to be removed once the
+ * transaction committed.  Returns the number of records audited.
+ */
+int64
+lockbox_access_drain(LockboxCall *call, List **finished)
+{
+	static SPIPlanPtr progress_plan = NULL;
+	static SPIPlanPtr save_plan = NULL;
+	static SPIPlanPtr forget_plan = NULL;
+	char		dir[MAXPGPATH];
+	DIR		   *d;
+	struct dirent *de;
+	char	  **files = NULL;
+	int			nfiles = 0;
+	int			cap = 16;
+	int64		records = 0;
+	size_t		budget = INGEST_CHUNK;
+
+	spool_dir(MyDatabaseId, dir);
+
+	/* news from now on wakes the worker again */
+	for (int i = 0; i < access_slot_count; i++)
+		if (access_slots[i].dbid == MyDatabaseId)
+			pg_atomic_write_u32(&access_slots[i].announced, 0);
+	pg_memory_barrier();
+
+	d = AllocateDir(dir);
+	if (d == NULL && errno == ENOENT)
+		return 0;
+	files = palloc(sizeof(char *) * cap);
+	while ((de = ReadDir(d, dir)) != NULL)
+	{
+		if (de->d_name[0] == '.')
+			continue;
+		if (nfiles == cap)
+		{
+			cap *= 2;
+			files = repalloc(files, sizeof(char *) * cap);
+		}
+		files[nfiles++] = pstrdup(de->d_name);
+	}
+	FreeDir(d);
+	qsort(files, nfiles, sizeof(char *), cmp_names);
+
+	for (int i = 0; i < nfiles && budget > 0; i++)
+	{
+		char		path[MAXPGPATH];
+		struct stat st;
+		Oid			argtypes[2] = {TEXTOID, INT8OID};
+		Datum		values[2];
+		off_t		done = 0;
+		off_t		upto;
+		bool		live = file_is_live(files[i]);
+
+		snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
+		if (stat(path, &st) != 0)
+			continue;
+		values[0] = CStringGetTextDatum(files[i]);
+		lockbox_exec(&progress_plan,
+					 "SELECT done FROM lockbox.access_spool"
+					 " WHERE file OPERATOR(pg_catalog.=) $1",
+					 1, argtypes, values, NULL, 1);
+		if (SPI_processed > 0)
+		{
+			bool		isnull;
+
+			done = (off_t) DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+													   SPI_tuptable->tupdesc, 1, &isnull));
+		}
+		upto = done;
+		if (done < st.st_size)
+		{
+			off_t		limit = Min(st.st_size, done + (off_t) budget);
+
+			upto = ingest_file(call, dir, files[i], done, limit,
+							   live || limit < st.st_size, &records);
+			budget -= Min(budget, (size_t) (upto - done));
+			if (upto > done)
+			{
+				values[1] = Int64GetDatum((int64) upto);
+				lockbox_exec(&save_plan,
+							 "INSERT INTO lockbox.access_spool (file, done) VALUES ($1, $2)"
+							 " ON CONFLICT (file) DO UPDATE SET done = EXCLUDED.done",
+							 2, argtypes, values, NULL, 0);
+			}
+		}
+		if (!live && upto >= st.st_size)
+		{
+			MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+			*finished = lappend(*finished, pstrdup(path));
+			MemoryContextSwitchTo(old);
+		}
+	}
+
+	/* progress of files removed after an earlier pass */
+	lockbox_exec(&forget_plan, "SELECT file FROM lockbox.access_spool", 0, NULL,
+				 NULL, NULL, 0);
+	{
+		List	   *gone = NIL;
+		ListCell   *lc;
+		uint64		n = SPI_processed;
+		SPITupleTable *tt = SPI_tuptable;
+
+		for (uint64 i = 0; i < n; i++)
+		{
+			char	   *f = SPI_getvalue(tt->vals[i], tt->tupdesc, 1);
+			char		path[MAXPGPATH];
+			struct stat st;
+
+			snprintf(path, sizeof(path), "%s/%s", dir, f);
+			if (stat(path, &st) != 0 && errno == ENOENT)
+				gone = lappend(gone, f);
+		}
+		foreach(lc, gone)
+		{
+			static SPIPlanPtr delete_plan = NULL;
+			Oid			argtypes[1] = {TEXTOID};
+			Datum		values[1] = {CStringGetTextDatum((char *) lfirst(lc))};
+
+			lockbox_exec(&delete_plan,
+						 "DELETE FROM lockbox.access_spool WHERE file OPERATOR(pg_catalog.=) $1",
+						 1, argtypes, values, NULL, 0);
+		}
+	}
+	return records;
+}
+
+/* After the draining transaction committed: remove the finished files. */
+void
+lockbox_access_remove_finished(List *finished)
+{
+	ListCell   *lc;
+
+	foreach(lc, finished)
+	{
+		const char *path = (const char *) lfirst(lc);
+
+		if (unlink(path) != 0 && errno != ENOENT)
+			ereport(WARNING,
+					(errcode_for_file_access(),
+					 errmsg("lockbox: could not remove spool file \"%s\": %m", path)));
+	}
+}
+
+/* Spool files of this database the worker has yet to finish. */
+int
+lockbox_access_pending_files(void)
+{
+	char		dir[MAXPGPATH];
+	DIR		   *d;
+	struct dirent *de;
+	int			n = 0;
+
+	spool_dir(MyDatabaseId, dir);
+	d = AllocateDir(dir);
+	if (d == NULL)
+		return 0;
+	while ((de = ReadDir(d, dir)) != NULL)
+		if (de->d_name[0] != '.')
+			n++;
+	FreeDir(d);
+	return n;
+}

@@ -1,0 +1,383 @@
+# The access log: every engineer statement on protected data, allowed or
+# refused, recorded for every request covering it, and never lost.
+#
+# - attribution: one statement under two open requests (tenants A and B)
+#   is recorded for each; each tenant's approver sees their own row
+# - attempts: refused statements (write under read access, TRUNCATE, COPY
+#   FROM, LOCK, a table without a grant) are recorded with the reason
+# - nothing lost: while the worker's passes fail (its audit inserts are
+#   refused by a constraint), statements are run and rolled back (also in
+#   aborted subtransactions), sessions end, the engineer's backend, the
+#   worker and the postmaster are killed with SIGKILL, the server is stopped
+#   in immediate mode; once the worker can write again, every statement is
+#   in the access log exactly once for each request
+# - fail closed: when the record cannot be written, the statement is refused
+# - whole statements: the text up to lockbox.access_log_max_query, beyond it
+#   the prefix, the full length and its sha256
+# - the server log: one "LOCKBOX: {json}" line per event, as lockbox.log says
+# - anchors: the audit's heads in the server log and in notifications; a
+#   superuser's rewrite with every later hash recomputed passes
+#   lockbox_verify_audit() after a restart, and is named by the check
+#   against an anchor kept from a notification
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use JSON::PP;
+use Digest::SHA qw(sha256_hex);
+use Time::HiRes qw(usleep);
+
+my $node = PostgreSQL::Test::Cluster->new('access_log');
+$node->init;
+$node->append_conf(
+	'postgresql.conf', q{
+shared_preload_libraries = 'lockbox'
+restart_after_crash = on
+lockbox.anchor_interval = '1s'
+lockbox.access_log_max_query = '1kB'
+});
+$node->start;
+
+my $db = 'al';
+$node->safe_psql('postgres', "CREATE DATABASE $db");
+$node->safe_psql(
+	$db, q{
+CREATE EXTENSION lockbox;
+CREATE ROLE al_eng LOGIN IN ROLE lockbox_engineer;
+CREATE ROLE al_rev LOGIN IN ROLE lockbox_reviewer;
+CREATE ROLE al_app_a LOGIN IN ROLE lockbox_approver;
+CREATE ROLE al_app_b LOGIN IN ROLE lockbox_approver;
+CREATE ROLE al_aud LOGIN IN ROLE lockbox_auditor;
+SELECT lockbox_add_tenant('A');
+SELECT lockbox_add_tenant('B');
+SELECT lockbox_add_tenant('C');
+SELECT lockbox_add_approver('A', 'al_app_a');
+SELECT lockbox_add_approver('B', 'al_app_b');
+CREATE TABLE t (tenant text, v int);
+INSERT INTO t VALUES ('A', 1), ('B', 2), ('C', 3);
+CREATE TABLE u (v int);
+GRANT SELECT, UPDATE ON t, u TO lockbox_engineer;
+SELECT lockbox_protect('t', tenant_column => 'tenant');
+SELECT lockbox_protect('u', tenant => 'C');
+});
+
+sub sql { return $node->safe_psql($db, $_[0]); }
+
+sub as_role
+{
+	my ($role, $q) = @_;
+	return sql("SET SESSION AUTHORIZATION $role; $q");
+}
+
+# an engineer's statements, in a session of their own
+sub as_eng
+{
+	my ($q) = @_;
+	my ($ret, $out, $err) = $node->psql($db, $q,
+		extra_params => [ '-U', 'al_eng', '-v', 'ON_ERROR_STOP=0' ]);
+	return ($out, $err);
+}
+
+my $ra = as_role('al_eng',
+	q{SELECT lockbox_request('A', 'Invoices of A look wrong since Monday')});
+my $rb = as_role('al_eng',
+	q{SELECT lockbox_request('B', 'Invoices of B look wrong since Monday')});
+as_role('al_rev', "SELECT lockbox_approve($ra); SELECT lockbox_approve($rb)");
+as_role('al_app_a', "SELECT lockbox_approve($ra)");
+as_role('al_app_b', "SELECT lockbox_approve($rb)");
+
+# wait until the access log holds $want rows matching $cond
+sub wait_rows
+{
+	my ($cond, $want) = @_;
+	my $got;
+	for (1 .. 600)
+	{
+		$got = sql("SELECT count(*) FROM lockbox.access_log WHERE $cond");
+		return $got if $got == $want;
+		usleep(100_000);
+	}
+	return $got;
+}
+
+# ---------------------------------------------------------------------
+# Attribution: one statement, two covering requests
+# ---------------------------------------------------------------------
+my ($out) = as_eng('SELECT /* two */ count(*) FROM t');
+is($out, '2', 'the engineer reads the rows of both tenants');
+is(wait_rows("query LIKE '%/* two */%'", 2), 2,
+	'the statement is recorded for each covering request');
+is( sql(qq{SELECT string_agg(request_id || ':' || tenant || ':' || outcome, ',' ORDER BY tenant)
+	FROM lockbox.access_log WHERE query LIKE '%/* two */%'}),
+	"$ra:A:allowed,$rb:B:allowed",
+	'under request A for tenant A, under request B for tenant B');
+is( as_role('al_app_a',
+		q{SELECT string_agg(tenant, ',') FROM lockbox.access_log WHERE query LIKE '%/* two */%'}),
+	'A', "tenant A's approver sees A's row");
+is( as_role('al_app_b',
+		q{SELECT string_agg(tenant, ',') FROM lockbox.access_log WHERE query LIKE '%/* two */%'}),
+	'B', "tenant B's approver sees B's row");
+
+# ---------------------------------------------------------------------
+# Attempts
+# ---------------------------------------------------------------------
+my $err;
+(undef, $err) = as_eng(q{UPDATE t SET v = v /* write */});
+like($err, qr/read-only access/, 'a write under read access is refused');
+(undef, $err) = as_eng(q{TRUNCATE t /* truncate */});
+like($err, qr/TRUNCATE is not allowed/, 'TRUNCATE is refused');
+(undef, $err) = as_eng(q{COPY t FROM '/dev/null' /* copy */});
+like($err, qr/COPY FROM is not allowed/, 'COPY FROM is refused');
+(undef, $err) = as_eng(q{BEGIN; LOCK t /* lock */; COMMIT});
+like($err, qr/LOCK TABLE is not allowed/, 'LOCK is refused');
+(undef, $err) = as_eng(q{SELECT * FROM u /* nogrant */});
+like($err, qr/no approved access/, 'a table without a grant is refused');
+
+is(wait_rows(q{outcome = 'refused'}, 9), 9,
+	'each refused attempt is recorded (once per request held on the table; once without)');
+is( sql(q{SELECT string_agg(command, ',' ORDER BY command)
+	FROM lockbox.access_log WHERE outcome = 'refused' AND tenant = 'A'}),
+	'COPY FROM,LOCK TABLE,TRUNCATE,UPDATE',
+	"the attempts under A's grant are attributed to A");
+is( sql(q{SELECT reason FROM lockbox.access_log WHERE outcome = 'refused' AND command = 'UPDATE' LIMIT 1}),
+	'read-only access to table public.t', 'with the reason');
+is( sql(q{SELECT count(*) FROM lockbox.access_log
+	WHERE query LIKE '%/* nogrant */%' AND request_id IS NULL AND tenant IS NULL
+	  AND relation = 'public.u'}),
+	'1', 'an attempt without any grant is recorded without a request');
+is( as_role('al_app_a',
+		q{SELECT count(*) FROM lockbox.access_log WHERE query LIKE '%/* nogrant */%'}),
+	'0', 'which no tenant approver sees');
+is( as_role('al_aud',
+		q{SELECT count(*) FROM lockbox.access_log WHERE query LIKE '%/* nogrant */%'}),
+	'1', 'and the auditor does');
+is( as_role('al_rev',
+		q{SELECT count(*) FROM lockbox.access_log WHERE query LIKE '%/* nogrant */%'}),
+	'1', 'and the reviewer does');
+
+# ---------------------------------------------------------------------
+# Whole statements
+# ---------------------------------------------------------------------
+my $long = 'SELECT /* long ' . ('x' x 3000) . ' */ count(*) FROM t';
+as_eng($long);
+is(wait_rows(q{query LIKE '%/* long %'}, 2), 2, 'a long statement is recorded');
+is( sql(q{SELECT octet_length(query) || ',' || query_length || ',' || query_sha256
+	FROM lockbox.access_log WHERE query LIKE '%/* long %' LIMIT 1}),
+	'1024,' . length($long) . ',' . sha256_hex($long),
+	'beyond lockbox.access_log_max_query: the prefix, the full length and its sha256');
+
+# ---------------------------------------------------------------------
+# Nothing lost
+# ---------------------------------------------------------------------
+# Hold the worker's audit inserts of statements (its passes fail) while the
+# faults happen; then let it write, and count.
+sub hold
+{
+	sql(q{ALTER TABLE lockbox.audit_log ADD CONSTRAINT hold_access
+		  CHECK (event NOT IN ('access', 'refused')) NOT VALID});
+}
+sub release { sql(q{ALTER TABLE lockbox.audit_log DROP CONSTRAINT hold_access}); }
+
+sub statements
+{
+	my ($tag, $n) = @_;
+	return join('', map { "SELECT /* $tag $_ */ count(*) FROM t;\n" } 1 .. $n);
+}
+
+sub once_each
+{
+	my ($tag, $n, $what) = @_;
+	is(wait_rows("query LIKE '%/* $tag %'", 2 * $n), 2 * $n,
+		"$what: $n statements, each recorded for both requests");
+	is( sql(qq{SELECT count(*) FROM (SELECT query, request_id FROM lockbox.access_log
+		 WHERE query LIKE '%/* $tag %' GROUP BY 1, 2 HAVING count(*) > 1) d}),
+		'0', "$what: none twice");
+}
+
+my $worker_q = q{SELECT pid FROM pg_stat_activity
+	WHERE backend_type = 'lockbox worker' AND datname = 'al'};
+
+hold();
+# rolled back, in an aborted subtransaction, 300 distinct statements
+as_eng("BEGIN;\n" . statements('rb', 300) . "ROLLBACK;\n");
+as_eng("BEGIN; SAVEPOINT s;\n" . statements('sub', 20) . "ROLLBACK TO s; COMMIT;\n");
+sleep 1;
+is(sql(q{SELECT count(*) FROM lockbox.access_log WHERE query LIKE '%/* rb %'}),
+	'0', 'while the worker fails, nothing reaches the audit');
+ok(sql(q{SELECT worker_failures > 0 FROM lockbox.stats}) eq 't',
+	'the failing passes are counted');
+release();
+once_each('rb', 300, 'rollback, failing passes, session exit');
+once_each('sub', 20, 'aborted subtransaction');
+
+# kill -9 of the engineer's backend
+hold();
+{
+	my $h = $node->background_psql($db, extra_params => [ '-U', 'al_eng' ]);
+	$h->query_safe(statements('k9b', 50));
+	my $pid = $h->query_safe('SELECT pg_backend_pid()');
+	kill 'KILL', $pid;
+	eval { $h->quit; };
+}
+$node->poll_query_until('postgres', 'SELECT true') or die;
+release();
+once_each('k9b', 50, "kill -9 of the engineer's backend");
+
+# kill -9 of the worker, in the middle of failing passes
+hold();
+as_eng(statements('k9w', 50));
+{
+	my $wpid;
+	for (1 .. 100)
+	{
+		$wpid = sql($worker_q);
+		last if $wpid;
+		usleep(100_000);
+	}
+	kill 'KILL', $wpid;
+}
+$node->poll_query_until('postgres', 'SELECT true') or die;
+release();
+once_each('k9w', 50, 'kill -9 of the worker');
+
+# kill -9 of the postmaster the moment the session ended
+as_eng(statements('k9p', 400));
+{
+	my $pmpid = $node->{_pid};
+	$node->kill9;
+	# the postmaster gone, and its children after it
+	for (1 .. 100)
+	{
+		last unless kill 0, $pmpid;
+		usleep(100_000);
+	}
+	my $started = 0;
+	for (1 .. 50)
+	{
+		last if ($started = $node->start(fail_ok => 1));
+		usleep(200_000);
+	}
+	BAIL_OUT('the server did not start after kill -9 of the postmaster') unless $started;
+}
+once_each('k9p', 400, 'kill -9 of the postmaster');
+
+# immediate shutdown
+hold();
+as_eng(statements('imm', 100));
+$node->stop('immediate');
+$node->start;
+release();
+once_each('imm', 100, 'immediate shutdown');
+
+is(sql('SELECT ok FROM lockbox_verify_audit()'), 't', 'the audit verifies');
+
+# ---------------------------------------------------------------------
+# Fail closed
+# ---------------------------------------------------------------------
+my $dboid = sql("SELECT oid FROM pg_database WHERE datname = '$db'");
+my $spool = $node->data_dir . "/lockbox_spool/$dboid";
+chmod 0500, $spool or die "chmod $spool: $!";
+my ($o, $e) = as_eng('SELECT /* closed */ count(*) FROM t');
+chmod 0700, $spool;
+like($e, qr/could not record the statement in the access log/,
+	'a statement that cannot be recorded is refused');
+is($o, '', 'and does not run');
+
+# ---------------------------------------------------------------------
+# The server log
+# ---------------------------------------------------------------------
+my @lines = grep { /LOCKBOX: \{/ } split /\n/, slurp_file($node->logfile);
+my @events = map { /LOCKBOX: (\{.*\})$/ ? decode_json($1) : () } @lines;
+ok(scalar(grep { $_->{event} eq 'access' && $_->{request_id} } @events) >= 1,
+	'access events are in the server log');
+my ($refused) = grep { $_->{event} eq 'refused' } @events;
+ok($refused && $refused->{detail}{reason} && $refused->{hash} =~ /^[0-9a-f]{64}$/,
+	'refused events are, with the reason and the row hash');
+ok(scalar(grep { $_->{event} eq 'approve' } @events) >= 2,
+	'lifecycle events are');
+ok(scalar(grep { $_->{event} eq 'anchor' && @{ $_->{anchors} } >= 1 } @events) >= 1,
+	'the worker writes anchors');
+for my $ev (@events)
+{
+	next if $ev->{event} eq 'anchor';
+	my $row = sql("SELECT event || ',' || encode(hash, 'hex') FROM lockbox.audit_log WHERE seq = $ev->{seq}");
+	if ($row ne "$ev->{event},$ev->{hash}")
+	{
+		fail("log line of seq $ev->{seq} matches its audit row");
+		last;
+	}
+}
+pass('every log line matches its audit row');
+
+$node->append_conf('postgresql.conf', "lockbox.log = 'refused'");
+$node->reload;
+my $before = scalar(@lines);
+sql(q{SELECT lockbox_add_tenant('D')});
+as_eng(q{TRUNCATE t /* after */});
+wait_rows(q{query LIKE '%/* after */%'}, 2);
+@lines = grep { /LOCKBOX: \{/ } split /\n/, slurp_file($node->logfile);
+my @new = map { /LOCKBOX: (\{.*\})$/ ? decode_json($1) : () } @lines[ $before .. $#lines ];
+ok(!grep({ $_->{event} eq 'add_tenant' } @new), "lockbox.log = 'refused': no lifecycle lines");
+ok(scalar(grep { $_->{event} eq 'refused' } @new) == 2, "lockbox.log = 'refused': the refused ones");
+
+# ---------------------------------------------------------------------
+# Anchors
+# ---------------------------------------------------------------------
+my $rc = as_role('al_eng', q{SELECT lockbox_request('A', 'One more look at the invoices of A')});
+as_role('al_rev', "SELECT lockbox_approve($rc)");
+my $anchor = sql(qq{SELECT payload->'anchors' FROM lockbox.notification
+	WHERE request_id = $rc AND event = 'approval_requested' LIMIT 1});
+my $aseq = decode_json($anchor)->[0]{seq};
+is(sql("SELECT event FROM lockbox.audit_log WHERE seq = $aseq"), 'approve',
+	"the notification's anchor is the review's audit row");
+as_role('al_app_a', "SELECT lockbox_approve($rc)");
+as_eng('SELECT /* later */ count(*) FROM t');
+wait_rows(q{query LIKE '%/* later */%'}, 3);
+is(sql("SELECT ok FROM lockbox_verify_audit('$anchor')"), 't', 'the anchor verifies');
+
+my ($r, $so, $se) = $node->psql($db,
+	"SET session_replication_role = replica; UPDATE lockbox.audit_log SET detail = '{}' WHERE seq = $aseq");
+like($se, qr/append-only/, 'the audit stays append-only under session_replication_role = replica');
+
+# the attacker: rewrite the row, recompute every later hash as lockbox does
+sql(q{
+CREATE FUNCTION public.t_txt(s text) RETURNS bytea LANGUAGE sql AS $$
+  SELECT CASE WHEN s IS NULL THEN '\x01'::bytea
+	ELSE '\x00'::bytea || int4send(octet_length(s)) || convert_to(s, 'UTF8') END $$;
+CREATE FUNCTION public.t_hash(a lockbox.audit_log) RETURNS bytea LANGUAGE sql AS $$
+  SELECT sha256(convert_to('lockbox audit v1', 'UTF8')
+	|| int8send(coalesce(array_length(a.parents, 1), 0))
+	|| coalesce((SELECT string_agg(int8send(p.seq) || p.hash, ''::bytea ORDER BY p.seq)
+				   FROM lockbox.audit_log p WHERE p.seq = ANY (a.parents)), ''::bytea)
+	|| int8send(a.seq)
+	|| int8send(((extract(epoch FROM a.at) - 946684800) * 1000000)::bigint)
+	|| public.t_txt(a.session_user_name::text) || public.t_txt(a.actor::text)
+	|| public.t_txt(a.event)
+	|| CASE WHEN a.request_id IS NULL THEN '\x00'::bytea
+			ELSE '\x01'::bytea || int8send(a.request_id) END
+	|| public.t_txt(a.tenant) || public.t_txt(a.detail::text)) $$;
+});
+is(sql('SELECT count(*) FROM lockbox.audit_log a WHERE public.t_hash(a) <> a.hash'),
+	'0', "the attacker's hash function reproduces every row's hash");
+sql(qq{
+ALTER TABLE lockbox.audit_log DISABLE TRIGGER audit_log_append_only;
+UPDATE lockbox.audit_log SET detail = detail || '{"comment": "nothing to see"}' WHERE seq = $aseq;
+DO \$\$
+DECLARE r record;
+BEGIN
+  FOR r IN SELECT seq FROM lockbox.audit_log WHERE seq >= $aseq ORDER BY seq LOOP
+	UPDATE lockbox.audit_log a SET hash = public.t_hash(a) WHERE a.seq = r.seq;
+  END LOOP;
+END \$\$;
+ALTER TABLE lockbox.audit_log ENABLE ALWAYS TRIGGER audit_log_append_only;
+DROP FUNCTION public.t_hash(lockbox.audit_log);
+DROP FUNCTION public.t_txt(text);
+});
+$node->restart;
+is(sql('SELECT ok FROM lockbox_verify_audit()'), 't',
+	'after a restart, the rewrite passes the check without anchors');
+is(sql("SELECT ok || ',' || first_bad_seq FROM lockbox_verify_audit('$anchor')"),
+	"false,$aseq", 'the check against the kept anchor names the rewritten row');
+
+done_testing();
