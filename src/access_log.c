@@ -36,6 +36,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include "access/xlog.h"
 #include "catalog/pg_type.h"
 #include "common/cryptohash.h"
 #include "common/file_perm.h"
@@ -497,7 +498,20 @@ lockbox_access_allowed(const char *command, const char *query,
 {
 	int			code;
 
-	if (nitems == 0 || write_access(LB_ALLOWED, command, NULL, query, nitems, items))
+	if (nitems == 0)
+		return;
+
+	/*
+	 * A standby has no worker to audit the spool: refuse rather than run
+	 * unaudited.
+	 */
+	if (RecoveryInProgress())
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("cannot write the lockbox audit during recovery"),
+				 errdetail("Engineers' statements on protected tables run only where they can be audited."),
+				 errhint("Run the statement on the primary.")));
+	if (write_access(LB_ALLOWED, command, NULL, query, nitems, items))
 		return;
 	code = (errno == ENOSPC) ? ERRCODE_DISK_FULL : ERRCODE_INSUFFICIENT_RESOURCES;
 	ereport(ERROR,
@@ -519,6 +533,8 @@ lockbox_access_refused(const char *command, const char *query, Oid relid,
 	LockboxAccessItem item;
 	int			code;
 
+	if (RecoveryInProgress())
+		return;					/* (see lockbox_access_allowed) */
 	item.relid = relid;
 	item.nrequests = nrequests;
 	item.requests = requests;

@@ -155,6 +155,9 @@ my ($ret, $out, $err) = $node->psql('dst',
 	'SET SESSION AUTHORIZATION dr_eng; SELECT * FROM invoices');
 like($err, qr/ERROR:  .*lockbox.*invoices/,
 	'in dst the protected table still refuses an engineer without access');
+ok( $node->poll_query_until(
+		'dst', "SELECT count(*) FROM lockbox.audit_log WHERE event = 'refused'", '1'),
+	'the refused attempt is in the audit');
 my $old_tip = $node->safe_psql('dst', 'SELECT max(seq) FROM lockbox.audit_log');
 is(as_role('dst', 'dr_app1', "SELECT lockbox_approve($r3, 'restored and approved')"),
 	'approved', 'a restored pending request can be approved in dst');
@@ -190,7 +193,7 @@ ok( $node->poll_query_until(
 ($ok, $checked, $bad) = split /\|/,
   $node->safe_psql('dst', 'SELECT ok, rows_checked, first_bad_seq FROM lockbox_verify_audit()');
 is($ok, 't', 'the audit of dst verifies after new transitions');
-is($checked, $audit_rows + 4, 'with the four new rows (three transitions, one read)');
+is($checked, $audit_rows + 5, 'with the five new rows (a refused attempt, three transitions, one read)');
 
 # the source is untouched
 is($node->safe_psql('src', $queries{requests}), $before{requests},

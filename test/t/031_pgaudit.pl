@@ -73,6 +73,8 @@ my @audit = grep { /AUDIT: / } split /\n/, $log;
 ok(scalar(grep { /lockbox_request/ } @audit) >= 1,
 	"pgaudit logs the user's call of lockbox_request");
 ok(scalar(grep { /DROP TABLE scratch/ } @audit) >= 1, "pgaudit logs the user's DROP");
+# (the test's own queries of lockbox.audit name the tables behind the view)
+@audit = grep { !/FROM lockbox\.audit WHERE event IN/ } @audit;
 my @internal = grep { /lockbox\.(audit_log|request|decision|notification|notify_outbox|protected_table|access_spool|session_end|revocation|tenant|approver)\b/ } @audit;
 is(scalar(@internal), 0, "no AUDIT line names lockbox's internal tables")
   or diag(join("\n", @internal[ 0 .. ($#internal < 9 ? $#internal : 9) ]));
