@@ -15,6 +15,8 @@
 --                         reviewer's search_path
 --   role_switch_function  set_user() and the like, for engineers
 --   cross_tenant_fk       cascading foreign keys across tenants
+--   publication_lockbox_tables
+--                         publications of lockbox's own or protected tables
 --
 -- This file stands on its own: its roles, tenants, tables and schemas, all
 -- removed at the end.
@@ -297,6 +299,39 @@ ALTER TABLE pos_invoices DROP CONSTRAINT pos_invoices_customer,
 		REFERENCES pos_customers (tenant, id) ON DELETE CASCADE;
 SELECT object, ok, detail FROM lockbox.posture
  WHERE check_name = 'cross_tenant_fk' ORDER BY object;
+
+-- ---------------------------------------------------------------------
+-- publication_lockbox_tables: logical replication applies no row-level
+-- security, and lockbox's own tables are this database's history.  A
+-- publication FOR ALL TABLES publishes both; one of a partitioned protected
+-- table, its partitions; one of the application's other schema, neither.
+-- ---------------------------------------------------------------------
+CREATE SCHEMA pos_app;
+CREATE TABLE pos_app.items (id int PRIMARY KEY);
+SET client_min_messages = error;	-- (wal_level need not be logical here)
+CREATE PUBLICATION regress_pos_app FOR TABLES IN SCHEMA pos_app;
+RESET client_min_messages;
+SELECT object, ok, detail FROM lockbox.posture
+ WHERE check_name = 'publication_lockbox_tables' ORDER BY object;
+SET client_min_messages = error;
+CREATE PUBLICATION regress_pos_all FOR ALL TABLES;
+CREATE PUBLICATION regress_pos_orders FOR TABLE pos_orders;
+RESET client_min_messages;
+SELECT object, ok, detail FROM lockbox.posture
+ WHERE check_name = 'publication_lockbox_tables' ORDER BY object;
+-- lockbox's queues have a primary key: the worker's deletes from them are
+-- allowed although FOR ALL TABLES publishes them
+SELECT c.relname, c.relreplident, k.conname
+  FROM pg_class c
+  LEFT JOIN pg_constraint k ON k.conrelid = c.oid AND k.contype = 'p'
+ WHERE c.oid IN ('lockbox.notify_outbox'::regclass, 'lockbox.session_end'::regclass)
+ ORDER BY c.relname;
+DROP PUBLICATION regress_pos_all, regress_pos_orders;
+SELECT object, ok, detail FROM lockbox.posture
+ WHERE check_name = 'publication_lockbox_tables' ORDER BY object;
+DROP PUBLICATION regress_pos_app;
+DROP TABLE pos_app.items;
+DROP SCHEMA pos_app;
 
 -- ---------------------------------------------------------------------
 -- Clean-up: nothing left to report.

@@ -124,7 +124,9 @@ SELECT r.id AS request_id,
 --     that call lockbox's functions (search_path_writable);
 --   - role-switching functions engineers can execute (role_switch_function);
 --   - cascading foreign keys between protected tables that do not pair their
---     tenant columns (cross_tenant_fk).
+--     tenant columns (cross_tenant_fk);
+--   - publications that publish lockbox's own tables or protected tables
+--     (publication_lockbox_tables).
 -- Same columns and convention as in 1.0: one row per finding (ok = false), or
 -- one ok row per check that found nothing.  CREATE OR REPLACE keeps the
 -- view's privileges; it replaces only the extension's own view (PostgreSQL
@@ -444,6 +446,33 @@ sp_schema(setdatabase, setrole, who, pos, name) AS (
 	  FROM sp_entry e, caller
 	 WHERE e.name OPERATOR(pg_catalog.=) '$user' AND e.setrole OPERATOR(pg_catalog.=) 0
 ),
+-- each publication that publishes (FOR ALL TABLES, FOR TABLES IN SCHEMA or
+-- by name) lockbox's own tables, or protected tables, their partitions or
+-- inheritance children
+pub_rel(pubname, puballtables, own, protected) AS (
+	SELECT p.pubname, p.puballtables,
+		   pg_catalog.bool_or(own.objid IS NOT NULL),
+		   pg_catalog.string_agg(DISTINCT c.oid::pg_catalog.regclass::pg_catalog.text, ', '
+								 ORDER BY c.oid::pg_catalog.regclass::pg_catalog.text)
+			   FILTER (WHERE pr.rel IS NOT NULL)
+	  FROM pg_catalog.pg_publication p
+	  JOIN pg_catalog.pg_publication_tables pt
+		ON pt.pubname OPERATOR(pg_catalog.=) p.pubname
+	  JOIN pg_catalog.pg_namespace n ON n.nspname OPERATOR(pg_catalog.=) pt.schemaname
+	  JOIN pg_catalog.pg_class c ON c.relnamespace OPERATOR(pg_catalog.=) n.oid
+	   AND c.relname OPERATOR(pg_catalog.=) pt.tablename
+	  LEFT JOIN (SELECT d.objid FROM pg_catalog.pg_depend d, ext
+				  WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+					AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass
+					AND d.refobjid OPERATOR(pg_catalog.=) ext.oid
+					AND d.deptype OPERATOR(pg_catalog.=) 'e') own
+		ON own.objid OPERATOR(pg_catalog.=) c.oid
+	  LEFT JOIN prot_rel pr ON pr.rel OPERATOR(pg_catalog.=) c.oid
+	   AND pr.how IN (0, 1, 2)
+	 GROUP BY p.pubname, p.puballtables
+	HAVING pg_catalog.bool_or(own.objid IS NOT NULL)
+		OR pg_catalog.bool_or(pr.rel IS NOT NULL)
+),
 findings(check_name, object, detail) AS (
 	SELECT 'engineer_superuser', r.rolname::pg_catalog.text,
 		   'Engineer is a superuser: row-level security and lockbox do not apply.'
@@ -685,6 +714,27 @@ findings(check_name, object, detail) AS (
 	   AND NOT EXISTS (SELECT 1 FROM pg_catalog.generate_subscripts(k.conkey, 1) i
 						WHERE k.conkey[i] OPERATOR(pg_catalog.=) ta.attnum
 						  AND k.confkey[i] OPERATOR(pg_catalog.=) tb.attnum)
+	UNION ALL
+	-- logical replication applies no row-level security, and lockbox's
+	-- tables are this database's history (README, Replication)
+	SELECT 'publication_lockbox_tables', pr.pubname::pg_catalog.text,
+		   pg_catalog.format('Publication %I%s publishes %s.%s%s',
+			   pr.pubname,
+			   CASE WHEN pr.puballtables THEN ' (FOR ALL TABLES)' ELSE '' END,
+			   pg_catalog.concat_ws(' and ',
+				   CASE WHEN pr.own THEN 'lockbox''s own tables (schema lockbox)' END,
+				   CASE WHEN pr.protected IS NOT NULL
+						THEN pg_catalog.format('%s %s',
+							 CASE WHEN pr.protected OPERATOR(pg_catalog.~~) '%,%'
+								  THEN 'tables' ELSE 'table' END,
+							 pr.protected) END),
+			   CASE WHEN pr.own
+					THEN ' Their rows are this database''s requests, audit and queues, which belong to no other database: a subscriber cannot apply them.'
+					ELSE '' END,
+			   CASE WHEN pr.protected IS NOT NULL
+					THEN ' Logical replication does not apply row-level security: a subscriber receives every tenant''s rows, restricted there only where lockbox protects the table too.'
+					ELSE '' END)
+	  FROM pub_rel pr
 )
 SELECT f.check_name, f.object, false AS ok, f.detail FROM findings f
 UNION ALL
@@ -695,7 +745,7 @@ SELECT c.check_name, NULL, true, 'No finding.'
 			   ('policy_changed'), ('definer_view'), ('engineer_privileges'),
 			   ('definer_function'), ('definer_trigger'), ('definer_rule'),
 			   ('search_path_writable'), ('role_switch_function'),
-			   ('cross_tenant_fk')) AS c(check_name)
+			   ('cross_tenant_fk'), ('publication_lockbox_tables')) AS c(check_name)
  WHERE NOT EXISTS (SELECT 1 FROM findings f
 					WHERE f.check_name OPERATOR(pg_catalog.=) c.check_name);
 
@@ -1086,3 +1136,102 @@ CREATE FUNCTION lockbox.delivery(ids bigint[])
 REVOKE ALL ON FUNCTION lockbox.delivery(bigint[]) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION lockbox.delivery(bigint[]) TO lockbox_auditor;
 -- (end of the delivery section)
+
+-- Replica identity for lockbox's queues.  A FOR ALL TABLES publication
+-- publishes lockbox's tables too (PostgreSQL 15 cannot leave an extension's
+-- tables out of it), and PostgreSQL refuses a DELETE from a published table
+-- without a replica identity: the worker's deletes from these two queues
+-- failed, and each of its passes with them.  Every other lockbox table has a
+-- primary key.  (lockbox.posture's publication_lockbox_tables reports such a
+-- publication; README, Replication.)
+------------------------------------------------------------------------------
+ALTER TABLE lockbox.notify_outbox ADD PRIMARY KEY (notification_id);
+-- an engineer's sessions may be queued to end more than once
+ALTER TABLE lockbox.session_end
+	ADD COLUMN id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY;
+
+------------------------------------------------------------------------------
+-- Comments: every function and view of lockbox explains itself in \df+ and
+-- \dv+ (the settings do in pg_settings.extra_desc, see src/lockbox.c).  The
+-- pgTAP test test/comments.sql fails for a function or view of the
+-- extension without one.
+------------------------------------------------------------------------------
+-- the API (lockbox_revoke, lockbox_extend, lockbox_remove_tenant and
+-- lockbox_stats_reset are commented where they are created)
+COMMENT ON FUNCTION @extschema@.lockbox_request(text, text, regclass[], text, interval, text) IS
+	'An engineer asks for access to a tenant''s protected tables (every one protected for that tenant when tables is NULL), to read or write, for a duration (lockbox.default_access_duration when NULL, at most lockbox.max_access_duration), with a reason and an optional ticket. Returns the request''s id; the request waits for a reviewer (pending_review).';
+COMMENT ON FUNCTION @extschema@.lockbox_approve(bigint, text) IS
+	'A reviewer approves a request at stage 1 (never their own); one of the tenant''s approvers approves it at stage 2, or approves a pending extension of it. Returns the request''s new state.';
+COMMENT ON FUNCTION @extschema@.lockbox_deny(bigint, text) IS
+	'A reviewer (stage 1) or one of the tenant''s approvers (stage 2, or a pending extension) denies a request, with a reason. Returns the request''s new state.';
+COMMENT ON FUNCTION @extschema@.lockbox_cancel(bigint, text) IS
+	'The requester withdraws a request still pending review or approval, with an optional reason. Returns cancelled.';
+COMMENT ON FUNCTION @extschema@.lockbox_close(bigint, text) IS
+	'The requester ends an approved request''s access before its window ends, with an optional resolution. Returns closed.';
+COMMENT ON FUNCTION @extschema@.lockbox_add_tenant(text, boolean, integer) IS
+	'The extension owner registers a tenant: whether lockbox is on for it, and how many distinct approvers must approve each request.';
+COMMENT ON FUNCTION @extschema@.lockbox_set_enabled(text, boolean) IS
+	'One of the tenant''s approvers switches lockbox on or off for the tenant: while it is off, a reviewer''s approval grants access without stage 2 (the audit says why).';
+COMMENT ON FUNCTION @extschema@.lockbox_add_approver(text, regrole) IS
+	'The extension owner binds a role (a customer admin, or a group of them) to a tenant as its approver.';
+COMMENT ON FUNCTION @extschema@.lockbox_remove_approver(text, regrole) IS
+	'The extension owner unbinds an approver from a tenant.';
+COMMENT ON FUNCTION @extschema@.lockbox_protect(regclass, name, text) IS
+	'The extension owner protects a table: engineers reach its rows only under an approved, unexpired request. Give tenant_column (each row belongs to the tenant named there) or tenant (the whole table belongs to that tenant).';
+COMMENT ON FUNCTION @extschema@.lockbox_unprotect(regclass) IS
+	'The extension owner takes lockbox''s protection off a table: its policies and the privileges lockbox_protect gave lockbox_engineer.';
+COMMENT ON FUNCTION @extschema@.lockbox_verify_audit() IS
+	'Recomputes the hash of every audit row from its parents and content: ok, the rows checked, and the first bad seq when a row was changed, removed or inserted.';
+COMMENT ON FUNCTION @extschema@.lockbox_claim_notifications(integer) IS
+	'A delivery service (lockbox_auditor) claims up to max undelivered notifications; no two claimers get the same row.';
+COMMENT ON FUNCTION @extschema@.lockbox_ack_notification(bigint) IS
+	'A delivery service (lockbox_auditor) marks a notification it claimed as delivered.';
+
+-- lockbox's own helpers, in schema lockbox
+COMMENT ON FUNCTION lockbox.request_state(text, timestamptz, timestamptz, boolean, timestamptz) IS
+	'The state a request is in at a given time: a pending stage past its deadline is expired, an approved request with a recorded revocation revoked, one whose window has ended closed, whether or not the worker has acted yet. The one definition the views, the grants lookup, the messages and the worker use.';
+COMMENT ON FUNCTION lockbox.extension_state(text, text) IS
+	'The state of a request for more time, given its own state and its request''s (lockbox.request_state): a pending one whose access has ended has lapsed. For lockbox.extensions.';
+COMMENT ON FUNCTION lockbox.me() IS
+	'The OID of the calling role (current_user): lockbox''s views show a caller what is theirs.';
+COMMENT ON FUNCTION lockbox.sees_all() IS
+	'Whether the calling role has the privileges of lockbox_reviewer or lockbox_auditor, who see every request in lockbox''s views.';
+COMMENT ON FUNCTION lockbox.granted_keys(regclass, "char", anyelement) IS
+	'For lockbox''s policies: the tenant keys (in the tenant column''s type) of a protected table the calling engineer may reach now with the command (r read, w write), under approved, unexpired requests.';
+COMMENT ON FUNCTION lockbox.granted_table(regclass, "char") IS
+	'For lockbox''s policies on a table protected as wholly one tenant''s: whether the calling engineer may reach it now with the command (r read, w write).';
+COMMENT ON FUNCTION lockbox.policy_fingerprint(regclass) IS
+	'A fingerprint of the lockbox policies on a table, which lockbox.posture compares with the one lockbox_protect recorded (check policy_changed).';
+COMMENT ON FUNCTION lockbox.audit_log_append_only() IS
+	'Trigger function of lockbox.audit_log: refuses UPDATE, DELETE and TRUNCATE, for every role, so that the audit stays append-only.';
+COMMENT ON FUNCTION lockbox.on_sql_drop() IS
+	'Event trigger function (sql_drop): a protected table that is dropped leaves lockbox.protected_table, audited.';
+COMMENT ON FUNCTION lockbox.start_worker() IS
+	'Serve this database with a lockbox worker once the calling transaction commits. CREATE EXTENSION calls it; the extension owner may call it again.';
+COMMENT ON FUNCTION lockbox.run_deadlines(integer) IS
+	'One batch of the worker''s deadline step, run by hand (extension owner): completes recorded revocations, expires pending stages and closes ended windows whose deadline has passed. Returns how many requests it moved.';
+COMMENT ON FUNCTION lockbox.worker_status() IS
+	'The lockbox workers of the cluster: each database''s state, pid, last pass and next deadline, and the databases waiting for a slot. What lockbox.worker shows.';
+COMMENT ON FUNCTION lockbox.stats_counters() IS
+	'This database''s lockbox counters since they were reset, with the access queue''s depth now. What lockbox.stats shows.';
+
+-- the views (lockbox.stats and lockbox.access_log are commented where they
+-- are created)
+COMMENT ON VIEW lockbox.requests IS
+	'Requests, each with its state now (lockbox.request_state) and the end of its current pending stage: engineers see their own, approvers their tenants'', reviewers and auditors all.';
+COMMENT ON VIEW lockbox.active_access IS
+	'Access open now: engineer, tenant, tables, read or write, and when it ends. Engineers see their own, approvers their tenants'', reviewers and auditors all.';
+COMMENT ON VIEW lockbox.audit IS
+	'The tamper-evident audit of every lifecycle step and engineer statement, with each row''s hash (lockbox_verify_audit checks them). Shown to whom the requests are shown.';
+COMMENT ON VIEW lockbox.notifications IS
+	'Notifications to approvers, reviewers and requesters, with their JSON payload and when they were delivered (lockbox_claim_notifications, lockbox_ack_notification).';
+COMMENT ON VIEW lockbox.tenants IS
+	'Registered tenants: whether lockbox is on for each, how many approvals a request needs, and its approvers.';
+COMMENT ON VIEW lockbox.protected_tables IS
+	'Tables lockbox protects: by tenant column, or wholly one tenant''s.';
+COMMENT ON VIEW lockbox.posture IS
+	'Misconfigurations that would let someone around lockbox: one row per finding (ok false, naming the object), or one ok row per check that found nothing.';
+COMMENT ON VIEW lockbox.worker IS
+	'The lockbox workers of the cluster: each database''s worker, its state, last pass and next deadline (reviewers and auditors).';
+COMMENT ON VIEW lockbox.extensions IS
+	'Requests for more time on approved requests (lockbox_extend), with their state and approvals so far; shown to whom the requests are shown.';

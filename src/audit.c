@@ -179,7 +179,8 @@ lockbox_audit_init(void)
 							   check_log, assign_log, NULL);
 	DefineCustomIntVariable("lockbox.anchor_interval",
 							"How often the worker writes the audit heads (anchors) to the server log, when there are new audit rows.",
-							NULL,
+							"Each anchor is a LOG line with an audit row's seq and hash, which lockbox_verify_audit(anchors) checks later; "
+							"at least one second (1s), in a unit (1min, 30s) or milliseconds.",
 							&lockbox_anchor_interval, 60000, 1000, INT_MAX,
 							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
 }

@@ -393,6 +393,11 @@ lockbox_session_end_message(ErrorData *edata)
  * those whose request is still recorded as approved although its access has
  * ended (its window elapsed or a revocation is recorded, but a session holds
  * the request locked, so the deadline step skipped it).  Forget the queue.
+ * The latter are found again at every pass until the holder lets go (the
+ * worker retries every LOCKED_RETRY_MS): of those, only the sessions that
+ * began before the access ended (its window's end, or the revocation) are
+ * ended, so each is ended once, and a session the engineer opens afterwards,
+ * which that access cannot serve, is left alone.
  * Sessions of members of the engineer count, inheriting or not (SET ROLE
  * makes them the engineer); superusers' sessions are never ended.  Returns
  * how many sessions were signalled.
@@ -409,7 +414,10 @@ lockbox_end_sessions(void)
 	lockbox_exec(&plan,
 				 "WITH q AS (DELETE FROM lockbox.session_end"
 				 "           RETURNING engineer, request_id, except_pid),"
-				 "     held AS (SELECT r.requester AS engineer, r.id AS request_id, 0 AS except_pid"
+				 "     held AS (SELECT r.requester AS engineer, r.id AS request_id, 0 AS except_pid,"
+				 "                     LEAST(r.access_ends_at,"
+				 "                         (SELECT pg_catalog.min(v.revoked_at) FROM lockbox.revocation v"
+				 "                           WHERE v.request_id OPERATOR(pg_catalog.=) r.id)) AS ended_at"
 				 "                FROM lockbox.request r"
 				 "               WHERE $2 AND r.state OPERATOR(pg_catalog.=) 'approved'"
 				 "                 AND (r.access_ends_at OPERATOR(pg_catalog.<=) $1"
@@ -417,8 +425,10 @@ lockbox_end_sessions(void)
 				 "                 AND lockbox.request_state(r.state, r.deadline, r.access_ends_at,"
 				 "                         r.id IN (SELECT v.request_id FROM lockbox.revocation v),"
 				 "                         $1) OPERATOR(pg_catalog.<>) 'approved'),"
-				 "     e AS (SELECT q.engineer, q.request_id, q.except_pid FROM q"
-				 "           UNION ALL SELECT held.engineer, held.request_id, held.except_pid FROM held)"
+				 "     e AS (SELECT q.engineer, q.request_id, q.except_pid,"
+				 "                  NULL::pg_catalog.timestamptz AS ended_at FROM q"
+				 "           UNION ALL SELECT held.engineer, held.request_id, held.except_pid,"
+				 "                  held.ended_at FROM held)"
 				 " SELECT DISTINCT ON (a.pid) a.pid, e.request_id,"
 				 "        CASE WHEN r.state OPERATOR(pg_catalog.=) 'revoked'"
 				 "               OR r.id IN (SELECT v.request_id FROM lockbox.revocation v) THEN 'r'"
@@ -427,6 +437,8 @@ lockbox_end_sessions(void)
 				 "   FROM pg_catalog.pg_stat_activity a"
 				 "   JOIN e ON pg_catalog.pg_has_role(a.usesysid, e.engineer::pg_catalog.oid, 'MEMBER')"
 				 "         AND a.pid OPERATOR(pg_catalog.<>) e.except_pid"
+				 "         AND (e.ended_at IS NULL"
+				 "              OR a.backend_start OPERATOR(pg_catalog.<) e.ended_at)"
 				 "   LEFT JOIN lockbox.request r ON r.id OPERATOR(pg_catalog.=) e.request_id"
 				 "  WHERE a.datname OPERATOR(pg_catalog.=) pg_catalog.current_database()"
 				 "    AND a.backend_type OPERATOR(pg_catalog.=) 'client backend'"

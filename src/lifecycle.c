@@ -561,9 +561,9 @@ resolve_tables(FunctionCallInfo fcinfo, Oid caller, const char *tenant,
 			ereport(ERROR,
 					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 					 errmsg("permission denied to request lockbox access"),
-					 errdetail("Role \"%s\" owns protected table %s, or holds its owner's privileges; row-level security does not apply to owners.",
+					 errdetail("Role \"%s\" owns protected table \"%s\", or holds its owner's privileges; row-level security does not apply to owners.",
 							   lockbox_role_name(caller),
-							   lockbox_relname(p->relid)),
+							   get_rel_name(p->relid)),
 					 errhint("Engineers must not own the tables they are kept from.")));
 	}
 
@@ -621,11 +621,17 @@ resolve_tables(FunctionCallInfo fcinfo, Oid caller, const char *tenant,
 				if (p->relid == relid)
 					ok = covers(p, tenant);
 			}
+			if (!ok && get_rel_name(relid) == NULL)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("table with OID %u is not protected for tenant \"%s\"",
+								relid, tenant),
+						 errhint("See lockbox.protected_tables.")));
 			if (!ok)
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("table %s is not protected for tenant \"%s\"",
-								lockbox_relname(relid),
+						 errmsg("table \"%s\" is not protected for tenant \"%s\"",
+								get_rel_name(relid),
 								tenant),
 						 errhint("See lockbox.protected_tables.")));
 			for (int j = 0; j < noids; j++)
@@ -683,11 +689,11 @@ refuse_uncovered_cascades(ArrayType *tables)
 
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("write access to table %s would also change protected table %s",
-						lockbox_relname(referenced), lockbox_relname(referencing)),
-				 errdetail("Foreign key %s of table %s cascades changes from table %s.",
-						   quote_identifier(conname), lockbox_relname(referencing),
-						   lockbox_relname(referenced)),
+				 errmsg("write access to table \"%s\" would also change protected table \"%s\"",
+						get_rel_name(referenced), get_rel_name(referencing)),
+				 errdetail("Foreign key constraint \"%s\" of table \"%s\" cascades changes from table \"%s\".",
+						   conname, get_rel_name(referencing),
+						   get_rel_name(referenced)),
 				 errhint("Include table %s in the request's tables.",
 						 lockbox_relname(referencing))));
 	}
@@ -750,7 +756,7 @@ lockbox_request(PG_FUNCTION_ARGS)
 				 errmsg("permission denied to request lockbox access"),
 				 errdetail("Role \"%s\" has BYPASSRLS, which lockbox cannot restrict.",
 						   lockbox_role_name(caller)),
-				 errhint("ALTER ROLE %s NOBYPASSRLS;",
+				 errhint("Take it away with ALTER ROLE %s NOBYPASSRLS.",
 						 quote_identifier(lockbox_role_name(caller)))));
 
 	/* a group role of lockbox's own would share the access with every member */

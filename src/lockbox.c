@@ -265,38 +265,46 @@ _PG_init(void)
 
 	DefineCustomStringVariable("lockbox.review_timeout",
 							   "How long a request may wait for a reviewer (stage 1).",
-							   "Any positive interval; fixed for a request when its stage starts.",
+							   "A request no reviewer approves or denies within this time expires. "
+							   "Any positive interval, in a unit (12h, 30min, 90s) or as an interval ('12 hours'); "
+							   "the deadline is fixed when the stage starts, so a change applies to requests entering stage 1 afterwards.",
 							   &review_timeout_string, "12h",
 							   PGC_SIGHUP, 0,
 							   check_duration, assign_review_timeout, show_review_timeout);
 	DefineCustomStringVariable("lockbox.approval_timeout",
 							   "How long a request may wait for the customer's approvers (stage 2).",
-							   "Any positive interval; fixed for a request when its stage starts.",
+							   "A request the tenant's approvers do not approve within this time expires. "
+							   "Any positive interval, in a unit (12h, 30min, 90s) or as an interval ('12 hours'); "
+							   "the deadline is fixed when the stage starts, so a change applies to requests entering stage 2 afterwards.",
 							   &approval_timeout_string, "12h",
 							   PGC_SIGHUP, 0,
 							   check_duration, assign_approval_timeout, show_approval_timeout);
 	DefineCustomStringVariable("lockbox.default_access_duration",
 							   "Access window of a request that names no duration.",
-							   NULL,
+							   "Any positive interval, at most lockbox.max_access_duration. "
+							   "The window starts when the request is approved and is fixed then.",
 							   &default_access_duration_string, "4h",
 							   PGC_SIGHUP, 0,
 							   check_default_duration, assign_default_access_duration,
 							   show_default_access_duration);
 	DefineCustomStringVariable("lockbox.max_access_duration",
 							   "Longest access window a request may ask for.",
-							   NULL,
+							   "A request asking for a longer window is refused (SQLSTATE 22023). "
+							   "Any positive interval, at least lockbox.default_access_duration.",
 							   &max_access_duration_string, "8h",
 							   PGC_SIGHUP, 0,
 							   check_max_duration, assign_max_access_duration,
 							   show_max_access_duration);
 	DefineCustomIntVariable("lockbox.min_reason_length",
 							"Shortest accepted reason, in characters after trimming.",
-							NULL,
+							"Applies to the reasons of lockbox_request, lockbox_deny, lockbox_revoke and lockbox_extend; "
+							"a shorter one, after trimming white space, is refused (SQLSTATE 22023).",
 							&lockbox_min_reason_length, 10, 1, LOCKBOX_MAX_TEXT,
 							PGC_SIGHUP, 0, NULL, NULL, NULL);
 	DefineCustomBoolVariable("lockbox.terminate_sessions",
 							 "End an engineer's sessions when their access ends.",
-							 NULL,
+							 "When on, the database's lockbox worker ends an engineer's open sessions within a second of their access ending "
+							 "(window elapsed, closed or revoked). Off or on, their statements on protected tables are refused from then on.",
 							 &lockbox_terminate_sessions, true,
 							 PGC_SIGHUP, 0, NULL, NULL, NULL);
 

@@ -238,6 +238,7 @@ lockbox_protect(PG_FUNCTION_ARGS)
 	Form_pg_class cls;
 	bool		rls_was_on;
 	char	   *rel;
+	char	   *relname;
 	char	   *read_qual;
 	char	   *write_qual;
 	char	   *granted;
@@ -262,18 +263,19 @@ lockbox_protect(PG_FUNCTION_ARGS)
 				 errmsg("relation with OID %u does not exist", relid)));
 	cls = (Form_pg_class) GETSTRUCT(tup);
 	rel = lockbox_relname(relid);
+	relname = pstrdup(NameStr(cls->relname));
 	if (cls->relkind != RELKIND_RELATION && cls->relkind != RELKIND_PARTITIONED_TABLE)
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-				 errmsg("\"%s\" is not a table", rel)));
+				 errmsg("\"%s\" is not a table", relname)));
 	if (cls->relpersistence == RELPERSISTENCE_TEMP)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("temporary table %s cannot be protected", rel)));
+				 errmsg("temporary table \"%s\" cannot be protected", relname)));
 	if (!pg_class_ownercheck(relid, GetUserId()))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("permission denied to protect table %s", rel),
+				 errmsg("permission denied to protect table \"%s\"", relname),
 				 errdetail("Only the table's owner or a superuser may put it under lockbox.")));
 	rls_was_on = cls->relrowsecurity;
 	ReleaseSysCache(tup);
@@ -285,7 +287,8 @@ lockbox_protect(PG_FUNCTION_ARGS)
 		if (attnum == InvalidAttrNumber || attnum < 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_UNDEFINED_COLUMN),
-					 errmsg("column \"%s\" of table %s does not exist", column, rel)));
+					 errmsg("column \"%s\" of relation \"%s\" does not exist",
+							column, relname)));
 		keytype = get_atttype(relid, attnum);
 		if (type_is_collatable(keytype))
 		{
@@ -298,16 +301,16 @@ lockbox_protect(PG_FUNCTION_ARGS)
 			if (OidIsValid(collation) && !get_collation_isdeterministic(collation))
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("column \"%s\" of table %s has a nondeterministic collation",
-								column, rel),
+						 errmsg("column \"%s\" of table \"%s\" has a nondeterministic collation",
+								column, relname),
 						 errdetail("Under it, different tenant names can compare equal, and an engineer would see another tenant's rows."),
 						 errhint("Give the tenant column a deterministic collation, such as \"C\".")));
 		}
 		if (!supported_key_type(keytype))
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("column \"%s\" of table %s has type %s, which lockbox cannot use as a tenant key",
-							column, rel, format_type_be(keytype)),
+					 errmsg("column \"%s\" of table \"%s\" has type %s, which lockbox cannot use as a tenant key",
+							column, relname, format_type_be(keytype)),
 					 errhint("Tenant columns may be smallint, integer, bigint, text, varchar or uuid.")));
 	}
 
@@ -327,7 +330,7 @@ lockbox_protect(PG_FUNCTION_ARGS)
 		if (SPI_processed > 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_DUPLICATE_OBJECT),
-					 errmsg("table %s is already protected by lockbox", rel)));
+					 errmsg("table \"%s\" is already protected by lockbox", relname)));
 	}
 
 	/* row-level security, keeping every other role's view as it was */
@@ -540,11 +543,11 @@ lockbox_protect_utility_done(void)
 			continue;
 		ereport(ERROR,
 				(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
-				 errmsg("cannot drop or change the lockbox policies of protected table %s",
-						lockbox_relname(relid)),
+				 errmsg("cannot drop or change the lockbox policies of protected table \"%s\"",
+						get_rel_name(relid)),
 				 errdetail("Without them as lockbox made them, engineers would reach other tenants' rows of the table: row-level security stays on with the privileges lockbox gave lockbox_engineer."),
-				 errhint("Take the table out of lockbox first: SELECT lockbox_unprotect('%s');",
-						 lockbox_relname(relid))));
+				 errhint("Take the table out of lockbox first, with SELECT lockbox_unprotect(%s).",
+						 quote_literal_cstr(lockbox_relname(relid)))));
 	}
 	list_free(rels);
 	list_free(engineer_rels);
@@ -572,11 +575,11 @@ refuse_rls_off(AlterTableStmt *stmt)
 		if (OidIsValid(relid) && lockbox_is_protected(relid))
 			ereport(ERROR,
 					(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
-					 errmsg("cannot disable row-level security on protected table %s",
-							lockbox_relname(relid)),
+					 errmsg("cannot disable row-level security on protected table \"%s\"",
+							get_rel_name(relid)),
 					 errdetail("Lockbox's policies keep engineers to their tenants only while row-level security is on."),
-					 errhint("Take the table out of lockbox first: SELECT lockbox_unprotect('%s');",
-							 lockbox_relname(relid))));
+					 errhint("Take the table out of lockbox first, with SELECT lockbox_unprotect(%s).",
+							 quote_literal_cstr(lockbox_relname(relid)))));
 	}
 }
 
@@ -619,8 +622,9 @@ lockbox_protect_utility(Node *node)
 				(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
 				 errmsg("cannot drop extension lockbox while tables are protected"),
 				 errdetail("Protected tables: %s.", names.data),
-				 errhint("Take each table out of lockbox first, e.g. SELECT lockbox_unprotect('%s');",
-						 SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2))));
+				 errhint("Take each table out of lockbox first, for example with SELECT lockbox_unprotect(%s).",
+						 quote_literal_cstr(SPI_getvalue(SPI_tuptable->vals[0],
+														 SPI_tuptable->tupdesc, 2)))));
 	}
 	lockbox_leave(&call);
 }
@@ -649,7 +653,7 @@ lockbox_unprotect(PG_FUNCTION_ARGS)
 	if (!pg_class_ownercheck(relid, GetUserId()))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("permission denied to unprotect table %s", rel),
+				 errmsg("permission denied to unprotect table \"%s\"", get_rel_name(relid)),
 				 errdetail("Only the table's owner or a superuser may take it out of lockbox.")));
 
 	lockbox_enter(&call);
@@ -663,7 +667,7 @@ lockbox_unprotect(PG_FUNCTION_ARGS)
 	if (SPI_processed == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("table %s is not protected by lockbox", rel)));
+				 errmsg("table \"%s\" is not protected by lockbox", get_rel_name(relid))));
 	rls_was_on = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
 											SPI_tuptable->tupdesc, 1, &isnull));
 	tenant = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);

@@ -12,6 +12,7 @@
 #include "miscadmin.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/lsyscache.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
 
@@ -286,7 +287,7 @@ lockbox_add_approver(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("role \"%s\" is not a member of lockbox_approver",
 						lockbox_role_name(role)),
-				 errhint("GRANT lockbox_approver TO %s;",
+				 errhint("Grant it the role first, with GRANT lockbox_approver TO %s.",
 						 quote_identifier(lockbox_role_name(role)))));
 	if (is_bound(tenant, role))
 		ereport(ERROR,
@@ -463,10 +464,10 @@ lockbox_remove_tenant(PG_FUNCTION_ARGS)
 
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("cannot remove tenant \"%s\": table %s is protected for it",
-						tenant, lockbox_relname(relid)),
+				 errmsg("cannot remove tenant \"%s\": table \"%s\" is protected for it",
+						tenant, get_rel_name(relid)),
 				 errdetail("The whole table belongs to the tenant."),
-				 errhint("Take the table out of lockbox first: SELECT lockbox_unprotect(%s);",
+				 errhint("Take the table out of lockbox first, with SELECT lockbox_unprotect(%s).",
 						 quote_literal_cstr(lockbox_relname(relid)))));
 	}
 

@@ -5,10 +5,8 @@
  *
  * The launcher (one, started with the server once recovery has finished,
  * connected to no database) starts one worker per database in which the
- * extension is created.  It learns of databases three ways: by scanning
- * pg_database when it starts and every LAUNCHER_RESCAN_SECS (a worker
- * started for a database without the extension finds that out and exits),
- * and by being woken when CREATE EXTENSION lockbox commits.
+ * extension is created, and visits no other database (see "The launcher"
+ * below for how it finds them).
  *
  * A database worker sleeps on its latch and is woken by the transactions
  * that need it at their commit.  Each pass runs in transactions of its own.
@@ -31,7 +29,12 @@
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
+#include "access/genam.h"
+#include "catalog/dependency.h"
+#include "catalog/pg_authid.h"
 #include "catalog/pg_database.h"
+#include "catalog/pg_namespace.h"
+#include "catalog/pg_shdepend.h"
 #include "commands/dbcommands.h"
 #include "commands/defrem.h"
 #include "commands/extension.h"
@@ -52,6 +55,7 @@
 #include "tcop/utility.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
@@ -67,8 +71,12 @@ PG_FUNCTION_INFO_V1(lockbox_stats_reset);
 
 PGDLLEXPORT void lockbox_launcher_main(Datum main_arg);
 PGDLLEXPORT void lockbox_db_worker_main(Datum main_arg);
+PGDLLEXPORT void lockbox_scan_main(Datum main_arg);
 
+/* how often the launcher reads pg_database (in its own process) */
 #define LAUNCHER_RESCAN_SECS	10
+/* lockbox databases remembered while no slot is free for them */
+#define LOCKBOX_MAX_WAITING		256
 /* how long a worker stopped for a database command stays off */
 #define PAUSE_SECS				5
 /* notifications relayed per transaction */
@@ -89,7 +97,8 @@ typedef enum DbWorkerState
 	DBW_STARTING,				/* launcher registered it */
 	DBW_RUNNING,				/* serving */
 	DBW_ABSENT,					/* no lockbox in that database */
-	DBW_PAUSED					/* stopped for a database command */
+	DBW_PAUSED,					/* stopped for a database command */
+	DBW_BLOCKED					/* no background worker slot: retried */
 } DbWorkerState;
 
 typedef struct DbWorker
@@ -98,7 +107,8 @@ typedef struct DbWorker
 	DbWorkerState state;
 	pid_t		pid;
 	Latch	   *latch;
-	TimestampTz retry_after;	/* DBW_PAUSED: start again after */
+	TimestampTz retry_after;	/* DBW_PAUSED, DBW_BLOCKED: start again after */
+	TimestampTz wanted_at;		/* when it was last asked for */
 	TimestampTz last_pass;
 	TimestampTz next_deadline;	/* DT_NOEND: none */
 } DbWorker;
@@ -110,10 +120,20 @@ typedef struct DbStats
 	pg_atomic_uint64 counters[LB_COUNTERS];
 } DbStats;
 
+/* a database with lockbox that has no slot in dbs[] (all taken) */
+typedef struct WaitingDb
+{
+	Oid			dbid;
+	bool		logged;			/* "not served" is in the log already */
+} WaitingDb;
+
 typedef struct WorkerShared
 {
 	LWLock	   *lock;
 	Latch	   *launcher_latch;
+	bool		scanned;		/* lockbox_scan_main filled dbs[] */
+	int			nwaiting;
+	WaitingDb	waiting[LOCKBOX_MAX_WAITING];
 	DbWorker	dbs[LOCKBOX_MAX_DATABASES];
 	DbStats		stats[LOCKBOX_MAX_DATABASES];	/* goes with dbs[i] */
 } WorkerShared;
@@ -131,6 +151,16 @@ static bool wake_worker_pending = false;
 /* earliest deadline this transaction created */
 static TimestampTz created_deadline = DT_NOEND;
 static bool start_worker_pending = false;
+
+/*
+ * Database commands of this transaction the launcher must hear of: a
+ * database created from a template with lockbox, or allowed connections
+ * again (the launcher reads pg_shdepend again), a database dropped, lockbox
+ * dropped here.
+ */
+static bool rescan_at_commit = false;
+static Oid	dropping_db = InvalidOid;
+static bool dropping_lockbox = false;	/* DROP EXTENSION lockbox */
 
 /* ---------------------------------------------------------------------
  * Shared memory
@@ -186,11 +216,136 @@ find_db(Oid dbid, bool create)
 		memset(free_slot, 0, sizeof(DbWorker));
 		free_slot->dbid = dbid;
 		free_slot->state = DBW_WANTED;
+		free_slot->wanted_at = GetCurrentTimestamp();
 		free_slot->next_deadline = DT_NOEND;
 		stats_reset(&worker_shared->stats[free_slot - worker_shared->dbs]);
 		return free_slot;
 	}
 	return NULL;
+}
+
+/* ---------------------------------------------------------------------
+ * Which databases are served (the caller holds the lock, exclusively to
+ * change anything)
+ * ---------------------------------------------------------------------
+ */
+static bool
+slot_available(Oid dbid)
+{
+	for (int i = 0; i < LOCKBOX_MAX_DATABASES; i++)
+	{
+		DbWorker   *w = &worker_shared->dbs[i];
+
+		if (w->state == DBW_FREE || w->dbid == dbid)
+			return true;
+	}
+	return false;
+}
+
+static void
+forget_waiting(Oid dbid)
+{
+	for (int i = 0; i < worker_shared->nwaiting; i++)
+	{
+		if (worker_shared->waiting[i].dbid != dbid)
+			continue;
+		worker_shared->nwaiting--;
+		memmove(&worker_shared->waiting[i], &worker_shared->waiting[i + 1],
+				(worker_shared->nwaiting - i) * sizeof(WaitingDb));
+		return;
+	}
+}
+
+/*
+ * Serve database dbid, which has lockbox: a slot of its own (a new one is
+ * DBW_WANTED), else a place in the waiting list until a slot frees.  logged:
+ * the caller has said already that it is not served.  Returns its slot, or
+ * NULL when it waits.
+ */
+static DbWorker *
+want_db(Oid dbid, bool logged)
+{
+	DbWorker   *w = find_db(dbid, true);
+
+	if (w != NULL)
+	{
+		forget_waiting(dbid);
+		return w;
+	}
+	for (int i = 0; i < worker_shared->nwaiting; i++)
+		if (worker_shared->waiting[i].dbid == dbid)
+			return NULL;
+	if (worker_shared->nwaiting < LOCKBOX_MAX_WAITING)
+	{
+		worker_shared->waiting[worker_shared->nwaiting].dbid = dbid;
+		worker_shared->waiting[worker_shared->nwaiting].logged = logged;
+		worker_shared->nwaiting++;
+	}
+	return NULL;
+}
+
+/*
+ * The connectable databases where lockbox is created, as pg_shdepend (a
+ * shared catalog) tells any backend connected to a database: the install
+ * script grants USAGE on schema lockbox to lockbox_engineer, a dependency
+ * recorded there with the database's OID (deptype 'a', classid
+ * pg_namespace, refclassid pg_authid), dropped with the extension's schema
+ * and copied by CREATE DATABASE from a template that has it.  A database
+ * where lockbox_engineer was granted USAGE on a schema by hand, without
+ * lockbox, is listed too: its worker finds no lockbox there and exits, once.
+ * only_db: that database only, connectable or not (InvalidOid: every
+ * connectable one).  In a transaction.
+ */
+static List *
+lockbox_grant_databases(Oid only_db)
+{
+	List	   *result = NIL;
+	Oid			engineer = get_role_oid("lockbox_engineer", true);
+	Relation	rel;
+	ScanKeyData key[2];
+	SysScanDesc scan;
+	HeapTuple	tup;
+
+	if (!OidIsValid(engineer))
+		return NIL;
+	rel = table_open(SharedDependRelationId, AccessShareLock);
+	ScanKeyInit(&key[0], Anum_pg_shdepend_refclassid, BTEqualStrategyNumber,
+				F_OIDEQ, ObjectIdGetDatum(AuthIdRelationId));
+	ScanKeyInit(&key[1], Anum_pg_shdepend_refobjid, BTEqualStrategyNumber,
+				F_OIDEQ, ObjectIdGetDatum(engineer));
+	scan = systable_beginscan(rel, SharedDependReferenceIndexId, true,
+							  NULL, 2, key);
+	while ((tup = systable_getnext(scan)) != NULL)
+	{
+		Form_pg_shdepend dep = (Form_pg_shdepend) GETSTRUCT(tup);
+		HeapTuple	dbtup;
+		bool		connectable = false;
+
+		if (dep->classid != NamespaceRelationId ||
+			dep->deptype != SHARED_DEPENDENCY_ACL ||
+			(OidIsValid(only_db) && dep->dbid != only_db) ||
+			list_member_oid(result, dep->dbid))
+			continue;
+		dbtup = SearchSysCache1(DATABASEOID, ObjectIdGetDatum(dep->dbid));
+		if (HeapTupleIsValid(dbtup) && OidIsValid(only_db))
+		{
+			connectable = true;
+			ReleaseSysCache(dbtup);
+		}
+		else if (HeapTupleIsValid(dbtup))
+		{
+			Form_pg_database db = (Form_pg_database) GETSTRUCT(dbtup);
+
+			connectable = db->datallowconn &&
+				db->datconnlimit != DATCONNLIMIT_INVALID_DB;
+			ReleaseSysCache(dbtup);
+		}
+		if (connectable)
+			result = lappend_oid(result, dep->dbid);
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return result;
 }
 
 /* Wake this database's worker; false when none runs. */
@@ -228,35 +383,73 @@ lockbox_deadline_created(TimestampTz deadline)
 		created_deadline = deadline;
 }
 
+/*
+ * At commit, tell the launcher what changed: this database has lockbox now
+ * (CREATE EXTENSION), a database was created from a template with lockbox,
+ * one was dropped, or lockbox was dropped here (its worker, woken, exits).
+ */
+static void
+launcher_xact_commit(void)
+{
+	bool		wake_launcher = false;
+
+	LWLockAcquire(worker_shared->lock, LW_EXCLUSIVE);
+	if (start_worker_pending)
+	{
+		DbWorker   *w = want_db(MyDatabaseId, true);
+
+		if (w != NULL && w->pid == 0 &&
+			(w->state == DBW_ABSENT || w->state == DBW_PAUSED ||
+			 w->state == DBW_BLOCKED))
+			w->state = DBW_WANTED;
+		if (w != NULL)
+			w->wanted_at = GetCurrentTimestamp();
+		wake_launcher = true;
+	}
+	if (rescan_at_commit)
+	{
+		worker_shared->scanned = false;
+		wake_launcher = true;
+	}
+	if (OidIsValid(dropping_db))
+	{
+		DbWorker   *w = find_db(dropping_db, false);
+
+		/* its slot is free for a database that waits */
+		if (w != NULL && w->pid == 0)
+			w->state = DBW_FREE;
+		forget_waiting(dropping_db);
+		wake_launcher = true;
+	}
+	if (dropping_lockbox)
+		forget_waiting(MyDatabaseId);
+	if (wake_launcher && worker_shared->launcher_latch != NULL)
+		SetLatch(worker_shared->launcher_latch);
+	LWLockRelease(worker_shared->lock);
+}
+
 void
 lockbox_worker_xact(XactEvent event)
 {
 	if (event == XACT_EVENT_COMMIT && worker_shared != NULL &&
-		(wake_worker_pending || start_worker_pending ||
-		 created_deadline != DT_NOEND))
+		(wake_worker_pending || created_deadline != DT_NOEND))
 	{
 		DbWorker   *w;
 		Latch	   *latch = NULL;
-		bool		wake_launcher = false;
 
-		LWLockAcquire(worker_shared->lock, LW_EXCLUSIVE);
-		w = find_db(MyDatabaseId, start_worker_pending);
+		LWLockAcquire(worker_shared->lock, LW_SHARED);
+		w = find_db(MyDatabaseId, false);
 		if (w != NULL && w->state == DBW_RUNNING && w->latch != NULL &&
 			(wake_worker_pending || created_deadline < w->next_deadline))
 			latch = w->latch;
-		else if (w != NULL && start_worker_pending &&
-				 (w->state == DBW_ABSENT || w->state == DBW_PAUSED ||
-				  w->state == DBW_WANTED))
-		{
-			w->state = DBW_WANTED;
-			wake_launcher = true;
-		}
-		if (wake_launcher && worker_shared->launcher_latch != NULL)
-			SetLatch(worker_shared->launcher_latch);
 		if (latch != NULL)
 			SetLatch(latch);
 		LWLockRelease(worker_shared->lock);
 	}
+	if (event == XACT_EVENT_COMMIT && worker_shared != NULL &&
+		(start_worker_pending || rescan_at_commit ||
+		 OidIsValid(dropping_db) || dropping_lockbox))
+		launcher_xact_commit();
 	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
 		event == XACT_EVENT_PREPARE || event == XACT_EVENT_PARALLEL_ABORT ||
 		event == XACT_EVENT_PARALLEL_COMMIT)
@@ -264,6 +457,9 @@ lockbox_worker_xact(XactEvent event)
 		wake_worker_pending = false;
 		start_worker_pending = false;
 		created_deadline = DT_NOEND;
+		rescan_at_commit = false;
+		dropping_db = InvalidOid;
+		dropping_lockbox = false;
 	}
 }
 
@@ -274,8 +470,22 @@ lockbox_worker_xact(XactEvent event)
 Datum
 lockbox_start_worker(PG_FUNCTION_ARGS)
 {
+	bool		full = false;
+
 	start_worker_pending = true;
 	wake_worker_pending = true;
+	if (worker_shared != NULL)
+	{
+		LWLockAcquire(worker_shared->lock, LW_SHARED);
+		full = !slot_available(MyDatabaseId);
+		LWLockRelease(worker_shared->lock);
+	}
+	if (full)
+		ereport(WARNING,
+				(errmsg("lockbox serves at most %d databases; database \"%s\" is not served",
+						LOCKBOX_MAX_DATABASES, get_database_name(MyDatabaseId)),
+				 errdetail("Access here still ends on time, but pending requests do not expire and engineers' sessions are not ended until a worker serves this database."),
+				 errhint("Drop the extension in a database that does not use it; this database is served as soon as a slot frees.")));
 	PG_RETURN_VOID();
 }
 
@@ -454,16 +664,23 @@ lockbox_worker_utility(Node *node)
 	{
 		case T_DropdbStmt:
 			dbname = ((DropdbStmt *) node)->dbname;
+			dropping_db = get_database_oid(dbname, true);
 			break;
 		case T_CreatedbStmt:
 			/* CREATE DATABASE copies template1 unless it names a template */
 			dbname = option_value(((CreatedbStmt *) node)->options, "template");
 			if (dbname == NULL)
 				dbname = "template1";
+			/* a copy of a template with lockbox has lockbox */
+			if (OidIsValid(get_database_oid(dbname, true)) &&
+				lockbox_grant_databases(get_database_oid(dbname, true)) != NIL)
+				rescan_at_commit = true;
 			break;
 		case T_AlterDatabaseStmt:
 			if (option_value(((AlterDatabaseStmt *) node)->options, "tablespace"))
 				dbname = ((AlterDatabaseStmt *) node)->dbname;
+			if (option_value(((AlterDatabaseStmt *) node)->options, "allow_connections"))
+				rescan_at_commit = true;
 			break;
 		case T_RenameStmt:
 			if (((RenameStmt *) node)->renameType == OBJECT_DATABASE)
@@ -471,7 +688,15 @@ lockbox_worker_utility(Node *node)
 			break;
 		case T_DropStmt:
 			if (((DropStmt *) node)->removeType == OBJECT_EXTENSION)
+			{
+				ListCell   *lc;
+
 				wake_worker_pending = true; /* it exits when lockbox is gone */
+				foreach(lc, ((DropStmt *) node)->objects)
+					if (IsA(lfirst(lc), String) &&
+						strcmp(strVal(lfirst(lc)), "lockbox") == 0)
+						dropping_lockbox = true;
+			}
 			break;
 		default:
 			break;
@@ -531,6 +756,108 @@ lockbox_worker_init(void)
 	RegisterBackgroundWorker(&worker);
 }
 
+/* ---------------------------------------------------------------------
+ * The launcher
+ *
+ * It serves the databases where lockbox is created and visits no other.
+ * Connected to no database, it can read pg_database (a nailed shared
+ * catalog), but not pg_shdepend: a backend without a database cannot build
+ * the relation cache entry of a catalog that is not nailed ("cannot read
+ * pg_class without having selected a database").  So when it starts, it
+ * starts one short-lived "lockbox scan" worker, connected to one database,
+ * that reads the databases with lockbox from pg_shdepend (see
+ * lockbox_grant_databases) into shared memory, and exits.  From then on it
+ * learns of changes from the backends that make them, at commit: CREATE
+ * EXTENSION lockbox (lockbox.start_worker()), DROP EXTENSION (the worker
+ * exits and its slot frees), DROP DATABASE (the slot frees), CREATE
+ * DATABASE from a template with lockbox and ALTER DATABASE ...
+ * ALLOW_CONNECTIONS (a new scan).  It reads pg_database itself every
+ * LAUNCHER_RESCAN_SECS, without starting anything, to forget databases that
+ * are gone and to name databases in its messages.
+ *
+ * Databases with lockbox beyond LOCKBOX_MAX_DATABASES wait for a slot, and a
+ * worker the postmaster has no background worker slot for is tried again
+ * every RESTART_MS: each is logged once, when it starts waiting, and once
+ * when it is served after all.
+ * ---------------------------------------------------------------------
+ */
+typedef struct DbName
+{
+	Oid			dbid;
+	char		name[NAMEDATALEN];
+} DbName;
+
+static List *db_names = NIL;	/* connectable databases, from the last read */
+static List *warned_start = NIL;	/* "could not start a worker" logged */
+static BackgroundWorkerHandle *scan_handle = NULL;
+static TimestampTz scan_retry = 0;
+static bool scan_warned = false;
+
+/* Read the connectable databases and their names from pg_database. */
+static void
+read_databases(void)
+{
+	Relation	rel;
+	TableScanDesc scan;
+	HeapTuple	tup;
+	MemoryContext caller = CurrentMemoryContext;
+
+	list_free_deep(db_names);
+	db_names = NIL;
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	rel = table_open(DatabaseRelationId, AccessShareLock);
+	scan = table_beginscan_catalog(rel, 0, NULL);
+	while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
+	{
+		Form_pg_database db = (Form_pg_database) GETSTRUCT(tup);
+		MemoryContext old;
+		DbName	   *d;
+
+		if (!db->datallowconn || db->datconnlimit == DATCONNLIMIT_INVALID_DB)
+			continue;
+		old = MemoryContextSwitchTo(TopMemoryContext);
+		d = palloc(sizeof(DbName));
+		d->dbid = db->oid;
+		strlcpy(d->name, NameStr(db->datname), NAMEDATALEN);
+		db_names = lappend(db_names, d);
+		MemoryContextSwitchTo(old);
+	}
+	table_endscan(scan);
+	table_close(rel, AccessShareLock);
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	MemoryContextSwitchTo(caller);
+}
+
+/* the database's name, as of the last read; NULL when not connectable */
+static const char *
+db_name(Oid dbid)
+{
+	ListCell   *lc;
+
+	foreach(lc, db_names)
+	{
+		DbName	   *d = (DbName *) lfirst(lc);
+
+		if (d->dbid == dbid)
+			return d->name;
+	}
+	return NULL;
+}
+
+static const char *
+db_name_or_oid(Oid dbid)
+{
+	static char buf[32];
+	const char *name = db_name(dbid);
+
+	if (name != NULL)
+		return name;
+	snprintf(buf, sizeof(buf), "%u", dbid);
+	return buf;
+}
+
 static bool
 start_db_worker(Oid dbid)
 {
@@ -544,7 +871,8 @@ start_db_worker(Oid dbid)
 	worker.bgw_restart_time = BGW_NEVER_RESTART;
 	snprintf(worker.bgw_library_name, BGW_MAXLEN, "lockbox");
 	snprintf(worker.bgw_function_name, BGW_MAXLEN, "lockbox_db_worker_main");
-	snprintf(worker.bgw_name, BGW_MAXLEN, "lockbox worker for database %u", dbid);
+	snprintf(worker.bgw_name, BGW_MAXLEN, "lockbox worker for database %s",
+			 db_name_or_oid(dbid));
 	snprintf(worker.bgw_type, BGW_MAXLEN, "lockbox worker");
 	worker.bgw_main_arg = ObjectIdGetDatum(dbid);
 	worker.bgw_notify_pid = MyProcPid;
@@ -552,94 +880,220 @@ start_db_worker(Oid dbid)
 	return RegisterDynamicBackgroundWorker(&worker, &handle);
 }
 
-/* ---------------------------------------------------------------------
- * The launcher
- * ---------------------------------------------------------------------
+/*
+ * Is the scan running?  (While it does, it holds a background worker slot
+ * the database workers may need: they start once it is done.)
  */
-static List *
-connectable_databases(void)
+static bool
+scan_running(TimestampTz now)
 {
-	List	   *result = NIL;
-	Relation	rel;
-	TableScanDesc scan;
-	HeapTuple	tup;
-	MemoryContext caller = CurrentMemoryContext;
+	pid_t		pid;
 
+	if (scan_handle == NULL)
+		return false;
+	if (GetBackgroundWorkerPid(scan_handle, &pid) != BGWH_STOPPED)
+		return true;
+	pfree(scan_handle);
+	scan_handle = NULL;
+	/* it failed (its database dropped, say): again in a moment */
+	LWLockAcquire(worker_shared->lock, LW_SHARED);
+	if (!worker_shared->scanned)
+		scan_retry = TimestampTzPlusMilliseconds(now, RESTART_MS);
+	LWLockRelease(worker_shared->lock);
+	return false;
+}
+
+/*
+ * Start the scan of pg_shdepend when one is due: in a database that is
+ * likely there and idle (postgres, else template1, else any).
+ */
+static void
+start_scan(TimestampTz now)
+{
+	BackgroundWorker worker;
+	Oid			dbid = InvalidOid;
+	ListCell   *lc;
+	MemoryContext old;
+	bool		registered;
+
+	if (scan_running(now))
+		return;
+	LWLockAcquire(worker_shared->lock, LW_SHARED);
+	if (worker_shared->scanned || now < scan_retry)
+	{
+		LWLockRelease(worker_shared->lock);
+		return;
+	}
+	LWLockRelease(worker_shared->lock);
+
+	foreach(lc, db_names)
+	{
+		DbName	   *d = (DbName *) lfirst(lc);
+
+		if (strcmp(d->name, "postgres") == 0)
+			dbid = d->dbid;
+		else if (strcmp(d->name, "template1") == 0 && !OidIsValid(dbid))
+			dbid = d->dbid;
+	}
+	if (!OidIsValid(dbid) && db_names != NIL)
+		dbid = ((DbName *) linitial(db_names))->dbid;
+	if (!OidIsValid(dbid))
+		return;					/* no database to serve */
+
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS |
+		BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = BGW_NEVER_RESTART;
+	snprintf(worker.bgw_library_name, BGW_MAXLEN, "lockbox");
+	snprintf(worker.bgw_function_name, BGW_MAXLEN, "lockbox_scan_main");
+	snprintf(worker.bgw_name, BGW_MAXLEN, "lockbox scan of databases");
+	snprintf(worker.bgw_type, BGW_MAXLEN, "lockbox scan");
+	worker.bgw_main_arg = ObjectIdGetDatum(dbid);
+	worker.bgw_notify_pid = MyProcPid;
+
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	registered = RegisterDynamicBackgroundWorker(&worker, &scan_handle);
+	MemoryContextSwitchTo(old);
+	if (registered)
+	{
+		if (scan_warned)
+			ereport(LOG,
+					(errmsg("lockbox started its scan of databases")));
+		scan_warned = false;
+		return;
+	}
+	scan_handle = NULL;
+	scan_retry = TimestampTzPlusMilliseconds(now, RESTART_MS);
+	if (!scan_warned)
+		ereport(WARNING,
+				(errmsg("lockbox could not start its scan of databases"),
+				 errdetail("No background worker slot is free; it is tried again every second, without another message."),
+				 errhint("Raise max_worker_processes, as the README's section on the worker explains.")));
+	scan_warned = true;
+}
+
+/*
+ * The scan: read the databases with lockbox from pg_shdepend and serve
+ * them (a slot each, or a place in the waiting list).
+ */
+void
+lockbox_scan_main(Datum main_arg)
+{
+	List	   *dbs;
+	ListCell   *lc;
+
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+	BackgroundWorkerInitializeConnectionByOid(DatumGetObjectId(main_arg),
+											  InvalidOid, 0);
+	pgstat_report_appname("lockbox scan");
+
+	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
-	rel = table_open(DatabaseRelationId, AccessShareLock);
-	scan = table_beginscan_catalog(rel, 0, NULL);
-	while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
-	{
-		Form_pg_database db = (Form_pg_database) GETSTRUCT(tup);
-		MemoryContext old;
+	pgstat_report_activity(STATE_RUNNING, "lockbox: reading the databases with lockbox");
+	dbs = lockbox_grant_databases(InvalidOid);
 
-		if (!db->datallowconn || db->datconnlimit == DATCONNLIMIT_INVALID_DB)
-			continue;
-		old = MemoryContextSwitchTo(caller);
-		result = lappend_oid(result, db->oid);
-		MemoryContextSwitchTo(old);
+	LWLockAcquire(worker_shared->lock, LW_EXCLUSIVE);
+	foreach(lc, dbs)
+	{
+		if (find_db(lfirst_oid(lc), false) == NULL)
+			(void) want_db(lfirst_oid(lc), false);
 	}
-	table_endscan(scan);
-	table_close(rel, AccessShareLock);
+	worker_shared->scanned = true;
+	if (worker_shared->launcher_latch != NULL)
+		SetLatch(worker_shared->launcher_latch);
+	LWLockRelease(worker_shared->lock);
+
 	PopActiveSnapshot();
 	CommitTransactionCommand();
-	return result;
+	pgstat_report_activity(STATE_IDLE, NULL);
+	proc_exit(0);
+}
+
+/* a message for a database, logged after the launcher releases its lock */
+typedef struct DbMessage
+{
+	Oid			dbid;
+	int			kind;
+} DbMessage;
+
+#define MSG_NOT_SERVED	1
+#define MSG_SERVED		2
+#define MSG_UNINSTALLED	3
+
+static List *
+add_message(List *messages, Oid dbid, int kind)
+{
+	DbMessage  *m = palloc(sizeof(DbMessage));
+
+	m->dbid = dbid;
+	m->kind = kind;
+	return lappend(messages, m);
 }
 
 static void
-launcher_pass(bool rescan)
+launcher_pass(void)
 {
-	List	   *dbs = NIL;
 	List	   *to_start = NIL;
+	List	   *messages = NIL;
 	ListCell   *lc;
 	TimestampTz now = GetCurrentTimestamp();
+	bool		scanning = scan_running(now);
 
-	/* about to start a worker: make sure its database is still there */
-	if (!rescan)
-	{
-		LWLockAcquire(worker_shared->lock, LW_SHARED);
-		for (int i = 0; i < LOCKBOX_MAX_DATABASES && !rescan; i++)
-		{
-			DbWorker   *w = &worker_shared->dbs[i];
-
-			rescan = (w->pid == 0 &&
-					  (w->state == DBW_WANTED ||
-					   (w->state == DBW_PAUSED && now >= w->retry_after)));
-		}
-		LWLockRelease(worker_shared->lock);
-	}
-	if (rescan)
-		dbs = connectable_databases();
+	/* (a slot asked for after this read may be for a database it missed) */
+	read_databases();
 
 	LWLockAcquire(worker_shared->lock, LW_EXCLUSIVE);
-	if (rescan)
-	{
-		/* forget databases that are gone, learn new ones */
-		for (int i = 0; i < LOCKBOX_MAX_DATABASES; i++)
-		{
-			DbWorker   *w = &worker_shared->dbs[i];
-
-			if (w->state != DBW_FREE && !list_member_oid(dbs, w->dbid) &&
-				w->pid == 0)
-				w->state = DBW_FREE;
-		}
-		foreach(lc, dbs)
-		{
-			if (find_db(lfirst_oid(lc), false) == NULL &&
-				find_db(lfirst_oid(lc), true) == NULL)
-				ereport(LOG,
-						(errmsg("lockbox serves at most %d databases; database %u is not served",
-								LOCKBOX_MAX_DATABASES, lfirst_oid(lc))));
-		}
-	}
+	/*
+	 * Free the slots of databases that are gone, and of those where lockbox
+	 * is no longer installed (their worker found that out and exited).
+	 */
 	for (int i = 0; i < LOCKBOX_MAX_DATABASES; i++)
 	{
 		DbWorker   *w = &worker_shared->dbs[i];
 
-		if (w->state == DBW_PAUSED && w->pid == 0 && now >= w->retry_after)
+		if (w->state == DBW_FREE || w->pid != 0)
+			continue;
+		if (w->state == DBW_ABSENT)
+		{
+			messages = add_message(messages, w->dbid, MSG_UNINSTALLED);
+			w->state = DBW_FREE;
+		}
+		else if (db_name(w->dbid) == NULL && w->wanted_at < now)
+			w->state = DBW_FREE;
+		if (w->state == DBW_FREE)
+			warned_start = list_delete_oid(warned_start, w->dbid);
+	}
+	/* databases waiting for a slot: gone ones forgotten, the next served */
+	for (int i = worker_shared->nwaiting - 1; i >= 0; i--)
+		if (db_name(worker_shared->waiting[i].dbid) == NULL)
+			forget_waiting(worker_shared->waiting[i].dbid);
+	while (worker_shared->nwaiting > 0 && slot_available(InvalidOid))
+	{
+		WaitingDb	first = worker_shared->waiting[0];
+
+		(void) want_db(first.dbid, false);
+		if (first.logged)
+			messages = add_message(messages, first.dbid, MSG_SERVED);
+	}
+	for (int i = 0; i < worker_shared->nwaiting; i++)
+	{
+		if (!worker_shared->waiting[i].logged)
+			messages = add_message(messages, worker_shared->waiting[i].dbid,
+								   MSG_NOT_SERVED);
+		worker_shared->waiting[i].logged = true;
+	}
+	/* workers to start: new, back from a pause, or waiting for a slot */
+	for (int i = 0; i < LOCKBOX_MAX_DATABASES; i++)
+	{
+		DbWorker   *w = &worker_shared->dbs[i];
+
+		if ((w->state == DBW_PAUSED || w->state == DBW_BLOCKED) &&
+			w->pid == 0 && now >= w->retry_after)
 			w->state = DBW_WANTED;
-		if (w->state == DBW_WANTED && w->pid == 0)
+		if (w->state == DBW_WANTED && w->pid == 0 && !scanning)
 		{
 			w->state = DBW_STARTING;
 			to_start = lappend_oid(to_start, w->dbid);
@@ -647,31 +1101,71 @@ launcher_pass(bool rescan)
 	}
 	LWLockRelease(worker_shared->lock);
 
+	foreach(lc, messages)
+	{
+		DbMessage  *m = (DbMessage *) lfirst(lc);
+
+		if (m->kind == MSG_NOT_SERVED)
+			ereport(LOG,
+					(errmsg("lockbox serves at most %d databases; database \"%s\" is not served",
+							LOCKBOX_MAX_DATABASES, db_name_or_oid(m->dbid)),
+					 errhint("Drop the extension in a database that does not use it; this database is served as soon as a slot frees.")));
+		else if (m->kind == MSG_SERVED)
+			ereport(LOG,
+					(errmsg("lockbox serves database \"%s\" now that a slot is free",
+							db_name_or_oid(m->dbid))));
+		else if (db_name(m->dbid) != NULL)
+			ereport(LOG,
+					(errmsg("lockbox does not serve database \"%s\": the extension is not installed there",
+							db_name(m->dbid))));
+	}
+	list_free_deep(messages);
+
 	foreach(lc, to_start)
 	{
-		if (!start_db_worker(lfirst_oid(lc)))
-		{
-			DbWorker   *w;
+		Oid			dbid = lfirst_oid(lc);
+		DbWorker   *w;
 
-			ereport(WARNING,
-					(errmsg("lockbox could not start a worker for database %u",
-							lfirst_oid(lc)),
-					 errhint("Raise max_worker_processes.")));
-			LWLockAcquire(worker_shared->lock, LW_EXCLUSIVE);
-			w = find_db(lfirst_oid(lc), false);
-			if (w != NULL && w->state == DBW_STARTING)
-				w->state = DBW_WANTED;
-			LWLockRelease(worker_shared->lock);
+		if (start_db_worker(dbid))
+		{
+			if (list_member_oid(warned_start, dbid))
+				ereport(LOG,
+						(errmsg("lockbox started the worker for database \"%s\"",
+								db_name_or_oid(dbid))));
+			warned_start = list_delete_oid(warned_start, dbid);
+			continue;
 		}
+		if (!list_member_oid(warned_start, dbid))
+		{
+			MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+			warned_start = lappend_oid(warned_start, dbid);
+			MemoryContextSwitchTo(old);
+			ereport(WARNING,
+					(errmsg("lockbox could not start a worker for database \"%s\"",
+							db_name_or_oid(dbid)),
+					 errdetail("No background worker slot is free; it is tried again every second, without another message."),
+					 errhint("Raise max_worker_processes: lockbox needs one for its launcher and one per database where it is created, as the README's section on the worker explains.")));
+		}
+		LWLockAcquire(worker_shared->lock, LW_EXCLUSIVE);
+		w = find_db(dbid, false);
+		if (w != NULL && w->state == DBW_STARTING && w->pid == 0)
+		{
+			w->state = DBW_BLOCKED;
+			w->retry_after = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+														 RESTART_MS);
+		}
+		LWLockRelease(worker_shared->lock);
 	}
-	list_free(dbs);
 	list_free(to_start);
+
+	start_scan(now);
 }
 
 void
 lockbox_launcher_main(Datum main_arg)
 {
-	TimestampTz next_scan = 0;
+	MemoryContext passcxt;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
@@ -681,6 +1175,8 @@ lockbox_launcher_main(Datum main_arg)
 
 	LWLockAcquire(worker_shared->lock, LW_EXCLUSIVE);
 	worker_shared->launcher_latch = MyLatch;
+	/* read pg_shdepend (again, after a launcher restart) */
+	worker_shared->scanned = false;
 	/* after a launcher restart, workers that were starting must be retried */
 	for (int i = 0; i < LOCKBOX_MAX_DATABASES; i++)
 		if (worker_shared->dbs[i].state == DBW_STARTING &&
@@ -688,11 +1184,13 @@ lockbox_launcher_main(Datum main_arg)
 			worker_shared->dbs[i].state = DBW_WANTED;
 	LWLockRelease(worker_shared->lock);
 
+	passcxt = AllocSetContextCreate(TopMemoryContext, "lockbox launcher pass",
+									ALLOCSET_DEFAULT_SIZES);
 	for (;;)
 	{
-		TimestampTz now = GetCurrentTimestamp();
-		bool		rescan = (now >= next_scan);
-		long		timeout;
+		MemoryContext old;
+		long		timeout = LAUNCHER_RESCAN_SECS * 1000L;
+		TimestampTz now;
 
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
@@ -701,22 +1199,25 @@ lockbox_launcher_main(Datum main_arg)
 			ProcessConfigFile(PGC_SIGHUP);
 		}
 
-		launcher_pass(rescan);
-		if (rescan)
-			next_scan = TimestampTzPlusMilliseconds(now, LAUNCHER_RESCAN_SECS * 1000);
+		old = MemoryContextSwitchTo(passcxt);
+		launcher_pass();
+		MemoryContextSwitchTo(old);
+		MemoryContextReset(passcxt);
 
-		timeout = Max(1, TimestampDifferenceMilliseconds(GetCurrentTimestamp(), next_scan));
-		/* paused workers come back once their pause is over */
+		/* paused or blocked workers, and a failed scan, come back in time */
+		now = GetCurrentTimestamp();
 		LWLockAcquire(worker_shared->lock, LW_SHARED);
 		for (int i = 0; i < LOCKBOX_MAX_DATABASES; i++)
 		{
 			DbWorker   *w = &worker_shared->dbs[i];
 
-			if (w->state == DBW_PAUSED)
+			if (w->state == DBW_PAUSED || w->state == DBW_BLOCKED)
 				timeout = Min(timeout,
-							  Max(1, TimestampDifferenceMilliseconds(GetCurrentTimestamp(),
-																	 w->retry_after)));
+							  Max(1, TimestampDifferenceMilliseconds(now, w->retry_after)));
 		}
+		if (!worker_shared->scanned && scan_handle == NULL)
+			timeout = Min(timeout,
+						  Max(1, TimestampDifferenceMilliseconds(now, scan_retry)));
 		LWLockRelease(worker_shared->lock);
 
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
@@ -1095,7 +1596,8 @@ lockbox_db_worker_main(Datum main_arg)
  * ---------------------------------------------------------------------
  */
 static const char *const state_names[] = {
-	"free", "starting", "starting", "running", "not installed", "paused"
+	"free", "starting", "starting", "running", "not installed", "paused",
+	"waiting for a background worker slot"
 };
 
 Datum
@@ -1103,11 +1605,30 @@ lockbox_worker_status(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	DbWorker	copy[LOCKBOX_MAX_DATABASES];
+	WaitingDb	waiting[LOCKBOX_MAX_WAITING];
+	int			nwaiting;
 
 	InitMaterializedSRF(fcinfo, 0);
 	LWLockAcquire(worker_shared->lock, LW_SHARED);
 	memcpy(copy, worker_shared->dbs, sizeof(copy));
+	nwaiting = worker_shared->nwaiting;
+	memcpy(waiting, worker_shared->waiting, nwaiting * sizeof(WaitingDb));
 	LWLockRelease(worker_shared->lock);
+
+	/* databases with lockbox beyond LOCKBOX_MAX_DATABASES */
+	for (int i = 0; i < nwaiting; i++)
+	{
+		Datum		values[5];
+		bool		nulls[5] = {false, true, true, true, true};
+		char	   *dbname = get_database_name(waiting[i].dbid);
+
+		if (dbname == NULL)
+			continue;
+		values[0] = CStringGetTextDatum(dbname);
+		values[1] = CStringGetTextDatum("not served: no slot free");
+		nulls[1] = false;
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
 
 	for (int i = 0; i < LOCKBOX_MAX_DATABASES; i++)
 	{

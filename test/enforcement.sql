@@ -650,7 +650,7 @@ SELECT results_eq($$SELECT check_name, ok FROM lockbox.posture ORDER BY check_na
 			 ('engineer_createrole', true), ('engineer_owns_protected_table', true),
 			 ('engineer_privileges', true), ('engineer_reaches_around', true),
 			 ('engineer_superuser', true), ('policy_changed', true),
-			 ('rls_disabled', true), ('role_switch_function', true),
+			 ('publication_lockbox_tables', true), ('rls_disabled', true), ('role_switch_function', true),
 			 ('schema_writable', true), ('search_path_writable', true)$$,
 	'a clean set-up: lockbox.posture has one ok row per check and no finding');
 RESET ROLE;
@@ -742,19 +742,19 @@ CREATE ROLE tap_enf_via_reader IN ROLE lockbox_engineer, tap_enf_reader;
 -- neither dropped nor changed, whatever their name; only a superuser editing
 -- the catalogs gets there, and posture reports it.
 SELECT throws_ok($$ALTER TABLE tap_enf.t_rlsoff DISABLE ROW LEVEL SECURITY$$, '2BP01',
-	'cannot disable row-level security on protected table tap_enf.t_rlsoff',
+	'cannot disable row-level security on protected table "t_rlsoff"',
 	'ALTER TABLE ... DISABLE ROW LEVEL SECURITY is refused on a protected table');
 SELECT throws_ok($$DROP POLICY lockbox_read ON tap_enf.t_poldrop$$, '2BP01',
-	'cannot drop or change the lockbox policies of protected table tap_enf.t_poldrop',
+	'cannot drop or change the lockbox policies of protected table "t_poldrop"',
 	'DROP POLICY of a lockbox policy is refused while the table is protected');
 SELECT throws_ok($$ALTER POLICY lockbox_read ON tap_enf.t_poldrop RENAME TO renamed_read$$, '2BP01',
-	'cannot drop or change the lockbox policies of protected table tap_enf.t_poldrop',
+	'cannot drop or change the lockbox policies of protected table "t_poldrop"',
 	'renaming a lockbox policy (to drop it as another) is refused');
 SELECT throws_ok($$ALTER POLICY lockbox_read ON tap_enf.t_polalter USING (true)$$, '2BP01',
-	'cannot drop or change the lockbox policies of protected table tap_enf.t_polalter',
+	'cannot drop or change the lockbox policies of protected table "t_polalter"',
 	'changing what a lockbox policy lets through is refused');
 SELECT throws_ok($$ALTER POLICY lockbox_insert ON tap_enf.t_polroles TO tap_enf_other$$, '2BP01',
-	'cannot drop or change the lockbox policies of protected table tap_enf.t_polroles',
+	'cannot drop or change the lockbox policies of protected table "t_polroles"',
 	'changing whom a lockbox policy applies to is refused');
 SET allow_system_table_mods = on;
 UPDATE pg_class SET relrowsecurity = false WHERE oid = 'tap_enf.t_rlsoff'::regclass;

@@ -186,7 +186,7 @@ CREATE TABLE public.notes (tenant text, note text);
 SELECT lb.lockbox_protect('public.notes', tenant_column => 'tenant');
 }, 'hx_schema');
 ($rc, $out, $err) = $node->psql('hx_schema', 'DROP SCHEMA lb CASCADE');
-like($err, qr/cannot drop or change the lockbox policies of protected table public\.notes/,
+like($err, qr/cannot drop or change the lockbox policies of protected table "notes"/,
 	'DROP SCHEMA ... CASCADE of lockbox\'s schema is refused while a table is protected');
 is(sql(q{SELECT count(*) FROM pg_policy WHERE polrelid = 'public.notes'::regclass
 		 AND polname LIKE 'lockbox\_%' AND polname <> 'lockbox_open'}, 'hx_schema'),

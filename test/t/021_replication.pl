@@ -100,6 +100,19 @@ is( $primary->safe_psql(
 # the FOR ALL TABLES publication is not left in place (see the README)
 $primary->safe_psql('shop', 'DROP PUBLICATION pub_all');
 $primary->safe_psql('shop', 'CREATE PUBLICATION pub_all_check FOR ALL TABLES');
+# lockbox's queues have primary keys: the worker's deletes from them go on
+# while such a publication exists (the notification of a new request is
+# relayed, the outbox emptied)
+$primary->safe_psql('shop',
+	q{SET SESSION AUTHORIZATION rp_eng; SELECT lockbox_request('acme', 'while published for all', duration => '1 hour')});
+ok($primary->poll_query_until('shop', 'SELECT count(*) FROM lockbox.notify_outbox', '0'),
+	'with a FOR ALL TABLES publication the worker still relays and deletes its queue');
+like($primary->safe_psql('shop',
+		q{SELECT detail FROM lockbox.posture WHERE check_name = 'publication_lockbox_tables'}),
+	qr/Publication pub_all_check \(FOR ALL TABLES\) publishes lockbox's own tables/,
+	'lockbox.posture names the publication');
+is($primary->safe_psql('shop', 'SELECT count(*) FROM lockbox.stats WHERE worker_failures > 0'),
+	'0', 'no failed worker pass');
 
 # --- a subscriber ------------------------------------------------------------
 my $sub = PostgreSQL::Test::Cluster->new('repl_sub');

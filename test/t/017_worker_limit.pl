@@ -1,0 +1,88 @@
+# At most 64 databases with lockbox are served (README, "The worker"); a
+# 65th waits for a slot, named once, and is served as soon as one frees.
+#
+# - CREATE EXTENSION in a 65th database warns, naming it; lockbox.worker
+#   lists it as not served.
+# - After a restart, 64 are served and the one left out is named once in
+#   the log, not at every read of the launcher.
+# - DROP EXTENSION in a served database gives the waiting one its slot; so
+#   does DROP DATABASE.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $node = PostgreSQL::Test::Cluster->new('limit');
+$node->init;
+$node->append_conf(
+	'postgresql.conf', q{
+shared_preload_libraries = 'lockbox'
+max_worker_processes = 80
+max_connections = 150
+});
+$node->start;
+
+sub sql
+{
+	my ($db, $q) = @_;
+	return $node->safe_psql($db, $q);
+}
+
+my $workers =
+  q{SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'lockbox worker'};
+
+sub served_in
+{
+	my ($db) = @_;
+	return $node->poll_query_until('postgres',
+		qq{SELECT count(*) FROM pg_stat_activity
+		    WHERE backend_type = 'lockbox worker' AND datname = '$db'}, '1');
+}
+
+my @dbs = map { sprintf('lb%02d', $_) } 1 .. 65;
+for my $db (@dbs[ 0 .. 63 ])
+{
+	sql('postgres', "CREATE DATABASE $db");
+	sql($db, 'CREATE EXTENSION lockbox');
+}
+ok($node->poll_query_until('postgres', $workers, '64'), '64 databases served');
+
+sql('postgres', 'CREATE DATABASE lb65');
+my ($ret, $out, $err) = $node->psql('lb65', 'CREATE EXTENSION lockbox');
+is($ret, 0, 'CREATE EXTENSION in a 65th database succeeds');
+like($err,
+	qr/WARNING:  lockbox serves at most 64 databases; database "lb65" is not served/,
+	'with a warning naming it');
+is(sql('lb65', q{SELECT state FROM lockbox.worker WHERE database = 'lb65'}),
+	'not served: no slot free', 'lockbox.worker lists it as not served');
+
+my $from = -s $node->logfile;
+$node->restart;
+ok($node->poll_query_until('postgres', $workers, '64'), 'after a restart, 64 are served');
+sleep(12);    # past the launcher's next read of pg_database
+my $log = substr(slurp_file($node->logfile), $from);
+my @not_served = ($log =~ /lockbox serves at most 64 databases; database "(lb\d\d)" is not served/g);
+is(scalar(@not_served), 1, 'the one left out is named once') or diag(join(',', @not_served));
+my $waiting = $not_served[0] // 'none';
+is(sql('postgres', qq{SELECT count(*) FROM pg_stat_activity WHERE datname = '$waiting'}),
+	'0', "$waiting has no worker");
+unlike($log, qr/could not start/, 'no worker failed to start');
+
+my ($first, $second) = grep { $_ ne $waiting } @dbs;
+$from = -s $node->logfile;
+sql($first, 'DROP EXTENSION lockbox');
+ok(served_in($waiting), "DROP EXTENSION in $first: $waiting is served");
+like(substr(slurp_file($node->logfile), $from),
+	qr/lockbox serves database "$waiting" now that a slot is free/, 'the log says so');
+is(sql('postgres', $workers), '64', 'still 64');
+
+sql('postgres', 'CREATE DATABASE lb66');
+($ret, $out, $err) = $node->psql('lb66', 'CREATE EXTENSION lockbox');
+like($err, qr/database "lb66" is not served/, 'a 66th waits again');
+sql('postgres', "DROP DATABASE $second");
+ok(served_in('lb66'), "DROP DATABASE $second: lb66 is served");
+is(sql('postgres', $workers), '64', 'still 64');
+
+$node->stop;
+done_testing();
