@@ -1235,3 +1235,17 @@ COMMENT ON VIEW lockbox.worker IS
 	'The lockbox workers of the cluster: each database''s worker, its state, last pass and next deadline (reviewers and auditors).';
 COMMENT ON VIEW lockbox.extensions IS
 	'Requests for more time on approved requests (lockbox_extend), with their state and approvals so far; shown to whom the requests are shown.';
+
+------------------------------------------------------------------------------
+-- Comments on the delivery functions
+------------------------------------------------------------------------------
+COMMENT ON FUNCTION @extschema@.lockbox_set_contact(regrole, text) IS
+	'Extension owner: sets a role''s e-mail addresses (several separated by commas), replacing those it had; NULL removes them. lockbox-notify mails the notifications of the role and of its members there.';
+COMMENT ON FUNCTION @extschema@.lockbox_set_webhook(text, text) IS
+	'Extension owner: sets a tenant''s webhook URLs (http:// or https://, several separated by spaces), replacing those it had; NULL removes them. lockbox-notify posts the customer side''s notifications there, signed.';
+COMMENT ON FUNCTION @extschema@.lockbox_claim_notifications(integer, interval) IS
+	'Auditors (the notifier): claims up to max undelivered notifications that are due, holding the claim for lease; concurrent claimers never get the same row.';
+COMMENT ON FUNCTION @extschema@.lockbox_fail_notification(bigint, text, interval) IS
+	'Auditors (the notifier): records a failed delivery attempt and its error; the notification is claimable again after retry_in, or failed for good without it. Returns the attempts made.';
+COMMENT ON FUNCTION lockbox.delivery(bigint[]) IS
+	'Internal to lockbox-notify: what it needs to render and deliver the claimed notifications (the request, who approved, the addresses and webhooks).';
