@@ -38,6 +38,8 @@
 
 #include "access/xlog.h"
 #include "catalog/pg_type.h"
+#include "commands/dbcommands.h"
+#include "nodes/parsenodes.h"
 #include "common/cryptohash.h"
 #include "common/file_perm.h"
 #include "common/sha2.h"
@@ -122,6 +124,9 @@ typedef struct LastStatement
 } LastStatement;
 
 static LastStatement last;
+
+/* DROP DATABASE under way: the database's oid */
+static Oid	dropped_dbid = InvalidOid;
 static MemoryContext last_cxt = NULL;
 
 /* ---------------------------------------------------------------------
@@ -1070,4 +1075,37 @@ lockbox_access_pending_files(void)
 			n++;
 	FreeDir(d);
 	return n;
+}
+
+/*
+ * After DROP DATABASE (which cannot run in a transaction block: done is
+ * committed): its spool goes with it.
+ */
+void
+lockbox_access_utility_done(Node *node)
+{
+	DropdbStmt *stmt;
+	char		dir[MAXPGPATH];
+
+	if (!IsA(node, DropdbStmt))
+		return;
+	stmt = (DropdbStmt *) node;
+	if (!OidIsValid(dropped_dbid) ||
+		get_database_oid(stmt->dbname, true) == dropped_dbid)
+		return;
+	spool_dir(dropped_dbid, dir);
+	dropped_dbid = InvalidOid;
+	if (!rmtree(dir, true))
+		ereport(WARNING,
+				(errmsg("lockbox: could not remove the spool of the dropped database in \"%s\"",
+						dir)));
+}
+
+/* Before DROP DATABASE: which database it is. */
+void
+lockbox_access_utility(Node *node)
+{
+	dropped_dbid = InvalidOid;
+	if (IsA(node, DropdbStmt))
+		dropped_dbid = get_database_oid(((DropdbStmt *) node)->dbname, true);
 }

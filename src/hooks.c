@@ -86,6 +86,7 @@ lockbox_process_utility(PlannedStmt *pstmt, const char *queryString,
 	lockbox_enforce_utility(node, queryString);
 	lockbox_protect_utility(node);
 	lockbox_worker_utility(node);
+	lockbox_access_utility(node);
 	explain = lockbox_enforce_explain_begin(node);
 	PG_TRY();
 	{
@@ -101,6 +102,7 @@ lockbox_process_utility(PlannedStmt *pstmt, const char *queryString,
 	PG_END_TRY();
 	lockbox_enforce_explain_end(explain);
 	lockbox_protect_utility_done();
+	lockbox_access_utility_done(node);
 }
 
 static void

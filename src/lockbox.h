@@ -212,6 +212,8 @@ extern void lockbox_access_refused(const char *command, const char *query,
 extern int64 lockbox_access_drain(LockboxCall *call, List **finished);
 extern void lockbox_access_remove_finished(List *finished);
 extern int	lockbox_access_pending_files(void);
+extern void lockbox_access_utility(Node *node);
+extern void lockbox_access_utility_done(Node *node);
 
 /* statistics of a database, since their reset (worker.c; lockbox.stats) */
 typedef enum LockboxCounter

@@ -380,4 +380,20 @@ is(sql('SELECT ok FROM lockbox_verify_audit()'), 't',
 is(sql("SELECT ok || ',' || first_bad_seq FROM lockbox_verify_audit('$anchor')"),
 	"false,$aseq", 'the check against the kept anchor names the rewritten row');
 
+# ---------------------------------------------------------------------
+# DROP DATABASE takes the database's spool with it
+# ---------------------------------------------------------------------
+$node->safe_psql('postgres', 'CREATE DATABASE al2');
+$node->safe_psql('al2', q{
+CREATE EXTENSION lockbox;
+CREATE TABLE v (tenant text);
+GRANT SELECT ON v TO lockbox_engineer;
+SELECT lockbox_protect('v', tenant_column => 'tenant');
+});
+my $oid2 = $node->safe_psql('postgres', "SELECT oid FROM pg_database WHERE datname = 'al2'");
+$node->psql('al2', 'SELECT * FROM v', extra_params => [ '-U', 'al_eng' ]);
+ok(-d $node->data_dir . "/lockbox_spool/$oid2", 'a database where engineers ran statements has a spool');
+$node->safe_psql('postgres', 'DROP DATABASE al2 WITH (FORCE)');
+ok(!-e $node->data_dir . "/lockbox_spool/$oid2", 'DROP DATABASE removes it');
+
 done_testing();
