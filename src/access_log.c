@@ -32,6 +32,7 @@
  */
 #include "postgres.h"
 
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <fcntl.h>
 #include <unistd.h>
@@ -64,6 +65,10 @@
 #define SPOOL_REPEAT		2
 /* a session starts a new spool file beyond this size */
 #define SPOOL_ROTATE		(16 * 1024 * 1024)
+/* how much of a spool file a session maps (no record comes near the rest) */
+#define SPOOL_MAP			(2 * SPOOL_ROTATE)
+/* disk space reserved (fallocate) at a time, ahead of the records */
+#define SPOOL_EXTENT		(1024 * 1024)
 /* bytes of spool the worker audits in one transaction */
 #define INGEST_CHUNK		(4 * 1024 * 1024)
 
@@ -97,6 +102,7 @@ typedef struct AccessSlot
 	Oid			dbid;
 	char		file[64];
 	pg_atomic_uint32 announced;
+	pg_atomic_uint64 written;	/* bytes of records in the file so far */
 } AccessSlot;
 
 static AccessSlot *access_slots = NULL;
@@ -104,8 +110,10 @@ static int	access_slot_count = 0;
 
 /* this session's spool file, the how-manieth of the session */
 static int	spool_fd = -1;
+static char *spool_map = NULL;	/* the file, mapped shared */
 static char spool_file[64];
-static off_t spool_size = 0;
+static off_t spool_size = 0;	/* bytes of records */
+static off_t spool_allocated = 0;	/* bytes reserved on disk */
 static int	spool_number = 0;
 
 /* the last statement record, for repeats */
@@ -169,6 +177,7 @@ lockbox_access_shmem_init(void)
 		{
 			SpinLockInit(&access_slots[i].mutex);
 			pg_atomic_init_u32(&access_slots[i].announced, 0);
+			pg_atomic_init_u64(&access_slots[i].written, 0);
 		}
 	}
 }
@@ -192,17 +201,25 @@ spool_dir(Oid dbid, char *path)
 	snprintf(path, MAXPGPATH, "%s/%u", SPOOL_DIR, dbid);
 }
 
+static void
+close_spool(void)
+{
+	if (spool_map != NULL)
+		munmap(spool_map, SPOOL_MAP);
+	spool_map = NULL;
+	if (spool_fd >= 0)
+		close(spool_fd);
+	spool_fd = -1;
+	last.valid = false;			/* repeats name a record of their own file */
+}
+
 /* The session ends: its file is complete; the worker may finish it. */
 static void
 release_slot(int code, Datum arg)
 {
 	AccessSlot *slot = my_slot();
 
-	if (spool_fd >= 0)
-	{
-		close(spool_fd);
-		spool_fd = -1;
-	}
+	close_spool();
 	if (slot == NULL)
 		return;
 	SpinLockAcquire(&slot->mutex);
@@ -240,6 +257,7 @@ open_spool(void)
 	SpinLockAcquire(&slot->mutex);
 	slot->dbid = MyDatabaseId;
 	strlcpy(slot->file, spool_file, sizeof(slot->file));
+	pg_atomic_write_u64(&slot->written, 0);
 	SpinLockRelease(&slot->mutex);
 
 	spool_dir(MyDatabaseId, dir);
@@ -248,15 +266,29 @@ open_spool(void)
 	if (MakePGDirectory(dir) < 0 && errno != EEXIST)
 		return false;
 	snprintf(path, sizeof(path), "%s/%s", dir, spool_file);
-	spool_fd = open(path, O_WRONLY | O_CREAT | O_APPEND | PG_BINARY,
+	spool_fd = open(path, O_RDWR | O_CREAT | O_EXCL | PG_BINARY,
 					pg_file_create_mode);
 	if (spool_fd < 0)
 		return false;
-	spool_size = lseek(spool_fd, 0, SEEK_END);
-	if (spool_size < 0)
+	spool_size = 0;
+	spool_allocated = 0;
+
+	/*
+	 * Records are copied into the file's pages in the kernel's page cache: no
+	 * system call per statement, and a record survives the end of the
+	 * process however it ends.  Disk space is reserved ahead (fallocate), so
+	 * that a full disk refuses a statement instead of faulting on a page.
+	 */
+	spool_map = mmap(NULL, SPOOL_MAP, PROT_READ | PROT_WRITE, MAP_SHARED,
+					 spool_fd, 0);
+	if (spool_map == MAP_FAILED)
 	{
+		int			save_errno = errno;
+
+		spool_map = NULL;
 		close(spool_fd);
 		spool_fd = -1;
+		errno = save_errno;
 		return false;
 	}
 	if (lockbox_access_log_sync)
@@ -269,46 +301,54 @@ open_spool(void)
 }
 
 /*
- * Append one record.  On failure nothing of it stays (the file is cut back,
- * or abandoned for a new one) and errno says why.
+ * Append one record.  On failure nothing of it stays and errno says why.
  */
 static bool
 spool_append(const char *data, size_t len, off_t *offset)
 {
-	ssize_t		written;
 	AccessSlot *slot;
 
 	if (spool_fd < 0 && !open_spool())
 		return false;
-	*offset = spool_size;
-	written = write(spool_fd, data, len);
-	if (written != (ssize_t) len)
+	if (spool_size + (off_t) len > SPOOL_MAP)
 	{
-		int			save_errno = (written < 0) ? errno : ENOSPC;
-
-		if (written > 0 && ftruncate(spool_fd, spool_size) != 0)
-		{
-			/* a torn record stays: start another file, the worker skips it */
-			close(spool_fd);
-			spool_fd = -1;
-			last.valid = false;
-		}
-		errno = save_errno;
+		errno = EFBIG;
 		return false;
 	}
-	if (lockbox_access_log_sync && pg_fdatasync(spool_fd) != 0)
+	while (spool_size + (off_t) len > spool_allocated)
 	{
-		int			save_errno = errno;
+		int			rc = posix_fallocate(spool_fd, spool_allocated, SPOOL_EXTENT);
 
-		/* written but maybe not durable: better refuse than run unrecorded */
-		errno = save_errno;
-		spool_size += len;
-		return false;
+		if (rc != 0)
+		{
+			errno = rc;
+			return false;
+		}
+		spool_allocated += SPOOL_EXTENT;
+		/* the file's new size must survive a crash too */
+		if (lockbox_access_log_sync && pg_fsync(spool_fd) != 0)
+			return false;
+	}
+	*offset = spool_size;
+	memcpy(spool_map + spool_size, data, len);
+	if (lockbox_access_log_sync)
+	{
+		off_t		start = spool_size - spool_size % sysconf(_SC_PAGESIZE);
+
+		if (msync(spool_map + start, spool_size + len - start, MS_SYNC) != 0)
+		{
+			/* written but maybe not durable: better refuse than run unrecorded */
+			spool_size += len;
+			return false;
+		}
 	}
 	spool_size += len;
 
-	/* first news since the worker last looked: tell it */
+	/* how far the worker may read; then, first news since it looked: tell it */
 	slot = my_slot();
+	pg_write_barrier();
+	if (slot != NULL)
+		pg_atomic_write_u64(&slot->written, (uint64) spool_size);
 	if (slot != NULL && pg_atomic_read_u32(&slot->announced) == 0 &&
 		pg_atomic_exchange_u32(&slot->announced, 1) == 0)
 		lockbox_wake_worker();
@@ -445,11 +485,7 @@ write_access(LockboxOutcome outcome, const char *command, const char *reason,
 	 * old one is left: the worker takes it as finished from then on.
 	 */
 	if (spool_fd >= 0 && spool_size >= SPOOL_ROTATE)
-	{
-		close(spool_fd);
-		spool_fd = -1;
-		last.valid = false;		/* repeats name a record of their own file */
-	}
+		close_spool();
 
 	initStringInfo(&buf);
 	if (same_as_last(outcome, command, reason, query, nitems, items))
@@ -786,9 +822,12 @@ read_at(int fd, off_t offset, char *buf, size_t len)
 	return true;
 }
 
-/* Is a session still writing file (of this database)? */
+/*
+ * Is a session still writing file (of this database)?  If so, *written says
+ * how far its records go.
+ */
 static bool
-file_is_live(const char *file)
+file_is_live(const char *file, off_t *written)
 {
 	for (int i = 0; i < access_slot_count; i++)
 	{
@@ -799,9 +838,14 @@ file_is_live(const char *file)
 			continue;
 		SpinLockAcquire(&slot->mutex);
 		live = slot->dbid == MyDatabaseId && strcmp(slot->file, file) == 0;
+		if (live)
+			*written = (off_t) pg_atomic_read_u64(&slot->written);
 		SpinLockRelease(&slot->mutex);
 		if (live)
+		{
+			pg_read_barrier();
 			return true;
+		}
 	}
 	return false;
 }
@@ -812,7 +856,7 @@ file_is_live(const char *file)
  */
 static off_t
 ingest_file(LockboxCall *call, const char *dir, const char *file, off_t done,
-			off_t size, bool live, int64 *records)
+			off_t size, bool live, int64 *records, bool *finished)
 {
 	char		path[MAXPGPATH];
 	int			fd;
@@ -834,20 +878,30 @@ ingest_file(LockboxCall *call, const char *dir, const char *file, off_t done,
 				(errcode_for_file_access(),
 				 errmsg("lockbox: could not read spool file \"%s\": %m", path)));
 
+	*finished = false;
 	while (pos < avail)
 	{
 		uint32		len;
 		SpoolHeader h;
+		uint32		magic = 0;
 
+		/* the reserved, never written rest of the file: the end */
+		if (avail - pos >= sizeof(magic))
+			memcpy(&magic, buf + pos, sizeof(magic));
+		if (magic == 0)
+		{
+			*finished = !live;
+			break;
+		}
 		if (!record_ok(buf + pos, avail - pos, &len))
 		{
 			/* a record still being written, or the end of a chunk */
 			if (live || (avail < (size_t) (size - done)))
 				break;
 			ereport(WARNING,
-					(errmsg("lockbox: discarding %zu damaged bytes at the end of spool file \"%s\"",
-							avail - pos, path)));
-			pos = avail;
+					(errmsg("lockbox: discarding a damaged record at the end of spool file \"%s\"",
+							path)));
+			*finished = true;
 			break;
 		}
 		memcpy(&h, buf + pos, sizeof(h));
@@ -964,7 +1018,9 @@ lockbox_access_drain(LockboxCall *call, List **finished)
 		Datum		values[2];
 		off_t		done = 0;
 		off_t		upto;
-		bool		live = file_is_live(files[i]);
+		off_t		written = 0;
+		bool		live = file_is_live(files[i], &written);
+		bool		file_done = false;
 
 		snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
 		if (stat(path, &st) != 0)
@@ -982,12 +1038,15 @@ lockbox_access_drain(LockboxCall *call, List **finished)
 													   SPI_tuptable->tupdesc, 1, &isnull));
 		}
 		upto = done;
+		/* a live file holds records up to what its session wrote */
+		if (live)
+			st.st_size = Min(st.st_size, written);
 		if (done < st.st_size)
 		{
 			off_t		limit = Min(st.st_size, done + (off_t) budget);
 
 			upto = ingest_file(call, dir, files[i], done, limit,
-							   live || limit < st.st_size, &records);
+							   live || limit < st.st_size, &records, &file_done);
 			budget -= Min(budget, (size_t) (upto - done));
 			if (upto > done)
 			{
@@ -998,7 +1057,7 @@ lockbox_access_drain(LockboxCall *call, List **finished)
 							 2, argtypes, values, NULL, 0);
 			}
 		}
-		if (!live && upto >= st.st_size)
+		if (!live && (file_done || upto >= st.st_size))
 		{
 			MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
 
