@@ -103,6 +103,9 @@ typedef struct AccessSlot
 	char		file[64];
 	pg_atomic_uint32 announced;
 	pg_atomic_uint64 written;	/* bytes of records in the file so far */
+	char		pad[PG_CACHE_LINE_SIZE];	/* sessions write their own slot
+											 * at every statement: no sharing
+											 * of cache lines */
 } AccessSlot;
 
 static AccessSlot *access_slots = NULL;

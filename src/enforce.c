@@ -58,6 +58,7 @@
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/datum.h"
 #include "utils/fmgroids.h"
 #include "utils/hsearch.h"
 #include "utils/lsyscache.h"
@@ -105,8 +106,20 @@ typedef struct EnforceCache
 	bool		grants_valid;
 	TimestampTz grants_until;	/* earliest end of a cached window */
 	List	   *grants;			/* of Grant */
+	uint64		grants_version; /* bumped whenever grants change */
+	List	   *key_arrays;		/* of KeyArray, for grants_version */
+	uint64		key_arrays_version;
 	MemoryContext cxt;
 } EnforceCache;
+
+/* granted_keys' answer for a table and command, kept with the grants */
+typedef struct KeyArray
+{
+	Oid			relid;
+	bool		write;
+	Oid			keytype;
+	ArrayType  *keys;
+} KeyArray;
 
 static EnforceCache cache;
 
@@ -175,6 +188,8 @@ cache_reset(void)
 	cache.grants_valid = false;
 	cache.protected = NULL;
 	cache.grants = NIL;
+	cache.grants_version++;
+	cache.key_arrays = NIL;
 }
 
 /* The calling transaction changes who may access what. */
@@ -306,6 +321,7 @@ current_grants(void)
 		MemoryContextSwitchTo(old);
 		cache.grants = NIL;
 		cache.grants_valid = false;
+		cache.grants_version++;
 	}
 	if (!cache.grants_valid)
 	{
@@ -371,6 +387,7 @@ current_grants(void)
 		cache.grants_user = user;
 		cache.grants_until = until;
 		cache.grants_valid = true;
+		cache.grants_version++;
 	}
 	return cache.grants;
 }
@@ -422,6 +439,24 @@ lockbox_granted_keys(PG_FUNCTION_ARGS)
 		elog(ERROR, "could not determine the tenant key type");
 
 	grants = current_grants();
+
+	/* the same answer as last time while the grants are the same */
+	if (cache.key_arrays_version != cache.grants_version)
+	{
+		foreach(lc, cache.key_arrays)
+			pfree(((KeyArray *) lfirst(lc))->keys);
+		list_free_deep(cache.key_arrays);
+		cache.key_arrays = NIL;
+		cache.key_arrays_version = cache.grants_version;
+	}
+	foreach(lc, cache.key_arrays)
+	{
+		KeyArray   *ka = (KeyArray *) lfirst(lc);
+
+		if (ka->relid == relid && ka->write == write && ka->keytype == keytype)
+			PG_RETURN_DATUM(datumCopy(PointerGetDatum(ka->keys), false, -1));
+	}
+
 	keys = palloc(sizeof(Datum) * Max(1, list_length(grants)));
 	getTypeInputInfo(keytype, &infunc, &ioparam);
 	foreach(lc, grants)
@@ -434,8 +469,20 @@ lockbox_granted_keys(PG_FUNCTION_ARGS)
 		keys[nkeys++] = OidInputFunctionCall(infunc, g->tenant, ioparam, -1);
 	}
 	get_typlenbyvalalign(keytype, &typlen, &typbyval, &typalign);
-	PG_RETURN_ARRAYTYPE_P(construct_array(keys, nkeys, keytype, typlen,
-										  typbyval, typalign));
+	{
+		ArrayType  *arr = construct_array(keys, nkeys, keytype, typlen,
+										  typbyval, typalign);
+		MemoryContext old = MemoryContextSwitchTo(cache.cxt);
+		KeyArray   *ka = palloc(sizeof(KeyArray));
+
+		ka->relid = relid;
+		ka->write = write;
+		ka->keytype = keytype;
+		ka->keys = (ArrayType *) datumCopy(PointerGetDatum(arr), false, -1);
+		cache.key_arrays = lappend(cache.key_arrays, ka);
+		MemoryContextSwitchTo(old);
+		PG_RETURN_ARRAYTYPE_P(arr);
+	}
 }
 
 /*

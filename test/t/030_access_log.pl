@@ -381,6 +381,36 @@ is(sql("SELECT ok || ',' || first_bad_seq FROM lockbox_verify_audit('$anchor')")
 	"false,$aseq", 'the check against the kept anchor names the rewritten row');
 
 # ---------------------------------------------------------------------
+# A long session moves on to a new spool file every 16 MB; the worker
+# removes the ones it finished while the session goes on
+# ---------------------------------------------------------------------
+$node->append_conf('postgresql.conf', "lockbox.access_log_max_query = '1MB'");
+$node->reload;
+{
+	my $h = $node->background_psql($db, extra_params => [ '-U', 'al_eng' ]);
+	my $pad = 'y' x (1024 * 1000);
+	for my $i (1 .. 20)
+	{
+		$h->query_safe("SELECT /* big $i $pad */ count(*) FROM t");
+	}
+	my $pid = $h->query_safe('SELECT pg_backend_pid()');
+	is(wait_rows(q{query LIKE '%/* big %'}, 40), 40,
+		'20 statements of 1 MB each, recorded for both requests');
+	my $files;
+	for (1 .. 100)
+	{
+		opendir(my $dh, $spool) or die "opendir $spool: $!";
+		$files = join(',', sort grep { /^$pid\./ } readdir($dh));
+		closedir($dh);
+		last if $files =~ /^\Q$pid\E\.\d+\.2$/;
+		usleep(100_000);
+	}
+	like($files, qr/^\Q$pid\E\.\d+\.2$/,
+		'the session writes its second spool file; the first, audited, is gone');
+	$h->quit;
+}
+
+# ---------------------------------------------------------------------
 # DROP DATABASE takes the database's spool with it
 # ---------------------------------------------------------------------
 $node->safe_psql('postgres', 'CREATE DATABASE al2');
