@@ -394,8 +394,8 @@ $node->reload;
 		$h->query_safe("SELECT /* big $i $pad */ count(*) FROM t");
 	}
 	my $pid = $h->query_safe('SELECT pg_backend_pid()');
-	is(wait_rows(q{query LIKE '%/* big %'}, 40), 40,
-		'20 statements of 1 MB each, recorded for both requests');
+	is(wait_rows(q{query LIKE '%/* big %'}, 60), 60,
+		'20 statements of 1 MB each, recorded for each of the three open requests');
 	my $files;
 	for (1 .. 100)
 	{
