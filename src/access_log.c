@@ -154,7 +154,7 @@ lockbox_access_log_init(void)
 							PGC_SIGHUP, GUC_UNIT_BYTE, NULL, NULL, NULL);
 	DefineCustomBoolVariable("lockbox.access_log_sync",
 							 "Flush each engineer statement's access record to disk before the statement runs.",
-							 "Off: a crash of the operating system can lose the records of the last seconds; on: nothing, for an fdatasync per statement.",
+							 "Off: a crash of the operating system can lose the records of the last seconds; on: nothing, for a flush to disk (msync) per statement.",
 							 &lockbox_access_log_sync, false,
 							 PGC_SIGHUP, 0, NULL, NULL, NULL);
 }
