@@ -9,9 +9,11 @@
  * reaches, and each statement it refuses, with the reason.
  *
  * The durable store is a spool file per session, outside any transaction:
- * $PGDATA/lockbox_spool/<database oid>/<pid>.<session start>.  The record is
- * written (write(2), and fdatasync(2) with lockbox.access_log_sync) before the
- * statement runs; when it cannot be written the statement is refused.  A
+ * $PGDATA/lockbox_spool/<database oid>/<pid>.<session start>.<n>, mapped
+ * shared.  The record is copied into it (into the kernel's page cache; with
+ * lockbox.access_log_sync also flushed to disk by msync(2)) before the
+ * statement runs; when it cannot be (no disk space could be reserved, the
+ * file could not be made) the statement is refused.  A
  * rollback, an aborted subtransaction, the end of the session, or a crash of
  * the session, the worker or the postmaster leaves it in place; what an
  * operating-system crash can lose is what the kernel had not yet written,
