@@ -636,33 +636,35 @@ get_str(Reader *r)
 	return s;
 }
 
+/* Copy len bytes out of the record into dst (zeros when they are not there). */
+static void
+get_bytes(Reader *r, void *dst, size_t len)
+{
+	if (!r->ok || r->end - r->p < (ptrdiff_t) len)
+	{
+		r->ok = false;
+		memset(dst, 0, len);
+		return;
+	}
+	memcpy(dst, r->p, len);
+	r->p += len;
+}
+
 static int64
 get_int64(Reader *r)
 {
-	int64		v = 0;
+	int64		v;
 
-	if (!r->ok || r->end - r->p < (ptrdiff_t) sizeof(v))
-	{
-		r->ok = false;
-		return 0;
-	}
-	memcpy(&v, r->p, sizeof(v));
-	r->p += sizeof(v);
+	get_bytes(r, &v, sizeof(v));
 	return v;
 }
 
 static uint32
 get_uint32(Reader *r)
 {
-	uint32		v = 0;
+	uint32		v;
 
-	if (!r->ok || r->end - r->p < (ptrdiff_t) sizeof(v))
-	{
-		r->ok = false;
-		return 0;
-	}
-	memcpy(&v, r->p, sizeof(v));
-	r->p += sizeof(v);
+	get_bytes(r, &v, sizeof(v));
 	return v;
 }
 

@@ -80,6 +80,7 @@ is(scalar(@internal), 0, "no AUDIT line names lockbox's internal tables")
   or diag(join("\n", @internal[ 0 .. ($#internal < 9 ? $#internal : 9) ]));
 my $worker_pid = $node->safe_psql($db,
 	q{SELECT pid FROM pg_stat_activity WHERE backend_type = 'lockbox worker'});
+like($worker_pid, qr/^\d+$/, 'the lockbox worker runs');
 my @worker = grep { /\[$worker_pid\]/ } @audit;
 is(scalar(@worker), 0, "no AUDIT line comes from the lockbox worker");
 
