@@ -441,7 +441,7 @@ extension_owner(void)
  * protected table too: fail closed), rather than failing on a missing
  * object.
  */
-#define LOCKBOX_SCHEMA_VERSION	"1.1"
+#define LOCKBOX_SCHEMA_VERSION	"1.2"
 
 static void
 check_schema_version(void)
