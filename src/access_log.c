@@ -578,7 +578,7 @@ lockbox_access_allowed(const char *command, const char *query,
 	code = (errno == ENOSPC) ? ERRCODE_DISK_FULL : ERRCODE_INSUFFICIENT_RESOURCES;
 	ereport(ERROR,
 				(errcode(code),
-				 errmsg("lockbox: could not record the statement in the access log: %m"),
+				 errmsg("could not record the statement in the lockbox access log: %m"),
 				 errdetail("Engineers' statements on protected tables run only once recorded; this one did not run."),
 				 errhint("Check the space and permissions of directory \"%s\" in the data directory.",
 						 SPOOL_DIR)));
@@ -606,7 +606,7 @@ lockbox_access_refused(const char *command, const char *query, Oid relid,
 	code = (errno == ENOSPC) ? ERRCODE_DISK_FULL : ERRCODE_INSUFFICIENT_RESOURCES;
 	ereport(WARNING,
 				(errcode(code),
-				 errmsg("lockbox: could not record the refused statement in the access log: %m")));
+				 errmsg("could not record the refused statement in the lockbox access log: %m")));
 }
 
 /* ---------------------------------------------------------------------
@@ -757,7 +757,7 @@ flush_group(LockboxCall *call, RunGroup *g, const char *file)
 	if (!r.ok)
 	{
 		ereport(WARNING,
-				(errmsg("lockbox: skipping a malformed access record in spool file \"%s\"",
+				(errmsg("skipping a malformed record in lockbox spool file \"%s\"",
 						file)));
 		return 0;
 	}
@@ -806,7 +806,7 @@ flush_group(LockboxCall *call, RunGroup *g, const char *file)
 	}
 	if (!r.ok)
 		ereport(WARNING,
-				(errmsg("lockbox: a malformed access record in spool file \"%s\" was audited in part",
+				(errmsg("a malformed record in lockbox spool file \"%s\" was audited in part",
 						file)));
 	pfree(g->record);
 	return rows;
@@ -877,13 +877,13 @@ ingest_file(LockboxCall *call, const char *dir, const char *file, off_t done,
 	if (fd < 0)
 		ereport(ERROR,
 				(errcode_for_file_access(),
-				 errmsg("lockbox: could not open spool file \"%s\": %m", path)));
+				 errmsg("could not open lockbox spool file \"%s\": %m", path)));
 	avail = (size_t) Min(size - done, (off_t) INGEST_CHUNK);
 	buf = palloc(avail + 1);
 	if (!read_at(fd, done, buf, avail))
 		ereport(ERROR,
 				(errcode_for_file_access(),
-				 errmsg("lockbox: could not read spool file \"%s\": %m", path)));
+				 errmsg("could not read lockbox spool file \"%s\": %m", path)));
 
 	*finished = false;
 	while (pos < avail)
@@ -906,7 +906,7 @@ ingest_file(LockboxCall *call, const char *dir, const char *file, off_t done,
 			if (live || (avail < (size_t) (size - done)))
 				break;
 			ereport(WARNING,
-					(errmsg("lockbox: discarding a damaged record at the end of spool file \"%s\"",
+					(errmsg("discarding a damaged record at the end of lockbox spool file \"%s\"",
 							path)));
 			*finished = true;
 			break;
@@ -943,7 +943,7 @@ ingest_file(LockboxCall *call, const char *dir, const char *file, off_t done,
 				((SpoolHeader *) brec)->kind != SPOOL_STATEMENT)
 			{
 				ereport(WARNING,
-						(errmsg("lockbox: skipping a repeat record without its statement in spool file \"%s\"",
+						(errmsg("skipping a repeat record without its statement in lockbox spool file \"%s\"",
 								path)));
 			}
 			else
@@ -1119,7 +1119,7 @@ lockbox_access_remove_finished(List *finished)
 		if (unlink(path) != 0 && errno != ENOENT)
 			ereport(WARNING,
 					(errcode_for_file_access(),
-					 errmsg("lockbox: could not remove spool file \"%s\": %m", path)));
+					 errmsg("could not remove lockbox spool file \"%s\": %m", path)));
 	}
 }
 
@@ -1163,7 +1163,7 @@ lockbox_access_utility_done(Node *node)
 	dropped_dbid = InvalidOid;
 	if (!rmtree(dir, true))
 		ereport(WARNING,
-				(errmsg("lockbox: could not remove the spool of the dropped database in \"%s\"",
+				(errmsg("could not remove the lockbox spool of a dropped database in \"%s\"",
 						dir)));
 }
 

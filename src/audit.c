@@ -997,7 +997,7 @@ bad_anchor(int i, const char *why)
 {
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-			 errmsg("lockbox: anchor %d is malformed: %s", i + 1, why),
+			 errmsg("lockbox anchor %d is malformed: %s", i + 1, why),
 			 errhint("Anchors are a JSON array of objects like {\"seq\": 41, \"hash\": \"<64 hex digits>\"}, as the server log and notifications print them.")));
 }
 
@@ -1013,7 +1013,7 @@ parse_anchors(Jsonb *anchors, int *nanchors)
 	if (!JB_ROOT_IS_ARRAY(anchors) || JB_ROOT_IS_SCALAR(anchors))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("lockbox: anchors must be a JSON array"),
+				 errmsg("lockbox anchors must be a JSON array"),
 				 errhint("Anchors are a JSON array of objects like {\"seq\": 41, \"hash\": \"<64 hex digits>\"}, as the server log and notifications print them.")));
 	lockbox_exec(&plan,
 				 "SELECT pg_catalog.jsonb_typeof(e),"
@@ -1074,7 +1074,7 @@ lockbox_verify_audit_anchors(PG_FUNCTION_ARGS)
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("lockbox: anchors must not be null")));
+				 errmsg("lockbox anchors must not be null")));
 	return verify_audit(fcinfo, PG_GETARG_JSONB_P(0));
 }
 

@@ -617,14 +617,15 @@ refuse_noinherit(Oid user, Oid relid)
 
 	if (role_entry(user)->inherits)
 		return;
-	msg = psprintf("no access to protected table %s", lockbox_relname(relid));
+	msg = psprintf("lockbox cannot restrict role \"%s\" on protected table \"%s\"",
+				   lockbox_role_name(user), lockbox_relname(relid));
 	record_refusal(relid, msg);
 	ereport(ERROR,
 			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-			 errmsg("lockbox: %s", msg),
+			 errmsg("%s", msg),
 			 errdetail("Role \"%s\" is a member of lockbox_engineer without inheriting its privileges, so lockbox's policies cannot apply to it.",
 					   lockbox_role_name(user)),
-			 errhint("ALTER ROLE %s INHERIT;",
+			 errhint("Run ALTER ROLE %s INHERIT.",
 					 quote_identifier(lockbox_role_name(user)))));
 }
 
@@ -636,21 +637,21 @@ refuse_no_access(Oid relid, bool write, bool has_read)
 
 	if (write && has_read)
 	{
-		msg = psprintf("read-only access to table %s", relname);
+		msg = psprintf("lockbox access to table \"%s\" is read-only", relname);
 		record_refusal(relid, msg);
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("lockbox: %s", msg),
+				 errmsg("%s", msg),
 				 errdetail("Your approved lockbox requests for this table grant read access only."),
 				 errhint("Ask for write access with lockbox_request(tenant, reason, tables => '{%s}', access => 'write').",
 						 relname)));
 	}
-	msg = psprintf("no approved access to table %s", relname);
+	msg = psprintf("no approved lockbox access to table \"%s\"", relname);
 	record_refusal(relid, msg);
 	ereport(ERROR,
 			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-			 errmsg("lockbox: %s", msg),
-			 errdetail("Table %s is protected by lockbox and no approved, unexpired request of yours covers it.",
+			 errmsg("%s", msg),
+			 errdetail("Table \"%s\" is protected by lockbox and no approved, unexpired request of yours covers it.",
 					   relname),
 			 errhint("Ask for access with lockbox_request(tenant, reason, tables => '{%s}').",
 					 relname)));
@@ -852,14 +853,14 @@ protected_target(Oid relid)
 static void
 refuse_part_of(Oid relid, Oid protected)
 {
-	char	   *msg = psprintf("table %s is part of protected table %s",
+	char	   *msg = psprintf("table \"%s\" is part of lockbox-protected table \"%s\"",
 							   lockbox_relname(relid), lockbox_relname(protected));
 
 	record_refusal(protected, msg);
 	ereport(ERROR,
 			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-			 errmsg("lockbox: %s", msg),
-			 errdetail("Its rows are protected by lockbox through table %s; engineers reach them only through that table.",
+			 errmsg("%s", msg),
+			 errdetail("Its rows are protected by lockbox through table \"%s\"; engineers reach them only through that table.",
 					   lockbox_relname(protected)),
 			 errhint("Ask for access with lockbox_request(tenant, reason, tables => '{%s}') and query that table.",
 					 lockbox_relname(protected))));
@@ -868,19 +869,19 @@ refuse_part_of(Oid relid, Oid protected)
 static void
 refuse_through_parent(Oid relid, Oid protected)
 {
-	char	   *msg = psprintf("the statement reaches protected table %s through a table it inherits from",
+	char	   *msg = psprintf("the statement reaches lockbox-protected table \"%s\" through a table it inherits from",
 							   lockbox_relname(protected));
 
 	record_refusal(protected, msg);
 	ereport(ERROR,
 			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-			 errmsg("lockbox: %s", msg),
+			 errmsg("%s", msg),
 			 relid == protected ?
-			 errdetail("The policies of protected table %s do not apply when a table it inherits from is queried.",
+			 errdetail("The policies of protected table \"%s\" do not apply when a table it inherits from is queried.",
 					   lockbox_relname(protected)) :
-			 errdetail("Table %s holds rows of protected table %s, whose policies do not apply when a parent table is queried.",
+			 errdetail("Table \"%s\" holds rows of protected table \"%s\", whose policies do not apply when a parent table is queried.",
 					   lockbox_relname(relid), lockbox_relname(protected)),
-			 errhint("Query %s itself, or add ONLY to the parent table.",
+			 errhint("Query table \"%s\" itself, or add ONLY to the parent table.",
 					 lockbox_relname(protected))));
 }
 
@@ -892,16 +893,16 @@ refuse_through_parent(Oid relid, Oid protected)
 static void
 refuse_through_owner(Oid relid, Oid protected, Oid owner)
 {
-	char	   *msg = psprintf("the statement reaches protected table %s as role \"%s\"",
+	char	   *msg = psprintf("the statement reaches lockbox-protected table \"%s\" as role \"%s\"",
 							   lockbox_relname(protected), lockbox_role_name(owner));
 
 	record_refusal(protected, msg);
 	ereport(ERROR,
 			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-			 errmsg("lockbox: %s", msg),
-			 errdetail("A view or rule owned by role \"%s\" reads %s with that role's privileges, which lockbox's policies do not restrict.",
+			 errmsg("%s", msg),
+			 errdetail("A view or rule owned by role \"%s\" reads \"%s\" with that role's privileges, which lockbox's policies do not restrict.",
 					   lockbox_role_name(owner), lockbox_relname(relid)),
-			 errhint("Query %s itself under an approved lockbox request.",
+			 errhint("Query table \"%s\" itself under an approved lockbox request.",
 					 lockbox_relname(protected))));
 }
 
@@ -927,12 +928,12 @@ refuse_unrestricted(Oid reader, Oid target)
 
 	if (!role_entry(reader)->bypassrls && !owns(reader, target))
 		return;
-	msg = psprintf("role \"%s\" is not restricted by row-level security on protected table %s",
+	msg = psprintf("role \"%s\" is not restricted by row-level security on lockbox-protected table \"%s\"",
 				   lockbox_role_name(reader), lockbox_relname(target));
 	record_refusal(target, msg);
 	ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("lockbox: %s", msg),
+				 errmsg("%s", msg),
 				 errdetail("The role owns the table, has its owner's privileges, or has BYPASSRLS, so lockbox's policies do not apply to it."),
 				 errhint("Remove the ownership or BYPASSRLS from engineers; lockbox.posture lists them.")));
 }
@@ -943,13 +944,13 @@ static int	explain_shows_numbers = 0;
 static void
 refuse_explain(Oid relid)
 {
-	char	   *msg = psprintf("EXPLAIN with estimates or ANALYZE is not allowed on protected table %s",
+	char	   *msg = psprintf("EXPLAIN with estimates or ANALYZE is not allowed on lockbox-protected table \"%s\"",
 							   lockbox_relname(relid));
 
 	record_refusal(relid, msg);
 	ereport(ERROR,
 			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-			 errmsg("lockbox: %s", msg),
+			 errmsg("%s", msg),
 			 errdetail("Estimates come from statistics of every tenant's rows, and ANALYZE counts the rows the policies filter out."),
 			 errhint("Use EXPLAIN (COSTS OFF) without ANALYZE.")));
 }
@@ -1099,13 +1100,13 @@ static void
 refuse_always(Oid relid, const char *what)
 {
 	char	   *relname = lockbox_relname(relid);
-	char	   *msg = psprintf("%s is not allowed on protected table %s", what, relname);
+	char	   *msg = psprintf("%s is not allowed on lockbox-protected table \"%s\"", what, relname);
 
 	stmt_command = what;
 	record_refusal(relid, msg);
 	ereport(ERROR,
 			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-			 errmsg("lockbox: %s", msg),
+			 errmsg("%s", msg),
 			 errdetail("Engineers never run %s on a table protected by lockbox, whatever their access.",
 					   what),
 			 errhint("Under an approved write request (lockbox_request(tenant, reason, access => 'write')), change rows with INSERT, UPDATE or DELETE.")));

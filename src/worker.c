@@ -1464,6 +1464,7 @@ void
 lockbox_db_worker_main(Datum main_arg)
 {
 	Oid			dbid = DatumGetObjectId(main_arg);
+	char	   *dbname;
 	DbWorker   *w;
 	MemoryContext passcxt;
 	volatile int failures;
@@ -1474,6 +1475,15 @@ lockbox_db_worker_main(Datum main_arg)
 	BackgroundWorkerInitializeConnectionByOid(dbid, InvalidOid, 0);
 	fix_worker_settings();
 	pgstat_report_appname("lockbox worker");
+	/* the database's name, for log lines written outside a transaction */
+	StartTransactionCommand();
+	{
+		char	   *name = get_database_name(dbid);
+
+		dbname = MemoryContextStrdup(TopMemoryContext,
+									 name ? name : psprintf("%u", dbid));
+	}
+	CommitTransactionCommand();
 
 	LWLockAcquire(worker_shared->lock, LW_EXCLUSIVE);
 	w = find_db(dbid, true);
@@ -1537,8 +1547,8 @@ lockbox_db_worker_main(Datum main_arg)
 		if (!installed)
 		{
 			ereport(DEBUG1,
-					(errmsg("lockbox worker for database %u exiting: the extension is not installed",
-							dbid)));
+					(errmsg("lockbox worker for database \"%s\" exiting: the extension is not installed",
+							dbname)));
 			proc_exit(0);
 		}
 

@@ -1,4 +1,4 @@
--- pgTAP: who may touch what (DESIGN.md sections 2, 4 and 9).
+-- pgTAP: who may touch what (README "Rules" and "Reference").
 --
 --   * nobody but the extension owner has any privilege on the tables and
 --     sequences of schema lockbox; the four roles get USAGE on the schema and

@@ -1,5 +1,5 @@
--- pgTAP: the objects DESIGN.md promises exist, with the contract's names,
--- columns and signatures (DESIGN.md sections 2, 4 and 6).  Views need "at
+-- pgTAP: the objects the README's Reference promises exist, with their names,
+-- columns and signatures.  Views need "at
 -- least these columns", so each contract column is checked on its own rather
 -- than the exact column list.
 BEGIN;

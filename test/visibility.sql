@@ -1,6 +1,6 @@
--- pgTAP: what each party sees through the views (DESIGN.md section 4: "each
--- shows a caller only what is theirs: engineers their own requests, approvers
--- their tenants', reviewers and auditors all").
+-- pgTAP: what each party sees through the views (each shows a caller only
+-- what is theirs: engineers their own requests, approvers their tenants',
+-- reviewers and auditors all).
 --
 -- Fixture, two tenants and five requests:
 --

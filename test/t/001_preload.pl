@@ -1,4 +1,4 @@
-# lockbox needs shared_preload_libraries (DESIGN.md section 7).
+# lockbox needs shared_preload_libraries (README "The worker").
 #
 # Without it, CREATE EXTENSION lockbox fails with the contract's message and a
 # hint, and leaves nothing behind.  With it, CREATE EXTENSION succeeds, and

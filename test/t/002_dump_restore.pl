@@ -1,5 +1,5 @@
-# pg_dump and restore keep lockbox's state (DESIGN.md section 4: the audit
-# log, hash-chained; requests, decisions, notifications).
+# pg_dump and restore keep lockbox's state (the audit log, hash-chained;
+# requests, decisions, notifications).
 #
 # A table of customer rows is protected, and a lifecycle with audit rows and
 # notifications runs in database "src".  Its

@@ -1,4 +1,4 @@
-# Notifications reach listeners (DESIGN.md sections 6 and 7), and a database
+# Notifications reach listeners (README "Notifications"), and a database
 # served by a worker can be dropped.
 #
 # A session that LISTENs on channel "lockbox" receives one notification per

@@ -1,4 +1,4 @@
-# The audit's hash DAG survives a crash (DESIGN.md sections 4 and 7).
+# The audit's hash DAG survives a crash (README "The audit log").
 #
 # Audit rows are written, two of them by concurrent transactions so that the
 # log has two tips, and a third transaction with an audit row is still open

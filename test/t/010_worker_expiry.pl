@@ -1,5 +1,4 @@
-# The worker keeps lockbox's deadlines (DESIGN.md sections 3, 5, 7 and 8;
-# issue 4).
+# The worker keeps lockbox's deadlines (README "The worker" and "Settings").
 #
 # - A pending stage expires at its deadline: stage 1 after
 #   lockbox.review_timeout, stage 2 after lockbox.approval_timeout.  The
@@ -395,7 +394,7 @@ is(sql("SELECT state FROM lockbox.requests WHERE id = $r8"),
 	'revoked', 'lockbox.requests shows r8 revoked');
 my ($rc, $stdout, $stderr) = $node->psql($db,
 	'SET SESSION AUTHORIZATION wx_eng; SELECT count(*) FROM acme_data');
-like($stderr, qr/no approved access to table/,
+like($stderr, qr/no approved lockbox access to table/,
 	'the engineer is refused the table in another session');
 session_query($holder8, 'ROLLBACK');
 session_quit($holder8);

@@ -1,5 +1,5 @@
-# One lockbox worker per database where the extension is created (DESIGN.md
-# sections 7 and 8; issue 4).
+# One lockbox worker per database where the extension is created (README
+# "The worker").
 #
 # - Two databases are served at once: each has a "lockbox worker" in
 #   pg_stat_activity, lockbox.worker lists both as running with those pids,

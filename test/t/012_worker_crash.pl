@@ -1,5 +1,5 @@
-# The worker loses and repeats nothing across crashes and restarts (DESIGN.md
-# section 7; issue 4).
+# The worker loses and repeats nothing across crashes and restarts (README
+# "The worker").
 #
 # - kill -9 of a lockbox worker: the worker is first stopped (SIGSTOP, as if
 #   hung) while deadlines pass - a stage 1, a stage 2 and an access window -

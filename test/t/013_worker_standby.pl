@@ -1,4 +1,4 @@
-# The worker on a hot standby (DESIGN.md section 7; issue 4).
+# The worker on a hot standby (README "Replication").
 #
 # A standby streams from a primary that serves a lockbox database.  While in
 # recovery no lockbox process runs on the standby, even when a deadline it

@@ -112,7 +112,7 @@ is(sql('SELECT sessions_ended FROM lockbox.stats') - $ended0, 0,
 	'no session ended by those retries');
 my $err;
 ($out, $err) = session_query($after, 'SELECT count(*) FROM acme_data');
-like($err, qr/no approved access to table/,
+like($err, qr/no approved lockbox access to table/,
 	'that session cannot use the revoked access');
 
 session_query($holder, 'ROLLBACK');

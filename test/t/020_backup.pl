@@ -143,7 +143,7 @@ for my $what (sort keys %queries)
 }
 is($dst->safe_psql('shop', 'SELECT ok FROM lockbox_verify_audit()'), 't', 'the restored audit verifies');
 ($ok, $stdout, $stderr) = $dst->psql('shop', 'SET SESSION AUTHORIZATION bk_eng; SELECT * FROM invoices');
-like($stderr, qr/lockbox: no approved access to table public\.invoices/,
+like($stderr, qr/no approved lockbox access to table "public\.invoices"/,
 	'the engineer is refused on the restored table');
 
 $dst->stop;

@@ -51,7 +51,7 @@ $standby->init_from_backup($primary, 'repl_backup', has_streaming => 1);
 $standby->start;
 
 my ($ret, $out, $err) = as_role($standby, 'shop', 'rp_eng', 'SELECT * FROM invoices');
-like($err, qr/ERROR:  lockbox: no approved access to table public\.invoices/,
+like($err, qr/ERROR:  no approved lockbox access to table "public\.invoices"/,
 	'standby: an engineer without access is refused as on the primary');
 ($ret, $out, $err) = as_role($standby, 'shop', 'rp_eng',
 	q{SELECT lockbox_request('acme', 'read on the standby please')});
@@ -147,7 +147,7 @@ $sub->wait_for_subscription_sync($primary, 's_plain', 'plain');
 is($sub->safe_psql('plain', 'SET SESSION AUTHORIZATION rp_eng; SELECT string_agg(DISTINCT tenant, \',\' ORDER BY tenant) FROM invoices'),
 	'acme,globex', 'an unprotected subscriber table gives an engineer every tenant\'s rows');
 ($ret, $out, $err) = as_role($sub, 'guarded', 'rp_eng', 'SELECT * FROM invoices');
-like($err, qr/ERROR:  lockbox: no approved access to table public\.invoices/,
+like($err, qr/ERROR:  no approved lockbox access to table "public\.invoices"/,
 	'protected on the subscriber, the engineer is refused there');
 $primary->safe_psql('shop', q{INSERT INTO invoices VALUES (4, 'globex', 30)});
 $primary->wait_for_catchup('s_guarded');

@@ -169,7 +169,7 @@ $s = via_pgbouncer('shop_tx', 'pb_eng');
 is((query($s, 'SELECT count(*) FROM invoices'))[0], '2', 'transaction pooling: the engineer reads acme');
 revoke_and_wait($id);
 ($out, $err, $alive) = query($s, 'SELECT count(*) FROM invoices');
-like($err, qr/ERROR:  lockbox: no approved access to table public\.invoices/,
+like($err, qr/ERROR:  no approved lockbox access to table "public\.invoices"/,
 	'after the revocation, the next statement is refused by lockbox');
 unlike($err, qr/FATAL/, 'without a connection error');
 is((query($s, 'SELECT 1'))[0], '1', 'the client is still connected');
@@ -207,7 +207,7 @@ quit($s);
 $node->safe_psql('shop', 'GRANT pb_eng TO pb_pooler');
 $s = via_pgbouncer('shop_shared', 'pb_eng');
 ($out, $err) = query($s, 'SELECT count(*) FROM invoices');
-like($err, qr/lockbox: no approved access to table public\.invoices/,
+like($err, qr/no approved lockbox access to table "public\.invoices"/,
 	'a shared role that is a member of an engineer is an engineer to lockbox');
 query($s, 'SET ROLE pb_eng');
 quit($s);

@@ -124,7 +124,7 @@ is( as_role('al_app_b',
 # ---------------------------------------------------------------------
 my $err;
 (undef, $err) = as_eng(q{UPDATE t SET v = v /* write */});
-like($err, qr/read-only access/, 'a write under read access is refused');
+like($err, qr/lockbox access to table "public.t" is read-only/, 'a write under read access is refused');
 (undef, $err) = as_eng(q{TRUNCATE t /* truncate */});
 like($err, qr/TRUNCATE is not allowed/, 'TRUNCATE is refused');
 (undef, $err) = as_eng(q{COPY t FROM '/dev/null' /* copy */});
@@ -132,7 +132,7 @@ like($err, qr/COPY FROM is not allowed/, 'COPY FROM is refused');
 (undef, $err) = as_eng(q{BEGIN; LOCK t /* lock */; COMMIT});
 like($err, qr/LOCK TABLE is not allowed/, 'LOCK is refused');
 (undef, $err) = as_eng(q{SELECT * FROM u /* nogrant */});
-like($err, qr/no approved access/, 'a table without a grant is refused');
+like($err, qr/no approved lockbox access to table/, 'a table without a grant is refused');
 
 is(wait_rows(q{outcome = 'refused'}, 9), 9,
 	'each refused attempt is recorded (once per request held on the table; once without)');
@@ -141,7 +141,7 @@ is( sql(q{SELECT string_agg(command, ',' ORDER BY command)
 	'COPY FROM,LOCK TABLE,TRUNCATE,UPDATE',
 	"the attempts under A's grant are attributed to A");
 is( sql(q{SELECT reason FROM lockbox.access_log WHERE outcome = 'refused' AND command = 'UPDATE' LIMIT 1}),
-	'read-only access to table public.t', 'with the reason');
+	'lockbox access to table "public.t" is read-only', 'with the reason');
 is( sql(q{SELECT count(*) FROM lockbox.access_log
 	WHERE query LIKE '%/* nogrant */%' AND request_id IS NULL AND tenant IS NULL
 	  AND relation = 'public.u'}),
@@ -280,7 +280,7 @@ my $spool = $node->data_dir . "/lockbox_spool/$dboid";
 chmod 0500, $spool or die "chmod $spool: $!";
 my ($o, $e) = as_eng('SELECT /* closed */ count(*) FROM t');
 chmod 0700, $spool;
-like($e, qr/could not record the statement in the access log/,
+like($e, qr/could not record the statement in the lockbox access log/,
 	'a statement that cannot be recorded is refused');
 is($o, '', 'and does not run');
 
