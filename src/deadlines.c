@@ -99,9 +99,8 @@ bulk_deadlines(LockboxCall *call, int batch, bool expiring)
 		"                  (id, request_id, recipient, event, payload, created_at)"
 		"           SELECT i.id, i.rid, i.recipient, $13,"
 		"                  i.payload OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('id', i.id),"
-		"                  $14 FROM i RETURNING id, payload),"
-		"     o AS (INSERT INTO lockbox.notify_outbox (notification_id, payload)"
-		"           SELECT n.id, n.payload::pg_catalog.text FROM n)"
+		"                  $14 FROM i RETURNING id),"
+		"     o AS (INSERT INTO lockbox.notify_outbox (notification_id) SELECT n.id FROM n)"
 		" SELECT pg_catalog.count(*) FROM a";
 	Oid			update_types[2] = {TIMESTAMPTZOID, INT4OID};
 	Datum		update_values[2] = {TimestampTzGetDatum(call->now), Int32GetDatum(batch)};

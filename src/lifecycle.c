@@ -282,13 +282,20 @@ finish(Request *r, const char *state, const char *close_reason, TimestampTz now)
 
 /*
  * Record a step on a request, in one statement: the request row (when save),
- * its audit row, and, for every state change after the request was filed
- * except the one into pending_approval (which notifies the approvers
- * instead), a notification to the requester.
+ * its audit row, and its notifications, each also queued for the worker's
+ * NOTIFY.  Notified are, in this order: the requester, for every state change
+ * after the request was filed except the one into pending_approval (when
+ * notify_requester); each role of notify_roles, with event notify_event (the
+ * approvers asked to decide, or the requester told of an extension's fate);
+ * and, with deciders_event, the approvers who voted for the request (access
+ * started or ended).  One statement per transition: its round trips through
+ * the executor are most of what a transition costs besides its commit.
  */
 static void
-record(LockboxCall *call, Request *r, const char *event, const char *from,
-	   StringInfo extra, bool notify_requester, bool save)
+record_notify(LockboxCall *call, Request *r, const char *event, const char *from,
+			  StringInfo extra, bool notify_requester, bool save,
+			  List *notify_roles, const char *notify_event,
+			  const char *deciders_event)
 {
 	static SPIPlanPtr plan = NULL;
 	static const char *sql =
@@ -299,27 +306,49 @@ record(LockboxCall *call, Request *r, const char *event, const char *from,
 		"     a AS (INSERT INTO lockbox.audit_log (seq, at, session_user_name, actor,"
 		"                  event, request_id, tenant, detail, parents, hash)"
 		"           VALUES ($10, $11, $12, $13, $14, $15, $16, $17, $18, $19) RETURNING seq),"
-		"     i AS (SELECT pg_catalog.nextval('lockbox.notification_id_seq') AS id WHERE $21),"
+		"     v AS (SELECT 0 AS k, o.ord, o.recipient, o.event, o.payload"
+		"             FROM ROWS FROM (pg_catalog.unnest($21), pg_catalog.unnest($22),"
+		"                  pg_catalog.unnest($23)) WITH ORDINALITY AS o(recipient, event, payload, ord)"
+		"           UNION ALL"
+		"           SELECT 1, d.approver::pg_catalog.oid::pg_catalog.int8, d.approver, $24,"
+		"                  pg_catalog.jsonb_build_object('event', $24, 'request_id', $1,"
+		"                      'tenant', $16, 'state', $2, 'recipient',"
+		"                      pg_catalog.pg_get_userbyid(d.approver::pg_catalog.oid))"
+		"             FROM lockbox.decision d"
+		"            WHERE $24 IS NOT NULL AND d.request_id OPERATOR(pg_catalog.=) $1"
+		"              AND d.decision OPERATOR(pg_catalog.=) 'approve'),"
+		"     i AS (SELECT pg_catalog.nextval('lockbox.notification_id_seq') AS id,"
+		"                  s.recipient, s.event, s.payload"
+		"             FROM (SELECT * FROM v ORDER BY v.k, v.ord) s),"
 		"     n AS (INSERT INTO lockbox.notification"
 		"                  (id, request_id, recipient, event, payload, created_at)"
-		"           SELECT i.id, $1, $22, $2,"
-		"                  $23 OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('id', i.id),"
-		"                  $11 FROM i RETURNING id, payload),"
-		"     o AS (INSERT INTO lockbox.notify_outbox (notification_id, payload)"
-		"           SELECT n.id, n.payload::pg_catalog.text FROM n)"
-		" SELECT (SELECT pg_catalog.count(*) FROM u), (SELECT pg_catalog.count(*) FROM a)";
-	Oid			argtypes[23] = {INT8OID, TEXTOID, TIMESTAMPTZOID, REGROLEOID,
+		"           SELECT i.id, $1, i.recipient, i.event,"
+		"                  i.payload OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('id', i.id),"
+		"                  $11 FROM i RETURNING id),"
+		"     o AS (INSERT INTO lockbox.notify_outbox (notification_id) SELECT n.id FROM n)"
+		" SELECT (SELECT pg_catalog.count(*) FROM u), (SELECT pg_catalog.count(*) FROM a),"
+		"        (SELECT pg_catalog.count(*) FROM n)";
+	Oid			argtypes[24] = {INT8OID, TEXTOID, TIMESTAMPTZOID, REGROLEOID,
 		TIMESTAMPTZOID, TIMESTAMPTZOID, TIMESTAMPTZOID, TIMESTAMPTZOID, TEXTOID,
 		/* $10 .. $19: the audit row */
 		INT8OID, TIMESTAMPTZOID, NAMEOID, NAMEOID, TEXTOID, INT8OID, TEXTOID,
 		JSONBOID, INT8ARRAYOID, BYTEAOID,
-	BOOLOID, BOOLOID, REGROLEOID, JSONBOID};
-	Datum		values[23];
-	char		nulls[23];
+		/* $20: save; $21 .. $23: the notifications; $24: the deciders' */
+	BOOLOID, REGROLEARRAYOID, TEXTARRAYOID, JSONBARRAYOID, TEXTOID};
+	Datum		values[24];
+	char		nulls[24];
 	StringInfoData detail;
 	AuditRow	row;
 	bool		notify = notify_requester && strcmp(from, r->state) != 0;
+	int			nmax = list_length(notify_roles) + 1;
+	int			nn = 0;
+	Datum	   *recipients = palloc(sizeof(Datum) * nmax);
+	Datum	   *events = palloc(sizeof(Datum) * nmax);
+	Datum	   *payloads = palloc(sizeof(Datum) * nmax);
+	ListCell   *lc;
 	bool		isnull;
+	HeapTuple	tup;
+	TupleDesc	td;
 
 	initStringInfo(&detail);
 	appendStringInfoChar(&detail, '{');
@@ -329,6 +358,26 @@ record(LockboxCall *call, Request *r, const char *event, const char *from,
 		appendStringInfo(&detail, ", %s", extra->data);
 	appendStringInfoChar(&detail, '}');
 	lockbox_audit_row(call, event, r->id, r->tenant, detail.data, &row);
+
+	/* (payloads after the audit row: their anchors name it) */
+	if (notify)
+	{
+		recipients[nn] = ObjectIdGetDatum(r->requester);
+		events[nn] = CStringGetTextDatum(r->state);
+		payloads[nn] = lockbox_notification_payload(r->id, r->requester,
+													r->state, r->tenant,
+													r->state);
+		nn++;
+	}
+	foreach(lc, notify_roles)
+	{
+		recipients[nn] = ObjectIdGetDatum(lfirst_oid(lc));
+		events[nn] = CStringGetTextDatum(notify_event);
+		payloads[nn] = lockbox_notification_payload(r->id, lfirst_oid(lc),
+													notify_event, r->tenant,
+													r->state);
+		nn++;
+	}
 
 	memset(nulls, ' ', sizeof(nulls));
 	values[0] = Int64GetDatum(r->id);
@@ -350,19 +399,32 @@ record(LockboxCall *call, Request *r, const char *event, const char *from,
 	memcpy(values + 9, row.values, sizeof(Datum) * LOCKBOX_AUDIT_NARGS);
 	memcpy(nulls + 9, row.nulls, LOCKBOX_AUDIT_NARGS);
 	values[19] = BoolGetDatum(save);
-	values[20] = BoolGetDatum(notify);
-	values[21] = ObjectIdGetDatum(r->requester);
-	values[22] = notify ? lockbox_notification_payload(r->id, r->requester,
-													   r->state, r->tenant,
-													   r->state) : (Datum) 0;
-	nulls[22] = notify ? ' ' : 'n';
+	values[20] = PointerGetDatum(construct_array(recipients, nn, REGROLEOID,
+												 sizeof(Oid), true, TYPALIGN_INT));
+	values[21] = PointerGetDatum(construct_array(events, nn, TEXTOID,
+												 -1, false, TYPALIGN_INT));
+	values[22] = PointerGetDatum(construct_array(payloads, nn, JSONBOID,
+												 -1, false, TYPALIGN_INT));
+	values[23] = deciders_event ? CStringGetTextDatum(deciders_event) : (Datum) 0;
+	nulls[23] = deciders_event ? ' ' : 'n';
 
-	lockbox_exec(&plan, sql, 23, argtypes, values, nulls, 1);
-	if (DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)) != (save ? 1 : 0) ||
-		DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull)) != 1)
+	lockbox_exec(&plan, sql, 24, argtypes, values, nulls, 1);
+	tup = SPI_tuptable->vals[0];
+	td = SPI_tuptable->tupdesc;
+	if (DatumGetInt64(SPI_getbinval(tup, td, 1, &isnull)) != (save ? 1 : 0) ||
+		DatumGetInt64(SPI_getbinval(tup, td, 2, &isnull)) != 1)
 		elog(ERROR, "could not record lockbox request " INT64_FORMAT, r->id);
-	if (notify)
+	if (DatumGetInt64(SPI_getbinval(tup, td, 3, &isnull)) > 0)
 		lockbox_wake_worker_at_commit();
+}
+
+/* A step that notifies no one but (maybe) the requester. */
+static void
+record(LockboxCall *call, Request *r, const char *event, const char *from,
+	   StringInfo extra, bool notify_requester, bool save)
+{
+	record_notify(call, r, event, from, extra, notify_requester, save,
+				  NIL, NULL, NULL);
 }
 
 /* ---------------------------------------------------------------------
@@ -710,16 +772,24 @@ lockbox_request(PG_FUNCTION_ARGS)
 		"           RETURNING id),"
 		"     a AS (INSERT INTO lockbox.audit_log (seq, at, session_user_name, actor,"
 		"                  event, request_id, tenant, detail, parents, hash)"
-		"           VALUES ($10, $11, $12, $13, $14, $15, $16, $17, $18, $19) RETURNING seq)"
+		"           VALUES ($10, $11, $12, $13, $14, $15, $16, $17, $18, $19) RETURNING seq),"
+		/* the reviewers are told: one notification to lockbox_reviewer */
+		"     i AS (SELECT pg_catalog.nextval('lockbox.notification_id_seq') AS id),"
+		"     n AS (INSERT INTO lockbox.notification"
+		"                  (id, request_id, recipient, event, payload, created_at)"
+		"           SELECT i.id, $20, $21, 'review_requested',"
+		"                  $22 OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('id', i.id),"
+		"                  $8 FROM i RETURNING id),"
+		"     o AS (INSERT INTO lockbox.notify_outbox (notification_id) SELECT n.id FROM n)"
 		" SELECT (SELECT pg_catalog.count(*) FROM r), (SELECT pg_catalog.count(*) FROM a)";
-	Oid			argtypes[20] = {TEXTOID, REGROLEOID, TEXTOID, TEXTOID,
+	Oid			argtypes[22] = {TEXTOID, REGROLEOID, TEXTOID, TEXTOID,
 		REGCLASSARRAYOID, TEXTOID, INTERVALOID, TIMESTAMPTZOID, TIMESTAMPTZOID,
 		/* $10 .. $19: the audit row */
 		INT8OID, TIMESTAMPTZOID, NAMEOID, NAMEOID, TEXTOID, INT8OID, TEXTOID,
 		JSONBOID, INT8ARRAYOID, BYTEAOID,
-	INT8OID};
-	Datum		values[20];
-	char		nulls[20];
+	INT8OID, REGROLEOID, JSONBOID};
+	Datum		values[22];
+	char		nulls[22];
 	AuditRow	row;
 	LockboxCall call;
 	Oid			caller = GetUserId();
@@ -846,14 +916,18 @@ lockbox_request(PG_FUNCTION_ARGS)
 	memcpy(values + 9, row.values, sizeof(Datum) * LOCKBOX_AUDIT_NARGS);
 	memcpy(nulls + 9, row.nulls, LOCKBOX_AUDIT_NARGS);
 
-	lockbox_exec(&plan, sql, 20, argtypes, values, nulls, 1);
+	/* (the payload after the audit row: its anchors name it) */
+	values[20] = ObjectIdGetDatum(lockbox_role_oid(LB_REVIEWER));
+	values[21] = lockbox_notification_payload(id, lockbox_role_oid(LB_REVIEWER),
+											  "review_requested", tenant,
+											  "pending_review");
+
+	lockbox_exec(&plan, sql, 22, argtypes, values, nulls, 1);
 	if (DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)) != 1 ||
 		DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull)) != 1)
 		elog(ERROR, "could not insert a lockbox request");
 	lockbox_deadline_created(deadline);
-	/* the reviewers are told: one notification to lockbox_reviewer */
-	lockbox_notify(&call, id, lockbox_role_oid(LB_REVIEWER), "review_requested",
-				   tenant, "pending_review");
+	lockbox_wake_worker_at_commit();
 
 	lockbox_leave(&call);
 	PG_RETURN_INT64(id);
@@ -990,19 +1064,6 @@ end_access(LockboxCall *call, Request *r)
 	/* the session that closed its own request ends it itself */
 	lockbox_queue_session_end(r->requester, r->id,
 					  call->caller == r->requester ? MyProcPid : 0);
-}
-
-/*
- * The approvers who approved a request are told that its access started or
- * ended (the notification's state says how: approved, closed, revoked).
- */
-static void
-notify_deciders(LockboxCall *call, Request *r, const char *event)
-{
-	int64	   *id = palloc(sizeof(int64));
-
-	*id = r->id;
-	lockbox_notify_deciders(call, list_make1(id), event, r->state);
 }
 
 /* Stage 1, approve or deny: the caller reviews the request. */
@@ -1172,8 +1233,8 @@ approve_extension(LockboxCall *call, Request *r, Extension *ext,
 	lockbox_json_str(&extra, "by", interval_text(&ext->by));
 	lockbox_json_raw(&extra, "access_ends_at",
 					 json_window(ext->ends_at, ext->new_ends_at));
-	record(call, r, "extended", "approved", &extra, false, true);
-	lockbox_notify(call, r->id, r->requester, "extended", r->tenant, r->state);
+	record_notify(call, r, "extended", "approved", &extra, false, true,
+				  list_make1_oid(r->requester), "extended", NULL);
 	return "approved";
 }
 
@@ -1192,9 +1253,8 @@ deny_extension(LockboxCall *call, Request *r, Extension *ext,
 	initStringInfo(&extra);
 	lockbox_json_raw(&extra, "extension", psprintf(INT64_FORMAT, ext->id));
 	lockbox_json_str(&extra, "reason", reason);
-	record(call, r, "extend_deny", "approved", &extra, false, true);
-	lockbox_notify(call, r->id, r->requester, "extension_denied", r->tenant,
-				   r->state);
+	record_notify(call, r, "extend_deny", "approved", &extra, false, true,
+				  list_make1_oid(r->requester), "extension_denied", NULL);
 	return "approved";
 }
 
@@ -1223,7 +1283,6 @@ lockbox_approve(PG_FUNCTION_ARGS)
 		if (r->tenant_enabled)
 		{
 			List	   *approvers = r->approvers;
-			ListCell   *lc;
 
 			r->state = "pending_approval";
 			r->has_deadline = true;
@@ -1231,10 +1290,8 @@ lockbox_approve(PG_FUNCTION_ARGS)
 			lockbox_deadline_created(r->deadline);
 			lockbox_json_raw(&extra, "approvers_notified",
 							 psprintf("%d", list_length(approvers)));
-			record(&call, r, "approve", from, &extra, false, true);
-			foreach(lc, approvers)
-				lockbox_notify(&call, r->id, lfirst_oid(lc), "approval_requested",
-							   r->tenant, r->state);
+			record_notify(&call, r, "approve", from, &extra, false, true,
+						  approvers, "approval_requested", NULL);
 		}
 		else
 		{
@@ -1265,9 +1322,8 @@ lockbox_approve(PG_FUNCTION_ARGS)
 			open_access(r, call.now);
 			lockbox_access_changed();
 		}
-		record(&call, r, "approve", from, &extra, true, true);
-		if (strcmp(r->state, "approved") == 0)
-			notify_deciders(&call, r, "access_started");
+		record_notify(&call, r, "approve", from, &extra, true, true, NIL, NULL,
+					  strcmp(r->state, "approved") == 0 ? "access_started" : NULL);
 	}
 	else if (access_open(r) && pending_extension(r->id, &ext))
 	{
@@ -1391,8 +1447,8 @@ lockbox_close(PG_FUNCTION_ARGS)
 	lockbox_json_str(&extra, "close_reason", "resolved");
 	lockbox_json_str(&extra, "resolution", resolution);
 	lapse_extension(r, call.now, &extra);
-	record(&call, r, "close", "approved", &extra, true, true);
-	notify_deciders(&call, r, "access_ended");
+	record_notify(&call, r, "close", "approved", &extra, true, true, NIL, NULL,
+				  "access_ended");
 
 	lockbox_leave(&call);
 	PG_RETURN_TEXT_P(cstring_to_text("closed"));
@@ -1540,8 +1596,8 @@ lockbox_revoke(PG_FUNCTION_ARGS)
 		if (strcmp(by_role, "approver") != 0)
 			lockbox_json_str(&extra, "by_role", by_role);
 		lockbox_json_str(&extra, "completed_by", "lockbox worker");
-		record(&call, r, "revoke", "approved", &extra, true, false);
-		notify_deciders(&call, r, "access_ended");
+		record_notify(&call, r, "revoke", "approved", &extra, true, false, NIL,
+					  NULL, "access_ended");
 		lockbox_wake_worker_at_commit();
 		lockbox_leave(&call);
 		PG_RETURN_TEXT_P(cstring_to_text("revoked"));
@@ -1558,8 +1614,8 @@ lockbox_revoke(PG_FUNCTION_ARGS)
 	if (strcmp(by_role, "approver") != 0)
 		lockbox_json_str(&extra, "by_role", by_role);
 	lapse_extension(r, call.now, &extra);
-	record(&call, r, "revoke", "approved", &extra, true, true);
-	notify_deciders(&call, r, "access_ended");
+	record_notify(&call, r, "revoke", "approved", &extra, true, true, NIL, NULL,
+				  "access_ended");
 
 	lockbox_leave(&call);
 	PG_RETURN_TEXT_P(cstring_to_text("revoked"));
@@ -1612,7 +1668,6 @@ lockbox_extend(PG_FUNCTION_ARGS)
 		TIMESTAMPTZOID, TIMESTAMPTZOID, TIMESTAMPTZOID};
 	Datum		values[8];
 	StringInfoData extra;
-	ListCell   *lc;
 
 	lockbox_require_arg(fcinfo, 1, "by");
 	by = *PG_GETARG_INTERVAL_P(1);
@@ -1684,10 +1739,8 @@ lockbox_extend(PG_FUNCTION_ARGS)
 					 json_window(r->access_ends_at, new_end));
 	lockbox_json_raw(&extra, "approvers_notified",
 					 psprintf("%d", list_length(r->approvers)));
-	record(&call, r, "extend_request", "approved", &extra, false, true);
-	foreach(lc, r->approvers)
-		lockbox_notify(&call, r->id, lfirst_oid(lc), "extension_requested",
-					   r->tenant, r->state);
+	record_notify(&call, r, "extend_request", "approved", &extra, false, true,
+				  r->approvers, "extension_requested", NULL);
 
 	lockbox_leave(&call);
 	PG_RETURN_TEXT_P(cstring_to_text("approved"));

@@ -89,9 +89,8 @@ lockbox_notify(LockboxCall *call, int64 request_id, Oid recipient,
 		"           (id, request_id, recipient, event, payload, created_at)"
 		"           SELECT i.id, $1, $2, $3,"
 		"                  $4 OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('id', i.id),"
-		"                  $5 FROM i RETURNING id, payload)"
-		" INSERT INTO lockbox.notify_outbox (notification_id, payload)"
-		" SELECT n.id, n.payload::pg_catalog.text FROM n";
+		"                  $5 FROM i RETURNING id)"
+		" INSERT INTO lockbox.notify_outbox (notification_id) SELECT n.id FROM n";
 	Oid			argtypes[5] = {INT8OID, REGROLEOID, TEXTOID, JSONBOID, TIMESTAMPTZOID};
 	Datum		values[5];
 
@@ -121,8 +120,10 @@ lockbox_relay_notifications(int batch)
 		"           WHERE ctid OPERATOR(pg_catalog.=) ANY (ARRAY("
 		"             SELECT o.ctid FROM lockbox.notify_outbox o"
 		"              LIMIT $1 FOR UPDATE SKIP LOCKED))"
-		"           RETURNING notification_id, payload)"
-		" SELECT d.notification_id, d.payload FROM d ORDER BY d.notification_id";
+		"           RETURNING notification_id)"
+		" SELECT d.notification_id, n.payload::pg_catalog.text"
+		"   FROM d JOIN lockbox.notification n ON n.id OPERATOR(pg_catalog.=) d.notification_id"
+		"  ORDER BY d.notification_id";
 	Oid			argtypes[1] = {INT4OID};
 	Datum		values[1] = {Int32GetDatum(batch)};
 	int64		sent;
@@ -351,9 +352,8 @@ lockbox_notify_deciders(LockboxCall *call, List *request_ids,
 		"                      'state', $3, 'recipient',"
 		"                      pg_catalog.pg_get_userbyid(i.approver::pg_catalog.oid),"
 		"                      'id', i.id),"
-		"                  $4 FROM i RETURNING id, payload)"
-		" INSERT INTO lockbox.notify_outbox (notification_id, payload)"
-		" SELECT n.id, n.payload::pg_catalog.text FROM n";
+		"                  $4 FROM i RETURNING id)"
+		" INSERT INTO lockbox.notify_outbox (notification_id) SELECT n.id FROM n";
 	Oid			argtypes[4] = {INT8ARRAYOID, TEXTOID, TEXTOID, TIMESTAMPTZOID};
 	Datum		values[4];
 	Datum	   *ids;
