@@ -1,7 +1,9 @@
-# Upgrading a running server from lockbox 1.0 to the current version, as a
-# DBA would: the 1.0 library and scripts run with real data, then the new
-# package is installed (library, control file, scripts) and the server
-# restarted, then ALTER EXTENSION lockbox UPDATE.
+# Upgrading a running server from lockbox 1.0, through 1.1, to the current
+# version, as a DBA would: the 1.0 library and scripts run with real data,
+# then 1.1 as released (library and scripts, a restart, ALTER EXTENSION
+# lockbox UPDATE TO '1.1', more data written by it), then the new package is
+# installed (library, control file, scripts) and the server restarted, then
+# ALTER EXTENSION lockbox UPDATE.
 #
 # Version 1.0 as released (commit ca64ae9) is built from this repository's
 # history and installed into a private copy of the PostgreSQL installation
@@ -11,6 +13,7 @@
 #
 # - 1.0, filled: requests in every state, decisions, notifications, an
 #   engineer's audited reads, protected tables.
+# - 1.1: its library audits an engineer's statement through its spool.
 # - New library, old objects: every entry point refuses with a clear message
 #   and a hint to update (an engineer's statement on a protected table too:
 #   fail closed); nothing is changed.
@@ -181,6 +184,36 @@ for my $t (qw(request decision notification audit_log tenant approver protected_
 is(sql('up', 'SELECT ok FROM lockbox_verify_audit()'), 't', '1.0: the audit verifies');
 my $audit_rows = sql('up', 'SELECT count(*) FROM lockbox.audit_log');
 
+# --- 1.1 as released, then ALTER EXTENSION lockbox UPDATE TO '1.1' ---------
+# The upgrade a 1.1 user runs starts from what the 1.1 library wrote: the
+# engineers' statements it audited from its spool, delivery columns.
+my $released11 = '69eb76a';
+my $src11 = "$tmp/lockbox-1.1";
+make_path($src11);
+system_or_bail("git -c safe.directory='*' -C '$root' archive $released11 | tar -x -C '$src11'");
+system_or_bail("make -s -C '$src11' PG_CONFIG='$sys_bin/pg_config' >'$tmp/build-1.1.log' 2>&1");
+ok(-f "$src11/lockbox.so", "lockbox 1.1 ($released11) builds");
+$node->stop;
+install_lockbox($src11);
+$node->start;
+sql('up', "ALTER EXTENSION lockbox UPDATE TO '1.1'");
+is(sql('up', q{SELECT extversion FROM pg_extension WHERE extname = 'lockbox'}),
+	'1.1', 'updated to 1.1 as released');
+my $accesses = sql('up', q{SELECT count(*) FROM lockbox.audit_log WHERE event = 'access'});
+is(as_role('up', 'up_eng', 'SELECT count(*) FROM invoices WHERE amount > 10'), '1',
+	'1.1: the engineer still reads under the approved request');
+ok($node->poll_query_until('up',
+		qq{SELECT count(*) = $accesses + 1 FROM lockbox.audit_log WHERE event = 'access'}),
+	'1.1: the statement is in the audit, from the spool');
+sql('up', q{SELECT lockbox_set_contact('up_app', 'app@example.com')});
+sql('up', q{SELECT lockbox_ack_notification(id) FROM lockbox.notifications ORDER BY id LIMIT 1});
+for my $t (qw(request decision notification audit_log tenant approver protected_table))
+{
+	$before{$t} = sql('up', "SELECT md5(string_agg(t::text, '|' ORDER BY t::text)) FROM lockbox.$t t");
+}
+is(sql('up', 'SELECT ok FROM lockbox_verify_audit()'), 't', '1.1: the audit verifies');
+$audit_rows = sql('up', 'SELECT count(*) FROM lockbox.audit_log');
+
 # --- the new package, then a restart ---------------------------------------
 $node->stop;
 install_lockbox($root);
@@ -188,7 +221,7 @@ $node->start;
 
 my ($rc, $out, $err) = $node->psql('up',
 	"SET SESSION AUTHORIZATION up_eng; SELECT lockbox_request('acme', 'before the update')");
-like($err, qr/lockbox's objects in database "up" are version 1\.0.*\n.*HINT:  Run ALTER EXTENSION lockbox UPDATE/s,
+like($err, qr/lockbox's objects in database "up" are version 1\.1.*\n.*HINT:  Run ALTER EXTENSION lockbox UPDATE/s,
 	'before the update, a lifecycle call is refused with a hint to update');
 ($rc, $out, $err) = $node->psql('up', 'SET SESSION AUTHORIZATION up_eng; SELECT count(*) FROM invoices');
 isnt($rc, 0, 'an engineer\'s statement on a protected table is refused too (fail closed)');
@@ -253,19 +286,18 @@ is(sql('up', q{SELECT string_agg(e.evtname || ' ' || e.evtenabled::text, ',') FR
 	JOIN pg_depend d ON d.objid = e.oid AND d.deptype = 'e'}),
 	'and so do its event triggers');
 
-# the data is all there, and the audit verifies (1.1 adds columns to
-# lockbox.notification, for delivery: its 1.0 columns are compared)
-my %cols_1_0 = (notification =>
-	  '(t.id, t.request_id, t.recipient, t.event, t.payload, t.created_at, t.claimed_at, t.claimed_by, t.delivered_at)');
+# the data is all there, and the audit verifies
 for my $t (sort keys %before)
 {
-	my $row = $cols_1_0{$t} // 't';
-	is(sql('up', "SELECT md5(string_agg(${row}::text, '|' ORDER BY ${row}::text)) FROM lockbox.$t t"),
+	is(sql('up', "SELECT md5(string_agg(t::text, '|' ORDER BY t::text)) FROM lockbox.$t t"),
 		$before{$t}, "lockbox.$t is unchanged by the update");
 }
 is(sql('up', 'SELECT count(*) FROM lockbox.notification WHERE attempts <> 0 OR last_error IS NOT NULL
 		OR next_attempt_at IS NOT NULL OR failed_at IS NOT NULL'),
 	'0', 'the 1.0 notifications have no delivery attempts recorded');
+is(as_role('up', 'up_aud', q{SELECT count(*) FROM lockbox.access_log
+		WHERE outcome = 'allowed' AND query LIKE '%amount > 10'}),
+	'1', 'the statement audited under 1.1 is in the access log');
 is(sql('up', q{SELECT ok || ' ' || (rows_checked = (SELECT count(*) FROM lockbox.audit_log))
 		|| ' ' || (rows_checked >= } . $audit_rows . q{) FROM lockbox_verify_audit()}),
 	'true true true', 'the audit verifies after the update, every row of it');
@@ -282,7 +314,7 @@ is(as_role('up', 'up_eng', "SELECT lockbox_close($id{approved}, 'done'); SELECT 
 	"closed\n2", 'the new request grants the same tenant\'s rows');
 is(as_role('up', 'up_eng', "SELECT lockbox_close($new, 'done')"), 'closed', 'closed');
 ($rc, $out, $err) = $node->psql('up', 'SET SESSION AUTHORIZATION up_eng; SELECT count(*) FROM invoices');
-like($err, qr/no approved access/, 'and then the engineer is refused again');
+like($err, qr/no approved lockbox access/, 'and then the engineer is refused again');
 is(sql('up', 'SELECT ok FROM lockbox_verify_audit()'), 't', 'the audit verifies at the end');
 
 $node->stop;
