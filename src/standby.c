@@ -74,6 +74,7 @@ static HTAB *files = NULL;
 static PGconn *conn = NULL;
 static char *dbname = NULL;		/* this worker's database */
 static TimestampTz next_connect = 0;
+static char *last_logged = NULL;	/* the failure last written to the log */
 
 void
 lockbox_standby_init(void)
@@ -105,9 +106,17 @@ failed(const char *what, const char *error)
 	/* libpq's messages end with a newline */
 	while (len > 0 && (msg[len - 1] == '\n' || msg[len - 1] == ' '))
 		msg[--len] = '\0';
-	ereport(LOG,
-			(errmsg("lockbox could not forward engineers' statements to the primary: %s: %s",
-					what, msg)));
+	/* once per failure, not at every retry (lockbox.standby_backlog has it) */
+	if (last_logged == NULL || strcmp(last_logged, msg) != 0)
+	{
+		ereport(LOG,
+				(errmsg("lockbox could not forward engineers' statements to the primary: %s: %s",
+						what, msg),
+				 errhint("It is tried again every second; lockbox.standby_backlog shows the backlog.")));
+		if (last_logged != NULL)
+			pfree(last_logged);
+		last_logged = MemoryContextStrdup(TopMemoryContext, msg);
+	}
 	lockbox_backlog_report(-1, -1, false, psprintf("%s: %s", what, msg));
 	disconnect();
 	next_connect = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), RECONNECT_MS);
@@ -200,6 +209,13 @@ connect_primary(void)
 	{
 		failed("connecting", PQerrorMessage(conn));
 		return false;
+	}
+	if (last_logged != NULL)
+	{
+		ereport(LOG,
+				(errmsg("lockbox forwards engineers' statements to the primary again")));
+		pfree(last_logged);
+		last_logged = NULL;
 	}
 
 	/* a new connection: how far each file got is read again */
