@@ -122,23 +122,32 @@ failed(const char *what, const char *error)
 	next_connect = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), RECONNECT_MS);
 }
 
+static void end_sessions_pass(void);
+static TimestampTz last_end_sessions = 0;
+
 /*
  * Wait until the socket is ready (or the timeout passes: false), serving
- * interrupts meanwhile.
+ * interrupts meanwhile.  A primary that is slow to answer (or a network that
+ * drops packets) must not hold up ending sessions on this standby: they are
+ * looked at every STANDBY_POLL_MS while waiting too.
  */
 static bool
 wait_socket(int io, TimestampTz until)
 {
 	for (;;)
 	{
-		long		ms = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), until);
+		TimestampTz now = GetCurrentTimestamp();
+		long		ms = TimestampDifferenceMilliseconds(now, until);
 		int			rc;
 
 		if (ms <= 0)
 			return false;
+		if (now >= TimestampTzPlusMilliseconds(last_end_sessions, STANDBY_POLL_MS))
+			end_sessions_pass();
 		rc = WaitLatchOrSocket(MyLatch,
 							   WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH | io,
-							   PQsocket(conn), ms, PG_WAIT_EXTENSION);
+							   PQsocket(conn), Min(ms, STANDBY_POLL_MS),
+							   PG_WAIT_EXTENSION);
 		if (rc & WL_LATCH_SET)
 		{
 			ResetLatch(MyLatch);
@@ -466,6 +475,7 @@ forward_pass(void)
 static void
 end_sessions_pass(void)
 {
+	last_end_sessions = GetCurrentTimestamp();
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	if (dbname == NULL)
