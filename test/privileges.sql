@@ -130,8 +130,10 @@ SELECT function_privs_are(a.fn, a.args, p.role,
 SELECT schema_privs_are('lockbox', 'lockbox_forwarder', '{USAGE}'::name[],
 						'lockbox_forwarder has USAGE (and not CREATE) on schema lockbox');
 SELECT is(ARRAY(SELECT p.oid::regprocedure::text FROM pg_proc p
+				  JOIN pg_depend d ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid
+								  AND d.deptype = 'e'
+				  JOIN pg_extension x ON x.oid = d.refobjid AND x.extname = 'lockbox'
 				 WHERE has_function_privilege('lockbox_forwarder', p.oid, 'EXECUTE')
-				   AND p.pronamespace IN ('lockbox'::regnamespace, 'public'::regnamespace)
 				 ORDER BY 1),
 		  ARRAY['lockbox.forward_access(text,text,bigint,bytea,boolean)',
 				'lockbox_protect(regclass,name,text)', 'lockbox_unprotect(regclass)'],
