@@ -1684,6 +1684,17 @@ lockbox_spool_chunk(const char *file, off_t from, size_t max, size_t *len,
 	return buf;
 }
 
+/* Is a session still writing file?  If so, *written: how far. */
+bool
+lockbox_spool_live(const char *file, int64 *written)
+{
+	off_t		w = 0;
+	bool		live = file_is_live(file, &w);
+
+	*written = (int64) w;
+	return live;
+}
+
 /* Remove a spool file this database's worker forwarded entirely. */
 void
 lockbox_spool_remove(const char *file)

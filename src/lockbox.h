@@ -229,6 +229,7 @@ extern List *lockbox_spool_files(void);
 extern char *lockbox_spool_chunk(const char *file, off_t from, size_t max,
 								 size_t *len, bool *at_end);
 extern void lockbox_spool_remove(const char *file);
+extern bool lockbox_spool_live(const char *file, int64 *written);
 extern void lockbox_spool_log(const char *buf, size_t len, const char *node);
 extern void lockbox_standby_init(void);
 extern void lockbox_standby_worker(void);

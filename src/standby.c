@@ -334,6 +334,11 @@ forward_call(const char *file, int64 start, const char *records, size_t len,
 static int64
 file_pending(ForwardFile *f)
 {
+	int64		written;
+
+	/* a session still writes it: what it wrote so far, without reading */
+	if (lockbox_spool_live(f->file, &written))
+		return Max(written - f->done, 0);
 	if (!f->end_known)
 	{
 		int64		at = f->done;
@@ -352,7 +357,7 @@ file_pending(ForwardFile *f)
 				break;
 		}
 		if (!at_end)
-			return at - f->done;	/* live: up to what it wrote */
+			return at - f->done;	/* its session ended meanwhile */
 		f->end = at;
 		f->end_known = true;
 	}
