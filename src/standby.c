@@ -123,6 +123,9 @@ failed(const char *what, const char *error)
 }
 
 static void end_sessions_pass(void);
+static bool query_one(const char *what, const char *sql, int nparams,
+					  const char *const *values, const int *lengths,
+					  const int *formats, char **value);
 static TimestampTz last_end_sessions = 0;
 
 /*
@@ -219,6 +222,29 @@ connect_primary(void)
 		failed("connecting", PQerrorMessage(conn));
 		return false;
 	}
+
+	/*
+	 * A wrong conninfo must not hand this standby's records to another
+	 * cluster's lockbox: the server reached must be the one this standby
+	 * replicates (streaming keeps the system identifier).
+	 */
+	{
+		char	   *sysid;
+		char		mine[32];
+
+		if (!query_one("checking the primary", "SELECT system_identifier FROM pg_catalog.pg_control_system()",
+					   0, NULL, NULL, NULL, &sysid))
+			return false;
+		snprintf(mine, sizeof(mine), UINT64_FORMAT, GetSystemIdentifier());
+		if (strcmp(sysid, mine) != 0)
+		{
+			failed("checking the primary",
+				   psprintf("the server lockbox.primary_conninfo reaches has system identifier %s, this standby %s: it is not this standby's primary",
+							sysid, mine));
+			return false;
+		}
+		pfree(sysid);
+	}
 	if (last_logged != NULL)
 	{
 		ereport(LOG,
@@ -241,31 +267,19 @@ connect_primary(void)
 }
 
 /*
- * Call lockbox.forward_access(node, file, start, records, finished) on the
- * primary; *done: its result.  False: failed (disconnected).
+ * Run a one-row, one-column query on the primary; *value: its result
+ * (palloc'd).  what names the call in errors.  False: failed (disconnected).
  */
 static bool
-forward_call(const char *file, int64 start, const char *records, size_t len,
-			 bool finished, int64 *done)
+query_one(const char *what, const char *sql, int nparams, const char *const *values,
+		  const int *lengths, const int *formats, char **value)
 {
-	const char *values[5];
-	int			lengths[5] = {0, 0, 0, (int) len, 0};
-	int			formats[5] = {0, 0, 0, 1, 0};
-	char		startbuf[32];
 	TimestampTz until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), CALL_TIMEOUT_MS);
 	PGresult   *res;
 	PGresult   *last = NULL;
 	bool		ok = false;
 
-	snprintf(startbuf, sizeof(startbuf), INT64_FORMAT, start);
-	values[0] = lockbox_node_name();
-	values[1] = file;
-	values[2] = startbuf;
-	values[3] = records;
-	values[4] = finished ? "true" : "false";
-	if (!PQsendQueryParams(conn,
-						   "SELECT lockbox.forward_access($1, $2, $3::pg_catalog.int8, $4::pg_catalog.bytea, $5::pg_catalog.bool)",
-						   5, NULL, values, lengths, formats, 0))
+	if (!PQsendQueryParams(conn, sql, nparams, NULL, values, lengths, formats, 0))
 	{
 		failed("sending", PQerrorMessage(conn));
 		return false;
@@ -316,15 +330,43 @@ forward_call(const char *file, int64 start, const char *records, size_t len,
 	if (last != NULL && PQresultStatus(last) == PGRES_TUPLES_OK &&
 		PQntuples(last) == 1 && !PQgetisnull(last, 0, 0))
 	{
-		*done = strtoi64(PQgetvalue(last, 0, 0), NULL, 10);
+		*value = pstrdup(PQgetvalue(last, 0, 0));
 		ok = true;
 	}
 	else
-		failed("lockbox.forward_access on the primary",
-			   last != NULL ? PQresultErrorMessage(last) : PQerrorMessage(conn));
+		failed(what, last != NULL ? PQresultErrorMessage(last) : PQerrorMessage(conn));
 	if (last != NULL)
 		PQclear(last);
 	return ok;
+}
+
+/*
+ * Call lockbox.forward_access(node, file, start, records, finished) on the
+ * primary; *done: its result.  False: failed (disconnected).
+ */
+static bool
+forward_call(const char *file, int64 start, const char *records, size_t len,
+			 bool finished, int64 *done)
+{
+	const char *values[5];
+	int			lengths[5] = {0, 0, 0, (int) len, 0};
+	int			formats[5] = {0, 0, 0, 1, 0};
+	char		startbuf[32];
+	char	   *value;
+
+	snprintf(startbuf, sizeof(startbuf), INT64_FORMAT, start);
+	values[0] = lockbox_node_name();
+	values[1] = file;
+	values[2] = startbuf;
+	values[3] = records;
+	values[4] = finished ? "true" : "false";
+	if (!query_one("lockbox.forward_access on the primary",
+				   "SELECT lockbox.forward_access($1, $2, $3::pg_catalog.int8, $4::pg_catalog.bytea, $5::pg_catalog.bool)",
+				   5, values, lengths, formats, &value))
+		return false;
+	*done = strtoi64(value, NULL, 10);
+	pfree(value);
+	return true;
 }
 
 /*

@@ -13,7 +13,8 @@
 # - the primary down: statements on the standby wait there (the backlog
 #   shows them), past lockbox.standby_backlog_max they are refused (53400);
 #   the primary back, each is forwarded exactly once and statements run again
-# - a forwarder cannot hand in records for another node
+# - a forwarder cannot hand in records for another node; a conninfo that
+#   names another cluster gets no record
 # - a revocation on the primary ends the engineer's session on the standby
 #   within 2 seconds of its replay
 # - promotion: records the standby held are written once by its own worker,
@@ -180,6 +181,30 @@ like($err, qr/ERROR:  42501: lockbox: role "sb1" cannot forward access records o
 ($ret, $out, $err) = $primary->psql($db, 'SELECT count(*) FROM invoices',
 	extra_params => [ '-U', 'sb1' ]);
 like($err, qr/permission denied for table invoices/, 'nor read data');
+
+# --- a wrong conninfo: another cluster's lockbox gets nothing -----------------------
+my $other = PostgreSQL::Test::Cluster->new('other');
+$other->init;
+$other->append_conf('postgresql.conf', "shared_preload_libraries = 'lockbox'");
+$other->start;
+$other->safe_psql('postgres', "CREATE DATABASE $db");
+$other->safe_psql($db, 'CREATE EXTENSION lockbox; CREATE ROLE sb1 LOGIN IN ROLE lockbox_forwarder');
+$sb1->append_conf('postgresql.conf',
+	"lockbox.primary_conninfo = 'host=" . $other->host . ' port=' . $other->port . " user=sb1'");
+$sb1->reload;
+($out) = as_eng($sb1, 'SELECT /* wrong primary */ count(*) FROM invoices');
+is($out, '2', 'with the conninfo pointing at another cluster, the statement runs (spooled)');
+ok( $sb1->poll_query_until($db,
+		q{SELECT last_error LIKE '%system identifier%' AND pending_bytes > 0 FROM lockbox.standby_backlog}),
+	'the standby refuses to forward to a server that is not its primary, and says why');
+is($other->safe_psql($db, 'SELECT count(*) FROM lockbox.audit_log WHERE event IN (\'access\', \'refused\')'),
+	'0', 'the other cluster got no record');
+$other->stop('immediate');
+$sb1->append_conf('postgresql.conf', "lockbox.primary_conninfo = '$forward user=sb1'");
+$sb1->reload;
+ok( $primary->poll_query_until($db,
+		q{SELECT count(*) = 1 FROM lockbox.access_log WHERE query LIKE '%/* wrong primary */%' AND node = 'sb1'}),
+	'the conninfo fixed, the record reaches the primary, once');
 
 # --- revocation ends the standby session -------------------------------------------
 my $bg = $sb1->background_psql($db, extra_params => [ '-U', 'sa_eng' ], on_error_stop => 0);
