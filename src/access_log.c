@@ -20,7 +20,7 @@
  * which lockbox.access_log_sync makes nothing.
  *
  * A statement the session repeats (the same text, relations, requests and
- * outcome) is spooled as a short repeat record naming the first one; the
+ * outcome) is spooled, on a primary, as a short repeat record naming the first one; the
  * worker counts them into one audit row (statements, first and last time).
  *
  * Per-session slots in shared memory tell the worker which spool files are
@@ -29,6 +29,13 @@
  * same transaction how far it read each file (lockbox.access_spool), so every
  * record becomes audit rows exactly once; it removes a file once its session
  * has ended and everything in it is audited.
+ *
+ * On a hot standby sessions spool the same way (without repeat records, and
+ * with a flag saying the statement ran during recovery); the database's
+ * worker there (standby.c) forwards whole records to the primary, whose
+ * lockbox_forward_access audits them with the standby's node name and keeps
+ * its progress by node and file.  The standby's backlog is bounded by
+ * lockbox.standby_backlog_max: beyond it engineers' statements are refused.
  *
  *-------------------------------------------------------------------------
  */
