@@ -30,7 +30,9 @@ PGFILEDESC  = "lockbox - Customer Lockbox for PostgreSQL"
 # lockbox-notify's sample configuration and systemd unit (README "Delivery")
 DOCS        = src/notify/lockbox-notify.conf.sample src/notify/lockbox-notify.service
 
-PG_CPPFLAGS = -I$(lockbox_srcdir)src
+PG_CPPFLAGS = -I$(lockbox_srcdir)src -I$(libpq_srcdir)
+# libpq, for a standby's worker to reach the primary (as contrib/dblink links it)
+SHLIB_LINK_INTERNAL = $(libpq)
 PG_CFLAGS   = -Wall $(if $(filter-out 0,$(WERROR)),-Werror)
 
 # pg_regress: every sql/*.sql except the install scripts, in name order, from

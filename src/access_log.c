@@ -20,7 +20,7 @@
  * which lockbox.access_log_sync makes nothing.
  *
  * A statement the session repeats (the same text, relations, requests and
- * outcome) is spooled as a short repeat record naming the first one; the
+ * outcome) is spooled, on a primary, as a short repeat record naming the first one; the
  * worker counts them into one audit row (statements, first and last time).
  *
  * Per-session slots in shared memory tell the worker which spool files are
@@ -29,6 +29,13 @@
  * same transaction how far it read each file (lockbox.access_spool), so every
  * record becomes audit rows exactly once; it removes a file once its session
  * has ended and everything in it is audited.
+ *
+ * On a hot standby sessions spool the same way (without repeat records, and
+ * with a flag saying the statement ran during recovery); the database's
+ * worker there (standby.c) forwards whole records to the primary, whose
+ * lockbox_forward_access audits them with the standby's node name and keeps
+ * its progress by node and file.  The standby's backlog is bounded by
+ * lockbox.standby_backlog_max: beyond it engineers' statements are refused.
  *
  *-------------------------------------------------------------------------
  */
@@ -54,6 +61,7 @@
 #include "storage/proc.h"
 #include "storage/shmem.h"
 #include "storage/spin.h"
+#include "funcapi.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/hsearch.h"
@@ -65,6 +73,8 @@
 #define SPOOL_MAGIC			0x58424B4C	/* "LKBX" */
 #define SPOOL_STATEMENT		1
 #define SPOOL_REPEAT		2
+/* captured during recovery: the statement ran on a standby */
+#define SPOOL_FLAG_STANDBY	0x0001
 /* a session starts a new spool file beyond this size */
 #define SPOOL_ROTATE		(16 * 1024 * 1024)
 /* how much of a spool file a session maps (no record comes near the rest) */
@@ -77,6 +87,8 @@
 /* settings */
 int			lockbox_access_log_max_query = 16384;
 bool		lockbox_access_log_sync = false;
+int			lockbox_standby_backlog_max = 256 * 1024;	/* kB */
+char	   *lockbox_node_name_setting = NULL;
 
 typedef struct SpoolHeader
 {
@@ -85,7 +97,7 @@ typedef struct SpoolHeader
 	pg_crc32c	crc;			/* of the record from kind on */
 	uint8		kind;			/* SPOOL_STATEMENT or SPOOL_REPEAT */
 	uint8		outcome;		/* LockboxOutcome */
-	uint16		unused;
+	uint16		flags;			/* SPOOL_FLAG_* */
 	int32		pid;
 	int32		unused2;
 	TimestampTz at;
@@ -110,8 +122,31 @@ typedef struct AccessSlot
 											 * of cache lines */
 } AccessSlot;
 
+PG_FUNCTION_INFO_V1(lockbox_standby_backlog);
+PG_FUNCTION_INFO_V1(lockbox_forward_access);
+
 static AccessSlot *access_slots = NULL;
 static int	access_slot_count = 0;
+
+/*
+ * On a standby, per database: the spool not yet forwarded to the primary.
+ * Sessions add what they append; the database's worker sets it to what it
+ * measured at each pass (so the sum stays true also when no worker runs),
+ * and notes its last forward and its last error for lockbox.standby_backlog.
+ */
+typedef struct BacklogSlot
+{
+	slock_t		mutex;
+	Oid			dbid;
+	pg_atomic_uint64 bytes;
+	int			files;
+	TimestampTz last_forward;
+	TimestampTz last_error_at;
+	char		last_error[256];
+} BacklogSlot;
+
+static BacklogSlot *backlog_slots = NULL;
+static slock_t *backlog_lock = NULL;
 
 /* this session's spool file, the how-manieth of the session */
 static int	spool_fd = -1;
@@ -159,12 +194,49 @@ lockbox_access_log_init(void)
 							 "Off: a crash of the operating system can lose the records of the last seconds; on: nothing, for a flush to disk (msync) per statement.",
 							 &lockbox_access_log_sync, false,
 							 PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("lockbox.standby_backlog_max",
+							"Most engineer statement records a standby keeps waiting for the primary.",
+							"On a hot standby, when the access records not yet forwarded to the primary reach this size, "
+							"engineers' statements on protected tables there are refused (SQLSTATE 53400) until the backlog drains.",
+							&lockbox_standby_backlog_max, 256 * 1024, 1, INT_MAX / 2,
+							PGC_SIGHUP, GUC_UNIT_KB, NULL, NULL, NULL);
+	DefineCustomStringVariable("lockbox.node_name",
+							   "This server's name in the access log when it is a standby (empty: cluster_name).",
+							   "Statements run on a standby are recorded with this node name; a standby forwards them to the primary "
+							   "logged in as a role of the same name. Also keys the progress of this server's spool files.",
+							   &lockbox_node_name_setting, "",
+							   PGC_POSTMASTER, 0, NULL, NULL, NULL);
+}
+
+/*
+ * This server's node name: lockbox.node_name, else cluster_name; NULL when
+ * neither is set.
+ */
+const char *
+lockbox_node_name(void)
+{
+	if (lockbox_node_name_setting != NULL && lockbox_node_name_setting[0] != '\0')
+		return lockbox_node_name_setting;
+	if (cluster_name != NULL && cluster_name[0] != '\0')
+		return cluster_name;
+	return NULL;
+}
+
+/* The node under which this server keeps the progress of its own spool. */
+static const char *
+local_node_key(void)
+{
+	const char *name = lockbox_node_name();
+
+	return name != NULL ? name : "primary";
 }
 
 Size
 lockbox_access_shmem_size(void)
 {
-	return mul_size(MaxBackends + NUM_AUXILIARY_PROCS, sizeof(AccessSlot));
+	return add_size(add_size(mul_size(MaxBackends + NUM_AUXILIARY_PROCS, sizeof(AccessSlot)),
+							 mul_size(LOCKBOX_MAX_DATABASES, sizeof(BacklogSlot))),
+					sizeof(slock_t));
 }
 
 void
@@ -185,6 +257,125 @@ lockbox_access_shmem_init(void)
 			pg_atomic_init_u64(&access_slots[i].written, 0);
 		}
 	}
+	backlog_slots = ShmemInitStruct("lockbox standby backlog",
+									mul_size(LOCKBOX_MAX_DATABASES, sizeof(BacklogSlot)) + sizeof(slock_t),
+									&found);
+	backlog_lock = (slock_t *) (backlog_slots + LOCKBOX_MAX_DATABASES);
+	if (!found)
+	{
+		memset(backlog_slots, 0, mul_size(LOCKBOX_MAX_DATABASES, sizeof(BacklogSlot)));
+		SpinLockInit(backlog_lock);
+		for (int i = 0; i < LOCKBOX_MAX_DATABASES; i++)
+		{
+			SpinLockInit(&backlog_slots[i].mutex);
+			pg_atomic_init_u64(&backlog_slots[i].bytes, 0);
+		}
+	}
+}
+
+/* This database's backlog slot (made on first use); NULL when all are taken. */
+static BacklogSlot *
+my_backlog(void)
+{
+	static BacklogSlot *mine = NULL;
+	BacklogSlot *found = NULL;
+
+	if (mine != NULL && mine->dbid == MyDatabaseId)
+		return mine;
+	if (backlog_slots == NULL || !OidIsValid(MyDatabaseId))
+		return NULL;
+	SpinLockAcquire(backlog_lock);
+	for (int i = 0; i < LOCKBOX_MAX_DATABASES && found == NULL; i++)
+		if (backlog_slots[i].dbid == MyDatabaseId)
+			found = &backlog_slots[i];
+	for (int i = 0; i < LOCKBOX_MAX_DATABASES && found == NULL; i++)
+		if (!OidIsValid(backlog_slots[i].dbid))
+		{
+			found = &backlog_slots[i];
+			found->dbid = MyDatabaseId;
+			pg_atomic_write_u64(&found->bytes, 0);
+		}
+	SpinLockRelease(backlog_lock);
+	mine = found;
+	return found;
+}
+
+/* The server's whole backlog, in bytes: the bound is on the disk's share. */
+static uint64
+backlog_total(void)
+{
+	uint64		total = 0;
+
+	for (int i = 0; i < LOCKBOX_MAX_DATABASES; i++)
+		if (OidIsValid(backlog_slots[i].dbid))
+			total += pg_atomic_read_u64(&backlog_slots[i].bytes);
+	return total;
+}
+
+/*
+ * The database's worker on a standby: what it measured (bytes and files not
+ * yet forwarded), and how the last forward went (error NULL: it succeeded).
+ */
+void
+lockbox_backlog_report(int64 bytes, int files, bool forwarded, const char *error)
+{
+	BacklogSlot *b = my_backlog();
+
+	if (b == NULL)
+		return;
+	if (bytes >= 0)
+		pg_atomic_write_u64(&b->bytes, (uint64) bytes);
+	SpinLockAcquire(&b->mutex);
+	if (files >= 0)
+		b->files = files;
+	if (forwarded)
+		b->last_forward = GetCurrentTimestamp();
+	if (error != NULL)
+	{
+		strlcpy(b->last_error, error, sizeof(b->last_error));
+		b->last_error_at = GetCurrentTimestamp();
+	}
+	SpinLockRelease(&b->mutex);
+}
+
+/*
+ * lockbox.standby_backlog_status(): this database's backlog on a standby
+ * (zeros elsewhere, with the last error a promoted standby's worker had).
+ */
+Datum
+lockbox_standby_backlog(PG_FUNCTION_ARGS)
+{
+	TupleDesc	tupdesc;
+	Datum		values[6];
+	bool		nulls[6] = {0};
+	BacklogSlot *b = my_backlog();
+	const char *name = lockbox_node_name();
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	values[0] = CStringGetTextDatum(name != NULL ? name : "primary");
+	values[1] = Int64GetDatum(0);
+	values[2] = Int32GetDatum(0);
+	nulls[3] = nulls[4] = nulls[5] = true;
+	if (b != NULL)
+	{
+		SpinLockAcquire(&b->mutex);
+		values[1] = Int64GetDatum((int64) pg_atomic_read_u64(&b->bytes));
+		values[2] = Int32GetDatum(b->files);
+		if (b->last_forward != 0)
+		{
+			values[3] = TimestampTzGetDatum(b->last_forward);
+			nulls[3] = false;
+		}
+		if (b->last_error_at != 0)
+		{
+			values[4] = CStringGetTextDatum(b->last_error);
+			values[5] = TimestampTzGetDatum(b->last_error_at);
+			nulls[4] = nulls[5] = false;
+		}
+		SpinLockRelease(&b->mutex);
+	}
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }
 
 static AccessSlot *
@@ -348,6 +539,13 @@ spool_append(const char *data, size_t len, off_t *offset)
 		}
 	}
 	spool_size += len;
+	if (RecoveryInProgress())
+	{
+		BacklogSlot *b = my_backlog();
+
+		if (b != NULL)
+			pg_atomic_fetch_add_u64(&b->bytes, len);
+	}
 
 	/* how far the worker may read; then, first news since it looked: tell it */
 	slot = my_slot();
@@ -400,6 +598,8 @@ start_record(StringInfo buf, uint8 kind, LockboxOutcome outcome, TimestampTz at)
 	h.outcome = (uint8) outcome;
 	h.pid = MyProcPid;
 	h.at = at;
+	if (RecoveryInProgress())
+		h.flags |= SPOOL_FLAG_STANDBY;
 	appendBinaryStringInfo(buf, (char *) &h, sizeof(h));
 }
 
@@ -493,7 +693,13 @@ write_access(LockboxOutcome outcome, const char *command, const char *reason,
 		close_spool();
 
 	initStringInfo(&buf);
-	if (same_as_last(outcome, command, reason, query, nitems, items))
+
+	/*
+	 * On a standby every record stands alone: the primary audits what is
+	 * forwarded chunk by chunk, without the file a repeat would point into.
+	 */
+	if (!RecoveryInProgress() &&
+		same_as_last(outcome, command, reason, query, nitems, items))
 	{
 		start_record(&buf, SPOOL_REPEAT, outcome, now);
 		((SpoolHeader *) buf.data)->base = (uint64) last.offset;
@@ -550,6 +756,25 @@ write_access(LockboxOutcome outcome, const char *command, const char *reason,
 	return ok;
 }
 
+static bool
+backlog_full(void)
+{
+	return backlog_slots != NULL &&
+		backlog_total() >= (uint64) lockbox_standby_backlog_max * 1024;
+}
+
+static void
+check_backlog(void)
+{
+	if (backlog_full())
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("the standby's backlog of lockbox access records for the primary is full"),
+				 errdetail("Engineers' statements on protected tables run on a standby only once recorded, and " UINT64_FORMAT " bytes of records wait to be forwarded to the primary (lockbox.standby_backlog_max is %d kB); this one did not run.",
+						   backlog_total(), lockbox_standby_backlog_max),
+				 errhint("Check lockbox.standby_backlog for the last error reaching the primary, or run the statement on the primary.")));
+}
+
 /*
  * An allowed statement, before it runs.  When it cannot be recorded it does
  * not run.
@@ -564,15 +789,14 @@ lockbox_access_allowed(const char *command, const char *query,
 		return;
 
 	/*
-	 * A standby has no worker to audit the spool: refuse rather than run
-	 * unaudited.
+	 * On a standby the records wait in the spool until the database's worker
+	 * has forwarded them to the primary.  While it cannot (the primary
+	 * unreachable, the forwarding not set up), they pile up on the standby's
+	 * disk: past lockbox.standby_backlog_max, refuse rather than let them
+	 * grow without bound or run statements that could not be kept.
 	 */
 	if (RecoveryInProgress())
-		ereport(ERROR,
-				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
-				 errmsg("cannot write the lockbox audit during recovery"),
-				 errdetail("Engineers' statements on protected tables run only where they can be audited."),
-				 errhint("Run the statement on the primary.")));
+		check_backlog();
 	if (write_access(LB_ALLOWED, command, NULL, query, nitems, items))
 		return;
 	code = (errno == ENOSPC) ? ERRCODE_DISK_FULL : ERRCODE_INSUFFICIENT_RESOURCES;
@@ -595,8 +819,14 @@ lockbox_access_refused(const char *command, const char *query, Oid relid,
 	LockboxAccessItem item;
 	int			code;
 
-	if (RecoveryInProgress())
-		return;					/* (see lockbox_access_allowed) */
+	/* past the standby's bound, the refusal is reported but not kept */
+	if (RecoveryInProgress() && backlog_full())
+	{
+		ereport(WARNING,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("the refused statement is not recorded: the standby's backlog of lockbox access records for the primary is full")));
+		return;
+	}
 	item.relid = relid;
 	item.nrequests = nrequests;
 	item.requests = requests;
@@ -723,9 +953,14 @@ request_tenant(int64 request_id)
 	return SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
 }
 
-/* Write a group's audit rows: one per relation and covering request. */
+/*
+ * Write a group's audit rows: one per relation and covering request.  node:
+ * the standby the statement ran on, recorded for records captured during
+ * recovery (all of them when forwarded: forced).
+ */
 static int
-flush_group(LockboxCall *call, RunGroup *g, const char *file)
+flush_group(LockboxCall *call, RunGroup *g, const char *file,
+			const char *node, bool forced)
 {
 	SpoolHeader h;
 	Reader		r;
@@ -787,6 +1022,8 @@ flush_group(LockboxCall *call, RunGroup *g, const char *file)
 			if (h.outcome == LB_REFUSED)
 				lockbox_json_str(&detail, "reason", reason);
 			lockbox_json_raw(&detail, "pid", psprintf("%d", h.pid));
+			if (node != NULL && (forced || (h.flags & SPOOL_FLAG_STANDBY) != 0))
+				lockbox_json_str(&detail, "node", node);
 			lockbox_json_raw(&detail, "statements", psprintf(INT64_FORMAT, g->count));
 			if (g->count > 1)
 				lockbox_json_raw(&detail, "last_at_usec",
@@ -858,32 +1095,21 @@ file_is_live(const char *file, off_t *written)
 }
 
 /*
- * Audit what one spool file holds from offset done on, up to limit bytes.
- * Returns the new offset; *records counts what was read.
+ * Audit the records in buf (avail bytes of a spool file from offset done;
+ * fd: the file, to find the statements of repeats in it, or -1).  more: the
+ * file goes on beyond buf (a session still writes it, or the rest comes in
+ * a later chunk), so a record cut short is left for later rather than
+ * discarded.  Returns how many bytes of buf were audited; *records counts
+ * them, *finished says the file has nothing more.
  */
-static off_t
-ingest_file(LockboxCall *call, const char *dir, const char *file, off_t done,
-			off_t size, bool live, int64 *records, bool *finished)
+static size_t
+ingest_records(LockboxCall *call, const char *buf, size_t avail, off_t done,
+			   int fd, const char *path, const char *file, bool live,
+			   bool more, const char *node, bool forced, int64 *records,
+			   bool *finished)
 {
-	char		path[MAXPGPATH];
-	int			fd;
-	size_t		avail;
-	char	   *buf;
 	size_t		pos = 0;
-	RunGroup		g = {0};
-
-	snprintf(path, sizeof(path), "%s/%s", dir, file);
-	fd = OpenTransientFile(path, O_RDONLY | PG_BINARY);
-	if (fd < 0)
-		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not open lockbox spool file \"%s\": %m", path)));
-	avail = (size_t) Min(size - done, (off_t) INGEST_CHUNK);
-	buf = palloc(avail + 1);
-	if (!read_at(fd, done, buf, avail))
-		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not read lockbox spool file \"%s\": %m", path)));
+	RunGroup	g = {0};
 
 	*finished = false;
 	while (pos < avail)
@@ -903,7 +1129,7 @@ ingest_file(LockboxCall *call, const char *dir, const char *file, off_t done,
 		if (!record_ok(buf + pos, avail - pos, &len))
 		{
 			/* a record still being written, or the end of a chunk */
-			if (live || (avail < (size_t) (size - done)))
+			if (live || more)
 				break;
 			ereport(WARNING,
 					(errmsg("discarding a damaged record at the end of lockbox spool file \"%s\"",
@@ -914,7 +1140,7 @@ ingest_file(LockboxCall *call, const char *dir, const char *file, off_t done,
 		memcpy(&h, buf + pos, sizeof(h));
 		if (h.kind == SPOOL_STATEMENT)
 		{
-			flush_group(call, &g, file);
+			flush_group(call, &g, file, node, forced);
 			g.active = true;
 			g.base = (uint64) (done + pos);
 			g.record = palloc(len);
@@ -934,8 +1160,8 @@ ingest_file(LockboxCall *call, const char *dir, const char *file, off_t done,
 			uint32		blen;
 			char	   *brec;
 
-			flush_group(call, &g, file);
-			if (h.base >= (uint64) (done + pos) ||
+			flush_group(call, &g, file, node, forced);
+			if (fd < 0 || h.base >= (uint64) (done + pos) ||
 				!read_at(fd, (off_t) h.base, (char *) &bh, sizeof(bh)) ||
 				bh.len < sizeof(bh) || bh.len > INGEST_CHUNK ||
 				(brec = palloc(bh.len), !read_at(fd, (off_t) h.base, brec, bh.len)) ||
@@ -958,7 +1184,40 @@ ingest_file(LockboxCall *call, const char *dir, const char *file, off_t done,
 		pos += len;
 		(*records)++;
 	}
-	flush_group(call, &g, file);
+	flush_group(call, &g, file, node, forced);
+	return pos;
+}
+
+/*
+ * Audit what one spool file holds from offset done on, up to size bytes.
+ * Returns the new offset; *records counts what was read.
+ */
+static off_t
+ingest_file(LockboxCall *call, const char *dir, const char *file, off_t done,
+			off_t size, bool live, int64 *records, bool *finished)
+{
+	char		path[MAXPGPATH];
+	int			fd;
+	size_t		avail;
+	char	   *buf;
+	size_t		pos;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, file);
+	fd = OpenTransientFile(path, O_RDONLY | PG_BINARY);
+	if (fd < 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not open lockbox spool file \"%s\": %m", path)));
+	avail = (size_t) Min(size - done, (off_t) INGEST_CHUNK);
+	buf = palloc(avail + 1);
+	if (!read_at(fd, done, buf, avail))
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not read lockbox spool file \"%s\": %m", path)));
+	/* records captured here during recovery ran on this server as a standby */
+	pos = ingest_records(call, buf, avail, done, fd, path, file, live,
+						 avail < (size_t) (size - done), lockbox_node_name(),
+						 false, records, finished);
 	CloseTransientFile(fd);
 	pfree(buf);
 	return done + (off_t) pos;
@@ -1021,8 +1280,8 @@ lockbox_access_drain(LockboxCall *call, List **finished)
 	{
 		char		path[MAXPGPATH];
 		struct stat st;
-		Oid			argtypes[2] = {TEXTOID, INT8OID};
-		Datum		values[2];
+		Oid			argtypes[3] = {TEXTOID, INT8OID, TEXTOID};
+		Datum		values[3];
 		off_t		done = 0;
 		off_t		upto;
 		off_t		written = 0;
@@ -1032,11 +1291,18 @@ lockbox_access_drain(LockboxCall *call, List **finished)
 		snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
 		if (stat(path, &st) != 0)
 			continue;
+		/*
+		 * Progress is kept under this server's node name: a promoted standby
+		 * finds here how far it had forwarded each file to the old primary
+		 * (replicated to it), and audits only the rest.
+		 */
 		values[0] = CStringGetTextDatum(files[i]);
+		values[1] = Int64GetDatum(0);
+		values[2] = CStringGetTextDatum(local_node_key());
 		lockbox_exec(&progress_plan,
 					 "SELECT done FROM lockbox.access_spool"
-					 " WHERE file OPERATOR(pg_catalog.=) $1",
-					 1, argtypes, values, NULL, 1);
+					 " WHERE node OPERATOR(pg_catalog.=) $3 AND file OPERATOR(pg_catalog.=) $1",
+					 3, argtypes, values, NULL, 1);
 		if (SPI_processed > 0)
 		{
 			bool		isnull;
@@ -1059,9 +1325,9 @@ lockbox_access_drain(LockboxCall *call, List **finished)
 			{
 				values[1] = Int64GetDatum((int64) upto);
 				lockbox_exec(&save_plan,
-							 "INSERT INTO lockbox.access_spool (file, done) VALUES ($1, $2)"
-							 " ON CONFLICT (file) DO UPDATE SET done = EXCLUDED.done",
-							 2, argtypes, values, NULL, 0);
+							 "INSERT INTO lockbox.access_spool (node, file, done) VALUES ($3, $1, $2)"
+							 " ON CONFLICT (node, file) DO UPDATE SET done = EXCLUDED.done",
+							 3, argtypes, values, NULL, 0);
 			}
 		}
 		if (!live && (file_done || upto >= st.st_size))
@@ -1073,9 +1339,15 @@ lockbox_access_drain(LockboxCall *call, List **finished)
 		}
 	}
 
-	/* progress of files removed after an earlier pass */
-	lockbox_exec(&forget_plan, "SELECT file FROM lockbox.access_spool", 0, NULL,
-				 NULL, NULL, 0);
+	/* progress of files removed after an earlier pass (this server's only) */
+	{
+		Oid			argtypes[1] = {TEXTOID};
+		Datum		values[1] = {CStringGetTextDatum(local_node_key())};
+
+		lockbox_exec(&forget_plan,
+					 "SELECT file FROM lockbox.access_spool WHERE node OPERATOR(pg_catalog.=) $1",
+					 1, argtypes, values, NULL, 0);
+	}
 	{
 		List	   *gone = NIL;
 		ListCell   *lc;
@@ -1095,12 +1367,14 @@ lockbox_access_drain(LockboxCall *call, List **finished)
 		foreach(lc, gone)
 		{
 			static SPIPlanPtr delete_plan = NULL;
-			Oid			argtypes[1] = {TEXTOID};
-			Datum		values[1] = {CStringGetTextDatum((char *) lfirst(lc))};
+			Oid			argtypes[2] = {TEXTOID, TEXTOID};
+			Datum		values[2] = {CStringGetTextDatum((char *) lfirst(lc)),
+			CStringGetTextDatum(local_node_key())};
 
 			lockbox_exec(&delete_plan,
-						 "DELETE FROM lockbox.access_spool WHERE file OPERATOR(pg_catalog.=) $1",
-						 1, argtypes, values, NULL, 0);
+						 "DELETE FROM lockbox.access_spool WHERE node OPERATOR(pg_catalog.=) $2"
+						 " AND file OPERATOR(pg_catalog.=) $1",
+						 2, argtypes, values, NULL, 0);
 		}
 	}
 	return records;
@@ -1174,4 +1448,356 @@ lockbox_access_utility(Node *node)
 	dropped_dbid = InvalidOid;
 	if (IsA(node, DropdbStmt))
 		dropped_dbid = get_database_oid(((DropdbStmt *) node)->dbname, true);
+}
+
+/* ---------------------------------------------------------------------
+ * Forwarding from standbys
+ *
+ * On a standby the sessions spool as on the primary (the spool is not
+ * WAL-logged, so recovery does not stop it); the database's worker there
+ * reads whole records and hands them in to the primary, which audits them
+ * with lockbox_forward_access and keeps how far it audited each file of
+ * each node, in the same transaction: each record is audited once, whatever
+ * connection or process fails when.
+ * ---------------------------------------------------------------------
+ */
+
+/* A spool file's name as sessions make them: <pid>.<start>.<n>, nothing else. */
+static bool
+valid_spool_name(const char *file)
+{
+	size_t		len = strlen(file);
+
+	if (len == 0 || len >= 64 || file[0] == '.')
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (!(file[i] == '.' || file[i] == '-' || (file[i] >= '0' && file[i] <= '9')))
+			return false;
+	return true;
+}
+
+/*
+ * lockbox.forward_access(node text, file text, start bigint, records bytea,
+ * finished boolean) -> bigint, on the primary, for the lockbox_forwarder
+ * role: audit records (whole spool records of standby node's file, read
+ * from offset start) unless the file is already audited beyond start, and
+ * return how far the file is audited.  records NULL: only return that;
+ * finished: the standby removed the file, forget it.  The node is the
+ * caller's login role: a forwarder cannot hand in records for another node,
+ * and it writes nothing but access and refused rows of its own node.
+ */
+Datum
+lockbox_forward_access(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr claim_plan = NULL;
+	static SPIPlanPtr done_plan = NULL;
+	static SPIPlanPtr save_plan = NULL;
+	static SPIPlanPtr forget_plan = NULL;
+	LockboxCall call;
+	char	   *node;
+	char	   *file;
+	int64		start;
+	int64		done = 0;
+	bool		finished;
+	Oid			argtypes[3] = {TEXTOID, TEXTOID, INT8OID};
+	Datum		values[3];
+
+	lockbox_require_arg(fcinfo, 0, "node");
+	lockbox_require_arg(fcinfo, 1, "file");
+	lockbox_require_arg(fcinfo, 2, "start");
+	node = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	file = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	start = PG_GETARG_INT64(2);
+	finished = !PG_ARGISNULL(4) && PG_GETARG_BOOL(4);
+
+	if (!superuser() && strcmp(node, lockbox_role_name(GetSessionUserId())) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("role \"%s\" cannot forward lockbox access records of node \"%s\"",
+						lockbox_role_name(GetSessionUserId()), node),
+				 errdetail("A standby forwards its records logged in as the role named as the standby."),
+				 errhint("Set lockbox.node_name (or cluster_name) on the standby to the name of the role it logs in as.")));
+	if (strlen(node) == 0 || strlen(node) >= NAMEDATALEN || strcmp(node, "primary") == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid lockbox node name \"%s\"", node)));
+	if (!valid_spool_name(file))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid lockbox spool file name \"%s\"", file)));
+	if (start < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("start must not be negative")));
+
+	lockbox_enter(&call);
+	values[0] = CStringGetTextDatum(node);
+	values[1] = CStringGetTextDatum(file);
+	values[2] = Int64GetDatum(start);
+	if (finished)
+	{
+		lockbox_exec(&forget_plan,
+					 "DELETE FROM lockbox.access_spool"
+					 " WHERE node OPERATOR(pg_catalog.=) $1 AND file OPERATOR(pg_catalog.=) $2",
+					 2, argtypes, values, NULL, 0);
+		lockbox_leave(&call);
+		PG_RETURN_INT64(0);
+	}
+
+	/*
+	 * The file's progress row, locked: two connections handing in the same
+	 * records (a forwarder that reconnected while its old connection's call
+	 * still runs) take turns, and the second finds them audited.
+	 */
+	lockbox_exec(&claim_plan,
+				 "INSERT INTO lockbox.access_spool (node, file, done) VALUES ($1, $2, 0)"
+				 " ON CONFLICT (node, file) DO NOTHING",
+				 2, argtypes, values, NULL, 0);
+	lockbox_exec(&done_plan,
+				 "SELECT done FROM lockbox.access_spool"
+				 " WHERE node OPERATOR(pg_catalog.=) $1 AND file OPERATOR(pg_catalog.=) $2"
+				 " FOR UPDATE",
+				 2, argtypes, values, NULL, 1);
+	if (SPI_processed > 0)
+	{
+		bool		isnull;
+
+		done = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+										   SPI_tuptable->tupdesc, 1, &isnull));
+	}
+	if (!PG_ARGISNULL(3) && done == start)
+	{
+		bytea	   *records = PG_GETARG_BYTEA_PP(3);
+		int64		n = 0;
+		bool		file_done;
+		size_t		pos;
+
+		pos = ingest_records(&call, VARDATA_ANY(records), VARSIZE_ANY_EXHDR(records),
+							 (off_t) start, -1, file, file, false, true, node, true,
+							 &n, &file_done);
+		if (pos > 0)
+		{
+			done = start + (int64) pos;
+			values[2] = Int64GetDatum(done);
+			lockbox_exec(&save_plan,
+						 "UPDATE lockbox.access_spool SET done = $3"
+						 " WHERE node OPERATOR(pg_catalog.=) $1 AND file OPERATOR(pg_catalog.=) $2",
+						 3, argtypes, values, NULL, 0);
+		}
+	}
+	lockbox_leave(&call);
+	PG_RETURN_INT64(done);
+}
+
+static int
+list_cmp_names(const ListCell *a, const ListCell *b)
+{
+	return strcmp((const char *) lfirst(a), (const char *) lfirst(b));
+}
+
+/* This database's spool files, in name order. */
+List *
+lockbox_spool_files(void)
+{
+	char		dir[MAXPGPATH];
+	DIR		   *d;
+	struct dirent *de;
+	List	   *files = NIL;
+
+	spool_dir(MyDatabaseId, dir);
+	d = AllocateDir(dir);
+	if (d == NULL && errno == ENOENT)
+		return NIL;
+	while ((de = ReadDir(d, dir)) != NULL)
+	{
+		if (de->d_name[0] == '.')
+			continue;
+		files = lappend(files, pstrdup(de->d_name));
+	}
+	FreeDir(d);
+	list_sort(files, list_cmp_names);
+	return files;
+}
+
+/*
+ * Whole records of spool file from offset from on, at most max bytes: a
+ * palloc'd copy, its length in *len.  *at_end: nothing follows them (the
+ * file's session ended and there are no more records, or only a damaged
+ * one, which is reported and left out).
+ */
+char *
+lockbox_spool_chunk(const char *file, off_t from, size_t max, size_t *len,
+					bool *at_end)
+{
+	char		dir[MAXPGPATH];
+	char		path[MAXPGPATH];
+	struct stat st;
+	off_t		written = 0;
+	bool		live = file_is_live(file, &written);
+	int			fd;
+	size_t		avail;
+	size_t		pos = 0;
+	char	   *buf;
+	bool		hit_end = false;
+
+	*len = 0;
+	*at_end = false;
+	spool_dir(MyDatabaseId, dir);
+	snprintf(path, sizeof(path), "%s/%s", dir, file);
+	fd = OpenTransientFile(path, O_RDONLY | PG_BINARY);
+	if (fd < 0 || fstat(fd, &st) != 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not open lockbox spool file \"%s\": %m", path)));
+	if (live)
+		st.st_size = Min(st.st_size, written);
+	avail = (size_t) Min((off_t) max, Max(st.st_size - from, 0));
+	buf = palloc(avail + 1);
+	if (avail > 0 && !read_at(fd, from, buf, avail))
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not read lockbox spool file \"%s\": %m", path)));
+	CloseTransientFile(fd);
+	while (pos < avail)
+	{
+		uint32		rlen;
+		uint32		magic = 0;
+
+		if (avail - pos >= sizeof(magic))
+			memcpy(&magic, buf + pos, sizeof(magic));
+		if (magic == 0)
+		{
+			/* the reserved, never written rest of the file */
+			hit_end = true;
+			break;
+		}
+		if (!record_ok(buf + pos, avail - pos, &rlen))
+		{
+			/* cut short by the chunk, or still being written */
+			if (live || from + (off_t) avail < st.st_size)
+				break;
+			ereport(WARNING,
+					(errmsg("discarding a damaged record at the end of lockbox spool file \"%s\"",
+							path)));
+			*at_end = true;
+			*len = pos;
+			return buf;
+		}
+		pos += rlen;
+	}
+	*len = pos;
+	/* the file is complete when its session ended and the records stop here */
+	*at_end = !live && (hit_end || from + (off_t) avail >= st.st_size);
+	return buf;
+}
+
+/* Is a session still writing file?  If so, *written: how far. */
+bool
+lockbox_spool_live(const char *file, int64 *written)
+{
+	off_t		w = 0;
+	bool		live = file_is_live(file, &w);
+
+	*written = (int64) w;
+	return live;
+}
+
+/* Remove a spool file this database's worker forwarded entirely. */
+void
+lockbox_spool_remove(const char *file)
+{
+	char		path[MAXPGPATH];
+	char		dir[MAXPGPATH];
+
+	spool_dir(MyDatabaseId, dir);
+	snprintf(path, sizeof(path), "%s/%s", dir, file);
+	if (unlink(path) != 0 && errno != ENOENT)
+		ereport(WARNING,
+				(errcode_for_file_access(),
+				 errmsg("could not remove lockbox spool file \"%s\": %m", path)));
+}
+
+/*
+ * The standby's server log: each forwarded record as LOCKBOX lines (with
+ * lockbox.log asking for them), one per relation and request, as the
+ * primary writes them but without seq and hash, which only the primary's
+ * audit has, and with the node.  Written once the primary has the records.
+ */
+void
+lockbox_spool_log(const char *buf, size_t len, const char *node)
+{
+	size_t		pos = 0;
+
+	while (pos < len)
+	{
+		SpoolHeader h;
+		uint32		rlen;
+		Reader		r;
+		const char *engineer,
+				   *session_user_name,
+				   *command,
+				   *reason,
+				   *query;
+		uint32		nitems;
+		const char *event;
+
+		if (!record_ok(buf + pos, len - pos, &rlen))
+			break;
+		memcpy(&h, buf + pos, sizeof(h));
+		pos += rlen;
+		event = h.outcome == LB_REFUSED ? "refused" : "access";
+		if (h.kind != SPOOL_STATEMENT || !lockbox_log_wants(event))
+			continue;
+		r.p = buf + pos - rlen + sizeof(h);
+		r.end = buf + pos;
+		r.ok = true;
+		engineer = get_str(&r);
+		session_user_name = get_str(&r);
+		command = get_str(&r);
+		reason = get_str(&r);
+		query = get_str(&r);
+		(void) get_str(&r);		/* sha256 */
+		(void) get_int64(&r);	/* length */
+		nitems = get_uint32(&r);
+		for (uint32 i = 0; i < nitems && r.ok; i++)
+		{
+			const char *relname = get_str(&r);
+			uint32		nreq = get_uint32(&r);
+
+			for (uint32 j = 0; j < Max(nreq, 1) && r.ok; j++)
+			{
+				int64		request_id = nreq > 0 ? get_int64(&r) : 0;
+				StringInfoData line;
+
+				if (!r.ok)
+					break;
+				initStringInfo(&line);
+				appendStringInfoChar(&line, '{');
+				lockbox_json_str(&line, "at", lockbox_iso_time(h.at));
+				lockbox_json_str(&line, "event", event);
+				lockbox_json_str(&line, "actor", engineer);
+				lockbox_json_str(&line, "session_user", session_user_name);
+				if (request_id > 0)
+					lockbox_json_raw(&line, "request_id", psprintf(INT64_FORMAT, request_id));
+				lockbox_json_str(&line, "node", node);
+				appendStringInfoString(&line, ", \"detail\": {");
+				{
+					StringInfoData detail;
+
+					initStringInfo(&detail);
+					lockbox_json_raw(&detail, "pid", psprintf("%d", h.pid));
+					lockbox_json_str(&detail, "query", query);
+					lockbox_json_str(&detail, "command", command);
+					lockbox_json_str(&detail, "relation", relname);
+					if (h.outcome == LB_REFUSED)
+						lockbox_json_str(&detail, "reason", reason);
+					appendStringInfoString(&line, detail.data);
+				}
+				appendStringInfoString(&line, "}}");
+				ereport(LOG,
+						(errmsg("LOCKBOX: %s", line.data),
+						 errhidestmt(true), errhidecontext(true)));
+			}
+		}
+	}
 }

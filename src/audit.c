@@ -66,6 +66,16 @@ PG_FUNCTION_INFO_V1(lockbox_verify_audit_anchors);
 static char *lockbox_log_string = NULL;
 static int	lockbox_log_mask = LOG_ACCESS | LOG_REFUSED | LOG_LIFECYCLE;
 
+/* Does lockbox.log ask for this event (access, refused, or another)? */
+bool
+lockbox_log_wants(const char *event)
+{
+	int			category = strcmp(event, "access") == 0 ? LOG_ACCESS :
+		strcmp(event, "refused") == 0 ? LOG_REFUSED : LOG_LIFECYCLE;
+
+	return (lockbox_log_mask & category) != 0;
+}
+
 /* lockbox.anchor_interval, in milliseconds */
 int			lockbox_anchor_interval = 60000;
 
@@ -1110,7 +1120,7 @@ verify_audit(FunctionCallInfo fcinfo, Jsonb *anchors_arg)
 		elog(ERROR, "return type must be a row type");
 	tupdesc = BlessTupleDesc(tupdesc);
 
-	lockbox_enter(&call);
+	lockbox_enter_read(&call);
 	if (anchors_arg != NULL)
 	{
 		HASHCTL		ctl;

@@ -28,6 +28,7 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
+#include "utils/hsearch.h"
 #include "utils/timestamp.h"
 
 #include "lockbox.h"
@@ -458,6 +459,170 @@ lockbox_end_sessions(void)
 		{
 			ended++;
 			lockbox_count(LB_SESSIONS_ENDED);
+		}
+	}
+	return ended;
+}
+
+/*
+ * On a standby, read only: the worker there keeps the requests that grant
+ * access now (as of replay and the clock), and ends the requester's sessions
+ * when one of them stops granting it: its window ends (the clock), or the
+ * close or revocation made on the primary is replayed.  Its first pass
+ * also ends the sessions of requests still approved in the table whose
+ * access has ended, that began before it ended (the primary's worker has
+ * yet to close them).  Nothing is written: the session_end queue is the
+ * primary's.  Returns how many sessions were signalled.
+ */
+typedef struct StandbyGrant
+{
+	int64		id;				/* hash key */
+	Oid			requester;
+	bool		seen;
+} StandbyGrant;
+
+static HTAB *standby_grants = NULL;
+
+static int
+end_requester_sessions(Oid requester, int64 request_id, char why,
+					   Datum before)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			argtypes[2] = {OIDOID, TIMESTAMPTZOID};
+	Datum		values[2] = {ObjectIdGetDatum(requester), before};
+	int			ended = 0;
+
+	lockbox_exec(&plan,
+				 "SELECT a.pid FROM pg_catalog.pg_stat_activity a"
+				 " WHERE a.datname OPERATOR(pg_catalog.=) pg_catalog.current_database()"
+				 "   AND a.backend_type OPERATOR(pg_catalog.=) 'client backend'"
+				 "   AND pg_catalog.pg_has_role(a.usesysid, $1, 'MEMBER')"
+				 "   AND a.backend_start OPERATOR(pg_catalog.<) $2"
+				 "   AND NOT (SELECT x.rolsuper FROM pg_catalog.pg_roles x"
+				 "             WHERE x.oid OPERATOR(pg_catalog.=) a.usesysid)",
+				 2, argtypes, values, NULL, 0);
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		pid_t		pid = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i],
+													  SPI_tuptable->tupdesc, 1, &isnull));
+
+		if (end_session(pid, request_id, why))
+		{
+			ended++;
+			lockbox_count(LB_SESSIONS_ENDED);
+		}
+	}
+	return ended;
+}
+
+int
+lockbox_end_sessions_standby(void)
+{
+	static SPIPlanPtr grants_plan = NULL;
+	static SPIPlanPtr held_plan = NULL;
+	static SPIPlanPtr why_plan = NULL;
+	Oid			argtypes[1] = {TIMESTAMPTZOID};
+	TimestampTz now = GetCurrentTimestamp();
+	Datum		values[1] = {TimestampTzGetDatum(now)};
+	HASH_SEQ_STATUS seq;
+	StandbyGrant *g;
+	List	   *gone = NIL;
+	ListCell   *lc;
+	int			ended = 0;
+	bool		first = (standby_grants == NULL);
+
+	if (first)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = sizeof(int64);
+		ctl.entrysize = sizeof(StandbyGrant);
+		standby_grants = hash_create("lockbox standby grants", 64, &ctl,
+									 HASH_ELEM | HASH_BLOBS);
+	}
+
+	lockbox_exec(&grants_plan,
+				 "SELECT r.id, r.requester::pg_catalog.oid FROM lockbox.request r"
+				 " WHERE r.state OPERATOR(pg_catalog.=) 'approved'"
+				 "   AND lockbox.request_state(r.state, r.deadline, r.access_ends_at,"
+				 "         r.id IN (SELECT v.request_id FROM lockbox.revocation v),"
+				 "         $1) OPERATOR(pg_catalog.=) 'approved'",
+				 1, argtypes, values, NULL, 0);
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		int64		id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i],
+													 SPI_tuptable->tupdesc, 1, &isnull));
+		bool		found;
+
+		g = hash_search(standby_grants, &id, HASH_ENTER, &found);
+		g->requester = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
+													  SPI_tuptable->tupdesc, 2, &isnull));
+		g->seen = true;
+	}
+	hash_seq_init(&seq, standby_grants);
+	while ((g = hash_seq_search(&seq)) != NULL)
+	{
+		if (!g->seen)
+			gone = lappend(gone, g);
+		g->seen = false;
+	}
+
+	foreach(lc, gone)
+	{
+		StandbyGrant *e = (StandbyGrant *) lfirst(lc);
+		Oid			wtypes[1] = {INT8OID};
+		Datum		wvalues[1] = {Int64GetDatum(e->id)};
+		char		why = 'w';
+
+		lockbox_exec(&why_plan,
+					 "SELECT CASE WHEN r.state OPERATOR(pg_catalog.=) 'revoked'"
+					 "              OR r.id IN (SELECT v.request_id FROM lockbox.revocation v) THEN 'r'"
+					 "            WHEN r.close_reason OPERATOR(pg_catalog.=) 'resolved' THEN 'c'"
+					 "            ELSE 'w' END"
+					 "  FROM lockbox.request r WHERE r.id OPERATOR(pg_catalog.=) $1",
+					 1, wtypes, wvalues, NULL, 1);
+		if (SPI_processed > 0)
+			why = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1)[0];
+		if (lockbox_terminate_sessions)
+			ended += end_requester_sessions(e->requester, e->id, why,
+											TimestampTzGetDatum(now));
+		hash_search(standby_grants, &e->id, HASH_REMOVE, NULL);
+	}
+	list_free(gone);
+
+	/* held on the primary or not yet closed there: once, when starting */
+	if (first && lockbox_terminate_sessions)
+	{
+		lockbox_exec(&held_plan,
+					 "SELECT r.id, r.requester::pg_catalog.oid,"
+					 "       CASE WHEN r.id IN (SELECT v.request_id FROM lockbox.revocation v)"
+					 "            THEN 'r' ELSE 'w' END,"
+					 "       LEAST(r.access_ends_at,"
+					 "             (SELECT pg_catalog.min(v.revoked_at) FROM lockbox.revocation v"
+					 "               WHERE v.request_id OPERATOR(pg_catalog.=) r.id))"
+					 "  FROM lockbox.request r"
+					 " WHERE r.state OPERATOR(pg_catalog.=) 'approved'"
+					 "   AND lockbox.request_state(r.state, r.deadline, r.access_ends_at,"
+					 "         r.id IN (SELECT v.request_id FROM lockbox.revocation v),"
+					 "         $1) OPERATOR(pg_catalog.<>) 'approved'",
+					 1, argtypes, values, NULL, 0);
+		if (SPI_processed > 0)
+		{
+			SPITupleTable *tt = SPI_tuptable;
+			uint64		n = SPI_processed;
+
+			for (uint64 i = 0; i < n; i++)
+			{
+				bool		isnull;
+				int64		id = DatumGetInt64(SPI_getbinval(tt->vals[i], tt->tupdesc, 1, &isnull));
+				Oid			requester = DatumGetObjectId(SPI_getbinval(tt->vals[i], tt->tupdesc, 2, &isnull));
+				char		why = SPI_getvalue(tt->vals[i], tt->tupdesc, 3)[0];
+				Datum		before = SPI_getbinval(tt->vals[i], tt->tupdesc, 4, &isnull);
+
+				ended += end_requester_sessions(requester, id, why, before);
+			}
 		}
 	}
 	return ended;

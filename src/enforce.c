@@ -258,7 +258,7 @@ load_protected(void)
 								  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 	if (cache.installed)
 	{
-		lockbox_enter(&call);
+		lockbox_enter_read(&call);
 		if (SPI_execute("SELECT p.relid, p.tenant FROM lockbox.protected_table p",
 						false, 0) != SPI_OK_SELECT)
 			elog(ERROR, "could not read lockbox.protected_table");
@@ -334,7 +334,7 @@ current_grants(void)
 		Snapshot	snap;
 		int			ret;
 
-		lockbox_enter(&call);
+		lockbox_enter_read(&call);
 
 		/*
 		 * Read with the latest snapshot, whatever the isolation level: a

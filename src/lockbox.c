@@ -12,6 +12,7 @@
 #include "access/genam.h"
 #include "access/htup_details.h"
 #include "access/table.h"
+#include "access/xlog.h"
 #include "catalog/indexing.h"
 #include "catalog/pg_authid.h"
 #include "catalog/namespace.h"
@@ -310,6 +311,7 @@ _PG_init(void)
 
 	lockbox_access_log_init();
 	lockbox_audit_init();
+	lockbox_standby_init();
 
 	MarkGUCPrefixReserved("lockbox");
 	settings_defined = true;
@@ -495,8 +497,30 @@ quiet_pgaudit(void)
 								 GUC_ACTION_SAVE, true, 0, false);
 }
 
+/*
+ * Enter for a function that changes lockbox's state.  On a hot standby
+ * nothing can be written: refuse here, once for every such function, with an
+ * error that says what to do, rather than let the first write inside fail
+ * with a message that quotes lockbox's internal statements.
+ */
 void
 lockbox_enter(LockboxCall *call)
+{
+	if (RecoveryInProgress())
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("lockbox cannot change requests, tenants or protected tables during recovery"),
+				 errdetail("This server is a standby; lockbox's state changes only on the primary."),
+				 errhint("Call the function on the primary server.")));
+	lockbox_enter_read(call);
+}
+
+/*
+ * Enter for reading only (the grants cache, verifying the audit, policy
+ * checks): this works on a standby too.
+ */
+void
+lockbox_enter_read(LockboxCall *call)
 {
 	Oid			owner;
 

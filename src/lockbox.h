@@ -12,6 +12,7 @@
  * protect.c	lockbox_protect / lockbox_unprotect, the policies, drop guards
  * enforce.c	the grants cache, checking engineers' statements, refusals
  * access_log.c	the access log: capture, per-session spool, draining
+ * standby.c	on a hot standby: forwarding the spool, ending sessions
  * worker.c		the launcher and the per-database workers
  * hooks.c		every hook entry point, dispatching to the files above
  *
@@ -76,6 +77,7 @@ typedef struct LockboxCall
 } LockboxCall;
 
 extern void lockbox_enter(LockboxCall *call);
+extern void lockbox_enter_read(LockboxCall *call);
 extern void lockbox_leave(LockboxCall *call);
 
 /* SPI helpers (lockbox.c) */
@@ -119,6 +121,7 @@ extern void lockbox_queue_session_end(Oid engineer, int64 request_id,
 extern int	lockbox_act_on_deadlines(LockboxCall *call, int batch);
 extern TimestampTz lockbox_next_deadline(void);
 extern int	lockbox_end_sessions(void);
+extern int	lockbox_end_sessions_standby(void);
 extern Size lockbox_session_end_shmem_size(void);
 extern void lockbox_session_end_shmem_init(void);
 extern void lockbox_session_end_message(ErrorData *edata);
@@ -148,6 +151,7 @@ extern int	lockbox_anchor_interval;
 extern char *lockbox_iso_time(TimestampTz t);
 extern char *lockbox_audit_head_json(void);
 extern void lockbox_audit_log_anchor(void);
+extern bool lockbox_log_wants(const char *event);
 extern Size lockbox_audit_shmem_size(void);
 extern void lockbox_audit_shmem_init(void);
 
@@ -214,6 +218,21 @@ extern void lockbox_access_remove_finished(List *finished);
 extern int	lockbox_access_pending_files(void);
 extern void lockbox_access_utility(Node *node);
 extern void lockbox_access_utility_done(Node *node);
+
+/* standbys (access_log.c: the spool side; standby.c: the worker there) */
+extern int	lockbox_standby_backlog_max;
+extern char *lockbox_primary_conninfo;
+extern const char *lockbox_node_name(void);
+extern void lockbox_backlog_report(int64 bytes, int files, bool forwarded,
+								   const char *error);
+extern List *lockbox_spool_files(void);
+extern char *lockbox_spool_chunk(const char *file, off_t from, size_t max,
+								 size_t *len, bool *at_end);
+extern void lockbox_spool_remove(const char *file);
+extern bool lockbox_spool_live(const char *file, int64 *written);
+extern void lockbox_spool_log(const char *buf, size_t len, const char *node);
+extern void lockbox_standby_init(void);
+extern void lockbox_standby_worker(void);
 
 /* statistics of a database, since their reset (worker.c; lockbox.stats) */
 typedef enum LockboxCounter

@@ -205,7 +205,7 @@ lockbox_policy_fingerprint(PG_FUNCTION_ARGS)
 	char	   *fp;
 	text	   *result;
 
-	lockbox_enter(&call);
+	lockbox_enter_read(&call);
 	fp = policy_fingerprint(PG_GETARG_OID(0));
 	result = cstring_to_text(fp);
 	lockbox_leave(&call);
@@ -498,7 +498,7 @@ policies_intact(Oid relid)
 	Datum		values[1] = {ObjectIdGetDatum(relid)};
 	bool		intact;
 
-	lockbox_enter(&call);
+	lockbox_enter_read(&call);
 	if (SPI_execute_with_args("SELECT policies FROM lockbox.protected_table"
 							  " WHERE relid OPERATOR(pg_catalog.=) $1",
 							  1, argtypes, values, NULL, false, 1) != SPI_OK_SELECT)
@@ -608,7 +608,7 @@ lockbox_protect_utility(Node *node)
 	if (!lockbox || !lockbox_installed())
 		return;
 	initStringInfo(&names);
-	lockbox_enter(&call);
+	lockbox_enter_read(&call);
 	if (SPI_execute("SELECT pg_catalog.string_agg(relid::pg_catalog.text, ', ' ORDER BY relid::pg_catalog.text),"
 					"       pg_catalog.min(relid::pg_catalog.text)"
 					"  FROM lockbox.protected_table", true, 0) != SPI_OK_SELECT)

@@ -29,6 +29,7 @@
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "access/genam.h"
 #include "catalog/dependency.h"
 #include "catalog/pg_authid.h"
@@ -746,8 +747,11 @@ lockbox_worker_init(void)
 	memset(&worker, 0, sizeof(worker));
 	worker.bgw_flags = BGWORKER_SHMEM_ACCESS |
 		BGWORKER_BACKEND_DATABASE_CONNECTION;
-	/* not on a standby: the launcher starts once recovery has finished */
-	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	/*
+	 * On a hot standby too, once it is consistent: its database workers
+	 * forward engineers' statements to the primary and end sessions there.
+	 */
+	worker.bgw_start_time = BgWorkerStart_ConsistentState;
 	worker.bgw_restart_time = 5;
 	snprintf(worker.bgw_library_name, BGW_MAXLEN, "lockbox");
 	snprintf(worker.bgw_function_name, BGW_MAXLEN, "lockbox_launcher_main");
@@ -867,7 +871,7 @@ start_db_worker(Oid dbid)
 	memset(&worker, 0, sizeof(worker));
 	worker.bgw_flags = BGWORKER_SHMEM_ACCESS |
 		BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_start_time = BgWorkerStart_ConsistentState;
 	worker.bgw_restart_time = BGW_NEVER_RESTART;
 	snprintf(worker.bgw_library_name, BGW_MAXLEN, "lockbox");
 	snprintf(worker.bgw_function_name, BGW_MAXLEN, "lockbox_db_worker_main");
@@ -943,7 +947,7 @@ start_scan(TimestampTz now)
 	memset(&worker, 0, sizeof(worker));
 	worker.bgw_flags = BGWORKER_SHMEM_ACCESS |
 		BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_start_time = BgWorkerStart_ConsistentState;
 	worker.bgw_restart_time = BGW_NEVER_RESTART;
 	snprintf(worker.bgw_library_name, BGW_MAXLEN, "lockbox");
 	snprintf(worker.bgw_function_name, BGW_MAXLEN, "lockbox_scan_main");
@@ -1191,12 +1195,26 @@ lockbox_launcher_main(Datum main_arg)
 		MemoryContext old;
 		long		timeout = LAUNCHER_RESCAN_SECS * 1000L;
 		TimestampTz now;
+		static TimestampTz next_standby_scan = 0;
 
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
 		{
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
+		}
+
+		/*
+		 * On a standby no backend tells the launcher of a CREATE EXTENSION
+		 * it replays: read pg_shdepend again now and then.
+		 */
+		now = GetCurrentTimestamp();
+		if (RecoveryInProgress() && now >= next_standby_scan)
+		{
+			LWLockAcquire(worker_shared->lock, LW_EXCLUSIVE);
+			worker_shared->scanned = false;
+			LWLockRelease(worker_shared->lock);
+			next_standby_scan = TimestampTzPlusMilliseconds(now, LAUNCHER_RESCAN_SECS * 1000L);
 		}
 
 		old = MemoryContextSwitchTo(passcxt);
@@ -1498,6 +1516,10 @@ lockbox_db_worker_main(Datum main_arg)
 	w->state = DBW_RUNNING;
 	LWLockRelease(worker_shared->lock);
 	on_shmem_exit(db_worker_detach, (Datum) 0);
+
+	/* on a hot standby: forward and end sessions until promoted */
+	if (RecoveryInProgress())
+		lockbox_standby_worker();
 
 	passcxt = AllocSetContextCreate(TopMemoryContext, "lockbox worker pass",
 									ALLOCSET_DEFAULT_SIZES);

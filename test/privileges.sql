@@ -64,7 +64,7 @@ ALTER TABLE api ADD COLUMN present boolean;
 UPDATE api SET present =
 	to_regprocedure(format('%s(%s)', fn, array_to_string(args, ','))) IS NOT NULL;
 
-SELECT plan(32
+SELECT plan(35
 			+ 5 * (SELECT count(*)::int FROM lockbox_rels WHERE relkind IN ('r', 'p', 'v', 'm'))
 			+ 5 * (SELECT count(*)::int FROM lockbox_rels WHERE relkind = 'S')
 			+ 4 * (SELECT count(*)::int FROM lockbox_rels WHERE relkind IN ('r', 'p'))
@@ -82,8 +82,9 @@ SELECT schema_privs_are('lockbox', role, '{USAGE}'::name[],
 
 -- tables: nobody; views: SELECT for the four parties, nothing for PUBLIC.
 -- lockbox.posture, the list of ways around lockbox, lockbox.worker and
--- lockbox.stats are not the engineers' or the customers' business: the
--- operator's reviewers and auditors read them.
+-- lockbox.stats (and, 1.2, lockbox.standby_backlog) are not the engineers'
+-- or the customers' business: the operator's reviewers and auditors read
+-- them.
 SELECT table_privs_are('lockbox', relname, role,
 					   CASE WHEN readable THEN '{SELECT}'::name[] ELSE '{}'::name[] END,
 					   format('%s has %s on lockbox.%s', role,
@@ -91,7 +92,7 @@ SELECT table_privs_are('lockbox', relname, role,
 							  relname))
   FROM (SELECT l.relname, p.role,
 			   l.relkind IN ('v', 'm') AND p.role <> 'public'
-			   AND (l.relname NOT IN ('posture', 'worker', 'stats')
+			   AND (l.relname NOT IN ('posture', 'worker', 'stats', 'standby_backlog')
 					OR p.role IN ('lockbox_reviewer', 'lockbox_auditor')) AS readable
 		  FROM lockbox_rels l, parties p
 		 WHERE l.relkind IN ('r', 'p', 'v', 'm')) x
@@ -123,6 +124,25 @@ SELECT function_privs_are(a.fn, a.args, p.role,
   FROM api a, parties p
  WHERE a.present
  ORDER BY a.fn, p.role;
+
+-- the standbys' forwarding role (1.2): USAGE on the schema, and EXECUTE on
+-- lockbox.forward_access alone, which nobody else may call
+SELECT schema_privs_are('lockbox', 'lockbox_forwarder', '{USAGE}'::name[],
+						'lockbox_forwarder has USAGE (and not CREATE) on schema lockbox');
+SELECT is(ARRAY(SELECT p.oid::regprocedure::text FROM pg_proc p
+				  JOIN pg_depend d ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid
+								  AND d.deptype = 'e'
+				  JOIN pg_extension x ON x.oid = d.refobjid AND x.extname = 'lockbox'
+				 WHERE has_function_privilege('lockbox_forwarder', p.oid, 'EXECUTE')
+				 ORDER BY 1),
+		  ARRAY['lockbox.forward_access(text,text,bigint,bytea,boolean)',
+				'lockbox_protect(regclass,name,text)', 'lockbox_unprotect(regclass)'],
+		  'lockbox_forwarder may execute lockbox.forward_access (and what PUBLIC may)');
+SELECT is(ARRAY(SELECT r FROM unnest(ARRAY['public', 'lockbox_engineer', 'lockbox_reviewer',
+										   'lockbox_approver', 'lockbox_auditor']) r
+				 WHERE has_function_privilege(r, 'lockbox.forward_access(text,text,bigint,bytea,boolean)',
+											  'EXECUTE')),
+		  '{}'::text[], 'no other party may execute lockbox.forward_access');
 
 ------------------------------------------------------------------------------
 -- An engineer, in practice

@@ -156,7 +156,7 @@ server_state() {
 	psql -X -A -t -q -d postgres -c "
 		SELECT 'role ' || rolname FROM pg_roles
 		 WHERE rolname NOT IN ('lockbox_engineer', 'lockbox_reviewer',
-							   'lockbox_approver', 'lockbox_auditor')
+							   'lockbox_approver', 'lockbox_auditor', 'lockbox_forwarder')
 		UNION ALL
 		SELECT 'ALTER SYSTEM SET ' || name || ' = ' || setting FROM pg_file_settings
 		 WHERE sourcefile LIKE '%/postgresql.auto.conf'

@@ -1,11 +1,12 @@
-# The worker on a hot standby (README "Replication").
+# The worker on a hot standby (README "The worker", "Replicas").
 #
 # A standby streams from a primary that serves a lockbox database.  While in
-# recovery no lockbox process runs on the standby, even when a deadline it
-# has replayed passes (the primary is down by then); the view still shows the
-# request expired, as it compares with the clock.  Once the standby is
-# promoted, the launcher and a worker start there and act on the deadline
-# that passed: once, in the audit that verifies.
+# recovery the launcher and a worker run on the standby (they forward
+# engineers' statements and end sessions there) but act on no deadline, even
+# when one it has replayed passes (the primary is down by then); the view
+# still shows the request expired, as it compares with the clock.  Once the
+# standby is promoted, its worker acts on the deadline that passed: once, in
+# the audit that verifies.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -57,8 +58,15 @@ ok( $standby->poll_query_until(
 	'the replayed deadline passes on the standby');
 is($sq->("SELECT state FROM lockbox.request WHERE id = $id"),
 	'pending_review', 'the request was not acted on before the primary stopped');
-is( $sq->(q{SELECT count(*) FROM pg_stat_activity WHERE backend_type LIKE 'lockbox%'}),
-	'0', 'no lockbox launcher or worker runs on the standby in recovery');
+ok( $standby->poll_query_until(
+		$db, q{
+	SELECT string_agg(backend_type, ',' ORDER BY backend_type) FROM pg_stat_activity
+	 WHERE backend_type = 'lockbox launcher'
+	    OR (backend_type = 'lockbox worker' AND datname = current_database())},
+		'lockbox launcher,lockbox worker'),
+	'in recovery the launcher and a worker run on the standby');
+is($sq->("SELECT state FROM lockbox.request WHERE id = $id"),
+	'pending_review', 'and act on no deadline there');
 is($sq->("SELECT state FROM lockbox.requests WHERE id = $id"),
 	'expired', 'the view on the standby shows the request expired (the clock)');
 
@@ -69,7 +77,7 @@ ok( $standby->poll_query_until(
 	 WHERE backend_type = 'lockbox launcher'
 	    OR (backend_type = 'lockbox worker' AND datname = current_database())},
 		'lockbox launcher,lockbox worker'),
-	'after promotion the launcher and a worker start on the new primary');
+	'after promotion the launcher and a worker serve the new primary');
 ok( $standby->poll_query_until(
 		$db, "SELECT state FROM lockbox.request WHERE id = $id", 'expired'),
 	'the worker expires the request whose deadline passed');

@@ -91,7 +91,7 @@ ok( $node->poll_query_until(
 	 WHERE backend_type = 'lockbox worker' AND datname = 'shop'}, '0'),
 	'the database\'s worker exits');
 
-my $roles = 'lockbox_engineer, lockbox_reviewer, lockbox_approver, lockbox_auditor';
+my $roles = 'lockbox_engineer, lockbox_reviewer, lockbox_approver, lockbox_auditor, lockbox_forwarder';
 ($ret, $out, $err) = $node->psql('postgres', "DROP ROLE $roles");
 like($err, qr/cannot be dropped because some objects depend on it\nDETAIL:  (?s:.*)\d+ objects in database crm/,
 	'the group roles cannot be dropped while another database has lockbox');

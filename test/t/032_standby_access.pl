@@ -1,0 +1,253 @@
+# Engineers on hot standbys, audited on the primary (README "Replicas").
+#
+# A primary, a streaming standby (sb1) and a standby cascading from it
+# (sb2), each standby forwarding to the primary as a login role of
+# lockbox_forwarder named as the standby.
+#
+# - an engineer with an approved request reads exactly the tenant's rows on
+#   a standby; the statement is in the primary's access log with the
+#   standby's name, and a refused attempt too
+# - the cascading standby forwards the same way
+# - a lifecycle function on a standby fails with 25006, lockbox's message
+#   and a hint, no internal statement
+# - the primary down: statements on the standby wait there (the backlog
+#   shows them), past lockbox.standby_backlog_max they are refused (53400);
+#   the primary back, each is forwarded exactly once and statements run again
+# - a forwarder cannot hand in records for another node; a conninfo that
+#   names another cluster gets no record
+# - a revocation on the primary ends the engineer's session on the standby
+#   within 2 seconds of its replay
+# - promotion: records the standby held are written once by its own worker,
+#   those forwarded before are not repeated, and the audit verifies
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(time usleep);
+
+my $primary = PostgreSQL::Test::Cluster->new('primary');
+$primary->init(allows_streaming => 1);
+$primary->append_conf('postgresql.conf', "shared_preload_libraries = 'lockbox'");
+$primary->start;
+
+my $db = 'shop';
+$primary->safe_psql('postgres', "CREATE DATABASE $db");
+$primary->safe_psql(
+	$db, q{
+CREATE EXTENSION lockbox;
+CREATE ROLE sa_eng LOGIN IN ROLE lockbox_engineer;
+CREATE ROLE sa_rev LOGIN IN ROLE lockbox_reviewer;
+CREATE ROLE sa_app LOGIN IN ROLE lockbox_approver;
+CREATE ROLE sb1 LOGIN IN ROLE lockbox_forwarder;
+CREATE ROLE sb2 LOGIN IN ROLE lockbox_forwarder;
+CREATE TABLE invoices (id int PRIMARY KEY, tenant text NOT NULL, total numeric);
+INSERT INTO invoices VALUES (1, 'acme', 10), (2, 'acme', 11), (3, 'globex', 20);
+CREATE TABLE secrets (v int);
+GRANT SELECT ON invoices, secrets TO lockbox_engineer;
+SELECT lockbox_add_tenant('acme');
+SELECT lockbox_add_tenant('globex');
+SELECT lockbox_add_approver('acme', 'sa_app');
+SELECT lockbox_protect('invoices', tenant_column => 'tenant');
+SELECT lockbox_protect('secrets', tenant => 'globex');
+});
+
+sub approved_request
+{
+	my $id = $primary->safe_psql($db,
+		q{SET SESSION AUTHORIZATION sa_eng; SELECT lockbox_request('acme', 'invoices look wrong on the replica', duration => '1 hour')});
+	$primary->safe_psql($db, "SET SESSION AUTHORIZATION sa_rev; SELECT lockbox_approve($id)");
+	$primary->safe_psql($db, "SET SESSION AUTHORIZATION sa_app; SELECT lockbox_approve($id)");
+	return $id;
+}
+my $r1 = approved_request();
+
+my $forward = 'host=' . $primary->host . ' port=' . $primary->port;
+$primary->backup('b1');
+my $sb1 = PostgreSQL::Test::Cluster->new('sb1');
+$sb1->init_from_backup($primary, 'b1', has_streaming => 1);
+$sb1->append_conf('postgresql.conf', "lockbox.primary_conninfo = '$forward user=sb1'");
+$sb1->start;
+$sb1->backup('b2');
+my $sb2 = PostgreSQL::Test::Cluster->new('standby_two');
+$sb2->init_from_backup($sb1, 'b2', has_streaming => 1);
+$sb2->append_conf('postgresql.conf',
+	"lockbox.primary_conninfo = '$forward user=sb2'\nlockbox.node_name = 'sb2'");
+$sb2->start;
+$primary->wait_for_catchup($sb1);
+$sb1->wait_for_catchup($sb2, 'replay', $primary->lsn('insert'));
+
+# an engineer's statements in a session of their own; returns (out, err)
+sub as_eng
+{
+	my ($node, $sql) = @_;
+	my ($ret, $out, $err) = $node->psql($db, "\\set VERBOSITY verbose\n$sql",
+		extra_params => [ '-U', 'sa_eng' ]);
+	return ($out, $err);
+}
+
+sub logged
+{
+	my ($node, $cond) = @_;
+	return $node->safe_psql($db, "SELECT count(*) FROM lockbox.access_log WHERE $cond");
+}
+
+# --- reads on standbys, recorded on the primary --------------------------------
+my ($out, $err) = as_eng($sb1, 'SELECT /* sb1 read */ string_agg(id::text, \',\' ORDER BY id) FROM invoices');
+is($out, '1,2', "sb1: the engineer reads exactly acme's rows");
+ok( $primary->poll_query_until($db,
+		q{SELECT count(*) = 1 FROM lockbox.access_log
+		   WHERE query LIKE '%/* sb1 read */%' AND node = 'sb1' AND outcome = 'allowed'}),
+	'the statement is in the primary\'s access log, node sb1');
+is( $primary->safe_psql($db,
+		q{SELECT request_id || ' ' || tenant || ' ' || engineer || ' ' || relation
+		    FROM lockbox.access_log WHERE query LIKE '%/* sb1 read */%'}),
+	"$r1 acme sa_eng public.invoices", 'under the request, for the tenant, by the engineer');
+
+($out, $err) = as_eng($sb1, 'SELECT /* sb1 refused */ * FROM secrets');
+like($err, qr/ERROR:  42501: no approved lockbox access to table "public\.secrets"/,
+	'sb1: a table without a grant is refused as on the primary');
+ok( $primary->poll_query_until($db,
+		q{SELECT count(*) = 1 FROM lockbox.access_log
+		   WHERE query LIKE '%/* sb1 refused */%' AND node = 'sb1' AND outcome = 'refused'}),
+	'and the refused attempt is recorded on the primary');
+
+($out, $err) = as_eng($sb2, 'SELECT /* sb2 read */ count(*) FROM invoices');
+is($out, '2', 'sb2 (cascading): the engineer reads acme\'s rows');
+ok( $primary->poll_query_until($db,
+		q{SELECT count(*) = 1 FROM lockbox.access_log
+		   WHERE query LIKE '%/* sb2 read */%' AND node = 'sb2'}),
+	'recorded on the primary with node sb2 (lockbox.node_name)');
+ok($sb1->poll_query_until($db, q{SELECT count(*) = 1 FROM lockbox.access_log WHERE node = 'sb2'}),
+	'and replicated back to the standbys');
+like(slurp_file($sb1->logfile), qr/LOCKBOX: \{"at": "[^"]+", "event": "access", "actor": "sa_eng", "session_user": "sa_eng", "request_id": $r1, "node": "sb1", "detail": \{[^\n]*sb1 read/,
+	"sb1's server log has the forwarded statement's LOCKBOX line");
+
+# --- lifecycle functions on a standby ------------------------------------------
+my $ret;
+($ret, $out, $err) = $sb1->psql($db, "\\set VERBOSITY verbose\nSET SESSION AUTHORIZATION sa_app; SELECT lockbox_approve($r1)");
+like($err, qr/ERROR:  25006: lockbox cannot change requests, tenants or protected tables during recovery/,
+	'sb1: lockbox_approve fails with 25006 and lockbox\'s message');
+like($err, qr/HINT:  Call the function on the primary server\./, 'with a hint');
+unlike($err, qr/INSERT|UPDATE|lockbox\.request|QUERY:/, 'and no internal statement');
+for my $call ("lockbox_request('acme', 'reason long enough') FROM (SELECT set_config('session_authorization', 'sa_eng', false)) s",
+	'lockbox_add_tenant(\'x\')',
+	"lockbox_protect('secrets', tenant => 'acme')", 'lockbox_claim_notifications(1)',
+	"lockbox_set_contact('sa_app', 'a\@b.c')")
+{
+	($ret, $out, $err) = $sb1->psql($db, "\\set VERBOSITY verbose\nSELECT $call");
+	like($err, qr/ERROR:  25006: lockbox cannot change/, "sb1: $call fails with 25006");
+}
+is($sb1->safe_psql($db, 'SELECT ok FROM lockbox_verify_audit()'), 't',
+	'sb1: lockbox_verify_audit works');
+
+# --- the primary down: records wait, bounded; then forwarded once -----------------
+$primary->stop('fast');
+$sb1->append_conf('postgresql.conf', "lockbox.standby_backlog_max = '2kB'");
+$sb1->reload;
+my ($allowed, $refused) = (0, 0);
+for my $i (1 .. 40)
+{
+	($out, $err) = as_eng($sb1, "SELECT /* offline $i */ count(*) FROM invoices");
+	if ($out eq '2') { $allowed++; next; }
+	$refused++;
+	like($err, qr/ERROR:  53400: the standby's backlog of lockbox access records for the primary is full/,
+		'past lockbox.standby_backlog_max the statement is refused with 53400');
+	last;
+}
+ok($allowed >= 1 && $refused == 1, "with the primary down, $allowed statements ran, then the bound refused");
+like( $sb1->safe_psql($db,
+		q{SELECT pending_bytes >= 2048 AND pending_files >= 1 AND last_error IS NOT NULL
+		      AND last_error LIKE '%connecting%' FROM lockbox.standby_backlog}),
+	qr/^t$/, 'lockbox.standby_backlog shows the backlog and why');
+$primary->start;
+ok( $primary->poll_query_until($db,
+		qq{SELECT count(DISTINCT query) = $allowed AND count(*) = $allowed FROM lockbox.access_log
+		    WHERE query LIKE '%/* offline %' AND node = 'sb1'}),
+	'the primary back, each statement that ran is forwarded exactly once');
+ok($sb1->poll_query_until($db, 'SELECT pending_bytes = 0 FROM lockbox.standby_backlog'),
+	'the backlog drains');
+($out, $err) = as_eng($sb1, 'SELECT /* after drain */ count(*) FROM invoices');
+is($out, '2', 'and statements run again');
+$sb1->append_conf('postgresql.conf', "lockbox.standby_backlog_max = '256MB'");
+$sb1->reload;
+
+# --- a forwarder cannot speak for another node ----------------------------------
+($ret, $out, $err) = $primary->psql($db,
+	q{\set VERBOSITY verbose
+SELECT lockbox.forward_access('sb2', '1.2.3', 0, NULL)}, extra_params => [ '-U', 'sb1' ]);
+like($err, qr/ERROR:  42501: role "sb1" cannot forward lockbox access records of node "sb2"/,
+	'a forwarder cannot hand in records of another node');
+($ret, $out, $err) = $primary->psql($db, 'SELECT count(*) FROM invoices',
+	extra_params => [ '-U', 'sb1' ]);
+like($err, qr/permission denied for table invoices/, 'nor read data');
+
+# --- a wrong conninfo: another cluster's lockbox gets nothing -----------------------
+my $other = PostgreSQL::Test::Cluster->new('other');
+$other->init;
+$other->append_conf('postgresql.conf', "shared_preload_libraries = 'lockbox'");
+$other->start;
+$other->safe_psql('postgres', "CREATE DATABASE $db");
+$other->safe_psql($db, 'CREATE EXTENSION lockbox; CREATE ROLE sb1 LOGIN IN ROLE lockbox_forwarder');
+$sb1->append_conf('postgresql.conf',
+	"lockbox.primary_conninfo = 'host=" . $other->host . ' port=' . $other->port . " user=sb1'");
+$sb1->reload;
+($out) = as_eng($sb1, 'SELECT /* wrong primary */ count(*) FROM invoices');
+is($out, '2', 'with the conninfo pointing at another cluster, the statement runs (spooled)');
+ok( $sb1->poll_query_until($db,
+		q{SELECT last_error LIKE '%system identifier%' AND pending_bytes > 0 FROM lockbox.standby_backlog}),
+	'the standby refuses to forward to a server that is not its primary, and says why');
+is($other->safe_psql($db, 'SELECT count(*) FROM lockbox.audit_log WHERE event IN (\'access\', \'refused\')'),
+	'0', 'the other cluster got no record');
+$other->stop('immediate');
+$sb1->append_conf('postgresql.conf', "lockbox.primary_conninfo = '$forward user=sb1'");
+$sb1->reload;
+ok( $primary->poll_query_until($db,
+		q{SELECT count(*) = 1 FROM lockbox.access_log WHERE query LIKE '%/* wrong primary */%' AND node = 'sb1'}),
+	'the conninfo fixed, the record reaches the primary, once');
+
+# --- revocation ends the standby session -------------------------------------------
+my $bg = $sb1->background_psql($db, extra_params => [ '-U', 'sa_eng' ], on_error_stop => 0);
+is($bg->query('SELECT /* held */ count(*) FROM invoices'), '2', 'an engineer session on sb1');
+my $bgpid = $bg->query('SELECT pg_backend_pid()');
+$primary->safe_psql($db, "SET SESSION AUTHORIZATION sa_app; SELECT lockbox_revoke($r1, 'customer withdrew consent')");
+$primary->wait_for_catchup($sb1, 'replay');
+my $replayed = time();
+ok( $sb1->poll_query_until($db, "SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = $bgpid"),
+	'the revocation on the primary ends the session on the standby');
+my $took = time() - $replayed;
+cmp_ok($took, '<', 2.0, sprintf('within 2 s of replay (%.2f s)', $took));
+like(slurp_file($sb1->logfile), qr/FATAL:  terminating connection: lockbox ended this engineer's access/,
+	'with lockbox\'s message');
+$bg->quit;
+
+# --- promotion -------------------------------------------------------------------
+my $r2 = approved_request();
+$primary->wait_for_catchup($sb1);
+$primary->stop('fast');
+for my $i (1 .. 3)
+{
+	($out) = as_eng($sb1, "SELECT /* held back $i */ count(*) FROM invoices");
+	is($out, '2', "primary down: statement $i runs on sb1");
+}
+$sb1->promote;
+ok( $sb1->poll_query_until($db,
+		q{SELECT count(*) = 3 AND count(DISTINCT query) = 3 AND bool_and(node = 'sb1')
+		    FROM lockbox.access_log WHERE query LIKE '%/* held back %'}),
+	'after promotion the records sb1 held are written once, node sb1');
+is( $sb1->safe_psql($db,
+		q{SELECT count(*) FROM (SELECT query FROM lockbox.access_log
+		   WHERE query LIKE '%/* offline %' OR query LIKE '%/* sb1 %' GROUP BY query HAVING count(*) > 1) d}),
+	'0', 'the records forwarded before promotion are not repeated');
+($out) = as_eng($sb1, 'SELECT /* promoted */ count(*) FROM invoices');
+ok( $sb1->poll_query_until($db,
+		q{SELECT count(*) = 1 FROM lockbox.access_log WHERE query LIKE '%/* promoted */%' AND node = 'primary'}),
+	'statements on the promoted node are recorded by its worker');
+ok( $sb1->poll_query_until($db,
+		q{SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'lockbox worker' AND datname = current_database()}),
+	'one worker serves the database on the new primary');
+is($sb1->safe_psql($db, 'SELECT ok FROM lockbox_verify_audit()'), 't', 'the audit verifies');
+
+$sb2->stop('immediate');
+$sb1->stop;
+done_testing();
