@@ -407,3 +407,14 @@ CREATE TRIGGER requests_read_only INSTEAD OF INSERT OR UPDATE OR DELETE
 	ON lockbox.requests FOR EACH ROW EXECUTE FUNCTION lockbox.read_only_view();
 CREATE TRIGGER access_log_read_only INSTEAD OF INSERT OR UPDATE OR DELETE
 	ON lockbox.access_log FOR EACH ROW EXECUTE FUNCTION lockbox.read_only_view();
+
+-- verification from a trusted anchor on: a daily check costs the day's rows
+CREATE FUNCTION @extschema@.lockbox_verify_audit(since_seq bigint, since_hash text,
+		OUT ok boolean, OUT rows_checked bigint, OUT first_bad_seq bigint)
+	RETURNS record AS 'MODULE_PATHNAME', 'lockbox_verify_audit_since'
+	LANGUAGE C VOLATILE;
+REVOKE ALL ON FUNCTION @extschema@.lockbox_verify_audit(bigint, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.lockbox_verify_audit(bigint, text)
+	TO lockbox_auditor, lockbox_approver;
+COMMENT ON FUNCTION @extschema@.lockbox_verify_audit(bigint, text) IS
+	'Verifies the audit log from a trusted anchor on (an earlier check''s head, or an anchor of the server log or a notification): row since_seq must still carry since_hash, and every later row its hash and links. rows_checked counts the anchor row and those after it.';
