@@ -1287,7 +1287,8 @@ verify_audit(FunctionCallInfo fcinfo, Jsonb *anchors_arg, int64 since_seq,
 			HeapTuple	tup = batch->vals[i];
 			TupleDesc	td = batch->tupdesc;
 			MemoryContext old = MemoryContextSwitchTo(rowcxt);
-			bool		isnull;
+			Datum		vals[10];
+			bool		nulls[10];
 			bool		bad = false;
 			int64		seq;
 			ArrayType  *parents_arr;
@@ -1304,8 +1305,10 @@ verify_audit(FunctionCallInfo fcinfo, Jsonb *anchors_arg, int64 since_seq,
 			bool		stored_ok;
 
 			checked++;
-			seq = DatumGetInt64(SPI_getbinval(tup, td, 1, &isnull));
-			stored = DatumGetByteaPP(SPI_getbinval(tup, td, 10, &isnull));
+			/* every column at once: a varlena column makes each getattr walk the row */
+			heap_deform_tuple(tup, td, vals, nulls);
+			seq = DatumGetInt64(vals[0]);
+			stored = DatumGetByteaPP(vals[9]);
 			stored_ok = (VARSIZE_ANY_EXHDR(stored) == AUDIT_HASH_LEN);
 
 			if (since_hash != NULL && !since_seen)
@@ -1327,7 +1330,7 @@ verify_audit(FunctionCallInfo fcinfo, Jsonb *anchors_arg, int64 since_seq,
 				continue;
 			}
 
-			parents_arr = DatumGetArrayTypeP(SPI_getbinval(tup, td, 9, &isnull));
+			parents_arr = DatumGetArrayTypeP(vals[8]);
 			if (ARR_NDIM(parents_arr) > 1 || ARR_HASNULL(parents_arr) ||
 				ARR_ELEMTYPE(parents_arr) != INT8OID)
 			{
@@ -1346,17 +1349,19 @@ verify_audit(FunctionCallInfo fcinfo, Jsonb *anchors_arg, int64 since_seq,
 					bad = true;
 			}
 
-			request_id = DatumGetInt64(SPI_getbinval(tup, td, 6, &req_null));
-			tenant_d = SPI_getbinval(tup, td, 7, &tenant_null);
-			detail = DatumGetJsonbP(SPI_getbinval(tup, td, 8, &isnull));
+			req_null = nulls[5];
+			request_id = DatumGetInt64(vals[5]);
+			tenant_null = nulls[6];
+			tenant_d = vals[6];
+			detail = DatumGetJsonbP(vals[7]);
 
 			if (!bad)
 			{
 				audit_row_hash_ctx(ctx, parents, parent_hashes, nparents, seq,
-								   DatumGetTimestampTz(SPI_getbinval(tup, td, 2, &isnull)),
-								   NameStr(*DatumGetName(SPI_getbinval(tup, td, 3, &isnull))),
-								   NameStr(*DatumGetName(SPI_getbinval(tup, td, 4, &isnull))),
-								   TextDatumGetCString(SPI_getbinval(tup, td, 5, &isnull)),
+								   DatumGetTimestampTz(vals[1]),
+								   NameStr(*DatumGetName(vals[2])),
+								   NameStr(*DatumGetName(vals[3])),
+								   TextDatumGetCString(vals[4]),
 								   !req_null, req_null ? 0 : request_id,
 								   tenant_null ? NULL : TextDatumGetCString(tenant_d),
 								   JsonbToCString(NULL, &detail->root, VARSIZE(detail)),
