@@ -58,6 +58,7 @@
 PG_FUNCTION_INFO_V1(lockbox_audit_log_append_only);
 PG_FUNCTION_INFO_V1(lockbox_verify_audit);
 PG_FUNCTION_INFO_V1(lockbox_verify_audit_anchors);
+PG_FUNCTION_INFO_V1(lockbox_verify_audit_since);
 
 /* lockbox.log: which events go to the server log */
 #define LOG_ACCESS		0x01
@@ -312,18 +313,20 @@ hash_text(pg_cryptohash_ctx *ctx, const char *s)
 /*
  * The one definition of a row's hash, used to write and to verify.
  * parent_hashes holds nparents hashes in the order of parents (ascending).
+ * ctx is a sha256 context to reuse (verification hashes millions of rows),
+ * or NULL for one of its own.
  */
 static void
-audit_row_hash(const int64 *parents, const uint8 *parent_hashes, int nparents,
-			   int64 seq, TimestampTz at, const char *session_user_name,
-			   const char *actor, const char *event, bool has_request,
-			   int64 request_id, const char *tenant, const char *detail,
-			   uint8 *result)
+audit_row_hash_ctx(pg_cryptohash_ctx *ctx,
+				   const int64 *parents, const uint8 *parent_hashes, int nparents,
+				   int64 seq, TimestampTz at, const char *session_user_name,
+				   const char *actor, const char *event, bool has_request,
+				   int64 request_id, const char *tenant, const char *detail,
+				   uint8 *result)
 {
-	pg_cryptohash_ctx *ctx = pg_cryptohash_create(PG_SHA256);
 	uint8		has = has_request;
 
-	if (ctx == NULL || pg_cryptohash_init(ctx) < 0)
+	if (pg_cryptohash_init(ctx) < 0)
 		elog(ERROR, "could not initialize sha256");
 	hash_bytes(ctx, "lockbox audit v1", 16);
 	hash_int64(ctx, nparents);
@@ -344,6 +347,22 @@ audit_row_hash(const int64 *parents, const uint8 *parent_hashes, int nparents,
 	hash_text(ctx, detail);
 	if (pg_cryptohash_final(ctx, result, AUDIT_HASH_LEN) < 0)
 		elog(ERROR, "could not finish sha256: %s", pg_cryptohash_error(ctx));
+}
+
+static void
+audit_row_hash(const int64 *parents, const uint8 *parent_hashes, int nparents,
+			   int64 seq, TimestampTz at, const char *session_user_name,
+			   const char *actor, const char *event, bool has_request,
+			   int64 request_id, const char *tenant, const char *detail,
+			   uint8 *result)
+{
+	pg_cryptohash_ctx *ctx = pg_cryptohash_create(PG_SHA256);
+
+	if (ctx == NULL)
+		elog(ERROR, "could not initialize sha256");
+	audit_row_hash_ctx(ctx, parents, parent_hashes, nparents, seq, at,
+					   session_user_name, actor, event, has_request,
+					   request_id, tenant, detail, result);
 	pg_cryptohash_free(ctx);
 }
 
@@ -1064,13 +1083,14 @@ parse_anchors(Jsonb *anchors, int *nanchors)
 	return result;
 }
 
-static Datum verify_audit(FunctionCallInfo fcinfo, Jsonb *anchors_arg);
+static Datum verify_audit(FunctionCallInfo fcinfo, Jsonb *anchors_arg,
+							int64 since_seq, const uint8 *since_hash);
 
 /* lockbox_verify_audit(): every row's hash and links, and the tips */
 Datum
 lockbox_verify_audit(PG_FUNCTION_ARGS)
 {
-	return verify_audit(fcinfo, NULL);
+	return verify_audit(fcinfo, NULL, 0, NULL);
 }
 
 /*
@@ -1085,20 +1105,109 @@ lockbox_verify_audit_anchors(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("lockbox anchors must not be null")));
-	return verify_audit(fcinfo, PG_GETARG_JSONB_P(0));
+	return verify_audit(fcinfo, PG_GETARG_JSONB_P(0), 0, NULL);
+}
+
+/*
+ * lockbox_verify_audit(since_seq bigint, since_hash text): the rows from a
+ * trusted anchor on.  Row since_seq must still carry since_hash; every later
+ * row is checked as the full verification checks it.  The parents a later
+ * row names before since_seq are taken as the table holds them: they were
+ * covered by the check that produced the anchor.  A daily check so costs
+ * the day's rows.
+ */
+Datum
+lockbox_verify_audit_since(PG_FUNCTION_ARGS)
+{
+	int64		since_seq;
+	char	   *hex;
+	uint8		hash[AUDIT_HASH_LEN];
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("since_seq and since_hash must not be null")));
+	since_seq = PG_GETARG_INT64(0);
+	hex = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	if (since_seq <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("since_seq must be a positive lockbox audit seq")));
+	if (strlen(hex) != AUDIT_HASH_LEN * 2 ||
+		strspn(hex, "0123456789abcdefABCDEF") != AUDIT_HASH_LEN * 2)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("since_hash must be 64 hexadecimal digits"),
+				 errhint("Pass an anchor as the server log and notifications print it: {\"seq\": 41, \"hash\": \"<64 hex digits>\"}.")));
+	hex_decode(hex, AUDIT_HASH_LEN * 2, (char *) hash);
+	return verify_audit(fcinfo, NULL, since_seq, hash);
+}
+
+/*
+ * The hashes of the rows verified last, by seq modulo VERIFY_RING: a row's
+ * parents are nearly always among the rows just before it (the tips when it
+ * was written), so they are found here without a query.  Others are read
+ * from the table, one small query each.
+ */
+#define VERIFY_RING		65536
+
+typedef struct RingEntry
+{
+	int64		seq;			/* 0: empty */
+	uint8		hash[AUDIT_HASH_LEN];
+} RingEntry;
+
+/* the stored hash of row seq, from the ring or the table; false if none */
+static bool
+parent_hash(RingEntry *ring, int64 seq, uint8 *hash)
+{
+	static SPIPlanPtr plan = NULL;
+	RingEntry  *e = &ring[seq % VERIFY_RING];
+	Oid			argtypes[1] = {INT8OID};
+	Datum		values[1];
+	bool		isnull;
+	bool		found = false;
+	bytea	   *h;
+
+	if (e->seq == seq)
+	{
+		memcpy(hash, e->hash, AUDIT_HASH_LEN);
+		return true;
+	}
+	values[0] = Int64GetDatum(seq);
+	lockbox_exec(&plan,
+				 "SELECT hash FROM lockbox.audit_log"
+				 " WHERE seq OPERATOR(pg_catalog.=) $1",
+				 1, argtypes, values, NULL, 1);
+	if (SPI_processed == 1)
+	{
+		h = DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[0],
+										  SPI_tuptable->tupdesc, 1, &isnull));
+		found = (!isnull && VARSIZE_ANY_EXHDR(h) == AUDIT_HASH_LEN);
+		if (found)
+			memcpy(hash, VARDATA_ANY(h), AUDIT_HASH_LEN);
+	}
+	SPI_freetuptable(SPI_tuptable);
+	return found;
 }
 
 static Datum
-verify_audit(FunctionCallInfo fcinfo, Jsonb *anchors_arg)
+verify_audit(FunctionCallInfo fcinfo, Jsonb *anchors_arg, int64 since_seq,
+			 const uint8 *since_hash)
 {
+	/*
+	 * One pass in seq order, binary values only: no per-row subquery, no
+	 * text conversion but the detail's (the hash is defined over its jsonb
+	 * text), one sha256 context for every row.
+	 */
 	static const char *sql =
 		"SELECT a.seq, a.at, a.session_user_name, a.actor, a.event,"
-		"       a.request_id, a.tenant, a.detail, a.parents, a.hash,"
-		"       (SELECT pg_catalog.array_agg(p.hash ORDER BY p.seq)"
-		"          FROM lockbox.audit_log p"
-		"         WHERE p.seq OPERATOR(pg_catalog.=) ANY (a.parents))"
-		"  FROM lockbox.audit_log a ORDER BY a.seq";
+		"       a.request_id, a.tenant, a.detail, a.parents, a.hash"
+		"  FROM lockbox.audit_log a"
+		" WHERE a.seq OPERATOR(pg_catalog.>=) $1 ORDER BY a.seq";
 	static SPIPlanPtr verify_plan = NULL;
+	Oid			argtypes[1] = {INT8OID};
+	Datum		args[1];
 	LockboxCall call;
 	TupleDesc	tupdesc;
 	Portal		portal;
@@ -1115,6 +1224,10 @@ verify_audit(FunctionCallInfo fcinfo, Jsonb *anchors_arg)
 	int			next_anchor = 0;
 	AuditTip   *heads = NULL;
 	int			nheads = 0;
+	RingEntry  *ring;
+	pg_cryptohash_ctx *ctx;
+	bool		since_seen = false;
+	bool		stop = false;
 
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
@@ -1151,104 +1264,127 @@ verify_audit(FunctionCallInfo fcinfo, Jsonb *anchors_arg)
 	if (nanchors > 0)
 		heads = current_tips(&nheads);
 
+	ring = palloc0(sizeof(RingEntry) * VERIFY_RING);
+	ctx = pg_cryptohash_create(PG_SHA256);
+	if (ctx == NULL)
+		elog(ERROR, "could not initialize sha256");
+
 	/*
 	 * Read with a snapshot taken after the tips, whatever the isolation
 	 * level, so that every tip is committed in it.
 	 */
+	args[0] = Int64GetDatum(since_seq);
 	PushActiveSnapshot(GetLatestSnapshot());
 	portal = SPI_cursor_open("lockbox_verify_audit",
-							 lockbox_prepare(&verify_plan, sql, 0, NULL),
-							 NULL, NULL, true);
+							 lockbox_prepare(&verify_plan, sql, 1, argtypes),
+							 args, NULL, true);
 	PopActiveSnapshot();
 	rowcxt = AllocSetContextCreate(CurrentMemoryContext, "lockbox verify",
 								   ALLOCSET_DEFAULT_SIZES);
 	for (;;)
 	{
-		SPI_cursor_fetch(portal, true, 1000);
-		if (SPI_processed == 0)
+		SPITupleTable *batch;
+		uint64		nbatch;
+
+		SPI_cursor_fetch(portal, true, 10000);
+		/* parent_hash may run queries of its own: keep this batch aside */
+		batch = SPI_tuptable;
+		nbatch = SPI_processed;
+		if (nbatch == 0 || stop)
 			break;
-		for (uint64 i = 0; i < SPI_processed; i++)
+		for (uint64 i = 0; i < nbatch && !stop; i++)
 		{
-			HeapTuple	tup = SPI_tuptable->vals[i];
-			TupleDesc	td = SPI_tuptable->tupdesc;
+			HeapTuple	tup = batch->vals[i];
+			TupleDesc	td = batch->tupdesc;
 			MemoryContext old = MemoryContextSwitchTo(rowcxt);
-			bool		isnull;
+			Datum		vals[10];
+			bool		nulls[10];
 			bool		bad = false;
 			int64		seq;
 			ArrayType  *parents_arr;
-			Datum	   *parent_datums;
 			int			nparents;
 			int64	   *parents;
 			uint8	   *parent_hashes;
 			bytea	   *stored;
 			bool		req_null;
+			bool		tenant_null;
+			Datum		tenant_d;
 			int64		request_id;
-			char	   *tenant;
 			Jsonb	   *detail;
 			uint8		computed[AUDIT_HASH_LEN];
+			bool		stored_ok;
 
 			checked++;
-			seq = DatumGetInt64(SPI_getbinval(tup, td, 1, &isnull));
-			parents_arr = DatumGetArrayTypeP(SPI_getbinval(tup, td, 9, &isnull));
-			deconstruct_array(parents_arr, INT8OID, sizeof(int64),
-							  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE,
-							  &parent_datums, NULL, &nparents);
-			parents = palloc(sizeof(int64) * Max(1, nparents));
-			parent_hashes = palloc(AUDIT_HASH_LEN * Max(1, nparents));
-			for (int j = 0; j < nparents; j++)
-			{
-				parents[j] = DatumGetInt64(parent_datums[j]);
-				if (parents[j] >= seq || (j > 0 && parents[j] <= parents[j - 1]))
-					bad = true;
-			}
+			/* every column at once: a varlena column makes each getattr walk the row */
+			heap_deform_tuple(tup, td, vals, nulls);
+			seq = DatumGetInt64(vals[0]);
+			stored = DatumGetByteaPP(vals[9]);
+			stored_ok = (VARSIZE_ANY_EXHDR(stored) == AUDIT_HASH_LEN);
 
-			/* every parent must exist, with the hash it had */
+			if (since_hash != NULL && !since_seen)
 			{
-				Datum		d = SPI_getbinval(tup, td, 11, &isnull);
-				int			nfound = 0;
-
-				if (!isnull)
+				/* the trusted anchor: the same hash, nothing to recompute */
+				since_seen = true;
+				if (seq != since_seq || !stored_ok ||
+					memcmp(VARDATA_ANY(stored), since_hash, AUDIT_HASH_LEN) != 0)
 				{
-					ArrayType  *arr = DatumGetArrayTypeP(d);
-					Datum	   *hd;
-					bool	   *hn;
-
-					deconstruct_array(arr, BYTEAOID, -1, false, TYPALIGN_INT,
-									  &hd, &hn, &nfound);
-					for (int j = 0; j < nfound && j < nparents; j++)
-					{
-						bytea	   *h = DatumGetByteaPP(hd[j]);
-
-						if (hn[j] || VARSIZE_ANY_EXHDR(h) != AUDIT_HASH_LEN)
-							bad = true;
-						else
-							memcpy(parent_hashes + j * AUDIT_HASH_LEN,
-								   VARDATA_ANY(h), AUDIT_HASH_LEN);
-					}
+					first_bad = since_seq;
+					stop = true;
+					MemoryContextSwitchTo(old);
+					continue;
 				}
-				if (nfound != nparents)
+				ring[seq % VERIFY_RING].seq = seq;
+				memcpy(ring[seq % VERIFY_RING].hash, since_hash, AUDIT_HASH_LEN);
+				MemoryContextSwitchTo(old);
+				MemoryContextReset(rowcxt);
+				continue;
+			}
+
+			parents_arr = DatumGetArrayTypeP(vals[8]);
+			if (ARR_NDIM(parents_arr) > 1 || ARR_HASNULL(parents_arr) ||
+				ARR_ELEMTYPE(parents_arr) != INT8OID)
+			{
+				bad = true;
+				nparents = 0;
+			}
+			else
+				nparents = ArrayGetNItems(ARR_NDIM(parents_arr), ARR_DIMS(parents_arr));
+			parents = (int64 *) (nparents > 0 ? ARR_DATA_PTR(parents_arr) : NULL);
+			parent_hashes = palloc(AUDIT_HASH_LEN * Max(1, nparents));
+			for (int j = 0; j < nparents && !bad; j++)
+			{
+				/* every parent must exist, with the hash it had */
+				if (parents[j] >= seq || (j > 0 && parents[j] <= parents[j - 1]) ||
+					!parent_hash(ring, parents[j], parent_hashes + j * AUDIT_HASH_LEN))
 					bad = true;
 			}
 
-			request_id = DatumGetInt64(SPI_getbinval(tup, td, 6, &req_null));
-			tenant = SPI_getvalue(tup, td, 7);
-			detail = DatumGetJsonbP(SPI_getbinval(tup, td, 8, &isnull));
-			stored = DatumGetByteaPP(SPI_getbinval(tup, td, 10, &isnull));
+			req_null = nulls[5];
+			request_id = DatumGetInt64(vals[5]);
+			tenant_null = nulls[6];
+			tenant_d = vals[6];
+			detail = DatumGetJsonbP(vals[7]);
 
 			if (!bad)
 			{
-				audit_row_hash(parents, parent_hashes, nparents, seq,
-							   DatumGetTimestampTz(SPI_getbinval(tup, td, 2, &isnull)),
-							   SPI_getvalue(tup, td, 3),
-							   SPI_getvalue(tup, td, 4),
-							   SPI_getvalue(tup, td, 5),
-							   !req_null, req_null ? 0 : request_id,
-							   tenant,
-							   JsonbToCString(NULL, &detail->root, VARSIZE(detail)),
-							   computed);
-				if (VARSIZE_ANY_EXHDR(stored) != AUDIT_HASH_LEN ||
+				audit_row_hash_ctx(ctx, parents, parent_hashes, nparents, seq,
+								   DatumGetTimestampTz(vals[1]),
+								   NameStr(*DatumGetName(vals[2])),
+								   NameStr(*DatumGetName(vals[3])),
+								   TextDatumGetCString(vals[4]),
+								   !req_null, req_null ? 0 : request_id,
+								   tenant_null ? NULL : TextDatumGetCString(tenant_d),
+								   JsonbToCString(NULL, &detail->root, VARSIZE(detail)),
+								   computed);
+				if (!stored_ok ||
 					memcmp(VARDATA_ANY(stored), computed, AUDIT_HASH_LEN) != 0)
 					bad = true;
+			}
+			if (stored_ok)
+			{
+				/* its children check it against what is stored */
+				ring[seq % VERIFY_RING].seq = seq;
+				memcpy(ring[seq % VERIFY_RING].hash, VARDATA_ANY(stored), AUDIT_HASH_LEN);
 			}
 
 			/* anchors at this row: the same hash, and its links kept */
@@ -1290,14 +1426,23 @@ verify_audit(FunctionCallInfo fcinfo, Jsonb *anchors_arg)
 			MemoryContextSwitchTo(old);
 			MemoryContextReset(rowcxt);
 		}
-		SPI_freetuptable(SPI_tuptable);
+		SPI_freetuptable(batch);
 	}
 	SPI_cursor_close(portal);
+	pg_cryptohash_free(ctx);
 
-	/* a tip that is gone means the newest rows were deleted */
+	/* the anchor verified from is gone */
+	if (since_hash != NULL && !since_seen)
+		first_bad = since_seq;
+
+	/*
+	 * A tip that is gone means the newest rows were deleted (tips before the
+	 * anchor verified from are not looked at).
+	 */
 	for (int j = 0; j < ntips; j++)
 	{
-		if (tips[j].seq >= 0 && (first_bad < 0 || tips[j].seq < first_bad))
+		if (tips[j].seq >= 0 && tips[j].seq >= since_seq &&
+			(first_bad < 0 || tips[j].seq < first_bad))
 			first_bad = tips[j].seq;
 	}
 

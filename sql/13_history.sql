@@ -1,0 +1,179 @@
+--
+-- 13_history: the everyday questions read indexes, not the history.
+--
+-- Each question is asked as the role that asks it, over 25,000 requests and
+-- 60,000 audit rows (README "History and retention"); its plan must read
+-- lockbox.request and lockbox.audit_log through indexes only (no sequential
+-- scan of either), and cost less than jit_above_cost, so that JIT never
+-- compiles it.  The rows are inserted directly and rolled back at the end:
+-- their hashes are not real, and they are not to stay.
+--
+CREATE ROLE regress_hist_eng IN ROLE lockbox_engineer;
+CREATE ROLE regress_hist_eng2 IN ROLE lockbox_engineer;
+CREATE ROLE regress_hist_rev IN ROLE lockbox_reviewer;
+CREATE ROLE regress_hist_app IN ROLE lockbox_approver;
+CREATE ROLE regress_hist_app2 IN ROLE lockbox_approver;
+
+BEGIN;
+SELECT count(lockbox_add_tenant('regress_hist_t' || i)) AS tenants
+  FROM generate_series(1, 50) AS i;
+SELECT lockbox_add_approver('regress_hist_t1', 'regress_hist_app');
+SELECT count(lockbox_add_approver('regress_hist_t' || i, 'regress_hist_app2')) AS bound
+  FROM generate_series(1, 3) AS i;
+CREATE TABLE regress_hist_data (tenant text NOT NULL, payload text);
+SELECT lockbox_protect('regress_hist_data', 'tenant');
+
+-- settled history, one request every 30 s, and a few open ones
+INSERT INTO lockbox.request (tenant, requester, reason, tables, access, duration,
+		state, created_at, closed_at, close_reason)
+SELECT 'regress_hist_t' || (1 + i % 50),
+	   CASE WHEN i % 500 = 0 THEN 'regress_hist_eng2' ELSE 'regress_hist_eng' END::regrole,
+	   'history of the regression test', ARRAY['regress_hist_data'::regclass],
+	   'read', interval '1 hour',
+	   CASE WHEN i % 3 = 0 THEN 'denied' ELSE 'closed' END,
+	   now() - (25000 - i) * interval '30 seconds' - interval '1 day',
+	   now() - (25000 - i) * interval '30 seconds', 'resolved'
+  FROM generate_series(1, 25000) AS i;
+INSERT INTO lockbox.request (tenant, requester, reason, tables, access, duration,
+		state, created_at, deadline)
+SELECT 'regress_hist_t' || (1 + i % 5), 'regress_hist_eng'::regrole,
+	   'pending in the regression test', ARRAY['regress_hist_data'::regclass],
+	   'read', interval '1 hour',
+	   CASE WHEN i % 2 = 0 THEN 'pending_approval' ELSE 'pending_review' END,
+	   now(), now() + interval '10 hours'
+  FROM generate_series(1, 20) AS i;
+-- the audit: statements on protected data and lifecycle rows
+INSERT INTO lockbox.audit_log (seq, at, session_user_name, actor, event,
+		request_id, tenant, detail, parents, hash)
+SELECT nextval('lockbox.audit_seq'), now() - (60000 - i) * interval '10 seconds',
+	   'regress_hist_eng',
+	   CASE WHEN i % 500 = 0 THEN 'regress_hist_eng2' ELSE 'regress_hist_eng' END,
+	   CASE WHEN i % 3 = 0 THEN 'approve' ELSE 'access' END,
+	   (SELECT min(id) FROM lockbox.request) + i / 3,
+	   'regress_hist_t' || (1 + i % 50),
+	   jsonb_build_object('relation', 'public.regress_hist_data',
+						  'command', 'SELECT', 'query', 'SELECT 1'),
+	   '{}', sha256(i::text::bytea)
+  FROM generate_series(1, 60000) AS i;
+ANALYZE lockbox.request;
+ANALYZE lockbox.audit_log;
+
+-- regress_reads_indexes(question): true when the question's plan reads
+-- lockbox.request and lockbox.audit_log through indexes only, and costs less
+-- than jit_above_cost; else the offending plan lines
+CREATE FUNCTION public.regress_reads_indexes(question text) RETURNS text
+LANGUAGE plpgsql AS $fn$
+DECLARE
+	line	text;
+	bad		text := '';
+	cost	float8;
+	plan	json;
+BEGIN
+	FOR line IN EXECUTE 'EXPLAIN (COSTS OFF) ' || question LOOP
+		IF line ~ 'Seq Scan on (request|audit_log)\M' THEN
+			bad := bad || btrim(line) || '; ';
+		END IF;
+	END LOOP;
+	EXECUTE 'EXPLAIN (FORMAT JSON) ' || question INTO plan;
+	cost := (plan -> 0 -> 'Plan' ->> 'Total Cost')::float8;
+	IF cost >= current_setting('jit_above_cost')::float8 THEN
+		bad := bad || 'costs ' || cost || ', JIT would compile it; ';
+	END IF;
+	RETURN CASE WHEN bad = '' THEN 'indexes only' ELSE bad END;
+END
+$fn$;
+GRANT EXECUTE ON FUNCTION public.regress_reads_indexes(text) TO PUBLIC;
+
+SET jit = on;
+-- an approver bound to one tenant, and one bound to three
+SET ROLE regress_hist_app;
+SELECT public.regress_reads_indexes($$SELECT * FROM lockbox.requests WHERE state = 'pending_approval'$$) AS pending_approval;
+SELECT count(*) AS pending_approval FROM lockbox.requests WHERE state = 'pending_approval';
+SELECT public.regress_reads_indexes($$SELECT * FROM lockbox.requests WHERE tenant = 'regress_hist_t1' AND created_at > now() - interval '1 day'$$) AS tenant_day;
+SELECT public.regress_reads_indexes($$SELECT * FROM lockbox.requests ORDER BY id DESC LIMIT 10$$) AS latest_requests;
+SELECT public.regress_reads_indexes($$SELECT * FROM lockbox.access_log WHERE at > now() - interval '1 hour'$$) AS access_hour;
+SELECT count(*) AS access_hour FROM lockbox.access_log WHERE at > now() - interval '1 hour';
+SELECT public.regress_reads_indexes($$SELECT * FROM lockbox.access_log ORDER BY at DESC LIMIT 20$$) AS latest_access;
+SELECT public.regress_reads_indexes($$SELECT * FROM lockbox.active_access$$) AS active_access;
+RESET ROLE;
+SET ROLE regress_hist_app2;
+SELECT public.regress_reads_indexes($$SELECT * FROM lockbox.requests WHERE state = 'pending_approval'$$) AS pending_approval;
+SELECT count(*) AS pending_approval FROM lockbox.requests WHERE state = 'pending_approval';
+SELECT public.regress_reads_indexes($$SELECT * FROM lockbox.access_log WHERE at > now() - interval '1 hour'$$) AS access_hour;
+RESET ROLE;
+-- engineers: their own
+SET ROLE regress_hist_eng2;
+SELECT public.regress_reads_indexes($$SELECT * FROM lockbox.requests ORDER BY id DESC LIMIT 10$$) AS own_latest;
+SELECT count(*) AS own_latest FROM (SELECT * FROM lockbox.requests ORDER BY id DESC LIMIT 10) AS r
+ WHERE requester = 'regress_hist_eng2';
+SELECT public.regress_reads_indexes($$SELECT * FROM lockbox.access_log ORDER BY at DESC LIMIT 20$$) AS own_access;
+RESET ROLE;
+-- reviewers (auditors see what reviewers see)
+SET ROLE regress_hist_rev;
+SELECT public.regress_reads_indexes($$SELECT * FROM lockbox.requests WHERE state = 'pending_approval'$$) AS pending_approval;
+SELECT public.regress_reads_indexes($$SELECT * FROM lockbox.requests ORDER BY id DESC LIMIT 10$$) AS latest_requests;
+SELECT public.regress_reads_indexes($$SELECT * FROM lockbox.requests WHERE id = 12345$$) AS one_request;
+SELECT public.regress_reads_indexes($$SELECT * FROM lockbox.audit WHERE request_id = 1000$$) AS its_audit;
+SELECT public.regress_reads_indexes($$SELECT * FROM lockbox.access_log ORDER BY at DESC LIMIT 20$$) AS latest_access;
+SELECT public.regress_reads_indexes($$SELECT * FROM lockbox.access_log WHERE tenant = 'regress_hist_t2' AND at > now() - interval '1 hour'$$) AS tenant_hour;
+SELECT public.regress_reads_indexes($$SELECT * FROM lockbox.active_access$$) AS active_access;
+RESET ROLE;
+
+-- A caller's own function sees only the rows the view shows the caller: the
+-- view is still a barrier, although it is a UNION ALL inside.
+CREATE FUNCTION public.regress_peek(tenant text, requester name) RETURNS boolean
+	LANGUAGE plpgsql COST 0.0000001 AS $fn$
+BEGIN
+	IF requester <> current_user THEN
+		RAISE NOTICE 'saw a request of %', requester;
+	END IF;
+	RETURN true;
+END
+$fn$;
+GRANT EXECUTE ON FUNCTION public.regress_peek(text, name) TO PUBLIC;
+SET ROLE regress_hist_eng2;
+SELECT count(*) AS own FROM lockbox.requests WHERE public.regress_peek(tenant, requester);
+SELECT count(*) AS own FROM lockbox.access_log WHERE public.regress_peek(tenant, engineer);
+RESET ROLE;
+ROLLBACK;
+
+DROP ROLE regress_hist_eng, regress_hist_eng2, regress_hist_rev,
+	regress_hist_app, regress_hist_app2;
+
+--
+-- Verification from a trusted anchor on: the check a day after the last one
+-- reads the rows written since, not the whole log.
+--
+SELECT max(seq) AS anchor_seq FROM lockbox.audit_log \gset
+SELECT encode(hash, 'hex') AS anchor_hash FROM lockbox.audit_log
+ WHERE seq = :anchor_seq \gset
+SELECT lockbox_add_tenant('regress_hist_a'), lockbox_add_tenant('regress_hist_b'),
+	   lockbox_add_tenant('regress_hist_c');
+SELECT ok, rows_checked = (SELECT count(*) FROM lockbox.audit_log
+							WHERE seq >= :anchor_seq) AS only_rows_from_the_anchor,
+	   rows_checked < (SELECT count(*) FROM lockbox.audit_log) AS fewer_than_all,
+	   first_bad_seq
+  FROM lockbox_verify_audit(:anchor_seq, :'anchor_hash');
+-- an anchor that is not what the log holds
+SELECT ok, first_bad_seq = :anchor_seq AS anchor_named, rows_checked
+  FROM lockbox_verify_audit(:anchor_seq, repeat('0', 64));
+SELECT ok, first_bad_seq = :anchor_seq + 1000000 AS anchor_named
+  FROM lockbox_verify_audit(:anchor_seq + 1000000, :'anchor_hash');
+-- a row after the anchor edited by a superuser who switched the guard off
+SELECT min(seq) AS edited_seq FROM lockbox.audit_log WHERE seq > :anchor_seq \gset
+SELECT detail AS original_detail FROM lockbox.audit_log WHERE seq = :edited_seq \gset
+ALTER TABLE lockbox.audit_log DISABLE TRIGGER USER;
+UPDATE lockbox.audit_log SET detail = detail || '{"note": "rewritten"}'
+ WHERE seq = :edited_seq;
+ALTER TABLE lockbox.audit_log ENABLE TRIGGER USER;
+SELECT ok, first_bad_seq = :edited_seq AS edited_row_named
+  FROM lockbox_verify_audit(:anchor_seq, :'anchor_hash');
+ALTER TABLE lockbox.audit_log DISABLE TRIGGER USER;
+UPDATE lockbox.audit_log SET detail = :'original_detail' WHERE seq = :edited_seq;
+ALTER TABLE lockbox.audit_log ENABLE TRIGGER USER;
+SELECT ok FROM lockbox_verify_audit(:anchor_seq, :'anchor_hash');
+-- bad arguments
+CALL regress_try('SELECT lockbox_verify_audit(NULL, repeat(''0'', 64))');
+CALL regress_try('SELECT lockbox_verify_audit(1, ''not a hash'')');
+SELECT lockbox_remove_tenant('regress_hist_a'), lockbox_remove_tenant('regress_hist_b'),
+	   lockbox_remove_tenant('regress_hist_c');
