@@ -320,20 +320,22 @@ void
 lockbox_backlog_report(int64 bytes, int files, bool forwarded, const char *error)
 {
 	BacklogSlot *b = my_backlog();
+	TimestampTz now = GetCurrentTimestamp();
 
 	if (b == NULL)
 		return;
 	if (bytes >= 0)
 		pg_atomic_write_u64(&b->bytes, (uint64) bytes);
+	/* (nothing that can fail or take long while the spinlock is held) */
 	SpinLockAcquire(&b->mutex);
 	if (files >= 0)
 		b->files = files;
 	if (forwarded)
-		b->last_forward = GetCurrentTimestamp();
+		b->last_forward = now;
 	if (error != NULL)
 	{
 		strlcpy(b->last_error, error, sizeof(b->last_error));
-		b->last_error_at = GetCurrentTimestamp();
+		b->last_error_at = now;
 	}
 	SpinLockRelease(&b->mutex);
 }
@@ -359,21 +361,33 @@ lockbox_standby_backlog(PG_FUNCTION_ARGS)
 	nulls[3] = nulls[4] = nulls[5] = true;
 	if (b != NULL)
 	{
+		int			files;
+		TimestampTz last_forward;
+		TimestampTz last_error_at;
+		char		last_error[sizeof(b->last_error)];
+
+		/* copied under the spinlock, made into datums after */
 		SpinLockAcquire(&b->mutex);
+		files = b->files;
+		last_forward = b->last_forward;
+		last_error_at = b->last_error_at;
+		memcpy(last_error, b->last_error, sizeof(last_error));
+		SpinLockRelease(&b->mutex);
+		last_error[sizeof(last_error) - 1] = '\0';
+
 		values[1] = Int64GetDatum((int64) pg_atomic_read_u64(&b->bytes));
-		values[2] = Int32GetDatum(b->files);
-		if (b->last_forward != 0)
+		values[2] = Int32GetDatum(files);
+		if (last_forward != 0)
 		{
-			values[3] = TimestampTzGetDatum(b->last_forward);
+			values[3] = TimestampTzGetDatum(last_forward);
 			nulls[3] = false;
 		}
-		if (b->last_error_at != 0)
+		if (last_error_at != 0)
 		{
-			values[4] = CStringGetTextDatum(b->last_error);
-			values[5] = TimestampTzGetDatum(b->last_error_at);
+			values[4] = CStringGetTextDatum(last_error);
+			values[5] = TimestampTzGetDatum(last_error_at);
 			nulls[4] = nulls[5] = false;
 		}
-		SpinLockRelease(&b->mutex);
 	}
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }
@@ -1521,6 +1535,20 @@ lockbox_forward_access(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("invalid lockbox node name \"%s\"", node)));
+
+	/*
+	 * This server keeps the progress of its own spool under its own name:
+	 * records forwarded under that name would move or reset it (a promoted
+	 * standby whose forwarder login still works, or a standby that kept the
+	 * primary's cluster_name), so that its own statements went unaudited or
+	 * were audited again.
+	 */
+	if (strcmp(node, local_node_key()) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("lockbox node \"%s\" is this server's own name", node),
+				 errdetail("This server audits its own engineers' statements; it takes no records forwarded under its name."),
+				 errhint("Give each standby a lockbox.node_name (or cluster_name) of its own, and after a failover make the promoted standby's forwarding role NOLOGIN.")));
 	if (!valid_spool_name(file))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

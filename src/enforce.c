@@ -99,6 +99,7 @@ typedef struct Grant
 typedef struct EnforceCache
 {
 	uint64		generation;
+	uint64		watched_invals; /* watched_invals when loaded */
 	bool		valid;
 	bool		installed;		/* lockbox exists in this database */
 	HTAB	   *protected;		/* relid -> ProtectedRel */
@@ -192,12 +193,39 @@ cache_reset(void)
 	cache.key_arrays = NIL;
 }
 
-/* The calling transaction changes who may access what. */
+/*
+ * The relation whose relcache invalidations tell a backend that who may
+ * access what has changed: lockbox.protected_table, as of the last load of
+ * the cache (InvalidOid: lockbox was not installed then, and any invalidation
+ * may mean it is now).
+ */
+static Oid	watched_relid = InvalidOid;
+static uint64 watched_invals = 0;	/* invalidations of it seen */
+
+static Oid
+protected_table_relid(void)
+{
+	Oid			nsp = get_namespace_oid("lockbox", true);
+
+	return OidIsValid(nsp) ? get_relname_relid("protected_table", nsp) : InvalidOid;
+}
+
+/*
+ * The calling transaction changes who may access what.  At its commit every
+ * backend drops its cached grants: on this server through the shared
+ * generation, and on hot standbys through a relcache invalidation of
+ * lockbox.protected_table, which the commit record carries and each standby
+ * replays (nothing commits on a standby to bump its generation).
+ */
 void
 lockbox_access_changed(void)
 {
+	Oid			relid = protected_table_relid();
+
 	access_changed = true;
 	cache_reset();
+	if (OidIsValid(relid))
+		CacheInvalidateRelcacheByRelid(relid);
 }
 
 void
@@ -236,10 +264,11 @@ cache_check_generation(void)
 		cache.cxt = AllocSetContextCreate(TopMemoryContext, "lockbox enforce cache",
 										  ALLOCSET_SMALL_SIZES);
 	gen = enforce_shared ? pg_atomic_read_u64(&enforce_shared->generation) : 0;
-	if (gen != cache.generation)
+	if (gen != cache.generation || watched_invals != cache.watched_invals)
 	{
 		cache_reset();
 		cache.generation = gen;
+		cache.watched_invals = watched_invals;
 	}
 }
 
@@ -251,6 +280,7 @@ load_protected(void)
 	HASHCTL		ctl;
 
 	cache.installed = lockbox_installed();
+	watched_relid = cache.installed ? protected_table_relid() : InvalidOid;
 	ctl.keysize = sizeof(Oid);
 	ctl.entrysize = sizeof(ProtectedRel);
 	ctl.hcxt = cache.cxt;
@@ -736,6 +766,9 @@ inheritance_parents(Oid relid)
 void
 lockbox_enforce_relcache_inval(Datum arg, Oid relid)
 {
+	/* (the caches are dropped at their next use, not in the middle of one) */
+	if (!OidIsValid(relid) || !OidIsValid(watched_relid) || relid == watched_relid)
+		watched_invals++;
 	ancestor_invals++;
 	if (ancestor_cache != NULL)
 	{

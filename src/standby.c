@@ -76,6 +76,32 @@ static char *dbname = NULL;		/* this worker's database */
 static TimestampTz next_connect = 0;
 static char *last_logged = NULL;	/* the failure last written to the log */
 
+/*
+ * A connection string libpq cannot parse is refused when it is set: the
+ * parser's message, which the worker would otherwise show in
+ * lockbox.standby_backlog and the log, may quote the password.
+ */
+static bool
+check_primary_conninfo(char **newval, void **extra, GucSource source)
+{
+	PQconninfoOption *options;
+	char	   *error = NULL;
+
+	if (*newval == NULL || (*newval)[0] == '\0')
+		return true;
+	options = PQconninfoParse(*newval, &error);
+	if (error != NULL)
+		PQfreemem(error);
+	if (options == NULL)
+	{
+		GUC_check_errmsg("lockbox.primary_conninfo is not a valid connection string");
+		GUC_check_errdetail("The parser's own message is not shown, since it may quote a password.");
+		return false;
+	}
+	PQconninfoFree(options);
+	return true;
+}
+
 void
 lockbox_standby_init(void)
 {
@@ -85,7 +111,8 @@ lockbox_standby_init(void)
 							   "logged in as a member of lockbox_forwarder named as the standby (lockbox.node_name); dbname is the worker's own database. "
 							   "Empty: statements wait on the standby, up to lockbox.standby_backlog_max. Only superusers can read it (it may hold a password).",
 							   &lockbox_primary_conninfo, "",
-							   PGC_SIGHUP, GUC_SUPERUSER_ONLY, NULL, NULL, NULL);
+							   PGC_SIGHUP, GUC_SUPERUSER_ONLY,
+							   check_primary_conninfo, NULL, NULL);
 }
 
 static void

@@ -15,6 +15,7 @@
 #   the primary back, each is forwarded exactly once and statements run again
 # - a forwarder cannot hand in records for another node; a conninfo that
 #   names another cluster gets no record
+# - a session's cached view of the protected tables follows replay
 # - a revocation on the primary ends the engineer's session on the standby
 #   within 2 seconds of its replay
 # - promotion: records the standby held are written once by its own worker,
@@ -182,6 +183,13 @@ like($err, qr/ERROR:  42501: role "sb1" cannot forward lockbox access records of
 	extra_params => [ '-U', 'sb1' ]);
 like($err, qr/permission denied for table invoices/, 'nor read data');
 
+# --- a conninfo libpq cannot parse is refused, without echoing it ------------------
+($ret, $out, $err) = $sb1->psql($db,
+	q{ALTER SYSTEM SET lockbox.primary_conninfo = 'postgresql://sb1:s3cr%zz@localhost/'});
+like($err, qr/lockbox\.primary_conninfo is not a valid connection string/,
+	'a malformed conninfo is refused when it is set');
+unlike($err, qr/s3cr/, 'and the refusal does not quote its password');
+
 # --- a wrong conninfo: another cluster's lockbox gets nothing -----------------------
 my $other = PostgreSQL::Test::Cluster->new('other');
 $other->init;
@@ -205,6 +213,29 @@ $sb1->reload;
 ok( $primary->poll_query_until($db,
 		q{SELECT count(*) = 1 FROM lockbox.access_log WHERE query LIKE '%/* wrong primary */%' AND node = 'sb1'}),
 	'the conninfo fixed, the record reaches the primary, once');
+
+# --- a session's caches follow replay ---------------------------------------------
+# A session on a standby that knew the protected tables before another table
+# was protected on the primary sees the change once it is replayed: the new
+# table is refused (and so recorded), not read as an unprotected one.
+my $bg2 = $sb2->background_psql($db, extra_params => [ '-U', 'sa_eng' ], on_error_stop => 0);
+is($bg2->query('SELECT /* cached */ count(*) FROM invoices'), '2',
+	'an engineer session on sb2 knows the protected tables');
+$primary->safe_psql($db, q{
+CREATE TABLE notes (tenant text NOT NULL, note text);
+INSERT INTO notes VALUES ('acme', 'a'), ('globex', 'g');
+SELECT lockbox_protect('notes', tenant_column => 'tenant');
+});
+$primary->wait_for_catchup($sb1, 'replay');
+$sb1->wait_for_catchup($sb2, 'replay', $primary->lsn('insert'));
+$bg2->query('SELECT /* newly protected */ count(*) FROM notes');
+like($bg2->{stderr}, qr/no approved lockbox access to table "public\.notes"/,
+	'the same session is refused the table protected since, once replayed');
+ok( $primary->poll_query_until($db,
+		q{SELECT count(*) = 1 FROM lockbox.access_log
+		   WHERE query LIKE '%/* newly protected */%' AND node = 'sb2' AND outcome = 'refused'}),
+	'and the refused attempt reaches the primary');
+$bg2->quit;
 
 # --- revocation ends the standby session -------------------------------------------
 my $bg = $sb1->background_psql($db, extra_params => [ '-U', 'sa_eng' ], on_error_stop => 0);
@@ -247,6 +278,10 @@ ok( $sb1->poll_query_until($db,
 		q{SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'lockbox worker' AND datname = current_database()}),
 	'one worker serves the database on the new primary');
 is($sb1->safe_psql($db, 'SELECT ok FROM lockbox_verify_audit()'), 't', 'the audit verifies');
+my ($fret, $fout, $ferr) = $sb1->psql($db,
+	q{SELECT lockbox.forward_access('sb1', '1.1.1', 0, NULL)}, extra_params => [ '-U', 'sb1' ]);
+like($ferr, qr/lockbox node "sb1" is this server's own name/,
+	'the promoted node takes no records forwarded under its own name');
 
 $sb2->stop('immediate');
 $sb1->stop;
