@@ -231,6 +231,90 @@ local_node_key(void)
 	return name != NULL ? name : "primary";
 }
 
+/*
+ * Whose spool this is.  lockbox_spool/node names the node whose sessions
+ * wrote the files beside it.  A base backup copies the directory with the
+ * rest of the data directory: a standby made from it would take the files
+ * of the server it was copied from for its own, and forward records that
+ * server audits itself, under its own name.  So a server that starts as a
+ * standby under another name than the directory's removes the files it
+ * finds (they are its source's business), and writes its own name.  A
+ * primary never removes anything: it only writes its name.
+ */
+#define SPOOL_NODE_FILE		SPOOL_DIR "/node"
+
+static void
+spool_claim(void)
+{
+	const char *mine = local_node_key();
+	char		theirs[NAMEDATALEN + 1] = "";
+	FILE	   *f;
+	DIR		   *root;
+	struct dirent *de;
+	struct stat st;
+	int			removed = 0;
+
+	/* (created here, so that it has its name before any file is in it) */
+	if (stat(SPOOL_DIR, &st) != 0 && MakePGDirectory(SPOOL_DIR) < 0)
+		return;					/* the sessions will say why */
+	f = AllocateFile(SPOOL_NODE_FILE, "r");
+	if (f != NULL)
+	{
+		if (fgets(theirs, sizeof(theirs), f) == NULL)
+			theirs[0] = '\0';
+		FreeFile(f);
+		theirs[strcspn(theirs, "\n")] = '\0';
+	}
+	if (strcmp(theirs, mine) == 0)
+		return;
+
+	if (theirs[0] != '\0' && stat(STANDBY_SIGNAL_FILE, &st) == 0)
+	{
+		root = AllocateDir(SPOOL_DIR);
+		while ((de = ReadDir(root, SPOOL_DIR)) != NULL)
+		{
+			char		dbdir[MAXPGPATH];
+			DIR		   *d;
+			struct dirent *fe;
+
+			if (strspn(de->d_name, "0123456789") != strlen(de->d_name))
+				continue;
+			snprintf(dbdir, sizeof(dbdir), "%s/%s", SPOOL_DIR, de->d_name);
+			d = AllocateDir(dbdir);
+			while ((fe = ReadDir(d, dbdir)) != NULL)
+			{
+				char		path[MAXPGPATH];
+
+				if (fe->d_name[0] == '.')
+					continue;
+				snprintf(path, sizeof(path), "%s/%s", dbdir, fe->d_name);
+				if (unlink(path) == 0)
+					removed++;
+				else
+					ereport(WARNING,
+							(errcode_for_file_access(),
+							 errmsg("could not remove lockbox spool file \"%s\": %m", path)));
+			}
+			FreeDir(d);
+		}
+		FreeDir(root);
+		ereport(LOG,
+				(errmsg("removed %d lockbox spool files of node \"%s\" from this standby, node \"%s\"",
+						removed, theirs, mine),
+				 errdetail("They were copied with the data directory from the server they were written on, which audits them itself.")));
+	}
+
+	f = AllocateFile(SPOOL_NODE_FILE ".tmp", "w");
+	if (f == NULL || fprintf(f, "%s\n", mine) < 0 || FreeFile(f) != 0)
+	{
+		ereport(WARNING,
+				(errcode_for_file_access(),
+				 errmsg("could not write file \"%s\": %m", SPOOL_NODE_FILE ".tmp")));
+		return;
+	}
+	(void) durable_rename(SPOOL_NODE_FILE ".tmp", SPOOL_NODE_FILE, WARNING);
+}
+
 Size
 lockbox_access_shmem_size(void)
 {
@@ -243,6 +327,10 @@ void
 lockbox_access_shmem_init(void)
 {
 	bool		found;
+
+	/* in the postmaster, before any session can spool */
+	if (!IsUnderPostmaster)
+		spool_claim();
 
 	access_slot_count = MaxBackends + NUM_AUXILIARY_PROCS;
 	access_slots = ShmemInitStruct("lockbox access slots",
