@@ -195,32 +195,34 @@ cache_reset(void)
 
 /*
  * The relation whose relcache invalidations tell a backend that who may
- * access what has changed: lockbox.protected_table, as of the last load of
- * the cache (InvalidOid: lockbox was not installed then, and any invalidation
- * may mean it is now).
+ * access what has changed, as of the last load of the cache (InvalidOid:
+ * lockbox was not installed then, and any invalidation may mean it is now).
+ * It is lockbox.request_id_seq, which no statement lockbox keeps a plan of
+ * reads (a plan that reads an invalidated relation is planned again):
+ * lockbox_request takes its ids with nextval_internal.
  */
 static Oid	watched_relid = InvalidOid;
 static uint64 watched_invals = 0;	/* invalidations of it seen */
 
 static Oid
-protected_table_relid(void)
+access_signal_relid(void)
 {
 	Oid			nsp = get_namespace_oid("lockbox", true);
 
-	return OidIsValid(nsp) ? get_relname_relid("protected_table", nsp) : InvalidOid;
+	return OidIsValid(nsp) ? get_relname_relid("request_id_seq", nsp) : InvalidOid;
 }
 
 /*
  * The calling transaction changes who may access what.  At its commit every
  * backend drops its cached grants: on this server through the shared
- * generation, and on hot standbys through a relcache invalidation of
- * lockbox.protected_table, which the commit record carries and each standby
- * replays (nothing commits on a standby to bump its generation).
+ * generation, and on hot standbys through a relcache invalidation of the
+ * signal relation, which the commit record carries and each standby replays
+ * (nothing commits on a standby to bump its generation).
  */
 void
 lockbox_access_changed(void)
 {
-	Oid			relid = protected_table_relid();
+	Oid			relid = access_signal_relid();
 
 	access_changed = true;
 	cache_reset();
@@ -280,7 +282,7 @@ load_protected(void)
 	HASHCTL		ctl;
 
 	cache.installed = lockbox_installed();
-	watched_relid = cache.installed ? protected_table_relid() : InvalidOid;
+	watched_relid = cache.installed ? access_signal_relid() : InvalidOid;
 	ctl.keysize = sizeof(Oid);
 	ctl.entrysize = sizeof(ProtectedRel);
 	ctl.hcxt = cache.cxt;
