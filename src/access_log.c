@@ -709,6 +709,20 @@ write_access(LockboxOutcome outcome, const char *command, const char *reason,
 		return ok;
 	}
 
+	/* larger than every reader of the spool takes: refused, not run */
+	{
+		int64		rows = 0;
+
+		for (int i = 0; i < nitems; i++)
+			rows += Max(items[i].nrequests, 1);
+		if (nitems > LOCKBOX_RECORD_MAX_ITEMS || rows > LOCKBOX_RECORD_MAX_ROWS)
+		{
+			pfree(buf.data);
+			errno = EFBIG;
+			return false;
+		}
+	}
+
 	start_record(&buf, SPOOL_STATEMENT, outcome, now);
 	put_str(&buf, lockbox_role_name(GetUserId()));
 	put_str(&buf, lockbox_role_name(GetSessionUserId()));
@@ -747,6 +761,12 @@ write_access(LockboxOutcome outcome, const char *command, const char *reason,
 		put_uint32(&buf, items[i].nrequests);
 		for (int j = 0; j < items[i].nrequests; j++)
 			put_int64(&buf, items[i].requests[j]);
+	}
+	if (buf.len > LOCKBOX_RECORD_MAX)
+	{
+		pfree(buf.data);
+		errno = EFBIG;
+		return false;
 	}
 	finish_record(&buf);
 	ok = spool_append(buf.data, buf.len, &offset);
@@ -799,6 +819,13 @@ lockbox_access_allowed(const char *command, const char *query,
 		check_backlog();
 	if (write_access(LB_ALLOWED, command, NULL, query, nitems, items))
 		return;
+	if (errno == EFBIG)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("the statement is too large to record in the lockbox access log"),
+				 errdetail("Engineers' statements on protected tables run only once recorded, and a record holds at most %d relations, %d relation and request pairs and %d bytes; this one did not run.",
+						   LOCKBOX_RECORD_MAX_ITEMS, LOCKBOX_RECORD_MAX_ROWS, LOCKBOX_RECORD_MAX),
+				 errhint("Split the statement.")));
 	code = (errno == ENOSPC) ? ERRCODE_DISK_FULL : ERRCODE_INSUFFICIENT_RESOURCES;
 	ereport(ERROR,
 				(errcode(code),
