@@ -1190,7 +1190,7 @@ ingest_records(LockboxCall *call, const char *buf, size_t avail, off_t done,
 			flush_group(call, &g, file, node, forced);
 			if (fd < 0 || h.base >= (uint64) (done + pos) ||
 				!read_at(fd, (off_t) h.base, (char *) &bh, sizeof(bh)) ||
-				bh.len < sizeof(bh) || bh.len > INGEST_CHUNK ||
+				bh.len < sizeof(bh) || bh.len > LOCKBOX_RECORD_MAX ||
 				(brec = palloc(bh.len), !read_at(fd, (off_t) h.base, brec, bh.len)) ||
 				!record_ok(brec, bh.len, &blen) ||
 				((SpoolHeader *) brec)->kind != SPOOL_STATEMENT)
@@ -1216,18 +1216,40 @@ ingest_records(LockboxCall *call, const char *buf, size_t avail, off_t done,
 }
 
 /*
- * Audit what one spool file holds from offset done on, up to size bytes.
- * Returns the new offset; *records counts what was read.
+ * The length of the record whose header is at offset at of an open file
+ * when it is whole in the file's first size bytes and no larger than a
+ * session writes (not checked any further), else 0.
+ */
+static uint32
+record_len_at(int fd, off_t at, off_t size)
+{
+	SpoolHeader h;
+
+	if (size - at < (off_t) sizeof(h) || !read_at(fd, at, (char *) &h, sizeof(h)))
+		return 0;
+	if (h.magic != SPOOL_MAGIC || h.len < sizeof(h) || h.len > LOCKBOX_RECORD_MAX ||
+		at + (off_t) h.len > size)
+		return 0;
+	return h.len;
+}
+
+/*
+ * Audit what one spool file holds from offset done on, up to limit bytes
+ * (size: where its records may go, beyond limit).  A first record larger
+ * than limit allows is read whole all the same: a record longer than the
+ * budget of a pass must not stop the file.  Returns the new offset;
+ * *records counts what was read.
  */
 static off_t
 ingest_file(LockboxCall *call, const char *dir, const char *file, off_t done,
-			off_t size, bool live, int64 *records, bool *finished)
+			off_t limit, off_t size, bool live, int64 *records, bool *finished)
 {
 	char		path[MAXPGPATH];
 	int			fd;
 	size_t		avail;
 	char	   *buf;
 	size_t		pos;
+	uint32		first;
 
 	snprintf(path, sizeof(path), "%s/%s", dir, file);
 	fd = OpenTransientFile(path, O_RDONLY | PG_BINARY);
@@ -1235,7 +1257,10 @@ ingest_file(LockboxCall *call, const char *dir, const char *file, off_t done,
 		ereport(ERROR,
 				(errcode_for_file_access(),
 				 errmsg("could not open lockbox spool file \"%s\": %m", path)));
-	avail = (size_t) Min(size - done, (off_t) INGEST_CHUNK);
+	avail = (size_t) (limit - done);
+	first = record_len_at(fd, done, size);
+	if (first > avail)
+		avail = first;
 	buf = palloc(avail + 1);
 	if (!read_at(fd, done, buf, avail))
 		ereport(ERROR,
@@ -1243,7 +1268,7 @@ ingest_file(LockboxCall *call, const char *dir, const char *file, off_t done,
 				 errmsg("could not read lockbox spool file \"%s\": %m", path)));
 	/* records captured here during recovery ran on this server as a standby */
 	pos = ingest_records(call, buf, avail, done, fd, path, file, live,
-						 avail < (size_t) (size - done), lockbox_node_name(),
+						 (off_t) avail < size - done, lockbox_node_name(),
 						 false, records, finished);
 	CloseTransientFile(fd);
 	pfree(buf);
@@ -1345,8 +1370,8 @@ lockbox_access_drain(LockboxCall *call, List **finished)
 		{
 			off_t		limit = Min(st.st_size, done + (off_t) budget);
 
-			upto = ingest_file(call, dir, files[i], done, limit,
-							   live || limit < st.st_size, &records, &file_done);
+			upto = ingest_file(call, dir, files[i], done, limit, st.st_size,
+							   live, &records, &file_done);
 			budget -= Min(budget, (size_t) (upto - done));
 			if (upto > done)
 			{
@@ -1647,14 +1672,46 @@ lockbox_spool_files(void)
 }
 
 /*
- * Whole records of spool file from offset from on, at most max bytes: a
+ * Is the damaged record at offset at of a complete spool file (first bytes
+ * in buf, avail of them) its torn end: nothing was written after it?  A
+ * session that died while copying its last record leaves that; a damaged
+ * record with records after it is damage.
+ */
+static bool
+torn_end(int fd, off_t at, const char *buf, size_t avail, off_t size)
+{
+	SpoolHeader h;
+	uint32		magic = 0;
+
+	if (avail < sizeof(h))
+		return at + (off_t) avail >= size;
+	memcpy(&h, buf, sizeof(h));
+	if (h.magic == SPOOL_MAGIC && h.len >= sizeof(h) && h.len <= LOCKBOX_RECORD_MAX)
+	{
+		/* the header is whole: is there anything where the next would be? */
+		if (at + (off_t) h.len + (off_t) sizeof(magic) > size)
+			return true;
+		return read_at(fd, at + h.len, (char *) &magic, sizeof(magic)) && magic == 0;
+	}
+	/* the header itself is torn: only zeros may follow it */
+	for (size_t i = sizeof(h); i < avail; i++)
+		if (buf[i] != 0)
+			return false;
+	return true;
+}
+
+/*
+ * Whole records of spool file from offset from on, at most max bytes, or
+ * the one record there when it is larger (up to LOCKBOX_RECORD_MAX): a
  * palloc'd copy, its length in *len.  *at_end: nothing follows them (the
- * file's session ended and there are no more records, or only a damaged
- * one, which is reported and left out).
+ * file's session ended and there are no more records, or only a torn last
+ * one, which is reported and left out).  *damaged: the file's session ended
+ * and the record at from is damaged with records after it, so the file
+ * cannot go on (*len is 0).
  */
 char *
 lockbox_spool_chunk(const char *file, off_t from, size_t max, size_t *len,
-					bool *at_end)
+					bool *at_end, bool *damaged)
 {
 	char		dir[MAXPGPATH];
 	char		path[MAXPGPATH];
@@ -1664,11 +1721,13 @@ lockbox_spool_chunk(const char *file, off_t from, size_t max, size_t *len,
 	int			fd;
 	size_t		avail;
 	size_t		pos = 0;
+	uint32		first;
 	char	   *buf;
 	bool		hit_end = false;
 
 	*len = 0;
 	*at_end = false;
+	*damaged = false;
 	spool_dir(MyDatabaseId, dir);
 	snprintf(path, sizeof(path), "%s/%s", dir, file);
 	fd = OpenTransientFile(path, O_RDONLY | PG_BINARY);
@@ -1679,12 +1738,15 @@ lockbox_spool_chunk(const char *file, off_t from, size_t max, size_t *len,
 	if (live)
 		st.st_size = Min(st.st_size, written);
 	avail = (size_t) Min((off_t) max, Max(st.st_size - from, 0));
+	/* a record longer than max goes alone */
+	first = record_len_at(fd, from, st.st_size);
+	if (first > avail)
+		avail = first;
 	buf = palloc(avail + 1);
 	if (avail > 0 && !read_at(fd, from, buf, avail))
 		ereport(ERROR,
 				(errcode_for_file_access(),
 				 errmsg("could not read lockbox spool file \"%s\": %m", path)));
-	CloseTransientFile(fd);
 	while (pos < avail)
 	{
 		uint32		rlen;
@@ -1701,21 +1763,71 @@ lockbox_spool_chunk(const char *file, off_t from, size_t max, size_t *len,
 		if (!record_ok(buf + pos, avail - pos, &rlen))
 		{
 			/* cut short by the chunk, or still being written */
-			if (live || from + (off_t) avail < st.st_size)
+			if (live || pos > 0)
 				break;
+			if (!torn_end(fd, from, buf, avail, st.st_size))
+			{
+				*damaged = true;
+				break;
+			}
 			ereport(WARNING,
 					(errmsg("discarding a damaged record at the end of lockbox spool file \"%s\"",
 							path)));
+			CloseTransientFile(fd);
 			*at_end = true;
-			*len = pos;
 			return buf;
 		}
 		pos += rlen;
 	}
+	CloseTransientFile(fd);
 	*len = pos;
 	/* the file is complete when its session ended and the records stop here */
-	*at_end = !live && (hit_end || from + (off_t) avail >= st.st_size);
+	*at_end = !live && !*damaged &&
+		(hit_end || from + (off_t) pos >= st.st_size);
 	return buf;
+}
+
+/*
+ * Where the records of a complete spool file end, read from offset from on
+ * (headers only).  *damaged: a record there is not whole; the end is then
+ * the file's size, so that what cannot be forwarded counts too.
+ */
+int64
+lockbox_spool_end(const char *file, int64 from, bool *damaged)
+{
+	char		dir[MAXPGPATH];
+	char		path[MAXPGPATH];
+	struct stat st;
+	int			fd;
+	off_t		at = (off_t) from;
+
+	*damaged = false;
+	spool_dir(MyDatabaseId, dir);
+	snprintf(path, sizeof(path), "%s/%s", dir, file);
+	fd = OpenTransientFile(path, O_RDONLY | PG_BINARY);
+	if (fd < 0 || fstat(fd, &st) != 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not open lockbox spool file \"%s\": %m", path)));
+	while (at < st.st_size)
+	{
+		uint32		magic = 0;
+		uint32		rlen;
+
+		if (!read_at(fd, at, (char *) &magic, Min(sizeof(magic), (size_t) (st.st_size - at))) ||
+			magic == 0)
+			break;
+		rlen = record_len_at(fd, at, st.st_size);
+		if (rlen == 0)
+		{
+			*damaged = true;
+			at = st.st_size;
+			break;
+		}
+		at += rlen;
+	}
+	CloseTransientFile(fd);
+	return (int64) at;
 }
 
 /* Is a session still writing file?  If so, *written: how far. */

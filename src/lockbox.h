@@ -240,7 +240,8 @@ extern void lockbox_backlog_report(int64 bytes, int files, bool forwarded,
 								   const char *error);
 extern List *lockbox_spool_files(void);
 extern char *lockbox_spool_chunk(const char *file, off_t from, size_t max,
-								 size_t *len, bool *at_end);
+								 size_t *len, bool *at_end, bool *damaged);
+extern int64 lockbox_spool_end(const char *file, int64 from, bool *damaged);
 extern void lockbox_spool_remove(const char *file);
 extern bool lockbox_spool_live(const char *file, int64 *written);
 extern void lockbox_spool_log(const char *buf, size_t len, const char *node);
