@@ -46,6 +46,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include "access/detoast.h"
 #include "access/xlog.h"
 #include "catalog/pg_type.h"
 #include "commands/dbcommands.h"
@@ -1528,6 +1529,101 @@ valid_spool_name(const char *file)
 	return true;
 }
 
+/* A string of a forwarded record: it goes into the audit as text. */
+static const char *
+forwarded_str(Reader *r)
+{
+	const char *s = get_str(r);
+
+	if (r->ok && !pg_verifymbstr(s, strlen(s), true))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid lockbox access records"),
+				 errdetail("A record holds text that is not valid in the database's encoding.")));
+	return s;
+}
+
+/*
+ * Check the records a standby hands in before any is audited: every
+ * statement record whole and well formed, its text valid in the database's
+ * encoding, within the limits a session writes.  Returns how many bytes of
+ * them one call audits: whole records, up to LOCKBOX_RECORD_MAX_ROWS audit
+ * rows (the rest comes in the next call).
+ */
+static size_t
+check_forwarded(const char *buf, size_t len)
+{
+	size_t		pos = 0;
+	int64		rows = 0;
+
+	while (pos < len)
+	{
+		SpoolHeader h;
+		uint32		rlen;
+		uint32		magic = 0;
+		uint32		nitems;
+		int64		rec_rows = 0;
+		Reader		r;
+
+		if (len - pos >= sizeof(magic))
+			memcpy(&magic, buf + pos, sizeof(magic));
+		if (magic == 0 || !record_ok(buf + pos, len - pos, &rlen))
+			break;				/* as ingest_records: the rest waits */
+		memcpy(&h, buf + pos, sizeof(h));
+		if (h.outcome != LB_ALLOWED && h.outcome != LB_REFUSED)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid lockbox access records"),
+					 errdetail("A record at offset %zu has an unknown outcome.", pos)));
+		if (h.kind == SPOOL_STATEMENT)
+		{
+			r.p = buf + pos + sizeof(h);
+			r.end = buf + pos + rlen;
+			r.ok = true;
+			for (int i = 0; i < 6; i++)
+				(void) forwarded_str(&r);	/* roles, command, reason, query, sha */
+			(void) get_int64(&r);
+			nitems = get_uint32(&r);
+			if (r.ok && nitems > LOCKBOX_RECORD_MAX_ITEMS)
+				ereport(ERROR,
+						(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+						 errmsg("lockbox access record too large"),
+						 errdetail("A record names %u relations; at most %d are allowed.",
+								   nitems, LOCKBOX_RECORD_MAX_ITEMS)));
+			for (uint32 i = 0; i < nitems && r.ok; i++)
+			{
+				uint32		nreq;
+
+				(void) forwarded_str(&r);
+				nreq = get_uint32(&r);
+				if (!r.ok || nreq > (uint32) (r.end - r.p) / sizeof(int64))
+				{
+					r.ok = false;
+					break;
+				}
+				r.p += (size_t) nreq * sizeof(int64);
+				rec_rows += Max(nreq, 1);
+			}
+			if (!r.ok || r.p != r.end)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("invalid lockbox access records"),
+						 errdetail("The record at offset %zu is malformed.", pos)));
+			if (rec_rows > LOCKBOX_RECORD_MAX_ROWS)
+				ereport(ERROR,
+						(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+						 errmsg("lockbox access record too large"),
+						 errdetail("A record makes " INT64_FORMAT " audit rows; at most %d are allowed.",
+								   rec_rows, LOCKBOX_RECORD_MAX_ROWS)));
+			if (pos > 0 && rows + rec_rows > LOCKBOX_RECORD_MAX_ROWS)
+				break;
+			rows += rec_rows;
+		}
+		pos += rlen;
+	}
+	return pos;
+}
+
 /*
  * lockbox.forward_access(node text, file text, start bigint, records bytea,
  * finished boolean) -> bigint, on the primary, for the lockbox_forwarder
@@ -1543,6 +1639,7 @@ lockbox_forward_access(PG_FUNCTION_ARGS)
 {
 	static SPIPlanPtr claim_plan = NULL;
 	static SPIPlanPtr done_plan = NULL;
+	static SPIPlanPtr lock_plan = NULL;
 	static SPIPlanPtr save_plan = NULL;
 	static SPIPlanPtr forget_plan = NULL;
 	LockboxCall call;
@@ -1581,6 +1678,14 @@ lockbox_forward_access(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("start must not be negative")));
+	if (!PG_ARGISNULL(3) &&
+		toast_raw_datum_size(PG_GETARG_DATUM(3)) - VARHDRSZ >
+		LOCKBOX_FORWARD_CHUNK + LOCKBOX_RECORD_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("lockbox access records too large"),
+				 errdetail("At most %d bytes of records are handed in per call.",
+						   LOCKBOX_FORWARD_CHUNK + LOCKBOX_RECORD_MAX)));
 
 	lockbox_enter(&call);
 	values[0] = CStringGetTextDatum(node);
@@ -1596,6 +1701,24 @@ lockbox_forward_access(PG_FUNCTION_ARGS)
 		PG_RETURN_INT64(0);
 	}
 
+	/* how far: read only, no progress row made */
+	if (PG_ARGISNULL(3))
+	{
+		lockbox_exec(&done_plan,
+					 "SELECT done FROM lockbox.access_spool"
+					 " WHERE node OPERATOR(pg_catalog.=) $1 AND file OPERATOR(pg_catalog.=) $2",
+					 2, argtypes, values, NULL, 1);
+		if (SPI_processed > 0)
+		{
+			bool		isnull;
+
+			done = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+											   SPI_tuptable->tupdesc, 1, &isnull));
+		}
+		lockbox_leave(&call);
+		PG_RETURN_INT64(done);
+	}
+
 	/*
 	 * The file's progress row, locked: two connections handing in the same
 	 * records (a forwarder that reconnected while its old connection's call
@@ -1605,7 +1728,7 @@ lockbox_forward_access(PG_FUNCTION_ARGS)
 				 "INSERT INTO lockbox.access_spool (node, file, done) VALUES ($1, $2, 0)"
 				 " ON CONFLICT (node, file) DO NOTHING",
 				 2, argtypes, values, NULL, 0);
-	lockbox_exec(&done_plan,
+	lockbox_exec(&lock_plan,
 				 "SELECT done FROM lockbox.access_spool"
 				 " WHERE node OPERATOR(pg_catalog.=) $1 AND file OPERATOR(pg_catalog.=) $2"
 				 " FOR UPDATE",
@@ -1617,16 +1740,18 @@ lockbox_forward_access(PG_FUNCTION_ARGS)
 		done = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
 										   SPI_tuptable->tupdesc, 1, &isnull));
 	}
-	if (!PG_ARGISNULL(3) && done == start)
+	if (done == start)
 	{
 		bytea	   *records = PG_GETARG_BYTEA_PP(3);
 		int64		n = 0;
 		bool		file_done;
 		size_t		pos;
 
-		pos = ingest_records(&call, VARDATA_ANY(records), VARSIZE_ANY_EXHDR(records),
-							 (off_t) start, -1, file, file, false, true, node, true,
-							 &n, &file_done);
+		pos = check_forwarded(VARDATA_ANY(records), VARSIZE_ANY_EXHDR(records));
+		if (pos > 0)
+			pos = ingest_records(&call, VARDATA_ANY(records), pos,
+								 (off_t) start, -1, file, file, false, true, node, true,
+								 &n, &file_done);
 		if (pos > 0)
 		{
 			done = start + (int64) pos;
