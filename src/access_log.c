@@ -1574,7 +1574,7 @@ check_forwarded(const char *buf, size_t len)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("invalid lockbox access records"),
-					 errdetail("A record at offset %zu has an unknown outcome.", pos)));
+					 errdetail("The record at offset %zu has an unknown outcome.", pos)));
 		if (h.kind == SPOOL_STATEMENT)
 		{
 			r.p = buf + pos + sizeof(h);
