@@ -16,6 +16,8 @@
 # - a statement longer than a forwarded chunk (1 MB of text kept,
 #   lockbox.access_log_max_query = 1MB) is forwarded whole, once, and the
 #   session's next statements after it
+# - a spool file with a damaged record before others stops there, shows in
+#   lockbox.standby_backlog and counts toward the bound
 # - a forwarder cannot hand in records for another node, nor too many bytes
 #   or text invalid in the database's encoding, nor make progress rows by
 #   asking about files; a conninfo that names another cluster gets no record
@@ -270,6 +272,28 @@ for my $i (1 .. 3)
 is($primary->safe_psql($db,
 		q{SELECT count(*) FROM lockbox.access_spool WHERE file LIKE '1.2.9%'}),
 	'0', 'asking makes no progress rows');
+
+# --- a damaged record with records after it: the file stops, and says so ---------------
+my $sb1_spool = $sb1->data_dir . '/lockbox_spool/'
+  . $sb1->safe_psql($db, "SELECT oid FROM pg_database WHERE datname = '$db'");
+mkdir $sb1_spool;
+my $damaged = record('SELECT /* damaged */ 1');
+substr($damaged, 50, 1) = 'Q';
+my $after = record('SELECT /* after damage */ 1');
+open(my $fh, '>', "$sb1_spool/99999.1.1") or die "could not write a spool file: $!";
+print $fh $damaged . $after . ("\0" x 4096);
+close($fh);
+ok( $sb1->poll_query_until($db,
+		q{SELECT last_error LIKE '%"99999.1.1": a damaged record at offset 0%'
+		         AND pending_bytes >= } . length($damaged . $after)
+		  . q{ FROM lockbox.standby_backlog}),
+	'sb1: a spool file with a damaged record before others shows as an error and counts toward the bound');
+is($primary->safe_psql($db,
+		q{SELECT count(*) FROM lockbox.audit_log WHERE detail->>'query' LIKE '%damage%'}),
+	'0', 'and the records after it are not dropped as a torn end (nor forwarded)');
+unlink "$sb1_spool/99999.1.1";
+ok($sb1->poll_query_until($db, 'SELECT pending_bytes = 0 FROM lockbox.standby_backlog'),
+	'the file removed, the backlog is empty again');
 
 # --- a wrong conninfo: another cluster's lockbox gets nothing -----------------------
 my $other = PostgreSQL::Test::Cluster->new('other');
