@@ -46,6 +46,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include "access/detoast.h"
 #include "access/xlog.h"
 #include "catalog/pg_type.h"
 #include "commands/dbcommands.h"
@@ -811,6 +812,20 @@ write_access(LockboxOutcome outcome, const char *command, const char *reason,
 		return ok;
 	}
 
+	/* larger than every reader of the spool takes: refused, not run */
+	{
+		int64		rows = 0;
+
+		for (int i = 0; i < nitems; i++)
+			rows += Max(items[i].nrequests, 1);
+		if (nitems > LOCKBOX_RECORD_MAX_ITEMS || rows > LOCKBOX_RECORD_MAX_ROWS)
+		{
+			pfree(buf.data);
+			errno = EFBIG;
+			return false;
+		}
+	}
+
 	start_record(&buf, SPOOL_STATEMENT, outcome, now);
 	put_str(&buf, lockbox_role_name(GetUserId()));
 	put_str(&buf, lockbox_role_name(GetSessionUserId()));
@@ -849,6 +864,12 @@ write_access(LockboxOutcome outcome, const char *command, const char *reason,
 		put_uint32(&buf, items[i].nrequests);
 		for (int j = 0; j < items[i].nrequests; j++)
 			put_int64(&buf, items[i].requests[j]);
+	}
+	if (buf.len > LOCKBOX_RECORD_MAX)
+	{
+		pfree(buf.data);
+		errno = EFBIG;
+		return false;
 	}
 	finish_record(&buf);
 	ok = spool_append(buf.data, buf.len, &offset);
@@ -907,6 +928,13 @@ lockbox_access_allowed(const char *command, const char *query,
 		check_backlog();
 	if (write_access(LB_ALLOWED, command, NULL, query, nitems, items))
 		return;
+	if (errno == EFBIG)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("the statement is too large to record in the lockbox access log"),
+				 errdetail("Engineers' statements on protected tables run only once recorded, and a record holds at most %d relations, %d relation and request pairs and %d bytes; this one did not run.",
+						   LOCKBOX_RECORD_MAX_ITEMS, LOCKBOX_RECORD_MAX_ROWS, LOCKBOX_RECORD_MAX),
+				 errhint("Split the statement.")));
 	code = (errno == ENOSPC) ? ERRCODE_DISK_FULL : ERRCODE_INSUFFICIENT_RESOURCES;
 	ereport(ERROR,
 				(errcode(code),
@@ -1271,7 +1299,7 @@ ingest_records(LockboxCall *call, const char *buf, size_t avail, off_t done,
 			flush_group(call, &g, file, node, forced);
 			if (fd < 0 || h.base >= (uint64) (done + pos) ||
 				!read_at(fd, (off_t) h.base, (char *) &bh, sizeof(bh)) ||
-				bh.len < sizeof(bh) || bh.len > INGEST_CHUNK ||
+				bh.len < sizeof(bh) || bh.len > LOCKBOX_RECORD_MAX ||
 				(brec = palloc(bh.len), !read_at(fd, (off_t) h.base, brec, bh.len)) ||
 				!record_ok(brec, bh.len, &blen) ||
 				((SpoolHeader *) brec)->kind != SPOOL_STATEMENT)
@@ -1297,18 +1325,40 @@ ingest_records(LockboxCall *call, const char *buf, size_t avail, off_t done,
 }
 
 /*
- * Audit what one spool file holds from offset done on, up to size bytes.
- * Returns the new offset; *records counts what was read.
+ * The length of the record whose header is at offset at of an open file
+ * when it is whole in the file's first size bytes and no larger than a
+ * session writes (not checked any further), else 0.
+ */
+static uint32
+record_len_at(int fd, off_t at, off_t size)
+{
+	SpoolHeader h;
+
+	if (size - at < (off_t) sizeof(h) || !read_at(fd, at, (char *) &h, sizeof(h)))
+		return 0;
+	if (h.magic != SPOOL_MAGIC || h.len < sizeof(h) || h.len > LOCKBOX_RECORD_MAX ||
+		at + (off_t) h.len > size)
+		return 0;
+	return h.len;
+}
+
+/*
+ * Audit what one spool file holds from offset done on, up to limit bytes
+ * (size: where its records may go, beyond limit).  A first record larger
+ * than limit allows is read whole all the same: a record longer than the
+ * budget of a pass must not stop the file.  Returns the new offset;
+ * *records counts what was read.
  */
 static off_t
 ingest_file(LockboxCall *call, const char *dir, const char *file, off_t done,
-			off_t size, bool live, int64 *records, bool *finished)
+			off_t limit, off_t size, bool live, int64 *records, bool *finished)
 {
 	char		path[MAXPGPATH];
 	int			fd;
 	size_t		avail;
 	char	   *buf;
 	size_t		pos;
+	uint32		first;
 
 	snprintf(path, sizeof(path), "%s/%s", dir, file);
 	fd = OpenTransientFile(path, O_RDONLY | PG_BINARY);
@@ -1316,7 +1366,10 @@ ingest_file(LockboxCall *call, const char *dir, const char *file, off_t done,
 		ereport(ERROR,
 				(errcode_for_file_access(),
 				 errmsg("could not open lockbox spool file \"%s\": %m", path)));
-	avail = (size_t) Min(size - done, (off_t) INGEST_CHUNK);
+	avail = (size_t) (limit - done);
+	first = record_len_at(fd, done, size);
+	if (first > avail)
+		avail = first;
 	buf = palloc(avail + 1);
 	if (!read_at(fd, done, buf, avail))
 		ereport(ERROR,
@@ -1324,7 +1377,7 @@ ingest_file(LockboxCall *call, const char *dir, const char *file, off_t done,
 				 errmsg("could not read lockbox spool file \"%s\": %m", path)));
 	/* records captured here during recovery ran on this server as a standby */
 	pos = ingest_records(call, buf, avail, done, fd, path, file, live,
-						 avail < (size_t) (size - done), lockbox_node_name(),
+						 (off_t) avail < size - done, lockbox_node_name(),
 						 false, records, finished);
 	CloseTransientFile(fd);
 	pfree(buf);
@@ -1426,8 +1479,8 @@ lockbox_access_drain(LockboxCall *call, List **finished)
 		{
 			off_t		limit = Min(st.st_size, done + (off_t) budget);
 
-			upto = ingest_file(call, dir, files[i], done, limit,
-							   live || limit < st.st_size, &records, &file_done);
+			upto = ingest_file(call, dir, files[i], done, limit, st.st_size,
+							   live, &records, &file_done);
 			budget -= Min(budget, (size_t) (upto - done));
 			if (upto > done)
 			{
@@ -1584,6 +1637,101 @@ valid_spool_name(const char *file)
 	return true;
 }
 
+/* A string of a forwarded record: it goes into the audit as text. */
+static const char *
+forwarded_str(Reader *r)
+{
+	const char *s = get_str(r);
+
+	if (r->ok && !pg_verifymbstr(s, strlen(s), true))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid lockbox access records"),
+				 errdetail("A record holds text that is not valid in the database's encoding.")));
+	return s;
+}
+
+/*
+ * Check the records a standby hands in before any is audited: every
+ * statement record whole and well formed, its text valid in the database's
+ * encoding, within the limits a session writes.  Returns how many bytes of
+ * them one call audits: whole records, up to LOCKBOX_RECORD_MAX_ROWS audit
+ * rows (the rest comes in the next call).
+ */
+static size_t
+check_forwarded(const char *buf, size_t len)
+{
+	size_t		pos = 0;
+	int64		rows = 0;
+
+	while (pos < len)
+	{
+		SpoolHeader h;
+		uint32		rlen;
+		uint32		magic = 0;
+		uint32		nitems;
+		int64		rec_rows = 0;
+		Reader		r;
+
+		if (len - pos >= sizeof(magic))
+			memcpy(&magic, buf + pos, sizeof(magic));
+		if (magic == 0 || !record_ok(buf + pos, len - pos, &rlen))
+			break;				/* as ingest_records: the rest waits */
+		memcpy(&h, buf + pos, sizeof(h));
+		if (h.outcome != LB_ALLOWED && h.outcome != LB_REFUSED)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid lockbox access records"),
+					 errdetail("The record at offset %zu has an unknown outcome.", pos)));
+		if (h.kind == SPOOL_STATEMENT)
+		{
+			r.p = buf + pos + sizeof(h);
+			r.end = buf + pos + rlen;
+			r.ok = true;
+			for (int i = 0; i < 6; i++)
+				(void) forwarded_str(&r);	/* roles, command, reason, query, sha */
+			(void) get_int64(&r);
+			nitems = get_uint32(&r);
+			if (r.ok && nitems > LOCKBOX_RECORD_MAX_ITEMS)
+				ereport(ERROR,
+						(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+						 errmsg("lockbox access record too large"),
+						 errdetail("A record names %u relations; at most %d are allowed.",
+								   nitems, LOCKBOX_RECORD_MAX_ITEMS)));
+			for (uint32 i = 0; i < nitems && r.ok; i++)
+			{
+				uint32		nreq;
+
+				(void) forwarded_str(&r);
+				nreq = get_uint32(&r);
+				if (!r.ok || nreq > (uint32) (r.end - r.p) / sizeof(int64))
+				{
+					r.ok = false;
+					break;
+				}
+				r.p += (size_t) nreq * sizeof(int64);
+				rec_rows += Max(nreq, 1);
+			}
+			if (!r.ok || r.p != r.end)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("invalid lockbox access records"),
+						 errdetail("The record at offset %zu is malformed.", pos)));
+			if (rec_rows > LOCKBOX_RECORD_MAX_ROWS)
+				ereport(ERROR,
+						(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+						 errmsg("lockbox access record too large"),
+						 errdetail("A record makes " INT64_FORMAT " audit rows; at most %d are allowed.",
+								   rec_rows, LOCKBOX_RECORD_MAX_ROWS)));
+			if (pos > 0 && rows + rec_rows > LOCKBOX_RECORD_MAX_ROWS)
+				break;
+			rows += rec_rows;
+		}
+		pos += rlen;
+	}
+	return pos;
+}
+
 /*
  * lockbox.forward_access(node text, file text, start bigint, records bytea,
  * finished boolean) -> bigint, on the primary, for the lockbox_forwarder
@@ -1599,6 +1747,7 @@ lockbox_forward_access(PG_FUNCTION_ARGS)
 {
 	static SPIPlanPtr claim_plan = NULL;
 	static SPIPlanPtr done_plan = NULL;
+	static SPIPlanPtr lock_plan = NULL;
 	static SPIPlanPtr save_plan = NULL;
 	static SPIPlanPtr forget_plan = NULL;
 	LockboxCall call;
@@ -1651,6 +1800,14 @@ lockbox_forward_access(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("start must not be negative")));
+	if (!PG_ARGISNULL(3) &&
+		toast_raw_datum_size(PG_GETARG_DATUM(3)) - VARHDRSZ >
+		LOCKBOX_FORWARD_CHUNK + LOCKBOX_RECORD_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("lockbox access records too large"),
+				 errdetail("At most %d bytes of records are handed in per call.",
+						   LOCKBOX_FORWARD_CHUNK + LOCKBOX_RECORD_MAX)));
 
 	lockbox_enter(&call);
 	values[0] = CStringGetTextDatum(node);
@@ -1666,6 +1823,24 @@ lockbox_forward_access(PG_FUNCTION_ARGS)
 		PG_RETURN_INT64(0);
 	}
 
+	/* how far: read only, no progress row made */
+	if (PG_ARGISNULL(3))
+	{
+		lockbox_exec(&done_plan,
+					 "SELECT done FROM lockbox.access_spool"
+					 " WHERE node OPERATOR(pg_catalog.=) $1 AND file OPERATOR(pg_catalog.=) $2",
+					 2, argtypes, values, NULL, 1);
+		if (SPI_processed > 0)
+		{
+			bool		isnull;
+
+			done = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+											   SPI_tuptable->tupdesc, 1, &isnull));
+		}
+		lockbox_leave(&call);
+		PG_RETURN_INT64(done);
+	}
+
 	/*
 	 * The file's progress row, locked: two connections handing in the same
 	 * records (a forwarder that reconnected while its old connection's call
@@ -1675,7 +1850,7 @@ lockbox_forward_access(PG_FUNCTION_ARGS)
 				 "INSERT INTO lockbox.access_spool (node, file, done) VALUES ($1, $2, 0)"
 				 " ON CONFLICT (node, file) DO NOTHING",
 				 2, argtypes, values, NULL, 0);
-	lockbox_exec(&done_plan,
+	lockbox_exec(&lock_plan,
 				 "SELECT done FROM lockbox.access_spool"
 				 " WHERE node OPERATOR(pg_catalog.=) $1 AND file OPERATOR(pg_catalog.=) $2"
 				 " FOR UPDATE",
@@ -1687,16 +1862,18 @@ lockbox_forward_access(PG_FUNCTION_ARGS)
 		done = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
 										   SPI_tuptable->tupdesc, 1, &isnull));
 	}
-	if (!PG_ARGISNULL(3) && done == start)
+	if (done == start)
 	{
 		bytea	   *records = PG_GETARG_BYTEA_PP(3);
 		int64		n = 0;
 		bool		file_done;
 		size_t		pos;
 
-		pos = ingest_records(&call, VARDATA_ANY(records), VARSIZE_ANY_EXHDR(records),
-							 (off_t) start, -1, file, file, false, true, node, true,
-							 &n, &file_done);
+		pos = check_forwarded(VARDATA_ANY(records), VARSIZE_ANY_EXHDR(records));
+		if (pos > 0)
+			pos = ingest_records(&call, VARDATA_ANY(records), pos,
+								 (off_t) start, -1, file, file, false, true, node, true,
+								 &n, &file_done);
 		if (pos > 0)
 		{
 			done = start + (int64) pos;
@@ -1742,14 +1919,46 @@ lockbox_spool_files(void)
 }
 
 /*
- * Whole records of spool file from offset from on, at most max bytes: a
+ * Is the damaged record at offset at of a complete spool file (first bytes
+ * in buf, avail of them) its torn end: nothing was written after it?  A
+ * session that died while copying its last record leaves that; a damaged
+ * record with records after it is damage.
+ */
+static bool
+torn_end(int fd, off_t at, const char *buf, size_t avail, off_t size)
+{
+	SpoolHeader h;
+	uint32		magic = 0;
+
+	if (avail < sizeof(h))
+		return at + (off_t) avail >= size;
+	memcpy(&h, buf, sizeof(h));
+	if (h.magic == SPOOL_MAGIC && h.len >= sizeof(h) && h.len <= LOCKBOX_RECORD_MAX)
+	{
+		/* the header is whole: is there anything where the next would be? */
+		if (at + (off_t) h.len + (off_t) sizeof(magic) > size)
+			return true;
+		return read_at(fd, at + h.len, (char *) &magic, sizeof(magic)) && magic == 0;
+	}
+	/* the header itself is torn: only zeros may follow it */
+	for (size_t i = sizeof(h); i < avail; i++)
+		if (buf[i] != 0)
+			return false;
+	return true;
+}
+
+/*
+ * Whole records of spool file from offset from on, at most max bytes, or
+ * the one record there when it is larger (up to LOCKBOX_RECORD_MAX): a
  * palloc'd copy, its length in *len.  *at_end: nothing follows them (the
- * file's session ended and there are no more records, or only a damaged
- * one, which is reported and left out).
+ * file's session ended and there are no more records, or only a torn last
+ * one, which is reported and left out).  *damaged: the file's session ended
+ * and the record at from is damaged with records after it, so the file
+ * cannot go on (*len is 0).
  */
 char *
 lockbox_spool_chunk(const char *file, off_t from, size_t max, size_t *len,
-					bool *at_end)
+					bool *at_end, bool *damaged)
 {
 	char		dir[MAXPGPATH];
 	char		path[MAXPGPATH];
@@ -1759,11 +1968,13 @@ lockbox_spool_chunk(const char *file, off_t from, size_t max, size_t *len,
 	int			fd;
 	size_t		avail;
 	size_t		pos = 0;
+	uint32		first;
 	char	   *buf;
 	bool		hit_end = false;
 
 	*len = 0;
 	*at_end = false;
+	*damaged = false;
 	spool_dir(MyDatabaseId, dir);
 	snprintf(path, sizeof(path), "%s/%s", dir, file);
 	fd = OpenTransientFile(path, O_RDONLY | PG_BINARY);
@@ -1774,12 +1985,15 @@ lockbox_spool_chunk(const char *file, off_t from, size_t max, size_t *len,
 	if (live)
 		st.st_size = Min(st.st_size, written);
 	avail = (size_t) Min((off_t) max, Max(st.st_size - from, 0));
+	/* a record longer than max goes alone */
+	first = record_len_at(fd, from, st.st_size);
+	if (first > avail)
+		avail = first;
 	buf = palloc(avail + 1);
 	if (avail > 0 && !read_at(fd, from, buf, avail))
 		ereport(ERROR,
 				(errcode_for_file_access(),
 				 errmsg("could not read lockbox spool file \"%s\": %m", path)));
-	CloseTransientFile(fd);
 	while (pos < avail)
 	{
 		uint32		rlen;
@@ -1796,21 +2010,71 @@ lockbox_spool_chunk(const char *file, off_t from, size_t max, size_t *len,
 		if (!record_ok(buf + pos, avail - pos, &rlen))
 		{
 			/* cut short by the chunk, or still being written */
-			if (live || from + (off_t) avail < st.st_size)
+			if (live || pos > 0)
 				break;
+			if (!torn_end(fd, from, buf, avail, st.st_size))
+			{
+				*damaged = true;
+				break;
+			}
 			ereport(WARNING,
 					(errmsg("discarding a damaged record at the end of lockbox spool file \"%s\"",
 							path)));
+			CloseTransientFile(fd);
 			*at_end = true;
-			*len = pos;
 			return buf;
 		}
 		pos += rlen;
 	}
+	CloseTransientFile(fd);
 	*len = pos;
 	/* the file is complete when its session ended and the records stop here */
-	*at_end = !live && (hit_end || from + (off_t) avail >= st.st_size);
+	*at_end = !live && !*damaged &&
+		(hit_end || from + (off_t) pos >= st.st_size);
 	return buf;
+}
+
+/*
+ * Where the records of a complete spool file end, read from offset from on
+ * (headers only).  *damaged: a record there is not whole; the end is then
+ * the file's size, so that what cannot be forwarded counts too.
+ */
+int64
+lockbox_spool_end(const char *file, int64 from, bool *damaged)
+{
+	char		dir[MAXPGPATH];
+	char		path[MAXPGPATH];
+	struct stat st;
+	int			fd;
+	off_t		at = (off_t) from;
+
+	*damaged = false;
+	spool_dir(MyDatabaseId, dir);
+	snprintf(path, sizeof(path), "%s/%s", dir, file);
+	fd = OpenTransientFile(path, O_RDONLY | PG_BINARY);
+	if (fd < 0 || fstat(fd, &st) != 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not open lockbox spool file \"%s\": %m", path)));
+	while (at < st.st_size)
+	{
+		uint32		magic = 0;
+		uint32		rlen;
+
+		if (!read_at(fd, at, (char *) &magic, Min(sizeof(magic), (size_t) (st.st_size - at))) ||
+			magic == 0)
+			break;
+		rlen = record_len_at(fd, at, st.st_size);
+		if (rlen == 0)
+		{
+			*damaged = true;
+			at = st.st_size;
+			break;
+		}
+		at += rlen;
+	}
+	CloseTransientFile(fd);
+	return (int64) at;
 }
 
 /* Is a session still writing file?  If so, *written: how far. */

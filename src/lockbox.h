@@ -203,6 +203,19 @@ typedef struct LockboxAccessItem
 	int64	   *requests;
 } LockboxAccessItem;
 
+/*
+ * The largest access record a session writes: the statement's text (at most
+ * lockbox.access_log_max_query, 1MB) with the relations it reaches and their
+ * requests.  A statement whose record would be larger, or would make more
+ * audit rows, is refused (it does not run); every reader of the spool, and
+ * lockbox.forward_access on the primary, takes a record up to this size.
+ */
+#define LOCKBOX_RECORD_MAX		(8 * 1024 * 1024)
+#define LOCKBOX_RECORD_MAX_ITEMS	65536
+#define LOCKBOX_RECORD_MAX_ROWS		100000
+/* bytes of records a standby hands in per call (one larger record alone) */
+#define LOCKBOX_FORWARD_CHUNK	(1024 * 1024)
+
 extern int	lockbox_access_log_max_query;
 extern bool lockbox_access_log_sync;
 extern void lockbox_access_log_init(void);
@@ -227,7 +240,8 @@ extern void lockbox_backlog_report(int64 bytes, int files, bool forwarded,
 								   const char *error);
 extern List *lockbox_spool_files(void);
 extern char *lockbox_spool_chunk(const char *file, off_t from, size_t max,
-								 size_t *len, bool *at_end);
+								 size_t *len, bool *at_end, bool *damaged);
+extern int64 lockbox_spool_end(const char *file, int64 from, bool *damaged);
 extern void lockbox_spool_remove(const char *file);
 extern bool lockbox_spool_live(const char *file, int64 *written);
 extern void lockbox_spool_log(const char *buf, size_t len, const char *node);

@@ -54,8 +54,8 @@
 #define RECONNECT_MS			1000
 /* a call to the primary that takes longer has failed */
 #define CALL_TIMEOUT_MS			30000
-/* bytes of records handed in per call */
-#define FORWARD_CHUNK			(1024 * 1024)
+/* bytes of records handed in per call (a larger record goes alone) */
+#define FORWARD_CHUNK			LOCKBOX_FORWARD_CHUNK
 
 char	   *lockbox_primary_conninfo = NULL;
 
@@ -67,6 +67,7 @@ typedef struct ForwardFile
 	bool		known;			/* done was read over this connection */
 	int64		end;			/* bytes of records (complete files) */
 	bool		end_known;
+	bool		damaged;		/* cannot go on: a damaged record at done */
 	bool		seen;
 } ForwardFile;
 
@@ -397,43 +398,32 @@ forward_call(const char *file, int64 start, const char *records, size_t len,
 }
 
 /*
- * Bytes of records of a file not yet forwarded (complete files are read to
- * their end once; what a live session wrote is in its slot).
+ * Bytes of records of a file not yet forwarded: up to what its session wrote
+ * while it writes it, else up to where its records end (read once: a
+ * complete file does not change any more), all of it when a record in it is
+ * damaged.  What cannot be forwarded counts toward the bound as what waits.
  */
 static int64
 file_pending(ForwardFile *f)
 {
 	int64		written;
 
-	/* a session still writes it: what it wrote so far, without reading */
 	if (lockbox_spool_live(f->file, &written))
 		return Max(written - f->done, 0);
 	if (!f->end_known)
 	{
-		int64		at = f->done;
-		bool		at_end = false;
+		bool		damaged;
 
-		/* read through once: a complete file does not change any more */
-		while (!at_end)
-		{
-			size_t		len;
-			char	   *buf = lockbox_spool_chunk(f->file, (off_t) at, FORWARD_CHUNK,
-												  &len, &at_end);
-
-			pfree(buf);
-			at += (int64) len;
-			if (len == 0)
-				break;
-		}
-		if (!at_end)
-			return at - f->done;	/* its session ended meanwhile */
-		f->end = at;
+		f->end = lockbox_spool_end(f->file, f->done, &damaged);
 		f->end_known = true;
 	}
 	return Max(f->end - f->done, 0);
 }
 
-/* Forward one file as far as it goes.  False: the connection failed. */
+/*
+ * Forward one file as far as it goes.  False: the connection failed (it is
+ * closed; the pass forwards nothing more).
+ */
 static bool
 forward_file(ForwardFile *f, bool *removed)
 {
@@ -448,11 +438,30 @@ forward_file(ForwardFile *f, bool *removed)
 	{
 		size_t		len;
 		bool		at_end;
+		bool		damaged;
 		int64		done;
 		char	   *buf;
 
 		CHECK_FOR_INTERRUPTS();
-		buf = lockbox_spool_chunk(f->file, (off_t) f->done, FORWARD_CHUNK, &len, &at_end);
+		buf = lockbox_spool_chunk(f->file, (off_t) f->done, FORWARD_CHUNK,
+								  &len, &at_end, &damaged);
+		if (damaged)
+		{
+			/*
+			 * Records after a damaged one: the file stops here until someone
+			 * looks.  It counts toward the bound; the error says which.
+			 */
+			pfree(buf);
+			if (!f->damaged)
+				ereport(WARNING,
+						(errmsg("lockbox spool file \"%s\" has a damaged record at offset " INT64_FORMAT " and cannot be forwarded further",
+								f->file, f->done)));
+			f->damaged = true;
+			lockbox_backlog_report(-1, -1, false,
+								   psprintf("spool file \"%s\": a damaged record at offset " INT64_FORMAT,
+											f->file, f->done));
+			return true;
+		}
 		if (len == 0)
 		{
 			pfree(buf);
@@ -465,9 +474,8 @@ forward_file(ForwardFile *f, bool *removed)
 			 * forward it again from the start after a crash in between).
 			 */
 			lockbox_spool_remove(f->file);
-			(void) forward_call(f->file, 0, NULL, 0, true, &done);
 			*removed = true;
-			return true;
+			return forward_call(f->file, 0, NULL, 0, true, &done);
 		}
 		if (!forward_call(f->file, f->done, buf, len, false, &done))
 		{
@@ -522,6 +530,7 @@ forward_pass(void)
 			f->done = 0;
 			f->known = false;
 			f->end_known = false;
+			f->damaged = false;
 		}
 		f->seen = true;
 		if (connected)

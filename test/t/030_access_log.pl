@@ -407,6 +407,11 @@ $node->reload;
 	}
 	like($files, qr/^\Q$pid\E\.\d+\.2$/,
 		'the session writes its second spool file; the first, audited, is gone');
+	my $long = 'z' x 1_200_000;
+	$h->query_safe("SELECT /* longest */ count(*) FROM t WHERE '$long' <> ''");
+	is(wait_rows(q{query LIKE '%/* longest */%' AND query_length > 1200000
+	                 AND octet_length(query) = 1048576}, 3), 3,
+		'a statement beyond 1MB is audited with its first 1MB and its full length, per request');
 	$h->quit;
 }
 

@@ -15,8 +15,14 @@
 # - the primary down: statements on the standby wait there (the backlog
 #   shows them), past lockbox.standby_backlog_max they are refused (53400);
 #   the primary back, each is forwarded exactly once and statements run again
-# - a forwarder cannot hand in records for another node; a conninfo that
-#   names another cluster gets no record
+# - a statement longer than a forwarded chunk (1 MB of text kept,
+#   lockbox.access_log_max_query = 1MB) is forwarded whole, once, and the
+#   session's next statements after it
+# - a spool file with a damaged record before others stops there, shows in
+#   lockbox.standby_backlog and counts toward the bound
+# - a forwarder cannot hand in records for another node, nor too many bytes
+#   or text invalid in the database's encoding, nor make progress rows by
+#   asking about files; a conninfo that names another cluster gets no record
 # - a session's cached view of the protected tables follows replay
 # - a revocation on the primary ends the engineer's session on the standby
 #   within 2 seconds of its replay
@@ -35,7 +41,8 @@ $primary->append_conf('postgresql.conf', "shared_preload_libraries = 'lockbox'")
 $primary->start;
 
 my $db = 'shop';
-$primary->safe_psql('postgres', "CREATE DATABASE $db");
+$primary->safe_psql('postgres',
+	"CREATE DATABASE $db ENCODING 'UTF8' LOCALE 'C' TEMPLATE template0");
 $primary->safe_psql(
 	$db, q{
 CREATE EXTENSION lockbox;
@@ -135,6 +142,28 @@ ok($sb1->poll_query_until($db, q{SELECT count(*) = 1 FROM lockbox.access_log WHE
 like(slurp_file($sb1->logfile), qr/LOCKBOX: \{"at": "[^"]+", "event": "access", "actor": "sa_eng", "session_user": "sa_eng", "request_id": $r1, "node": "sb1", "detail": \{[^\n]*sb1 read/,
 	"sb1's server log has the forwarded statement's LOCKBOX line");
 
+# --- a record longer than a forwarded chunk -----------------------------------------
+$sb1->append_conf('postgresql.conf', "lockbox.access_log_max_query = '1MB'");
+$sb1->reload;
+$sb1->poll_query_until('postgres',
+	q{SELECT current_setting('lockbox.access_log_max_query') = '1MB'});
+my $long = 'x' x 1_200_000;
+($out, $err) = as_eng($sb1,
+	"SELECT /* sb1 long */ count(*) FROM invoices WHERE '$long' <> '';\n"
+	  . "SELECT /* after long 1 */ count(*) FROM invoices;\n"
+	  . "SELECT /* after long 2 */ count(*) FROM invoices;");
+is($out, "2\n2\n2", 'sb1: a statement of 1.2 MB and two more in the same session run');
+ok( $primary->poll_query_until($db,
+		q{SELECT count(*) = 1 AND min(query_length) > 1200000 AND min(octet_length(query)) = 1048576
+		         AND bool_and(query_sha256 IS NOT NULL)
+		    FROM lockbox.access_log WHERE query LIKE '%/* sb1 long */%' AND node = 'sb1'}),
+	'its record, longer than a forwarded chunk, is on the primary once, with the full length');
+ok( $primary->poll_query_until($db,
+		q{SELECT count(*) = 2 FROM lockbox.access_log WHERE query LIKE '%/* after long %' AND node = 'sb1'}),
+	'and the statements after it too');
+ok($sb1->poll_query_until($db, 'SELECT pending_bytes = 0 FROM lockbox.standby_backlog'),
+	'the standby has nothing left to forward');
+
 # --- lifecycle functions on a standby ------------------------------------------
 my $ret;
 ($ret, $out, $err) = $sb1->psql($db, "\\set VERBOSITY verbose\nSET SESSION AUTHORIZATION sa_app; SELECT lockbox_approve($r1)");
@@ -200,6 +229,90 @@ like($err, qr/permission denied for table invoices/, 'nor read data');
 like($err, qr/lockbox\.primary_conninfo is not a valid connection string/,
 	'a malformed conninfo is refused when it is set');
 unlike($err, qr/s3cr/, 'and the refusal does not quote its password');
+
+# a spool record as a standby's session writes it (CRC-32C over kind on)
+sub crc32c
+{
+	my $crc = 0xFFFFFFFF;
+	for my $b (unpack('C*', $_[0]))
+	{
+		$crc ^= $b;
+		$crc = ($crc & 1) ? (($crc >> 1) ^ 0x82F63B78) : ($crc >> 1) for 1 .. 8;
+	}
+	return $crc ^ 0xFFFFFFFF;
+}
+
+sub record
+{
+	my ($query) = @_;
+	my $body = join('', map { "$_\0" } ('sa_eng', 'sa_eng', 'SELECT', '', $query, ''))
+	  . pack('q<', length $query) . pack('L<', 1) . "public.invoices\0" . pack('L<', 0);
+	my $at = int((time() - 946684800) * 1e6);    # since 2000-01-01, in us
+	my $tail = pack('C C S< l< l< q< Q<', 1, 1, 1, 4242, 0, $at, 0) . $body;
+	return pack('L< L< L<', 0x58424B4C, 12 + length $tail, crc32c($tail)) . $tail;
+}
+
+sub forward_as_sb1
+{
+	my ($file, $records) = @_;
+	my ($r, $o, $e) = $primary->psql($db,
+		"\\set VERBOSITY verbose\nSELECT lockbox.forward_access('sb1', '$file', 0, $records)",
+		extra_params => [ '-U', 'sb1' ]);
+	return ($o, $e);
+}
+
+sub spool_rows
+{
+	return $primary->safe_psql($db,
+		"SELECT count(*) FROM lockbox.access_spool WHERE file = '$_[0]'");
+}
+($out, $err) = forward_as_sb1('1.2.90',
+	"pg_catalog.convert_to(pg_catalog.repeat('a', 9 * 1024 * 1024 + 1), 'UTF8')");
+like($err, qr/ERROR:  54000: lockbox access records too large/,
+	'a forwarder cannot hand in more than a chunk and the largest record');
+is(spool_rows('1.2.90'), '0', 'and nothing of the call is kept');
+($out, $err) = forward_as_sb1('1.2.91',
+	"'\\x" . unpack('H*', record("SELECT /* forged \xff\xfe */ 1")) . "'::bytea");
+like($err, qr/ERROR:  22023: invalid lockbox access records/,
+	'a record with text that is not UTF-8 is refused');
+is($primary->safe_psql($db,
+		q{SELECT count(*) FROM lockbox.audit_log WHERE detail->>'query' LIKE '%forged%'})
+	  . spool_rows('1.2.91'),
+	'00', 'and nothing of it gets into the audit');
+my $good = record('SELECT /* forged but valid */ 1');
+($out, $err) = forward_as_sb1('1.2.91', "'\\x" . unpack('H*', $good) . "'::bytea");
+is($out, length($good), 'the same record with valid text is taken (the record is well made)');
+forward_as_sb1('1.2.91', 'NULL, true');
+for my $i (1 .. 3)
+{
+	($out, $err) = forward_as_sb1("1.2.9$i$i", 'NULL');
+	is($out, '0', "asking how far an unknown file got: 0 ($i)");
+}
+is($primary->safe_psql($db,
+		q{SELECT count(*) FROM lockbox.access_spool WHERE file LIKE '1.2.9%'}),
+	'0', 'asking makes no progress rows');
+
+# --- a damaged record with records after it: the file stops, and says so ---------------
+my $sb1_spool = $sb1->data_dir . '/lockbox_spool/'
+  . $sb1->safe_psql($db, "SELECT oid FROM pg_database WHERE datname = '$db'");
+mkdir $sb1_spool;
+my $damaged = record('SELECT /* damaged */ 1');
+substr($damaged, 50, 1) = 'Q';
+my $after = record('SELECT /* after damage */ 1');
+open(my $fh, '>', "$sb1_spool/99999.1.1") or die "could not write a spool file: $!";
+print $fh $damaged . $after . ("\0" x 4096);
+close($fh);
+ok( $sb1->poll_query_until($db,
+		q{SELECT last_error LIKE '%"99999.1.1": a damaged record at offset 0%'
+		         AND pending_bytes >= } . length($damaged . $after)
+		  . q{ FROM lockbox.standby_backlog}),
+	'sb1: a spool file with a damaged record before others shows as an error and counts toward the bound');
+is($primary->safe_psql($db,
+		q{SELECT count(*) FROM lockbox.audit_log WHERE detail->>'query' LIKE '%damage%'}),
+	'0', 'and the records after it are not dropped as a torn end (nor forwarded)');
+unlink "$sb1_spool/99999.1.1";
+ok($sb1->poll_query_until($db, 'SELECT pending_bytes = 0 FROM lockbox.standby_backlog'),
+	'the file removed, the backlog is empty again');
 
 # --- a wrong conninfo: another cluster's lockbox gets nothing -----------------------
 my $other = PostgreSQL::Test::Cluster->new('other');
