@@ -238,11 +238,13 @@ local_node_key(void)
  * rest of the data directory: a standby made from it would take the files
  * of the server it was copied from for its own, and forward records that
  * server audits itself, under its own name.  So a server that starts as a
- * standby under another name than the directory's removes the files it
- * finds (they are its source's business), and writes its own name.  A
- * primary never removes anything: it only writes its name.
+ * standby under another name than the directory's sets the files it finds
+ * aside in lockbox_spool/set_aside (they are its source's business; never
+ * deleted, in case the standby was only renamed), and writes its own name.
+ * A primary never moves anything: it only writes its name.
  */
 #define SPOOL_NODE_FILE		SPOOL_DIR "/node"
+#define SPOOL_ASIDE_DIR		SPOOL_DIR "/set_aside"
 
 static void
 spool_claim(void)
@@ -271,10 +273,15 @@ spool_claim(void)
 
 	if (theirs[0] != '\0' && stat(STANDBY_SIGNAL_FILE, &st) == 0)
 	{
+		if (MakePGDirectory(SPOOL_ASIDE_DIR) < 0 && errno != EEXIST)
+			ereport(WARNING,
+					(errcode_for_file_access(),
+					 errmsg("could not create directory \"%s\": %m", SPOOL_ASIDE_DIR)));
 		root = AllocateDir(SPOOL_DIR);
 		while ((de = ReadDir(root, SPOOL_DIR)) != NULL)
 		{
 			char		dbdir[MAXPGPATH];
+			char		aside[MAXPGPATH];
 			DIR		   *d;
 			struct dirent *fe;
 
@@ -289,20 +296,24 @@ spool_claim(void)
 				if (fe->d_name[0] == '.')
 					continue;
 				snprintf(path, sizeof(path), "%s/%s", dbdir, fe->d_name);
-				if (unlink(path) == 0)
+				snprintf(aside, sizeof(aside), "%s/%s.%s", SPOOL_ASIDE_DIR,
+						 de->d_name, fe->d_name);
+				if (rename(path, aside) == 0)
 					removed++;
 				else
 					ereport(WARNING,
 							(errcode_for_file_access(),
-							 errmsg("could not remove lockbox spool file \"%s\": %m", path)));
+							 errmsg("could not move lockbox spool file \"%s\" to \"%s\": %m",
+									path, aside)));
 			}
 			FreeDir(d);
 		}
 		FreeDir(root);
 		ereport(LOG,
-				(errmsg("removed %d lockbox spool files of node \"%s\" from this standby, node \"%s\"",
-						removed, theirs, mine),
-				 errdetail("They were copied with the data directory from the server they were written on, which audits them itself.")));
+				(errmsg("set aside %d lockbox spool files of node \"%s\" in \"%s\": this standby is node \"%s\"",
+						removed, theirs, SPOOL_ASIDE_DIR, mine),
+				 errdetail("Files copied with the data directory from the server they were written on are that server's to audit; this standby does not forward them."),
+				 errhint("If this standby was renamed rather than copied, they hold its own records not yet forwarded: start it under its former name until its backlog is empty.")));
 	}
 
 	f = AllocateFile(SPOOL_NODE_FILE ".tmp", "w");

@@ -4,8 +4,8 @@
 # (sb2), each standby forwarding to the primary as a login role of
 # lockbox_forwarder named as the standby.
 #
-# - a standby made from a base backup removes the spool files copied with
-#   it (its source audits them)
+# - a standby made from a base backup sets aside the spool files copied
+#   with it (its source audits them)
 # - an engineer with an approved request reads exactly the tenant's rows on
 #   a standby; the statement is in the primary's access log with the
 #   standby's name, and a refused attempt too
@@ -84,8 +84,10 @@ $sb1->init_from_backup($primary, 'b1', has_streaming => 1);
 $sb1->append_conf('postgresql.conf', "lockbox.primary_conninfo = '$forward user=sb1'");
 $sb1->start;
 ok(!-e $sb1->data_dir . "/lockbox_spool/$shop_oid/4242.1.1",
-	'a standby removes the spool files copied from its source with the base backup');
-like(slurp_file($sb1->logfile), qr/removed 1 lockbox spool files of node "primary" from this standby, node "sb1"/,
+	'a standby does not keep the spool files copied from its source with the base backup');
+ok(-e $sb1->data_dir . "/lockbox_spool/set_aside/$shop_oid.4242.1.1",
+	'it sets them aside, not deleted');
+like(slurp_file($sb1->logfile), qr/set aside 1 lockbox spool files of node "primary" in "lockbox_spool\/set_aside": this standby is node "sb1"/,
 	'and says so');
 $sb1->backup('b2');
 my $sb2 = PostgreSQL::Test::Cluster->new('standby_two');
