@@ -1,7 +1,7 @@
-# Upgrading a running server from lockbox 1.0, through 1.1, to the current
+# Upgrading a running server from lockbox 1.0, through 1.1 and 1.2, to the current
 # version, as a DBA would: the 1.0 library and scripts run with real data,
 # then 1.1 as released (library and scripts, a restart, ALTER EXTENSION
-# lockbox UPDATE TO '1.1', more data written by it), then the new package is
+# lockbox UPDATE TO '1.1', more data written by it; the same for 1.2), then the new package is
 # installed (library, control file, scripts) and the server restarted, then
 # ALTER EXTENSION lockbox UPDATE.
 #
@@ -13,7 +13,7 @@
 #
 # - 1.0, filled: requests in every state, decisions, notifications, an
 #   engineer's audited reads, protected tables.
-# - 1.1: its library audits an engineer's statement through its spool.
+# - 1.1 and 1.2: each library audits an engineer's statement through its spool.
 # - New library, old objects: every entry point refuses with a clear message
 #   and a hint to update (an engineer's statement on a protected table too:
 #   fail closed); nothing is changed.
@@ -214,6 +214,35 @@ for my $t (qw(request decision notification audit_log tenant approver protected_
 is(sql('up', 'SELECT ok FROM lockbox_verify_audit()'), 't', '1.1: the audit verifies');
 $audit_rows = sql('up', 'SELECT count(*) FROM lockbox.audit_log');
 
+# --- 1.2 as released, then ALTER EXTENSION lockbox UPDATE TO '1.2' ---------
+# 1.2 keys the spool's progress by node and rewrote the views; its library
+# audits another statement, and the update to the current version starts
+# from that.
+my $released12 = 'd2b71c5';
+my $src12 = "$tmp/lockbox-1.2";
+make_path($src12);
+system_or_bail("git -c safe.directory='*' -C '$root' archive $released12 | tar -x -C '$src12'");
+system_or_bail("make -s -C '$src12' PG_CONFIG='$sys_bin/pg_config' >'$tmp/build-1.2.log' 2>&1");
+ok(-f "$src12/lockbox.so", "lockbox 1.2 ($released12) builds");
+$node->stop;
+install_lockbox($src12);
+$node->start;
+sql('up', "ALTER EXTENSION lockbox UPDATE TO '1.2'");
+is(sql('up', q{SELECT extversion FROM pg_extension WHERE extname = 'lockbox'}),
+	'1.2', 'updated to 1.2 as released');
+$accesses = sql('up', q{SELECT count(*) FROM lockbox.audit_log WHERE event = 'access'});
+is(as_role('up', 'up_eng', 'SELECT count(*) FROM invoices WHERE amount > 11'), '0',
+	'1.2: the engineer still reads under the approved request');
+ok($node->poll_query_until('up',
+		qq{SELECT count(*) = $accesses + 1 FROM lockbox.audit_log WHERE event = 'access'}),
+	'1.2: the statement is in the audit, from the spool');
+for my $t (qw(request decision notification audit_log tenant approver protected_table))
+{
+	$before{$t} = sql('up', "SELECT md5(string_agg(t::text, '|' ORDER BY t::text)) FROM lockbox.$t t");
+}
+is(sql('up', 'SELECT ok FROM lockbox_verify_audit()'), 't', '1.2: the audit verifies');
+$audit_rows = sql('up', 'SELECT count(*) FROM lockbox.audit_log');
+
 # --- the new package, then a restart ---------------------------------------
 $node->stop;
 install_lockbox($root);
@@ -221,7 +250,7 @@ $node->start;
 
 my ($rc, $out, $err) = $node->psql('up',
 	"SET SESSION AUTHORIZATION up_eng; SELECT lockbox_request('acme', 'before the update')");
-like($err, qr/lockbox's objects in database "up" are version 1\.1.*\n.*HINT:  Run ALTER EXTENSION lockbox UPDATE/s,
+like($err, qr/lockbox's objects in database "up" are version 1\.2.*\n.*HINT:  Run ALTER EXTENSION lockbox UPDATE/s,
 	'before the update, a lifecycle call is refused with a hint to update');
 ($rc, $out, $err) = $node->psql('up', 'SET SESSION AUTHORIZATION up_eng; SELECT count(*) FROM invoices');
 isnt($rc, 0, 'an engineer\'s statement on a protected table is refused too (fail closed)');
