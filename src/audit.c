@@ -790,6 +790,23 @@ const Oid	lockbox_audit_argtypes[LOCKBOX_AUDIT_NARGS] = {
 	JSONBOID, INT8ARRAYOID, BYTEAOID
 };
 
+/* the audit_log columns of lockbox_audit_row's values, in their order */
+static const char *const audit_columns[LOCKBOX_AUDIT_NARGS] = {
+	"seq", "at", "session_user_name", "actor", "event", "request_id",
+	"tenant", "detail", "parents", "hash"
+};
+
+/* Insert an audit row computed by lockbox_audit_row into table t of store. */
+void
+lockbox_audit_store(LockboxStore *store, int t, const AuditRow *row)
+{
+	lockbox_store_new_row(store, t);
+	for (int i = 0; i < LOCKBOX_AUDIT_NARGS; i++)
+		lockbox_store_set(store, t, audit_columns[i], row->values[i],
+						  lockbox_audit_argtypes[i], row->nulls[i] == 'n');
+	lockbox_store_insert(store, t);
+}
+
 void
 lockbox_audit(LockboxCall *call, const char *event, int64 request_id,
 			  const char *tenant, const char *detail_json)

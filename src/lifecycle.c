@@ -27,6 +27,9 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
@@ -42,6 +45,7 @@
 #include "utils/json.h"
 #include "utils/lsyscache.h"
 #include "utils/resowner.h"
+#include "utils/snapmgr.h"
 #include "utils/regproc.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
@@ -165,17 +169,6 @@ effective_state(Request *r, TimestampTz now)
  * Loading and saving a request
  * ---------------------------------------------------------------------
  */
-static bool
-get_ts(HeapTuple tup, TupleDesc td, int col, TimestampTz *out)
-{
-	bool		isnull;
-	Datum		d = SPI_getbinval(tup, td, col, &isnull);
-
-	if (!isnull)
-		*out = DatumGetTimestampTz(d);
-	return !isnull;
-}
-
 typedef enum LockMode
 {
 	LOCK_WAIT,					/* FOR UPDATE */
@@ -188,19 +181,6 @@ typedef enum LockMode
  * ended): such a request is read without its tenant's settings and
  * approvers, and every transition refuses it for its state.
  */
-#define REQUEST_SELECT \
-		"SELECT r.tenant, r.requester, r.state, r.deadline, r.reviewer, r.reviewed_at," \
-		"       r.approved_at, r.access_ends_at, r.closed_at, r.close_reason, r.duration," \
-		"       r.tables, COALESCE(t.enabled, true), COALESCE(t.required_approvals, 1)," \
-		"       ARRAY(SELECT a.approver::pg_catalog.oid FROM lockbox.approver a" \
-		"              WHERE a.tenant OPERATOR(pg_catalog.=) r.tenant ORDER BY 1)," \
-		"       lockbox.request_state(r.state, r.deadline, r.access_ends_at," \
-		"           EXISTS (SELECT 1 FROM lockbox.revocation v" \
-		"                    WHERE v.request_id OPERATOR(pg_catalog.=) r.id), $2)" \
-		"  FROM lockbox.request r" \
-		"  LEFT JOIN lockbox.tenant t ON t.tenant OPERATOR(pg_catalog.=) r.tenant" \
-		" WHERE r.id OPERATOR(pg_catalog.=) $1"
-
 static Request *read_request(int64 id, LockMode mode);
 
 /* Lock and read a request, or refuse with 42704.  Between enter and leave. */
@@ -210,62 +190,158 @@ lock_request(int64 id)
 	return read_request(id, LOCK_WAIT);
 }
 
+static bool
+get_ts_col(HeapTuple tup, TupleDesc td, const char *name, TimestampTz *out)
+{
+	bool		isnull;
+	Datum		d = lockbox_store_get(tup, td, name, &isnull);
+
+	if (!isnull)
+		*out = DatumGetTimestampTz(d);
+	return !isnull;
+}
+
+static char *
+get_text_col(HeapTuple tup, TupleDesc td, const char *name)
+{
+	bool		isnull;
+	Datum		d = lockbox_store_get(tup, td, name, &isnull);
+
+	return isnull ? NULL : TextDatumGetCString(d);
+}
+
+/*
+ * Read a request with its tenant's settings and approvers, and its state as
+ * of the statement's start (lockbox.request_state: deadlines passed and
+ * revocations recorded count as acted on).  LOCK_WAIT locks the row as
+ * SELECT ... FOR UPDATE would: after waiting for another transaction's
+ * lock, the newest version is the one read (read committed), or the
+ * transaction fails to serialize (repeatable read and serializable).  Read
+ * with a snapshot taken now, as each SPI statement would.
+ */
 static Request *
 read_request(int64 id, LockMode mode)
 {
-	static SPIPlanPtr plans[2] = {NULL, NULL};
-	static const char *const sqls[2] = {
-		REQUEST_SELECT " FOR UPDATE OF r",
-		REQUEST_SELECT
-	};
-	SPIPlanPtr *plan = &plans[mode];
-	const char *sql = sqls[mode];
-	Oid			argtypes[2] = {INT8OID, TIMESTAMPTZOID};
-	Datum		values[2] = {Int64GetDatum(id),
-	TimestampTzGetDatum(GetCurrentStatementStartTimestamp())};
-	Request    *r;
-	HeapTuple	tup;
+	Oid			nsp = get_namespace_oid("lockbox", false);
+	Relation	rel;
 	TupleDesc	td;
+	HeapTuple	tup = NULL;
+	Snapshot	snapshot;
+	Request    *r;
+	Datum		key = Int64GetDatum(id);
+	List	   *rows;
+	TupleDesc	rtd;
 	bool		isnull;
-	Datum		d;
+	TimestampTz at = GetCurrentStatementStartTimestamp();
+	bool		revoked;
+	ListCell   *lc;
 
-	lockbox_exec(plan, sql, 2, argtypes, values, NULL, 1);
-	if (SPI_processed == 0)
+	CommandCounterIncrement();
+	snapshot = RegisterSnapshot(GetTransactionSnapshot());
+	rel = table_open(get_relname_relid("request", nsp),
+					 mode == LOCK_WAIT ? RowShareLock : AccessShareLock);
+	td = RelationGetDescr(rel);
+	{
+		ScanKeyData skey;
+		SysScanDesc scan;
+		HeapTuple	found;
+
+		ScanKeyInit(&skey, 1, BTEqualStrategyNumber, F_INT8EQ, key);
+		scan = systable_beginscan(rel, RelationGetPrimaryKeyIndex(rel), true,
+								  snapshot, 1, &skey);
+		found = systable_getnext(scan);
+		if (HeapTupleIsValid(found))
+			tup = heap_copytuple(found);
+		systable_endscan(scan);
+	}
+	if (tup != NULL && mode == LOCK_WAIT)
+	{
+		TupleTableSlot *slot = table_slot_create(rel, NULL);
+		TM_FailureData tmfd;
+		TM_Result	res;
+
+		res = table_tuple_lock(rel, &tup->t_self, snapshot, slot,
+							   GetCurrentCommandId(true), LockTupleExclusive,
+							   LockWaitBlock, TUPLE_LOCK_FLAG_FIND_LAST_VERSION,
+							   &tmfd);
+		switch (res)
+		{
+			case TM_Ok:
+				tup = ExecCopySlotHeapTuple(slot);
+				break;
+			case TM_Deleted:
+				tup = NULL;		/* (requests are never deleted) */
+				break;
+			case TM_Updated:
+				/* (only when the isolation level does not follow updates) */
+				ereport(ERROR,
+						(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+						 errmsg("could not serialize access due to concurrent update")));
+				break;
+			default:
+				elog(ERROR, "unexpected result %d locking lockbox request " INT64_FORMAT,
+					 (int) res, id);
+		}
+		ExecDropSingleTupleTableSlot(slot);
+	}
+	if (tup == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("lockbox request " INT64_FORMAT " does not exist", id)));
 
-	tup = SPI_tuptable->vals[0];
-	td = SPI_tuptable->tupdesc;
 	r = palloc0(sizeof(Request));
 	r->id = id;
-	r->tenant = SPI_getvalue(tup, td, 1);
-	r->requester = DatumGetObjectId(SPI_getbinval(tup, td, 2, &isnull));
-	r->state = SPI_getvalue(tup, td, 3);
-	r->has_deadline = get_ts(tup, td, 4, &r->deadline);
-	d = SPI_getbinval(tup, td, 5, &isnull);
-	r->reviewer = isnull ? InvalidOid : DatumGetObjectId(d);
-	r->has_reviewed_at = get_ts(tup, td, 6, &r->reviewed_at);
-	r->has_approved_at = get_ts(tup, td, 7, &r->approved_at);
-	r->has_access_ends_at = get_ts(tup, td, 8, &r->access_ends_at);
-	r->has_closed_at = get_ts(tup, td, 9, &r->closed_at);
-	r->close_reason = SPI_getvalue(tup, td, 10);
-	r->duration = *DatumGetIntervalP(SPI_getbinval(tup, td, 11, &isnull));
-	r->tables = DatumGetArrayTypePCopy(SPI_getbinval(tup, td, 12, &isnull));
-	r->tenant_enabled = DatumGetBool(SPI_getbinval(tup, td, 13, &isnull));
-	r->required_approvals = DatumGetInt32(SPI_getbinval(tup, td, 14, &isnull));
+	r->tenant = get_text_col(tup, td, "tenant");
+	r->requester = DatumGetObjectId(lockbox_store_get(tup, td, "requester", &isnull));
+	r->state = get_text_col(tup, td, "state");
+	r->has_deadline = get_ts_col(tup, td, "deadline", &r->deadline);
 	{
-		Datum	   *elems;
-		int			n;
+		Datum		d = lockbox_store_get(tup, td, "reviewer", &isnull);
 
-		deconstruct_array(DatumGetArrayTypeP(SPI_getbinval(tup, td, 15, &isnull)),
-						  OIDOID, sizeof(Oid), true, TYPALIGN_INT,
-						  &elems, NULL, &n);
-		r->approvers = NIL;
-		for (int i = 0; i < n; i++)
-			r->approvers = lappend_oid(r->approvers, DatumGetObjectId(elems[i]));
+		r->reviewer = isnull ? InvalidOid : DatumGetObjectId(d);
 	}
-	r->effective_state = SPI_getvalue(tup, td, 16);
+	r->has_reviewed_at = get_ts_col(tup, td, "reviewed_at", &r->reviewed_at);
+	r->has_approved_at = get_ts_col(tup, td, "approved_at", &r->approved_at);
+	r->has_access_ends_at = get_ts_col(tup, td, "access_ends_at", &r->access_ends_at);
+	r->has_closed_at = get_ts_col(tup, td, "closed_at", &r->closed_at);
+	r->close_reason = get_text_col(tup, td, "close_reason");
+	r->duration = *DatumGetIntervalP(lockbox_store_get(tup, td, "duration", &isnull));
+	r->tables = DatumGetArrayTypePCopy(lockbox_store_get(tup, td, "tables", &isnull));
+	table_close(rel, NoLock);
+
+	/* the tenant's settings and approvers (none when it was removed) */
+	key = CStringGetTextDatum(r->tenant);
+	rows = lockbox_store_read("tenant", 1, &key, snapshot, &rtd);
+	r->tenant_enabled = true;
+	r->required_approvals = 1;
+	if (rows != NIL)
+	{
+		r->tenant_enabled = DatumGetBool(lockbox_store_get(linitial(rows), rtd,
+														   "enabled", &isnull));
+		r->required_approvals = DatumGetInt32(lockbox_store_get(linitial(rows), rtd,
+																"required_approvals",
+																&isnull));
+	}
+	r->approvers = NIL;
+	rows = lockbox_store_read("approver", 1, &key, snapshot, &rtd);
+	foreach(lc, rows)
+		r->approvers = lappend_oid(r->approvers,
+								   DatumGetObjectId(lockbox_store_get(lfirst(lc), rtd,
+																	  "approver", &isnull)));
+
+	/* the state as of now */
+	key = Int64GetDatum(id);
+	revoked = lockbox_store_read("revocation", 1, &key, snapshot, &rtd) != NIL;
+	UnregisterSnapshot(snapshot);
+	if (is_pending(r->state) && r->has_deadline && r->deadline <= at)
+		r->effective_state = "expired";
+	else if (strcmp(r->state, "approved") == 0 && revoked)
+		r->effective_state = "revoked";
+	else if (strcmp(r->state, "approved") == 0 && r->has_access_ends_at &&
+			 r->access_ends_at <= at)
+		r->effective_state = "closed";
+	else
+		r->effective_state = pstrdup(r->state);
 	return r;
 }
 
@@ -291,64 +367,120 @@ finish(Request *r, const char *state, const char *close_reason, TimestampTz now)
  * started or ended).  One statement per transition: its round trips through
  * the executor are most of what a transition costs besides its commit.
  */
+/* the tables a transition writes */
+enum
+{
+	T_REQUEST,
+	T_AUDIT,
+	T_NOTIFICATION,
+	T_OUTBOX
+};
+static const char *const transition_tables[] = {
+	"request", "audit_log", "notification", "notify_outbox"
+};
+
+/* Write a notification, and queue it for the worker's NOTIFY. */
+static void
+store_notification(LockboxStore *store, int64 request_id, Oid recipient,
+				   const char *event, Datum payload, TimestampTz now)
+{
+	Oid			seq = get_relname_relid("notification_id_seq",
+										get_namespace_oid("lockbox", false));
+	int64		id;
+	Datum		with_id;
+
+	if (!OidIsValid(seq))
+		elog(ERROR, "lockbox.notification_id_seq is missing");
+	id = nextval_internal(seq, false);
+	with_id = DirectFunctionCall2(jsonb_concat, payload,
+								  DirectFunctionCall1(jsonb_in,
+													  CStringGetDatum(psprintf("{\"id\": " INT64_FORMAT "}", id))));
+	lockbox_store_new_row(store, T_NOTIFICATION);
+	lockbox_store_set(store, T_NOTIFICATION, "id", Int64GetDatum(id), INT8OID, false);
+	lockbox_store_set(store, T_NOTIFICATION, "request_id",
+					  Int64GetDatum(request_id), INT8OID, false);
+	lockbox_store_set(store, T_NOTIFICATION, "recipient",
+					  ObjectIdGetDatum(recipient), REGROLEOID, false);
+	lockbox_store_set(store, T_NOTIFICATION, "event",
+					  CStringGetTextDatum(event), TEXTOID, false);
+	lockbox_store_set(store, T_NOTIFICATION, "payload", with_id, JSONBOID, false);
+	lockbox_store_set(store, T_NOTIFICATION, "created_at",
+					  TimestampTzGetDatum(now), TIMESTAMPTZOID, false);
+	lockbox_store_insert(store, T_NOTIFICATION);
+
+	lockbox_store_new_row(store, T_OUTBOX);
+	lockbox_store_set(store, T_OUTBOX, "notification_id", Int64GetDatum(id),
+					  INT8OID, false);
+	lockbox_store_insert(store, T_OUTBOX);
+}
+
+/*
+ * The approvers who voted for a request (stage 2 "approve" decisions), in
+ * the order of their role OIDs, this transaction's own votes included.
+ */
+static List *
+approving_deciders(int64 request_id)
+{
+	Relation	rel = table_open(get_relname_relid("decision",
+												   get_namespace_oid("lockbox", false)),
+								 AccessShareLock);
+	TupleDesc	td = RelationGetDescr(rel);
+	int			approver_att = 0;
+	int			decision_att = 0;
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tup;
+	Snapshot	snapshot;
+	List	   *result = NIL;
+
+	for (int i = 0; i < td->natts; i++)
+	{
+		const char *name = NameStr(TupleDescAttr(td, i)->attname);
+
+		if (strcmp(name, "approver") == 0)
+			approver_att = i + 1;
+		else if (strcmp(name, "decision") == 0)
+			decision_att = i + 1;
+	}
+	if (approver_att == 0 || decision_att == 0)
+		elog(ERROR, "table \"lockbox.decision\" is missing columns");
+
+	CommandCounterIncrement();
+	snapshot = RegisterSnapshot(GetLatestSnapshot());
+	/* (the primary key is (request_id, approver): in approver order) */
+	ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(request_id));
+	scan = systable_beginscan(rel, RelationGetPrimaryKeyIndex(rel), true,
+							  snapshot, 1, &key);
+	while (HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		bool		isnull;
+		Datum		d = heap_getattr(tup, decision_att, td, &isnull);
+		char	   *decision = isnull ? NULL : TextDatumGetCString(d);
+
+		if (decision != NULL && strcmp(decision, "approve") == 0)
+			result = lappend_oid(result,
+								 DatumGetObjectId(heap_getattr(tup, approver_att,
+															   td, &isnull)));
+	}
+	systable_endscan(scan);
+	UnregisterSnapshot(snapshot);
+	table_close(rel, AccessShareLock);
+	return result;
+}
+
 static void
 record_notify(LockboxCall *call, Request *r, const char *event, const char *from,
 			  StringInfo extra, bool notify_requester, bool save,
 			  List *notify_roles, const char *notify_event,
 			  const char *deciders_event)
 {
-	static SPIPlanPtr plan = NULL;
-	static const char *sql =
-		"WITH u AS (UPDATE lockbox.request SET state = $2, deadline = $3, reviewer = $4,"
-		"                  reviewed_at = $5, approved_at = $6, access_ends_at = $7,"
-		"                  closed_at = $8, close_reason = $9"
-		"            WHERE id OPERATOR(pg_catalog.=) $1 AND $20 RETURNING id),"
-		"     a AS (INSERT INTO lockbox.audit_log (seq, at, session_user_name, actor,"
-		"                  event, request_id, tenant, detail, parents, hash)"
-		"           VALUES ($10, $11, $12, $13, $14, $15, $16, $17, $18, $19) RETURNING seq),"
-		"     v AS (SELECT 0 AS k, o.ord, o.recipient, o.event, o.payload"
-		"             FROM ROWS FROM (pg_catalog.unnest($21), pg_catalog.unnest($22),"
-		"                  pg_catalog.unnest($23)) WITH ORDINALITY AS o(recipient, event, payload, ord)"
-		"           UNION ALL"
-		"           SELECT 1, d.approver::pg_catalog.oid::pg_catalog.int8, d.approver, $24,"
-		"                  pg_catalog.jsonb_build_object('event', $24, 'request_id', $1,"
-		"                      'tenant', $16, 'state', $2, 'recipient',"
-		"                      pg_catalog.pg_get_userbyid(d.approver::pg_catalog.oid))"
-		"             FROM lockbox.decision d"
-		"            WHERE $24 IS NOT NULL AND d.request_id OPERATOR(pg_catalog.=) $1"
-		"              AND d.decision OPERATOR(pg_catalog.=) 'approve'),"
-		"     i AS (SELECT pg_catalog.nextval('lockbox.notification_id_seq') AS id,"
-		"                  s.recipient, s.event, s.payload"
-		"             FROM (SELECT * FROM v ORDER BY v.k, v.ord) s),"
-		"     n AS (INSERT INTO lockbox.notification"
-		"                  (id, request_id, recipient, event, payload, created_at)"
-		"           SELECT i.id, $1, i.recipient, i.event,"
-		"                  i.payload OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('id', i.id),"
-		"                  $11 FROM i RETURNING id),"
-		"     o AS (INSERT INTO lockbox.notify_outbox (notification_id) SELECT n.id FROM n)"
-		" SELECT (SELECT pg_catalog.count(*) FROM u), (SELECT pg_catalog.count(*) FROM a),"
-		"        (SELECT pg_catalog.count(*) FROM n)";
-	Oid			argtypes[24] = {INT8OID, TEXTOID, TIMESTAMPTZOID, REGROLEOID,
-		TIMESTAMPTZOID, TIMESTAMPTZOID, TIMESTAMPTZOID, TIMESTAMPTZOID, TEXTOID,
-		/* $10 .. $19: the audit row */
-		INT8OID, TIMESTAMPTZOID, NAMEOID, NAMEOID, TEXTOID, INT8OID, TEXTOID,
-		JSONBOID, INT8ARRAYOID, BYTEAOID,
-		/* $20: save; $21 .. $23: the notifications; $24: the deciders' */
-	BOOLOID, REGROLEARRAYOID, TEXTARRAYOID, JSONBARRAYOID, TEXTOID};
-	Datum		values[24];
-	char		nulls[24];
 	StringInfoData detail;
 	AuditRow	row;
 	bool		notify = notify_requester && strcmp(from, r->state) != 0;
-	int			nmax = list_length(notify_roles) + 1;
-	int			nn = 0;
-	Datum	   *recipients = palloc(sizeof(Datum) * nmax);
-	Datum	   *events = palloc(sizeof(Datum) * nmax);
-	Datum	   *payloads = palloc(sizeof(Datum) * nmax);
+	List	   *deciders = NIL;
+	LockboxStore *store;
 	ListCell   *lc;
-	bool		isnull;
-	HeapTuple	tup;
-	TupleDesc	td;
+	bool		notified = false;
 
 	initStringInfo(&detail);
 	appendStringInfoChar(&detail, '{');
@@ -357,64 +489,80 @@ record_notify(LockboxCall *call, Request *r, const char *event, const char *from
 	if (extra != NULL && extra->len > 0)
 		appendStringInfo(&detail, ", %s", extra->data);
 	appendStringInfoChar(&detail, '}');
+	if (deciders_event != NULL)
+		deciders = approving_deciders(r->id);
 	lockbox_audit_row(call, event, r->id, r->tenant, detail.data, &row);
+
+	store = lockbox_store_open(lengthof(transition_tables), transition_tables);
+	if (save)
+	{
+		if (!lockbox_store_fetch(store, T_REQUEST, r->id))
+			elog(ERROR, "could not record lockbox request " INT64_FORMAT, r->id);
+		lockbox_store_set(store, T_REQUEST, "state",
+						  CStringGetTextDatum(r->state), TEXTOID, false);
+		lockbox_store_set(store, T_REQUEST, "deadline",
+						  TimestampTzGetDatum(r->deadline), TIMESTAMPTZOID,
+						  !r->has_deadline);
+		lockbox_store_set(store, T_REQUEST, "reviewer",
+						  ObjectIdGetDatum(r->reviewer), REGROLEOID,
+						  !OidIsValid(r->reviewer));
+		lockbox_store_set(store, T_REQUEST, "reviewed_at",
+						  TimestampTzGetDatum(r->reviewed_at), TIMESTAMPTZOID,
+						  !r->has_reviewed_at);
+		lockbox_store_set(store, T_REQUEST, "approved_at",
+						  TimestampTzGetDatum(r->approved_at), TIMESTAMPTZOID,
+						  !r->has_approved_at);
+		lockbox_store_set(store, T_REQUEST, "access_ends_at",
+						  TimestampTzGetDatum(r->access_ends_at), TIMESTAMPTZOID,
+						  !r->has_access_ends_at);
+		lockbox_store_set(store, T_REQUEST, "closed_at",
+						  TimestampTzGetDatum(r->closed_at), TIMESTAMPTZOID,
+						  !r->has_closed_at);
+		lockbox_store_set(store, T_REQUEST, "close_reason",
+						  r->close_reason ? CStringGetTextDatum(r->close_reason) : (Datum) 0,
+						  TEXTOID, r->close_reason == NULL);
+		lockbox_store_update(store, T_REQUEST);
+	}
+	lockbox_audit_store(store, T_AUDIT, &row);
 
 	/* (payloads after the audit row: their anchors name it) */
 	if (notify)
 	{
-		recipients[nn] = ObjectIdGetDatum(r->requester);
-		events[nn] = CStringGetTextDatum(r->state);
-		payloads[nn] = lockbox_notification_payload(r->id, r->requester,
-													r->state, r->tenant,
-													r->state);
-		nn++;
+		store_notification(store, r->id, r->requester, r->state,
+						   lockbox_notification_payload(r->id, r->requester,
+														r->state, r->tenant,
+														r->state),
+						   call->now);
+		notified = true;
 	}
 	foreach(lc, notify_roles)
 	{
-		recipients[nn] = ObjectIdGetDatum(lfirst_oid(lc));
-		events[nn] = CStringGetTextDatum(notify_event);
-		payloads[nn] = lockbox_notification_payload(r->id, lfirst_oid(lc),
-													notify_event, r->tenant,
-													r->state);
-		nn++;
+		store_notification(store, r->id, lfirst_oid(lc), notify_event,
+						   lockbox_notification_payload(r->id, lfirst_oid(lc),
+														notify_event, r->tenant,
+														r->state),
+						   call->now);
+		notified = true;
 	}
+	foreach(lc, deciders)
+	{
+		StringInfoData payload;
 
-	memset(nulls, ' ', sizeof(nulls));
-	values[0] = Int64GetDatum(r->id);
-	values[1] = CStringGetTextDatum(r->state);
-	values[2] = TimestampTzGetDatum(r->deadline);
-	nulls[2] = r->has_deadline ? ' ' : 'n';
-	values[3] = ObjectIdGetDatum(r->reviewer);
-	nulls[3] = OidIsValid(r->reviewer) ? ' ' : 'n';
-	values[4] = TimestampTzGetDatum(r->reviewed_at);
-	nulls[4] = r->has_reviewed_at ? ' ' : 'n';
-	values[5] = TimestampTzGetDatum(r->approved_at);
-	nulls[5] = r->has_approved_at ? ' ' : 'n';
-	values[6] = TimestampTzGetDatum(r->access_ends_at);
-	nulls[6] = r->has_access_ends_at ? ' ' : 'n';
-	values[7] = TimestampTzGetDatum(r->closed_at);
-	nulls[7] = r->has_closed_at ? ' ' : 'n';
-	values[8] = r->close_reason ? CStringGetTextDatum(r->close_reason) : (Datum) 0;
-	nulls[8] = r->close_reason ? ' ' : 'n';
-	memcpy(values + 9, row.values, sizeof(Datum) * LOCKBOX_AUDIT_NARGS);
-	memcpy(nulls + 9, row.nulls, LOCKBOX_AUDIT_NARGS);
-	values[19] = BoolGetDatum(save);
-	values[20] = PointerGetDatum(construct_array(recipients, nn, REGROLEOID,
-												 sizeof(Oid), true, TYPALIGN_INT));
-	values[21] = PointerGetDatum(construct_array(events, nn, TEXTOID,
-												 -1, false, TYPALIGN_INT));
-	values[22] = PointerGetDatum(construct_array(payloads, nn, JSONBOID,
-												 -1, false, TYPALIGN_INT));
-	values[23] = deciders_event ? CStringGetTextDatum(deciders_event) : (Datum) 0;
-	nulls[23] = deciders_event ? ' ' : 'n';
-
-	lockbox_exec(&plan, sql, 24, argtypes, values, nulls, 1);
-	tup = SPI_tuptable->vals[0];
-	td = SPI_tuptable->tupdesc;
-	if (DatumGetInt64(SPI_getbinval(tup, td, 1, &isnull)) != (save ? 1 : 0) ||
-		DatumGetInt64(SPI_getbinval(tup, td, 2, &isnull)) != 1)
-		elog(ERROR, "could not record lockbox request " INT64_FORMAT, r->id);
-	if (DatumGetInt64(SPI_getbinval(tup, td, 3, &isnull)) > 0)
+		initStringInfo(&payload);
+		appendStringInfoChar(&payload, '{');
+		lockbox_json_str(&payload, "event", deciders_event);
+		lockbox_json_raw(&payload, "request_id", psprintf(INT64_FORMAT, r->id));
+		lockbox_json_str(&payload, "tenant", r->tenant);
+		lockbox_json_str(&payload, "state", r->state);
+		lockbox_json_str(&payload, "recipient", lockbox_role_name(lfirst_oid(lc)));
+		appendStringInfoChar(&payload, '}');
+		store_notification(store, r->id, lfirst_oid(lc), deciders_event,
+						   DirectFunctionCall1(jsonb_in, CStringGetDatum(payload.data)),
+						   call->now);
+		notified = true;
+	}
+	lockbox_store_close(store);
+	if (notified)
 		lockbox_wake_worker_at_commit();
 }
 
@@ -764,32 +912,7 @@ refuse_uncovered_cascades(ArrayType *tables)
 Datum
 lockbox_request(PG_FUNCTION_ARGS)
 {
-	static SPIPlanPtr plan = NULL;
-	static const char *sql =
-		"WITH r AS (INSERT INTO lockbox.request (id, tenant, requester, reason, ticket,"
-		"                  tables, access, duration, state, created_at, deadline)"
-		"           VALUES ($20, $1, $2, $3, $4, $5, $6, $7, 'pending_review', $8, $9)"
-		"           RETURNING id),"
-		"     a AS (INSERT INTO lockbox.audit_log (seq, at, session_user_name, actor,"
-		"                  event, request_id, tenant, detail, parents, hash)"
-		"           VALUES ($10, $11, $12, $13, $14, $15, $16, $17, $18, $19) RETURNING seq),"
-		/* the reviewers are told: one notification to lockbox_reviewer */
-		"     i AS (SELECT pg_catalog.nextval('lockbox.notification_id_seq') AS id),"
-		"     n AS (INSERT INTO lockbox.notification"
-		"                  (id, request_id, recipient, event, payload, created_at)"
-		"           SELECT i.id, $20, $21, 'review_requested',"
-		"                  $22 OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('id', i.id),"
-		"                  $8 FROM i RETURNING id),"
-		"     o AS (INSERT INTO lockbox.notify_outbox (notification_id) SELECT n.id FROM n)"
-		" SELECT (SELECT pg_catalog.count(*) FROM r), (SELECT pg_catalog.count(*) FROM a)";
-	Oid			argtypes[22] = {TEXTOID, REGROLEOID, TEXTOID, TEXTOID,
-		REGCLASSARRAYOID, TEXTOID, INTERVALOID, TIMESTAMPTZOID, TIMESTAMPTZOID,
-		/* $10 .. $19: the audit row */
-		INT8OID, TIMESTAMPTZOID, NAMEOID, NAMEOID, TEXTOID, INT8OID, TEXTOID,
-		JSONBOID, INT8ARRAYOID, BYTEAOID,
-	INT8OID, REGROLEOID, JSONBOID};
-	Datum		values[22];
-	char		nulls[22];
+	LockboxStore *store;
 	AuditRow	row;
 	LockboxCall call;
 	Oid			caller = GetUserId();
@@ -803,7 +926,6 @@ lockbox_request(PG_FUNCTION_ARGS)
 	ArrayType  *tables;
 	TimestampTz deadline;
 	int64		id;
-	bool		isnull;
 	StringInfoData table_names;
 	StringInfoData detail;
 
@@ -887,21 +1009,9 @@ lockbox_request(PG_FUNCTION_ARGS)
 		refuse_uncovered_cascades(tables);
 	deadline = add_interval(call.now, &lockbox_review_timeout);
 
-	memset(nulls, ' ', sizeof(nulls));
-	values[0] = CStringGetTextDatum(tenant);
-	values[1] = ObjectIdGetDatum(call.caller);
-	values[2] = CStringGetTextDatum(reason);
-	values[3] = ticket ? CStringGetTextDatum(ticket) : (Datum) 0;
-	nulls[3] = ticket ? ' ' : 'n';
-	values[4] = PointerGetDatum(tables);
-	values[5] = CStringGetTextDatum(access);
-	values[6] = IntervalPGetDatum(&duration);
-	values[7] = TimestampTzGetDatum(call.now);
-	values[8] = TimestampTzGetDatum(deadline);
 	id = nextval_internal(get_relname_relid("request_id_seq",
 											get_namespace_oid("lockbox", false)),
 						  false);
-	values[19] = Int64GetDatum(id);
 
 	initStringInfo(&detail);
 	appendStringInfoChar(&detail, '{');
@@ -913,19 +1023,40 @@ lockbox_request(PG_FUNCTION_ARGS)
 	lockbox_json_str(&detail, "duration", interval_text(&duration));
 	appendStringInfoChar(&detail, '}');
 	lockbox_audit_row(&call, "request", id, tenant, detail.data, &row);
-	memcpy(values + 9, row.values, sizeof(Datum) * LOCKBOX_AUDIT_NARGS);
-	memcpy(nulls + 9, row.nulls, LOCKBOX_AUDIT_NARGS);
 
-	/* (the payload after the audit row: its anchors name it) */
-	values[20] = ObjectIdGetDatum(lockbox_role_oid(LB_REVIEWER));
-	values[21] = lockbox_notification_payload(id, lockbox_role_oid(LB_REVIEWER),
-											  "review_requested", tenant,
-											  "pending_review");
-
-	lockbox_exec(&plan, sql, 22, argtypes, values, nulls, 1);
-	if (DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)) != 1 ||
-		DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull)) != 1)
-		elog(ERROR, "could not insert a lockbox request");
+	store = lockbox_store_open(lengthof(transition_tables), transition_tables);
+	lockbox_store_new_row(store, T_REQUEST);
+	lockbox_store_set(store, T_REQUEST, "id", Int64GetDatum(id), INT8OID, false);
+	lockbox_store_set(store, T_REQUEST, "tenant", CStringGetTextDatum(tenant),
+					  TEXTOID, false);
+	lockbox_store_set(store, T_REQUEST, "requester", ObjectIdGetDatum(call.caller),
+					  REGROLEOID, false);
+	lockbox_store_set(store, T_REQUEST, "reason", CStringGetTextDatum(reason),
+					  TEXTOID, false);
+	lockbox_store_set(store, T_REQUEST, "ticket",
+					  ticket ? CStringGetTextDatum(ticket) : (Datum) 0,
+					  TEXTOID, ticket == NULL);
+	lockbox_store_set(store, T_REQUEST, "tables", PointerGetDatum(tables),
+					  REGCLASSARRAYOID, false);
+	lockbox_store_set(store, T_REQUEST, "access", CStringGetTextDatum(access),
+					  TEXTOID, false);
+	lockbox_store_set(store, T_REQUEST, "duration", IntervalPGetDatum(&duration),
+					  INTERVALOID, false);
+	lockbox_store_set(store, T_REQUEST, "state", CStringGetTextDatum("pending_review"),
+					  TEXTOID, false);
+	lockbox_store_set(store, T_REQUEST, "created_at", TimestampTzGetDatum(call.now),
+					  TIMESTAMPTZOID, false);
+	lockbox_store_set(store, T_REQUEST, "deadline", TimestampTzGetDatum(deadline),
+					  TIMESTAMPTZOID, false);
+	lockbox_store_insert(store, T_REQUEST);
+	lockbox_audit_store(store, T_AUDIT, &row);
+	/* the reviewers are told (the payload after the audit row: its anchors name it) */
+	store_notification(store, id, lockbox_role_oid(LB_REVIEWER), "review_requested",
+					   lockbox_notification_payload(id, lockbox_role_oid(LB_REVIEWER),
+													"review_requested", tenant,
+													"pending_review"),
+					   call.now);
+	lockbox_store_close(store);
 	lockbox_deadline_created(deadline);
 	lockbox_wake_worker_at_commit();
 

@@ -87,6 +87,21 @@ extern int	lockbox_exec(SPIPlanPtr *cache, const char *sql, int nargs,
 						 Oid *argtypes, Datum *values, const char *nulls,
 						 long count);
 
+/* lockbox's own rows, written without the planner (store.c) */
+typedef struct LockboxStore LockboxStore;
+extern LockboxStore *lockbox_store_open(int ntables, const char *const *tables);
+extern void lockbox_store_new_row(LockboxStore *store, int t);
+extern void lockbox_store_set(LockboxStore *store, int t, const char *name,
+							  Datum value, Oid type, bool isnull);
+extern void lockbox_store_insert(LockboxStore *store, int t);
+extern bool lockbox_store_fetch(LockboxStore *store, int t, int64 key);
+extern void lockbox_store_close(LockboxStore *store);
+extern void lockbox_store_update(LockboxStore *store, int t);
+extern List *lockbox_store_read(const char *table, int nkeys, const Datum *keys,
+								Snapshot snapshot, TupleDesc *td);
+extern Datum lockbox_store_get(HeapTuple tup, TupleDesc td, const char *name,
+							   bool *isnull);
+
 /* argument checks (lockbox.c); each ereports with the contract's SQLSTATE */
 extern void lockbox_require_arg(FunctionCallInfo fcinfo, int argno,
 								const char *argname);
@@ -143,6 +158,8 @@ extern void lockbox_audit(LockboxCall *call, const char *event,
 extern void lockbox_audit_row(LockboxCall *call, const char *event,
 							  int64 request_id, const char *tenant,
 							  const char *detail_json, AuditRow *out);
+extern void lockbox_audit_store(LockboxStore *store, int t,
+								const AuditRow *row);
 extern void lockbox_audit_xact(XactEvent event);
 extern void lockbox_audit_subxact(SubXactEvent event, SubTransactionId mySubid,
 								  SubTransactionId parentSubid);
