@@ -119,6 +119,7 @@ lockbox_xact_callback(XactEvent event, void *arg)
 {
 	lockbox_enforce_xact(event);
 	lockbox_protect_xact(event);
+	lockbox_store_xact(event);
 	lockbox_worker_xact(event);
 	lockbox_audit_xact(event);
 }

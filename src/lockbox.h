@@ -96,6 +96,7 @@ extern void lockbox_store_set(LockboxStore *store, int t, const char *name,
 extern void lockbox_store_insert(LockboxStore *store, int t);
 extern bool lockbox_store_fetch(LockboxStore *store, int t, int64 key);
 extern void lockbox_store_close(LockboxStore *store);
+extern void lockbox_store_xact(XactEvent event);
 extern void lockbox_store_update(LockboxStore *store, int t);
 extern List *lockbox_store_read(const char *table, int nkeys, const Datum *keys,
 								Snapshot snapshot, TupleDesc *td);

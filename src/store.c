@@ -40,6 +40,8 @@
 #include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/fmgroids.h"
+#include "utils/inval.h"
+#include "utils/memutils.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/relcache.h"
@@ -68,6 +70,130 @@ struct LockboxStore
 	StoreRel   *rels;
 };
 
+/*
+ * The executor builds a table's CHECK constraints and its partial indexes'
+ * predicates for each ResultRelInfo, from their stored node trees, through
+ * the planner's expression preprocessing: for a store opened at every call
+ * that was a good share of a transition.  They are built once per backend
+ * here, and dropped at any relcache invalidation (a constraint or index
+ * added, dropped or changed invalidates its table).
+ */
+typedef struct ExprCache
+{
+	Oid			relid;
+	int			ncheck;
+	ExprState **checks;			/* in the order of the table's constr->check */
+	int			nindexes;
+	Oid		   *indexes;
+	ExprState **predicates;		/* of indexes[i], NULL for a full index */
+} ExprCache;
+
+static MemoryContext expr_cxt = NULL;
+static List *expr_caches = NIL;
+
+/*
+ * A ResultRelInfo of an open store may be using the expressions when an
+ * invalidation arrives (a trigger of the table's, say, opens a relation):
+ * they are then forgotten at once but freed only once no store is open, or
+ * at the end of the transaction.
+ */
+static int	open_stores = 0;
+static bool expr_stale = false;
+
+static void
+expr_cache_free(void)
+{
+	if (expr_cxt != NULL)
+		MemoryContextReset(expr_cxt);
+	expr_caches = NIL;
+	expr_stale = false;
+}
+
+static void
+expr_cache_inval(Datum arg, Oid relid)
+{
+	expr_caches = NIL;
+	if (open_stores == 0)
+		expr_cache_free();
+	else
+		expr_stale = true;
+}
+
+/* At the end of a transaction: no store is open any more. */
+void
+lockbox_store_xact(XactEvent event)
+{
+	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
+		event == XACT_EVENT_PARALLEL_COMMIT || event == XACT_EVENT_PARALLEL_ABORT ||
+		event == XACT_EVENT_PREPARE)
+	{
+		open_stores = 0;
+		if (expr_stale)
+			expr_cache_free();
+	}
+}
+
+static ExprCache *
+expr_cache(ResultRelInfo *rri)
+{
+	Relation	rel = rri->ri_RelationDesc;
+	TupleConstr *constr = RelationGetDescr(rel)->constr;
+	ListCell   *lc;
+	ExprCache  *c;
+	MemoryContext old;
+
+	foreach(lc, expr_caches)
+	{
+		c = lfirst(lc);
+		if (c->relid == RelationGetRelid(rel))
+			return c;
+	}
+	if (expr_cxt == NULL)
+	{
+		expr_cxt = AllocSetContextCreate(CacheMemoryContext, "lockbox store expressions",
+										 ALLOCSET_SMALL_SIZES);
+		CacheRegisterRelcacheCallback(expr_cache_inval, (Datum) 0);
+	}
+	old = MemoryContextSwitchTo(expr_cxt);
+	c = palloc0(sizeof(ExprCache));
+	c->relid = RelationGetRelid(rel);
+	c->ncheck = constr ? constr->num_check : 0;
+	c->checks = palloc0(sizeof(ExprState *) * Max(c->ncheck, 1));
+	for (int i = 0; i < c->ncheck; i++)
+		c->checks[i] = ExecInitExpr(expression_planner(stringToNode(constr->check[i].ccbin)),
+									NULL);
+	c->nindexes = rri->ri_NumIndices;
+	c->indexes = palloc0(sizeof(Oid) * Max(c->nindexes, 1));
+	c->predicates = palloc0(sizeof(ExprState *) * Max(c->nindexes, 1));
+	for (int i = 0; i < c->nindexes; i++)
+	{
+		IndexInfo  *ii = rri->ri_IndexRelationInfo[i];
+
+		c->indexes[i] = RelationGetRelid(rri->ri_IndexRelationDescs[i]);
+		if (ii->ii_Predicate != NIL)
+			c->predicates[i] = ExecInitQual((List *) expression_planner((Expr *) copyObject(ii->ii_Predicate)),
+											NULL);
+	}
+	expr_caches = lappend(expr_caches, c);
+	MemoryContextSwitchTo(old);
+	return c;
+}
+
+/* Give a ResultRelInfo its table's constraints and predicates, built once. */
+static void
+use_expr_cache(ResultRelInfo *rri)
+{
+	ExprCache  *c = expr_cache(rri);
+
+	if (c->ncheck > 0)
+		rri->ri_ConstraintExprs = c->checks;
+	for (int i = 0; i < rri->ri_NumIndices && i < c->nindexes; i++)
+	{
+		if (c->indexes[i] == RelationGetRelid(rri->ri_IndexRelationDescs[i]))
+			rri->ri_IndexRelationInfo[i]->ii_PredicateState = c->predicates[i];
+	}
+}
+
 /* Open lockbox.<tables[i]> for writing, as table i of the store. */
 LockboxStore *
 lockbox_store_open(int ntables, const char *const *tables)
@@ -77,6 +203,7 @@ lockbox_store_open(int ntables, const char *const *tables)
 	List	   *rtable = NIL;
 	EState	   *estate;
 
+	open_stores++;
 	store->nrels = ntables;
 	store->rels = palloc0(sizeof(StoreRel) * ntables);
 	for (int i = 0; i < ntables; i++)
@@ -108,7 +235,10 @@ lockbox_store_open(int ntables, const char *const *tables)
 		estate->es_opened_result_relations =
 			lappend(estate->es_opened_result_relations, r->rri);
 		if (r->rel->rd_rel->relkind != RELKIND_PARTITIONED_TABLE)
+		{
 			ExecOpenIndices(r->rri, false);
+			use_expr_cache(r->rri);
+		}
 		/* (virtual: its values are the row, whatever was fetched into it) */
 		r->slot = ExecInitExtraTupleSlot(estate, RelationGetDescr(r->rel),
 										 &TTSOpsVirtual);
@@ -363,6 +493,8 @@ lockbox_store_close(LockboxStore *store)
 	FreeExecutorState(estate);
 	for (int i = 0; i < store->nrels; i++)
 		table_close(store->rels[i].rel, NoLock);
+	if (--open_stores == 0 && expr_stale)
+		expr_cache_free();
 	CommandCounterIncrement();
 }
 
