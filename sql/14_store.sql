@@ -1,0 +1,108 @@
+--
+-- 14_store: the lifecycle functions write lockbox's rows without the planner
+-- (src/store.c), yet as an INSERT or UPDATE would:
+--
+--   1. CHECK constraints hold, one added after this backend wrote rows too;
+--   2. an index added later gets the rows written after it (a partial one
+--      only those its predicate takes);
+--   3. triggers a DBA puts on lockbox's tables fire: row and statement,
+--      before and after, in the order an INSERT or UPDATE fires them.
+--
+\set VERBOSITY default
+\set SHOW_CONTEXT never
+
+SET client_min_messages = warning;
+DROP ROLE IF EXISTS regress_st_eng, regress_st_rev, regress_st_app;
+RESET client_min_messages;
+CREATE ROLE regress_st_eng IN ROLE lockbox_engineer;
+CREATE ROLE regress_st_rev IN ROLE lockbox_reviewer;
+CREATE ROLE regress_st_app IN ROLE lockbox_approver;
+SELECT lockbox_add_tenant('regress_st');
+SELECT lockbox_add_approver('regress_st', 'regress_st_app');
+CREATE TABLE regress_st_data (tenant text NOT NULL, v int);
+SELECT lockbox_protect('regress_st_data', tenant_column => 'tenant');
+
+-- (earlier files tamper with the audit on purpose: this file's rows are
+-- verified from an anchor taken now)
+SELECT max(seq) AS anchor_seq FROM lockbox.audit_log \gset
+SELECT encode(hash, 'hex') AS anchor_hash FROM lockbox.audit_log WHERE seq = :anchor_seq \gset
+
+-- the backend writes rows, so that its tables' expressions are built
+SET ROLE regress_st_eng;
+SELECT lockbox_request('regress_st', 'the first request of this file') AS r1 \gset
+SELECT lockbox_cancel(:r1);
+RESET ROLE;
+
+-- 1. a CHECK constraint added now applies to the next write
+ALTER TABLE lockbox.request ADD CONSTRAINT regress_st_check CHECK (reason !~ 'forbidden');
+SET ROLE regress_st_eng;
+CALL regress_try($$SELECT lockbox_request('regress_st', 'a forbidden word in this reason')$$,
+				 show_message => false);
+RESET ROLE;
+ALTER TABLE lockbox.request DROP CONSTRAINT regress_st_check;
+-- nothing of the refused request was written
+SELECT count(*) AS requests_with_the_word FROM lockbox.request WHERE reason ~ 'forbidden';
+
+-- 2. a partial index added now
+CREATE INDEX regress_st_ended_idx ON lockbox.notification (id) WHERE event = 'access_ended';
+CREATE INDEX regress_st_state_idx ON lockbox.request (state, id);
+
+-- 3. triggers
+CREATE TABLE regress_st_seen (n serial, tbl text, op text, level text, time text, what text);
+CREATE FUNCTION regress_st_note() RETURNS trigger LANGUAGE plpgsql AS $fn$
+BEGIN
+	INSERT INTO public.regress_st_seen (tbl, op, level, time, what)
+	VALUES (TG_TABLE_NAME, TG_OP, TG_LEVEL, TG_WHEN,
+			CASE WHEN TG_LEVEL = 'ROW' THEN
+				 coalesce(to_jsonb(NEW) ->> 'state', to_jsonb(NEW) ->> 'event') END);
+	RETURN NEW;
+END
+$fn$;
+CREATE TRIGGER regress_st_bs BEFORE INSERT OR UPDATE ON lockbox.request
+	FOR EACH STATEMENT EXECUTE FUNCTION regress_st_note();
+CREATE TRIGGER regress_st_br BEFORE INSERT OR UPDATE ON lockbox.request
+	FOR EACH ROW EXECUTE FUNCTION regress_st_note();
+CREATE TRIGGER regress_st_ar AFTER INSERT ON lockbox.notification
+	FOR EACH ROW EXECUTE FUNCTION regress_st_note();
+CREATE TRIGGER regress_st_as AFTER INSERT ON lockbox.audit_log
+	FOR EACH STATEMENT EXECUTE FUNCTION regress_st_note();
+
+SET ROLE regress_st_eng;
+SELECT lockbox_request('regress_st', 'the second request of this file') AS r2 \gset
+SET ROLE regress_st_rev;
+SELECT lockbox_approve(:r2);
+SET ROLE regress_st_app;
+SELECT lockbox_approve(:r2);
+SET ROLE regress_st_eng;
+SELECT lockbox_close(:r2);
+RESET ROLE;
+SELECT tbl, op, level, time, what FROM regress_st_seen ORDER BY n;
+
+DROP TRIGGER regress_st_bs ON lockbox.request;
+DROP TRIGGER regress_st_br ON lockbox.request;
+DROP TRIGGER regress_st_ar ON lockbox.notification;
+DROP TRIGGER regress_st_as ON lockbox.audit_log;
+
+-- the indexes hold what a scan of the table finds
+SET enable_seqscan = off;
+SET enable_bitmapscan = off;
+SELECT count(*) AS ended_by_index FROM lockbox.notification
+ WHERE event = 'access_ended' AND request_id = :r2;
+SELECT state FROM lockbox.request WHERE state = 'closed' AND id = :r2;
+RESET enable_seqscan;
+RESET enable_bitmapscan;
+SELECT count(*) AS ended_by_scan FROM lockbox.notification
+ WHERE event = 'access_ended' AND request_id = :r2;
+DROP INDEX lockbox.regress_st_ended_idx;
+DROP INDEX lockbox.regress_st_state_idx;
+
+-- the audit verifies: every row since the anchor
+SELECT ok, rows_checked = (SELECT count(*) FROM lockbox.audit_log WHERE seq >= :anchor_seq)
+	   AS every_row FROM lockbox_verify_audit(:anchor_seq, :'anchor_hash');
+
+DROP TABLE regress_st_seen;
+DROP FUNCTION regress_st_note();
+SELECT lockbox_unprotect('regress_st_data');
+DROP TABLE regress_st_data;
+SELECT lockbox_remove_tenant('regress_st');
+DROP ROLE regress_st_eng, regress_st_rev, regress_st_app;
