@@ -1824,11 +1824,17 @@ lockbox_verify_audit_archive(PG_FUNCTION_ARGS)
 	lockbox_enter_read(&call);
 	memset(&archive, 0, sizeof(archive));
 	nsp = get_namespace_oid("lockbox_archive", true);
+	if (get_rel_name(relid) == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation with OID %u does not exist", relid)));
 	if (get_rel_relkind(relid) != RELKIND_RELATION ||
 		!OidIsValid(nsp) || get_rel_namespace(relid) != nsp)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("relation with OID %u is no lockbox audit archive", relid),
+				 errmsg("relation \"%s\" is no lockbox audit archive",
+						quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+												   get_rel_name(relid))),
 				 errdetail("Archives are the tables of schema lockbox_archive that lockbox_archive_audit() made.")));
 	archive.relid = relid;
 	archive.relname = quote_qualified_identifier("lockbox_archive",
@@ -1938,7 +1944,8 @@ lockbox_audit_move_default(PG_FUNCTION_ARGS)
 	if (!fits)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("relation with OID %u is no new partition of lockbox.audit_log for that month", part)));
+				 errmsg("relation \"%s\" is no new partition of lockbox.audit_log for that month",
+						get_rel_name(part) ? get_rel_name(part) : "?")));
 	partname = quote_qualified_identifier("lockbox", get_rel_name(part));
 	def = get_relname_relid("audit_log_default", get_namespace_oid("lockbox", false));
 
