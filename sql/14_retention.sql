@@ -62,6 +62,10 @@ CALL regress_try($$SET LOCAL session_replication_role = replica;
 CALL regress_try('DELETE FROM lockbox.audit_anchor');
 CALL regress_try('TRUNCATE lockbox.audit_anchor');
 ROLLBACK;
+-- nor detaches or drops one: a superuser neither
+CALL regress_try('ALTER TABLE lockbox.audit_log DETACH PARTITION lockbox.audit_log_default');
+CALL regress_try('ALTER TABLE lockbox.audit_log DETACH PARTITION lockbox.audit_log_default CONCURRENTLY');
+CALL regress_try('DROP TABLE lockbox.audit_log_default');
 -- the move out of the default partition takes only a new month's partition
 CALL regress_try($$SELECT lockbox.audit_move_default('lockbox.request', '2001-01-01 00:00+00', '2001-02-01 00:00+00')$$);
 -- a non-superuser DBA, an auditor: no archiving, no DDL on the partitions

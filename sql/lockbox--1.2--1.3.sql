@@ -193,7 +193,7 @@ BEGIN
 			CONTINUE;
 		END IF;
 		IF to_regclass('lockbox.' || quote_ident(name)) IS NOT NULL THEN
-			RAISE EXCEPTION 'relation "lockbox.%" already exists and is no partition of lockbox.audit_log', name
+			RAISE EXCEPTION 'relation "lockbox.%" already exists and is no partition of table "lockbox.audit_log"', name
 				USING ERRCODE = 'duplicate_table';
 		END IF;
 		-- only this transaction attaches partitions and moves rows now
@@ -323,7 +323,7 @@ BEGIN
 	END IF;
 	SELECT n.oid INTO nsp FROM pg_namespace n WHERE n.nspname = 'lockbox_archive';
 	IF (SELECT n.nspowner FROM pg_namespace n WHERE n.oid = nsp) <> owner THEN
-		RAISE EXCEPTION 'schema "lockbox_archive" is not owned by the owner of lockbox.audit_log'
+		RAISE EXCEPTION 'schema "lockbox_archive" is not owned by the owner of table "lockbox.audit_log"'
 			USING ERRCODE = 'insufficient_privilege',
 				  HINT = 'The archives go to schema lockbox_archive, which must belong to the extension owner: drop or rename the other one.';
 	END IF;

@@ -31,6 +31,7 @@
 
 #include "access/xact.h"
 #include "catalog/namespace.h"
+#include "catalog/partition.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "commands/dbcommands.h"
@@ -128,6 +129,9 @@ static List *pending_rows = NIL;
 
 /* the default partition whose rows lockbox_audit_move_default is moving */
 static Oid	audit_move_relid = InvalidOid;
+
+/* lockbox_archive_audit is detaching partitions */
+static bool audit_archiving = false;
 
 /* where verification takes rows and parents from, when not the live log */
 typedef struct ArchiveSource
@@ -1944,8 +1948,9 @@ lockbox_audit_move_default(PG_FUNCTION_ARGS)
 	if (!fits)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("relation \"%s\" is no new partition of lockbox.audit_log for that month",
-						get_rel_name(part) ? get_rel_name(part) : "?")));
+				 errmsg("relation \"%s\" is no new partition of table \"lockbox.audit_log\" for that month",
+						get_rel_name(part) ? quote_qualified_identifier(get_namespace_name(get_rel_namespace(part)),
+																		get_rel_name(part)) : "?")));
 	partname = quote_qualified_identifier("lockbox", get_rel_name(part));
 	def = get_relname_relid("audit_log_default", get_namespace_oid("lockbox", false));
 
@@ -2064,11 +2069,20 @@ lockbox_archive_audit(PG_FUNCTION_ARGS)
 	values[1] = PointerGetDatum(construct_array(tip_datums, ntips, INT8OID,
 												sizeof(int64), FLOAT8PASSBYVAL,
 												TYPALIGN_DOUBLE));
-	lockbox_exec(&archive_plan,
-				 "SELECT archive, range_start, range_end, first_seq, last_seq,"
-				 "       row_count, digest"
-				 "  FROM lockbox.audit_archive($1, $2)",
-				 2, argtypes, values, NULL, 0);
+	audit_archiving = true;
+	PG_TRY();
+	{
+		lockbox_exec(&archive_plan,
+					 "SELECT archive, range_start, range_end, first_seq, last_seq,"
+					 "       row_count, digest"
+					 "  FROM lockbox.audit_archive($1, $2)",
+					 2, argtypes, values, NULL, 0);
+	}
+	PG_FINALLY();
+	{
+		audit_archiving = false;
+	}
+	PG_END_TRY();
 	archived = SPI_tuptable;
 	narchived = SPI_processed;
 
@@ -2107,4 +2121,77 @@ lockbox_archive_audit(PG_FUNCTION_ARGS)
 	}
 	lockbox_leave(&call);
 	return (Datum) 0;
+}
+
+/* Is relid a partition of lockbox.audit_log? */
+static bool
+is_audit_partition(Oid relid)
+{
+	Oid			nsp;
+	Oid			parent;
+
+	if (!OidIsValid(relid) || !get_rel_relispartition(relid))
+		return false;
+	nsp = get_namespace_oid("lockbox", true);
+	if (!OidIsValid(nsp))
+		return false;
+	parent = get_partition_parent(relid, true);
+	return OidIsValid(parent) && parent == get_relname_relid("audit_log", nsp);
+}
+
+static void
+refuse_partition_change(const char *what, Oid relid)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("cannot %s partition \"lockbox.%s\" of table \"lockbox.audit_log\"",
+					what, get_rel_name(relid)),
+			 errdetail("The audit's rows leave it only through lockbox_archive_audit(), which records it."),
+			 errhint("Archive whole months with SELECT * FROM lockbox_archive_audit(before).")));
+}
+
+/*
+ * The utility hook: a partition of lockbox.audit_log is neither detached nor
+ * dropped, by anyone, but by lockbox_archive_audit().  (TRUNCATE is refused
+ * by each partition's trigger.)
+ */
+void
+lockbox_audit_utility(Node *node)
+{
+	if (audit_archiving || node == NULL)
+		return;
+	if (IsA(node, AlterTableStmt))
+	{
+		AlterTableStmt *stmt = (AlterTableStmt *) node;
+		ListCell   *lc;
+
+		foreach(lc, stmt->cmds)
+		{
+			AlterTableCmd *cmd = (AlterTableCmd *) lfirst(lc);
+			PartitionCmd *pcmd;
+			Oid			relid;
+
+			if (cmd->subtype != AT_DetachPartition &&
+				cmd->subtype != AT_DetachPartitionFinalize)
+				continue;
+			pcmd = (PartitionCmd *) cmd->def;
+			relid = RangeVarGetRelid(pcmd->name, NoLock, true);
+			if (is_audit_partition(relid))
+				refuse_partition_change("detach", relid);
+		}
+	}
+	else if (IsA(node, DropStmt) &&
+			 ((DropStmt *) node)->removeType == OBJECT_TABLE)
+	{
+		ListCell   *lc;
+
+		foreach(lc, ((DropStmt *) node)->objects)
+		{
+			RangeVar   *rv = makeRangeVarFromNameList((List *) lfirst(lc));
+			Oid			relid = RangeVarGetRelid(rv, NoLock, true);
+
+			if (is_audit_partition(relid))
+				refuse_partition_change("drop", relid);
+		}
+	}
 }

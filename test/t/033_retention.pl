@@ -134,6 +134,9 @@ is(sqlstate('ret_dba', 'DROP TABLE lockbox.audit_log_2026_01'), '42501', '... no
 is(sqlstate('ret_dba', 'ALTER TABLE lockbox.audit_log DETACH PARTITION lockbox.audit_log_2026_01'), '42501',
 	'... nor detach one');
 is(sqlstate(undef, 'TRUNCATE lockbox.audit_log_2026_01'), '42501', 'a superuser cannot truncate a partition');
+is(sqlstate(undef, 'DROP TABLE lockbox.audit_log_2026_01'), '42501', '... nor drop one');
+is(sqlstate(undef, 'ALTER TABLE lockbox.audit_log DETACH PARTITION lockbox.audit_log_2026_01'), '42501',
+	'... nor detach one');
 is(sqlstate(undef, 'DELETE FROM lockbox.audit_log_2026_01'), '42501', '... nor delete from one');
 is(sqlstate(undef, "SET session_replication_role = replica; UPDATE lockbox.audit_log_2026_01 SET event = 'x'"),
 	'42501', '... nor update one as a replica');
