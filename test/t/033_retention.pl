@@ -236,6 +236,34 @@ sql("INSERT INTO lockbox_archive.audit_log_2026_01 SELECT (\$\$$saved\$\$::lockb
 is(sql("SELECT ok FROM lockbox_verify_audit_archive('lockbox_archive.audit_log_2026_01')"), 't',
 	'and verifies again once put back');
 
+# --- archiving while audit rows are written --------------------------------------
+# A transaction that wrote an audit row and has not committed holds the
+# archive back; a writer that comes after the archive waits for it; both rows
+# end in the live log, linked, and everything verifies.
+my $w1 = $node->background_psql('ret');
+$w1->query_safe("BEGIN; SELECT lockbox_add_tenant('race_one');");
+my $arc = $node->background_psql('ret');
+$arc->query_until(qr/archiving/,
+	"\\echo archiving\nSELECT archive || ' ' || row_count FROM lockbox_archive_audit('2026-04-01');\n");
+$node->poll_query_until('ret', q{SELECT count(*) = 1 FROM pg_stat_activity
+	WHERE query LIKE '%lockbox_archive_audit(''2026-04-01'')%' AND wait_event_type = 'Lock'})
+  or die 'the archive did not wait';
+ok(1, 'the archive waits for a transaction that wrote an audit row');
+my $w2 = $node->background_psql('ret');
+$w2->query_until(qr/writing/, "\\echo writing\nSELECT lockbox_add_tenant('race_two');\n");
+$node->poll_query_until('ret', q{SELECT count(*) = 1 FROM pg_stat_activity
+	WHERE query LIKE '%race_two%' AND wait_event_type = 'Lock'})
+  or die 'the second writer did not wait';
+ok(1, 'a writer that comes after the archive waits for it');
+$w1->query_safe('COMMIT');
+$arc->quit;
+$w2->quit;
+like($arc->{stdout}, qr/lockbox_archive\.audit_log_2026_03 \d+/, 'then March is archived');
+is(sql(q{SELECT count(*) FROM lockbox.audit_log WHERE tenant IN ('race_one', 'race_two') AND event = 'add_tenant'}),
+	'2', 'both rows are in the live log');
+is(sql('SELECT ok FROM lockbox_verify_audit()'), 't', 'the live log verifies');
+is(sql("SELECT ok FROM lockbox_verify_audit_archive('lockbox_archive.audit_log_2026_03')"), 't', 'and so does March');
+
 # --- an archive dumped and restored elsewhere verifies there -------------------
 my $tmp = PostgreSQL::Test::Utils::tempdir;
 $node->command_ok([ 'pg_dump', '-d', $node->connstr('ret'), '-t', 'lockbox_archive.audit_log_2026_01',
