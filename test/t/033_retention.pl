@@ -295,4 +295,11 @@ is($r->('SELECT ok FROM lockbox_verify_audit()'), 't', 'the restored audit takes
 is($r->("SELECT ok FROM lockbox_verify_audit_archive('lockbox_archive.audit_log_2026_01')"), 't',
 	'the restored archives verify');
 
+# --- uninstalling leaves the archives ------------------------------------------
+$r->(q{SELECT lockbox_unprotect('acme_data'); DROP EXTENSION lockbox});
+is($r->(q{SELECT string_agg(relname, ' ' ORDER BY relname) FROM pg_class
+		  WHERE relnamespace = 'lockbox_archive'::regnamespace AND relkind = 'r'}),
+	'audit_log_2026_01 audit_log_2026_02 audit_log_2026_03', 'DROP EXTENSION leaves the archives');
+is($r->(q{SELECT count(*) FROM pg_namespace WHERE nspname = 'lockbox'}), '0', '... and drops the rest');
+
 done_testing();
