@@ -162,7 +162,8 @@ COMMENT ON TABLE lockbox.audit_anchor IS
 
 -- The monthly partitions: the one of each month from "from" to "upto"
 -- (UTC), and of every month that has rows in lockbox.audit_log_default,
--- which move there.  Returns how many partitions it created.  The worker
+-- which move there.  Returns how many partitions it created, -1 when the
+-- log has no row yet (and it did nothing).  The worker
 -- calls it every few minutes, lockbox_archive_audit() before it archives.
 CREATE FUNCTION lockbox.audit_partitions(from_at timestamptz, upto timestamptz)
 	RETURNS integer LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
@@ -176,6 +177,13 @@ DECLARE
 	months timestamptz[];
 	has_rows boolean;
 BEGIN
+	-- An empty log (a new install, or a restore before its data) gets no
+	-- partition yet: those of a restore are all created before any row
+	-- comes, and must not collide with ours.  The first row waits in the
+	-- default partition.
+	IF NOT EXISTS (SELECT 1 FROM lockbox.audit_log) THEN
+		RETURN -1;
+	END IF;
 	months := ARRAY(
 		SELECT g FROM generate_series(date_trunc('month', from_at, 'UTC'),
 									  date_trunc('month', upto, 'UTC'), interval '1 month') g
@@ -196,8 +204,11 @@ BEGIN
 			RAISE EXCEPTION 'relation "lockbox.%" already exists and is no partition of table "lockbox.audit_log"', name
 				USING ERRCODE = 'duplicate_table';
 		END IF;
-		-- only this transaction attaches partitions and moves rows now
-		LOCK TABLE lockbox.audit_log IN SHARE UPDATE EXCLUSIVE MODE;
+		-- No audit row is being written meanwhile: a writer that had routed
+		-- a row to the default partition before the ATTACH would fail its
+		-- partition constraint after it.  Writers wait for this transaction,
+		-- readers do not.
+		LOCK TABLE lockbox.audit_log IN EXCLUSIVE MODE;
 		EXECUTE format('CREATE TABLE lockbox.%I (LIKE lockbox.audit_log INCLUDING DEFAULTS INCLUDING STORAGE)', name);
 		has_rows := EXISTS (SELECT 1 FROM ONLY lockbox.audit_log_default d
 							 WHERE d.at >= lo AND d.at < hi);

@@ -1442,15 +1442,17 @@ db_worker_pass(MemoryContext passcxt, TimestampTz *next_deadline,
 
 	/*
 	 * The audit's partitions: this month's and the next two, and the month
-	 * of any row a clock put into the default partition; every 10 minutes.
+	 * of any row a clock put into the default partition; every 10 minutes,
+	 * every pass while the log is still empty.
 	 */
 	if (GetCurrentTimestamp() >= next_partitions_at && !RecoveryInProgress())
 	{
 		if (!in_transaction(passcxt, "lockbox: creating the audit's partitions",
 							step_partitions, NULL, &n))
 			return false;
-		next_partitions_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-														 10 * 60 * 1000);
+		/* an empty log: look again at the next pass */
+		next_partitions_at = n < 0 ? 0 :
+			TimestampTzPlusMilliseconds(GetCurrentTimestamp(), 10 * 60 * 1000);
 	}
 
 	/* the audit's heads, for anyone to keep outside the database */
