@@ -163,7 +163,7 @@ COMMENT ON TABLE lockbox.audit_anchor IS
 -- The monthly partitions: the one of each month from "from" to "upto"
 -- (UTC), and of every month that has rows in lockbox.audit_log_default,
 -- which move there.  Returns how many partitions it created, -1 when the
--- log has no row yet (and it did nothing).  The worker
+-- log has no row yet, -2 when the log is busy (and it did nothing).  The worker
 -- calls it every few minutes, lockbox_archive_audit() before it archives.
 CREATE FUNCTION lockbox.audit_partitions(from_at timestamptz, upto timestamptz)
 	RETURNS integer LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
@@ -175,7 +175,7 @@ DECLARE
 	name text;
 	made integer := 0;
 	months timestamptz[];
-	has_rows boolean;
+	moving boolean;
 BEGIN
 	-- An empty log (a new install, or a restore before its data) gets no
 	-- partition yet: those of a restore are all created before any row
@@ -190,6 +190,34 @@ BEGIN
 		UNION
 		SELECT DISTINCT date_trunc('month', d.at, 'UTC') FROM ONLY lockbox.audit_log_default d
 		ORDER BY 1);
+	IF NOT EXISTS (SELECT 1 FROM unnest(months) g
+					WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i
+									   JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid
+									  WHERE i.inhparent = 'lockbox.audit_log'::regclass
+										AND c.relname = 'audit_log_' || to_char(g AT TIME ZONE 'UTC', 'YYYY_MM'))) THEN
+		RETURN 0;
+	END IF;
+	-- Rows to move out of the default partition: nobody reads or writes the
+	-- log meanwhile (a query that planned without the new partition would
+	-- miss them).  Else no audit row is written meanwhile (a writer that had
+	-- routed a row to the default partition before the ATTACH would fail its
+	-- partition constraint after it); readers go on.  Never waiting: with a
+	-- lock held elsewhere (a long reader, a writer not yet committed), the
+	-- worker tries again at its next pass.
+	moving := EXISTS (SELECT 1 FROM ONLY lockbox.audit_log_default);
+	BEGIN
+		IF moving THEN
+			LOCK TABLE lockbox.audit_log IN ACCESS EXCLUSIVE MODE NOWAIT;
+		ELSE
+			LOCK TABLE lockbox.audit_log IN EXCLUSIVE MODE NOWAIT;
+			LOCK TABLE lockbox.audit_log_default IN ACCESS EXCLUSIVE MODE NOWAIT;
+		END IF;
+	EXCEPTION WHEN lock_not_available THEN
+		RETURN -2;
+	END;
+	IF NOT moving AND EXISTS (SELECT 1 FROM ONLY lockbox.audit_log_default) THEN
+		RETURN -2;			/* a row came meanwhile: next time */
+	END IF;
 	FOREACH m IN ARRAY months LOOP
 		lo := m;
 		hi := ((m AT TIME ZONE 'UTC') + interval '1 month') AT TIME ZONE 'UTC';
@@ -204,16 +232,8 @@ BEGIN
 			RAISE EXCEPTION 'relation "lockbox.%" already exists and is no partition of table "lockbox.audit_log"', name
 				USING ERRCODE = 'duplicate_table';
 		END IF;
-		-- No audit row is being written meanwhile: a writer that had routed
-		-- a row to the default partition before the ATTACH would fail its
-		-- partition constraint after it.  Writers wait for this transaction,
-		-- readers do not.
-		LOCK TABLE lockbox.audit_log IN EXCLUSIVE MODE;
 		EXECUTE format('CREATE TABLE lockbox.%I (LIKE lockbox.audit_log INCLUDING DEFAULTS INCLUDING STORAGE)', name);
-		has_rows := EXISTS (SELECT 1 FROM ONLY lockbox.audit_log_default d
-							 WHERE d.at >= lo AND d.at < hi);
-		IF has_rows THEN
-			LOCK TABLE lockbox.audit_log_default IN ACCESS EXCLUSIVE MODE;
+		IF EXISTS (SELECT 1 FROM ONLY lockbox.audit_log_default d WHERE d.at >= lo AND d.at < hi) THEN
 			PERFORM lockbox.audit_move_default(format('lockbox.%I', name)::regclass, lo, hi);
 		END IF;
 		EXECUTE format('ALTER TABLE lockbox.audit_log ATTACH PARTITION lockbox.%I'

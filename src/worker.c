@@ -1450,7 +1450,7 @@ db_worker_pass(MemoryContext passcxt, TimestampTz *next_deadline,
 		if (!in_transaction(passcxt, "lockbox: creating the audit's partitions",
 							step_partitions, NULL, &n))
 			return false;
-		/* an empty log: look again at the next pass */
+		/* an empty or busy log: look again at the next pass */
 		next_partitions_at = n < 0 ? 0 :
 			TimestampTzPlusMilliseconds(GetCurrentTimestamp(), 10 * 60 * 1000);
 	}
