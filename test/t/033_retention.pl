@@ -149,6 +149,14 @@ is(sqlstate(undef, "SELECT * FROM lockbox_archive_audit('2026-01-31')"), '22023'
 	'no whole month before before: 22023');
 is(sql('SELECT count(*) FROM lockbox.audit_log'), $total, 'nothing changed');
 
+# a DBA who may create schemas takes lockbox_archive first: archiving refuses
+sql('GRANT CREATE ON DATABASE ret TO ret_dba');
+as_role('ret_dba', 'CREATE SCHEMA lockbox_archive');
+is(sqlstate(undef, "SELECT * FROM lockbox_archive_audit('2026-03-01')"), '42501',
+	'a schema lockbox_archive of another owner is refused');
+is(sql('SELECT count(*) FROM lockbox.audit_log'), $total, 'nothing changed');
+sql('DROP SCHEMA lockbox_archive; REVOKE CREATE ON DATABASE ret FROM ret_dba');
+
 # --- archive January and February --------------------------------------------
 my $t0 = time();
 my $out = sql(q{SELECT archive, range_start, range_end, first_seq, last_seq, row_count, digest
@@ -174,6 +182,11 @@ is(sql('SELECT count(*) FROM lockbox.audit_log'), $total - $arch[0][5] - $arch[1
 	'the live log keeps the rest and the two audit_archived rows');
 ok(sql('SELECT count(*) FROM lockbox.audit_anchor') >= 1, 'the links into the archive are anchored');
 is(sqlstate(undef, "SELECT * FROM lockbox_archive_audit('2026-03-01')"), '22023', 'archiving again: nothing to archive');
+is(sqlstate('ret_dba', 'SELECT count(*) FROM lockbox_archive.audit_log_2026_01'), '42501',
+	'a non-superuser DBA cannot read an archive');
+is(sqlstate('ret_dba', 'DROP TABLE lockbox_archive.audit_log_2026_01'), '42501', '... nor drop it');
+is(sqlstate('ret_aud', 'SELECT count(*) FROM lockbox_archive.audit_log_2026_01'), '42501',
+	'an auditor verifies an archive but does not read it');
 
 # --- the rest verifies, each archive verifies ---------------------------------
 is(sql('SELECT ok FROM lockbox_verify_audit()'), 't', 'what remains verifies');
