@@ -87,7 +87,8 @@ SELECT detail AS original_detail FROM lockbox.audit_log WHERE seq = :review_seq 
 ALTER TABLE lockbox.audit_log DISABLE TRIGGER USER;
 UPDATE lockbox.audit_log SET detail = detail || '{"comment": "nothing to see"}'
  WHERE seq = :review_seq;
-ALTER TABLE lockbox.audit_log ENABLE TRIGGER USER;
+ALTER TABLE lockbox.audit_log ENABLE ALWAYS TRIGGER audit_log_append_only,
+	ENABLE ALWAYS TRIGGER audit_log_no_truncate;
 SET SESSION AUTHORIZATION regress_nora;
 SELECT ok, first_bad_seq = :review_seq AS edited_row_named
   FROM lockbox_verify_audit();
@@ -97,7 +98,8 @@ SELECT ok, first_bad_seq = :review_seq AS edited_row_named
 RESET SESSION AUTHORIZATION;
 ALTER TABLE lockbox.audit_log DISABLE TRIGGER USER;
 UPDATE lockbox.audit_log SET detail = :'original_detail' WHERE seq = :review_seq;
-ALTER TABLE lockbox.audit_log ENABLE TRIGGER USER;
+ALTER TABLE lockbox.audit_log ENABLE ALWAYS TRIGGER audit_log_append_only,
+	ENABLE ALWAYS TRIGGER audit_log_no_truncate;
 SELECT ok, first_bad_seq FROM lockbox_verify_audit();
 
 -- ---------------------------------------------------------------------
@@ -106,7 +108,8 @@ SELECT ok, first_bad_seq FROM lockbox_verify_audit();
 -- ---------------------------------------------------------------------
 ALTER TABLE lockbox.audit_log DISABLE TRIGGER USER;
 DELETE FROM lockbox.audit_log WHERE seq = :newest_seq;
-ALTER TABLE lockbox.audit_log ENABLE TRIGGER USER;
+ALTER TABLE lockbox.audit_log ENABLE ALWAYS TRIGGER audit_log_append_only,
+	ENABLE ALWAYS TRIGGER audit_log_no_truncate;
 SELECT ok, first_bad_seq = :newest_seq AS deleted_row_named
   FROM lockbox_verify_audit();
 
@@ -116,7 +119,8 @@ SELECT ok, first_bad_seq = :newest_seq AS deleted_row_named
 -- ---------------------------------------------------------------------
 ALTER TABLE lockbox.audit_log DISABLE TRIGGER USER;
 DELETE FROM lockbox.audit_log WHERE seq = :approval_seq;
-ALTER TABLE lockbox.audit_log ENABLE TRIGGER USER;
+ALTER TABLE lockbox.audit_log ENABLE ALWAYS TRIGGER audit_log_append_only,
+	ENABLE ALWAYS TRIGGER audit_log_no_truncate;
 SELECT v.ok, v.first_bad_seq = :close_seq AS next_row_named,
 	   :approval_seq = ANY (a.parents) AS it_names_the_deleted_row
   FROM lockbox_verify_audit() v

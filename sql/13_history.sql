@@ -165,12 +165,14 @@ SELECT detail AS original_detail FROM lockbox.audit_log WHERE seq = :edited_seq 
 ALTER TABLE lockbox.audit_log DISABLE TRIGGER USER;
 UPDATE lockbox.audit_log SET detail = detail || '{"note": "rewritten"}'
  WHERE seq = :edited_seq;
-ALTER TABLE lockbox.audit_log ENABLE TRIGGER USER;
+ALTER TABLE lockbox.audit_log ENABLE ALWAYS TRIGGER audit_log_append_only,
+	ENABLE ALWAYS TRIGGER audit_log_no_truncate;
 SELECT ok, first_bad_seq = :edited_seq AS edited_row_named
   FROM lockbox_verify_audit(:anchor_seq, :'anchor_hash');
 ALTER TABLE lockbox.audit_log DISABLE TRIGGER USER;
 UPDATE lockbox.audit_log SET detail = :'original_detail' WHERE seq = :edited_seq;
-ALTER TABLE lockbox.audit_log ENABLE TRIGGER USER;
+ALTER TABLE lockbox.audit_log ENABLE ALWAYS TRIGGER audit_log_append_only,
+	ENABLE ALWAYS TRIGGER audit_log_no_truncate;
 SELECT ok FROM lockbox_verify_audit(:anchor_seq, :'anchor_hash');
 -- bad arguments
 CALL regress_try('SELECT lockbox_verify_audit(NULL, repeat(''0'', 64))');

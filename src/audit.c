@@ -31,6 +31,8 @@
 
 #include "access/xact.h"
 #include "catalog/namespace.h"
+#include "catalog/partition.h"
+#include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "commands/dbcommands.h"
 #include "commands/sequence.h"
@@ -41,6 +43,7 @@
 #include "miscadmin.h"
 #include "port/pg_bswap.h"
 #include "storage/shmem.h"
+#include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/json.h"
@@ -51,6 +54,7 @@
 #include "utils/guc.h"
 #include "utils/hsearch.h"
 #include "utils/snapmgr.h"
+#include "utils/tuplestore.h"
 #include "utils/varlena.h"
 
 #include "lockbox.h"
@@ -122,6 +126,30 @@ typedef struct PendingRow
 } PendingRow;
 
 static List *pending_rows = NIL;
+
+/* the default partition whose rows lockbox_audit_move_default is moving */
+static Oid	audit_move_relid = InvalidOid;
+
+/* lockbox_archive_audit is detaching partitions */
+static bool audit_archiving = false;
+
+/* where verification takes rows and parents from, when not the live log */
+typedef struct ArchiveSource
+{
+	Oid			relid;			/* the archive table */
+	char	   *relname;		/* its name, schema-qualified and quoted */
+	int			nanchors;		/* the parents it links outside itself */
+	AuditTip   *anchors;		/* (AuditTip: a seq and its hash) */
+	SPIPlanPtr	lookup;			/* a row's hash by seq, from the archive */
+	Jsonb	   *meta;			/* its comment: range, seqs, rows, digest */
+	/* the outcome */
+	bool		ok;
+	int64		checked;
+	int64		first_bad;
+	int64		first_seq;
+	int64		last_seq;
+	uint8		digest[AUDIT_HASH_LEN];
+} ArchiveSource;
 
 static SPIPlanPtr insert_plan = NULL;
 static SPIPlanPtr tips_plan = NULL;
@@ -998,6 +1026,13 @@ lockbox_audit_log_append_only(PG_FUNCTION_ARGS)
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		elog(ERROR, "lockbox_audit_log_append_only must be called as a trigger");
 
+	/* lockbox_audit_move_default moving a month's rows out of the default */
+	if (audit_move_relid != InvalidOid &&
+		TRIGGER_FIRED_BY_DELETE(trigdata->tg_event) &&
+		TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) &&
+		RelationGetRelid(trigdata->tg_relation) == audit_move_relid)
+		return PointerGetDatum(trigdata->tg_trigtuple);
+
 	if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
 		what = "UPDATE";
 	else if (TRIGGER_FIRED_BY_DELETE(trigdata->tg_event))
@@ -1005,6 +1040,11 @@ lockbox_audit_log_append_only(PG_FUNCTION_ARGS)
 	else
 		what = "TRUNCATE";
 
+	if (strcmp(RelationGetRelationName(trigdata->tg_relation), "audit_anchor") == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("lockbox.audit_anchor is append-only"),
+				 errdetail("%s is refused for every role.", what)));
 	ereport(ERROR,
 			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 			 errmsg("lockbox.audit_log is append-only"),
@@ -1101,13 +1141,21 @@ parse_anchors(Jsonb *anchors, int *nanchors)
 }
 
 static Datum verify_audit(FunctionCallInfo fcinfo, Jsonb *anchors_arg,
-							int64 since_seq, const uint8 *since_hash);
+							int64 since_seq, const uint8 *since_hash,
+							ArchiveSource *archive);
+static bool archived_parent_hash(int64 seq, uint8 *hash);
+static void archived_anchors(Anchor *anchors, int nanchors, HTAB *links);
+static SPIPlanPtr archive_rows_plan(ArchiveSource *archive, const char *sql);
+static bool archive_parent_hash(ArchiveSource *archive, int64 seq, uint8 *hash);
+static void archive_check_totals(ArchiveSource *archive, int64 checked,
+								 int64 first_seq, int64 last_seq,
+								 const uint8 *digest, int64 *first_bad);
 
 /* lockbox_verify_audit(): every row's hash and links, and the tips */
 Datum
 lockbox_verify_audit(PG_FUNCTION_ARGS)
 {
-	return verify_audit(fcinfo, NULL, 0, NULL);
+	return verify_audit(fcinfo, NULL, 0, NULL, NULL);
 }
 
 /*
@@ -1122,7 +1170,7 @@ lockbox_verify_audit_anchors(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("lockbox anchors must not be null")));
-	return verify_audit(fcinfo, PG_GETARG_JSONB_P(0), 0, NULL);
+	return verify_audit(fcinfo, PG_GETARG_JSONB_P(0), 0, NULL, NULL);
 }
 
 /*
@@ -1157,7 +1205,7 @@ lockbox_verify_audit_since(PG_FUNCTION_ARGS)
 				 errmsg("since_hash must be 64 hexadecimal digits"),
 				 errhint("Pass an anchor as the server log and notifications print it: {\"seq\": 41, \"hash\": \"<64 hex digits>\"}.")));
 	hex_decode(hex, AUDIT_HASH_LEN * 2, (char *) hash);
-	return verify_audit(fcinfo, NULL, since_seq, hash);
+	return verify_audit(fcinfo, NULL, since_seq, hash, NULL);
 }
 
 /*
@@ -1174,9 +1222,14 @@ typedef struct RingEntry
 	uint8		hash[AUDIT_HASH_LEN];
 } RingEntry;
 
-/* the stored hash of row seq, from the ring or the table; false if none */
+/*
+ * The stored hash of row seq, from the ring or the table; false if none.  A
+ * row archived away is found among the anchors kept for it: those of
+ * lockbox.audit_anchor for the live log, those an archive carries for an
+ * archive (archive_parent_hash).
+ */
 static bool
-parent_hash(RingEntry *ring, int64 seq, uint8 *hash)
+parent_hash(RingEntry *ring, int64 seq, uint8 *hash, ArchiveSource *archive)
 {
 	static SPIPlanPtr plan = NULL;
 	RingEntry  *e = &ring[seq % VERIFY_RING];
@@ -1191,6 +1244,8 @@ parent_hash(RingEntry *ring, int64 seq, uint8 *hash)
 		memcpy(hash, e->hash, AUDIT_HASH_LEN);
 		return true;
 	}
+	if (archive != NULL)
+		return archive_parent_hash(archive, seq, hash);
 	values[0] = Int64GetDatum(seq);
 	lockbox_exec(&plan,
 				 "SELECT hash FROM lockbox.audit_log"
@@ -1205,12 +1260,14 @@ parent_hash(RingEntry *ring, int64 seq, uint8 *hash)
 			memcpy(hash, VARDATA_ANY(h), AUDIT_HASH_LEN);
 	}
 	SPI_freetuptable(SPI_tuptable);
+	if (SPI_processed == 0)
+		found = archived_parent_hash(seq, hash);
 	return found;
 }
 
 static Datum
 verify_audit(FunctionCallInfo fcinfo, Jsonb *anchors_arg, int64 since_seq,
-			 const uint8 *since_hash)
+			 const uint8 *since_hash, ArchiveSource *archive)
 {
 	/*
 	 * One pass in seq order, binary values only: no per-row subquery, no
@@ -1245,12 +1302,17 @@ verify_audit(FunctionCallInfo fcinfo, Jsonb *anchors_arg, int64 since_seq,
 	pg_cryptohash_ctx *ctx;
 	bool		since_seen = false;
 	bool		stop = false;
+	int64		prev_seq = 0;
+	int64		first_seq = -1;
+	pg_cryptohash_ctx *digest_ctx = NULL;
+	uint8		digest[AUDIT_HASH_LEN];
 
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
 	tupdesc = BlessTupleDesc(tupdesc);
 
-	lockbox_enter_read(&call);
+	if (archive == NULL)
+		lockbox_enter_read(&call);
 	if (anchors_arg != NULL)
 	{
 		HASHCTL		ctl;
@@ -1265,6 +1327,7 @@ verify_audit(FunctionCallInfo fcinfo, Jsonb *anchors_arg, int64 since_seq,
 
 	/* the tips this server holds in memory must all still be there */
 	LWLockAcquire(audit_shared->lock, LW_SHARED);
+	if (archive == NULL)
 	{
 		AuditDbSlot *slot = find_slot(false);
 
@@ -1276,6 +1339,8 @@ verify_audit(FunctionCallInfo fcinfo, Jsonb *anchors_arg, int64 since_seq,
 		}
 	}
 	LWLockRelease(audit_shared->lock);
+	if (anchors != NULL)
+		archived_anchors(anchors, nanchors, links);
 
 	/* the heads the anchors must lead to, read before the rows */
 	if (nanchors > 0)
@@ -1285,6 +1350,13 @@ verify_audit(FunctionCallInfo fcinfo, Jsonb *anchors_arg, int64 since_seq,
 	ctx = pg_cryptohash_create(PG_SHA256);
 	if (ctx == NULL)
 		elog(ERROR, "could not initialize sha256");
+	if (archive != NULL)
+	{
+		/* an archive's digest: sha256 of its rows' hashes in seq order */
+		digest_ctx = pg_cryptohash_create(PG_SHA256);
+		if (digest_ctx == NULL || pg_cryptohash_init(digest_ctx) < 0)
+			elog(ERROR, "could not initialize sha256");
+	}
 
 	/*
 	 * Read with a snapshot taken after the tips, whatever the isolation
@@ -1293,6 +1365,7 @@ verify_audit(FunctionCallInfo fcinfo, Jsonb *anchors_arg, int64 since_seq,
 	args[0] = Int64GetDatum(since_seq);
 	PushActiveSnapshot(GetLatestSnapshot());
 	portal = SPI_cursor_open("lockbox_verify_audit",
+							 archive != NULL ? archive_rows_plan(archive, sql) :
 							 lockbox_prepare(&verify_plan, sql, 1, argtypes),
 							 args, NULL, true);
 	PopActiveSnapshot();
@@ -1338,6 +1411,15 @@ verify_audit(FunctionCallInfo fcinfo, Jsonb *anchors_arg, int64 since_seq,
 			stored = DatumGetByteaPP(vals[9]);
 			stored_ok = (VARSIZE_ANY_EXHDR(stored) == AUDIT_HASH_LEN);
 
+			/* seqs are unique: a repeated one is a row forged beside another */
+			if (seq <= prev_seq)
+				bad = true;
+			prev_seq = seq;
+			if (first_seq < 0)
+				first_seq = seq;
+			if (digest_ctx != NULL)
+				hash_bytes(digest_ctx, VARDATA_ANY(stored), VARSIZE_ANY_EXHDR(stored));
+
 			if (since_hash != NULL && !since_seen)
 			{
 				/* the trusted anchor: the same hash, nothing to recompute */
@@ -1372,7 +1454,8 @@ verify_audit(FunctionCallInfo fcinfo, Jsonb *anchors_arg, int64 since_seq,
 			{
 				/* every parent must exist, with the hash it had */
 				if (parents[j] >= seq || (j > 0 && parents[j] <= parents[j - 1]) ||
-					!parent_hash(ring, parents[j], parent_hashes + j * AUDIT_HASH_LEN))
+					!parent_hash(ring, parents[j], parent_hashes + j * AUDIT_HASH_LEN,
+								 archive))
 					bad = true;
 			}
 
@@ -1447,6 +1530,14 @@ verify_audit(FunctionCallInfo fcinfo, Jsonb *anchors_arg, int64 since_seq,
 	}
 	SPI_cursor_close(portal);
 	pg_cryptohash_free(ctx);
+	if (digest_ctx != NULL)
+	{
+		if (pg_cryptohash_final(digest_ctx, digest, AUDIT_HASH_LEN) < 0)
+			elog(ERROR, "could not finish sha256: %s", pg_cryptohash_error(digest_ctx));
+		pg_cryptohash_free(digest_ctx);
+		archive_check_totals(archive, checked, first_seq, prev_seq, digest,
+							 &first_bad);
+	}
 
 	/* the anchor verified from is gone */
 	if (since_hash != NULL && !since_seen)
@@ -1458,6 +1549,12 @@ verify_audit(FunctionCallInfo fcinfo, Jsonb *anchors_arg, int64 since_seq,
 	 */
 	for (int j = 0; j < ntips; j++)
 	{
+		uint8		kept[AUDIT_HASH_LEN];
+
+		/* a head archived since is kept among the anchors, with its hash */
+		if (tips[j].seq >= 0 && archived_parent_hash(tips[j].seq, kept) &&
+			memcmp(kept, tips[j].hash, AUDIT_HASH_LEN) == 0)
+			continue;
 		if (tips[j].seq >= 0 && tips[j].seq >= since_seq &&
 			(first_bad < 0 || tips[j].seq < first_bad))
 			first_bad = tips[j].seq;
@@ -1509,6 +1606,18 @@ verify_audit(FunctionCallInfo fcinfo, Jsonb *anchors_arg, int64 since_seq,
 		}
 	}
 
+	if (archive != NULL)
+	{
+		/* lockbox_verify_audit_archive forms the result once it has left */
+		archive->ok = (first_bad < 0);
+		archive->checked = checked;
+		archive->first_bad = first_bad;
+		archive->first_seq = first_seq;
+		archive->last_seq = prev_seq;
+		memcpy(archive->digest, digest, AUDIT_HASH_LEN);
+		return (Datum) 0;
+	}
+
 	lockbox_leave(&call);
 
 	result[0] = BoolGetDatum(first_bad < 0);
@@ -1516,4 +1625,590 @@ verify_audit(FunctionCallInfo fcinfo, Jsonb *anchors_arg, int64 since_seq,
 	result[2] = Int64GetDatum(first_bad);
 	result_nulls[2] = (first_bad < 0);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, result, result_nulls)));
+}
+
+/* ---------------------------------------------------------------------
+ * Retention: partitions, archives and their anchors
+ * ---------------------------------------------------------------------
+ */
+PG_FUNCTION_INFO_V1(lockbox_audit_move_default);
+PG_FUNCTION_INFO_V1(lockbox_archive_audit);
+PG_FUNCTION_INFO_V1(lockbox_verify_audit_archive);
+
+/* the hash kept in lockbox.audit_anchor for archived row seq; false if none */
+static bool
+archived_parent_hash(int64 seq, uint8 *hash)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			argtypes[1] = {INT8OID};
+	Datum		values[1];
+	bool		found = false;
+
+	values[0] = Int64GetDatum(seq);
+	lockbox_exec(&plan,
+				 "SELECT hash FROM lockbox.audit_anchor"
+				 " WHERE seq OPERATOR(pg_catalog.=) $1",
+				 1, argtypes, values, NULL, 1);
+	if (SPI_processed == 1)
+	{
+		bool		isnull;
+		bytea	   *h = DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[0],
+													  SPI_tuptable->tupdesc, 1, &isnull));
+
+		found = (!isnull && VARSIZE_ANY_EXHDR(h) == AUDIT_HASH_LEN);
+		if (found)
+			memcpy(hash, VARDATA_ANY(h), AUDIT_HASH_LEN);
+	}
+	SPI_freetuptable(SPI_tuptable);
+	return found;
+}
+
+/*
+ * Anchors kept outside the database that name archived rows: found among
+ * lockbox.audit_anchor (with the same hash) they count as seen, and as rows
+ * that link nothing, reached when a remaining row that links them is.
+ */
+static void
+archived_anchors(Anchor *anchors, int nanchors, HTAB *links)
+{
+	for (int j = 0; j < nanchors; j++)
+	{
+		uint8		kept[AUDIT_HASH_LEN];
+		LinkEntry  *e;
+		bool		found;
+
+		if (!archived_parent_hash(anchors[j].seq, kept))
+			continue;
+		anchors[j].seen = true;
+		if (memcmp(kept, anchors[j].hash, AUDIT_HASH_LEN) != 0)
+			anchors[j].bad = true;
+		e = hash_search(links, &anchors[j].seq, HASH_ENTER, &found);
+		if (!found)
+		{
+			e->nparents = 0;
+			e->parents = NULL;
+			e->reached = false;
+		}
+	}
+}
+
+/* the stored hash of row seq of an archive, or of a parent it carries */
+static bool
+archive_parent_hash(ArchiveSource *archive, int64 seq, uint8 *hash)
+{
+	Oid			argtypes[1] = {INT8OID};
+	Datum		values[1];
+	bool		found = false;
+
+	if (archive->lookup == NULL)
+	{
+		archive->lookup = SPI_prepare(psprintf("SELECT hash FROM %s"
+											   " WHERE seq OPERATOR(pg_catalog.=) $1",
+											   archive->relname),
+									  1, argtypes);
+		if (archive->lookup == NULL)
+			elog(ERROR, "could not prepare a lookup in %s: %s", archive->relname,
+				 SPI_result_code_string(SPI_result));
+	}
+	values[0] = Int64GetDatum(seq);
+	if (SPI_execute_plan(archive->lookup, values, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read %s", archive->relname);
+	if (SPI_processed == 1)
+	{
+		bool		isnull;
+		bytea	   *h = DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[0],
+													  SPI_tuptable->tupdesc, 1, &isnull));
+
+		found = (!isnull && VARSIZE_ANY_EXHDR(h) == AUDIT_HASH_LEN);
+		if (found)
+			memcpy(hash, VARDATA_ANY(h), AUDIT_HASH_LEN);
+		SPI_freetuptable(SPI_tuptable);
+		return found;
+	}
+	SPI_freetuptable(SPI_tuptable);
+	for (int i = 0; i < archive->nanchors; i++)
+	{
+		if (archive->anchors[i].seq == seq)
+		{
+			memcpy(hash, archive->anchors[i].hash, AUDIT_HASH_LEN);
+			return true;
+		}
+	}
+	return false;
+}
+
+/* verify_audit's query, reading the archive instead of lockbox.audit_log */
+static SPIPlanPtr
+archive_rows_plan(ArchiveSource *archive, const char *sql)
+{
+	const char *from = "lockbox.audit_log a";
+	const char *at = strstr(sql, from);
+	Oid			argtypes[1] = {INT8OID};
+	SPIPlanPtr	plan;
+
+	if (at == NULL)
+		elog(ERROR, "unexpected verification query");
+	plan = SPI_prepare(psprintf("%.*s%s a%s", (int) (at - sql), sql,
+								archive->relname, at + strlen(from)),
+					   1, argtypes);
+	if (plan == NULL)
+		elog(ERROR, "could not prepare reading %s: %s", archive->relname,
+			 SPI_result_code_string(SPI_result));
+	return plan;
+}
+
+/*
+ * What the archive's comment recorded must still hold: its number of rows,
+ * its first and last seq, its digest.  A row removed from an archive (which
+ * no other row of it links when it was the last) is caught here; first_bad
+ * names the seq where they part, else the recorded last seq.
+ */
+static void
+archive_check_totals(ArchiveSource *archive, int64 checked, int64 first_seq,
+					 int64 last_seq, const uint8 *digest, int64 *first_bad)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			argtypes[1] = {JSONBOID};
+	Datum		values[1] = {JsonbPGetDatum(archive->meta)};
+	HeapTuple	tup;
+	TupleDesc	td;
+	bool		n1,
+				n2,
+				n3;
+	int64		rows,
+				rec_first,
+				rec_last;
+	char	   *rec_digest;
+	char		hex[AUDIT_HASH_LEN * 2 + 1];
+	bool		same;
+
+	lockbox_exec(&plan,
+				 "SELECT (m OPERATOR(pg_catalog.->>) 'rows')::pg_catalog.int8,"
+				 "       (m OPERATOR(pg_catalog.->>) 'first_seq')::pg_catalog.int8,"
+				 "       (m OPERATOR(pg_catalog.->>) 'last_seq')::pg_catalog.int8,"
+				 "       m OPERATOR(pg_catalog.->>) 'digest'"
+				 "  FROM (SELECT $1 AS m) x",
+				 1, argtypes, values, NULL, 1);
+	tup = SPI_tuptable->vals[0];
+	td = SPI_tuptable->tupdesc;
+	rows = DatumGetInt64(SPI_getbinval(tup, td, 1, &n1));
+	rec_first = DatumGetInt64(SPI_getbinval(tup, td, 2, &n2));
+	rec_last = DatumGetInt64(SPI_getbinval(tup, td, 3, &n3));
+	rec_digest = SPI_getvalue(tup, td, 4);
+	hex_encode((const char *) digest, AUDIT_HASH_LEN, hex);
+	hex[AUDIT_HASH_LEN * 2] = '\0';
+	same = !n1 && !n2 && !n3 && rec_digest != NULL &&
+		rows == checked && rec_first == first_seq && rec_last == last_seq &&
+		pg_strcasecmp(rec_digest, hex) == 0;
+	if (!same)
+	{
+		int64		at = (!n2 && first_seq != rec_first) ? rec_first :
+			(!n3 ? rec_last : last_seq);
+
+		if (*first_bad < 0 || at < *first_bad)
+			*first_bad = at;
+	}
+	SPI_freetuptable(SPI_tuptable);
+}
+
+/*
+ * lockbox_verify_audit_archive(archive regclass): an archive of the audit
+ * log, a table of schema lockbox_archive as lockbox_archive_audit() made it,
+ * here or restored elsewhere.  Every row's hash and links are checked as
+ * lockbox_verify_audit() checks the live log; a parent outside the archive
+ * against the anchors its comment carries; and the rows, seqs and digest
+ * against those its comment recorded.
+ */
+Datum
+lockbox_verify_audit_archive(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr meta_plan = NULL;
+	static SPIPlanPtr anchors_plan = NULL;
+	LockboxCall call;
+	ArchiveSource archive;
+	Oid			relid;
+	Oid			nsp;
+	TupleDesc	tupdesc;
+	char	   *comment;
+	Oid			argtypes[2] = {OIDOID, JSONBOID};
+	Datum		values[2];
+	Datum		result[6];
+	bool		nulls[6] = {false, false, false, false, false, false};
+	char		hex[AUDIT_HASH_LEN * 2 + 1];
+
+	lockbox_require_arg(fcinfo, 0, "archive");
+	relid = PG_GETARG_OID(0);
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	tupdesc = BlessTupleDesc(tupdesc);
+
+	lockbox_enter_read(&call);
+	memset(&archive, 0, sizeof(archive));
+	nsp = get_namespace_oid("lockbox_archive", true);
+	if (get_rel_name(relid) == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation with OID %u does not exist", relid)));
+	if (get_rel_relkind(relid) != RELKIND_RELATION ||
+		!OidIsValid(nsp) || get_rel_namespace(relid) != nsp)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("relation \"%s\" is no lockbox audit archive",
+						quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+												   get_rel_name(relid))),
+				 errdetail("Archives are the tables of schema lockbox_archive that lockbox_archive_audit() made.")));
+	archive.relid = relid;
+	archive.relname = quote_qualified_identifier("lockbox_archive",
+												 get_rel_name(relid));
+
+	values[0] = ObjectIdGetDatum(relid);
+	lockbox_exec(&meta_plan,
+				 "SELECT pg_catalog.obj_description($1, 'pg_class')",
+				 1, argtypes, values, NULL, 1);
+	comment = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	if (comment == NULL || strstr(comment, "\"lockbox_archive\"") == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("table \"%s\" is no lockbox audit archive", archive.relname),
+				 errdetail("An archive's comment records its range, seqs, rows, digest and anchors, as lockbox_archive_audit() wrote it.")));
+	archive.meta = DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
+													  CStringGetDatum(comment)));
+
+	/* the parents its rows link outside it, as it carries them */
+	values[1] = JsonbPGetDatum(archive.meta);
+	lockbox_exec(&anchors_plan,
+				 "SELECT (e OPERATOR(pg_catalog.->>) 'seq')::pg_catalog.int8,"
+				 "       pg_catalog.decode(e OPERATOR(pg_catalog.->>) 'hash', 'hex')"
+				 "  FROM pg_catalog.jsonb_array_elements($2 OPERATOR(pg_catalog.->) 'anchors') e"
+				 " WHERE $1 IS NOT NULL",
+				 2, argtypes, values, NULL, 0);
+	archive.nanchors = (int) SPI_processed;
+	archive.anchors = palloc0(sizeof(AuditTip) * Max(1, SPI_processed));
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		bytea	   *h;
+
+		archive.anchors[i].seq = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i],
+															 SPI_tuptable->tupdesc, 1, &isnull));
+		h = DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[i],
+										  SPI_tuptable->tupdesc, 2, &isnull));
+		if (isnull || VARSIZE_ANY_EXHDR(h) != AUDIT_HASH_LEN)
+			archive.anchors[i].seq = -1;	/* malformed: links it fail */
+		else
+			memcpy(archive.anchors[i].hash, VARDATA_ANY(h), AUDIT_HASH_LEN);
+	}
+
+	verify_audit(fcinfo, NULL, 0, NULL, &archive);
+	lockbox_leave(&call);
+
+	hex_encode((const char *) archive.digest, AUDIT_HASH_LEN, hex);
+	hex[AUDIT_HASH_LEN * 2] = '\0';
+	result[0] = BoolGetDatum(archive.ok);
+	result[1] = Int64GetDatum(archive.checked);
+	result[2] = Int64GetDatum(archive.first_bad);
+	nulls[2] = archive.ok;
+	result[3] = Int64GetDatum(archive.first_seq);
+	nulls[3] = (archive.checked == 0);
+	result[4] = Int64GetDatum(archive.last_seq);
+	nulls[4] = (archive.checked == 0);
+	result[5] = CStringGetTextDatum(hex);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, result, nulls)));
+}
+
+/*
+ * lockbox.audit_move_default(part, lo, hi): lockbox.audit_partitions moving
+ * one month's rows out of lockbox.audit_log_default into that month's new
+ * partition, before attaching it.  The only DELETE the append-only trigger
+ * lets through, and only of the rows just copied.
+ */
+Datum
+lockbox_audit_move_default(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr check_plan = NULL;
+	Oid			argtypes[3] = {REGCLASSOID, TIMESTAMPTZOID, TIMESTAMPTZOID};
+	Datum		values[3];
+	Oid			part;
+	Oid			def;
+	char	   *partname;
+	uint64		copied;
+	uint64		deleted;
+	bool		isnull;
+	bool		fits;
+
+	lockbox_require_arg(fcinfo, 0, "part");
+	lockbox_require_arg(fcinfo, 1, "lo");
+	lockbox_require_arg(fcinfo, 2, "hi");
+	part = PG_GETARG_OID(0);
+	values[0] = ObjectIdGetDatum(part);
+	values[1] = PG_GETARG_DATUM(1);
+	values[2] = PG_GETARG_DATUM(2);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	/* a new table of lockbox's, named for that whole month, not attached */
+	lockbox_exec(&check_plan,
+				 "SELECT c.relname OPERATOR(pg_catalog.=) ('audit_log_' OPERATOR(pg_catalog.||)"
+				 "         pg_catalog.to_char($2 AT TIME ZONE 'UTC', 'YYYY_MM'))::pg_catalog.name"
+				 "   AND $2 OPERATOR(pg_catalog.=) pg_catalog.date_trunc('month', $2, 'UTC')"
+				 "   AND $3 OPERATOR(pg_catalog.=) (($2 AT TIME ZONE 'UTC') OPERATOR(pg_catalog.+)"
+				 "                                  '1 mon'::pg_catalog.interval) AT TIME ZONE 'UTC'"
+				 "   AND c.relnamespace OPERATOR(pg_catalog.=) 'lockbox'::pg_catalog.regnamespace"
+				 "   AND c.relkind OPERATOR(pg_catalog.=) 'r' AND NOT c.relispartition"
+				 "   AND c.relowner OPERATOR(pg_catalog.=) (SELECT p.relowner FROM pg_catalog.pg_class p"
+				 "        WHERE p.oid OPERATOR(pg_catalog.=) 'lockbox.audit_log'::pg_catalog.regclass)"
+				 "  FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) $1",
+				 3, argtypes, values, NULL, 1);
+	fits = SPI_processed == 1 &&
+		DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)) &&
+		!isnull;
+	if (!fits)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("relation \"%s\" is no new partition of table \"lockbox.audit_log\" for that month",
+						get_rel_name(part) ? quote_qualified_identifier(get_namespace_name(get_rel_namespace(part)),
+																		get_rel_name(part)) : "?")));
+	partname = quote_qualified_identifier("lockbox", get_rel_name(part));
+	def = get_relname_relid("audit_log_default", get_namespace_oid("lockbox", false));
+
+	if (SPI_execute_with_args(psprintf("INSERT INTO %s SELECT * FROM ONLY lockbox.audit_log_default d"
+									   " WHERE d.at OPERATOR(pg_catalog.>=) $2"
+									   "   AND d.at OPERATOR(pg_catalog.<) $3", partname),
+							  3, argtypes, values, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not copy rows into %s", partname);
+	copied = SPI_processed;
+	audit_move_relid = def;
+	PG_TRY();
+	{
+		if (SPI_execute_with_args("DELETE FROM ONLY lockbox.audit_log_default d"
+								  " WHERE d.at OPERATOR(pg_catalog.>=) $2"
+								  "   AND d.at OPERATOR(pg_catalog.<) $3"
+								  "   AND $1 IS NOT NULL",
+								  3, argtypes, values, NULL, false, 0) != SPI_OK_DELETE)
+			elog(ERROR, "could not move rows out of lockbox.audit_log_default");
+		deleted = SPI_processed;
+	}
+	PG_FINALLY();
+	{
+		audit_move_relid = InvalidOid;
+	}
+	PG_END_TRY();
+	if (deleted != copied)
+		elog(ERROR, "moved " UINT64_FORMAT " rows into %s but " UINT64_FORMAT " out of lockbox.audit_log_default",
+			 copied, partname, deleted);
+	SPI_finish();
+	PG_RETURN_INT64((int64) copied);
+}
+
+/*
+ * The worker's step: the monthly partitions of this month and the next two,
+ * and of any month whose rows a clock put into the default partition.
+ */
+int
+lockbox_audit_keep_partitions(TimestampTz now)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			argtypes[2] = {TIMESTAMPTZOID, TIMESTAMPTZOID};
+	Datum		values[2];
+	bool		isnull;
+	int			made;
+
+	if (RecoveryInProgress())
+		return 0;
+	values[0] = TimestampTzGetDatum(now);
+	values[1] = TimestampTzGetDatum(now + (TimestampTz) 62 * USECS_PER_DAY);
+	lockbox_exec(&plan, "SELECT lockbox.audit_partitions($1, $2)",
+				 2, argtypes, values, NULL, 1);
+	made = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
+									   SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_freetuptable(SPI_tuptable);
+	return made;
+}
+
+/*
+ * lockbox_archive_audit(before timestamptz): the superuser or extension
+ * owner archives every whole month (UTC) of the audit log that ends at or
+ * before "before" (lockbox.audit_archive does the work), and each archive
+ * is recorded by an audit_archived row.  The audit log is locked meanwhile:
+ * writers of audit rows wait for it, and it waits for them.
+ */
+Datum
+lockbox_archive_audit(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr lock_plan = NULL;
+	static SPIPlanPtr parts_plan = NULL;
+	static SPIPlanPtr archive_plan = NULL;
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	LockboxCall call;
+	TimestampTz before;
+	Oid			argtypes[2] = {TIMESTAMPTZOID, INT8ARRAYOID};
+	Datum		values[2];
+	AuditTip   *tips;
+	int			ntips;
+	Datum	   *tip_datums;
+	SPITupleTable *archived;
+	uint64		narchived;
+	Oid			nsp;
+
+	lockbox_require_arg(fcinfo, 0, "before");
+	before = PG_GETARG_TIMESTAMPTZ(0);
+	nsp = get_namespace_oid("lockbox", false);
+	if (!superuser() && !pg_namespace_ownercheck(nsp, GetUserId()))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to archive the lockbox audit"),
+				 errdetail("Only a superuser or the owner of extension lockbox may archive the audit.")));
+	if (before > GetCurrentStatementStartTimestamp())
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("before must not be in the future"),
+				 errdetail("before is %s.", lockbox_iso_time(before)),
+				 errhint("Archive only months that have ended.")));
+
+	InitMaterializedSRF(fcinfo, 0);
+	lockbox_enter(&call);
+
+	/* no audit row is written meanwhile, and none is being written */
+	lockbox_exec(&lock_plan, "LOCK TABLE lockbox.audit_log IN ACCESS EXCLUSIVE MODE",
+				 0, NULL, NULL, NULL, 0);
+	/* rows a clock put into the default partition go to their month first */
+	values[0] = TimestampTzGetDatum(call.now);
+	values[1] = TimestampTzGetDatum(call.now);
+	lockbox_exec(&parts_plan, "SELECT lockbox.audit_partitions($1, $1)",
+				 1, argtypes, values, NULL, 1);
+
+	/* the heads: the next rows link them, so they stay anchored */
+	tips = current_tips(&ntips);
+	tip_datums = palloc(sizeof(Datum) * Max(1, ntips));
+	for (int i = 0; i < ntips; i++)
+		tip_datums[i] = Int64GetDatum(tips[i].seq);
+	values[0] = TimestampTzGetDatum(before);
+	values[1] = PointerGetDatum(construct_array(tip_datums, ntips, INT8OID,
+												sizeof(int64), FLOAT8PASSBYVAL,
+												TYPALIGN_DOUBLE));
+	audit_archiving = true;
+	PG_TRY();
+	{
+		lockbox_exec(&archive_plan,
+					 "SELECT archive, range_start, range_end, first_seq, last_seq,"
+					 "       row_count, digest"
+					 "  FROM lockbox.audit_archive($1, $2)",
+					 2, argtypes, values, NULL, 0);
+	}
+	PG_FINALLY();
+	{
+		audit_archiving = false;
+	}
+	PG_END_TRY();
+	archived = SPI_tuptable;
+	narchived = SPI_processed;
+
+	for (uint64 i = 0; i < narchived; i++)
+	{
+		HeapTuple	tup = archived->vals[i];
+		TupleDesc	td = archived->tupdesc;
+		Datum		out[7];
+		bool		nulls[7];
+		StringInfoData detail;
+		char	   *archive_name;
+
+		for (int c = 0; c < 7; c++)
+			out[c] = SPI_getbinval(tup, td, c + 1, &nulls[c]);
+		archive_name = nulls[0] ? NULL :
+			quote_qualified_identifier("lockbox_archive",
+									   get_rel_name(DatumGetObjectId(out[0])));
+		initStringInfo(&detail);
+		appendStringInfoChar(&detail, '{');
+		lockbox_json_str(&detail, "archive", archive_name);
+		lockbox_json_str(&detail, "range_start",
+						 lockbox_iso_time(DatumGetTimestampTz(out[1])));
+		lockbox_json_str(&detail, "range_end",
+						 lockbox_iso_time(DatumGetTimestampTz(out[2])));
+		lockbox_json_raw(&detail, "first_seq", nulls[3] ? NULL :
+						 psprintf(INT64_FORMAT, DatumGetInt64(out[3])));
+		lockbox_json_raw(&detail, "last_seq", nulls[4] ? NULL :
+						 psprintf(INT64_FORMAT, DatumGetInt64(out[4])));
+		lockbox_json_raw(&detail, "rows",
+						 psprintf(INT64_FORMAT, DatumGetInt64(out[5])));
+		lockbox_json_str(&detail, "digest", nulls[6] ? NULL :
+						 TextDatumGetCString(out[6]));
+		appendStringInfoChar(&detail, '}');
+		lockbox_audit(&call, "audit_archived", 0, NULL, detail.data);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, out, nulls);
+	}
+	lockbox_leave(&call);
+	return (Datum) 0;
+}
+
+/* Is relid a partition of lockbox.audit_log? */
+static bool
+is_audit_partition(Oid relid)
+{
+	Oid			nsp;
+	Oid			parent;
+
+	if (!OidIsValid(relid) || !get_rel_relispartition(relid))
+		return false;
+	nsp = get_namespace_oid("lockbox", true);
+	if (!OidIsValid(nsp))
+		return false;
+	parent = get_partition_parent(relid, true);
+	return OidIsValid(parent) && parent == get_relname_relid("audit_log", nsp);
+}
+
+static void
+refuse_partition_change(const char *what, Oid relid)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("cannot %s partition \"lockbox.%s\" of table \"lockbox.audit_log\"",
+					what, get_rel_name(relid)),
+			 errdetail("The audit's rows leave it only through lockbox_archive_audit(), which records it."),
+			 errhint("Archive whole months with SELECT * FROM lockbox_archive_audit(before).")));
+}
+
+/*
+ * The utility hook: a partition of lockbox.audit_log is neither detached nor
+ * dropped, by anyone, but by lockbox_archive_audit().  (TRUNCATE is refused
+ * by each partition's trigger.)
+ */
+void
+lockbox_audit_utility(Node *node)
+{
+	if (audit_archiving || node == NULL)
+		return;
+	if (IsA(node, AlterTableStmt))
+	{
+		AlterTableStmt *stmt = (AlterTableStmt *) node;
+		ListCell   *lc;
+
+		foreach(lc, stmt->cmds)
+		{
+			AlterTableCmd *cmd = (AlterTableCmd *) lfirst(lc);
+			PartitionCmd *pcmd;
+			Oid			relid;
+
+			if (cmd->subtype != AT_DetachPartition &&
+				cmd->subtype != AT_DetachPartitionFinalize)
+				continue;
+			pcmd = (PartitionCmd *) cmd->def;
+			relid = RangeVarGetRelid(pcmd->name, NoLock, true);
+			if (is_audit_partition(relid))
+				refuse_partition_change("detach", relid);
+		}
+	}
+	else if (IsA(node, DropStmt) &&
+			 ((DropStmt *) node)->removeType == OBJECT_TABLE)
+	{
+		ListCell   *lc;
+
+		foreach(lc, ((DropStmt *) node)->objects)
+		{
+			RangeVar   *rv = makeRangeVarFromNameList((List *) lfirst(lc));
+			Oid			relid = RangeVarGetRelid(rv, NoLock, true);
+
+			if (is_audit_partition(relid))
+				refuse_partition_change("drop", relid);
+		}
+	}
 }

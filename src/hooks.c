@@ -87,6 +87,7 @@ lockbox_process_utility(PlannedStmt *pstmt, const char *queryString,
 	lockbox_protect_utility(node);
 	lockbox_worker_utility(node);
 	lockbox_access_utility(node);
+	lockbox_audit_utility(node);
 	explain = lockbox_enforce_explain_begin(node);
 	PG_TRY();
 	{

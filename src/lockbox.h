@@ -169,6 +169,8 @@ extern int	lockbox_anchor_interval;
 extern char *lockbox_iso_time(TimestampTz t);
 extern char *lockbox_audit_head_json(void);
 extern void lockbox_audit_log_anchor(void);
+extern int	lockbox_audit_keep_partitions(TimestampTz now);
+extern void lockbox_audit_utility(Node *node);
 extern bool lockbox_log_wants(const char *event);
 extern Size lockbox_audit_shmem_size(void);
 extern void lockbox_audit_shmem_init(void);

@@ -1345,6 +1345,16 @@ step_anchor(LockboxCall *call, void *arg)
 	return 0;
 }
 
+/* the audit's monthly partitions, ahead of time */
+static int
+step_partitions(LockboxCall *call, void *arg)
+{
+	return lockbox_audit_keep_partitions(call->now);
+}
+
+/* when the worker next looks at the audit's partitions */
+static TimestampTz next_partitions_at = 0;
+
 /* when the worker next writes the audit's heads to the server log */
 static TimestampTz next_anchor_at = 0;
 
@@ -1429,6 +1439,21 @@ db_worker_pass(MemoryContext passcxt, TimestampTz *next_deadline,
 	if (!in_transaction(passcxt, "lockbox: finding the next deadline",
 						step_next_deadline, next_deadline, &n))
 		return false;
+
+	/*
+	 * The audit's partitions: this month's and the next two, and the month
+	 * of any row a clock put into the default partition; every 10 minutes,
+	 * every pass while the log is still empty.
+	 */
+	if (GetCurrentTimestamp() >= next_partitions_at && !RecoveryInProgress())
+	{
+		if (!in_transaction(passcxt, "lockbox: creating the audit's partitions",
+							step_partitions, NULL, &n))
+			return false;
+		/* an empty or busy log: look again at the next pass */
+		next_partitions_at = n < 0 ? 0 :
+			TimestampTzPlusMilliseconds(GetCurrentTimestamp(), 10 * 60 * 1000);
+	}
 
 	/* the audit's heads, for anyone to keep outside the database */
 	if (GetCurrentTimestamp() >= next_anchor_at)

@@ -346,5 +346,14 @@ is(as_role('up', 'up_eng', "SELECT lockbox_close($new, 'done')"), 'closed', 'clo
 like($err, qr/no approved lockbox access/, 'and then the engineer is refused again');
 is(sql('up', 'SELECT ok FROM lockbox_verify_audit()'), 't', 'the audit verifies at the end');
 
+# 1.3: the rows the update put into the default partition are moved into
+# their month's partition by the worker, and the audit still verifies
+ok($node->poll_query_until('up', 'SELECT count(*) = 0 FROM ONLY lockbox.audit_log_default'),
+	'the worker moved the upgraded audit rows out of the default partition');
+is(sql('up', q{SELECT count(*) FROM lockbox.audit_log a JOIN pg_class c ON c.oid = a.tableoid
+		WHERE c.relname !~ '^audit_log_[0-9]{4}_[0-9]{2}$'}), '0', 'into monthly partitions');
+is(sql('up', q{SELECT ok || ' ' || (rows_checked = (SELECT count(*) FROM lockbox.audit_log)) FROM lockbox_verify_audit()}),
+	'true true', 'and the audit verifies, every row of it');
+
 $node->stop;
 done_testing();
