@@ -259,24 +259,31 @@ read_request(int64 id, LockMode mode)
 		TupleTableSlot *slot = table_slot_create(rel, NULL);
 		TM_FailureData tmfd;
 		TM_Result	res;
+		int			flags = TUPLE_LOCK_FLAG_LOCK_UPDATE_IN_PROGRESS;
 
+		/* as ExecLockRows: read committed follows updates to the newest row */
+		if (!IsolationUsesXactSnapshot())
+			flags |= TUPLE_LOCK_FLAG_FIND_LAST_VERSION;
 		res = table_tuple_lock(rel, &tup->t_self, snapshot, slot,
 							   GetCurrentCommandId(true), LockTupleExclusive,
-							   LockWaitBlock, TUPLE_LOCK_FLAG_FIND_LAST_VERSION,
-							   &tmfd);
+							   LockWaitBlock, flags, &tmfd);
 		switch (res)
 		{
 			case TM_Ok:
 				tup = ExecCopySlotHeapTuple(slot);
 				break;
-			case TM_Deleted:
-				tup = NULL;		/* (requests are never deleted) */
-				break;
 			case TM_Updated:
-				/* (only when the isolation level does not follow updates) */
+			case TM_Deleted:
+				/* (read committed followed it: only a snapshot's isolation) */
 				ereport(ERROR,
 						(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
 						 errmsg("could not serialize access due to concurrent update")));
+				break;
+			case TM_SelfModified:
+				ereport(ERROR,
+						(errcode(ERRCODE_TRIGGERED_DATA_CHANGE_VIOLATION),
+						 errmsg("lockbox request " INT64_FORMAT " was changed by an operation the current command triggered",
+								id)));
 				break;
 			default:
 				elog(ERROR, "unexpected result %d locking lockbox request " INT64_FORMAT,
@@ -316,11 +323,16 @@ read_request(int64 id, LockMode mode)
 	r->required_approvals = 1;
 	if (rows != NIL)
 	{
-		r->tenant_enabled = DatumGetBool(lockbox_store_get(linitial(rows), rtd,
-														   "enabled", &isnull));
-		r->required_approvals = DatumGetInt32(lockbox_store_get(linitial(rows), rtd,
-																"required_approvals",
-																&isnull));
+		Datum		d;
+
+		d = lockbox_store_get(linitial(rows), rtd, "enabled", &isnull);
+		if (isnull)
+			elog(ERROR, "tenant \"%s\" has no setting \"enabled\"", r->tenant);
+		r->tenant_enabled = DatumGetBool(d);
+		d = lockbox_store_get(linitial(rows), rtd, "required_approvals", &isnull);
+		if (isnull)
+			elog(ERROR, "tenant \"%s\" has no setting \"required_approvals\"", r->tenant);
+		r->required_approvals = DatumGetInt32(d);
 	}
 	r->approvers = NIL;
 	rows = lockbox_store_read("approver", 1, &key, snapshot, &rtd);
@@ -1399,7 +1411,7 @@ lockbox_approve(PG_FUNCTION_ARGS)
 	Request    *r;
 	Extension	ext;
 	char	   *from;
-	char	   *result;
+	char		result[NAMEDATALEN];
 	StringInfoData extra;
 
 	lockbox_enter(&call);
@@ -1463,7 +1475,7 @@ lockbox_approve(PG_FUNCTION_ARGS)
 	else
 		refuse_state(r, call.now, "approve");
 
-	result = pstrdup(r->state);
+	strlcpy(result, r->state, sizeof(result));	/* (r is in SPI memory, gone at leave) */
 	lockbox_leave(&call);
 	PG_RETURN_TEXT_P(cstring_to_text(result));
 }

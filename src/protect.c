@@ -207,7 +207,10 @@ lockbox_policy_fingerprint(PG_FUNCTION_ARGS)
 
 	lockbox_enter_read(&call);
 	fp = policy_fingerprint(PG_GETARG_OID(0));
-	result = cstring_to_text(fp);
+	/* (in the caller's memory: SPI's is gone at leave) */
+	result = SPI_palloc(VARHDRSZ + strlen(fp));
+	SET_VARSIZE(result, VARHDRSZ + strlen(fp));
+	memcpy(VARDATA(result), fp, strlen(fp));
 	lockbox_leave(&call);
 	PG_RETURN_TEXT_P(result);
 }

@@ -34,6 +34,7 @@
 #include "commands/trigger.h"
 #include "executor/execPartition.h"
 #include "executor/executor.h"
+#include "mb/pg_wchar.h"
 #include "nodes/makefuncs.h"
 #include "optimizer/optimizer.h"
 #include "rewrite/rewriteHandler.h"
@@ -42,6 +43,7 @@
 #include "utils/fmgroids.h"
 #include "utils/inval.h"
 #include "utils/memutils.h"
+#include "utils/plancache.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/relcache.h"
@@ -61,6 +63,8 @@ typedef struct StoreRel
 	ModifyTableState *mtstate;
 	bool		inserted;		/* statement triggers fired, to fire after */
 	bool		updated;
+	struct ExprCache *cache;	/* the table's defaults */
+	bool		sql;			/* written with SQL statements (see needs_sql) */
 } StoreRel;
 
 struct LockboxStore
@@ -71,52 +75,80 @@ struct LockboxStore
 };
 
 /*
- * The executor builds a table's CHECK constraints and its partial indexes'
- * predicates for each ResultRelInfo, from their stored node trees, through
- * the planner's expression preprocessing: for a store opened at every call
- * that was a good share of a transition.  They are built once per backend
- * here, and dropped at any relcache invalidation (a constraint or index
- * added, dropped or changed invalidates its table).
+ * The executor builds a table's CHECK constraints, its column defaults and
+ * its partial indexes' predicates for each ResultRelInfo, from their stored
+ * node trees, through the planner's expression preprocessing: for a store
+ * opened at every call that was a good share of a transition.  The planned
+ * trees are kept per backend as CachedExpressions (plancache.c marks one
+ * invalid when a function or type it depends on changes) and dropped at any
+ * relcache invalidation (a constraint, default or index added, dropped or
+ * changed invalidates its table).  Each store builds its own ExprStates from
+ * them: an ExprState keeps pointers into the memory of the query it first
+ * ran in, and must not outlive it.
  */
 typedef struct ExprCache
 {
 	Oid			relid;
 	int			ncheck;
-	ExprState **checks;			/* in the order of the table's constr->check */
+	CachedExpression **checks;	/* in the order of the table's constr->check */
 	int			nindexes;
 	Oid		   *indexes;
-	ExprState **predicates;		/* of indexes[i], NULL for a full index */
+	CachedExpression **predicates;	/* of indexes[i], NULL for a full index */
+	int			natts;
+	CachedExpression **defaults;	/* of each column (or its domain), or NULL */
 } ExprCache;
 
-static MemoryContext expr_cxt = NULL;
 static List *expr_caches = NIL;
 
 /*
- * A ResultRelInfo of an open store may be using the expressions when an
- * invalidation arrives (a trigger of the table's, say, opens a relation):
- * they are then forgotten at once but freed only once no store is open, or
- * at the end of the transaction.
+ * A store's ExprStates point into the trees: trees dropped while a store is
+ * open (a trigger of the table's, say, opened a relation and took an
+ * invalidation) are freed only once no store is open, or at the end of the
+ * transaction.
  */
+static List *expr_garbage = NIL;
 static int	open_stores = 0;
-static bool expr_stale = false;
 
 static void
-expr_cache_free(void)
+free_cached(CachedExpression **ces, int n)
 {
-	if (expr_cxt != NULL)
-		MemoryContextReset(expr_cxt);
-	expr_caches = NIL;
-	expr_stale = false;
+	for (int i = 0; i < n; i++)
+		if (ces[i] != NULL)
+			FreeCachedExpression(ces[i]);
+	pfree(ces);
+}
+
+static void
+expr_collect_garbage(void)
+{
+	ListCell   *lc;
+
+	if (open_stores > 0)
+		return;
+	foreach(lc, expr_garbage)
+	{
+		ExprCache  *c = lfirst(lc);
+
+		free_cached(c->checks, c->ncheck);
+		free_cached(c->predicates, c->nindexes);
+		free_cached(c->defaults, c->natts);
+		pfree(c->indexes);
+		pfree(c);
+	}
+	list_free(expr_garbage);
+	expr_garbage = NIL;
 }
 
 static void
 expr_cache_inval(Datum arg, Oid relid)
 {
+	MemoryContext old = MemoryContextSwitchTo(CacheMemoryContext);
+
+	expr_garbage = list_concat(expr_garbage, expr_caches);
+	MemoryContextSwitchTo(old);
+	list_free(expr_caches);
 	expr_caches = NIL;
-	if (open_stores == 0)
-		expr_cache_free();
-	else
-		expr_stale = true;
+	expr_collect_garbage();
 }
 
 /* At the end of a transaction: no store is open any more. */
@@ -128,16 +160,26 @@ lockbox_store_xact(XactEvent event)
 		event == XACT_EVENT_PREPARE)
 	{
 		open_stores = 0;
-		if (expr_stale)
-			expr_cache_free();
+		expr_collect_garbage();
 	}
+}
+
+static bool
+all_valid(CachedExpression **ces, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (ces[i] != NULL && !ces[i]->is_valid)
+			return false;
+	return true;
 }
 
 static ExprCache *
 expr_cache(ResultRelInfo *rri)
 {
+	static bool registered = false;
 	Relation	rel = rri->ri_RelationDesc;
-	TupleConstr *constr = RelationGetDescr(rel)->constr;
+	TupleDesc	td = RelationGetDescr(rel);
+	TupleConstr *constr = td->constr;
 	ListCell   *lc;
 	ExprCache  *c;
 	MemoryContext old;
@@ -145,53 +187,137 @@ expr_cache(ResultRelInfo *rri)
 	foreach(lc, expr_caches)
 	{
 		c = lfirst(lc);
-		if (c->relid == RelationGetRelid(rel))
+		if (c->relid != RelationGetRelid(rel))
+			continue;
+		if (all_valid(c->checks, c->ncheck) &&
+			all_valid(c->predicates, c->nindexes) &&
+			all_valid(c->defaults, c->natts))
 			return c;
+		/* a function or type under it changed: build it anew */
+		expr_caches = foreach_delete_current(expr_caches, lc);
+		old = MemoryContextSwitchTo(CacheMemoryContext);
+		expr_garbage = lappend(expr_garbage, c);
+		MemoryContextSwitchTo(old);
+		break;
 	}
-	if (expr_cxt == NULL)
+	if (!registered)
 	{
-		expr_cxt = AllocSetContextCreate(CacheMemoryContext, "lockbox store expressions",
-										 ALLOCSET_SMALL_SIZES);
 		CacheRegisterRelcacheCallback(expr_cache_inval, (Datum) 0);
+		registered = true;
 	}
-	old = MemoryContextSwitchTo(expr_cxt);
+
+	/* (built in the caller's memory, then kept: an error leaves nothing) */
 	c = palloc0(sizeof(ExprCache));
 	c->relid = RelationGetRelid(rel);
 	c->ncheck = constr ? constr->num_check : 0;
-	c->checks = palloc0(sizeof(ExprState *) * Max(c->ncheck, 1));
-	for (int i = 0; i < c->ncheck; i++)
-		c->checks[i] = ExecInitExpr(expression_planner(stringToNode(constr->check[i].ccbin)),
-									NULL);
+	c->checks = palloc0(sizeof(CachedExpression *) * Max(c->ncheck, 1));
 	c->nindexes = rri->ri_NumIndices;
 	c->indexes = palloc0(sizeof(Oid) * Max(c->nindexes, 1));
-	c->predicates = palloc0(sizeof(ExprState *) * Max(c->nindexes, 1));
-	for (int i = 0; i < c->nindexes; i++)
+	c->predicates = palloc0(sizeof(CachedExpression *) * Max(c->nindexes, 1));
+	c->natts = td->natts;
+	c->defaults = palloc0(sizeof(CachedExpression *) * Max(c->natts, 1));
+	PG_TRY();
 	{
-		IndexInfo  *ii = rri->ri_IndexRelationInfo[i];
+		for (int i = 0; i < c->ncheck; i++)
+			c->checks[i] = GetCachedExpression(stringToNode(constr->check[i].ccbin));
+		for (int i = 0; i < c->nindexes; i++)
+		{
+			IndexInfo  *ii = rri->ri_IndexRelationInfo[i];
 
-		c->indexes[i] = RelationGetRelid(rri->ri_IndexRelationDescs[i]);
-		if (ii->ii_Predicate != NIL)
-			c->predicates[i] = ExecInitQual((List *) expression_planner((Expr *) copyObject(ii->ii_Predicate)),
-											NULL);
+			c->indexes[i] = RelationGetRelid(rri->ri_IndexRelationDescs[i]);
+			if (ii->ii_Predicate != NIL)
+				c->predicates[i] = GetCachedExpression((Node *) copyObject(ii->ii_Predicate));
+		}
+		for (int i = 0; i < c->natts; i++)
+		{
+			Form_pg_attribute att = TupleDescAttr(td, i);
+			Node	   *expr;
+
+			if (att->attisdropped || att->attgenerated)
+				continue;
+			/* (the column's default, else its domain's) */
+			expr = build_column_default(rel, i + 1);
+			if (expr != NULL)
+				c->defaults[i] = GetCachedExpression(expr);
+		}
 	}
-	expr_caches = lappend(expr_caches, c);
+	PG_CATCH();
+	{
+		for (int i = 0; i < c->ncheck; i++)
+			if (c->checks[i] != NULL)
+				FreeCachedExpression(c->checks[i]);
+		for (int i = 0; i < c->nindexes; i++)
+			if (c->predicates[i] != NULL)
+				FreeCachedExpression(c->predicates[i]);
+		for (int i = 0; i < c->natts; i++)
+			if (c->defaults[i] != NULL)
+				FreeCachedExpression(c->defaults[i]);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+
+	/* kept: moved into long-lived memory */
+	old = MemoryContextSwitchTo(CacheMemoryContext);
+	{
+		ExprCache  *kept = palloc(sizeof(ExprCache));
+
+		*kept = *c;
+		kept->checks = memcpy(palloc(sizeof(CachedExpression *) * Max(c->ncheck, 1)),
+							  c->checks, sizeof(CachedExpression *) * Max(c->ncheck, 1));
+		kept->indexes = memcpy(palloc(sizeof(Oid) * Max(c->nindexes, 1)),
+							   c->indexes, sizeof(Oid) * Max(c->nindexes, 1));
+		kept->predicates = memcpy(palloc(sizeof(CachedExpression *) * Max(c->nindexes, 1)),
+								  c->predicates, sizeof(CachedExpression *) * Max(c->nindexes, 1));
+		kept->defaults = memcpy(palloc(sizeof(CachedExpression *) * Max(c->natts, 1)),
+								c->defaults, sizeof(CachedExpression *) * Max(c->natts, 1));
+		expr_caches = lappend(expr_caches, kept);
+		c = kept;
+	}
 	MemoryContextSwitchTo(old);
 	return c;
 }
 
-/* Give a ResultRelInfo its table's constraints and predicates, built once. */
-static void
-use_expr_cache(ResultRelInfo *rri)
+/*
+ * Give a store's ResultRelInfo its table's constraints and predicates, as
+ * ExprStates of the store's own, from the planned trees kept.
+ */
+static ExprCache *
+use_expr_cache(EState *estate, ResultRelInfo *rri)
 {
 	ExprCache  *c = expr_cache(rri);
+	MemoryContext old = MemoryContextSwitchTo(estate->es_query_cxt);
 
 	if (c->ncheck > 0)
-		rri->ri_ConstraintExprs = c->checks;
+	{
+		rri->ri_ConstraintExprs = palloc(sizeof(ExprState *) * c->ncheck);
+		for (int i = 0; i < c->ncheck; i++)
+			rri->ri_ConstraintExprs[i] = ExecInitExpr((Expr *) c->checks[i]->expr, NULL);
+	}
 	for (int i = 0; i < rri->ri_NumIndices && i < c->nindexes; i++)
 	{
-		if (c->indexes[i] == RelationGetRelid(rri->ri_IndexRelationDescs[i]))
-			rri->ri_IndexRelationInfo[i]->ii_PredicateState = c->predicates[i];
+		if (c->predicates[i] != NULL &&
+			c->indexes[i] == RelationGetRelid(rri->ri_IndexRelationDescs[i]))
+			rri->ri_IndexRelationInfo[i]->ii_PredicateState =
+				ExecInitQual((List *) c->predicates[i]->expr, NULL);
 	}
+	MemoryContextSwitchTo(old);
+	return c;
+}
+
+/*
+ * What writing through the table access method would not do as SQL does:
+ * rules, and statement triggers with transition tables (a trigger that
+ * ships new audit rows somewhere, say).  A table with either is written
+ * with INSERT and UPDATE statements instead: slower, exactly as SQL.
+ */
+static bool
+needs_sql(Relation rel)
+{
+	TriggerDesc *td = rel->trigdesc;
+
+	return rel->rd_rules != NULL ||
+		(td != NULL && (td->trig_insert_new_table || td->trig_update_old_table ||
+						td->trig_update_new_table));
 }
 
 /* Open lockbox.<tables[i]> for writing, as table i of the store. */
@@ -214,6 +340,11 @@ lockbox_store_open(int ntables, const char *const *tables)
 		if (!OidIsValid(relid))
 			elog(ERROR, "lockbox.%s is missing", tables[i]);
 		r->rel = table_open(relid, RowExclusiveLock);
+		if (r->rel->rd_rel->relkind != RELKIND_RELATION &&
+			r->rel->rd_rel->relkind != RELKIND_PARTITIONED_TABLE)
+			ereport(ERROR,
+					(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+					 errmsg("\"lockbox.%s\" is not a table", tables[i])));
 		r->rte = makeNode(RangeTblEntry);
 		r->rte->rtekind = RTE_RELATION;
 		r->rte->relid = relid;
@@ -235,10 +366,9 @@ lockbox_store_open(int ntables, const char *const *tables)
 		estate->es_opened_result_relations =
 			lappend(estate->es_opened_result_relations, r->rri);
 		if (r->rel->rd_rel->relkind != RELKIND_PARTITIONED_TABLE)
-		{
 			ExecOpenIndices(r->rri, false);
-			use_expr_cache(r->rri);
-		}
+		r->cache = use_expr_cache(estate, r->rri);
+		r->sql = needs_sql(r->rel);
 		/* (virtual: its values are the row, whatever was fetched into it) */
 		r->slot = ExecInitExtraTupleSlot(estate, RelationGetDescr(r->rel),
 										 &TTSOpsVirtual);
@@ -301,8 +431,10 @@ lockbox_store_set(LockboxStore *store, int t, const char *name,
 		else if (type == TEXTOID && coltype == NAMEOID)
 		{
 			Name		n = palloc0(NAMEDATALEN);
+			char	   *str = TextDatumGetCString(value);
 
-			namestrcpy(n, TextDatumGetCString(value));
+			/* (as the text-to-name cast: never half a character) */
+			memcpy(NameStr(*n), str, pg_mbcliplen(str, strlen(str), NAMEDATALEN - 1));
 			value = NameGetDatum(n);
 		}
 		else
@@ -322,25 +454,80 @@ apply_defaults(LockboxStore *store, StoreRel *r)
 	TupleDesc	td = RelationGetDescr(r->rel);
 	ExprContext *econtext = GetPerTupleExprContext(store->estate);
 
-	for (int i = 0; i < td->natts; i++)
+	for (int i = 0; i < td->natts && i < r->cache->natts; i++)
 	{
 		Form_pg_attribute att = TupleDescAttr(td, i);
-		Node	   *expr;
 		ExprState  *state;
+		MemoryContext old;
 
-		if (r->set[i] || att->attisdropped || !att->atthasdef ||
-			att->attgenerated)
+		if (r->set[i] || r->cache->defaults[i] == NULL)
 			continue;
-		expr = build_column_default(r->rel, i + 1);
-		if (expr == NULL)
-			continue;
-		state = ExecPrepareExpr((Expr *) expr, store->estate);
+		old = MemoryContextSwitchTo(store->estate->es_query_cxt);
+		state = ExecInitExpr((Expr *) r->cache->defaults[i]->expr, NULL);
+		MemoryContextSwitchTo(old);
 		r->slot->tts_values[i] = ExecEvalExprSwitchContext(state, econtext,
 														  &r->slot->tts_isnull[i]);
 		if (!r->slot->tts_isnull[i] && !att->attbyval)
 			r->slot->tts_values[i] = datumCopy(r->slot->tts_values[i],
 											   att->attbyval, att->attlen);
 	}
+}
+
+/*
+ * Write the row built for table t with a statement (see needs_sql): the
+ * columns set, and, for an update, the row fetched by its ctid.
+ */
+static void
+sql_write(StoreRel *r, bool update)
+{
+	TupleDesc	td = RelationGetDescr(r->rel);
+	StringInfoData sql;
+	StringInfoData vals;
+	Oid		   *types = palloc(sizeof(Oid) * (td->natts + 1));
+	Datum	   *values = palloc(sizeof(Datum) * (td->natts + 1));
+	char	   *nulls = palloc(td->natts + 1);
+	int			n = 0;
+	int			ret;
+
+	initStringInfo(&sql);
+	initStringInfo(&vals);
+	appendStringInfo(&sql, "%s %s ", update ? "UPDATE" : "INSERT INTO",
+					 quote_qualified_identifier("lockbox", RelationGetRelationName(r->rel)));
+	appendStringInfoString(&sql, update ? "SET " : "(");
+	for (int i = 0; i < td->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(td, i);
+
+		if (!r->set[i] || att->attisdropped)
+			continue;
+		types[n] = att->atttypid;
+		values[n] = r->slot->tts_values[i];
+		nulls[n] = r->slot->tts_isnull[i] ? 'n' : ' ';
+		n++;
+		if (update)
+			appendStringInfo(&sql, "%s%s = $%d", n > 1 ? ", " : "",
+							 quote_identifier(NameStr(att->attname)), n);
+		else
+		{
+			appendStringInfo(&sql, "%s%s", n > 1 ? ", " : "",
+							 quote_identifier(NameStr(att->attname)));
+			appendStringInfo(&vals, "%s$%d", n > 1 ? ", " : "", n);
+		}
+	}
+	if (update)
+	{
+		types[n] = TIDOID;
+		values[n] = PointerGetDatum(&r->tid);
+		nulls[n] = ' ';
+		n++;
+		appendStringInfo(&sql, " WHERE ctid OPERATOR(pg_catalog.=) $%d", n);
+	}
+	else
+		appendStringInfo(&sql, ") VALUES (%s)", vals.data);
+	ret = SPI_execute_with_args(sql.data, n, types, values, nulls, false, 0);
+	if (ret < 0)
+		elog(ERROR, "SPI_execute_with_args failed for \"%s\": %s",
+			 sql.data, SPI_result_code_string(ret));
 }
 
 /* Insert the row built for table t. */
@@ -352,6 +539,11 @@ lockbox_store_insert(LockboxStore *store, int t)
 	ResultRelInfo *target = r->rri;
 	TupleTableSlot *slot = r->slot;
 
+	if (r->sql)
+	{
+		sql_write(r, false);
+		return;
+	}
 	apply_defaults(store, r);
 	ExecStoreVirtualTuple(slot);
 	if (!r->inserted)
@@ -451,6 +643,11 @@ lockbox_store_update(LockboxStore *store, int t)
 				bms_add_member(r->rte->updatedCols,
 							   i + 1 - FirstLowInvalidHeapAttributeNumber);
 	}
+	if (r->sql)
+	{
+		sql_write(r, true);
+		return;
+	}
 	if (!r->updated)
 	{
 		ExecBSUpdateTriggers(estate, r->rri);
@@ -493,8 +690,8 @@ lockbox_store_close(LockboxStore *store)
 	FreeExecutorState(estate);
 	for (int i = 0; i < store->nrels; i++)
 		table_close(store->rels[i].rel, NoLock);
-	if (--open_stores == 0 && expr_stale)
-		expr_cache_free();
+	open_stores--;
+	expr_collect_garbage();
 	CommandCounterIncrement();
 }
 
@@ -553,7 +750,8 @@ lockbox_store_read(const char *table, int nkeys, const Datum *keys,
 	while (HeapTupleIsValid(tup = systable_getnext(scan)))
 		result = lappend(result, heap_copytuple(tup));
 	systable_endscan(scan);
-	*td = CreateTupleDescCopy(RelationGetDescr(rel));
+	/* (with the constraints: the defaults of columns added since a row was written) */
+	*td = CreateTupleDescCopyConstr(RelationGetDescr(rel));
 	index_close(index, AccessShareLock);
 	table_close(rel, NoLock);
 	return result;

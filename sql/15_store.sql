@@ -1,5 +1,5 @@
 --
--- 14_store: the lifecycle functions write lockbox's rows without the planner
+-- 15_store: the lifecycle functions write lockbox's rows without the planner
 -- (src/store.c), yet as an INSERT or UPDATE would:
 --
 --   1. CHECK constraints hold, one added after this backend wrote rows too;
@@ -43,12 +43,44 @@ ALTER TABLE lockbox.request DROP CONSTRAINT regress_st_check;
 -- nothing of the refused request was written
 SELECT count(*) AS requests_with_the_word FROM lockbox.request WHERE reason ~ 'forbidden';
 
+-- ... a CHECK on the whole row, through a function: built afresh for each
+-- write (the expression keeps the row type it first read in its query)
+CREATE FUNCTION public.regress_st_row_ok(r lockbox.request) RETURNS boolean
+	LANGUAGE plpgsql IMMUTABLE AS $fn$ BEGIN RETURN r.reason IS NOT NULL; END $fn$;
+ALTER TABLE lockbox.request ADD CONSTRAINT regress_st_row CHECK (public.regress_st_row_ok(request));
+SET ROLE regress_st_eng;
+SELECT lockbox_request('regress_st', 'a request checked whole, one') AS w1 \gset
+SELECT lockbox_request('regress_st', 'a request checked whole, two') AS w2 \gset
+SELECT lockbox_cancel(:w1), lockbox_cancel(:w2);
+RESET ROLE;
+ALTER TABLE lockbox.request DROP CONSTRAINT regress_st_row;
+DROP FUNCTION public.regress_st_row_ok(lockbox.request);
+-- ... a CHECK through an SQL function (inlined when planned): replacing the
+-- function changes what the next write is checked against
+CREATE FUNCTION public.regress_st_reason_ok(t text) RETURNS boolean
+	LANGUAGE sql IMMUTABLE AS $fn$ SELECT true $fn$;
+ALTER TABLE lockbox.request ADD CONSTRAINT regress_st_fn CHECK (public.regress_st_reason_ok(reason));
+SET ROLE regress_st_eng;
+SELECT lockbox_cancel(lockbox_request('regress_st', 'a forbidden reason, allowed for now'));
+RESET ROLE;
+CREATE OR REPLACE FUNCTION public.regress_st_reason_ok(t text) RETURNS boolean
+	LANGUAGE sql IMMUTABLE AS $fn$ SELECT t !~ 'forbidden' $fn$;
+SET ROLE regress_st_eng;
+CALL regress_try($$SELECT lockbox_request('regress_st', 'a forbidden reason, refused now')$$,
+				 show_message => false);
+RESET ROLE;
+ALTER TABLE lockbox.request DROP CONSTRAINT regress_st_fn;
+DROP FUNCTION public.regress_st_reason_ok(text);
+
 -- 2. a partial index added now
 CREATE INDEX regress_st_ended_idx ON lockbox.notification (id) WHERE event = 'access_ended';
 CREATE INDEX regress_st_state_idx ON lockbox.request (state, id);
 
 -- 3. triggers
-CREATE TABLE regress_st_seen (n serial, tbl text, op text, level text, time text, what text);
+-- (the rows the database's lockbox worker writes meanwhile, with its own
+-- statements, are left out: pid)
+CREATE TABLE regress_st_seen (n serial, tbl text, op text, level text, time text, what text,
+							  pid int DEFAULT pg_backend_pid());
 CREATE FUNCTION regress_st_note() RETURNS trigger LANGUAGE plpgsql AS $fn$
 BEGIN
 	INSERT INTO public.regress_st_seen (tbl, op, level, time, what)
@@ -76,7 +108,36 @@ SELECT lockbox_approve(:r2);
 SET ROLE regress_st_eng;
 SELECT lockbox_close(:r2);
 RESET ROLE;
-SELECT tbl, op, level, time, what FROM regress_st_seen ORDER BY n;
+SELECT tbl, op, level, time, what FROM regress_st_seen WHERE pid = pg_backend_pid() ORDER BY n;
+
+-- ... a statement trigger with a transition table (a DBA shipping new audit
+-- rows elsewhere), and a rule: the tables that have them are written with
+-- SQL statements, so both see every row
+TRUNCATE regress_st_seen;
+CREATE FUNCTION regress_st_ship() RETURNS trigger LANGUAGE plpgsql AS $fn$
+BEGIN
+	INSERT INTO public.regress_st_seen (tbl, op, level, time, what)
+	SELECT TG_TABLE_NAME, TG_OP, 'NEW TABLE', TG_WHEN, n.event FROM new_rows n;
+	RETURN NULL;
+END
+$fn$;
+CREATE TRIGGER regress_st_ship AFTER INSERT ON lockbox.audit_log
+	REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION regress_st_ship();
+CREATE RULE regress_st_rule AS ON UPDATE TO lockbox.request
+	DO ALSO INSERT INTO public.regress_st_seen (tbl, op, level, time, what)
+	VALUES ('request', 'UPDATE', 'RULE', 'ALSO', NEW.state);
+SET ROLE regress_st_eng;
+SELECT lockbox_request('regress_st', 'the third request of this file') AS r3 \gset
+SET ROLE regress_st_rev;
+SELECT lockbox_approve(:r3);
+SET ROLE regress_st_app;
+-- (an approver may always revoke: the audit row it writes is shipped too)
+SELECT lockbox_approve(:r3), lockbox_revoke(:r3, 'the customer ends it at once');
+RESET ROLE;
+SELECT tbl, op, level, time, what FROM regress_st_seen WHERE pid = pg_backend_pid() ORDER BY n;
+DROP RULE regress_st_rule ON lockbox.request;
+DROP TRIGGER regress_st_ship ON lockbox.audit_log;
+DROP FUNCTION regress_st_ship();
 
 DROP TRIGGER regress_st_bs ON lockbox.request;
 DROP TRIGGER regress_st_br ON lockbox.request;
