@@ -59,6 +59,7 @@ PG_FUNCTION_INFO_V1(lockbox_audit_log_append_only);
 PG_FUNCTION_INFO_V1(lockbox_verify_audit);
 PG_FUNCTION_INFO_V1(lockbox_verify_audit_anchors);
 PG_FUNCTION_INFO_V1(lockbox_verify_audit_since);
+PG_FUNCTION_INFO_V1(lockbox_jsonb_bytes);
 
 /* lockbox.log: which events go to the server log */
 #define LOG_ACCESS		0x01
@@ -349,21 +350,124 @@ audit_row_hash_ctx(pg_cryptohash_ctx *ctx,
 		elog(ERROR, "could not finish sha256: %s", pg_cryptohash_error(ctx));
 }
 
-static void
-audit_row_hash(const int64 *parents, const uint8 *parent_hashes, int nparents,
-			   int64 seq, TimestampTz at, const char *session_user_name,
-			   const char *actor, const char *event, bool has_request,
-			   int64 request_id, const char *tenant, const char *detail,
-			   uint8 *result)
+/*
+ * A string for the v2 hash: bytes and length, data NULL for SQL NULL.  Not
+ * NUL-terminated: verification passes column values as they are stored.
+ */
+typedef struct AuditStr
 {
-	pg_cryptohash_ctx *ctx = pg_cryptohash_create(PG_SHA256);
+	const char *data;
+	int			len;
+} AuditStr;
 
-	if (ctx == NULL)
+static inline AuditStr
+audit_cstr(const char *s)
+{
+	AuditStr	r = {s, s ? (int) strlen(s) : 0};
+
+	return r;
+}
+
+static void
+hash_str(pg_cryptohash_ctx *ctx, AuditStr s)
+{
+	uint8		isnull = (s.data == NULL);
+	uint32		len;
+
+	hash_bytes(ctx, &isnull, 1);
+	if (s.data == NULL)
+		return;
+	len = pg_hton32((uint32) s.len);
+	hash_bytes(ctx, &len, sizeof(len));
+	hash_bytes(ctx, s.data, s.len);
+}
+
+/*
+ * What a v2 row's hash covers beyond the fields every row has: its jsonb
+ * detail as stored (binary), or, for the access and refused rows written
+ * from 1.3 on, the statement's digest and the typed fields.
+ */
+typedef struct AuditContent
+{
+	AuditStr	detail;			/* jsonb binary; data NULL: an access row */
+	const uint8 *statement;		/* the statement's digest */
+	int64		pid;
+	int64		statements;
+	int64		last_at_usec;	/* -1: none */
+	int64		query_length;	/* -1: none */
+	AuditStr	query_sha256;
+	AuditStr	reason;
+	AuditStr	node;
+} AuditContent;
+
+/*
+ * The v2 hash (rows written from 1.3 on): as v1 over parents, seq, at, the
+ * names, event, request and tenant, then either 'j' and the detail's jsonb
+ * binary, or 'a' and the statement's digest with the typed fields.  Only
+ * binary values: nothing is rendered as text to verify a row.
+ */
+static void
+audit_row_hash_v2(pg_cryptohash_ctx *ctx,
+				  const int64 *parents, const uint8 *parent_hashes, int nparents,
+				  int64 seq, TimestampTz at, AuditStr session_user_name,
+				  AuditStr actor, AuditStr event, bool has_request,
+				  int64 request_id, AuditStr tenant, const AuditContent *c,
+				  uint8 *result)
+{
+	uint8		has = has_request;
+
+	if (pg_cryptohash_init(ctx) < 0)
 		elog(ERROR, "could not initialize sha256");
-	audit_row_hash_ctx(ctx, parents, parent_hashes, nparents, seq, at,
-					   session_user_name, actor, event, has_request,
-					   request_id, tenant, detail, result);
-	pg_cryptohash_free(ctx);
+	hash_bytes(ctx, "lockbox audit v2", 16);
+	hash_int64(ctx, nparents);
+	for (int i = 0; i < nparents; i++)
+	{
+		hash_int64(ctx, parents[i]);
+		hash_bytes(ctx, parent_hashes + i * AUDIT_HASH_LEN, AUDIT_HASH_LEN);
+	}
+	hash_int64(ctx, seq);
+	hash_int64(ctx, at);
+	hash_str(ctx, session_user_name);
+	hash_str(ctx, actor);
+	hash_str(ctx, event);
+	hash_bytes(ctx, &has, 1);
+	if (has_request)
+		hash_int64(ctx, request_id);
+	hash_str(ctx, tenant);
+	if (c->detail.data != NULL)
+	{
+		hash_bytes(ctx, "j", 1);
+		hash_str(ctx, c->detail);
+	}
+	else
+	{
+		hash_bytes(ctx, "a", 1);
+		hash_bytes(ctx, c->statement, AUDIT_HASH_LEN);
+		hash_int64(ctx, c->pid);
+		hash_int64(ctx, c->statements);
+		hash_int64(ctx, c->last_at_usec);
+		hash_int64(ctx, c->query_length);
+		hash_str(ctx, c->query_sha256);
+		hash_str(ctx, c->reason);
+		hash_str(ctx, c->node);
+	}
+	if (pg_cryptohash_final(ctx, result, AUDIT_HASH_LEN) < 0)
+		elog(ERROR, "could not finish sha256: %s", pg_cryptohash_error(ctx));
+}
+
+/* A statement's digest: sha256 over its relation, command and text. */
+static void
+audit_statement_digest(pg_cryptohash_ctx *ctx, AuditStr relation,
+					   AuditStr command, AuditStr query, uint8 *result)
+{
+	if (pg_cryptohash_init(ctx) < 0)
+		elog(ERROR, "could not initialize sha256");
+	hash_bytes(ctx, "lockbox statement", 17);
+	hash_str(ctx, relation);
+	hash_str(ctx, command);
+	hash_str(ctx, query);
+	if (pg_cryptohash_final(ctx, result, AUDIT_HASH_LEN) < 0)
+		elog(ERROR, "could not finish sha256: %s", pg_cryptohash_error(ctx));
 }
 
 /* ---------------------------------------------------------------------
@@ -396,7 +500,8 @@ tips_from_table(int *ntips)
 		"           ORDER BY seq DESC LIMIT " CppAsString2(AUDIT_TIP_WINDOW) ")"
 		" SELECT w.seq, w.hash FROM w"
 		"  WHERE w.seq OPERATOR(pg_catalog.<>) ALL"
-		"        (SELECT pg_catalog.unnest(w2.parents) FROM w w2)"
+		"        (SELECT pg_catalog.unnest(COALESCE(w2.parents,"
+		"                ARRAY[w2.seq OPERATOR(pg_catalog.-) 1])) FROM w w2)"
 		"  ORDER BY w.seq";
 	SPIPlanPtr	plan = lockbox_prepare(&tips_plan, sql, 0, NULL);
 	Snapshot	snap;
@@ -807,18 +912,24 @@ lockbox_audit(LockboxCall *call, const char *event, int64 request_id,
 		elog(ERROR, "could not append to lockbox.audit_log");
 }
 
-/*
- * Compute one audit row: its seq, its parents and its hash, as the values of
- * an INSERT into lockbox.audit_log (seq, at, session_user_name, actor, event,
- * request_id, tenant, detail, parents, hash), which the caller runs in this
- * transaction.  Must run between lockbox_enter and lockbox_leave.
- */
-void
-lockbox_audit_row(LockboxCall *call, const char *event, int64 request_id,
-				  const char *tenant, const char *detail_json, AuditRow *out)
+/* A row being written: its place in the DAG, then its hash. */
+typedef struct NewRow
 {
-	Datum	   *values = out->values;
-	char	   *nulls = out->nulls;
+	PendingRow *row;
+	int64	   *parents;
+	uint8	   *parent_hashes;
+	int			nparents;
+	const char *session_user_name;
+	const char *actor;
+} NewRow;
+
+/*
+ * The parents and seq of a new row (not yet pending): the tips, less those
+ * this transaction's earlier rows link, and its own previous row.
+ */
+static void
+begin_row(LockboxCall *call, NewRow *nr)
+{
 	AuditTip   *tips;
 	int			ntips;
 	PendingRow *prev = NULL;
@@ -826,15 +937,6 @@ lockbox_audit_row(LockboxCall *call, const char *event, int64 request_id,
 	int64	   *parents;
 	uint8	   *parent_hashes;
 	int			nparents = 0;
-	Datum	   *parent_datums;
-	Jsonb	   *detail;
-	char	   *detail_text;
-	const char *session_user_name = call->session_name ? call->session_name :
-		lockbox_role_name(call->session_user);
-	const char *actor = call->actor_name ? call->actor_name :
-		lockbox_role_name(call->caller);
-	int			category;
-	bytea	   *hash;
 	MemoryContext oldcxt;
 
 	if (audit_shared == NULL)
@@ -843,6 +945,11 @@ lockbox_audit_row(LockboxCall *call, const char *event, int64 request_id,
 		ereport(ERROR,
 				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
 				 errmsg("cannot write the lockbox audit during recovery")));
+
+	nr->session_user_name = call->session_name ? call->session_name :
+		lockbox_role_name(call->session_user);
+	nr->actor = call->actor_name ? call->actor_name :
+		lockbox_role_name(call->caller);
 
 	/* tips first, then the seq: every parent's seq is then below ours */
 	tips = current_tips(&ntips);
@@ -893,34 +1000,47 @@ lockbox_audit_row(LockboxCall *call, const char *event, int64 request_id,
 	row->nparents = nparents;
 	row->parents = palloc(sizeof(int64) * Max(1, nparents));
 	memcpy(row->parents, parents, sizeof(int64) * nparents);
+	row->logline = NULL;
 	MemoryContextSwitchTo(oldcxt);
 
 	row->seq = nextval_internal(get_relname_relid("audit_seq",
 												  get_namespace_oid("lockbox", false)),
 								false);
+	nr->row = row;
+	nr->parents = parents;
+	nr->parent_hashes = parent_hashes;
+	nr->nparents = nparents;
+}
 
-	detail = DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
-												CStringGetDatum(detail_json)));
-	detail_text = JsonbToCString(NULL, &detail->root, VARSIZE(detail));
+/* Hash a new row (format v2). */
+static void
+hash_row(LockboxCall *call, NewRow *nr, const char *event, int64 request_id,
+		 const char *tenant, const AuditContent *c)
+{
+	pg_cryptohash_ctx *ctx = pg_cryptohash_create(PG_SHA256);
 
-	audit_row_hash(parents, parent_hashes, nparents, row->seq, call->now,
-				   session_user_name, actor, event, request_id > 0, request_id,
-				   tenant, detail_text, row->hash);
+	if (ctx == NULL)
+		elog(ERROR, "could not initialize sha256");
+	audit_row_hash_v2(ctx, nr->parents, nr->parent_hashes, nr->nparents,
+					  nr->row->seq, call->now,
+					  audit_cstr(nr->session_user_name), audit_cstr(nr->actor),
+					  audit_cstr(event), request_id > 0, request_id,
+					  audit_cstr(tenant), c, nr->row->hash);
+	pg_cryptohash_free(ctx);
+}
 
-	parent_datums = palloc(sizeof(Datum) * Max(1, nparents));
-	for (int i = 0; i < nparents; i++)
-		parent_datums[i] = Int64GetDatum(parents[i]);
-	hash = palloc(VARHDRSZ + AUDIT_HASH_LEN);
-	SET_VARSIZE(hash, VARHDRSZ + AUDIT_HASH_LEN);
-	memcpy(VARDATA(hash), row->hash, AUDIT_HASH_LEN);
-	namestrcpy(&out->session_name, session_user_name);
-	namestrcpy(&out->actor_name, actor);
+/*
+ * Finish a new row: its server log line (detail_text: the detail as jsonb
+ * renders it), and it is pending until its transaction ends.
+ */
+static void
+end_row(LockboxCall *call, NewRow *nr, const char *event, int64 request_id,
+		const char *tenant, const char *detail_text)
+{
+	PendingRow *row = nr->row;
+	MemoryContext oldcxt;
 
-	/* the server log's line, written when the transaction commits */
-	category = strcmp(event, "access") == 0 ? LOG_ACCESS :
-		strcmp(event, "refused") == 0 ? LOG_REFUSED : LOG_LIFECYCLE;
-	row->logline = NULL;
-	if ((lockbox_log_mask & category) != 0)
+	if (detail_text != NULL)
 	{
 		StringInfoData line;
 		char		hex[AUDIT_HASH_LEN * 2 + 1];
@@ -930,8 +1050,8 @@ lockbox_audit_row(LockboxCall *call, const char *event, int64 request_id,
 		lockbox_json_raw(&line, "seq", psprintf(INT64_FORMAT, row->seq));
 		lockbox_json_str(&line, "at", lockbox_iso_time(call->now));
 		lockbox_json_str(&line, "event", event);
-		lockbox_json_str(&line, "actor", actor);
-		lockbox_json_str(&line, "session_user", session_user_name);
+		lockbox_json_str(&line, "actor", nr->actor);
+		lockbox_json_str(&line, "session_user", nr->session_user_name);
 		lockbox_json_raw(&line, "request_id",
 						 request_id > 0 ? psprintf(INT64_FORMAT, request_id) : NULL);
 		lockbox_json_str(&line, "tenant", tenant);
@@ -944,10 +1064,65 @@ lockbox_audit_row(LockboxCall *call, const char *event, int64 request_id,
 		pfree(line.data);
 	}
 
+	/* the caller inserts it in this (sub)transaction, or errors out of it */
+	oldcxt = MemoryContextSwitchTo(TopTransactionContext);
+	pending_rows = lappend(pending_rows, row);
+	MemoryContextSwitchTo(oldcxt);
+}
+
+/* Is a row's only parent the row just before it?  Then parents is NULL. */
+static bool
+parents_implicit(const NewRow *nr)
+{
+	return nr->nparents == 1 && nr->parents[0] == nr->row->seq - 1;
+}
+
+/*
+ * Compute one audit row: its seq, its parents and its hash, as the values of
+ * an INSERT into lockbox.audit_log (seq, at, session_user_name, actor, event,
+ * request_id, tenant, detail, parents, hash), which the caller runs in this
+ * transaction.  Must run between lockbox_enter and lockbox_leave.
+ *
+ * Stored compactly, session_user_name is NULL where it is the actor and
+ * parents NULL where the only parent is seq - 1: out->nulls says so, while
+ * out->values holds every value (a caller that ignores nulls stores them in
+ * full, which verifies the same).
+ */
+void
+lockbox_audit_row(LockboxCall *call, const char *event, int64 request_id,
+				  const char *tenant, const char *detail_json, AuditRow *out)
+{
+	Datum	   *values = out->values;
+	char	   *nulls = out->nulls;
+	NewRow		nr;
+	Datum	   *parent_datums;
+	Jsonb	   *detail;
+	AuditContent content = {0};
+	bytea	   *hash;
+
+	begin_row(call, &nr);
+
+	detail = DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
+												CStringGetDatum(detail_json)));
+	content.detail.data = VARDATA(detail);
+	content.detail.len = VARSIZE(detail) - VARHDRSZ;
+	hash_row(call, &nr, event, request_id, tenant, &content);
+
+	parent_datums = palloc(sizeof(Datum) * Max(1, nr.nparents));
+	for (int i = 0; i < nr.nparents; i++)
+		parent_datums[i] = Int64GetDatum(nr.parents[i]);
+	hash = palloc(VARHDRSZ + AUDIT_HASH_LEN);
+	SET_VARSIZE(hash, VARHDRSZ + AUDIT_HASH_LEN);
+	memcpy(VARDATA(hash), nr.row->hash, AUDIT_HASH_LEN);
+	namestrcpy(&out->session_name, nr.session_user_name);
+	namestrcpy(&out->actor_name, nr.actor);
+
 	memset(nulls, ' ', LOCKBOX_AUDIT_NARGS);
-	values[0] = Int64GetDatum(row->seq);
+	values[0] = Int64GetDatum(nr.row->seq);
 	values[1] = TimestampTzGetDatum(call->now);
 	values[2] = NameGetDatum(&out->session_name);
+	if (strcmp(nr.session_user_name, nr.actor) == 0)
+		nulls[2] = 'n';
 	values[3] = NameGetDatum(&out->actor_name);
 	values[4] = CStringGetTextDatum(event);
 	values[5] = Int64GetDatum(request_id);
@@ -957,15 +1132,193 @@ lockbox_audit_row(LockboxCall *call, const char *event, int64 request_id,
 	if (tenant == NULL)
 		nulls[6] = 'n';
 	values[7] = JsonbPGetDatum(detail);
-	values[8] = PointerGetDatum(construct_array(parent_datums, nparents,
+	values[8] = PointerGetDatum(construct_array(parent_datums, nr.nparents,
 												INT8OID, sizeof(int64),
 												FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	if (parents_implicit(&nr))
+		nulls[8] = 'n';
 	values[9] = PointerGetDatum(hash);
 
-	/* the caller inserts it in this (sub)transaction, or errors out of it */
-	oldcxt = MemoryContextSwitchTo(TopTransactionContext);
-	pending_rows = lappend(pending_rows, row);
-	MemoryContextSwitchTo(oldcxt);
+	end_row(call, &nr, event, request_id, tenant,
+			lockbox_log_wants(event) ?
+			JsonbToCString(NULL, &detail->root, VARSIZE(detail)) : NULL);
+}
+
+/*
+ * The id of a statement in lockbox.audit_statement, added if new, and the
+ * access row naming it, in one statement.  Returns false when a concurrent
+ * transaction added the statement after this statement's snapshot was
+ * taken (nothing is inserted then; the caller tries again).
+ */
+static bool
+insert_access_row(Datum *values, const char *nulls)
+{
+	static SPIPlanPtr plan = NULL;
+	static const char *sql =
+		"WITH i AS (INSERT INTO lockbox.audit_statement (digest, relation, command, query)"
+		"           VALUES ($10, $11, $12, $13) ON CONFLICT (digest) DO NOTHING RETURNING id),"
+		"     s AS (SELECT i.id FROM i UNION ALL"
+		"           (SELECT s.id FROM lockbox.audit_statement s"
+		"             WHERE s.digest OPERATOR(pg_catalog.=) $10) LIMIT 1)"
+		" INSERT INTO lockbox.audit_log (seq, at, session_user_name, actor, event,"
+		"        request_id, tenant, parents, hash, statement_id, pid, statements,"
+		"        last_at_usec, reason, node, query_length, query_sha256)"
+		" SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, s.id, $14, $15, $16, $17, $18,"
+		"        $19, $20 FROM s";
+	static Oid	argtypes[20] = {INT8OID, TIMESTAMPTZOID, TEXTOID, TEXTOID, TEXTOID,
+		INT8OID, TEXTOID, INT8ARRAYOID, BYTEAOID,
+		/* $10 .. $13: the statement */
+		BYTEAOID, TEXTOID, TEXTOID, TEXTOID,
+	INT4OID, INT4OID, INT8OID, TEXTOID, TEXTOID, INT8OID, TEXTOID};
+
+	if (lockbox_exec(&plan, sql, 20, argtypes, values, nulls, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not append to lockbox.audit_log");
+	return SPI_processed == 1;
+}
+
+/*
+ * Append an access or refused row (event) for an engineer's statement:
+ * the statement stored once in lockbox.audit_statement, the rest in typed
+ * columns.  Its detail, as lockbox.audit shows it and the server log line
+ * prints it, is the one the rows written before 1.3 stored.  Must run
+ * between lockbox_enter and lockbox_leave.
+ */
+void
+lockbox_audit_access(LockboxCall *call, const char *event, int64 request_id,
+					 const char *tenant, const LockboxAccess *a)
+{
+	NewRow		nr;
+	AuditContent content = {0};
+	uint8		digest[AUDIT_HASH_LEN];
+	pg_cryptohash_ctx *ctx;
+	Datum		values[20];
+	char		nulls[20];
+	Datum	   *parent_datums;
+	bytea	   *hash;
+	bytea	   *digest_b;
+	int64		statements = Max(a->statements, 1);
+	char	   *detail_text = NULL;
+
+	begin_row(call, &nr);
+
+	ctx = pg_cryptohash_create(PG_SHA256);
+	if (ctx == NULL)
+		elog(ERROR, "could not initialize sha256");
+	audit_statement_digest(ctx, audit_cstr(a->relation), audit_cstr(a->command),
+						   audit_cstr(a->query), digest);
+	pg_cryptohash_free(ctx);
+
+	content.statement = digest;
+	content.pid = a->pid;
+	content.statements = statements;
+	content.last_at_usec = statements > 1 ? a->last_at_usec : -1;
+	content.query_length = a->query_sha256 ? a->query_length : -1;
+	content.query_sha256 = audit_cstr(a->query_sha256);
+	content.reason = audit_cstr(a->reason);
+	content.node = audit_cstr(a->node);
+	hash_row(call, &nr, event, request_id, tenant, &content);
+
+	parent_datums = palloc(sizeof(Datum) * Max(1, nr.nparents));
+	for (int i = 0; i < nr.nparents; i++)
+		parent_datums[i] = Int64GetDatum(nr.parents[i]);
+	hash = palloc(VARHDRSZ + AUDIT_HASH_LEN);
+	SET_VARSIZE(hash, VARHDRSZ + AUDIT_HASH_LEN);
+	memcpy(VARDATA(hash), nr.row->hash, AUDIT_HASH_LEN);
+	digest_b = palloc(VARHDRSZ + AUDIT_HASH_LEN);
+	SET_VARSIZE(digest_b, VARHDRSZ + AUDIT_HASH_LEN);
+	memcpy(VARDATA(digest_b), digest, AUDIT_HASH_LEN);
+
+	memset(nulls, ' ', sizeof(nulls));
+	values[0] = Int64GetDatum(nr.row->seq);
+	values[1] = TimestampTzGetDatum(call->now);
+	values[2] = CStringGetTextDatum(nr.session_user_name);
+	if (strcmp(nr.session_user_name, nr.actor) == 0)
+		nulls[2] = 'n';
+	values[3] = CStringGetTextDatum(nr.actor);
+	values[4] = CStringGetTextDatum(event);
+	values[5] = Int64GetDatum(request_id);
+	if (request_id <= 0)
+		nulls[5] = 'n';
+	values[6] = tenant ? CStringGetTextDatum(tenant) : (Datum) 0;
+	if (tenant == NULL)
+		nulls[6] = 'n';
+	values[7] = PointerGetDatum(construct_array(parent_datums, nr.nparents,
+												INT8OID, sizeof(int64),
+												FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	if (parents_implicit(&nr))
+		nulls[7] = 'n';
+	values[8] = PointerGetDatum(hash);
+	values[9] = PointerGetDatum(digest_b);
+	values[10] = CStringGetTextDatum(a->relation);
+	values[11] = CStringGetTextDatum(a->command);
+	values[12] = CStringGetTextDatum(a->query);
+	values[13] = Int32GetDatum(a->pid);
+	values[14] = Int32GetDatum((int32) Min(statements, PG_INT32_MAX));
+	if (statements == 1)
+		nulls[14] = 'n';
+	values[15] = Int64GetDatum(content.last_at_usec);
+	if (content.last_at_usec < 0)
+		nulls[15] = 'n';
+	values[16] = a->reason ? CStringGetTextDatum(a->reason) : (Datum) 0;
+	nulls[16] = a->reason ? ' ' : 'n';
+	values[17] = a->node ? CStringGetTextDatum(a->node) : (Datum) 0;
+	nulls[17] = a->node ? ' ' : 'n';
+	values[18] = Int64GetDatum(content.query_length);
+	nulls[18] = a->query_sha256 ? ' ' : 'n';
+	values[19] = a->query_sha256 ? CStringGetTextDatum(a->query_sha256) : (Datum) 0;
+	nulls[19] = a->query_sha256 ? ' ' : 'n';
+
+	for (int attempt = 0; !insert_access_row(values, nulls); attempt++)
+	{
+		if (attempt >= 3)
+			ereport(ERROR,
+					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+					 errmsg("could not add a statement to lockbox.audit_statement"),
+					 errdetail("Concurrent transactions kept adding the same statement.")));
+		CommandCounterIncrement();
+	}
+
+	if (lockbox_log_wants(event))
+	{
+		StringInfoData detail;
+		Jsonb	   *jb;
+
+		/* the detail the rows before 1.3 stored, rendered as jsonb does */
+		initStringInfo(&detail);
+		appendStringInfoChar(&detail, '{');
+		lockbox_json_str(&detail, "relation", a->relation);
+		lockbox_json_str(&detail, "command", a->command);
+		lockbox_json_str(&detail, "query", a->query);
+		if (a->query_sha256)
+		{
+			lockbox_json_raw(&detail, "query_length", psprintf(INT64_FORMAT, a->query_length));
+			lockbox_json_str(&detail, "query_sha256", a->query_sha256);
+		}
+		if (a->reason)
+			lockbox_json_str(&detail, "reason", a->reason);
+		lockbox_json_raw(&detail, "pid", psprintf("%d", a->pid));
+		if (a->node)
+			lockbox_json_str(&detail, "node", a->node);
+		lockbox_json_raw(&detail, "statements", psprintf(INT64_FORMAT, statements));
+		if (statements > 1)
+			lockbox_json_raw(&detail, "last_at_usec", psprintf(INT64_FORMAT, a->last_at_usec));
+		appendStringInfoChar(&detail, '}');
+		jb = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(detail.data)));
+		detail_text = JsonbToCString(NULL, &jb->root, VARSIZE(jb));
+	}
+	end_row(call, &nr, event, request_id, tenant, detail_text);
+}
+
+/* lockbox.jsonb_bytes(jsonb): the bytes the v2 hash covers for a detail */
+Datum
+lockbox_jsonb_bytes(PG_FUNCTION_ARGS)
+{
+	Jsonb	   *jb = PG_GETARG_JSONB_P(0);
+	bytea	   *result = palloc(VARSIZE(jb));
+
+	SET_VARSIZE(result, VARSIZE(jb));
+	memcpy(VARDATA(result), VARDATA(jb), VARSIZE(jb) - VARHDRSZ);
+	PG_RETURN_BYTEA_P(result);
 }
 
 /* ---------------------------------------------------------------------
@@ -990,7 +1343,9 @@ lockbox_audit_log_append_only(PG_FUNCTION_ARGS)
 
 	ereport(ERROR,
 			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-			 errmsg("lockbox.audit_log is append-only"),
+			 errmsg("lockbox.%s is append-only",
+					strcmp(RelationGetRelationName(trigdata->tg_relation),
+						   "audit_statement") == 0 ? "audit_statement" : "audit_log"),
 			 errdetail("%s is refused for every role.", what)));
 	PG_RETURN_NULL();
 }
@@ -1081,6 +1436,81 @@ parse_anchors(Jsonb *anchors, int *nanchors)
 	}
 	qsort(result, *nanchors, sizeof(Anchor), cmp_anchor);
 	return result;
+}
+
+/* A varlena column's value as an AuditStr (detoasted, not copied if short). */
+static inline AuditStr
+datum_str(Datum d, bool isnull)
+{
+	AuditStr	r = {NULL, 0};
+
+	if (!isnull)
+	{
+		struct varlena *v = pg_detoast_datum_packed((struct varlena *) DatumGetPointer(d));
+
+		r.data = VARDATA_ANY(v);
+		r.len = VARSIZE_ANY_EXHDR(v);
+	}
+	return r;
+}
+
+typedef struct StatementEntry
+{
+	int64		id;				/* hash key */
+	uint8		digest[AUDIT_HASH_LEN];
+} StatementEntry;
+
+/*
+ * The digest of every statement of lockbox.audit_statement, recomputed from
+ * its text (the stored digest is only for finding a statement again), by
+ * id.  Read with a snapshot taken after the rows': every statement a row
+ * names is there.
+ */
+static HTAB *
+statement_digests(pg_cryptohash_ctx *ctx)
+{
+	static SPIPlanPtr plan = NULL;
+	HASHCTL		ctl;
+	HTAB	   *htab;
+	Portal		portal;
+
+	ctl.keysize = sizeof(int64);
+	ctl.entrysize = sizeof(StatementEntry);
+	ctl.hcxt = CurrentMemoryContext;
+	htab = hash_create("lockbox audit statements", 1024, &ctl,
+					   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	PushActiveSnapshot(GetLatestSnapshot());
+	portal = SPI_cursor_open("lockbox_verify_statements",
+							 lockbox_prepare(&plan,
+											 "SELECT id, relation, command, query"
+											 "  FROM lockbox.audit_statement",
+											 0, NULL),
+							 NULL, NULL, true);
+	PopActiveSnapshot();
+	for (;;)
+	{
+		SPI_cursor_fetch(portal, true, 10000);
+		if (SPI_processed == 0)
+			break;
+		for (uint64 i = 0; i < SPI_processed; i++)
+		{
+			Datum		vals[4];
+			bool		nulls[4];
+			int64		id;
+			StatementEntry *e;
+
+			heap_deform_tuple(SPI_tuptable->vals[i], SPI_tuptable->tupdesc,
+							  vals, nulls);
+			id = DatumGetInt64(vals[0]);
+			e = hash_search(htab, &id, HASH_ENTER, NULL);
+			audit_statement_digest(ctx, datum_str(vals[1], nulls[1]),
+								   datum_str(vals[2], nulls[2]),
+								   datum_str(vals[3], nulls[3]), e->digest);
+		}
+		SPI_freetuptable(SPI_tuptable);
+	}
+	SPI_cursor_close(portal);
+	return htab;
 }
 
 static Datum verify_audit(FunctionCallInfo fcinfo, Jsonb *anchors_arg,
@@ -1202,7 +1632,9 @@ verify_audit(FunctionCallInfo fcinfo, Jsonb *anchors_arg, int64 since_seq,
 	 */
 	static const char *sql =
 		"SELECT a.seq, a.at, a.session_user_name, a.actor, a.event,"
-		"       a.request_id, a.tenant, a.detail, a.parents, a.hash"
+		"       a.request_id, a.tenant, a.detail, a.parents, a.hash,"
+		"       a.hash_v1, a.statement_id, a.pid, a.statements, a.last_at_usec,"
+		"       a.query_length, a.query_sha256, a.reason, a.node"
 		"  FROM lockbox.audit_log a"
 		" WHERE a.seq OPERATOR(pg_catalog.>=) $1 ORDER BY a.seq";
 	static SPIPlanPtr verify_plan = NULL;
@@ -1228,6 +1660,7 @@ verify_audit(FunctionCallInfo fcinfo, Jsonb *anchors_arg, int64 since_seq,
 	pg_cryptohash_ctx *ctx;
 	bool		since_seen = false;
 	bool		stop = false;
+	HTAB	   *statements;
 
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
@@ -1279,6 +1712,7 @@ verify_audit(FunctionCallInfo fcinfo, Jsonb *anchors_arg, int64 since_seq,
 							 lockbox_prepare(&verify_plan, sql, 1, argtypes),
 							 args, NULL, true);
 	PopActiveSnapshot();
+	statements = statement_digests(ctx);
 	rowcxt = AllocSetContextCreate(CurrentMemoryContext, "lockbox verify",
 								   ALLOCSET_DEFAULT_SIZES);
 	for (;;)
@@ -1297,20 +1731,19 @@ verify_audit(FunctionCallInfo fcinfo, Jsonb *anchors_arg, int64 since_seq,
 			HeapTuple	tup = batch->vals[i];
 			TupleDesc	td = batch->tupdesc;
 			MemoryContext old = MemoryContextSwitchTo(rowcxt);
-			Datum		vals[10];
-			bool		nulls[10];
+			Datum		vals[19];
+			bool		nulls[19];
 			bool		bad = false;
 			int64		seq;
 			ArrayType  *parents_arr;
 			int			nparents;
 			int64	   *parents;
+			int64		implicit_parent;
 			uint8	   *parent_hashes;
+			uint8		parent_buf[4 * AUDIT_HASH_LEN];
 			bytea	   *stored;
 			bool		req_null;
-			bool		tenant_null;
-			Datum		tenant_d;
 			int64		request_id;
-			Jsonb	   *detail;
 			uint8		computed[AUDIT_HASH_LEN];
 			bool		stored_ok;
 
@@ -1340,17 +1773,28 @@ verify_audit(FunctionCallInfo fcinfo, Jsonb *anchors_arg, int64 since_seq,
 				continue;
 			}
 
-			parents_arr = DatumGetArrayTypeP(vals[8]);
-			if (ARR_NDIM(parents_arr) > 1 || ARR_HASNULL(parents_arr) ||
-				ARR_ELEMTYPE(parents_arr) != INT8OID)
+			if (nulls[8])
 			{
-				bad = true;
-				nparents = 0;
+				/* (stored compactly) the only parent is the row before */
+				implicit_parent = seq - 1;
+				parents = &implicit_parent;
+				nparents = 1;
 			}
 			else
-				nparents = ArrayGetNItems(ARR_NDIM(parents_arr), ARR_DIMS(parents_arr));
-			parents = (int64 *) (nparents > 0 ? ARR_DATA_PTR(parents_arr) : NULL);
-			parent_hashes = palloc(AUDIT_HASH_LEN * Max(1, nparents));
+			{
+				parents_arr = DatumGetArrayTypeP(vals[8]);
+				if (ARR_NDIM(parents_arr) > 1 || ARR_HASNULL(parents_arr) ||
+					ARR_ELEMTYPE(parents_arr) != INT8OID)
+				{
+					bad = true;
+					nparents = 0;
+				}
+				else
+					nparents = ArrayGetNItems(ARR_NDIM(parents_arr), ARR_DIMS(parents_arr));
+				parents = (int64 *) (nparents > 0 ? ARR_DATA_PTR(parents_arr) : NULL);
+			}
+			parent_hashes = nparents <= 4 ? parent_buf :
+				palloc(AUDIT_HASH_LEN * nparents);
 			for (int j = 0; j < nparents && !bad; j++)
 			{
 				/* every parent must exist, with the hash it had */
@@ -1361,25 +1805,75 @@ verify_audit(FunctionCallInfo fcinfo, Jsonb *anchors_arg, int64 since_seq,
 
 			req_null = nulls[5];
 			request_id = DatumGetInt64(vals[5]);
-			tenant_null = nulls[6];
-			tenant_d = vals[6];
-			detail = DatumGetJsonbP(vals[7]);
 
-			if (!bad)
+			if (!bad && !nulls[10] && DatumGetBool(vals[10]))
 			{
-				audit_row_hash_ctx(ctx, parents, parent_hashes, nparents, seq,
-								   DatumGetTimestampTz(vals[1]),
-								   NameStr(*DatumGetName(vals[2])),
-								   NameStr(*DatumGetName(vals[3])),
-								   TextDatumGetCString(vals[4]),
-								   !req_null, req_null ? 0 : request_id,
-								   tenant_null ? NULL : TextDatumGetCString(tenant_d),
-								   JsonbToCString(NULL, &detail->root, VARSIZE(detail)),
-								   computed);
-				if (!stored_ok ||
-					memcmp(VARDATA_ANY(stored), computed, AUDIT_HASH_LEN) != 0)
+				/* a row written before 1.3: format v1, over the detail's text */
+				Jsonb	   *detail;
+
+				if (nulls[2] || nulls[7])
 					bad = true;
+				else
+				{
+					detail = DatumGetJsonbP(vals[7]);
+					audit_row_hash_ctx(ctx, parents, parent_hashes, nparents, seq,
+									   DatumGetTimestampTz(vals[1]),
+									   TextDatumGetCString(vals[2]),
+									   TextDatumGetCString(vals[3]),
+									   TextDatumGetCString(vals[4]),
+									   !req_null, req_null ? 0 : request_id,
+									   nulls[6] ? NULL : TextDatumGetCString(vals[6]),
+									   JsonbToCString(NULL, &detail->root, VARSIZE(detail)),
+									   computed);
+				}
 			}
+			else if (!bad)
+			{
+				/* format v2: binary values as they are stored */
+				AuditContent content = {0};
+				AuditStr	actor = datum_str(vals[3], nulls[3]);
+
+				if (!nulls[7])
+				{
+					Jsonb	   *detail = DatumGetJsonbP(vals[7]);
+
+					content.detail.data = VARDATA(detail);
+					content.detail.len = VARSIZE(detail) - VARHDRSZ;
+				}
+				else
+				{
+					StatementEntry *st = NULL;
+
+					if (!nulls[11])
+					{
+						int64		id = DatumGetInt64(vals[11]);
+
+						st = hash_search(statements, &id, HASH_FIND, NULL);
+					}
+					if (st == NULL)
+						bad = true;
+					else
+						content.statement = st->digest;
+					content.pid = nulls[12] ? 0 : DatumGetInt32(vals[12]);
+					content.statements = nulls[13] ? 1 : DatumGetInt32(vals[13]);
+					content.last_at_usec = nulls[14] ? -1 : DatumGetInt64(vals[14]);
+					content.query_length = nulls[15] ? -1 : DatumGetInt64(vals[15]);
+					content.query_sha256 = datum_str(vals[16], nulls[16]);
+					content.reason = datum_str(vals[17], nulls[17]);
+					content.node = datum_str(vals[18], nulls[18]);
+				}
+				if (!bad)
+					audit_row_hash_v2(ctx, parents, parent_hashes, nparents, seq,
+									  DatumGetTimestampTz(vals[1]),
+									  nulls[2] ? actor : datum_str(vals[2], false),
+									  actor, datum_str(vals[4], nulls[4]),
+									  !req_null, req_null ? 0 : request_id,
+									  datum_str(vals[6], nulls[6]), &content,
+									  computed);
+			}
+			if (!bad && (!stored_ok ||
+						 memcmp(VARDATA_ANY(stored), computed, AUDIT_HASH_LEN) != 0))
+				bad = true;
 			if (stored_ok)
 			{
 				/* its children check it against what is stored */
