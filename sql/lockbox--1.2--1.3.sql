@@ -177,7 +177,7 @@ SELECT * FROM (
 	  FROM lockbox.audit_log a
 	  LEFT JOIN lockbox.audit_statement s ON s.id OPERATOR(pg_catalog.=) a.statement_id
 	 WHERE NOT (SELECT lockbox.sees_all())
-	   AND a.actor OPERATOR(pg_catalog.=) pg_catalog."current_user"()::pg_catalog.text
+	   AND a.actor OPERATOR(pg_catalog.=) pg_catalog."current_user"()::pg_catalog.text COLLATE pg_catalog."default"
 	   AND a.event OPERATOR(pg_catalog.=) ANY ('{access,refused}'::pg_catalog.text[])
 	 ORDER BY a.at DESC)
 	UNION ALL
@@ -207,7 +207,7 @@ SELECT * FROM (
 	  FROM lockbox.audit_log a
 	  LEFT JOIN lockbox.audit_statement s ON s.id OPERATOR(pg_catalog.=) a.statement_id
 	 WHERE NOT (SELECT lockbox.sees_all())
-	   AND a.actor OPERATOR(pg_catalog.<>) pg_catalog."current_user"()::pg_catalog.text
+	   AND a.actor OPERATOR(pg_catalog.<>) pg_catalog."current_user"()::pg_catalog.text COLLATE pg_catalog."default"
 	   AND EXISTS (SELECT 1 FROM lockbox.approver ap
 				 WHERE pg_catalog.pg_has_role(pg_catalog."current_user"(),
 											   ap.approver::pg_catalog.oid, 'USAGE'))
@@ -244,7 +244,7 @@ SELECT * FROM (
 	  FROM lockbox.audit_log a
 	  LEFT JOIN lockbox.audit_statement s ON s.id OPERATOR(pg_catalog.=) a.statement_id
 	 WHERE NOT (SELECT lockbox.sees_all())
-	   AND a.actor OPERATOR(pg_catalog.<>) pg_catalog."current_user"()::pg_catalog.text
+	   AND a.actor OPERATOR(pg_catalog.<>) pg_catalog."current_user"()::pg_catalog.text COLLATE pg_catalog."default"
 	   AND EXISTS (SELECT DISTINCT ap.tenant FROM lockbox.approver ap
 				 WHERE pg_catalog.pg_has_role(pg_catalog."current_user"(),
 											   ap.approver::pg_catalog.oid, 'USAGE')

@@ -346,17 +346,29 @@ CREATE FUNCTION public.t_txt(s text) RETURNS bytea LANGUAGE sql AS $$
   SELECT CASE WHEN s IS NULL THEN '\x01'::bytea
 	ELSE '\x00'::bytea || int4send(octet_length(s)) || convert_to(s, 'UTF8') END $$;
 CREATE FUNCTION public.t_hash(a lockbox.audit_log) RETURNS bytea LANGUAGE sql AS $$
-  SELECT sha256(convert_to('lockbox audit v1', 'UTF8')
-	|| int8send(coalesce(array_length(a.parents, 1), 0))
+  SELECT sha256(convert_to(CASE WHEN a.hash_v1 THEN 'lockbox audit v1' ELSE 'lockbox audit v2' END, 'UTF8')
+	|| int8send(coalesce(array_length(coalesce(a.parents, ARRAY[a.seq - 1]), 1), 0))
 	|| coalesce((SELECT string_agg(int8send(p.seq) || p.hash, ''::bytea ORDER BY p.seq)
-				   FROM lockbox.audit_log p WHERE p.seq = ANY (a.parents)), ''::bytea)
+				   FROM lockbox.audit_log p
+				  WHERE p.seq = ANY (coalesce(a.parents, ARRAY[a.seq - 1]))), ''::bytea)
 	|| int8send(a.seq)
 	|| int8send(((extract(epoch FROM a.at) - 946684800) * 1000000)::bigint)
-	|| public.t_txt(a.session_user_name::text) || public.t_txt(a.actor::text)
+	|| public.t_txt(coalesce(a.session_user_name, a.actor)) || public.t_txt(a.actor)
 	|| public.t_txt(a.event)
 	|| CASE WHEN a.request_id IS NULL THEN '\x00'::bytea
 			ELSE '\x01'::bytea || int8send(a.request_id) END
-	|| public.t_txt(a.tenant) || public.t_txt(a.detail::text)) $$;
+	|| public.t_txt(a.tenant)
+	|| CASE WHEN a.hash_v1 THEN public.t_txt(a.detail::text)
+			WHEN a.detail IS NOT NULL THEN convert_to('j', 'UTF8') || '\x00'::bytea
+				|| int4send(length(lockbox.jsonb_bytes(a.detail))) || lockbox.jsonb_bytes(a.detail)
+			ELSE convert_to('a', 'UTF8')
+				|| (SELECT sha256(convert_to('lockbox statement', 'UTF8') || public.t_txt(s.relation)
+							   || public.t_txt(s.command) || public.t_txt(s.query))
+					  FROM lockbox.audit_statement s WHERE s.id = a.statement_id)
+				|| int8send(coalesce(a.pid, 0)::bigint) || int8send(coalesce(a.statements, 1)::bigint)
+				|| int8send(coalesce(a.last_at_usec, -1)) || int8send(coalesce(a.query_length, -1))
+				|| public.t_txt(a.query_sha256) || public.t_txt(a.reason) || public.t_txt(a.node)
+	   END) $$;
 });
 is(sql('SELECT count(*) FROM lockbox.audit_log a WHERE public.t_hash(a) <> a.hash'),
 	'0', "the attacker's hash function reproduces every row's hash");
