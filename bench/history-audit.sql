@@ -29,7 +29,7 @@ SELECT setval('lockbox.audit_seq', coalesce((SELECT max(seq) FROM lockbox.audit_
 INSERT INTO lockbox.audit_log (seq, at, session_user_name, actor, event,
 		request_id, tenant, detail, parents, hash, statement_id, pid)
 SELECT g.seq, g.at, NULL, c.actor, c.event, c.request_id, c.tenant, c.detail,
-	   g.parents, g.hash, c.statement_id, c.pid
+	   g.parents, g.hash, st.statement_id, c.pid
   FROM generate_series(0, :m / 2 - 1) AS k,
 	   LATERAL (
 		SELECT :base + 2 * k AS seq,

@@ -37,7 +37,9 @@
 #include "commands/trigger.h"
 #include "common/cryptohash.h"
 #include "common/sha2.h"
+#include "executor/spi.h"
 #include "funcapi.h"
+#include "nodes/params.h"
 #include "miscadmin.h"
 #include "port/pg_bswap.h"
 #include "storage/shmem.h"
@@ -52,6 +54,12 @@
 #include "utils/hsearch.h"
 #include "utils/snapmgr.h"
 #include "utils/varlena.h"
+
+#ifdef USE_OPENSSL
+/* SHA256_Init and co., deprecated in OpenSSL 3 but without its lookups */
+#define OPENSSL_SUPPRESS_DEPRECATED
+#include <openssl/sha.h>
+#endif
 
 #include "lockbox.h"
 
@@ -368,18 +376,107 @@ audit_cstr(const char *s)
 	return r;
 }
 
+/*
+ * The v2 hash's input, gathered in a buffer and handed to sha256 in few
+ * calls: one call per field costs more than the hashing of a short row.
+ * With OpenSSL, its SHA-256 functions are called directly: through
+ * pg_cryptohash (its EVP interface) each hash would cost a lookup of the
+ * algorithm, under locks, several times the hashing of a row.
+ */
+typedef struct HashBuf
+{
+#ifdef USE_OPENSSL
+	SHA256_CTX	sha;
+#else
+	pg_cryptohash_ctx *ctx;
+#endif
+	int			len;
+	uint8		data[1024];
+} HashBuf;
+
 static void
-hash_str(pg_cryptohash_ctx *ctx, AuditStr s)
+hb_init(HashBuf *hb)
+{
+	hb->len = 0;
+#ifdef USE_OPENSSL
+	if (SHA256_Init(&hb->sha) != 1)
+		elog(ERROR, "could not initialize sha256");
+#else
+	hb->ctx = pg_cryptohash_create(PG_SHA256);
+	if (hb->ctx == NULL || pg_cryptohash_init(hb->ctx) < 0)
+		elog(ERROR, "could not initialize sha256");
+#endif
+}
+
+static void
+hb_update(HashBuf *hb, const void *data, size_t len)
+{
+#ifdef USE_OPENSSL
+	if (SHA256_Update(&hb->sha, data, len) != 1)
+		elog(ERROR, "could not update sha256");
+#else
+	hash_bytes(hb->ctx, data, len);
+#endif
+}
+
+static void
+hb_flush(HashBuf *hb)
+{
+	if (hb->len > 0)
+		hb_update(hb, hb->data, hb->len);
+	hb->len = 0;
+}
+
+static void
+hb_final(HashBuf *hb, uint8 *result)
+{
+	hb_flush(hb);
+#ifdef USE_OPENSSL
+	if (SHA256_Final(result, &hb->sha) != 1)
+		elog(ERROR, "could not finish sha256");
+#else
+	if (pg_cryptohash_final(hb->ctx, result, AUDIT_HASH_LEN) < 0)
+		elog(ERROR, "could not finish sha256: %s", pg_cryptohash_error(hb->ctx));
+	pg_cryptohash_free(hb->ctx);
+#endif
+}
+
+static inline void
+hb_bytes(HashBuf *hb, const void *data, size_t len)
+{
+	if (hb->len + len > sizeof(hb->data))
+	{
+		hb_flush(hb);
+		if (len > sizeof(hb->data))
+		{
+			hb_update(hb, data, len);
+			return;
+		}
+	}
+	memcpy(hb->data + hb->len, data, len);
+	hb->len += len;
+}
+
+static inline void
+hb_int64(HashBuf *hb, int64 v)
+{
+	uint64		be = pg_hton64((uint64) v);
+
+	hb_bytes(hb, &be, sizeof(be));
+}
+
+static inline void
+hb_str(HashBuf *hb, AuditStr s)
 {
 	uint8		isnull = (s.data == NULL);
 	uint32		len;
 
-	hash_bytes(ctx, &isnull, 1);
+	hb_bytes(hb, &isnull, 1);
 	if (s.data == NULL)
 		return;
 	len = pg_hton32((uint32) s.len);
-	hash_bytes(ctx, &len, sizeof(len));
-	hash_bytes(ctx, s.data, s.len);
+	hb_bytes(hb, &len, sizeof(len));
+	hb_bytes(hb, s.data, s.len);
 }
 
 /*
@@ -407,67 +504,65 @@ typedef struct AuditContent
  * binary values: nothing is rendered as text to verify a row.
  */
 static void
-audit_row_hash_v2(pg_cryptohash_ctx *ctx,
-				  const int64 *parents, const uint8 *parent_hashes, int nparents,
+audit_row_hash_v2(const int64 *parents, const uint8 *parent_hashes, int nparents,
 				  int64 seq, TimestampTz at, AuditStr session_user_name,
 				  AuditStr actor, AuditStr event, bool has_request,
 				  int64 request_id, AuditStr tenant, const AuditContent *c,
 				  uint8 *result)
 {
+	HashBuf		hb;
 	uint8		has = has_request;
 
-	if (pg_cryptohash_init(ctx) < 0)
-		elog(ERROR, "could not initialize sha256");
-	hash_bytes(ctx, "lockbox audit v2", 16);
-	hash_int64(ctx, nparents);
+	hb_init(&hb);
+	hb_bytes(&hb, "lockbox audit v2", 16);
+	hb_int64(&hb, nparents);
 	for (int i = 0; i < nparents; i++)
 	{
-		hash_int64(ctx, parents[i]);
-		hash_bytes(ctx, parent_hashes + i * AUDIT_HASH_LEN, AUDIT_HASH_LEN);
+		hb_int64(&hb, parents[i]);
+		hb_bytes(&hb, parent_hashes + i * AUDIT_HASH_LEN, AUDIT_HASH_LEN);
 	}
-	hash_int64(ctx, seq);
-	hash_int64(ctx, at);
-	hash_str(ctx, session_user_name);
-	hash_str(ctx, actor);
-	hash_str(ctx, event);
-	hash_bytes(ctx, &has, 1);
+	hb_int64(&hb, seq);
+	hb_int64(&hb, at);
+	hb_str(&hb, session_user_name);
+	hb_str(&hb, actor);
+	hb_str(&hb, event);
+	hb_bytes(&hb, &has, 1);
 	if (has_request)
-		hash_int64(ctx, request_id);
-	hash_str(ctx, tenant);
+		hb_int64(&hb, request_id);
+	hb_str(&hb, tenant);
 	if (c->detail.data != NULL)
 	{
-		hash_bytes(ctx, "j", 1);
-		hash_str(ctx, c->detail);
+		hb_bytes(&hb, "j", 1);
+		hb_str(&hb, c->detail);
 	}
 	else
 	{
-		hash_bytes(ctx, "a", 1);
-		hash_bytes(ctx, c->statement, AUDIT_HASH_LEN);
-		hash_int64(ctx, c->pid);
-		hash_int64(ctx, c->statements);
-		hash_int64(ctx, c->last_at_usec);
-		hash_int64(ctx, c->query_length);
-		hash_str(ctx, c->query_sha256);
-		hash_str(ctx, c->reason);
-		hash_str(ctx, c->node);
+		hb_bytes(&hb, "a", 1);
+		hb_bytes(&hb, c->statement, AUDIT_HASH_LEN);
+		hb_int64(&hb, c->pid);
+		hb_int64(&hb, c->statements);
+		hb_int64(&hb, c->last_at_usec);
+		hb_int64(&hb, c->query_length);
+		hb_str(&hb, c->query_sha256);
+		hb_str(&hb, c->reason);
+		hb_str(&hb, c->node);
 	}
-	if (pg_cryptohash_final(ctx, result, AUDIT_HASH_LEN) < 0)
-		elog(ERROR, "could not finish sha256: %s", pg_cryptohash_error(ctx));
+	hb_final(&hb, result);
 }
 
 /* A statement's digest: sha256 over its relation, command and text. */
 static void
-audit_statement_digest(pg_cryptohash_ctx *ctx, AuditStr relation,
-					   AuditStr command, AuditStr query, uint8 *result)
+audit_statement_digest(AuditStr relation, AuditStr command, AuditStr query,
+					   uint8 *result)
 {
-	if (pg_cryptohash_init(ctx) < 0)
-		elog(ERROR, "could not initialize sha256");
-	hash_bytes(ctx, "lockbox statement", 17);
-	hash_str(ctx, relation);
-	hash_str(ctx, command);
-	hash_str(ctx, query);
-	if (pg_cryptohash_final(ctx, result, AUDIT_HASH_LEN) < 0)
-		elog(ERROR, "could not finish sha256: %s", pg_cryptohash_error(ctx));
+	HashBuf		hb;
+
+	hb_init(&hb);
+	hb_bytes(&hb, "lockbox statement", 17);
+	hb_str(&hb, relation);
+	hb_str(&hb, command);
+	hb_str(&hb, query);
+	hb_final(&hb, result);
 }
 
 /* ---------------------------------------------------------------------
@@ -1017,16 +1112,11 @@ static void
 hash_row(LockboxCall *call, NewRow *nr, const char *event, int64 request_id,
 		 const char *tenant, const AuditContent *c)
 {
-	pg_cryptohash_ctx *ctx = pg_cryptohash_create(PG_SHA256);
-
-	if (ctx == NULL)
-		elog(ERROR, "could not initialize sha256");
-	audit_row_hash_v2(ctx, nr->parents, nr->parent_hashes, nr->nparents,
+	audit_row_hash_v2(nr->parents, nr->parent_hashes, nr->nparents,
 					  nr->row->seq, call->now,
 					  audit_cstr(nr->session_user_name), audit_cstr(nr->actor),
 					  audit_cstr(event), request_id > 0, request_id,
 					  audit_cstr(tenant), c, nr->row->hash);
-	pg_cryptohash_free(ctx);
 }
 
 /*
@@ -1190,7 +1280,6 @@ lockbox_audit_access(LockboxCall *call, const char *event, int64 request_id,
 	NewRow		nr;
 	AuditContent content = {0};
 	uint8		digest[AUDIT_HASH_LEN];
-	pg_cryptohash_ctx *ctx;
 	Datum		values[20];
 	char		nulls[20];
 	Datum	   *parent_datums;
@@ -1201,12 +1290,8 @@ lockbox_audit_access(LockboxCall *call, const char *event, int64 request_id,
 
 	begin_row(call, &nr);
 
-	ctx = pg_cryptohash_create(PG_SHA256);
-	if (ctx == NULL)
-		elog(ERROR, "could not initialize sha256");
-	audit_statement_digest(ctx, audit_cstr(a->relation), audit_cstr(a->command),
+	audit_statement_digest(audit_cstr(a->relation), audit_cstr(a->command),
 						   audit_cstr(a->query), digest);
-	pg_cryptohash_free(ctx);
 
 	content.statement = digest;
 	content.pid = a->pid;
@@ -1467,7 +1552,7 @@ typedef struct StatementEntry
  * names is there.
  */
 static HTAB *
-statement_digests(pg_cryptohash_ctx *ctx)
+statement_digests(void)
 {
 	static SPIPlanPtr plan = NULL;
 	HASHCTL		ctl;
@@ -1503,7 +1588,7 @@ statement_digests(pg_cryptohash_ctx *ctx)
 							  vals, nulls);
 			id = DatumGetInt64(vals[0]);
 			e = hash_search(htab, &id, HASH_ENTER, NULL);
-			audit_statement_digest(ctx, datum_str(vals[1], nulls[1]),
+			audit_statement_digest(datum_str(vals[1], nulls[1]),
 								   datum_str(vals[2], nulls[2]),
 								   datum_str(vals[3], nulls[3]), e->digest);
 		}
@@ -1574,10 +1659,11 @@ lockbox_verify_audit_since(PG_FUNCTION_ARGS)
 }
 
 /*
- * The hashes of the rows verified last, by seq modulo VERIFY_RING: a row's
+ * The hashes of the rows seen last, by seq modulo VERIFY_RING: a row's
  * parents are nearly always among the rows just before it (the tips when it
- * was written), so they are found here without a query.  Others are read
- * from the table, one small query each.
+ * was written), so they are found here without a query.  A row whose parent
+ * is not there (read before its parent, or linking an old row) is checked
+ * after the scan, its parents read from the table.
  */
 #define VERIFY_RING		65536
 
@@ -1589,7 +1675,7 @@ typedef struct RingEntry
 
 /* the stored hash of row seq, from the ring or the table; false if none */
 static bool
-parent_hash(RingEntry *ring, int64 seq, uint8 *hash)
+parent_hash(RingEntry *ring, int64 seq, uint8 *hash, bool may_query)
 {
 	static SPIPlanPtr plan = NULL;
 	RingEntry  *e = &ring[seq % VERIFY_RING];
@@ -1604,6 +1690,8 @@ parent_hash(RingEntry *ring, int64 seq, uint8 *hash)
 		memcpy(hash, e->hash, AUDIT_HASH_LEN);
 		return true;
 	}
+	if (!may_query)
+		return false;
 	values[0] = Int64GetDatum(seq);
 	lockbox_exec(&plan,
 				 "SELECT hash FROM lockbox.audit_log"
@@ -1621,62 +1709,375 @@ parent_hash(RingEntry *ring, int64 seq, uint8 *hash)
 	return found;
 }
 
+/* the columns verification reads, in this order */
+#define VERIFY_COLUMNS \
+	"a.seq, a.at, a.session_user_name, a.actor, a.event," \
+	" a.request_id, a.tenant, a.detail, a.parents, a.hash," \
+	" a.hash_v1, a.statement_id, a.pid, a.statements, a.last_at_usec," \
+	" a.query_length, a.query_sha256, a.reason, a.node"
+#define VERIFY_NCOLUMNS 19
+
+typedef struct VerifyState
+{
+	DestReceiver pub;			/* rows come in as to a DestReceiver */
+	pg_cryptohash_ctx *ctx;
+	RingEntry  *ring;
+	HTAB	   *statements;
+	int64		since_seq;
+	const uint8 *since_hash;
+	bool		since_seen;
+	int64		checked;
+	int64		first_bad;		/* the lowest bad seq, or -1 */
+	AuditTip   *tips;			/* held in memory: must all be seen */
+	int			ntips;
+	Anchor	   *anchors;		/* sorted by seq */
+	int			nanchors;
+	HTAB	   *links;
+	List	   *deferred;		/* seqs whose parents were not in the ring */
+	MemoryContext rowcxt;
+	MemoryContext cxt;			/* for what outlives a row */
+} VerifyState;
+
+static void
+verify_bad(VerifyState *st, int64 seq)
+{
+	if (st->first_bad < 0 || seq < st->first_bad)
+		st->first_bad = seq;
+}
+
+/*
+ * Does a row's stored hash match its content?  false with *deferred when a
+ * parent is not in the ring and may_query is false.
+ */
+static bool
+verify_row_hash(VerifyState *st, int64 seq, Datum *vals, bool *nulls,
+				const int64 *parents, int nparents, bool may_query,
+				bool *deferred)
+{
+	uint8		parent_buf[4 * AUDIT_HASH_LEN];
+	uint8	   *parent_hashes;
+	uint8		computed[AUDIT_HASH_LEN];
+	bytea	   *stored = DatumGetByteaPP(vals[9]);
+	bool		req_null = nulls[5];
+	int64		request_id = req_null ? 0 : DatumGetInt64(vals[5]);
+
+	*deferred = false;
+	if (VARSIZE_ANY_EXHDR(stored) != AUDIT_HASH_LEN)
+		return false;
+	parent_hashes = nparents <= 4 ? parent_buf :
+		palloc(AUDIT_HASH_LEN * nparents);
+	for (int j = 0; j < nparents; j++)
+	{
+		/* every parent must exist, with the hash it had */
+		if (parents[j] >= seq || (j > 0 && parents[j] <= parents[j - 1]))
+			return false;
+		if (!parent_hash(st->ring, parents[j], parent_hashes + j * AUDIT_HASH_LEN,
+						 may_query))
+		{
+			*deferred = !may_query;
+			return false;
+		}
+	}
+
+	if (!nulls[10] && DatumGetBool(vals[10]))
+	{
+		/* a row written before 1.3: format v1, over the detail's text */
+		Jsonb	   *detail;
+
+		if (nulls[2] || nulls[7])
+			return false;
+		detail = DatumGetJsonbP(vals[7]);
+		audit_row_hash_ctx(st->ctx, parents, parent_hashes, nparents, seq,
+						   DatumGetTimestampTz(vals[1]),
+						   TextDatumGetCString(vals[2]),
+						   TextDatumGetCString(vals[3]),
+						   TextDatumGetCString(vals[4]),
+						   !req_null, request_id,
+						   nulls[6] ? NULL : TextDatumGetCString(vals[6]),
+						   JsonbToCString(NULL, &detail->root, VARSIZE(detail)),
+						   computed);
+	}
+	else
+	{
+		/* format v2: binary values as they are stored */
+		AuditContent content = {0};
+		AuditStr	actor = datum_str(vals[3], nulls[3]);
+
+		if (!nulls[7])
+			content.detail = datum_str(vals[7], false);
+		else
+		{
+			StatementEntry *se = NULL;
+
+			if (!nulls[11])
+			{
+				int64		id = DatumGetInt64(vals[11]);
+
+				se = hash_search(st->statements, &id, HASH_FIND, NULL);
+			}
+			if (se == NULL)
+				return false;
+			content.statement = se->digest;
+			content.pid = nulls[12] ? 0 : DatumGetInt32(vals[12]);
+			content.statements = nulls[13] ? 1 : DatumGetInt32(vals[13]);
+			content.last_at_usec = nulls[14] ? -1 : DatumGetInt64(vals[14]);
+			content.query_length = nulls[15] ? -1 : DatumGetInt64(vals[15]);
+			content.query_sha256 = datum_str(vals[16], nulls[16]);
+			content.reason = datum_str(vals[17], nulls[17]);
+			content.node = datum_str(vals[18], nulls[18]);
+		}
+		audit_row_hash_v2(parents, parent_hashes, nparents, seq,
+						  DatumGetTimestampTz(vals[1]),
+						  nulls[2] ? actor : datum_str(vals[2], false),
+						  actor, datum_str(vals[4], nulls[4]),
+						  !req_null, request_id,
+						  datum_str(vals[6], nulls[6]), &content, computed);
+	}
+	return memcmp(VARDATA_ANY(stored), computed, AUDIT_HASH_LEN) == 0;
+}
+
+/* The parents a row names (seq - 1 where stored as NULL); false if malformed. */
+static bool
+row_parents(Datum *vals, bool *nulls, int64 seq, int64 *implicit,
+			const int64 **parents, int *nparents)
+{
+	ArrayType  *arr;
+
+	if (nulls[8])
+	{
+		*implicit = seq - 1;
+		*parents = implicit;
+		*nparents = 1;
+		return true;
+	}
+	arr = DatumGetArrayTypeP(vals[8]);
+	*parents = NULL;
+	*nparents = 0;
+	if (ARR_NDIM(arr) > 1 || ARR_HASNULL(arr) || ARR_ELEMTYPE(arr) != INT8OID)
+		return false;
+	*nparents = ArrayGetNItems(ARR_NDIM(arr), ARR_DIMS(arr));
+	*parents = *nparents > 0 ? (int64 *) ARR_DATA_PTR(arr) : NULL;
+	return true;
+}
+
+/* One row of the scan, in any order. */
+static void
+verify_one(VerifyState *st, Datum *vals, bool *nulls)
+{
+	int64		seq = DatumGetInt64(vals[0]);
+	bytea	   *stored = DatumGetByteaPP(vals[9]);
+	bool		stored_ok = (VARSIZE_ANY_EXHDR(stored) == AUDIT_HASH_LEN);
+	int64		implicit;
+	const int64 *parents;
+	int			nparents;
+	bool		deferred = false;
+	Anchor		key;
+	Anchor	   *anchor;
+
+	st->checked++;
+	if (seq == st->since_seq && st->since_hash != NULL)
+	{
+		/* the trusted anchor: the same hash, nothing to recompute */
+		st->since_seen = true;
+		if (!stored_ok ||
+			memcmp(VARDATA_ANY(stored), st->since_hash, AUDIT_HASH_LEN) != 0)
+			verify_bad(st, seq);
+		else
+		{
+			st->ring[seq % VERIFY_RING].seq = seq;
+			memcpy(st->ring[seq % VERIFY_RING].hash, st->since_hash, AUDIT_HASH_LEN);
+		}
+		return;
+	}
+
+	if (stored_ok)
+	{
+		/* its children check it against what is stored */
+		st->ring[seq % VERIFY_RING].seq = seq;
+		memcpy(st->ring[seq % VERIFY_RING].hash, VARDATA_ANY(stored), AUDIT_HASH_LEN);
+	}
+	if (!row_parents(vals, nulls, seq, &implicit, &parents, &nparents))
+		verify_bad(st, seq);
+	else if (!verify_row_hash(st, seq, vals, nulls, parents, nparents, false,
+							  &deferred))
+	{
+		if (deferred)
+		{
+			MemoryContext old = MemoryContextSwitchTo(st->cxt);
+
+			st->deferred = lappend(st->deferred, palloc_object(int64));
+			*(int64 *) llast(st->deferred) = seq;
+			MemoryContextSwitchTo(old);
+		}
+		else
+			verify_bad(st, seq);
+	}
+
+	/* anchors at this row: the same hash, and its links kept */
+	key.seq = seq;
+	anchor = st->nanchors > 0 ?
+		bsearch(&key, st->anchors, st->nanchors, sizeof(Anchor), cmp_anchor) : NULL;
+	if (anchor != NULL)
+	{
+		/* (bsearch finds any of equal ones: look at them all) */
+		while (anchor > st->anchors && (anchor - 1)->seq == seq)
+			anchor--;
+		for (; anchor < st->anchors + st->nanchors && anchor->seq == seq; anchor++)
+		{
+			anchor->seen = true;
+			if (!stored_ok ||
+				memcmp(VARDATA_ANY(stored), anchor->hash, AUDIT_HASH_LEN) != 0)
+				anchor->bad = true;
+		}
+	}
+	if (st->links != NULL && seq >= st->anchors[0].seq)
+	{
+		LinkEntry  *e = hash_search(st->links, &seq, HASH_ENTER, NULL);
+
+		e->nparents = nparents;
+		e->parents = MemoryContextAlloc(st->cxt, sizeof(int64) * Max(1, nparents));
+		memcpy(e->parents, parents, sizeof(int64) * nparents);
+		e->reached = false;
+	}
+
+	/* a tip held in memory is still there, with the same hash */
+	for (int j = 0; j < st->ntips; j++)
+	{
+		if (st->tips[j].seq == seq)
+		{
+			if (!stored_ok ||
+				memcmp(VARDATA_ANY(stored), st->tips[j].hash, AUDIT_HASH_LEN) != 0)
+				verify_bad(st, seq);
+			st->tips[j].seq = -1;	/* seen */
+		}
+	}
+}
+
+static bool
+verify_receive(TupleTableSlot *slot, DestReceiver *self)
+{
+	VerifyState *st = (VerifyState *) self;
+	MemoryContext old;
+
+	slot_getallattrs(slot);
+	old = MemoryContextSwitchTo(st->rowcxt);
+	verify_one(st, slot->tts_values, slot->tts_isnull);
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(st->rowcxt);
+	return true;
+}
+
+static void
+verify_startup(DestReceiver *self, int operation, TupleDesc typeinfo)
+{
+	if (typeinfo->natts != VERIFY_NCOLUMNS)
+		elog(ERROR, "unexpected lockbox audit columns");
+}
+
+static void
+verify_shutdown(DestReceiver *self)
+{
+}
+
+static void
+verify_destroy(DestReceiver *self)
+{
+}
+
+/* The rows whose parents were not in the ring, read again one by one. */
+static void
+verify_deferred(VerifyState *st)
+{
+	static SPIPlanPtr plan = NULL;
+	ListCell   *lc;
+
+	foreach(lc, st->deferred)
+	{
+		int64		seq = *(int64 *) lfirst(lc);
+		Oid			argtypes[1] = {INT8OID};
+		Datum		args[1] = {Int64GetDatum(seq)};
+		Datum		vals[VERIFY_NCOLUMNS];
+		bool		nulls[VERIFY_NCOLUMNS];
+		int64		implicit;
+		const int64 *parents;
+		int			nparents;
+		bool		deferred;
+		SPITupleTable *tt;
+
+		lockbox_exec(&plan,
+					 "SELECT " VERIFY_COLUMNS " FROM lockbox.audit_log a"
+					 " WHERE a.seq OPERATOR(pg_catalog.=) $1",
+					 1, argtypes, args, NULL, 1);
+		if (SPI_processed != 1)
+		{
+			verify_bad(st, seq);
+			continue;
+		}
+		tt = SPI_tuptable;
+		heap_deform_tuple(tt->vals[0], tt->tupdesc, vals, nulls);
+		if (!row_parents(vals, nulls, seq, &implicit, &parents, &nparents) ||
+			!verify_row_hash(st, seq, vals, nulls, parents, nparents, true,
+							 &deferred))
+			verify_bad(st, seq);
+		SPI_freetuptable(tt);
+	}
+}
+
 static Datum
 verify_audit(FunctionCallInfo fcinfo, Jsonb *anchors_arg, int64 since_seq,
 			 const uint8 *since_hash)
 {
 	/*
-	 * One pass in seq order, binary values only: no per-row subquery, no
-	 * text conversion but the detail's (the hash is defined over its jsonb
-	 * text), one sha256 context for every row.
+	 * One pass over the table in its physical order, the rows handed to
+	 * verify_receive as the executor reads them (no copy, no text
+	 * conversion but a v1 row's detail), one sha256 context for every row.
 	 */
-	static const char *sql =
-		"SELECT a.seq, a.at, a.session_user_name, a.actor, a.event,"
-		"       a.request_id, a.tenant, a.detail, a.parents, a.hash,"
-		"       a.hash_v1, a.statement_id, a.pid, a.statements, a.last_at_usec,"
-		"       a.query_length, a.query_sha256, a.reason, a.node"
-		"  FROM lockbox.audit_log a"
+	static const char *sql_all =
+		"SELECT " VERIFY_COLUMNS " FROM lockbox.audit_log a"
+		" WHERE $1 OPERATOR(pg_catalog.=) 0";
+	/* from an anchor on: the index, in seq order */
+	static const char *sql_since =
+		"SELECT " VERIFY_COLUMNS " FROM lockbox.audit_log a"
 		" WHERE a.seq OPERATOR(pg_catalog.>=) $1 ORDER BY a.seq";
-	static SPIPlanPtr verify_plan = NULL;
+	static SPIPlanPtr verify_plans[2] = {NULL, NULL};
 	Oid			argtypes[1] = {INT8OID};
-	Datum		args[1];
 	LockboxCall call;
 	TupleDesc	tupdesc;
-	Portal		portal;
-	int64		checked = 0;
-	int64		first_bad = -1;
-	MemoryContext rowcxt;
 	Datum		result[3];
 	bool		result_nulls[3] = {false, false, false};
-	AuditTip   *tips = NULL;
-	int			ntips = 0;
-	Anchor	   *anchors = NULL;
-	int			nanchors = 0;
-	HTAB	   *links = NULL;
-	int			next_anchor = 0;
 	AuditTip   *heads = NULL;
 	int			nheads = 0;
-	RingEntry  *ring;
-	pg_cryptohash_ctx *ctx;
-	bool		since_seen = false;
-	bool		stop = false;
-	HTAB	   *statements;
+	VerifyState st;
+	SPIExecuteOptions options;
+	ParamListInfo params;
+	int			ret;
 
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
 	tupdesc = BlessTupleDesc(tupdesc);
 
 	lockbox_enter_read(&call);
+	memset(&st, 0, sizeof(st));
+	st.pub.receiveSlot = verify_receive;
+	st.pub.rStartup = verify_startup;
+	st.pub.rShutdown = verify_shutdown;
+	st.pub.rDestroy = verify_destroy;
+	st.pub.mydest = DestNone;
+	st.since_seq = since_seq;
+	st.since_hash = since_hash;
+	st.first_bad = -1;
+	st.cxt = CurrentMemoryContext;
 	if (anchors_arg != NULL)
 	{
 		HASHCTL		ctl;
 
-		anchors = parse_anchors(anchors_arg, &nanchors);
+		st.anchors = parse_anchors(anchors_arg, &st.nanchors);
 		ctl.keysize = sizeof(int64);
 		ctl.entrysize = sizeof(LinkEntry);
 		ctl.hcxt = CurrentMemoryContext;
-		links = hash_create("lockbox audit links", 1024, &ctl,
-							HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+		if (st.nanchors > 0)
+			st.links = hash_create("lockbox audit links", 1024, &ctl,
+								   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 	}
 
 	/* the tips this server holds in memory must all still be there */
@@ -1686,271 +2087,79 @@ verify_audit(FunctionCallInfo fcinfo, Jsonb *anchors_arg, int64 since_seq,
 
 		if (slot != NULL && slot->loaded && slot->audit_relid == audit_relid())
 		{
-			ntips = slot->ntips;
-			tips = palloc(sizeof(AuditTip) * Max(1, ntips));
-			memcpy(tips, slot->tips, sizeof(AuditTip) * ntips);
+			st.ntips = slot->ntips;
+			st.tips = palloc(sizeof(AuditTip) * Max(1, st.ntips));
+			memcpy(st.tips, slot->tips, sizeof(AuditTip) * st.ntips);
 		}
 	}
 	LWLockRelease(audit_shared->lock);
 
 	/* the heads the anchors must lead to, read before the rows */
-	if (nanchors > 0)
+	if (st.nanchors > 0)
 		heads = current_tips(&nheads);
 
-	ring = palloc0(sizeof(RingEntry) * VERIFY_RING);
-	ctx = pg_cryptohash_create(PG_SHA256);
-	if (ctx == NULL)
+	st.ring = palloc0(sizeof(RingEntry) * VERIFY_RING);
+	st.ctx = pg_cryptohash_create(PG_SHA256);
+	if (st.ctx == NULL)
 		elog(ERROR, "could not initialize sha256");
+	st.rowcxt = AllocSetContextCreate(CurrentMemoryContext, "lockbox verify",
+									  ALLOCSET_DEFAULT_SIZES);
 
 	/*
 	 * Read with a snapshot taken after the tips, whatever the isolation
-	 * level, so that every tip is committed in it.
+	 * level, so that every tip is committed in it; the statements with a
+	 * later one, so that every statement a row names is there.
 	 */
-	args[0] = Int64GetDatum(since_seq);
 	PushActiveSnapshot(GetLatestSnapshot());
-	portal = SPI_cursor_open("lockbox_verify_audit",
-							 lockbox_prepare(&verify_plan, sql, 1, argtypes),
-							 args, NULL, true);
+	st.statements = statement_digests();
 	PopActiveSnapshot();
-	statements = statement_digests(ctx);
-	rowcxt = AllocSetContextCreate(CurrentMemoryContext, "lockbox verify",
-								   ALLOCSET_DEFAULT_SIZES);
-	for (;;)
-	{
-		SPITupleTable *batch;
-		uint64		nbatch;
-
-		SPI_cursor_fetch(portal, true, 10000);
-		/* parent_hash may run queries of its own: keep this batch aside */
-		batch = SPI_tuptable;
-		nbatch = SPI_processed;
-		if (nbatch == 0 || stop)
-			break;
-		for (uint64 i = 0; i < nbatch && !stop; i++)
-		{
-			HeapTuple	tup = batch->vals[i];
-			TupleDesc	td = batch->tupdesc;
-			MemoryContext old = MemoryContextSwitchTo(rowcxt);
-			Datum		vals[19];
-			bool		nulls[19];
-			bool		bad = false;
-			int64		seq;
-			ArrayType  *parents_arr;
-			int			nparents;
-			int64	   *parents;
-			int64		implicit_parent;
-			uint8	   *parent_hashes;
-			uint8		parent_buf[4 * AUDIT_HASH_LEN];
-			bytea	   *stored;
-			bool		req_null;
-			int64		request_id;
-			uint8		computed[AUDIT_HASH_LEN];
-			bool		stored_ok;
-
-			checked++;
-			/* every column at once: a varlena column makes each getattr walk the row */
-			heap_deform_tuple(tup, td, vals, nulls);
-			seq = DatumGetInt64(vals[0]);
-			stored = DatumGetByteaPP(vals[9]);
-			stored_ok = (VARSIZE_ANY_EXHDR(stored) == AUDIT_HASH_LEN);
-
-			if (since_hash != NULL && !since_seen)
-			{
-				/* the trusted anchor: the same hash, nothing to recompute */
-				since_seen = true;
-				if (seq != since_seq || !stored_ok ||
-					memcmp(VARDATA_ANY(stored), since_hash, AUDIT_HASH_LEN) != 0)
-				{
-					first_bad = since_seq;
-					stop = true;
-					MemoryContextSwitchTo(old);
-					continue;
-				}
-				ring[seq % VERIFY_RING].seq = seq;
-				memcpy(ring[seq % VERIFY_RING].hash, since_hash, AUDIT_HASH_LEN);
-				MemoryContextSwitchTo(old);
-				MemoryContextReset(rowcxt);
-				continue;
-			}
-
-			if (nulls[8])
-			{
-				/* (stored compactly) the only parent is the row before */
-				implicit_parent = seq - 1;
-				parents = &implicit_parent;
-				nparents = 1;
-			}
-			else
-			{
-				parents_arr = DatumGetArrayTypeP(vals[8]);
-				if (ARR_NDIM(parents_arr) > 1 || ARR_HASNULL(parents_arr) ||
-					ARR_ELEMTYPE(parents_arr) != INT8OID)
-				{
-					bad = true;
-					nparents = 0;
-				}
-				else
-					nparents = ArrayGetNItems(ARR_NDIM(parents_arr), ARR_DIMS(parents_arr));
-				parents = (int64 *) (nparents > 0 ? ARR_DATA_PTR(parents_arr) : NULL);
-			}
-			parent_hashes = nparents <= 4 ? parent_buf :
-				palloc(AUDIT_HASH_LEN * nparents);
-			for (int j = 0; j < nparents && !bad; j++)
-			{
-				/* every parent must exist, with the hash it had */
-				if (parents[j] >= seq || (j > 0 && parents[j] <= parents[j - 1]) ||
-					!parent_hash(ring, parents[j], parent_hashes + j * AUDIT_HASH_LEN))
-					bad = true;
-			}
-
-			req_null = nulls[5];
-			request_id = DatumGetInt64(vals[5]);
-
-			if (!bad && !nulls[10] && DatumGetBool(vals[10]))
-			{
-				/* a row written before 1.3: format v1, over the detail's text */
-				Jsonb	   *detail;
-
-				if (nulls[2] || nulls[7])
-					bad = true;
-				else
-				{
-					detail = DatumGetJsonbP(vals[7]);
-					audit_row_hash_ctx(ctx, parents, parent_hashes, nparents, seq,
-									   DatumGetTimestampTz(vals[1]),
-									   TextDatumGetCString(vals[2]),
-									   TextDatumGetCString(vals[3]),
-									   TextDatumGetCString(vals[4]),
-									   !req_null, req_null ? 0 : request_id,
-									   nulls[6] ? NULL : TextDatumGetCString(vals[6]),
-									   JsonbToCString(NULL, &detail->root, VARSIZE(detail)),
-									   computed);
-				}
-			}
-			else if (!bad)
-			{
-				/* format v2: binary values as they are stored */
-				AuditContent content = {0};
-				AuditStr	actor = datum_str(vals[3], nulls[3]);
-
-				if (!nulls[7])
-				{
-					Jsonb	   *detail = DatumGetJsonbP(vals[7]);
-
-					content.detail.data = VARDATA(detail);
-					content.detail.len = VARSIZE(detail) - VARHDRSZ;
-				}
-				else
-				{
-					StatementEntry *st = NULL;
-
-					if (!nulls[11])
-					{
-						int64		id = DatumGetInt64(vals[11]);
-
-						st = hash_search(statements, &id, HASH_FIND, NULL);
-					}
-					if (st == NULL)
-						bad = true;
-					else
-						content.statement = st->digest;
-					content.pid = nulls[12] ? 0 : DatumGetInt32(vals[12]);
-					content.statements = nulls[13] ? 1 : DatumGetInt32(vals[13]);
-					content.last_at_usec = nulls[14] ? -1 : DatumGetInt64(vals[14]);
-					content.query_length = nulls[15] ? -1 : DatumGetInt64(vals[15]);
-					content.query_sha256 = datum_str(vals[16], nulls[16]);
-					content.reason = datum_str(vals[17], nulls[17]);
-					content.node = datum_str(vals[18], nulls[18]);
-				}
-				if (!bad)
-					audit_row_hash_v2(ctx, parents, parent_hashes, nparents, seq,
-									  DatumGetTimestampTz(vals[1]),
-									  nulls[2] ? actor : datum_str(vals[2], false),
-									  actor, datum_str(vals[4], nulls[4]),
-									  !req_null, req_null ? 0 : request_id,
-									  datum_str(vals[6], nulls[6]), &content,
-									  computed);
-			}
-			if (!bad && (!stored_ok ||
-						 memcmp(VARDATA_ANY(stored), computed, AUDIT_HASH_LEN) != 0))
-				bad = true;
-			if (stored_ok)
-			{
-				/* its children check it against what is stored */
-				ring[seq % VERIFY_RING].seq = seq;
-				memcpy(ring[seq % VERIFY_RING].hash, VARDATA_ANY(stored), AUDIT_HASH_LEN);
-			}
-
-			/* anchors at this row: the same hash, and its links kept */
-			while (next_anchor < nanchors && anchors[next_anchor].seq < seq)
-				next_anchor++;
-			for (int j = next_anchor; j < nanchors && anchors[j].seq == seq; j++)
-			{
-				anchors[j].seen = true;
-				if (VARSIZE_ANY_EXHDR(stored) != AUDIT_HASH_LEN ||
-					memcmp(VARDATA_ANY(stored), anchors[j].hash, AUDIT_HASH_LEN) != 0)
-					anchors[j].bad = true;
-			}
-			if (links != NULL && nanchors > 0 && seq >= anchors[0].seq)
-			{
-				LinkEntry  *e = hash_search(links, &seq, HASH_ENTER, NULL);
-				MemoryContext keep = MemoryContextSwitchTo(old);
-
-				e->nparents = nparents;
-				e->parents = palloc(sizeof(int64) * Max(1, nparents));
-				memcpy(e->parents, parents, sizeof(int64) * nparents);
-				e->reached = false;
-				MemoryContextSwitchTo(keep);
-			}
-
-			/* a tip held in memory is still there, with the same hash */
-			for (int j = 0; j < ntips; j++)
-			{
-				if (tips[j].seq == seq)
-				{
-					if (VARSIZE_ANY_EXHDR(stored) != AUDIT_HASH_LEN ||
-						memcmp(VARDATA_ANY(stored), tips[j].hash, AUDIT_HASH_LEN) != 0)
-						bad = true;
-					tips[j].seq = -1;	/* seen */
-				}
-			}
-
-			if (bad && first_bad < 0)
-				first_bad = seq;
-			MemoryContextSwitchTo(old);
-			MemoryContextReset(rowcxt);
-		}
-		SPI_freetuptable(batch);
-	}
-	SPI_cursor_close(portal);
-	pg_cryptohash_free(ctx);
+	params = makeParamList(1);
+	params->params[0].value = Int64GetDatum(since_seq);
+	params->params[0].isnull = false;
+	params->params[0].pflags = PARAM_FLAG_CONST;
+	params->params[0].ptype = INT8OID;
+	memset(&options, 0, sizeof(options));
+	options.params = params;
+	options.read_only = true;
+	options.dest = &st.pub;
+	PushActiveSnapshot(GetLatestSnapshot());
+	ret = SPI_execute_plan_extended(since_hash == NULL ?
+									lockbox_prepare(&verify_plans[0], sql_all, 1, argtypes) :
+									lockbox_prepare(&verify_plans[1], sql_since, 1, argtypes),
+									&options);
+	PopActiveSnapshot();
+	/* (a SELECT to another receiver than SPI's reports SPI_OK_UTILITY) */
+	if (ret != SPI_OK_SELECT && ret != SPI_OK_UTILITY)
+		elog(ERROR, "could not read lockbox.audit_log: %s",
+			 SPI_result_code_string(ret));
+	verify_deferred(&st);
+	pg_cryptohash_free(st.ctx);
 
 	/* the anchor verified from is gone */
-	if (since_hash != NULL && !since_seen)
-		first_bad = since_seq;
+	if (since_hash != NULL && !st.since_seen)
+		verify_bad(&st, since_seq);
 
 	/*
 	 * A tip that is gone means the newest rows were deleted (tips before the
 	 * anchor verified from are not looked at).
 	 */
-	for (int j = 0; j < ntips; j++)
+	for (int j = 0; j < st.ntips; j++)
 	{
-		if (tips[j].seq >= 0 && tips[j].seq >= since_seq &&
-			(first_bad < 0 || tips[j].seq < first_bad))
-			first_bad = tips[j].seq;
+		if (st.tips[j].seq >= 0 && st.tips[j].seq >= since_seq)
+			verify_bad(&st, st.tips[j].seq);
 	}
 
 	/*
 	 * Every anchor must be an ancestor of (or one of) the current heads: a
 	 * rewrite that forks the log after an anchor leaves it behind.
 	 */
-	if (nanchors > 0)
+	if (st.nanchors > 0)
 	{
 		List	   *todo = NIL;
 
 		for (int j = 0; j < nheads; j++)
 		{
-			LinkEntry  *e = hash_search(links, &heads[j].seq, HASH_FIND, NULL);
+			LinkEntry  *e = hash_search(st.links, &heads[j].seq, HASH_FIND, NULL);
 
 			if (e != NULL && !e->reached)
 			{
@@ -1965,7 +2174,7 @@ verify_audit(FunctionCallInfo fcinfo, Jsonb *anchors_arg, int64 since_seq,
 			todo = list_delete_first(todo);
 			for (int k = 0; k < e->nparents; k++)
 			{
-				LinkEntry  *p = hash_search(links, &e->parents[k], HASH_FIND, NULL);
+				LinkEntry  *p = hash_search(st.links, &e->parents[k], HASH_FIND, NULL);
 
 				if (p != NULL && !p->reached)
 				{
@@ -1974,23 +2183,20 @@ verify_audit(FunctionCallInfo fcinfo, Jsonb *anchors_arg, int64 since_seq,
 				}
 			}
 		}
-		for (int j = 0; j < nanchors; j++)
+		for (int j = 0; j < st.nanchors; j++)
 		{
-			LinkEntry  *e = hash_search(links, &anchors[j].seq, HASH_FIND, NULL);
+			LinkEntry  *e = hash_search(st.links, &st.anchors[j].seq, HASH_FIND, NULL);
 
-			if (!anchors[j].seen || anchors[j].bad || e == NULL || !e->reached)
-			{
-				if (first_bad < 0 || anchors[j].seq < first_bad)
-					first_bad = anchors[j].seq;
-			}
+			if (!st.anchors[j].seen || st.anchors[j].bad || e == NULL || !e->reached)
+				verify_bad(&st, st.anchors[j].seq);
 		}
 	}
 
 	lockbox_leave(&call);
 
-	result[0] = BoolGetDatum(first_bad < 0);
-	result[1] = Int64GetDatum(checked);
-	result[2] = Int64GetDatum(first_bad);
-	result_nulls[2] = (first_bad < 0);
+	result[0] = BoolGetDatum(st.first_bad < 0);
+	result[1] = Int64GetDatum(st.checked);
+	result[2] = Int64GetDatum(st.first_bad);
+	result_nulls[2] = (st.first_bad < 0);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, result, result_nulls)));
 }
