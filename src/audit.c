@@ -1726,6 +1726,7 @@ typedef struct VerifyState
 	int64		since_seq;
 	const uint8 *since_hash;
 	bool		since_seen;
+	bool		stop;			/* the anchor verified from is bad */
 	int64		checked;
 	int64		first_bad;		/* the lowest bad seq, or -1 */
 	AuditTip   *tips;			/* held in memory: must all be seen */
@@ -1874,14 +1875,23 @@ verify_one(VerifyState *st, Datum *vals, bool *nulls)
 	Anchor		key;
 	Anchor	   *anchor;
 
+	if (st->stop)
+		return;
 	st->checked++;
-	if (seq == st->since_seq && st->since_hash != NULL)
+	if (st->since_hash != NULL && !st->since_seen)
 	{
-		/* the trusted anchor: the same hash, nothing to recompute */
+		/*
+		 * The trusted anchor, the first row (read in seq order from it): the
+		 * same hash, nothing to recompute.  Without it nothing after it can
+		 * be trusted: the check stops there.
+		 */
 		st->since_seen = true;
-		if (!stored_ok ||
+		if (seq != st->since_seq || !stored_ok ||
 			memcmp(VARDATA_ANY(stored), st->since_hash, AUDIT_HASH_LEN) != 0)
-			verify_bad(st, seq);
+		{
+			verify_bad(st, st->since_seq);
+			st->stop = true;
+		}
 		else
 		{
 			st->ring[seq % VERIFY_RING].seq = seq;
@@ -2132,7 +2142,8 @@ verify_audit(FunctionCallInfo fcinfo, Jsonb *anchors_arg, int64 since_seq,
 	if (ret != SPI_OK_SELECT && ret != SPI_OK_UTILITY)
 		elog(ERROR, "could not read lockbox.audit_log: %s",
 			 SPI_result_code_string(ret));
-	verify_deferred(&st);
+	if (!st.stop)
+		verify_deferred(&st);
 	pg_cryptohash_free(st.ctx);
 
 	/* the anchor verified from is gone */
