@@ -290,73 +290,14 @@ find_slot(bool create)
  * Hashing
  * ---------------------------------------------------------------------
  */
+#ifndef USE_OPENSSL
 static void
 hash_bytes(pg_cryptohash_ctx *ctx, const void *data, size_t len)
 {
 	if (pg_cryptohash_update(ctx, (const uint8 *) data, len) < 0)
 		elog(ERROR, "could not update sha256: %s", pg_cryptohash_error(ctx));
 }
-
-static void
-hash_int64(pg_cryptohash_ctx *ctx, int64 v)
-{
-	uint64		be = pg_hton64((uint64) v);
-
-	hash_bytes(ctx, &be, sizeof(be));
-}
-
-static void
-hash_text(pg_cryptohash_ctx *ctx, const char *s)
-{
-	uint8		isnull = (s == NULL);
-	uint32		len;
-
-	hash_bytes(ctx, &isnull, 1);
-	if (s == NULL)
-		return;
-	len = pg_hton32((uint32) strlen(s));
-	hash_bytes(ctx, &len, sizeof(len));
-	hash_bytes(ctx, s, strlen(s));
-}
-
-/*
- * The one definition of a row's hash, used to write and to verify.
- * parent_hashes holds nparents hashes in the order of parents (ascending).
- * ctx is a sha256 context to reuse (verification hashes millions of rows),
- * or NULL for one of its own.
- */
-static void
-audit_row_hash_ctx(pg_cryptohash_ctx *ctx,
-				   const int64 *parents, const uint8 *parent_hashes, int nparents,
-				   int64 seq, TimestampTz at, const char *session_user_name,
-				   const char *actor, const char *event, bool has_request,
-				   int64 request_id, const char *tenant, const char *detail,
-				   uint8 *result)
-{
-	uint8		has = has_request;
-
-	if (pg_cryptohash_init(ctx) < 0)
-		elog(ERROR, "could not initialize sha256");
-	hash_bytes(ctx, "lockbox audit v1", 16);
-	hash_int64(ctx, nparents);
-	for (int i = 0; i < nparents; i++)
-	{
-		hash_int64(ctx, parents[i]);
-		hash_bytes(ctx, parent_hashes + i * AUDIT_HASH_LEN, AUDIT_HASH_LEN);
-	}
-	hash_int64(ctx, seq);
-	hash_int64(ctx, at);
-	hash_text(ctx, session_user_name);
-	hash_text(ctx, actor);
-	hash_text(ctx, event);
-	hash_bytes(ctx, &has, 1);
-	if (has_request)
-		hash_int64(ctx, request_id);
-	hash_text(ctx, tenant);
-	hash_text(ctx, detail);
-	if (pg_cryptohash_final(ctx, result, AUDIT_HASH_LEN) < 0)
-		elog(ERROR, "could not finish sha256: %s", pg_cryptohash_error(ctx));
-}
+#endif
 
 /*
  * A string for the v2 hash: bytes and length, data NULL for SQL NULL.  Not
@@ -477,6 +418,43 @@ hb_str(HashBuf *hb, AuditStr s)
 	len = pg_hton32((uint32) s.len);
 	hb_bytes(hb, &len, sizeof(len));
 	hb_bytes(hb, s.data, s.len);
+}
+
+/*
+ * A row's hash, format v1 (rows written before 1.3; verification only):
+ * sha256 of "lockbox audit v1", the number of parents, each parent's seq
+ * and hash (ascending), seq, at, session_user_name, actor, event, whether
+ * there is a request and its id, tenant, and the detail's jsonb text.
+ */
+static void
+audit_row_hash_v1(const int64 *parents, const uint8 *parent_hashes, int nparents,
+				  int64 seq, TimestampTz at, const char *session_user_name,
+				  const char *actor, const char *event, bool has_request,
+				  int64 request_id, const char *tenant, const char *detail,
+				  uint8 *result)
+{
+	HashBuf		hb;
+	uint8		has = has_request;
+
+	hb_init(&hb);
+	hb_bytes(&hb, "lockbox audit v1", 16);
+	hb_int64(&hb, nparents);
+	for (int i = 0; i < nparents; i++)
+	{
+		hb_int64(&hb, parents[i]);
+		hb_bytes(&hb, parent_hashes + i * AUDIT_HASH_LEN, AUDIT_HASH_LEN);
+	}
+	hb_int64(&hb, seq);
+	hb_int64(&hb, at);
+	hb_str(&hb, audit_cstr(session_user_name));
+	hb_str(&hb, audit_cstr(actor));
+	hb_str(&hb, audit_cstr(event));
+	hb_bytes(&hb, &has, 1);
+	if (has_request)
+		hb_int64(&hb, request_id);
+	hb_str(&hb, audit_cstr(tenant));
+	hb_str(&hb, audit_cstr(detail));
+	hb_final(&hb, result);
 }
 
 /*
@@ -1720,7 +1698,6 @@ parent_hash(RingEntry *ring, int64 seq, uint8 *hash, bool may_query)
 typedef struct VerifyState
 {
 	DestReceiver pub;			/* rows come in as to a DestReceiver */
-	pg_cryptohash_ctx *ctx;
 	RingEntry  *ring;
 	HTAB	   *statements;
 	int64		since_seq;
@@ -1788,15 +1765,15 @@ verify_row_hash(VerifyState *st, int64 seq, Datum *vals, bool *nulls,
 		if (nulls[2] || nulls[7])
 			return false;
 		detail = DatumGetJsonbP(vals[7]);
-		audit_row_hash_ctx(st->ctx, parents, parent_hashes, nparents, seq,
+		audit_row_hash_v1(parents, parent_hashes, nparents, seq,
 						   DatumGetTimestampTz(vals[1]),
 						   TextDatumGetCString(vals[2]),
 						   TextDatumGetCString(vals[3]),
 						   TextDatumGetCString(vals[4]),
 						   !req_null, request_id,
 						   nulls[6] ? NULL : TextDatumGetCString(vals[6]),
-						   JsonbToCString(NULL, &detail->root, VARSIZE(detail)),
-						   computed);
+						  JsonbToCString(NULL, &detail->root, VARSIZE(detail)),
+						  computed);
 	}
 	else
 	{
@@ -2109,9 +2086,6 @@ verify_audit(FunctionCallInfo fcinfo, Jsonb *anchors_arg, int64 since_seq,
 		heads = current_tips(&nheads);
 
 	st.ring = palloc0(sizeof(RingEntry) * VERIFY_RING);
-	st.ctx = pg_cryptohash_create(PG_SHA256);
-	if (st.ctx == NULL)
-		elog(ERROR, "could not initialize sha256");
 	st.rowcxt = AllocSetContextCreate(CurrentMemoryContext, "lockbox verify",
 									  ALLOCSET_DEFAULT_SIZES);
 
@@ -2144,7 +2118,6 @@ verify_audit(FunctionCallInfo fcinfo, Jsonb *anchors_arg, int64 since_seq,
 			 SPI_result_code_string(ret));
 	if (!st.stop)
 		verify_deferred(&st);
-	pg_cryptohash_free(st.ctx);
 
 	/* the anchor verified from is gone */
 	if (since_hash != NULL && !st.since_seen)
