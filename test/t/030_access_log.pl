@@ -322,6 +322,61 @@ ok(!grep({ $_->{event} eq 'add_tenant' } @new), "lockbox.log = 'refused': no lif
 ok(scalar(grep { $_->{event} eq 'refused' } @new) == 2, "lockbox.log = 'refused': the refused ones");
 
 # ---------------------------------------------------------------------
+# Compact rows (1.3): an access row names its statement, stored once, and
+# keeps the rest in typed columns; its hash (format v2) covers them all
+# ---------------------------------------------------------------------
+is(sql(q{SELECT count(*) FILTER (WHERE detail IS NULL AND statement_id IS NOT NULL)
+		|| ',' || count(*) FROM lockbox.audit_log WHERE event IN ('access', 'refused')}),
+	sql(q{SELECT count(*) || ',' || count(*) FROM lockbox.audit_log WHERE event IN ('access', 'refused')}),
+	'access and refused rows have no detail of their own: they name their statement');
+is(sql(q{SELECT count(*) FROM (SELECT relation, command, query FROM lockbox.audit_statement
+		GROUP BY 1, 2, 3 HAVING count(*) > 1) d}),
+	'0', 'each statement is stored once');
+is(sql(q{SELECT count(*) FROM lockbox.audit WHERE event = 'access'
+		AND detail ?& ARRAY['relation', 'command', 'query', 'pid', 'statements']}),
+	sql(q{SELECT count(*) FROM lockbox.audit WHERE event = 'access'}),
+	'lockbox.audit shows their detail as before');
+is(sql('SELECT ok FROM lockbox_verify_audit()'), 't', 'the audit verifies');
+my $acc = sql(q{SELECT min(seq) FROM lockbox.audit_log WHERE event = 'access'});
+my $stmt = sql("SELECT statement_id FROM lockbox.audit_log WHERE seq = $acc");
+my $first_naming = sql("SELECT min(seq) FROM lockbox.audit_log WHERE statement_id = $stmt");
+sub tamper
+{
+	my ($change) = @_;
+	sql(qq{ALTER TABLE lockbox.audit_log DISABLE TRIGGER audit_log_append_only;
+		ALTER TABLE lockbox.audit_statement DISABLE TRIGGER audit_statement_append_only;
+		$change;
+		ALTER TABLE lockbox.audit_log ENABLE ALWAYS TRIGGER audit_log_append_only;
+		ALTER TABLE lockbox.audit_statement ENABLE ALWAYS TRIGGER audit_statement_append_only});
+	return sql('SELECT ok || \',\' || coalesce(first_bad_seq::text, \'\') FROM lockbox_verify_audit()');
+}
+is(tamper("UPDATE lockbox.audit_log SET pid = pid + 1 WHERE seq = $acc"),
+	"false,$acc", 'an access row with another pid is named');
+is(tamper("UPDATE lockbox.audit_log SET pid = pid - 1 WHERE seq = $acc"),
+	'true,', 'put back, it verifies');
+is(tamper("UPDATE lockbox.audit_statement SET query = query || ' ' WHERE id = $stmt"),
+	"false,$first_naming", "a statement's text edited: the first row naming it is named");
+is(tamper("UPDATE lockbox.audit_statement SET query = left(query, -1) WHERE id = $stmt"),
+	'true,', 'put back, it verifies');
+my $other = sql("SELECT min(id) FROM lockbox.audit_statement WHERE id <> $stmt");
+is(tamper("UPDATE lockbox.audit_log SET statement_id = $other WHERE seq = $acc"),
+	"false,$acc", 'an access row pointed at another statement is named');
+is(tamper("UPDATE lockbox.audit_log SET statement_id = $stmt WHERE seq = $acc"),
+	'true,', 'put back, it verifies');
+my $implicit = sql(q{SELECT max(seq) FROM lockbox.audit_log WHERE parents IS NULL});
+is(tamper("UPDATE lockbox.audit_log SET parents = ARRAY[$implicit - 1] WHERE seq = $implicit"),
+	'true,', 'parents stored in full or left implicit (seq - 1) verify alike');
+is(tamper("UPDATE lockbox.audit_log SET parents = NULL WHERE seq = $implicit"),
+	'true,', 'and back');
+my $explicit = sql(q{SELECT max(seq) FROM lockbox.audit_log
+	WHERE parents IS NOT NULL AND parents <> ARRAY[seq - 1]});
+my $explicit_parents = sql("SELECT parents FROM lockbox.audit_log WHERE seq = $explicit");
+is(tamper("UPDATE lockbox.audit_log SET parents = NULL WHERE seq = $explicit"),
+	"false,$explicit", 'a row whose parents are dropped is named');
+is(tamper("UPDATE lockbox.audit_log SET parents = '$explicit_parents' WHERE seq = $explicit"),
+	'true,', 'put back, it verifies');
+
+# ---------------------------------------------------------------------
 # Anchors
 # ---------------------------------------------------------------------
 my $rc = as_role('al_eng', q{SELECT lockbox_request('A', 'One more look at the invoices of A')});
