@@ -121,91 +121,53 @@ COMMENT ON VIEW lockbox.audit IS
 	'The tamper-evident audit of every lifecycle step and engineer statement, with each row''s hash (lockbox_verify_audit checks them). Shown to whom the requests are shown.';
 
 CREATE VIEW lockbox.access_log WITH (security_barrier) AS
-SELECT * FROM (
+SELECT a.at, a.actor::pg_catalog.name AS engineer, a.request_id, a.tenant,
+	   COALESCE(s.relation, a.detail OPERATOR(pg_catalog.->>) 'relation') AS relation,
+	   COALESCE(s.command, a.detail OPERATOR(pg_catalog.->>) 'command') AS command,
+	   COALESCE(s.query, a.detail OPERATOR(pg_catalog.->>) 'query') AS query,
+	   COALESCE(a.statements::pg_catalog.int8,
+				(a.detail OPERATOR(pg_catalog.->>) 'statements')::pg_catalog.int8, 1) AS statements,
+	   a.at OPERATOR(pg_catalog.+) pg_catalog.make_interval(secs =>
+		   COALESCE(a.last_at_usec,
+					(a.detail OPERATOR(pg_catalog.->>) 'last_at_usec')::pg_catalog.int8, 0)
+		   OPERATOR(pg_catalog./) 1000000.0) AS last_at,
+	   CASE WHEN a.event OPERATOR(pg_catalog.=) 'refused' THEN 'refused'
+			ELSE 'allowed' END AS outcome,
+	   COALESCE(a.reason, a.detail OPERATOR(pg_catalog.->>) 'reason') AS reason,
+	   COALESCE(a.node, a.detail OPERATOR(pg_catalog.->>) 'node', 'primary') AS node,
+	   COALESCE(a.query_length,
+				(a.detail OPERATOR(pg_catalog.->>) 'query_length')::pg_catalog.int8,
+				pg_catalog.octet_length(COALESCE(s.query,
+					a.detail OPERATOR(pg_catalog.->>) 'query'))) AS query_length,
+	   COALESCE(a.query_sha256, a.detail OPERATOR(pg_catalog.->>) 'query_sha256') AS query_sha256,
+	   COALESCE(a.session_user_name, a.actor)::pg_catalog.name AS session_user_name,
+	   COALESCE(a.pid, (a.detail OPERATOR(pg_catalog.->>) 'pid')::pg_catalog.int4) AS pid,
+	   a.seq
+  FROM (
 	-- reviewers and auditors: every row
-	(SELECT a.at, a.actor::pg_catalog.name, a.request_id, a.tenant,
-		   COALESCE(s.relation, a.detail OPERATOR(pg_catalog.->>) 'relation'),
-		   COALESCE(s.command, a.detail OPERATOR(pg_catalog.->>) 'command'),
-		   COALESCE(s.query, a.detail OPERATOR(pg_catalog.->>) 'query'),
-		   COALESCE(a.statements::pg_catalog.int8,
-					(a.detail OPERATOR(pg_catalog.->>) 'statements')::pg_catalog.int8, 1),
-		   a.at OPERATOR(pg_catalog.+) pg_catalog.make_interval(secs =>
-			   COALESCE(a.last_at_usec,
-						(a.detail OPERATOR(pg_catalog.->>) 'last_at_usec')::pg_catalog.int8, 0)
-			   OPERATOR(pg_catalog./) 1000000.0),
-		   CASE WHEN a.event OPERATOR(pg_catalog.=) 'refused' THEN 'refused'
-				ELSE 'allowed' END,
-		   COALESCE(a.reason, a.detail OPERATOR(pg_catalog.->>) 'reason'),
-		   COALESCE(a.node, a.detail OPERATOR(pg_catalog.->>) 'node', 'primary'),
-		   COALESCE(a.query_length,
-					(a.detail OPERATOR(pg_catalog.->>) 'query_length')::pg_catalog.int8,
-					pg_catalog.octet_length(COALESCE(s.query,
-						a.detail OPERATOR(pg_catalog.->>) 'query'))),
-		   COALESCE(a.query_sha256, a.detail OPERATOR(pg_catalog.->>) 'query_sha256'),
-		   COALESCE(a.session_user_name, a.actor)::pg_catalog.name,
-		   COALESCE(a.pid, (a.detail OPERATOR(pg_catalog.->>) 'pid')::pg_catalog.int4),
-		   a.seq
+	(SELECT a.at, a.actor, a.request_id, a.tenant, a.event, a.detail,
+		   a.statement_id, a.statements, a.last_at_usec, a.reason, a.node,
+		   a.query_length, a.query_sha256, a.session_user_name, a.pid, a.seq
 	  FROM lockbox.audit_log a
-	  LEFT JOIN lockbox.audit_statement s ON s.id OPERATOR(pg_catalog.=) a.statement_id
 	 WHERE (SELECT lockbox.sees_all())
 	   AND a.event OPERATOR(pg_catalog.=) ANY ('{access,refused}'::pg_catalog.text[])
 	 ORDER BY a.at DESC)
 	UNION ALL
 	-- engineers: their own
-	(SELECT a.at, a.actor::pg_catalog.name, a.request_id, a.tenant,
-		   COALESCE(s.relation, a.detail OPERATOR(pg_catalog.->>) 'relation'),
-		   COALESCE(s.command, a.detail OPERATOR(pg_catalog.->>) 'command'),
-		   COALESCE(s.query, a.detail OPERATOR(pg_catalog.->>) 'query'),
-		   COALESCE(a.statements::pg_catalog.int8,
-					(a.detail OPERATOR(pg_catalog.->>) 'statements')::pg_catalog.int8, 1),
-		   a.at OPERATOR(pg_catalog.+) pg_catalog.make_interval(secs =>
-			   COALESCE(a.last_at_usec,
-						(a.detail OPERATOR(pg_catalog.->>) 'last_at_usec')::pg_catalog.int8, 0)
-			   OPERATOR(pg_catalog./) 1000000.0),
-		   CASE WHEN a.event OPERATOR(pg_catalog.=) 'refused' THEN 'refused'
-				ELSE 'allowed' END,
-		   COALESCE(a.reason, a.detail OPERATOR(pg_catalog.->>) 'reason'),
-		   COALESCE(a.node, a.detail OPERATOR(pg_catalog.->>) 'node', 'primary'),
-		   COALESCE(a.query_length,
-					(a.detail OPERATOR(pg_catalog.->>) 'query_length')::pg_catalog.int8,
-					pg_catalog.octet_length(COALESCE(s.query,
-						a.detail OPERATOR(pg_catalog.->>) 'query'))),
-		   COALESCE(a.query_sha256, a.detail OPERATOR(pg_catalog.->>) 'query_sha256'),
-		   COALESCE(a.session_user_name, a.actor)::pg_catalog.name,
-		   COALESCE(a.pid, (a.detail OPERATOR(pg_catalog.->>) 'pid')::pg_catalog.int4),
-		   a.seq
+	(SELECT a.at, a.actor, a.request_id, a.tenant, a.event, a.detail,
+		   a.statement_id, a.statements, a.last_at_usec, a.reason, a.node,
+		   a.query_length, a.query_sha256, a.session_user_name, a.pid, a.seq
 	  FROM lockbox.audit_log a
-	  LEFT JOIN lockbox.audit_statement s ON s.id OPERATOR(pg_catalog.=) a.statement_id
 	 WHERE NOT (SELECT lockbox.sees_all())
 	   AND a.actor OPERATOR(pg_catalog.=) pg_catalog."current_user"()::pg_catalog.text COLLATE pg_catalog."default"
 	   AND a.event OPERATOR(pg_catalog.=) ANY ('{access,refused}'::pg_catalog.text[])
 	 ORDER BY a.at DESC)
 	UNION ALL
 	-- approvers: their (first) tenant's
-	(SELECT a.at, a.actor::pg_catalog.name, a.request_id, a.tenant,
-		   COALESCE(s.relation, a.detail OPERATOR(pg_catalog.->>) 'relation'),
-		   COALESCE(s.command, a.detail OPERATOR(pg_catalog.->>) 'command'),
-		   COALESCE(s.query, a.detail OPERATOR(pg_catalog.->>) 'query'),
-		   COALESCE(a.statements::pg_catalog.int8,
-					(a.detail OPERATOR(pg_catalog.->>) 'statements')::pg_catalog.int8, 1),
-		   a.at OPERATOR(pg_catalog.+) pg_catalog.make_interval(secs =>
-			   COALESCE(a.last_at_usec,
-						(a.detail OPERATOR(pg_catalog.->>) 'last_at_usec')::pg_catalog.int8, 0)
-			   OPERATOR(pg_catalog./) 1000000.0),
-		   CASE WHEN a.event OPERATOR(pg_catalog.=) 'refused' THEN 'refused'
-				ELSE 'allowed' END,
-		   COALESCE(a.reason, a.detail OPERATOR(pg_catalog.->>) 'reason'),
-		   COALESCE(a.node, a.detail OPERATOR(pg_catalog.->>) 'node', 'primary'),
-		   COALESCE(a.query_length,
-					(a.detail OPERATOR(pg_catalog.->>) 'query_length')::pg_catalog.int8,
-					pg_catalog.octet_length(COALESCE(s.query,
-						a.detail OPERATOR(pg_catalog.->>) 'query'))),
-		   COALESCE(a.query_sha256, a.detail OPERATOR(pg_catalog.->>) 'query_sha256'),
-		   COALESCE(a.session_user_name, a.actor)::pg_catalog.name,
-		   COALESCE(a.pid, (a.detail OPERATOR(pg_catalog.->>) 'pid')::pg_catalog.int4),
-		   a.seq
+	(SELECT a.at, a.actor, a.request_id, a.tenant, a.event, a.detail,
+		   a.statement_id, a.statements, a.last_at_usec, a.reason, a.node,
+		   a.query_length, a.query_sha256, a.session_user_name, a.pid, a.seq
 	  FROM lockbox.audit_log a
-	  LEFT JOIN lockbox.audit_statement s ON s.id OPERATOR(pg_catalog.=) a.statement_id
 	 WHERE NOT (SELECT lockbox.sees_all())
 	   AND a.actor OPERATOR(pg_catalog.<>) pg_catalog."current_user"()::pg_catalog.text COLLATE pg_catalog."default"
 	   AND EXISTS (SELECT 1 FROM lockbox.approver ap
@@ -219,30 +181,10 @@ SELECT * FROM (
 	 ORDER BY a.at DESC)
 	UNION ALL
 	-- approvers: their other tenants'
-	(SELECT a.at, a.actor::pg_catalog.name, a.request_id, a.tenant,
-		   COALESCE(s.relation, a.detail OPERATOR(pg_catalog.->>) 'relation'),
-		   COALESCE(s.command, a.detail OPERATOR(pg_catalog.->>) 'command'),
-		   COALESCE(s.query, a.detail OPERATOR(pg_catalog.->>) 'query'),
-		   COALESCE(a.statements::pg_catalog.int8,
-					(a.detail OPERATOR(pg_catalog.->>) 'statements')::pg_catalog.int8, 1),
-		   a.at OPERATOR(pg_catalog.+) pg_catalog.make_interval(secs =>
-			   COALESCE(a.last_at_usec,
-						(a.detail OPERATOR(pg_catalog.->>) 'last_at_usec')::pg_catalog.int8, 0)
-			   OPERATOR(pg_catalog./) 1000000.0),
-		   CASE WHEN a.event OPERATOR(pg_catalog.=) 'refused' THEN 'refused'
-				ELSE 'allowed' END,
-		   COALESCE(a.reason, a.detail OPERATOR(pg_catalog.->>) 'reason'),
-		   COALESCE(a.node, a.detail OPERATOR(pg_catalog.->>) 'node', 'primary'),
-		   COALESCE(a.query_length,
-					(a.detail OPERATOR(pg_catalog.->>) 'query_length')::pg_catalog.int8,
-					pg_catalog.octet_length(COALESCE(s.query,
-						a.detail OPERATOR(pg_catalog.->>) 'query'))),
-		   COALESCE(a.query_sha256, a.detail OPERATOR(pg_catalog.->>) 'query_sha256'),
-		   COALESCE(a.session_user_name, a.actor)::pg_catalog.name,
-		   COALESCE(a.pid, (a.detail OPERATOR(pg_catalog.->>) 'pid')::pg_catalog.int4),
-		   a.seq
+	(SELECT a.at, a.actor, a.request_id, a.tenant, a.event, a.detail,
+		   a.statement_id, a.statements, a.last_at_usec, a.reason, a.node,
+		   a.query_length, a.query_sha256, a.session_user_name, a.pid, a.seq
 	  FROM lockbox.audit_log a
-	  LEFT JOIN lockbox.audit_statement s ON s.id OPERATOR(pg_catalog.=) a.statement_id
 	 WHERE NOT (SELECT lockbox.sees_all())
 	   AND a.actor OPERATOR(pg_catalog.<>) pg_catalog."current_user"()::pg_catalog.text COLLATE pg_catalog."default"
 	   AND EXISTS (SELECT DISTINCT ap.tenant FROM lockbox.approver ap
@@ -255,9 +197,10 @@ SELECT * FROM (
 				 ORDER BY ap.tenant OFFSET 1))
 	   AND a.event OPERATOR(pg_catalog.=) ANY ('{access,refused}'::pg_catalog.text[])
 	 ORDER BY a.at DESC)
-) AS a (at, engineer, request_id, tenant, relation, command, query, statements,
-		last_at, outcome, reason, node, query_length, query_sha256,
-		session_user_name, pid, seq)
+) AS a
+  -- (joined above the branches, read newest first: a LIMIT looks up only
+  -- the statements of the rows it returns)
+  LEFT JOIN lockbox.audit_statement s ON s.id OPERATOR(pg_catalog.=) a.statement_id
  ORDER BY a.at DESC;
 COMMENT ON VIEW lockbox.access_log IS
 	'Engineers'' statements on protected data, allowed or refused, newest first: one row per relation and covering request (statements a session repeated are counted in one row). Each caller sees their own, their tenants'', or (reviewers, auditors) all.';

@@ -25,6 +25,15 @@
  *
  * After a restart the tips are rebuilt from the newest rows of the table.
  *
+ * Rows written from 1.3 on are stored compactly and hashed in format v2,
+ * over binary values only (README "The audit log"): a lifecycle row's jsonb
+ * detail as stored, an access row's statement (stored once, in
+ * lockbox.audit_statement) through its digest and its typed fields.  Rows
+ * written before keep format v1, over their detail's text; hash_v1 says
+ * which.  session_user_name is stored as NULL where it is the actor, and
+ * parents where the only parent is seq - 1: the hash covers the values, not
+ * how they are stored.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
