@@ -120,20 +120,11 @@ SELECT a.seq, a.at, COALESCE(a.session_user_name, a.actor)::pg_catalog.name AS s
 COMMENT ON VIEW lockbox.audit IS
 	'The tamper-evident audit of every lifecycle step and engineer statement, with each row''s hash (lockbox_verify_audit checks them). Shown to whom the requests are shown.';
 
--- (the statements are looked up in the select list, above the branches
--- read newest first: a LIMIT still bounds each branch's sort, and looks up
--- only the statements of the rows it returns; a join would lose the bound)
 CREATE VIEW lockbox.access_log WITH (security_barrier) AS
 SELECT a.at, a.actor::pg_catalog.name AS engineer, a.request_id, a.tenant,
-	   COALESCE((SELECT s.relation FROM lockbox.audit_statement s
-			  WHERE s.id OPERATOR(pg_catalog.=) a.statement_id),
-			a.detail OPERATOR(pg_catalog.->>) 'relation') AS relation,
-	   COALESCE((SELECT s.command FROM lockbox.audit_statement s
-			  WHERE s.id OPERATOR(pg_catalog.=) a.statement_id),
-			a.detail OPERATOR(pg_catalog.->>) 'command') AS command,
-	   COALESCE((SELECT s.query FROM lockbox.audit_statement s
-			  WHERE s.id OPERATOR(pg_catalog.=) a.statement_id),
-			a.detail OPERATOR(pg_catalog.->>) 'query') AS query,
+	   COALESCE(s.relation, a.detail OPERATOR(pg_catalog.->>) 'relation') AS relation,
+	   COALESCE(s.command, a.detail OPERATOR(pg_catalog.->>) 'command') AS command,
+	   COALESCE(s.query, a.detail OPERATOR(pg_catalog.->>) 'query') AS query,
 	   COALESCE(a.statements::pg_catalog.int8,
 				(a.detail OPERATOR(pg_catalog.->>) 'statements')::pg_catalog.int8, 1) AS statements,
 	   a.at OPERATOR(pg_catalog.+) pg_catalog.make_interval(secs =>
@@ -146,8 +137,7 @@ SELECT a.at, a.actor::pg_catalog.name AS engineer, a.request_id, a.tenant,
 	   COALESCE(a.node, a.detail OPERATOR(pg_catalog.->>) 'node', 'primary') AS node,
 	   COALESCE(a.query_length,
 				(a.detail OPERATOR(pg_catalog.->>) 'query_length')::pg_catalog.int8,
-				pg_catalog.octet_length(COALESCE((SELECT s.query FROM lockbox.audit_statement s
-						  WHERE s.id OPERATOR(pg_catalog.=) a.statement_id),
+				pg_catalog.octet_length(COALESCE(s.query,
 					a.detail OPERATOR(pg_catalog.->>) 'query'))) AS query_length,
 	   COALESCE(a.query_sha256, a.detail OPERATOR(pg_catalog.->>) 'query_sha256') AS query_sha256,
 	   COALESCE(a.session_user_name, a.actor)::pg_catalog.name AS session_user_name,
@@ -208,6 +198,9 @@ SELECT a.at, a.actor::pg_catalog.name AS engineer, a.request_id, a.tenant,
 	   AND a.event OPERATOR(pg_catalog.=) ANY ('{access,refused}'::pg_catalog.text[])
 	 ORDER BY a.at DESC)
 ) AS a
+  -- (joined above the branches, read newest first: a LIMIT looks up only
+  -- the statements of the rows it returns)
+  LEFT JOIN lockbox.audit_statement s ON s.id OPERATOR(pg_catalog.=) a.statement_id
  ORDER BY a.at DESC;
 COMMENT ON VIEW lockbox.access_log IS
 	'Engineers'' statements on protected data, allowed or refused, newest first: one row per relation and covering request (statements a session repeated are counted in one row). Each caller sees their own, their tenants'', or (reviewers, auditors) all.';
