@@ -264,7 +264,11 @@ COMMENT ON FUNCTION lockbox.audit_move_default(pg_catalog.regclass, timestamptz,
 -- months that a remaining row links, or that are heads, are kept in
 -- lockbox.audit_anchor.  Each archive carries in its comment (JSON) its range,
 -- seqs, row count, digest (sha256 of its rows' hashes in seq order) and the
--- seq and hash of each parent its rows link outside it.
+-- seq and hash of each parent its rows link outside it; and each access or
+-- refused row the text of the statement it names (columns statement_relation,
+-- statement_command, statement_query, which only archives have), so that an
+-- archive verifies without lockbox.audit_statement.  A row's parents are
+-- seq - 1 where parents is NULL (Compact rows, below).
 CREATE FUNCTION lockbox.audit_archive(before timestamptz, tip_seqs bigint[],
 		OUT archive pg_catalog.regclass, OUT range_start timestamptz, OUT range_end timestamptz,
 		OUT first_seq bigint, OUT last_seq bigint, OUT row_count bigint, OUT digest text)
@@ -323,7 +327,8 @@ BEGIN
 							'hash', encode(COALESCE((SELECT l.hash FROM lockbox.audit_log l WHERE l.seq = e.seq LIMIT 1),
 													(SELECT n.hash FROM lockbox.audit_anchor n WHERE n.seq = e.seq)), 'hex'))
 							ORDER BY e.seq), '[]')
-					  FROM (SELECT DISTINCT x.seq FROM lockbox.%1$I r, unnest(r.parents) x(seq)
+					  FROM (SELECT DISTINCT x.seq FROM lockbox.%1$I r,
+								   unnest(COALESCE(r.parents, ARRAY[r.seq - 1])) x(seq)
 							 WHERE NOT EXISTS (SELECT 1 FROM lockbox.%1$I o WHERE o.seq = x.seq)) e)
 			  FROM lockbox.%1$I a$q$, names[i])
 		  INTO row_count, first_seq, last_seq, digest, anchors;
@@ -339,7 +344,7 @@ BEGIN
 	SELECT a.seq, a.hash, c.relname, now()
 	  FROM lockbox.audit_log a JOIN pg_class c ON c.oid = a.tableoid
 	 WHERE a.tableoid = ANY (parts)
-	   AND (a.seq IN (SELECT unnest(r.parents) FROM lockbox.audit_log r
+	   AND (a.seq IN (SELECT unnest(COALESCE(r.parents, ARRAY[r.seq - 1])) FROM lockbox.audit_log r
 					   WHERE r.tableoid <> ALL (parts))
 			OR a.seq = ANY (tip_seqs));
 
@@ -386,6 +391,14 @@ BEGIN
 			target := names[i] || '_' || last_seq;
 			EXECUTE format('ALTER TABLE lockbox.%I RENAME TO %I', names[i], target);
 		END IF;
+		-- the text of the statement each access or refused row names, in
+		-- the row: the archive verifies on its own, wherever it is restored
+		-- (lockbox.audit_statement keeps every statement, for the live log)
+		EXECUTE format('ALTER TABLE lockbox.%I ADD COLUMN statement_relation text,'
+					   ' ADD COLUMN statement_command text, ADD COLUMN statement_query text', target);
+		EXECUTE format('UPDATE lockbox.%I a SET statement_relation = s.relation,'
+					   ' statement_command = s.command, statement_query = s.query'
+					   '  FROM lockbox.audit_statement s WHERE s.id = a.statement_id', target);
 		EXECUTE format('ALTER TABLE lockbox.%I SET SCHEMA lockbox_archive', target);
 		EXECUTE format('COMMENT ON TABLE lockbox_archive.%I IS %L', target, meta::text);
 		archive := format('lockbox_archive.%I', target)::regclass;

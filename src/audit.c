@@ -1778,6 +1778,10 @@ parent_hash(RingEntry *ring, int64 seq, uint8 *hash, bool may_query,
 	" a.hash_v1, a.statement_id, a.pid, a.statements, a.last_at_usec," \
 	" a.query_length, a.query_sha256, a.reason, a.node"
 #define VERIFY_NCOLUMNS 19
+/* and from an archive, the text of the statement an access row names */
+#define VERIFY_ARCHIVE_COLUMNS \
+	VERIFY_COLUMNS ", a.statement_relation, a.statement_command, a.statement_query"
+#define VERIFY_ARCHIVE_NCOLUMNS (VERIFY_NCOLUMNS + 3)
 
 /*
  * The seqs seen so far, when rows come in physical order: one bit per seq,
@@ -1883,6 +1887,7 @@ verify_row_hash(VerifyState *st, int64 seq, Datum *vals, bool *nulls,
 	uint8		parent_buf[4 * AUDIT_HASH_LEN];
 	uint8	   *parent_hashes;
 	uint8		computed[AUDIT_HASH_LEN];
+	uint8		statement_digest[AUDIT_HASH_LEN];
 	bytea	   *stored = DatumGetByteaPP(vals[9]);
 	bool		req_null = nulls[5];
 	int64		request_id = req_null ? 0 : DatumGetInt64(vals[5]);
@@ -1931,6 +1936,16 @@ verify_row_hash(VerifyState *st, int64 seq, Datum *vals, bool *nulls,
 
 		if (!nulls[7])
 			content.detail = datum_str(vals[7], false);
+		else if (st->archive != NULL)
+		{
+			/* an archive carries the statement in the row itself */
+			if (nulls[11] || nulls[19] || nulls[20] || nulls[21])
+				return false;
+			audit_statement_digest(datum_str(vals[19], false),
+								   datum_str(vals[20], false),
+								   datum_str(vals[21], false), statement_digest);
+			content.statement = statement_digest;
+		}
 		else
 		{
 			StatementEntry *se = NULL;
@@ -2115,7 +2130,10 @@ verify_receive(TupleTableSlot *slot, DestReceiver *self)
 static void
 verify_startup(DestReceiver *self, int operation, TupleDesc typeinfo)
 {
-	if (typeinfo->natts != VERIFY_NCOLUMNS)
+	VerifyState *st = (VerifyState *) self;
+
+	if (typeinfo->natts != (st->archive != NULL ? VERIFY_ARCHIVE_NCOLUMNS :
+							VERIFY_NCOLUMNS))
 		elog(ERROR, "unexpected lockbox audit columns");
 }
 
@@ -2140,7 +2158,7 @@ verify_deferred(VerifyState *st)
 
 	if (st->deferred != NIL && st->archive != NULL)
 	{
-		archive_plan = SPI_prepare(psprintf("SELECT " VERIFY_COLUMNS " FROM %s a"
+		archive_plan = SPI_prepare(psprintf("SELECT " VERIFY_ARCHIVE_COLUMNS " FROM %s a"
 											" WHERE a.seq OPERATOR(pg_catalog.=) $1",
 											st->archive->relname),
 								   1, argtypes);
@@ -2153,8 +2171,8 @@ verify_deferred(VerifyState *st)
 	{
 		int64		seq = *(int64 *) lfirst(lc);
 		Datum		args[1] = {Int64GetDatum(seq)};
-		Datum		vals[VERIFY_NCOLUMNS];
-		bool		nulls[VERIFY_NCOLUMNS];
+		Datum		vals[VERIFY_ARCHIVE_NCOLUMNS];
+		bool		nulls[VERIFY_ARCHIVE_NCOLUMNS];
 		int64		implicit;
 		const int64 *parents;
 		int			nparents;
@@ -2304,9 +2322,12 @@ verify_audit(FunctionCallInfo fcinfo, Jsonb *anchors_arg, int64 since_seq,
 		plan = lockbox_prepare(&verify_plans[0], sql_all, 1, argtypes);
 	else
 		plan = lockbox_prepare(&verify_plans[1], sql_since, 1, argtypes);
-	PushActiveSnapshot(GetLatestSnapshot());
-	st.statements = statement_digests();
-	PopActiveSnapshot();
+	if (archive == NULL)
+	{
+		PushActiveSnapshot(GetLatestSnapshot());
+		st.statements = statement_digests();
+		PopActiveSnapshot();
+	}
 	params = makeParamList(1);
 	params->params[0].value = Int64GetDatum(since_seq);
 	params->params[0].isnull = false;
@@ -2538,7 +2559,7 @@ archive_rows_plan(ArchiveSource *archive)
 	Oid			argtypes[1] = {INT8OID};
 	SPIPlanPtr	plan;
 
-	plan = SPI_prepare(psprintf("SELECT " VERIFY_COLUMNS " FROM %s a"
+	plan = SPI_prepare(psprintf("SELECT " VERIFY_ARCHIVE_COLUMNS " FROM %s a"
 								" WHERE $1 OPERATOR(pg_catalog.=) 0"
 								" ORDER BY a.seq", archive->relname),
 					   1, argtypes);
