@@ -53,6 +53,12 @@ PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
 ifneq ($(PGXS),)
 include $(PGXS)
 
+# Where PostgreSQL is built with OpenSSL, the audit's hashes use libcrypto's
+# SHA-256 directly (src/audit.c): verification hashes millions of rows
+ifeq ($(with_ssl),openssl)
+SHLIB_LINK += -lcrypto
+endif
+
 # make installcheck changes lockbox's settings (ALTER SYSTEM, then reload) and
 # creates roles: it runs only against a throwaway server that says so in its
 # configuration files (pg_file_settings, which a superuser reads), as

@@ -124,7 +124,7 @@ ALTER TABLE lockbox.audit_log ENABLE ALWAYS TRIGGER audit_log_append_only,
 SELECT v.ok, v.first_bad_seq = :close_seq AS next_row_named,
 	   :approval_seq = ANY (a.parents) AS it_names_the_deleted_row
   FROM lockbox_verify_audit() v
-  JOIN lockbox.audit_log a ON a.seq = v.first_bad_seq;
+  JOIN lockbox.audit a ON a.seq = v.first_bad_seq;
 
 -- The guard is back on.
 SELECT tgname, tgenabled FROM pg_trigger

@@ -1151,40 +1151,31 @@ flush_group(LockboxCall *call, RunGroup *g, const char *file,
 		for (uint32 j = 0; j < Max(nreq, 1) && r.ok; j++)
 		{
 			int64		request_id = nreq > 0 ? get_int64(&r) : 0;
-			StringInfoData detail;
+			LockboxAccess access;
 			LockboxCall as_engineer = *call;
 
 			if (!r.ok)
 				break;
-			initStringInfo(&detail);
-			appendStringInfoChar(&detail, '{');
-			lockbox_json_str(&detail, "relation", relname);
-			lockbox_json_str(&detail, "command", command);
-			lockbox_json_str(&detail, "query", query);
-			if (*sha)
-			{
-				lockbox_json_raw(&detail, "query_length", psprintf(INT64_FORMAT, qlen));
-				lockbox_json_str(&detail, "query_sha256", sha);
-			}
-			if (h.outcome == LB_REFUSED)
-				lockbox_json_str(&detail, "reason", reason);
-			lockbox_json_raw(&detail, "pid", psprintf("%d", h.pid));
-			if (node != NULL && (forced || (h.flags & SPOOL_FLAG_STANDBY) != 0))
-				lockbox_json_str(&detail, "node", node);
-			lockbox_json_raw(&detail, "statements", psprintf(INT64_FORMAT, g->count));
-			if (g->count > 1)
-				lockbox_json_raw(&detail, "last_at_usec",
-								 psprintf(INT64_FORMAT, g->lastat - g->first));
-			appendStringInfoChar(&detail, '}');
+			access.relation = relname;
+			access.command = command;
+			access.query = query;
+			access.query_length = qlen;
+			access.query_sha256 = *sha ? sha : NULL;
+			access.reason = h.outcome == LB_REFUSED ? reason : NULL;
+			access.pid = h.pid;
+			access.node = (node != NULL &&
+						   (forced || (h.flags & SPOOL_FLAG_STANDBY) != 0)) ? node : NULL;
+			access.statements = g->count;
+			access.last_at_usec = g->lastat - g->first;
 
 			as_engineer.actor_name = engineer;
 			as_engineer.session_name = session_user_name;
 			as_engineer.now = g->first;
-			lockbox_audit(&as_engineer,
-						  h.outcome == LB_REFUSED ? "refused" : "access",
-						  request_id,
-						  request_id > 0 ? request_tenant(request_id) : NULL,
-						  detail.data);
+			lockbox_audit_access(&as_engineer,
+								 h.outcome == LB_REFUSED ? "refused" : "access",
+								 request_id,
+								 request_id > 0 ? request_tenant(request_id) : NULL,
+								 &access);
 			rows++;
 		}
 	}

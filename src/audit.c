@@ -25,6 +25,15 @@
  *
  * After a restart the tips are rebuilt from the newest rows of the table.
  *
+ * Rows written from 1.3 on are stored compactly and hashed in format v2,
+ * over binary values only (README "The audit log"): a lifecycle row's jsonb
+ * detail as stored, an access row's statement (stored once, in
+ * lockbox.audit_statement) through its digest and its typed fields.  Rows
+ * written before keep format v1, over their detail's text; hash_v1 says
+ * which.  session_user_name is stored as NULL where it is the actor, and
+ * parents where the only parent is seq - 1: the hash covers the values, not
+ * how they are stored.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -39,7 +48,9 @@
 #include "commands/trigger.h"
 #include "common/cryptohash.h"
 #include "common/sha2.h"
+#include "executor/spi.h"
 #include "funcapi.h"
+#include "nodes/params.h"
 #include "miscadmin.h"
 #include "port/pg_bswap.h"
 #include "storage/shmem.h"
@@ -57,12 +68,19 @@
 #include "utils/tuplestore.h"
 #include "utils/varlena.h"
 
+#ifdef USE_OPENSSL
+/* SHA256_Init and co., deprecated in OpenSSL 3 but without its lookups */
+#define OPENSSL_SUPPRESS_DEPRECATED
+#include <openssl/sha.h>
+#endif
+
 #include "lockbox.h"
 
 PG_FUNCTION_INFO_V1(lockbox_audit_log_append_only);
 PG_FUNCTION_INFO_V1(lockbox_verify_audit);
 PG_FUNCTION_INFO_V1(lockbox_verify_audit_anchors);
 PG_FUNCTION_INFO_V1(lockbox_verify_audit_since);
+PG_FUNCTION_INFO_V1(lockbox_jsonb_bytes);
 
 /* lockbox.log: which events go to the server log */
 #define LOG_ACCESS		0x01
@@ -309,89 +327,257 @@ find_slot(bool create)
  * Hashing
  * ---------------------------------------------------------------------
  */
+#ifndef USE_OPENSSL
 static void
 hash_bytes(pg_cryptohash_ctx *ctx, const void *data, size_t len)
 {
 	if (pg_cryptohash_update(ctx, (const uint8 *) data, len) < 0)
 		elog(ERROR, "could not update sha256: %s", pg_cryptohash_error(ctx));
 }
+#endif
 
-static void
-hash_int64(pg_cryptohash_ctx *ctx, int64 v)
+/*
+ * A string for the v2 hash: bytes and length, data NULL for SQL NULL.  Not
+ * NUL-terminated: verification passes column values as they are stored.
+ */
+typedef struct AuditStr
 {
-	uint64		be = pg_hton64((uint64) v);
+	const char *data;
+	int			len;
+} AuditStr;
 
-	hash_bytes(ctx, &be, sizeof(be));
-}
-
-static void
-hash_text(pg_cryptohash_ctx *ctx, const char *s)
+static inline AuditStr
+audit_cstr(const char *s)
 {
-	uint8		isnull = (s == NULL);
-	uint32		len;
+	AuditStr	r = {s, s ? (int) strlen(s) : 0};
 
-	hash_bytes(ctx, &isnull, 1);
-	if (s == NULL)
-		return;
-	len = pg_hton32((uint32) strlen(s));
-	hash_bytes(ctx, &len, sizeof(len));
-	hash_bytes(ctx, s, strlen(s));
+	return r;
 }
 
 /*
- * The one definition of a row's hash, used to write and to verify.
- * parent_hashes holds nparents hashes in the order of parents (ascending).
- * ctx is a sha256 context to reuse (verification hashes millions of rows),
- * or NULL for one of its own.
+ * The v2 hash's input, gathered in a buffer and handed to sha256 in few
+ * calls: one call per field costs more than the hashing of a short row.
+ * With OpenSSL, its SHA-256 functions are called directly: through
+ * pg_cryptohash (its EVP interface) each hash would cost a lookup of the
+ * algorithm, under locks, several times the hashing of a row.
  */
-static void
-audit_row_hash_ctx(pg_cryptohash_ctx *ctx,
-				   const int64 *parents, const uint8 *parent_hashes, int nparents,
-				   int64 seq, TimestampTz at, const char *session_user_name,
-				   const char *actor, const char *event, bool has_request,
-				   int64 request_id, const char *tenant, const char *detail,
-				   uint8 *result)
+typedef struct HashBuf
 {
-	uint8		has = has_request;
+#ifdef USE_OPENSSL
+	SHA256_CTX	sha;
+#else
+	pg_cryptohash_ctx *ctx;
+#endif
+	int			len;
+	uint8		data[1024];
+} HashBuf;
 
-	if (pg_cryptohash_init(ctx) < 0)
+static void
+hb_init(HashBuf *hb)
+{
+	hb->len = 0;
+#ifdef USE_OPENSSL
+	if (SHA256_Init(&hb->sha) != 1)
 		elog(ERROR, "could not initialize sha256");
-	hash_bytes(ctx, "lockbox audit v1", 16);
-	hash_int64(ctx, nparents);
-	for (int i = 0; i < nparents; i++)
-	{
-		hash_int64(ctx, parents[i]);
-		hash_bytes(ctx, parent_hashes + i * AUDIT_HASH_LEN, AUDIT_HASH_LEN);
-	}
-	hash_int64(ctx, seq);
-	hash_int64(ctx, at);
-	hash_text(ctx, session_user_name);
-	hash_text(ctx, actor);
-	hash_text(ctx, event);
-	hash_bytes(ctx, &has, 1);
-	if (has_request)
-		hash_int64(ctx, request_id);
-	hash_text(ctx, tenant);
-	hash_text(ctx, detail);
-	if (pg_cryptohash_final(ctx, result, AUDIT_HASH_LEN) < 0)
-		elog(ERROR, "could not finish sha256: %s", pg_cryptohash_error(ctx));
+#else
+	hb->ctx = pg_cryptohash_create(PG_SHA256);
+	if (hb->ctx == NULL || pg_cryptohash_init(hb->ctx) < 0)
+		elog(ERROR, "could not initialize sha256");
+#endif
 }
 
 static void
-audit_row_hash(const int64 *parents, const uint8 *parent_hashes, int nparents,
-			   int64 seq, TimestampTz at, const char *session_user_name,
-			   const char *actor, const char *event, bool has_request,
-			   int64 request_id, const char *tenant, const char *detail,
-			   uint8 *result)
+hb_update(HashBuf *hb, const void *data, size_t len)
 {
-	pg_cryptohash_ctx *ctx = pg_cryptohash_create(PG_SHA256);
+#ifdef USE_OPENSSL
+	if (SHA256_Update(&hb->sha, data, len) != 1)
+		elog(ERROR, "could not update sha256");
+#else
+	hash_bytes(hb->ctx, data, len);
+#endif
+}
 
-	if (ctx == NULL)
-		elog(ERROR, "could not initialize sha256");
-	audit_row_hash_ctx(ctx, parents, parent_hashes, nparents, seq, at,
-					   session_user_name, actor, event, has_request,
-					   request_id, tenant, detail, result);
-	pg_cryptohash_free(ctx);
+static void
+hb_flush(HashBuf *hb)
+{
+	if (hb->len > 0)
+		hb_update(hb, hb->data, hb->len);
+	hb->len = 0;
+}
+
+static void
+hb_final(HashBuf *hb, uint8 *result)
+{
+	hb_flush(hb);
+#ifdef USE_OPENSSL
+	if (SHA256_Final(result, &hb->sha) != 1)
+		elog(ERROR, "could not finish sha256");
+#else
+	if (pg_cryptohash_final(hb->ctx, result, AUDIT_HASH_LEN) < 0)
+		elog(ERROR, "could not finish sha256: %s", pg_cryptohash_error(hb->ctx));
+	pg_cryptohash_free(hb->ctx);
+#endif
+}
+
+static inline void
+hb_bytes(HashBuf *hb, const void *data, size_t len)
+{
+	if (hb->len + len > sizeof(hb->data))
+	{
+		hb_flush(hb);
+		if (len > sizeof(hb->data))
+		{
+			hb_update(hb, data, len);
+			return;
+		}
+	}
+	memcpy(hb->data + hb->len, data, len);
+	hb->len += len;
+}
+
+static inline void
+hb_int64(HashBuf *hb, int64 v)
+{
+	uint64		be = pg_hton64((uint64) v);
+
+	hb_bytes(hb, &be, sizeof(be));
+}
+
+static inline void
+hb_str(HashBuf *hb, AuditStr s)
+{
+	uint8		isnull = (s.data == NULL);
+	uint32		len;
+
+	hb_bytes(hb, &isnull, 1);
+	if (s.data == NULL)
+		return;
+	len = pg_hton32((uint32) s.len);
+	hb_bytes(hb, &len, sizeof(len));
+	hb_bytes(hb, s.data, s.len);
+}
+
+/*
+ * A row's hash, format v1 (rows written before 1.3; verification only):
+ * sha256 of "lockbox audit v1", the number of parents, each parent's seq
+ * and hash (ascending), seq, at, session_user_name, actor, event, whether
+ * there is a request and its id, tenant, and the detail's jsonb text.
+ */
+static void
+audit_row_hash_v1(const int64 *parents, const uint8 *parent_hashes, int nparents,
+				  int64 seq, TimestampTz at, const char *session_user_name,
+				  const char *actor, const char *event, bool has_request,
+				  int64 request_id, const char *tenant, const char *detail,
+				  uint8 *result)
+{
+	HashBuf		hb;
+	uint8		has = has_request;
+
+	hb_init(&hb);
+	hb_bytes(&hb, "lockbox audit v1", 16);
+	hb_int64(&hb, nparents);
+	for (int i = 0; i < nparents; i++)
+	{
+		hb_int64(&hb, parents[i]);
+		hb_bytes(&hb, parent_hashes + i * AUDIT_HASH_LEN, AUDIT_HASH_LEN);
+	}
+	hb_int64(&hb, seq);
+	hb_int64(&hb, at);
+	hb_str(&hb, audit_cstr(session_user_name));
+	hb_str(&hb, audit_cstr(actor));
+	hb_str(&hb, audit_cstr(event));
+	hb_bytes(&hb, &has, 1);
+	if (has_request)
+		hb_int64(&hb, request_id);
+	hb_str(&hb, audit_cstr(tenant));
+	hb_str(&hb, audit_cstr(detail));
+	hb_final(&hb, result);
+}
+
+/*
+ * What a v2 row's hash covers beyond the fields every row has: its jsonb
+ * detail as stored (binary), or, for the access and refused rows written
+ * from 1.3 on, the statement's digest and the typed fields.
+ */
+typedef struct AuditContent
+{
+	AuditStr	detail;			/* jsonb binary; data NULL: an access row */
+	const uint8 *statement;		/* the statement's digest */
+	int64		pid;
+	int64		statements;
+	int64		last_at_usec;	/* -1: none */
+	int64		query_length;	/* -1: none */
+	AuditStr	query_sha256;
+	AuditStr	reason;
+	AuditStr	node;
+} AuditContent;
+
+/*
+ * The v2 hash (rows written from 1.3 on): as v1 over parents, seq, at, the
+ * names, event, request and tenant, then either 'j' and the detail's jsonb
+ * binary, or 'a' and the statement's digest with the typed fields.  Only
+ * binary values: nothing is rendered as text to verify a row.
+ */
+static void
+audit_row_hash_v2(const int64 *parents, const uint8 *parent_hashes, int nparents,
+				  int64 seq, TimestampTz at, AuditStr session_user_name,
+				  AuditStr actor, AuditStr event, bool has_request,
+				  int64 request_id, AuditStr tenant, const AuditContent *c,
+				  uint8 *result)
+{
+	HashBuf		hb;
+	uint8		has = has_request;
+
+	hb_init(&hb);
+	hb_bytes(&hb, "lockbox audit v2", 16);
+	hb_int64(&hb, nparents);
+	for (int i = 0; i < nparents; i++)
+	{
+		hb_int64(&hb, parents[i]);
+		hb_bytes(&hb, parent_hashes + i * AUDIT_HASH_LEN, AUDIT_HASH_LEN);
+	}
+	hb_int64(&hb, seq);
+	hb_int64(&hb, at);
+	hb_str(&hb, session_user_name);
+	hb_str(&hb, actor);
+	hb_str(&hb, event);
+	hb_bytes(&hb, &has, 1);
+	if (has_request)
+		hb_int64(&hb, request_id);
+	hb_str(&hb, tenant);
+	if (c->detail.data != NULL)
+	{
+		hb_bytes(&hb, "j", 1);
+		hb_str(&hb, c->detail);
+	}
+	else
+	{
+		hb_bytes(&hb, "a", 1);
+		hb_bytes(&hb, c->statement, AUDIT_HASH_LEN);
+		hb_int64(&hb, c->pid);
+		hb_int64(&hb, c->statements);
+		hb_int64(&hb, c->last_at_usec);
+		hb_int64(&hb, c->query_length);
+		hb_str(&hb, c->query_sha256);
+		hb_str(&hb, c->reason);
+		hb_str(&hb, c->node);
+	}
+	hb_final(&hb, result);
+}
+
+/* A statement's digest: sha256 over its relation, command and text. */
+static void
+audit_statement_digest(AuditStr relation, AuditStr command, AuditStr query,
+					   uint8 *result)
+{
+	HashBuf		hb;
+
+	hb_init(&hb);
+	hb_bytes(&hb, "lockbox statement", 17);
+	hb_str(&hb, relation);
+	hb_str(&hb, command);
+	hb_str(&hb, query);
+	hb_final(&hb, result);
 }
 
 /* ---------------------------------------------------------------------
@@ -424,7 +610,8 @@ tips_from_table(int *ntips)
 		"           ORDER BY seq DESC LIMIT " CppAsString2(AUDIT_TIP_WINDOW) ")"
 		" SELECT w.seq, w.hash FROM w"
 		"  WHERE w.seq OPERATOR(pg_catalog.<>) ALL"
-		"        (SELECT pg_catalog.unnest(w2.parents) FROM w w2)"
+		"        (SELECT pg_catalog.unnest(COALESCE(w2.parents,"
+		"                ARRAY[w2.seq OPERATOR(pg_catalog.-) 1])) FROM w w2)"
 		"  ORDER BY w.seq";
 	SPIPlanPtr	plan = lockbox_prepare(&tips_plan, sql, 0, NULL);
 	Snapshot	snap;
@@ -852,18 +1039,24 @@ lockbox_audit(LockboxCall *call, const char *event, int64 request_id,
 		elog(ERROR, "could not append to lockbox.audit_log");
 }
 
-/*
- * Compute one audit row: its seq, its parents and its hash, as the values of
- * an INSERT into lockbox.audit_log (seq, at, session_user_name, actor, event,
- * request_id, tenant, detail, parents, hash), which the caller runs in this
- * transaction.  Must run between lockbox_enter and lockbox_leave.
- */
-void
-lockbox_audit_row(LockboxCall *call, const char *event, int64 request_id,
-				  const char *tenant, const char *detail_json, AuditRow *out)
+/* A row being written: its place in the DAG, then its hash. */
+typedef struct NewRow
 {
-	Datum	   *values = out->values;
-	char	   *nulls = out->nulls;
+	PendingRow *row;
+	int64	   *parents;
+	uint8	   *parent_hashes;
+	int			nparents;
+	const char *session_user_name;
+	const char *actor;
+} NewRow;
+
+/*
+ * The parents and seq of a new row (not yet pending): the tips, less those
+ * this transaction's earlier rows link, and its own previous row.
+ */
+static void
+begin_row(LockboxCall *call, NewRow *nr)
+{
 	AuditTip   *tips;
 	int			ntips;
 	PendingRow *prev = NULL;
@@ -871,15 +1064,6 @@ lockbox_audit_row(LockboxCall *call, const char *event, int64 request_id,
 	int64	   *parents;
 	uint8	   *parent_hashes;
 	int			nparents = 0;
-	Datum	   *parent_datums;
-	Jsonb	   *detail;
-	char	   *detail_text;
-	const char *session_user_name = call->session_name ? call->session_name :
-		lockbox_role_name(call->session_user);
-	const char *actor = call->actor_name ? call->actor_name :
-		lockbox_role_name(call->caller);
-	int			category;
-	bytea	   *hash;
 	MemoryContext oldcxt;
 
 	if (audit_shared == NULL)
@@ -888,6 +1072,11 @@ lockbox_audit_row(LockboxCall *call, const char *event, int64 request_id,
 		ereport(ERROR,
 				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
 				 errmsg("cannot write the lockbox audit during recovery")));
+
+	nr->session_user_name = call->session_name ? call->session_name :
+		lockbox_role_name(call->session_user);
+	nr->actor = call->actor_name ? call->actor_name :
+		lockbox_role_name(call->caller);
 
 	/* tips first, then the seq: every parent's seq is then below ours */
 	tips = current_tips(&ntips);
@@ -938,34 +1127,42 @@ lockbox_audit_row(LockboxCall *call, const char *event, int64 request_id,
 	row->nparents = nparents;
 	row->parents = palloc(sizeof(int64) * Max(1, nparents));
 	memcpy(row->parents, parents, sizeof(int64) * nparents);
+	row->logline = NULL;
 	MemoryContextSwitchTo(oldcxt);
 
 	row->seq = nextval_internal(get_relname_relid("audit_seq",
 												  get_namespace_oid("lockbox", false)),
 								false);
+	nr->row = row;
+	nr->parents = parents;
+	nr->parent_hashes = parent_hashes;
+	nr->nparents = nparents;
+}
 
-	detail = DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
-												CStringGetDatum(detail_json)));
-	detail_text = JsonbToCString(NULL, &detail->root, VARSIZE(detail));
+/* Hash a new row (format v2). */
+static void
+hash_row(LockboxCall *call, NewRow *nr, const char *event, int64 request_id,
+		 const char *tenant, const AuditContent *c)
+{
+	audit_row_hash_v2(nr->parents, nr->parent_hashes, nr->nparents,
+					  nr->row->seq, call->now,
+					  audit_cstr(nr->session_user_name), audit_cstr(nr->actor),
+					  audit_cstr(event), request_id > 0, request_id,
+					  audit_cstr(tenant), c, nr->row->hash);
+}
 
-	audit_row_hash(parents, parent_hashes, nparents, row->seq, call->now,
-				   session_user_name, actor, event, request_id > 0, request_id,
-				   tenant, detail_text, row->hash);
+/*
+ * Finish a new row: its server log line (detail_text: the detail as jsonb
+ * renders it), and it is pending until its transaction ends.
+ */
+static void
+end_row(LockboxCall *call, NewRow *nr, const char *event, int64 request_id,
+		const char *tenant, const char *detail_text)
+{
+	PendingRow *row = nr->row;
+	MemoryContext oldcxt;
 
-	parent_datums = palloc(sizeof(Datum) * Max(1, nparents));
-	for (int i = 0; i < nparents; i++)
-		parent_datums[i] = Int64GetDatum(parents[i]);
-	hash = palloc(VARHDRSZ + AUDIT_HASH_LEN);
-	SET_VARSIZE(hash, VARHDRSZ + AUDIT_HASH_LEN);
-	memcpy(VARDATA(hash), row->hash, AUDIT_HASH_LEN);
-	namestrcpy(&out->session_name, session_user_name);
-	namestrcpy(&out->actor_name, actor);
-
-	/* the server log's line, written when the transaction commits */
-	category = strcmp(event, "access") == 0 ? LOG_ACCESS :
-		strcmp(event, "refused") == 0 ? LOG_REFUSED : LOG_LIFECYCLE;
-	row->logline = NULL;
-	if ((lockbox_log_mask & category) != 0)
+	if (detail_text != NULL)
 	{
 		StringInfoData line;
 		char		hex[AUDIT_HASH_LEN * 2 + 1];
@@ -975,8 +1172,8 @@ lockbox_audit_row(LockboxCall *call, const char *event, int64 request_id,
 		lockbox_json_raw(&line, "seq", psprintf(INT64_FORMAT, row->seq));
 		lockbox_json_str(&line, "at", lockbox_iso_time(call->now));
 		lockbox_json_str(&line, "event", event);
-		lockbox_json_str(&line, "actor", actor);
-		lockbox_json_str(&line, "session_user", session_user_name);
+		lockbox_json_str(&line, "actor", nr->actor);
+		lockbox_json_str(&line, "session_user", nr->session_user_name);
 		lockbox_json_raw(&line, "request_id",
 						 request_id > 0 ? psprintf(INT64_FORMAT, request_id) : NULL);
 		lockbox_json_str(&line, "tenant", tenant);
@@ -989,10 +1186,65 @@ lockbox_audit_row(LockboxCall *call, const char *event, int64 request_id,
 		pfree(line.data);
 	}
 
+	/* the caller inserts it in this (sub)transaction, or errors out of it */
+	oldcxt = MemoryContextSwitchTo(TopTransactionContext);
+	pending_rows = lappend(pending_rows, row);
+	MemoryContextSwitchTo(oldcxt);
+}
+
+/* Is a row's only parent the row just before it?  Then parents is NULL. */
+static bool
+parents_implicit(const NewRow *nr)
+{
+	return nr->nparents == 1 && nr->parents[0] == nr->row->seq - 1;
+}
+
+/*
+ * Compute one audit row: its seq, its parents and its hash, as the values of
+ * an INSERT into lockbox.audit_log (seq, at, session_user_name, actor, event,
+ * request_id, tenant, detail, parents, hash), which the caller runs in this
+ * transaction.  Must run between lockbox_enter and lockbox_leave.
+ *
+ * Stored compactly, session_user_name is NULL where it is the actor and
+ * parents NULL where the only parent is seq - 1: out->nulls says so, while
+ * out->values holds every value (a caller that ignores nulls stores them in
+ * full, which verifies the same).
+ */
+void
+lockbox_audit_row(LockboxCall *call, const char *event, int64 request_id,
+				  const char *tenant, const char *detail_json, AuditRow *out)
+{
+	Datum	   *values = out->values;
+	char	   *nulls = out->nulls;
+	NewRow		nr;
+	Datum	   *parent_datums;
+	Jsonb	   *detail;
+	AuditContent content = {0};
+	bytea	   *hash;
+
+	begin_row(call, &nr);
+
+	detail = DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
+												CStringGetDatum(detail_json)));
+	content.detail.data = VARDATA(detail);
+	content.detail.len = VARSIZE(detail) - VARHDRSZ;
+	hash_row(call, &nr, event, request_id, tenant, &content);
+
+	parent_datums = palloc(sizeof(Datum) * Max(1, nr.nparents));
+	for (int i = 0; i < nr.nparents; i++)
+		parent_datums[i] = Int64GetDatum(nr.parents[i]);
+	hash = palloc(VARHDRSZ + AUDIT_HASH_LEN);
+	SET_VARSIZE(hash, VARHDRSZ + AUDIT_HASH_LEN);
+	memcpy(VARDATA(hash), nr.row->hash, AUDIT_HASH_LEN);
+	namestrcpy(&out->session_name, nr.session_user_name);
+	namestrcpy(&out->actor_name, nr.actor);
+
 	memset(nulls, ' ', LOCKBOX_AUDIT_NARGS);
-	values[0] = Int64GetDatum(row->seq);
+	values[0] = Int64GetDatum(nr.row->seq);
 	values[1] = TimestampTzGetDatum(call->now);
 	values[2] = NameGetDatum(&out->session_name);
+	if (strcmp(nr.session_user_name, nr.actor) == 0)
+		nulls[2] = 'n';
 	values[3] = NameGetDatum(&out->actor_name);
 	values[4] = CStringGetTextDatum(event);
 	values[5] = Int64GetDatum(request_id);
@@ -1002,15 +1254,188 @@ lockbox_audit_row(LockboxCall *call, const char *event, int64 request_id,
 	if (tenant == NULL)
 		nulls[6] = 'n';
 	values[7] = JsonbPGetDatum(detail);
-	values[8] = PointerGetDatum(construct_array(parent_datums, nparents,
+	values[8] = PointerGetDatum(construct_array(parent_datums, nr.nparents,
 												INT8OID, sizeof(int64),
 												FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	if (parents_implicit(&nr))
+		nulls[8] = 'n';
 	values[9] = PointerGetDatum(hash);
 
-	/* the caller inserts it in this (sub)transaction, or errors out of it */
-	oldcxt = MemoryContextSwitchTo(TopTransactionContext);
-	pending_rows = lappend(pending_rows, row);
-	MemoryContextSwitchTo(oldcxt);
+	end_row(call, &nr, event, request_id, tenant,
+			lockbox_log_wants(event) ?
+			JsonbToCString(NULL, &detail->root, VARSIZE(detail)) : NULL);
+}
+
+/*
+ * The id of a statement in lockbox.audit_statement, added if new, and the
+ * access row naming it, in one statement.  Returns false when a concurrent
+ * transaction added the statement after this statement's snapshot was
+ * taken (nothing is inserted then; the caller tries again).
+ */
+static bool
+insert_access_row(Datum *values, const char *nulls)
+{
+	static SPIPlanPtr plan = NULL;
+	static const char *sql =
+		"WITH i AS (INSERT INTO lockbox.audit_statement (digest, relation, command, query)"
+		"           VALUES ($10, $11, $12, $13) ON CONFLICT (digest) DO NOTHING RETURNING id),"
+		"     s AS (SELECT i.id FROM i UNION ALL"
+		"           (SELECT s.id FROM lockbox.audit_statement s"
+		"             WHERE s.digest OPERATOR(pg_catalog.=) $10) LIMIT 1)"
+		" INSERT INTO lockbox.audit_log (seq, at, session_user_name, actor, event,"
+		"        request_id, tenant, parents, hash, statement_id, pid, statements,"
+		"        last_at_usec, reason, node, query_length, query_sha256)"
+		" SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, s.id, $14, $15, $16, $17, $18,"
+		"        $19, $20 FROM s";
+	static Oid	argtypes[20] = {INT8OID, TIMESTAMPTZOID, TEXTOID, TEXTOID, TEXTOID,
+		INT8OID, TEXTOID, INT8ARRAYOID, BYTEAOID,
+		/* $10 .. $13: the statement */
+		BYTEAOID, TEXTOID, TEXTOID, TEXTOID,
+	INT4OID, INT4OID, INT8OID, TEXTOID, TEXTOID, INT8OID, TEXTOID};
+
+	if (lockbox_exec(&plan, sql, 20, argtypes, values, nulls, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not append to lockbox.audit_log");
+	return SPI_processed == 1;
+}
+
+/*
+ * Append an access or refused row (event) for an engineer's statement:
+ * the statement stored once in lockbox.audit_statement, the rest in typed
+ * columns.  Its detail, as lockbox.audit shows it and the server log line
+ * prints it, is the one the rows written before 1.3 stored.  Must run
+ * between lockbox_enter and lockbox_leave.
+ */
+void
+lockbox_audit_access(LockboxCall *call, const char *event, int64 request_id,
+					 const char *tenant, const LockboxAccess *a)
+{
+	NewRow		nr;
+	AuditContent content = {0};
+	uint8		digest[AUDIT_HASH_LEN];
+	Datum		values[20];
+	char		nulls[20];
+	Datum	   *parent_datums;
+	bytea	   *hash;
+	bytea	   *digest_b;
+	int64		statements = Max(a->statements, 1);
+	char	   *detail_text = NULL;
+
+	begin_row(call, &nr);
+
+	audit_statement_digest(audit_cstr(a->relation), audit_cstr(a->command),
+						   audit_cstr(a->query), digest);
+
+	content.statement = digest;
+	content.pid = a->pid;
+	content.statements = statements;
+	content.last_at_usec = statements > 1 ? a->last_at_usec : -1;
+	content.query_length = a->query_sha256 ? a->query_length : -1;
+	content.query_sha256 = audit_cstr(a->query_sha256);
+	content.reason = audit_cstr(a->reason);
+	content.node = audit_cstr(a->node);
+	hash_row(call, &nr, event, request_id, tenant, &content);
+
+	parent_datums = palloc(sizeof(Datum) * Max(1, nr.nparents));
+	for (int i = 0; i < nr.nparents; i++)
+		parent_datums[i] = Int64GetDatum(nr.parents[i]);
+	hash = palloc(VARHDRSZ + AUDIT_HASH_LEN);
+	SET_VARSIZE(hash, VARHDRSZ + AUDIT_HASH_LEN);
+	memcpy(VARDATA(hash), nr.row->hash, AUDIT_HASH_LEN);
+	digest_b = palloc(VARHDRSZ + AUDIT_HASH_LEN);
+	SET_VARSIZE(digest_b, VARHDRSZ + AUDIT_HASH_LEN);
+	memcpy(VARDATA(digest_b), digest, AUDIT_HASH_LEN);
+
+	memset(nulls, ' ', sizeof(nulls));
+	values[0] = Int64GetDatum(nr.row->seq);
+	values[1] = TimestampTzGetDatum(call->now);
+	values[2] = CStringGetTextDatum(nr.session_user_name);
+	if (strcmp(nr.session_user_name, nr.actor) == 0)
+		nulls[2] = 'n';
+	values[3] = CStringGetTextDatum(nr.actor);
+	values[4] = CStringGetTextDatum(event);
+	values[5] = Int64GetDatum(request_id);
+	if (request_id <= 0)
+		nulls[5] = 'n';
+	values[6] = tenant ? CStringGetTextDatum(tenant) : (Datum) 0;
+	if (tenant == NULL)
+		nulls[6] = 'n';
+	values[7] = PointerGetDatum(construct_array(parent_datums, nr.nparents,
+												INT8OID, sizeof(int64),
+												FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	if (parents_implicit(&nr))
+		nulls[7] = 'n';
+	values[8] = PointerGetDatum(hash);
+	values[9] = PointerGetDatum(digest_b);
+	values[10] = CStringGetTextDatum(a->relation);
+	values[11] = CStringGetTextDatum(a->command);
+	values[12] = CStringGetTextDatum(a->query);
+	values[13] = Int32GetDatum(a->pid);
+	values[14] = Int32GetDatum((int32) Min(statements, PG_INT32_MAX));
+	if (statements == 1)
+		nulls[14] = 'n';
+	values[15] = Int64GetDatum(content.last_at_usec);
+	if (content.last_at_usec < 0)
+		nulls[15] = 'n';
+	values[16] = a->reason ? CStringGetTextDatum(a->reason) : (Datum) 0;
+	nulls[16] = a->reason ? ' ' : 'n';
+	values[17] = a->node ? CStringGetTextDatum(a->node) : (Datum) 0;
+	nulls[17] = a->node ? ' ' : 'n';
+	values[18] = Int64GetDatum(content.query_length);
+	nulls[18] = a->query_sha256 ? ' ' : 'n';
+	values[19] = a->query_sha256 ? CStringGetTextDatum(a->query_sha256) : (Datum) 0;
+	nulls[19] = a->query_sha256 ? ' ' : 'n';
+
+	for (int attempt = 0; !insert_access_row(values, nulls); attempt++)
+	{
+		if (attempt >= 3)
+			ereport(ERROR,
+					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+					 errmsg("could not add a statement to lockbox.audit_statement"),
+					 errdetail("Concurrent transactions kept adding the same statement.")));
+		CommandCounterIncrement();
+	}
+
+	if (lockbox_log_wants(event))
+	{
+		StringInfoData detail;
+		Jsonb	   *jb;
+
+		/* the detail the rows before 1.3 stored, rendered as jsonb does */
+		initStringInfo(&detail);
+		appendStringInfoChar(&detail, '{');
+		lockbox_json_str(&detail, "relation", a->relation);
+		lockbox_json_str(&detail, "command", a->command);
+		lockbox_json_str(&detail, "query", a->query);
+		if (a->query_sha256)
+		{
+			lockbox_json_raw(&detail, "query_length", psprintf(INT64_FORMAT, a->query_length));
+			lockbox_json_str(&detail, "query_sha256", a->query_sha256);
+		}
+		if (a->reason)
+			lockbox_json_str(&detail, "reason", a->reason);
+		lockbox_json_raw(&detail, "pid", psprintf("%d", a->pid));
+		if (a->node)
+			lockbox_json_str(&detail, "node", a->node);
+		lockbox_json_raw(&detail, "statements", psprintf(INT64_FORMAT, statements));
+		if (statements > 1)
+			lockbox_json_raw(&detail, "last_at_usec", psprintf(INT64_FORMAT, a->last_at_usec));
+		appendStringInfoChar(&detail, '}');
+		jb = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(detail.data)));
+		detail_text = JsonbToCString(NULL, &jb->root, VARSIZE(jb));
+	}
+	end_row(call, &nr, event, request_id, tenant, detail_text);
+}
+
+/* lockbox.jsonb_bytes(jsonb): the bytes the v2 hash covers for a detail */
+Datum
+lockbox_jsonb_bytes(PG_FUNCTION_ARGS)
+{
+	Jsonb	   *jb = PG_GETARG_JSONB_P(0);
+	bytea	   *result = palloc(VARSIZE(jb));
+
+	SET_VARSIZE(result, VARSIZE(jb));
+	memcpy(VARDATA(result), VARDATA(jb), VARSIZE(jb) - VARHDRSZ);
+	PG_RETURN_BYTEA_P(result);
 }
 
 /* ---------------------------------------------------------------------
@@ -1047,7 +1472,9 @@ lockbox_audit_log_append_only(PG_FUNCTION_ARGS)
 				 errdetail("%s is refused for every role.", what)));
 	ereport(ERROR,
 			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-			 errmsg("lockbox.audit_log is append-only"),
+			 errmsg("lockbox.%s is append-only",
+					strcmp(RelationGetRelationName(trigdata->tg_relation),
+						   "audit_statement") == 0 ? "audit_statement" : "audit_log"),
 			 errdetail("%s is refused for every role.", what)));
 	PG_RETURN_NULL();
 }
@@ -1140,12 +1567,87 @@ parse_anchors(Jsonb *anchors, int *nanchors)
 	return result;
 }
 
+/* A varlena column's value as an AuditStr (detoasted, not copied if short). */
+static inline AuditStr
+datum_str(Datum d, bool isnull)
+{
+	AuditStr	r = {NULL, 0};
+
+	if (!isnull)
+	{
+		struct varlena *v = pg_detoast_datum_packed((struct varlena *) DatumGetPointer(d));
+
+		r.data = VARDATA_ANY(v);
+		r.len = VARSIZE_ANY_EXHDR(v);
+	}
+	return r;
+}
+
+typedef struct StatementEntry
+{
+	int64		id;				/* hash key */
+	uint8		digest[AUDIT_HASH_LEN];
+} StatementEntry;
+
+/*
+ * The digest of every statement of lockbox.audit_statement, recomputed from
+ * its text (the stored digest is only for finding a statement again), by
+ * id.  Read with a snapshot taken after the rows': every statement a row
+ * names is there.
+ */
+static HTAB *
+statement_digests(void)
+{
+	static SPIPlanPtr plan = NULL;
+	HASHCTL		ctl;
+	HTAB	   *htab;
+	Portal		portal;
+
+	ctl.keysize = sizeof(int64);
+	ctl.entrysize = sizeof(StatementEntry);
+	ctl.hcxt = CurrentMemoryContext;
+	htab = hash_create("lockbox audit statements", 1024, &ctl,
+					   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	PushActiveSnapshot(GetLatestSnapshot());
+	portal = SPI_cursor_open("lockbox_verify_statements",
+							 lockbox_prepare(&plan,
+											 "SELECT id, relation, command, query"
+											 "  FROM lockbox.audit_statement",
+											 0, NULL),
+							 NULL, NULL, true);
+	PopActiveSnapshot();
+	for (;;)
+	{
+		SPI_cursor_fetch(portal, true, 10000);
+		if (SPI_processed == 0)
+			break;
+		for (uint64 i = 0; i < SPI_processed; i++)
+		{
+			Datum		vals[4];
+			bool		nulls[4];
+			int64		id;
+			StatementEntry *e;
+
+			heap_deform_tuple(SPI_tuptable->vals[i], SPI_tuptable->tupdesc,
+							  vals, nulls);
+			id = DatumGetInt64(vals[0]);
+			e = hash_search(htab, &id, HASH_ENTER, NULL);
+			audit_statement_digest(datum_str(vals[1], nulls[1]),
+								   datum_str(vals[2], nulls[2]),
+								   datum_str(vals[3], nulls[3]), e->digest);
+		}
+		SPI_freetuptable(SPI_tuptable);
+	}
+	SPI_cursor_close(portal);
+	return htab;
+}
+
 static Datum verify_audit(FunctionCallInfo fcinfo, Jsonb *anchors_arg,
 							int64 since_seq, const uint8 *since_hash,
 							ArchiveSource *archive);
 static bool archived_parent_hash(int64 seq, uint8 *hash);
 static void archived_anchors(Anchor *anchors, int nanchors, HTAB *links);
-static SPIPlanPtr archive_rows_plan(ArchiveSource *archive, const char *sql);
+static SPIPlanPtr archive_rows_plan(ArchiveSource *archive);
 static bool archive_parent_hash(ArchiveSource *archive, int64 seq, uint8 *hash);
 static void archive_check_totals(ArchiveSource *archive, int64 checked,
 								 int64 first_seq, int64 last_seq,
@@ -1209,10 +1711,11 @@ lockbox_verify_audit_since(PG_FUNCTION_ARGS)
 }
 
 /*
- * The hashes of the rows verified last, by seq modulo VERIFY_RING: a row's
+ * The hashes of the rows seen last, by seq modulo VERIFY_RING: a row's
  * parents are nearly always among the rows just before it (the tips when it
- * was written), so they are found here without a query.  Others are read
- * from the table, one small query each.
+ * was written), so they are found here without a query.  A row whose parent
+ * is not there (read before its parent, or linking an old row) is checked
+ * after the scan, its parents read from the table.
  */
 #define VERIFY_RING		65536
 
@@ -1223,13 +1726,14 @@ typedef struct RingEntry
 } RingEntry;
 
 /*
- * The stored hash of row seq, from the ring or the table; false if none.  A
- * row archived away is found among the anchors kept for it: those of
+ * The stored hash of row seq, from the ring or (may_query) the table; false
+ * if none.  A row archived away is found among the anchors kept for it: those of
  * lockbox.audit_anchor for the live log, those an archive carries for an
  * archive (archive_parent_hash).
  */
 static bool
-parent_hash(RingEntry *ring, int64 seq, uint8 *hash, ArchiveSource *archive)
+parent_hash(RingEntry *ring, int64 seq, uint8 *hash, bool may_query,
+			ArchiveSource *archive)
 {
 	static SPIPlanPtr plan = NULL;
 	RingEntry  *e = &ring[seq % VERIFY_RING];
@@ -1244,6 +1748,8 @@ parent_hash(RingEntry *ring, int64 seq, uint8 *hash, ArchiveSource *archive)
 		memcpy(hash, e->hash, AUDIT_HASH_LEN);
 		return true;
 	}
+	if (!may_query)
+		return false;
 	if (archive != NULL)
 		return archive_parent_hash(archive, seq, hash);
 	values[0] = Int64GetDatum(seq);
@@ -1265,64 +1771,512 @@ parent_hash(RingEntry *ring, int64 seq, uint8 *hash, ArchiveSource *archive)
 	return found;
 }
 
+/* the columns verification reads, in this order */
+#define VERIFY_COLUMNS \
+	"a.seq, a.at, a.session_user_name, a.actor, a.event," \
+	" a.request_id, a.tenant, a.detail, a.parents, a.hash," \
+	" a.hash_v1, a.statement_id, a.pid, a.statements, a.last_at_usec," \
+	" a.query_length, a.query_sha256, a.reason, a.node"
+#define VERIFY_NCOLUMNS 19
+/* and from an archive, the text of the statement an access row names */
+#define VERIFY_ARCHIVE_COLUMNS \
+	VERIFY_COLUMNS ", a.statement_relation, a.statement_command, a.statement_query"
+#define VERIFY_ARCHIVE_NCOLUMNS (VERIFY_NCOLUMNS + 3)
+
+/*
+ * The seqs seen so far, when rows come in physical order: one bit per seq,
+ * 65536 of them per entry, keyed by seq >> 16 (8 kB per 64K seqs).
+ */
+#define SEQ_BITS_SHIFT	16
+#define SEQ_BITS_WORDS	((1 << SEQ_BITS_SHIFT) / 64)
+
+typedef struct SeqBitsEntry
+{
+	int64		block;			/* hash key: seq >> SEQ_BITS_SHIFT */
+	uint64		bits[SEQ_BITS_WORDS];
+} SeqBitsEntry;
+
+typedef struct VerifyState
+{
+	DestReceiver pub;			/* rows come in as to a DestReceiver */
+	RingEntry  *ring;
+	HTAB	   *statements;
+	ArchiveSource *archive;		/* NULL: the live log */
+	bool		seq_order;		/* rows come in seq order */
+	int64		prev_seq;		/* (seq order) the last seq seen, or 0 */
+	int64		first_seq;		/* the first seq seen, or -1 */
+	HTAB	   *seq_bits;		/* (physical order) the seqs seen */
+	SeqBitsEntry *seq_bits_last;	/* the entry of the last seq seen */
+	pg_cryptohash_ctx *digest_ctx;	/* an archive's digest, or NULL */
+	int64		since_seq;
+	const uint8 *since_hash;
+	bool		since_seen;
+	bool		stop;			/* the anchor verified from is bad */
+	int64		checked;
+	int64		first_bad;		/* the lowest bad seq, or -1 */
+	AuditTip   *tips;			/* held in memory: must all be seen */
+	int			ntips;
+	Anchor	   *anchors;		/* sorted by seq */
+	int			nanchors;
+	HTAB	   *links;
+	List	   *deferred;		/* seqs whose parents were not in the ring */
+	MemoryContext rowcxt;
+	MemoryContext cxt;			/* for what outlives a row */
+} VerifyState;
+
+static void
+verify_bad(VerifyState *st, int64 seq)
+{
+	if (st->first_bad < 0 || seq < st->first_bad)
+		st->first_bad = seq;
+}
+
+/*
+ * Has seq been seen before in this scan?  Seqs are unique: a repeated one is
+ * a row forged beside another (no index of the partitioned log enforces it
+ * across partitions).
+ */
+static bool
+verify_seq_repeated(VerifyState *st, int64 seq)
+{
+	int64		block;
+	SeqBitsEntry *e;
+	uint64		bit;
+	int			word;
+
+	if (st->first_seq < 0)
+		st->first_seq = seq;
+	if (st->seq_order)
+	{
+		bool		repeated = (seq <= st->prev_seq);
+
+		st->prev_seq = seq;
+		return repeated;
+	}
+	if (seq > st->prev_seq)
+		st->prev_seq = seq;
+
+	block = seq >> SEQ_BITS_SHIFT;
+	e = st->seq_bits_last;
+	if (e == NULL || e->block != block)
+	{
+		bool		found;
+
+		e = hash_search(st->seq_bits, &block, HASH_ENTER, &found);
+		if (!found)
+			memset(e->bits, 0, sizeof(e->bits));
+		st->seq_bits_last = e;
+	}
+	word = (int) ((seq >> 6) & (SEQ_BITS_WORDS - 1));
+	bit = UINT64CONST(1) << (seq & 63);
+	if (e->bits[word] & bit)
+		return true;
+	e->bits[word] |= bit;
+	return false;
+}
+
+/*
+ * Does a row's stored hash match its content?  false with *deferred when a
+ * parent is not in the ring and may_query is false.
+ */
+static bool
+verify_row_hash(VerifyState *st, int64 seq, Datum *vals, bool *nulls,
+				const int64 *parents, int nparents, bool may_query,
+				bool *deferred)
+{
+	uint8		parent_buf[4 * AUDIT_HASH_LEN];
+	uint8	   *parent_hashes;
+	uint8		computed[AUDIT_HASH_LEN];
+	uint8		statement_digest[AUDIT_HASH_LEN];
+	bytea	   *stored = DatumGetByteaPP(vals[9]);
+	bool		req_null = nulls[5];
+	int64		request_id = req_null ? 0 : DatumGetInt64(vals[5]);
+
+	*deferred = false;
+	if (VARSIZE_ANY_EXHDR(stored) != AUDIT_HASH_LEN)
+		return false;
+	parent_hashes = nparents <= 4 ? parent_buf :
+		palloc(AUDIT_HASH_LEN * nparents);
+	for (int j = 0; j < nparents; j++)
+	{
+		/* every parent must exist, with the hash it had */
+		if (parents[j] >= seq || (j > 0 && parents[j] <= parents[j - 1]))
+			return false;
+		if (!parent_hash(st->ring, parents[j], parent_hashes + j * AUDIT_HASH_LEN,
+						 may_query, st->archive))
+		{
+			*deferred = !may_query;
+			return false;
+		}
+	}
+
+	if (!nulls[10] && DatumGetBool(vals[10]))
+	{
+		/* a row written before 1.3: format v1, over the detail's text */
+		Jsonb	   *detail;
+
+		if (nulls[2] || nulls[7])
+			return false;
+		detail = DatumGetJsonbP(vals[7]);
+		audit_row_hash_v1(parents, parent_hashes, nparents, seq,
+						   DatumGetTimestampTz(vals[1]),
+						   TextDatumGetCString(vals[2]),
+						   TextDatumGetCString(vals[3]),
+						   TextDatumGetCString(vals[4]),
+						   !req_null, request_id,
+						   nulls[6] ? NULL : TextDatumGetCString(vals[6]),
+						  JsonbToCString(NULL, &detail->root, VARSIZE(detail)),
+						  computed);
+	}
+	else
+	{
+		/* format v2: binary values as they are stored */
+		AuditContent content = {0};
+		AuditStr	actor = datum_str(vals[3], nulls[3]);
+
+		if (!nulls[7])
+			content.detail = datum_str(vals[7], false);
+		else if (st->archive != NULL)
+		{
+			/* an archive carries the statement in the row itself */
+			if (nulls[11] || nulls[19] || nulls[20] || nulls[21])
+				return false;
+			audit_statement_digest(datum_str(vals[19], false),
+								   datum_str(vals[20], false),
+								   datum_str(vals[21], false), statement_digest);
+			content.statement = statement_digest;
+		}
+		else
+		{
+			StatementEntry *se = NULL;
+
+			if (!nulls[11])
+			{
+				int64		id = DatumGetInt64(vals[11]);
+
+				se = hash_search(st->statements, &id, HASH_FIND, NULL);
+			}
+			if (se == NULL)
+				return false;
+			content.statement = se->digest;
+		}
+		if (nulls[7])
+		{
+			content.pid = nulls[12] ? 0 : DatumGetInt32(vals[12]);
+			content.statements = nulls[13] ? 1 : DatumGetInt32(vals[13]);
+			content.last_at_usec = nulls[14] ? -1 : DatumGetInt64(vals[14]);
+			content.query_length = nulls[15] ? -1 : DatumGetInt64(vals[15]);
+			content.query_sha256 = datum_str(vals[16], nulls[16]);
+			content.reason = datum_str(vals[17], nulls[17]);
+			content.node = datum_str(vals[18], nulls[18]);
+		}
+		audit_row_hash_v2(parents, parent_hashes, nparents, seq,
+						  DatumGetTimestampTz(vals[1]),
+						  nulls[2] ? actor : datum_str(vals[2], false),
+						  actor, datum_str(vals[4], nulls[4]),
+						  !req_null, request_id,
+						  datum_str(vals[6], nulls[6]), &content, computed);
+	}
+	return memcmp(VARDATA_ANY(stored), computed, AUDIT_HASH_LEN) == 0;
+}
+
+/* The parents a row names (seq - 1 where stored as NULL); false if malformed. */
+static bool
+row_parents(Datum *vals, bool *nulls, int64 seq, int64 *implicit,
+			const int64 **parents, int *nparents)
+{
+	ArrayType  *arr;
+
+	if (nulls[8])
+	{
+		*implicit = seq - 1;
+		*parents = implicit;
+		*nparents = 1;
+		return true;
+	}
+	arr = DatumGetArrayTypeP(vals[8]);
+	*parents = NULL;
+	*nparents = 0;
+	if (ARR_NDIM(arr) > 1 || ARR_HASNULL(arr) || ARR_ELEMTYPE(arr) != INT8OID)
+		return false;
+	*nparents = ArrayGetNItems(ARR_NDIM(arr), ARR_DIMS(arr));
+	*parents = *nparents > 0 ? (int64 *) ARR_DATA_PTR(arr) : NULL;
+	return true;
+}
+
+/* One row of the scan, in any order. */
+static void
+verify_one(VerifyState *st, Datum *vals, bool *nulls)
+{
+	int64		seq = DatumGetInt64(vals[0]);
+	bytea	   *stored = DatumGetByteaPP(vals[9]);
+	bool		stored_ok = (VARSIZE_ANY_EXHDR(stored) == AUDIT_HASH_LEN);
+	int64		implicit;
+	const int64 *parents;
+	int			nparents;
+	bool		deferred = false;
+	Anchor		key;
+	Anchor	   *anchor;
+
+	if (st->stop)
+		return;
+	st->checked++;
+	if (verify_seq_repeated(st, seq))
+		verify_bad(st, seq);
+	if (st->digest_ctx != NULL &&
+		pg_cryptohash_update(st->digest_ctx, (const uint8 *) VARDATA_ANY(stored),
+							 VARSIZE_ANY_EXHDR(stored)) < 0)
+		elog(ERROR, "could not update sha256: %s",
+			 pg_cryptohash_error(st->digest_ctx));
+	if (st->since_hash != NULL && !st->since_seen)
+	{
+		/*
+		 * The trusted anchor, the first row (read in seq order from it): the
+		 * same hash, nothing to recompute.  Without it nothing after it can
+		 * be trusted: the check stops there.
+		 */
+		st->since_seen = true;
+		if (seq != st->since_seq || !stored_ok ||
+			memcmp(VARDATA_ANY(stored), st->since_hash, AUDIT_HASH_LEN) != 0)
+		{
+			verify_bad(st, st->since_seq);
+			st->stop = true;
+		}
+		else
+		{
+			st->ring[seq % VERIFY_RING].seq = seq;
+			memcpy(st->ring[seq % VERIFY_RING].hash, st->since_hash, AUDIT_HASH_LEN);
+		}
+		return;
+	}
+
+	if (stored_ok)
+	{
+		/* its children check it against what is stored */
+		st->ring[seq % VERIFY_RING].seq = seq;
+		memcpy(st->ring[seq % VERIFY_RING].hash, VARDATA_ANY(stored), AUDIT_HASH_LEN);
+	}
+	if (!row_parents(vals, nulls, seq, &implicit, &parents, &nparents))
+		verify_bad(st, seq);
+	else if (!verify_row_hash(st, seq, vals, nulls, parents, nparents, false,
+							  &deferred))
+	{
+		if (deferred)
+		{
+			MemoryContext old = MemoryContextSwitchTo(st->cxt);
+
+			st->deferred = lappend(st->deferred, palloc_object(int64));
+			*(int64 *) llast(st->deferred) = seq;
+			MemoryContextSwitchTo(old);
+		}
+		else
+			verify_bad(st, seq);
+	}
+
+	/* anchors at this row: the same hash, and its links kept */
+	key.seq = seq;
+	anchor = st->nanchors > 0 ?
+		bsearch(&key, st->anchors, st->nanchors, sizeof(Anchor), cmp_anchor) : NULL;
+	if (anchor != NULL)
+	{
+		/* (bsearch finds any of equal ones: look at them all) */
+		while (anchor > st->anchors && (anchor - 1)->seq == seq)
+			anchor--;
+		for (; anchor < st->anchors + st->nanchors && anchor->seq == seq; anchor++)
+		{
+			anchor->seen = true;
+			if (!stored_ok ||
+				memcmp(VARDATA_ANY(stored), anchor->hash, AUDIT_HASH_LEN) != 0)
+				anchor->bad = true;
+		}
+	}
+	if (st->links != NULL && seq >= st->anchors[0].seq)
+	{
+		LinkEntry  *e = hash_search(st->links, &seq, HASH_ENTER, NULL);
+
+		e->nparents = nparents;
+		e->parents = MemoryContextAlloc(st->cxt, sizeof(int64) * Max(1, nparents));
+		memcpy(e->parents, parents, sizeof(int64) * nparents);
+		e->reached = false;
+	}
+
+	/* a tip held in memory is still there, with the same hash */
+	for (int j = 0; j < st->ntips; j++)
+	{
+		if (st->tips[j].seq == seq)
+		{
+			if (!stored_ok ||
+				memcmp(VARDATA_ANY(stored), st->tips[j].hash, AUDIT_HASH_LEN) != 0)
+				verify_bad(st, seq);
+			st->tips[j].seq = -1;	/* seen */
+		}
+	}
+}
+
+static bool
+verify_receive(TupleTableSlot *slot, DestReceiver *self)
+{
+	VerifyState *st = (VerifyState *) self;
+	MemoryContext old;
+
+	slot_getallattrs(slot);
+	old = MemoryContextSwitchTo(st->rowcxt);
+	verify_one(st, slot->tts_values, slot->tts_isnull);
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(st->rowcxt);
+	return true;
+}
+
+static void
+verify_startup(DestReceiver *self, int operation, TupleDesc typeinfo)
+{
+	VerifyState *st = (VerifyState *) self;
+
+	if (typeinfo->natts != (st->archive != NULL ? VERIFY_ARCHIVE_NCOLUMNS :
+							VERIFY_NCOLUMNS))
+		elog(ERROR, "unexpected lockbox audit columns");
+}
+
+static void
+verify_shutdown(DestReceiver *self)
+{
+}
+
+static void
+verify_destroy(DestReceiver *self)
+{
+}
+
+/* The rows whose parents were not in the ring, read again one by one. */
+static void
+verify_deferred(VerifyState *st)
+{
+	static SPIPlanPtr live_plan = NULL;
+	SPIPlanPtr	archive_plan = NULL;
+	ListCell   *lc;
+	Oid			argtypes[1] = {INT8OID};
+
+	if (st->deferred != NIL && st->archive != NULL)
+	{
+		archive_plan = SPI_prepare(psprintf("SELECT " VERIFY_ARCHIVE_COLUMNS " FROM %s a"
+											" WHERE a.seq OPERATOR(pg_catalog.=) $1",
+											st->archive->relname),
+								   1, argtypes);
+		if (archive_plan == NULL)
+			elog(ERROR, "could not prepare reading %s: %s",
+				 st->archive->relname, SPI_result_code_string(SPI_result));
+	}
+
+	foreach(lc, st->deferred)
+	{
+		int64		seq = *(int64 *) lfirst(lc);
+		Datum		args[1] = {Int64GetDatum(seq)};
+		Datum		vals[VERIFY_ARCHIVE_NCOLUMNS];
+		bool		nulls[VERIFY_ARCHIVE_NCOLUMNS];
+		int64		implicit;
+		const int64 *parents;
+		int			nparents;
+		bool		deferred;
+		SPITupleTable *tt;
+
+		if (archive_plan != NULL)
+		{
+			if (SPI_execute_plan(archive_plan, args, NULL, true, 1) != SPI_OK_SELECT)
+				elog(ERROR, "could not read %s", st->archive->relname);
+		}
+		else
+			lockbox_exec(&live_plan,
+						 "SELECT " VERIFY_COLUMNS " FROM lockbox.audit_log a"
+						 " WHERE a.seq OPERATOR(pg_catalog.=) $1",
+						 1, argtypes, args, NULL, 1);
+		if (SPI_processed != 1)
+		{
+			verify_bad(st, seq);
+			continue;
+		}
+		tt = SPI_tuptable;
+		heap_deform_tuple(tt->vals[0], tt->tupdesc, vals, nulls);
+		if (!row_parents(vals, nulls, seq, &implicit, &parents, &nparents) ||
+			!verify_row_hash(st, seq, vals, nulls, parents, nparents, true,
+							 &deferred))
+			verify_bad(st, seq);
+		SPI_freetuptable(tt);
+	}
+}
+
 static Datum
 verify_audit(FunctionCallInfo fcinfo, Jsonb *anchors_arg, int64 since_seq,
 			 const uint8 *since_hash, ArchiveSource *archive)
 {
 	/*
-	 * One pass in seq order, binary values only: no per-row subquery, no
-	 * text conversion but the detail's (the hash is defined over its jsonb
-	 * text), one sha256 context for every row.
+	 * One pass over the table in its physical order, the rows handed to
+	 * verify_receive as the executor reads them (no copy, no text
+	 * conversion but a v1 row's detail), one sha256 context for every row.
 	 */
-	static const char *sql =
-		"SELECT a.seq, a.at, a.session_user_name, a.actor, a.event,"
-		"       a.request_id, a.tenant, a.detail, a.parents, a.hash"
-		"  FROM lockbox.audit_log a"
+	static const char *sql_all =
+		"SELECT " VERIFY_COLUMNS " FROM lockbox.audit_log a"
+		" WHERE $1 OPERATOR(pg_catalog.=) 0";
+	/* from an anchor on: the index, in seq order */
+	static const char *sql_since =
+		"SELECT " VERIFY_COLUMNS " FROM lockbox.audit_log a"
 		" WHERE a.seq OPERATOR(pg_catalog.>=) $1 ORDER BY a.seq";
-	static SPIPlanPtr verify_plan = NULL;
+	static SPIPlanPtr verify_plans[2] = {NULL, NULL};
 	Oid			argtypes[1] = {INT8OID};
-	Datum		args[1];
 	LockboxCall call;
 	TupleDesc	tupdesc;
-	Portal		portal;
-	int64		checked = 0;
-	int64		first_bad = -1;
-	MemoryContext rowcxt;
 	Datum		result[3];
 	bool		result_nulls[3] = {false, false, false};
-	AuditTip   *tips = NULL;
-	int			ntips = 0;
-	Anchor	   *anchors = NULL;
-	int			nanchors = 0;
-	HTAB	   *links = NULL;
-	int			next_anchor = 0;
 	AuditTip   *heads = NULL;
 	int			nheads = 0;
-	RingEntry  *ring;
-	pg_cryptohash_ctx *ctx;
-	bool		since_seen = false;
-	bool		stop = false;
-	int64		prev_seq = 0;
-	int64		first_seq = -1;
-	pg_cryptohash_ctx *digest_ctx = NULL;
+	VerifyState st;
+	SPIExecuteOptions options;
+	ParamListInfo params;
+	SPIPlanPtr	plan;
+	int			ret;
 	uint8		digest[AUDIT_HASH_LEN];
 
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
 	tupdesc = BlessTupleDesc(tupdesc);
 
+	/* (lockbox_verify_audit_archive has entered already) */
 	if (archive == NULL)
 		lockbox_enter_read(&call);
+	memset(&st, 0, sizeof(st));
+	st.pub.receiveSlot = verify_receive;
+	st.pub.rStartup = verify_startup;
+	st.pub.rShutdown = verify_shutdown;
+	st.pub.rDestroy = verify_destroy;
+	st.pub.mydest = DestNone;
+	st.since_seq = since_seq;
+	st.since_hash = since_hash;
+	st.first_bad = -1;
+	st.first_seq = -1;
+	st.cxt = CurrentMemoryContext;
+	st.archive = archive;
+	/* an archive is read in seq order, as its digest covers it */
+	st.seq_order = (since_hash != NULL || archive != NULL);
+	if (!st.seq_order)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = sizeof(int64);
+		ctl.entrysize = sizeof(SeqBitsEntry);
+		ctl.hcxt = CurrentMemoryContext;
+		st.seq_bits = hash_create("lockbox audit seqs", 64, &ctl,
+								  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
 	if (anchors_arg != NULL)
 	{
 		HASHCTL		ctl;
 
-		anchors = parse_anchors(anchors_arg, &nanchors);
+		st.anchors = parse_anchors(anchors_arg, &st.nanchors);
 		ctl.keysize = sizeof(int64);
 		ctl.entrysize = sizeof(LinkEntry);
 		ctl.hcxt = CurrentMemoryContext;
-		links = hash_create("lockbox audit links", 1024, &ctl,
-							HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+		if (st.nanchors > 0)
+			st.links = hash_create("lockbox audit links", 1024, &ctl,
+								   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 	}
 
 	/* the tips this server holds in memory must all still be there */
@@ -1333,244 +2287,108 @@ verify_audit(FunctionCallInfo fcinfo, Jsonb *anchors_arg, int64 since_seq,
 
 		if (slot != NULL && slot->loaded && slot->audit_relid == audit_relid())
 		{
-			ntips = slot->ntips;
-			tips = palloc(sizeof(AuditTip) * Max(1, ntips));
-			memcpy(tips, slot->tips, sizeof(AuditTip) * ntips);
+			st.ntips = slot->ntips;
+			st.tips = palloc(sizeof(AuditTip) * Max(1, st.ntips));
+			memcpy(st.tips, slot->tips, sizeof(AuditTip) * st.ntips);
 		}
 	}
 	LWLockRelease(audit_shared->lock);
-	if (anchors != NULL)
-		archived_anchors(anchors, nanchors, links);
+	if (st.nanchors > 0)
+		archived_anchors(st.anchors, st.nanchors, st.links);
 
 	/* the heads the anchors must lead to, read before the rows */
-	if (nanchors > 0)
+	if (st.nanchors > 0)
 		heads = current_tips(&nheads);
 
-	ring = palloc0(sizeof(RingEntry) * VERIFY_RING);
-	ctx = pg_cryptohash_create(PG_SHA256);
-	if (ctx == NULL)
-		elog(ERROR, "could not initialize sha256");
+	st.ring = palloc0(sizeof(RingEntry) * VERIFY_RING);
+	st.rowcxt = AllocSetContextCreate(CurrentMemoryContext, "lockbox verify",
+									  ALLOCSET_DEFAULT_SIZES);
 	if (archive != NULL)
 	{
 		/* an archive's digest: sha256 of its rows' hashes in seq order */
-		digest_ctx = pg_cryptohash_create(PG_SHA256);
-		if (digest_ctx == NULL || pg_cryptohash_init(digest_ctx) < 0)
+		st.digest_ctx = pg_cryptohash_create(PG_SHA256);
+		if (st.digest_ctx == NULL || pg_cryptohash_init(st.digest_ctx) < 0)
 			elog(ERROR, "could not initialize sha256");
 	}
 
 	/*
 	 * Read with a snapshot taken after the tips, whatever the isolation
-	 * level, so that every tip is committed in it.
+	 * level, so that every tip is committed in it; the statements with a
+	 * later one, so that every statement a row names is there.
 	 */
-	args[0] = Int64GetDatum(since_seq);
-	PushActiveSnapshot(GetLatestSnapshot());
-	portal = SPI_cursor_open("lockbox_verify_audit",
-							 archive != NULL ? archive_rows_plan(archive, sql) :
-							 lockbox_prepare(&verify_plan, sql, 1, argtypes),
-							 args, NULL, true);
-	PopActiveSnapshot();
-	rowcxt = AllocSetContextCreate(CurrentMemoryContext, "lockbox verify",
-								   ALLOCSET_DEFAULT_SIZES);
-	for (;;)
+	if (archive != NULL)
+		plan = archive_rows_plan(archive);
+	else if (since_hash == NULL)
+		plan = lockbox_prepare(&verify_plans[0], sql_all, 1, argtypes);
+	else
+		plan = lockbox_prepare(&verify_plans[1], sql_since, 1, argtypes);
+	if (archive == NULL)
 	{
-		SPITupleTable *batch;
-		uint64		nbatch;
-
-		SPI_cursor_fetch(portal, true, 10000);
-		/* parent_hash may run queries of its own: keep this batch aside */
-		batch = SPI_tuptable;
-		nbatch = SPI_processed;
-		if (nbatch == 0 || stop)
-			break;
-		for (uint64 i = 0; i < nbatch && !stop; i++)
-		{
-			HeapTuple	tup = batch->vals[i];
-			TupleDesc	td = batch->tupdesc;
-			MemoryContext old = MemoryContextSwitchTo(rowcxt);
-			Datum		vals[10];
-			bool		nulls[10];
-			bool		bad = false;
-			int64		seq;
-			ArrayType  *parents_arr;
-			int			nparents;
-			int64	   *parents;
-			uint8	   *parent_hashes;
-			bytea	   *stored;
-			bool		req_null;
-			bool		tenant_null;
-			Datum		tenant_d;
-			int64		request_id;
-			Jsonb	   *detail;
-			uint8		computed[AUDIT_HASH_LEN];
-			bool		stored_ok;
-
-			checked++;
-			/* every column at once: a varlena column makes each getattr walk the row */
-			heap_deform_tuple(tup, td, vals, nulls);
-			seq = DatumGetInt64(vals[0]);
-			stored = DatumGetByteaPP(vals[9]);
-			stored_ok = (VARSIZE_ANY_EXHDR(stored) == AUDIT_HASH_LEN);
-
-			/* seqs are unique: a repeated one is a row forged beside another */
-			if (seq <= prev_seq)
-				bad = true;
-			prev_seq = seq;
-			if (first_seq < 0)
-				first_seq = seq;
-			if (digest_ctx != NULL)
-				hash_bytes(digest_ctx, VARDATA_ANY(stored), VARSIZE_ANY_EXHDR(stored));
-
-			if (since_hash != NULL && !since_seen)
-			{
-				/* the trusted anchor: the same hash, nothing to recompute */
-				since_seen = true;
-				if (seq != since_seq || !stored_ok ||
-					memcmp(VARDATA_ANY(stored), since_hash, AUDIT_HASH_LEN) != 0)
-				{
-					first_bad = since_seq;
-					stop = true;
-					MemoryContextSwitchTo(old);
-					continue;
-				}
-				ring[seq % VERIFY_RING].seq = seq;
-				memcpy(ring[seq % VERIFY_RING].hash, since_hash, AUDIT_HASH_LEN);
-				MemoryContextSwitchTo(old);
-				MemoryContextReset(rowcxt);
-				continue;
-			}
-
-			parents_arr = DatumGetArrayTypeP(vals[8]);
-			if (ARR_NDIM(parents_arr) > 1 || ARR_HASNULL(parents_arr) ||
-				ARR_ELEMTYPE(parents_arr) != INT8OID)
-			{
-				bad = true;
-				nparents = 0;
-			}
-			else
-				nparents = ArrayGetNItems(ARR_NDIM(parents_arr), ARR_DIMS(parents_arr));
-			parents = (int64 *) (nparents > 0 ? ARR_DATA_PTR(parents_arr) : NULL);
-			parent_hashes = palloc(AUDIT_HASH_LEN * Max(1, nparents));
-			for (int j = 0; j < nparents && !bad; j++)
-			{
-				/* every parent must exist, with the hash it had */
-				if (parents[j] >= seq || (j > 0 && parents[j] <= parents[j - 1]) ||
-					!parent_hash(ring, parents[j], parent_hashes + j * AUDIT_HASH_LEN,
-								 archive))
-					bad = true;
-			}
-
-			req_null = nulls[5];
-			request_id = DatumGetInt64(vals[5]);
-			tenant_null = nulls[6];
-			tenant_d = vals[6];
-			detail = DatumGetJsonbP(vals[7]);
-
-			if (!bad)
-			{
-				audit_row_hash_ctx(ctx, parents, parent_hashes, nparents, seq,
-								   DatumGetTimestampTz(vals[1]),
-								   NameStr(*DatumGetName(vals[2])),
-								   NameStr(*DatumGetName(vals[3])),
-								   TextDatumGetCString(vals[4]),
-								   !req_null, req_null ? 0 : request_id,
-								   tenant_null ? NULL : TextDatumGetCString(tenant_d),
-								   JsonbToCString(NULL, &detail->root, VARSIZE(detail)),
-								   computed);
-				if (!stored_ok ||
-					memcmp(VARDATA_ANY(stored), computed, AUDIT_HASH_LEN) != 0)
-					bad = true;
-			}
-			if (stored_ok)
-			{
-				/* its children check it against what is stored */
-				ring[seq % VERIFY_RING].seq = seq;
-				memcpy(ring[seq % VERIFY_RING].hash, VARDATA_ANY(stored), AUDIT_HASH_LEN);
-			}
-
-			/* anchors at this row: the same hash, and its links kept */
-			while (next_anchor < nanchors && anchors[next_anchor].seq < seq)
-				next_anchor++;
-			for (int j = next_anchor; j < nanchors && anchors[j].seq == seq; j++)
-			{
-				anchors[j].seen = true;
-				if (VARSIZE_ANY_EXHDR(stored) != AUDIT_HASH_LEN ||
-					memcmp(VARDATA_ANY(stored), anchors[j].hash, AUDIT_HASH_LEN) != 0)
-					anchors[j].bad = true;
-			}
-			if (links != NULL && nanchors > 0 && seq >= anchors[0].seq)
-			{
-				LinkEntry  *e = hash_search(links, &seq, HASH_ENTER, NULL);
-				MemoryContext keep = MemoryContextSwitchTo(old);
-
-				e->nparents = nparents;
-				e->parents = palloc(sizeof(int64) * Max(1, nparents));
-				memcpy(e->parents, parents, sizeof(int64) * nparents);
-				e->reached = false;
-				MemoryContextSwitchTo(keep);
-			}
-
-			/* a tip held in memory is still there, with the same hash */
-			for (int j = 0; j < ntips; j++)
-			{
-				if (tips[j].seq == seq)
-				{
-					if (VARSIZE_ANY_EXHDR(stored) != AUDIT_HASH_LEN ||
-						memcmp(VARDATA_ANY(stored), tips[j].hash, AUDIT_HASH_LEN) != 0)
-						bad = true;
-					tips[j].seq = -1;	/* seen */
-				}
-			}
-
-			if (bad && first_bad < 0)
-				first_bad = seq;
-			MemoryContextSwitchTo(old);
-			MemoryContextReset(rowcxt);
-		}
-		SPI_freetuptable(batch);
+		PushActiveSnapshot(GetLatestSnapshot());
+		st.statements = statement_digests();
+		PopActiveSnapshot();
 	}
-	SPI_cursor_close(portal);
-	pg_cryptohash_free(ctx);
-	if (digest_ctx != NULL)
+	params = makeParamList(1);
+	params->params[0].value = Int64GetDatum(since_seq);
+	params->params[0].isnull = false;
+	params->params[0].pflags = PARAM_FLAG_CONST;
+	params->params[0].ptype = INT8OID;
+	memset(&options, 0, sizeof(options));
+	options.params = params;
+	options.read_only = true;
+	options.dest = &st.pub;
+	PushActiveSnapshot(GetLatestSnapshot());
+	ret = SPI_execute_plan_extended(plan, &options);
+	PopActiveSnapshot();
+	/* (a SELECT to another receiver than SPI's reports SPI_OK_UTILITY) */
+	if (ret != SPI_OK_SELECT && ret != SPI_OK_UTILITY)
+		elog(ERROR, "could not read %s: %s",
+			 archive != NULL ? archive->relname : "lockbox.audit_log",
+			 SPI_result_code_string(ret));
+	if (!st.stop)
+		verify_deferred(&st);
+	if (st.digest_ctx != NULL)
 	{
-		if (pg_cryptohash_final(digest_ctx, digest, AUDIT_HASH_LEN) < 0)
-			elog(ERROR, "could not finish sha256: %s", pg_cryptohash_error(digest_ctx));
-		pg_cryptohash_free(digest_ctx);
-		archive_check_totals(archive, checked, first_seq, prev_seq, digest,
-							 &first_bad);
+		if (pg_cryptohash_final(st.digest_ctx, digest, AUDIT_HASH_LEN) < 0)
+			elog(ERROR, "could not finish sha256: %s",
+				 pg_cryptohash_error(st.digest_ctx));
+		pg_cryptohash_free(st.digest_ctx);
+		st.digest_ctx = NULL;
+		archive_check_totals(archive, st.checked, st.first_seq, st.prev_seq,
+							 digest, &st.first_bad);
 	}
 
 	/* the anchor verified from is gone */
-	if (since_hash != NULL && !since_seen)
-		first_bad = since_seq;
+	if (since_hash != NULL && !st.since_seen)
+		verify_bad(&st, since_seq);
 
 	/*
 	 * A tip that is gone means the newest rows were deleted (tips before the
 	 * anchor verified from are not looked at).
 	 */
-	for (int j = 0; j < ntips; j++)
+	for (int j = 0; j < st.ntips; j++)
 	{
 		uint8		kept[AUDIT_HASH_LEN];
 
 		/* a head archived since is kept among the anchors, with its hash */
-		if (tips[j].seq >= 0 && archived_parent_hash(tips[j].seq, kept) &&
-			memcmp(kept, tips[j].hash, AUDIT_HASH_LEN) == 0)
+		if (st.tips[j].seq >= 0 && archived_parent_hash(st.tips[j].seq, kept) &&
+			memcmp(kept, st.tips[j].hash, AUDIT_HASH_LEN) == 0)
 			continue;
-		if (tips[j].seq >= 0 && tips[j].seq >= since_seq &&
-			(first_bad < 0 || tips[j].seq < first_bad))
-			first_bad = tips[j].seq;
+		if (st.tips[j].seq >= 0 && st.tips[j].seq >= since_seq)
+			verify_bad(&st, st.tips[j].seq);
 	}
 
 	/*
 	 * Every anchor must be an ancestor of (or one of) the current heads: a
 	 * rewrite that forks the log after an anchor leaves it behind.
 	 */
-	if (nanchors > 0)
+	if (st.nanchors > 0)
 	{
 		List	   *todo = NIL;
 
 		for (int j = 0; j < nheads; j++)
 		{
-			LinkEntry  *e = hash_search(links, &heads[j].seq, HASH_FIND, NULL);
+			LinkEntry  *e = hash_search(st.links, &heads[j].seq, HASH_FIND, NULL);
 
 			if (e != NULL && !e->reached)
 			{
@@ -1585,7 +2403,7 @@ verify_audit(FunctionCallInfo fcinfo, Jsonb *anchors_arg, int64 since_seq,
 			todo = list_delete_first(todo);
 			for (int k = 0; k < e->nparents; k++)
 			{
-				LinkEntry  *p = hash_search(links, &e->parents[k], HASH_FIND, NULL);
+				LinkEntry  *p = hash_search(st.links, &e->parents[k], HASH_FIND, NULL);
 
 				if (p != NULL && !p->reached)
 				{
@@ -1594,36 +2412,33 @@ verify_audit(FunctionCallInfo fcinfo, Jsonb *anchors_arg, int64 since_seq,
 				}
 			}
 		}
-		for (int j = 0; j < nanchors; j++)
+		for (int j = 0; j < st.nanchors; j++)
 		{
-			LinkEntry  *e = hash_search(links, &anchors[j].seq, HASH_FIND, NULL);
+			LinkEntry  *e = hash_search(st.links, &st.anchors[j].seq, HASH_FIND, NULL);
 
-			if (!anchors[j].seen || anchors[j].bad || e == NULL || !e->reached)
-			{
-				if (first_bad < 0 || anchors[j].seq < first_bad)
-					first_bad = anchors[j].seq;
-			}
+			if (!st.anchors[j].seen || st.anchors[j].bad || e == NULL || !e->reached)
+				verify_bad(&st, st.anchors[j].seq);
 		}
 	}
 
 	if (archive != NULL)
 	{
 		/* lockbox_verify_audit_archive forms the result once it has left */
-		archive->ok = (first_bad < 0);
-		archive->checked = checked;
-		archive->first_bad = first_bad;
-		archive->first_seq = first_seq;
-		archive->last_seq = prev_seq;
+		archive->ok = (st.first_bad < 0);
+		archive->checked = st.checked;
+		archive->first_bad = st.first_bad;
+		archive->first_seq = st.first_seq;
+		archive->last_seq = st.prev_seq;
 		memcpy(archive->digest, digest, AUDIT_HASH_LEN);
 		return (Datum) 0;
 	}
 
 	lockbox_leave(&call);
 
-	result[0] = BoolGetDatum(first_bad < 0);
-	result[1] = Int64GetDatum(checked);
-	result[2] = Int64GetDatum(first_bad);
-	result_nulls[2] = (first_bad < 0);
+	result[0] = BoolGetDatum(st.first_bad < 0);
+	result[1] = Int64GetDatum(st.checked);
+	result[2] = Int64GetDatum(st.first_bad);
+	result_nulls[2] = (st.first_bad < 0);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, result, result_nulls)));
 }
 
@@ -1737,19 +2552,16 @@ archive_parent_hash(ArchiveSource *archive, int64 seq, uint8 *hash)
 	return false;
 }
 
-/* verify_audit's query, reading the archive instead of lockbox.audit_log */
+/* verify_audit's query of an archive: its rows in seq order */
 static SPIPlanPtr
-archive_rows_plan(ArchiveSource *archive, const char *sql)
+archive_rows_plan(ArchiveSource *archive)
 {
-	const char *from = "lockbox.audit_log a";
-	const char *at = strstr(sql, from);
 	Oid			argtypes[1] = {INT8OID};
 	SPIPlanPtr	plan;
 
-	if (at == NULL)
-		elog(ERROR, "unexpected verification query");
-	plan = SPI_prepare(psprintf("%.*s%s a%s", (int) (at - sql), sql,
-								archive->relname, at + strlen(from)),
+	plan = SPI_prepare(psprintf("SELECT " VERIFY_ARCHIVE_COLUMNS " FROM %s a"
+								" WHERE $1 OPERATOR(pg_catalog.=) 0"
+								" ORDER BY a.seq", archive->relname),
 					   1, argtypes);
 	if (plan == NULL)
 		elog(ERROR, "could not prepare reading %s: %s", archive->relname,

@@ -161,6 +161,23 @@ extern void lockbox_audit_row(LockboxCall *call, const char *event,
 							  const char *detail_json, AuditRow *out);
 extern void lockbox_audit_store(LockboxStore *store, int t,
 								const AuditRow *row);
+/* an engineer's statement, for its access or refused audit row */
+typedef struct LockboxAccess
+{
+	const char *relation;
+	const char *command;
+	const char *query;			/* as recorded (maybe a prefix) */
+	int64		query_length;	/* with query_sha256: the full statement's */
+	const char *query_sha256;	/* NULL: query is the whole statement */
+	const char *reason;			/* refused: why; else NULL */
+	int32		pid;
+	const char *node;			/* the standby it ran on, or NULL */
+	int64		statements;		/* how often it ran in a row */
+	int64		last_at_usec;	/* the last one, after the first */
+} LockboxAccess;
+extern void lockbox_audit_access(LockboxCall *call, const char *event,
+								 int64 request_id, const char *tenant,
+								 const LockboxAccess *access);
 extern void lockbox_audit_xact(XactEvent event);
 extern void lockbox_audit_subxact(SubXactEvent event, SubTransactionId mySubid,
 								  SubTransactionId parentSubid);

@@ -165,7 +165,7 @@ is(as_role('dst', 'dr_app1', "SELECT lockbox_approve($r3, 'restored and approved
 	'approved', 'a restored pending request can be approved in dst');
 is( $node->safe_psql(
 		'dst',
-		"SELECT parents = ARRAY[$old_tip]::bigint[] AND seq > $old_tip FROM lockbox.audit_log
+		"SELECT parents = ARRAY[$old_tip]::bigint[] AND seq > $old_tip FROM lockbox.audit
 		  WHERE seq = (SELECT max(seq) FROM lockbox.audit_log)"),
 	't',
 	'the new audit row follows and links the restored audit');

@@ -46,10 +46,12 @@ sub audit_count
 {
 	return $node->safe_psql('au', 'SELECT count(*) FROM lockbox.audit_log');
 }
+# (lockbox.audit shows the parents a row stores as NULL, its only parent
+# being the row before it)
 sub newest_row
 {
 	return $node->safe_psql('au',
-		'SELECT seq, parents FROM lockbox.audit_log ORDER BY seq DESC LIMIT 1');
+		'SELECT seq, parents FROM lockbox.audit ORDER BY seq DESC LIMIT 1');
 }
 
 my @r = map {

@@ -107,6 +107,20 @@ $node->start;
 is($node->safe_psql('postgres', 'SHOW data_directory') =~ m{^/} ? 1 : 0, 1,
 	'the node runs from the private tree');
 
+# A table's content, for "unchanged by the update".  Of lockbox.audit_log,
+# the columns every version has: 1.3 makes its names text (rendered alike)
+# and adds columns for the rows it writes, which the rows before leave NULL
+# (hash_v1 aside, checked on its own).
+sub table_md5
+{
+	my ($t) = @_;
+	my $row = $t eq 'audit_log'
+	  ? '(t.seq, t.at, t.session_user_name::text, t.actor::text, t.event, t.request_id,'
+	  . ' t.tenant, t.detail, t.parents, t.hash)::text'
+	  : 't::text';
+	return "SELECT md5(string_agg($row, '|' ORDER BY $row)) FROM lockbox.$t t";
+}
+
 sub sql
 {
 	my ($db, $q) = @_;
@@ -179,7 +193,7 @@ is($states,
 my %before;
 for my $t (qw(request decision notification audit_log tenant approver protected_table))
 {
-	$before{$t} = sql('up', "SELECT md5(string_agg(t::text, '|' ORDER BY t::text)) FROM lockbox.$t t");
+	$before{$t} = sql('up', table_md5($t));
 }
 is(sql('up', 'SELECT ok FROM lockbox_verify_audit()'), 't', '1.0: the audit verifies');
 my $audit_rows = sql('up', 'SELECT count(*) FROM lockbox.audit_log');
@@ -209,7 +223,7 @@ sql('up', q{SELECT lockbox_set_contact('up_app', 'app@example.com')});
 sql('up', q{SELECT lockbox_ack_notification(id) FROM lockbox.notifications ORDER BY id LIMIT 1});
 for my $t (qw(request decision notification audit_log tenant approver protected_table))
 {
-	$before{$t} = sql('up', "SELECT md5(string_agg(t::text, '|' ORDER BY t::text)) FROM lockbox.$t t");
+	$before{$t} = sql('up', table_md5($t));
 }
 is(sql('up', 'SELECT ok FROM lockbox_verify_audit()'), 't', '1.1: the audit verifies');
 $audit_rows = sql('up', 'SELECT count(*) FROM lockbox.audit_log');
@@ -238,7 +252,7 @@ ok($node->poll_query_until('up',
 	'1.2: the statement is in the audit, from the spool');
 for my $t (qw(request decision notification audit_log tenant approver protected_table))
 {
-	$before{$t} = sql('up', "SELECT md5(string_agg(t::text, '|' ORDER BY t::text)) FROM lockbox.$t t");
+	$before{$t} = sql('up', table_md5($t));
 }
 is(sql('up', 'SELECT ok FROM lockbox_verify_audit()'), 't', '1.2: the audit verifies');
 $audit_rows = sql('up', 'SELECT count(*) FROM lockbox.audit_log');
@@ -318,9 +332,11 @@ is(sql('up', q{SELECT string_agg(e.evtname || ' ' || e.evtenabled::text, ',') FR
 # the data is all there, and the audit verifies
 for my $t (sort keys %before)
 {
-	is(sql('up', "SELECT md5(string_agg(t::text, '|' ORDER BY t::text)) FROM lockbox.$t t"),
+	is(sql('up', table_md5($t)),
 		$before{$t}, "lockbox.$t is unchanged by the update");
 }
+is(sql('up', 'SELECT count(*) FROM lockbox.audit_log WHERE hash_v1'),
+	$audit_rows, 'the rows written before 1.3 keep their hash format (v1)');
 is(sql('up', 'SELECT count(*) FROM lockbox.notification WHERE attempts <> 0 OR last_error IS NOT NULL
 		OR next_attempt_at IS NOT NULL OR failed_at IS NOT NULL'),
 	'0', 'the 1.0 notifications have no delivery attempts recorded');

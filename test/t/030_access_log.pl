@@ -322,6 +322,61 @@ ok(!grep({ $_->{event} eq 'add_tenant' } @new), "lockbox.log = 'refused': no lif
 ok(scalar(grep { $_->{event} eq 'refused' } @new) == 2, "lockbox.log = 'refused': the refused ones");
 
 # ---------------------------------------------------------------------
+# Compact rows (1.3): an access row names its statement, stored once, and
+# keeps the rest in typed columns; its hash (format v2) covers them all
+# ---------------------------------------------------------------------
+is(sql(q{SELECT count(*) FILTER (WHERE detail IS NULL AND statement_id IS NOT NULL)
+		|| ',' || count(*) FROM lockbox.audit_log WHERE event IN ('access', 'refused')}),
+	sql(q{SELECT count(*) || ',' || count(*) FROM lockbox.audit_log WHERE event IN ('access', 'refused')}),
+	'access and refused rows have no detail of their own: they name their statement');
+is(sql(q{SELECT count(*) FROM (SELECT relation, command, query FROM lockbox.audit_statement
+		GROUP BY 1, 2, 3 HAVING count(*) > 1) d}),
+	'0', 'each statement is stored once');
+is(sql(q{SELECT count(*) FROM lockbox.audit WHERE event = 'access'
+		AND detail ?& ARRAY['relation', 'command', 'query', 'pid', 'statements']}),
+	sql(q{SELECT count(*) FROM lockbox.audit WHERE event = 'access'}),
+	'lockbox.audit shows their detail as before');
+is(sql('SELECT ok FROM lockbox_verify_audit()'), 't', 'the audit verifies');
+my $acc = sql(q{SELECT min(seq) FROM lockbox.audit_log WHERE event = 'access'});
+my $stmt = sql("SELECT statement_id FROM lockbox.audit_log WHERE seq = $acc");
+my $first_naming = sql("SELECT min(seq) FROM lockbox.audit_log WHERE statement_id = $stmt");
+sub tamper
+{
+	my ($change) = @_;
+	sql(qq{ALTER TABLE lockbox.audit_log DISABLE TRIGGER audit_log_append_only;
+		ALTER TABLE lockbox.audit_statement DISABLE TRIGGER audit_statement_append_only;
+		$change;
+		ALTER TABLE lockbox.audit_log ENABLE ALWAYS TRIGGER audit_log_append_only;
+		ALTER TABLE lockbox.audit_statement ENABLE ALWAYS TRIGGER audit_statement_append_only});
+	return sql('SELECT ok || \',\' || coalesce(first_bad_seq::text, \'\') FROM lockbox_verify_audit()');
+}
+is(tamper("UPDATE lockbox.audit_log SET pid = pid + 1 WHERE seq = $acc"),
+	"false,$acc", 'an access row with another pid is named');
+is(tamper("UPDATE lockbox.audit_log SET pid = pid - 1 WHERE seq = $acc"),
+	'true,', 'put back, it verifies');
+is(tamper("UPDATE lockbox.audit_statement SET query = query || ' ' WHERE id = $stmt"),
+	"false,$first_naming", "a statement's text edited: the first row naming it is named");
+is(tamper("UPDATE lockbox.audit_statement SET query = left(query, -1) WHERE id = $stmt"),
+	'true,', 'put back, it verifies');
+my $other = sql("SELECT min(id) FROM lockbox.audit_statement WHERE id <> $stmt");
+is(tamper("UPDATE lockbox.audit_log SET statement_id = $other WHERE seq = $acc"),
+	"false,$acc", 'an access row pointed at another statement is named');
+is(tamper("UPDATE lockbox.audit_log SET statement_id = $stmt WHERE seq = $acc"),
+	'true,', 'put back, it verifies');
+my $implicit = sql(q{SELECT max(seq) FROM lockbox.audit_log WHERE parents IS NULL});
+is(tamper("UPDATE lockbox.audit_log SET parents = ARRAY[$implicit - 1] WHERE seq = $implicit"),
+	'true,', 'parents stored in full or left implicit (seq - 1) verify alike');
+is(tamper("UPDATE lockbox.audit_log SET parents = NULL WHERE seq = $implicit"),
+	'true,', 'and back');
+my $explicit = sql(q{SELECT max(seq) FROM lockbox.audit_log
+	WHERE parents IS NOT NULL AND parents <> ARRAY[seq - 1]});
+my $explicit_parents = sql("SELECT parents FROM lockbox.audit_log WHERE seq = $explicit");
+is(tamper("UPDATE lockbox.audit_log SET parents = NULL WHERE seq = $explicit"),
+	"false,$explicit", 'a row whose parents are dropped is named');
+is(tamper("UPDATE lockbox.audit_log SET parents = '$explicit_parents' WHERE seq = $explicit"),
+	'true,', 'put back, it verifies');
+
+# ---------------------------------------------------------------------
 # Anchors
 # ---------------------------------------------------------------------
 my $rc = as_role('al_eng', q{SELECT lockbox_request('A', 'One more look at the invoices of A')});
@@ -346,17 +401,29 @@ CREATE FUNCTION public.t_txt(s text) RETURNS bytea LANGUAGE sql AS $$
   SELECT CASE WHEN s IS NULL THEN '\x01'::bytea
 	ELSE '\x00'::bytea || int4send(octet_length(s)) || convert_to(s, 'UTF8') END $$;
 CREATE FUNCTION public.t_hash(a lockbox.audit_log) RETURNS bytea LANGUAGE sql AS $$
-  SELECT sha256(convert_to('lockbox audit v1', 'UTF8')
-	|| int8send(coalesce(array_length(a.parents, 1), 0))
+  SELECT sha256(convert_to(CASE WHEN a.hash_v1 THEN 'lockbox audit v1' ELSE 'lockbox audit v2' END, 'UTF8')
+	|| int8send(coalesce(array_length(coalesce(a.parents, ARRAY[a.seq - 1]), 1), 0))
 	|| coalesce((SELECT string_agg(int8send(p.seq) || p.hash, ''::bytea ORDER BY p.seq)
-				   FROM lockbox.audit_log p WHERE p.seq = ANY (a.parents)), ''::bytea)
+				   FROM lockbox.audit_log p
+				  WHERE p.seq = ANY (coalesce(a.parents, ARRAY[a.seq - 1]))), ''::bytea)
 	|| int8send(a.seq)
 	|| int8send(((extract(epoch FROM a.at) - 946684800) * 1000000)::bigint)
-	|| public.t_txt(a.session_user_name::text) || public.t_txt(a.actor::text)
+	|| public.t_txt(coalesce(a.session_user_name, a.actor)) || public.t_txt(a.actor)
 	|| public.t_txt(a.event)
 	|| CASE WHEN a.request_id IS NULL THEN '\x00'::bytea
 			ELSE '\x01'::bytea || int8send(a.request_id) END
-	|| public.t_txt(a.tenant) || public.t_txt(a.detail::text)) $$;
+	|| public.t_txt(a.tenant)
+	|| CASE WHEN a.hash_v1 THEN public.t_txt(a.detail::text)
+			WHEN a.detail IS NOT NULL THEN convert_to('j', 'UTF8') || '\x00'::bytea
+				|| int4send(length(lockbox.jsonb_bytes(a.detail))) || lockbox.jsonb_bytes(a.detail)
+			ELSE convert_to('a', 'UTF8')
+				|| (SELECT sha256(convert_to('lockbox statement', 'UTF8') || public.t_txt(s.relation)
+							   || public.t_txt(s.command) || public.t_txt(s.query))
+					  FROM lockbox.audit_statement s WHERE s.id = a.statement_id)
+				|| int8send(coalesce(a.pid, 0)::bigint) || int8send(coalesce(a.statements, 1)::bigint)
+				|| int8send(coalesce(a.last_at_usec, -1)) || int8send(coalesce(a.query_length, -1))
+				|| public.t_txt(a.query_sha256) || public.t_txt(a.reason) || public.t_txt(a.node)
+	   END) $$;
 });
 is(sql('SELECT count(*) FROM lockbox.audit_log a WHERE public.t_hash(a) <> a.hash'),
 	'0', "the attacker's hash function reproduces every row's hash");

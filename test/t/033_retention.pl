@@ -199,6 +199,10 @@ for my $a (@arch)
 }
 is(sql(q{SELECT jsonb_array_length((obj_description('lockbox_archive.audit_log_2026_02'::regclass, 'pg_class'))::jsonb->'anchors')}) > 0 ? 1 : 0,
 	1, 'February carries the anchors of its links into January');
+is(sql(q{SELECT count(*) > 0 AND bool_and(a.statement_query = s.query AND a.statement_relation = s.relation
+			AND a.statement_command = s.command)
+		  FROM lockbox_archive.audit_log_2026_01 a JOIN lockbox.audit_statement s ON s.id = a.statement_id}),
+	't', "January's access rows carry the text of their statements");
 is(sqlstate('ret_aud', "SELECT * FROM lockbox_verify_audit_archive('acme_data')"), '22023',
 	'a table that is no archive is refused');
 is(sqlstate('ret_eng', "SELECT * FROM lockbox_verify_audit_archive('lockbox_archive.audit_log_2026_01')"), '42501',
@@ -237,9 +241,43 @@ sql(qq{ALTER TABLE lockbox.audit_anchor DISABLE TRIGGER audit_anchor_append_only
 is(sql('SELECT ok FROM lockbox_verify_audit()'), 't', 'and verifies again once put back');
 
 my $arch_seq = $arch[1][3] + 2;
+my $arch_actor = sql("SELECT actor FROM lockbox_archive.audit_log_2026_02 WHERE seq = $arch_seq");
 sql(qq{UPDATE lockbox_archive.audit_log_2026_02 SET actor = 'someone_else' WHERE seq = $arch_seq});
 is(sql("SELECT ok || ' ' || first_bad_seq FROM lockbox_verify_audit_archive('lockbox_archive.audit_log_2026_02')"),
 	"false $arch_seq", 'an edited archived row is detected');
+sql(qq{UPDATE lockbox_archive.audit_log_2026_02 SET actor = '$arch_actor' WHERE seq = $arch_seq});
+is(sql("SELECT ok FROM lockbox_verify_audit_archive('lockbox_archive.audit_log_2026_02')"), 't',
+	'and verifies again once put back');
+my $stmt_seq = sql(q{SELECT min(seq) FROM lockbox_archive.audit_log_2026_02 WHERE statement_id IS NOT NULL});
+sql(qq{UPDATE lockbox_archive.audit_log_2026_02 SET statement_query = statement_query || ' ' WHERE seq = $stmt_seq});
+is(sql("SELECT ok || ' ' || first_bad_seq FROM lockbox_verify_audit_archive('lockbox_archive.audit_log_2026_02')"),
+	"false $stmt_seq", "an edited statement text in an archive is detected");
+sql(qq{UPDATE lockbox_archive.audit_log_2026_02 SET statement_query = rtrim(statement_query, ' ') WHERE seq = $stmt_seq});
+is(sql("SELECT ok FROM lockbox_verify_audit_archive('lockbox_archive.audit_log_2026_02')"), 't',
+	'and verifies again once put back');
+
+# a row copied beside itself, its hash right: a repeated seq, in the live log
+# (read in physical order) and in an archive (in seq order)
+my $dup = sql(q{SELECT max(seq) FROM lockbox.audit_log_2026_03});
+sql(qq{ALTER TABLE lockbox.audit_log_2026_03 DROP CONSTRAINT audit_log_2026_03_pkey;
+	   INSERT INTO lockbox.audit_log SELECT * FROM lockbox.audit_log WHERE seq = $dup});
+is(sql('SELECT ok || $$ $$ || first_bad_seq FROM lockbox_verify_audit()'), "false $dup",
+	'a repeated seq in the live log is detected');
+sql(qq{ALTER TABLE lockbox.audit_log DISABLE TRIGGER audit_log_append_only;
+	   DELETE FROM lockbox.audit_log_2026_03 WHERE ctid = (SELECT max(ctid) FROM lockbox.audit_log_2026_03 WHERE seq = $dup);
+	   ALTER TABLE lockbox.audit_log ENABLE ALWAYS TRIGGER audit_log_append_only;
+	   ALTER TABLE lockbox.audit_log_2026_03 ADD CONSTRAINT audit_log_2026_03_pkey PRIMARY KEY (seq)});
+is(sql('SELECT ok FROM lockbox_verify_audit()'), 't', 'and verifies again once removed');
+my $adup = $arch[1][3] + 1;
+sql(qq{ALTER TABLE lockbox_archive.audit_log_2026_02 DROP CONSTRAINT audit_log_2026_02_pkey;
+	   INSERT INTO lockbox_archive.audit_log_2026_02 SELECT * FROM lockbox_archive.audit_log_2026_02 WHERE seq = $adup});
+is(sql("SELECT ok || ' ' || first_bad_seq FROM lockbox_verify_audit_archive('lockbox_archive.audit_log_2026_02')"),
+	"false $adup", 'a repeated seq in an archive is detected');
+sql(qq{DELETE FROM lockbox_archive.audit_log_2026_02 WHERE ctid = (SELECT max(ctid) FROM lockbox_archive.audit_log_2026_02 WHERE seq = $adup);
+	   ALTER TABLE lockbox_archive.audit_log_2026_02 ADD CONSTRAINT audit_log_2026_02_pkey PRIMARY KEY (seq)});
+is(sql("SELECT ok FROM lockbox_verify_audit_archive('lockbox_archive.audit_log_2026_02')"), 't',
+	'and verifies again once removed');
+
 my $last = $arch[0][4];
 my $saved = sql("SELECT t::text FROM lockbox_archive.audit_log_2026_01 t WHERE seq = $last");
 sql("DELETE FROM lockbox_archive.audit_log_2026_01 WHERE seq = $last");
@@ -288,6 +326,8 @@ $node->command_ok([ 'psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', $node->co
 is($node->safe_psql('elsewhere', "SELECT ok || ' ' || rows_checked || ' ' || digest
 		FROM lockbox_verify_audit_archive('lockbox_archive.audit_log_2026_01')"),
 	"true $arch[0][5] $arch[0][6]", 'the restored archive verifies, with the same digest');
+is($node->safe_psql('elsewhere', 'SELECT count(*) FROM lockbox.audit_statement'), '0',
+	'... without the statements of lockbox.audit_statement');
 
 # --- a whole dump restores into a working audit ------------------------------
 $node->command_ok([ 'pg_dump', '-Fc', '-d', $node->connstr('ret'), '-f', "$tmp/ret.dump" ], 'pg_dump of the database');
