@@ -1726,6 +1726,29 @@ typedef struct RingEntry
 } RingEntry;
 
 /*
+ * The hash a one-row SPI result holds in its first column, when it holds a
+ * well-formed one; the result is freed.
+ */
+static bool
+spi_result_hash(uint8 *hash)
+{
+	bool		found = false;
+
+	if (SPI_processed == 1)
+	{
+		bool		isnull;
+		bytea	   *h = DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[0],
+													  SPI_tuptable->tupdesc, 1, &isnull));
+
+		found = (!isnull && VARSIZE_ANY_EXHDR(h) == AUDIT_HASH_LEN);
+		if (found)
+			memcpy(hash, VARDATA_ANY(h), AUDIT_HASH_LEN);
+	}
+	SPI_freetuptable(SPI_tuptable);
+	return found;
+}
+
+/*
  * The stored hash of row seq, from the ring or (may_query) the table; false
  * if none.  A row archived away is found among the anchors kept for it: those of
  * lockbox.audit_anchor for the live log, those an archive carries for an
@@ -1739,9 +1762,6 @@ parent_hash(RingEntry *ring, int64 seq, uint8 *hash, bool may_query,
 	RingEntry  *e = &ring[seq % VERIFY_RING];
 	Oid			argtypes[1] = {INT8OID};
 	Datum		values[1];
-	bool		isnull;
-	bool		found = false;
-	bytea	   *h;
 
 	if (e->seq == seq)
 	{
@@ -1757,18 +1777,12 @@ parent_hash(RingEntry *ring, int64 seq, uint8 *hash, bool may_query,
 				 "SELECT hash FROM lockbox.audit_log"
 				 " WHERE seq OPERATOR(pg_catalog.=) $1",
 				 1, argtypes, values, NULL, 1);
-	if (SPI_processed == 1)
-	{
-		h = DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[0],
-										  SPI_tuptable->tupdesc, 1, &isnull));
-		found = (!isnull && VARSIZE_ANY_EXHDR(h) == AUDIT_HASH_LEN);
-		if (found)
-			memcpy(hash, VARDATA_ANY(h), AUDIT_HASH_LEN);
-	}
-	SPI_freetuptable(SPI_tuptable);
 	if (SPI_processed == 0)
-		found = archived_parent_hash(seq, hash);
-	return found;
+	{
+		SPI_freetuptable(SPI_tuptable);
+		return archived_parent_hash(seq, hash);
+	}
+	return spi_result_hash(hash);
 }
 
 /* the columns verification reads, in this order */
@@ -2457,25 +2471,13 @@ archived_parent_hash(int64 seq, uint8 *hash)
 	static SPIPlanPtr plan = NULL;
 	Oid			argtypes[1] = {INT8OID};
 	Datum		values[1];
-	bool		found = false;
 
 	values[0] = Int64GetDatum(seq);
 	lockbox_exec(&plan,
 				 "SELECT hash FROM lockbox.audit_anchor"
 				 " WHERE seq OPERATOR(pg_catalog.=) $1",
 				 1, argtypes, values, NULL, 1);
-	if (SPI_processed == 1)
-	{
-		bool		isnull;
-		bytea	   *h = DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[0],
-													  SPI_tuptable->tupdesc, 1, &isnull));
-
-		found = (!isnull && VARSIZE_ANY_EXHDR(h) == AUDIT_HASH_LEN);
-		if (found)
-			memcpy(hash, VARDATA_ANY(h), AUDIT_HASH_LEN);
-	}
-	SPI_freetuptable(SPI_tuptable);
-	return found;
+	return spi_result_hash(hash);
 }
 
 /*
@@ -2513,7 +2515,6 @@ archive_parent_hash(ArchiveSource *archive, int64 seq, uint8 *hash)
 {
 	Oid			argtypes[1] = {INT8OID};
 	Datum		values[1];
-	bool		found = false;
 
 	if (archive->lookup == NULL)
 	{
@@ -2529,17 +2530,7 @@ archive_parent_hash(ArchiveSource *archive, int64 seq, uint8 *hash)
 	if (SPI_execute_plan(archive->lookup, values, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read %s", archive->relname);
 	if (SPI_processed == 1)
-	{
-		bool		isnull;
-		bytea	   *h = DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[0],
-													  SPI_tuptable->tupdesc, 1, &isnull));
-
-		found = (!isnull && VARSIZE_ANY_EXHDR(h) == AUDIT_HASH_LEN);
-		if (found)
-			memcpy(hash, VARDATA_ANY(h), AUDIT_HASH_LEN);
-		SPI_freetuptable(SPI_tuptable);
-		return found;
-	}
+		return spi_result_hash(hash);
 	SPI_freetuptable(SPI_tuptable);
 	for (int i = 0; i < archive->nanchors; i++)
 	{

@@ -240,20 +240,9 @@ read_request(int64 id, LockMode mode)
 	snapshot = RegisterSnapshot(GetTransactionSnapshot());
 	rel = table_open(get_relname_relid("request", nsp),
 					 mode == LOCK_WAIT ? RowShareLock : AccessShareLock);
-	td = RelationGetDescr(rel);
-	{
-		ScanKeyData skey;
-		SysScanDesc scan;
-		HeapTuple	found;
-
-		ScanKeyInit(&skey, 1, BTEqualStrategyNumber, F_INT8EQ, key);
-		scan = systable_beginscan(rel, RelationGetPrimaryKeyIndex(rel), true,
-								  snapshot, 1, &skey);
-		found = systable_getnext(scan);
-		if (HeapTupleIsValid(found))
-			tup = heap_copytuple(found);
-		systable_endscan(scan);
-	}
+	rows = lockbox_store_read("request", 1, &key, snapshot, &td);
+	if (rows != NIL)
+		tup = linitial(rows);
 	if (tup != NULL && mode == LOCK_WAIT)
 	{
 		TupleTableSlot *slot = table_slot_create(rel, NULL);
@@ -433,50 +422,28 @@ store_notification(LockboxStore *store, int64 request_id, Oid recipient,
 static List *
 approving_deciders(int64 request_id)
 {
-	Relation	rel = table_open(get_relname_relid("decision",
-												   get_namespace_oid("lockbox", false)),
-								 AccessShareLock);
-	TupleDesc	td = RelationGetDescr(rel);
-	int			approver_att = 0;
-	int			decision_att = 0;
-	ScanKeyData key;
-	SysScanDesc scan;
-	HeapTuple	tup;
+	Datum		key = Int64GetDatum(request_id);
 	Snapshot	snapshot;
+	TupleDesc	td;
+	List	   *rows;
+	ListCell   *lc;
 	List	   *result = NIL;
-
-	for (int i = 0; i < td->natts; i++)
-	{
-		const char *name = NameStr(TupleDescAttr(td, i)->attname);
-
-		if (strcmp(name, "approver") == 0)
-			approver_att = i + 1;
-		else if (strcmp(name, "decision") == 0)
-			decision_att = i + 1;
-	}
-	if (approver_att == 0 || decision_att == 0)
-		elog(ERROR, "table \"lockbox.decision\" is missing columns");
 
 	CommandCounterIncrement();
 	snapshot = RegisterSnapshot(GetLatestSnapshot());
 	/* (the primary key is (request_id, approver): in approver order) */
-	ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(request_id));
-	scan = systable_beginscan(rel, RelationGetPrimaryKeyIndex(rel), true,
-							  snapshot, 1, &key);
-	while (HeapTupleIsValid(tup = systable_getnext(scan)))
+	rows = lockbox_store_read("decision", 1, &key, snapshot, &td);
+	UnregisterSnapshot(snapshot);
+	foreach(lc, rows)
 	{
 		bool		isnull;
-		Datum		d = heap_getattr(tup, decision_att, td, &isnull);
-		char	   *decision = isnull ? NULL : TextDatumGetCString(d);
+		Datum		d = lockbox_store_get(lfirst(lc), td, "decision", &isnull);
 
-		if (decision != NULL && strcmp(decision, "approve") == 0)
+		if (!isnull && strcmp(TextDatumGetCString(d), "approve") == 0)
 			result = lappend_oid(result,
-								 DatumGetObjectId(heap_getattr(tup, approver_att,
-															   td, &isnull)));
+								 DatumGetObjectId(lockbox_store_get(lfirst(lc), td,
+																	"approver", &isnull)));
 	}
-	systable_endscan(scan);
-	UnregisterSnapshot(snapshot);
-	table_close(rel, AccessShareLock);
 	return result;
 }
 

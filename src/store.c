@@ -378,11 +378,10 @@ lockbox_store_open(int ntables, const char *const *tables)
 	return store;
 }
 
+/* The index of column name in td, or an error naming its table. */
 static int
-column(StoreRel *r, const char *name)
+column_in(TupleDesc td, const char *name, const char *table)
 {
-	TupleDesc	td = RelationGetDescr(r->rel);
-
 	for (int i = 0; i < td->natts; i++)
 	{
 		Form_pg_attribute att = TupleDescAttr(td, i);
@@ -390,9 +389,17 @@ column(StoreRel *r, const char *name)
 		if (!att->attisdropped && strcmp(NameStr(att->attname), name) == 0)
 			return i;
 	}
-	elog(ERROR, "column \"%s\" of table \"lockbox.%s\" is missing",
-		 name, RelationGetRelationName(r->rel));
+	if (table == NULL)			/* (a copy of its row type: named by it) */
+		elog(ERROR, "column \"%s\" of table \"%s\" is missing", name,
+			 format_type_be(td->tdtypeid));
+	elog(ERROR, "column \"%s\" of table \"lockbox.%s\" is missing", name, table);
 	return -1;					/* keep compiler quiet */
+}
+
+static int
+column(StoreRel *r, const char *name)
+{
+	return column_in(RelationGetDescr(r->rel), name, RelationGetRelationName(r->rel));
 }
 
 /* Start a new row for table t: every column NULL until set. */
@@ -594,35 +601,24 @@ bool
 lockbox_store_fetch(LockboxStore *store, int t, int64 key)
 {
 	StoreRel   *r = &store->rels[t];
-	Oid			pkey = RelationGetPrimaryKeyIndex(r->rel);
-	ScanKeyData skey;
-	SysScanDesc scan;
-	HeapTuple	tup;
-	bool		found = false;
+	Datum		keyval = Int64GetDatum(key);
 	Snapshot	snapshot;
+	TupleDesc	td;
+	List	   *rows;
 
-	if (!OidIsValid(pkey))
-		elog(ERROR, "table \"lockbox.%s\" has no primary key",
-			 RelationGetRelationName(r->rel));
 	CommandCounterIncrement();
 	snapshot = RegisterSnapshot(GetLatestSnapshot());
-	ScanKeyInit(&skey, 1, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(key));
-	scan = systable_beginscan(r->rel, pkey, true, snapshot, 1, &skey);
-	tup = systable_getnext(scan);
-	if (HeapTupleIsValid(tup))
-	{
-		HeapTuple	copy = heap_copytuple(tup);
-
-		ExecClearTuple(r->slot);
-		heap_deform_tuple(copy, RelationGetDescr(r->rel),
-						  r->slot->tts_values, r->slot->tts_isnull);
-		r->tid = tup->t_self;
-		memset(r->set, 0, sizeof(bool) * RelationGetDescr(r->rel)->natts);
-		found = true;
-	}
-	systable_endscan(scan);
+	rows = lockbox_store_read(RelationGetRelationName(r->rel), 1, &keyval,
+							  snapshot, &td);
 	UnregisterSnapshot(snapshot);
-	return found;
+	if (rows == NIL)
+		return false;
+	ExecClearTuple(r->slot);
+	heap_deform_tuple(linitial(rows), RelationGetDescr(r->rel),
+					  r->slot->tts_values, r->slot->tts_isnull);
+	r->tid = ((HeapTuple) linitial(rows))->t_self;
+	memset(r->set, 0, sizeof(bool) * RelationGetDescr(r->rel)->natts);
+	return true;
 }
 
 /* Update the row fetched for table t with the columns set since. */
@@ -716,6 +712,8 @@ lockbox_store_read(const char *table, int nkeys, const Datum *keys,
 	if (!OidIsValid(relid))
 		elog(ERROR, "lockbox.%s is missing", table);
 	rel = table_open(relid, AccessShareLock);
+	if (!OidIsValid(RelationGetPrimaryKeyIndex(rel)))
+		elog(ERROR, "table \"lockbox.%s\" has no primary key", table);
 	index = index_open(RelationGetPrimaryKeyIndex(rel), AccessShareLock);
 	Assert(nkeys <= index->rd_index->indnkeyatts);
 	for (int i = 0; i < nkeys; i++)
@@ -761,13 +759,5 @@ lockbox_store_read(const char *table, int nkeys, const Datum *keys,
 Datum
 lockbox_store_get(HeapTuple tup, TupleDesc td, const char *name, bool *isnull)
 {
-	for (int i = 0; i < td->natts; i++)
-	{
-		Form_pg_attribute att = TupleDescAttr(td, i);
-
-		if (!att->attisdropped && strcmp(NameStr(att->attname), name) == 0)
-			return heap_getattr(tup, i + 1, td, isnull);
-	}
-	elog(ERROR, "column \"%s\" of a lockbox table is missing", name);
-	return (Datum) 0;			/* keep compiler quiet */
+	return heap_getattr(tup, column_in(td, name, NULL) + 1, td, isnull);
 }
