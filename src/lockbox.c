@@ -443,7 +443,7 @@ extension_owner(void)
  * protected table too: fail closed), rather than failing on a missing
  * object.
  */
-#define LOCKBOX_SCHEMA_VERSION	"1.3"
+#define LOCKBOX_SCHEMA_VERSION	"1.4"
 
 static void
 check_schema_version(void)

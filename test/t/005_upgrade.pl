@@ -1,7 +1,7 @@
-# Upgrading a running server from lockbox 1.0, through 1.1 and 1.2, to the current
+# Upgrading a running server from lockbox 1.0, through 1.1, 1.2 and 1.3, to the current
 # version, as a DBA would: the 1.0 library and scripts run with real data,
 # then 1.1 as released (library and scripts, a restart, ALTER EXTENSION
-# lockbox UPDATE TO '1.1', more data written by it; the same for 1.2), then the new package is
+# lockbox UPDATE TO '1.1', more data written by it; the same for 1.2 and 1.3), then the new package is
 # installed (library, control file, scripts) and the server restarted, then
 # ALTER EXTENSION lockbox UPDATE.
 #
@@ -13,7 +13,7 @@
 #
 # - 1.0, filled: requests in every state, decisions, notifications, an
 #   engineer's audited reads, protected tables.
-# - 1.1 and 1.2: each library audits an engineer's statement through its spool.
+# - 1.1, 1.2 and 1.3: each library audits an engineer's statement through its spool.
 # - New library, old objects: every entry point refuses with a clear message
 #   and a hint to update (an engineer's statement on a protected table too:
 #   fail closed); nothing is changed.
@@ -256,6 +256,35 @@ for my $t (qw(request decision notification audit_log tenant approver protected_
 }
 is(sql('up', 'SELECT ok FROM lockbox_verify_audit()'), 't', '1.2: the audit verifies');
 $audit_rows = sql('up', 'SELECT count(*) FROM lockbox.audit_log');
+my $audit_rows_v1 = $audit_rows;
+
+# --- 1.3 as released, then ALTER EXTENSION lockbox UPDATE TO '1.3' ---------
+# 1.3 partitions the audit log and writes hash format v2; its library audits
+# another statement, and the update to the current version starts from that.
+my $released13 = 'a4decb9';
+my $src13 = "$tmp/lockbox-1.3";
+make_path($src13);
+system_or_bail("git -c safe.directory='*' -C '$root' archive $released13 | tar -x -C '$src13'");
+system_or_bail("make -s -C '$src13' PG_CONFIG='$sys_bin/pg_config' >'$tmp/build-1.3.log' 2>&1");
+ok(-f "$src13/lockbox.so", "lockbox 1.3 ($released13) builds");
+$node->stop;
+install_lockbox($src13);
+$node->start;
+sql('up', "ALTER EXTENSION lockbox UPDATE TO '1.3'");
+is(sql('up', q{SELECT extversion FROM pg_extension WHERE extname = 'lockbox'}),
+	'1.3', 'updated to 1.3 as released');
+$accesses = sql('up', q{SELECT count(*) FROM lockbox.audit_log WHERE event = 'access'});
+is(as_role('up', 'up_eng', 'SELECT count(*) FROM invoices WHERE amount > 12'), '0',
+	'1.3: the engineer still reads under the approved request');
+ok($node->poll_query_until('up',
+		qq{SELECT count(*) = $accesses + 1 FROM lockbox.audit_log WHERE event = 'access'}),
+	'1.3: the statement is in the audit, from the spool');
+for my $t (qw(request decision notification audit_log tenant approver protected_table))
+{
+	$before{$t} = sql('up', table_md5($t));
+}
+is(sql('up', 'SELECT ok FROM lockbox_verify_audit()'), 't', '1.3: the audit verifies');
+$audit_rows = sql('up', 'SELECT count(*) FROM lockbox.audit_log');
 
 # --- the new package, then a restart ---------------------------------------
 $node->stop;
@@ -264,7 +293,7 @@ $node->start;
 
 my ($rc, $out, $err) = $node->psql('up',
 	"SET SESSION AUTHORIZATION up_eng; SELECT lockbox_request('acme', 'before the update')");
-like($err, qr/lockbox's objects in database "up" are version 1\.2.*\n.*HINT:  Run ALTER EXTENSION lockbox UPDATE/s,
+like($err, qr/lockbox's objects in database "up" are version 1\.3.*\n.*HINT:  Run ALTER EXTENSION lockbox UPDATE/s,
 	'before the update, a lifecycle call is refused with a hint to update');
 ($rc, $out, $err) = $node->psql('up', 'SET SESSION AUTHORIZATION up_eng; SELECT count(*) FROM invoices');
 isnt($rc, 0, 'an engineer\'s statement on a protected table is refused too (fail closed)');
@@ -336,7 +365,7 @@ for my $t (sort keys %before)
 		$before{$t}, "lockbox.$t is unchanged by the update");
 }
 is(sql('up', 'SELECT count(*) FROM lockbox.audit_log WHERE hash_v1'),
-	$audit_rows, 'the rows written before 1.3 keep their hash format (v1)');
+	$audit_rows_v1, 'the rows written before 1.3 keep their hash format (v1)');
 is(sql('up', 'SELECT count(*) FROM lockbox.notification WHERE attempts <> 0 OR last_error IS NOT NULL
 		OR next_attempt_at IS NOT NULL OR failed_at IS NOT NULL'),
 	'0', 'the 1.0 notifications have no delivery attempts recorded');
