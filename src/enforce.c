@@ -197,9 +197,10 @@ cache_reset(void)
  * The relation whose relcache invalidations tell a backend that who may
  * access what has changed, as of the last load of the cache (InvalidOid:
  * lockbox was not installed then, and any invalidation may mean it is now).
- * It is lockbox.request_id_seq, which no statement lockbox keeps a plan of
- * reads (a plan that reads an invalidated relation is planned again):
- * lockbox_request takes its ids with nextval_internal.
+ * It is lockbox.access_signal, a sequence nothing reads: a plan or a cached
+ * expression that named it would be planned again after each access change
+ * (lockbox.request_id_seq served until 1.3, and the request table's cached
+ * id default was rebuilt in every backend at every approval and close).
  */
 static Oid	watched_relid = InvalidOid;
 static uint64 watched_invals = 0;	/* invalidations of it seen */
@@ -209,7 +210,7 @@ access_signal_relid(void)
 {
 	Oid			nsp = get_namespace_oid("lockbox", true);
 
-	return OidIsValid(nsp) ? get_relname_relid("request_id_seq", nsp) : InvalidOid;
+	return OidIsValid(nsp) ? get_relname_relid("access_signal", nsp) : InvalidOid;
 }
 
 /*

@@ -1052,62 +1052,48 @@ lockbox_request(PG_FUNCTION_ARGS)
  * Record a stage 2 vote, or, with extension_id, a vote on an extension of
  * the request's access window; returns the number of approvals now recorded
  * (of the request, or of the extension).  A second decision of the same
- * approver role or the same session user is refused: the unique keys on
+ * approver role or the same session user is refused (the unique keys on
  * (request or extension, approver) and (request or extension, session
- * approver) make the insert a no-op, in one statement with the count.  Votes
- * on one request take turns under its row lock, and every vote rewrites the
- * request row, so a repeatable-read voter that could not see an earlier vote
- * fails to serialize instead of miscounting.
+ * approver) back the check).  Votes on one request take turns under its row
+ * lock, and every vote rewrites the request row, so a repeatable-read voter
+ * that could not see an earlier vote fails to serialize instead of
+ * miscounting.
  */
 static int
 record_decision(LockboxCall *call, int64 id, int64 extension_id,
 				const char *decision, const char *comment)
 {
-	static SPIPlanPtr plans[2] = {NULL, NULL};
-	static const char *const sqls[2] = {
-		"WITH ins AS (INSERT INTO lockbox.decision (request_id, approver,"
-		"             session_approver, decision, comment, decided_at)"
-		"             VALUES ($1, $2, $3, $4, $5, $6)"
-		"             ON CONFLICT DO NOTHING RETURNING decision)"
-		" SELECT (SELECT pg_catalog.count(*)::pg_catalog.int4 FROM ins),"
-		"        (SELECT pg_catalog.count(*)::pg_catalog.int4 FROM ins"
-		"          WHERE ins.decision OPERATOR(pg_catalog.=) 'approve')"
-		"      + (SELECT pg_catalog.count(*)::pg_catalog.int4 FROM lockbox.decision d"
-		"          WHERE d.request_id OPERATOR(pg_catalog.=) $1"
-		"            AND d.decision OPERATOR(pg_catalog.=) 'approve')",
-		"WITH ins AS (INSERT INTO lockbox.extension_decision (extension_id, approver,"
-		"             session_approver, decision, comment, decided_at)"
-		"             VALUES ($1, $2, $3, $4, $5, $6)"
-		"             ON CONFLICT DO NOTHING RETURNING decision)"
-		" SELECT (SELECT pg_catalog.count(*)::pg_catalog.int4 FROM ins),"
-		"        (SELECT pg_catalog.count(*)::pg_catalog.int4 FROM ins"
-		"          WHERE ins.decision OPERATOR(pg_catalog.=) 'approve')"
-		"      + (SELECT pg_catalog.count(*)::pg_catalog.int4 FROM lockbox.extension_decision d"
-		"          WHERE d.extension_id OPERATOR(pg_catalog.=) $1"
-		"            AND d.decision OPERATOR(pg_catalog.=) 'approve')"
-	};
-	int			which = extension_id != 0 ? 1 : 0;
-	Oid			argtypes[6] = {INT8OID, REGROLEOID, REGROLEOID, TEXTOID,
-		TEXTOID, TIMESTAMPTZOID};
-	Datum		values[6];
-	char		nulls[6];
-	bool		isnull;
-	int			inserted;
-	int			approvals;
+	const char *table = extension_id != 0 ? "extension_decision" : "decision";
+	Datum		key = Int64GetDatum(extension_id != 0 ? extension_id : id);
+	Snapshot	snapshot;
+	TupleDesc	td;
+	List	   *rows;
+	ListCell   *lc;
+	LockboxStore *store;
+	int			inserted = 1;
+	int			approvals = strcmp(decision, "approve") == 0 ? 1 : 0;
 
-	memset(nulls, ' ', sizeof(nulls));
-	values[0] = Int64GetDatum(extension_id != 0 ? extension_id : id);
-	values[1] = ObjectIdGetDatum(call->caller);
-	values[2] = ObjectIdGetDatum(call->session_user);
-	values[3] = CStringGetTextDatum(decision);
-	values[4] = comment ? CStringGetTextDatum(comment) : (Datum) 0;
-	nulls[4] = comment ? ' ' : 'n';
-	values[5] = TimestampTzGetDatum(call->now);
-	lockbox_exec(&plans[which], sqls[which], 6, argtypes, values, nulls, 1);
-	inserted = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
-										   SPI_tuptable->tupdesc, 1, &isnull));
-	approvals = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
-											SPI_tuptable->tupdesc, 2, &isnull));
+	/*
+	 * The decisions so far, as of now: the caller holds the request's row
+	 * lock, which every decision on it takes first, so none is being made
+	 * beside this one.  (Were one made, the unique keys would refuse this.)
+	 */
+	CommandCounterIncrement();
+	snapshot = RegisterSnapshot(GetLatestSnapshot());
+	rows = lockbox_store_read(table, 1, &key, snapshot, &td);
+	UnregisterSnapshot(snapshot);
+	foreach(lc, rows)
+	{
+		bool		isnull;
+		Datum		d;
+
+		if (DatumGetObjectId(lockbox_store_get(lfirst(lc), td, "approver", &isnull)) == call->caller ||
+			DatumGetObjectId(lockbox_store_get(lfirst(lc), td, "session_approver", &isnull)) == call->session_user)
+			inserted = 0;
+		d = lockbox_store_get(lfirst(lc), td, "decision", &isnull);
+		if (!isnull && strcmp(TextDatumGetCString(d), "approve") == 0)
+			approvals++;
+	}
 	if (inserted == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -1121,6 +1107,24 @@ record_decision(LockboxCall *call, int64 id, int64 extension_id,
 						   lockbox_role_name(call->session_user),
 						   lockbox_role_name(call->caller)) :
 				 errdetail("Each approver counts once.")));
+
+	store = lockbox_store_open(1, &table);
+	lockbox_store_new_row(store, 0);
+	lockbox_store_set(store, 0, extension_id != 0 ? "extension_id" : "request_id",
+					  key, INT8OID, false);
+	lockbox_store_set(store, 0, "approver", ObjectIdGetDatum(call->caller),
+					  REGROLEOID, false);
+	lockbox_store_set(store, 0, "session_approver",
+					  ObjectIdGetDatum(call->session_user), REGROLEOID, false);
+	lockbox_store_set(store, 0, "decision", CStringGetTextDatum(decision),
+					  TEXTOID, false);
+	lockbox_store_set(store, 0, "comment",
+					  comment ? CStringGetTextDatum(comment) : (Datum) 0,
+					  TEXTOID, comment == NULL);
+	lockbox_store_set(store, 0, "decided_at", TimestampTzGetDatum(call->now),
+					  TIMESTAMPTZOID, false);
+	lockbox_store_insert(store, 0);
+	lockbox_store_close(store);
 	return approvals;
 }
 

@@ -80,9 +80,9 @@ struct LockboxStore
  * node trees, through the planner's expression preprocessing: for a store
  * opened at every call that was a good share of a transition.  The planned
  * trees are kept per backend as CachedExpressions (plancache.c marks one
- * invalid when a function or type it depends on changes) and dropped at any
- * relcache invalidation (a constraint, default or index added, dropped or
- * changed invalidates its table).  Each store builds its own ExprStates from
+ * invalid when a function or type it depends on changes) and dropped at a
+ * relcache invalidation of their table (a constraint, default or index
+ * added, dropped or changed invalidates it).  Each store builds its own ExprStates from
  * them: an ExprState keeps pointers into the memory of the query it first
  * ran in, and must not outlive it.
  */
@@ -139,15 +139,27 @@ expr_collect_garbage(void)
 	expr_garbage = NIL;
 }
 
+/*
+ * A relcache invalidation of one table drops that table's trees (InvalidOid:
+ * of every table).  Other tables' invalidations, which come at every access
+ * change on a busy server (see lockbox_access_changed), leave them be.
+ */
 static void
 expr_cache_inval(Datum arg, Oid relid)
 {
 	MemoryContext old = MemoryContextSwitchTo(CacheMemoryContext);
+	ListCell   *lc;
 
-	expr_garbage = list_concat(expr_garbage, expr_caches);
+	foreach(lc, expr_caches)
+	{
+		ExprCache  *c = lfirst(lc);
+
+		if (OidIsValid(relid) && c->relid != relid)
+			continue;
+		expr_garbage = lappend(expr_garbage, c);
+		expr_caches = foreach_delete_current(expr_caches, lc);
+	}
 	MemoryContextSwitchTo(old);
-	list_free(expr_caches);
-	expr_caches = NIL;
 	expr_collect_garbage();
 }
 
