@@ -1598,6 +1598,9 @@ lockbox_access_utility_done(Node *node)
 		return;
 	spool_dir(dropped_dbid, dir);
 	dropped_dbid = InvalidOid;
+	/* (a database no engineer read protected data in has no spool) */
+	if (access(dir, F_OK) != 0 && errno == ENOENT)
+		return;
 	if (!rmtree(dir, true))
 		ereport(WARNING,
 				(errmsg("could not remove the lockbox spool of a dropped database in \"%s\"",

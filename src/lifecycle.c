@@ -383,19 +383,22 @@ static const char *const transition_tables[] = {
 /* Write a notification, and queue it for the worker's NOTIFY. */
 static void
 store_notification(LockboxStore *store, int64 request_id, Oid recipient,
-				   const char *event, Datum payload, TimestampTz now)
+				   const char *event, const char *payload, TimestampTz now)
 {
 	Oid			seq = get_relname_relid("notification_id_seq",
 										get_namespace_oid("lockbox", false));
 	int64		id;
 	Datum		with_id;
+	size_t		len = strlen(payload);
 
 	if (!OidIsValid(seq))
 		elog(ERROR, "lockbox.notification_id_seq is missing");
+	Assert(len >= 2 && payload[len - 1] == '}');
 	id = nextval_internal(seq, false);
-	with_id = DirectFunctionCall2(jsonb_concat, payload,
-								  DirectFunctionCall1(jsonb_in,
-													  CStringGetDatum(psprintf("{\"id\": " INT64_FORMAT "}", id))));
+	/* the payload object with its id, parsed once */
+	with_id = DirectFunctionCall1(jsonb_in,
+								  CStringGetDatum(psprintf("%.*s, \"id\": " INT64_FORMAT "}",
+														   (int) (len - 1), payload, id)));
 	lockbox_store_new_row(store, T_NOTIFICATION);
 	lockbox_store_set(store, T_NOTIFICATION, "id", Int64GetDatum(id), INT8OID, false);
 	lockbox_store_set(store, T_NOTIFICATION, "request_id",
@@ -508,18 +511,18 @@ record_notify(LockboxCall *call, Request *r, const char *event, const char *from
 	if (notify)
 	{
 		store_notification(store, r->id, r->requester, r->state,
-						   lockbox_notification_payload(r->id, r->requester,
-														r->state, r->tenant,
-														r->state),
+						   lockbox_notification_payload_text(r->id, r->requester,
+															 r->state, r->tenant,
+															 r->state),
 						   call->now);
 		notified = true;
 	}
 	foreach(lc, notify_roles)
 	{
 		store_notification(store, r->id, lfirst_oid(lc), notify_event,
-						   lockbox_notification_payload(r->id, lfirst_oid(lc),
-														notify_event, r->tenant,
-														r->state),
+						   lockbox_notification_payload_text(r->id, lfirst_oid(lc),
+															 notify_event, r->tenant,
+															 r->state),
 						   call->now);
 		notified = true;
 	}
@@ -536,8 +539,7 @@ record_notify(LockboxCall *call, Request *r, const char *event, const char *from
 		lockbox_json_str(&payload, "recipient", lockbox_role_name(lfirst_oid(lc)));
 		appendStringInfoChar(&payload, '}');
 		store_notification(store, r->id, lfirst_oid(lc), deciders_event,
-						   DirectFunctionCall1(jsonb_in, CStringGetDatum(payload.data)),
-						   call->now);
+						   payload.data, call->now);
 		notified = true;
 	}
 	lockbox_store_close(store);
@@ -1031,9 +1033,9 @@ lockbox_request(PG_FUNCTION_ARGS)
 	lockbox_audit_store(store, T_AUDIT, &row);
 	/* the reviewers are told (the payload after the audit row: its anchors name it) */
 	store_notification(store, id, lockbox_role_oid(LB_REVIEWER), "review_requested",
-					   lockbox_notification_payload(id, lockbox_role_oid(LB_REVIEWER),
-													"review_requested", tenant,
-													"pending_review"),
+					   lockbox_notification_payload_text(id, lockbox_role_oid(LB_REVIEWER),
+														 "review_requested", tenant,
+														 "pending_review"),
 					   call.now);
 	lockbox_store_close(store);
 	lockbox_deadline_created(deadline);

@@ -199,6 +199,9 @@ extern void lockbox_notify(LockboxCall *call, int64 request_id, Oid recipient,
 extern Datum lockbox_notification_payload(int64 request_id, Oid recipient,
 										  const char *event, const char *tenant,
 										  const char *state);
+extern char *lockbox_notification_payload_text(int64 request_id, Oid recipient,
+											   const char *event, const char *tenant,
+											   const char *state);
 
 extern int64 lockbox_relay_notifications(int batch);
 extern void lockbox_notify_deciders(LockboxCall *call, List *request_ids,

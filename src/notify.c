@@ -64,6 +64,16 @@ Datum
 lockbox_notification_payload(int64 request_id, Oid recipient, const char *event,
 							 const char *tenant, const char *state)
 {
+	return DirectFunctionCall1(jsonb_in,
+							   CStringGetDatum(lockbox_notification_payload_text(request_id, recipient,
+																				 event, tenant, state)));
+}
+
+/* The same, as JSON text. */
+char *
+lockbox_notification_payload_text(int64 request_id, Oid recipient, const char *event,
+								  const char *tenant, const char *state)
+{
 	StringInfoData payload;
 
 	initStringInfo(&payload);
@@ -76,7 +86,7 @@ lockbox_notification_payload(int64 request_id, Oid recipient, const char *event,
 	/* the audit's head now: an anchor the recipient keeps */
 	lockbox_json_raw(&payload, "anchors", lockbox_audit_head_json());
 	appendStringInfoChar(&payload, '}');
-	return DirectFunctionCall1(jsonb_in, CStringGetDatum(payload.data));
+	return payload.data;
 }
 
 void

@@ -87,7 +87,7 @@ PGDLLEXPORT void lockbox_scan_main(Datum main_arg);
 /* a worker that died is started again after this long */
 #define RESTART_MS				1000
 /* after a pass that relayed notifications, gather more for this long */
-#define RELAY_GATHER_MS			20
+#define RELAY_GATHER_MS			50
 /* requests expired or closed per transaction */
 #define DEADLINE_BATCH			1000
 

@@ -195,6 +195,7 @@ my ($ret, $out, $err) =
   $node->psql('postgres', 'DROP DATABASE dropme', timeout => 60);
 my $elapsed = time() - $start;
 is($ret, 0, 'DROP DATABASE of a served database succeeds') or diag($err);
+unlike($err, qr/WARNING/, 'without a warning (no engineer read there, so it has no spool)');
 cmp_ok($elapsed, '<', 5, sprintf('and does not hang (%.1fs)', $elapsed));
 is($node->safe_psql('postgres', q{SELECT count(*) FROM pg_database WHERE datname = 'dropme'}),
 	'0', 'the database is gone');
