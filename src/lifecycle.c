@@ -222,8 +222,6 @@ get_text_col(HeapTuple tup, TupleDesc td, const char *name)
 static Request *
 read_request(int64 id, LockMode mode)
 {
-	Oid			nsp = get_namespace_oid("lockbox", false);
-	Relation	rel;
 	TupleDesc	td;
 	HeapTuple	tup = NULL;
 	Snapshot	snapshot;
@@ -236,49 +234,17 @@ read_request(int64 id, LockMode mode)
 	bool		revoked;
 	ListCell   *lc;
 
+	if (mode == LOCK_WAIT)
+		tup = lockbox_store_lock("request", 1, &key, LockTupleExclusive, &td,
+								 psprintf("lockbox request " INT64_FORMAT, id));
+	/* (after the lock: what the transaction waited for did is seen) */
 	CommandCounterIncrement();
 	snapshot = RegisterSnapshot(GetTransactionSnapshot());
-	rel = table_open(get_relname_relid("request", nsp),
-					 mode == LOCK_WAIT ? RowShareLock : AccessShareLock);
-	rows = lockbox_store_read("request", 1, &key, snapshot, &td);
-	if (rows != NIL)
-		tup = linitial(rows);
-	if (tup != NULL && mode == LOCK_WAIT)
+	if (mode != LOCK_WAIT)
 	{
-		TupleTableSlot *slot = table_slot_create(rel, NULL);
-		TM_FailureData tmfd;
-		TM_Result	res;
-		int			flags = TUPLE_LOCK_FLAG_LOCK_UPDATE_IN_PROGRESS;
-
-		/* as ExecLockRows: read committed follows updates to the newest row */
-		if (!IsolationUsesXactSnapshot())
-			flags |= TUPLE_LOCK_FLAG_FIND_LAST_VERSION;
-		res = table_tuple_lock(rel, &tup->t_self, snapshot, slot,
-							   GetCurrentCommandId(true), LockTupleExclusive,
-							   LockWaitBlock, flags, &tmfd);
-		switch (res)
-		{
-			case TM_Ok:
-				tup = ExecCopySlotHeapTuple(slot);
-				break;
-			case TM_Updated:
-			case TM_Deleted:
-				/* (read committed followed it: only a snapshot's isolation) */
-				ereport(ERROR,
-						(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-						 errmsg("could not serialize access due to concurrent update")));
-				break;
-			case TM_SelfModified:
-				ereport(ERROR,
-						(errcode(ERRCODE_TRIGGERED_DATA_CHANGE_VIOLATION),
-						 errmsg("lockbox request " INT64_FORMAT " was changed by an operation the current command triggered",
-								id)));
-				break;
-			default:
-				elog(ERROR, "unexpected result %d locking lockbox request " INT64_FORMAT,
-					 (int) res, id);
-		}
-		ExecDropSingleTupleTableSlot(slot);
+		rows = lockbox_store_read("request", 1, &key, snapshot, &td);
+		if (rows != NIL)
+			tup = linitial(rows);
 	}
 	if (tup == NULL)
 		ereport(ERROR,
@@ -303,7 +269,6 @@ read_request(int64 id, LockMode mode)
 	r->close_reason = get_text_col(tup, td, "close_reason");
 	r->duration = *DatumGetIntervalP(lockbox_store_get(tup, td, "duration", &isnull));
 	r->tables = DatumGetArrayTypePCopy(lockbox_store_get(tup, td, "tables", &isnull));
-	table_close(rel, NoLock);
 
 	/* the tenant's settings and approvers (none when it was removed) */
 	key = CStringGetTextDatum(r->tenant);
@@ -1246,27 +1211,32 @@ json_window(TimestampTz from, TimestampTz to)
 static bool
 pending_extension(int64 request_id, Extension *out)
 {
-	static SPIPlanPtr plan = NULL;
-	Oid			argtypes[1] = {INT8OID};
-	Datum		values[1] = {Int64GetDatum(request_id)};
-	HeapTuple	tup;
+	Datum		key = Int64GetDatum(request_id);
+	Snapshot	snapshot;
 	TupleDesc	td;
+	List	   *rows;
+	ListCell   *lc;
 	bool		isnull;
 
-	lockbox_exec(&plan,
-				 "SELECT e.id, e.by, e.ends_at, e.new_ends_at FROM lockbox.extension e"
-				 " WHERE e.request_id OPERATOR(pg_catalog.=) $1"
-				 "   AND e.state OPERATOR(pg_catalog.=) 'pending'",
-				 1, argtypes, values, NULL, 1);
-	if (SPI_processed == 0)
-		return false;
-	tup = SPI_tuptable->vals[0];
-	td = SPI_tuptable->tupdesc;
-	out->id = DatumGetInt64(SPI_getbinval(tup, td, 1, &isnull));
-	out->by = *DatumGetIntervalP(SPI_getbinval(tup, td, 2, &isnull));
-	out->ends_at = DatumGetTimestampTz(SPI_getbinval(tup, td, 3, &isnull));
-	out->new_ends_at = DatumGetTimestampTz(SPI_getbinval(tup, td, 4, &isnull));
-	return true;
+	CommandCounterIncrement();
+	snapshot = RegisterSnapshot(GetTransactionSnapshot());
+	rows = lockbox_store_read_by("extension", "extension_request_idx", 1, &key,
+								 snapshot, &td);
+	UnregisterSnapshot(snapshot);
+	foreach(lc, rows)
+	{
+		HeapTuple	tup = lfirst(lc);
+		char	   *state = get_text_col(tup, td, "state");
+
+		if (state == NULL || strcmp(state, "pending") != 0)
+			continue;
+		out->id = DatumGetInt64(lockbox_store_get(tup, td, "id", &isnull));
+		out->by = *DatumGetIntervalP(lockbox_store_get(tup, td, "by", &isnull));
+		out->ends_at = DatumGetTimestampTz(lockbox_store_get(tup, td, "ends_at", &isnull));
+		out->new_ends_at = DatumGetTimestampTz(lockbox_store_get(tup, td, "new_ends_at", &isnull));
+		return true;
+	}
+	return false;
 }
 
 /* An extension is decided (approved, denied) or has lapsed, at now. */

@@ -23,11 +23,13 @@
 
 #include "postgres.h"
 
+#include "access/htup.h"
 #include "access/xact.h"
 #include "datatype/timestamp.h"
 #include "executor/execdesc.h"
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
+#include "nodes/lockoptions.h"
 #include "storage/lwlock.h"
 #include "utils/array.h"
 #include "utils/timestamp.h"
@@ -100,6 +102,10 @@ extern void lockbox_store_xact(XactEvent event);
 extern void lockbox_store_update(LockboxStore *store, int t);
 extern List *lockbox_store_read(const char *table, int nkeys, const Datum *keys,
 								Snapshot snapshot, TupleDesc *td);
+extern List *lockbox_store_read_by(const char *table, const char *index_name, int nkeys,
+								   const Datum *keys, Snapshot snapshot, TupleDesc *td);
+extern HeapTuple lockbox_store_lock(const char *table, int nkeys, const Datum *keys,
+									 LockTupleMode mode, TupleDesc *td, const char *what);
 extern Datum lockbox_store_get(HeapTuple tup, TupleDesc td, const char *name,
 							   bool *isnull);
 

@@ -713,7 +713,17 @@ List *
 lockbox_store_read(const char *table, int nkeys, const Datum *keys,
 				   Snapshot snapshot, TupleDesc *td)
 {
-	Oid			relid = get_relname_relid(table, get_namespace_oid("lockbox", false));
+	return lockbox_store_read_by(table, NULL, nkeys, keys, snapshot, td);
+}
+
+/* The same, by the index lockbox.<index_name> of the table (NULL: its primary key). */
+List *
+lockbox_store_read_by(const char *table, const char *index_name, int nkeys,
+					  const Datum *keys, Snapshot snapshot, TupleDesc *td)
+{
+	Oid			nsp = get_namespace_oid("lockbox", false);
+	Oid			relid = get_relname_relid(table, nsp);
+	Oid			indexid;
 	Relation	rel;
 	Relation	index;
 	ScanKeyData skeys[INDEX_MAX_KEYS];
@@ -724,9 +734,15 @@ lockbox_store_read(const char *table, int nkeys, const Datum *keys,
 	if (!OidIsValid(relid))
 		elog(ERROR, "lockbox.%s is missing", table);
 	rel = table_open(relid, AccessShareLock);
-	if (!OidIsValid(RelationGetPrimaryKeyIndex(rel)))
-		elog(ERROR, "table \"lockbox.%s\" has no primary key", table);
-	index = index_open(RelationGetPrimaryKeyIndex(rel), AccessShareLock);
+	indexid = index_name ? get_relname_relid(index_name, nsp) :
+		RelationGetPrimaryKeyIndex(rel);
+	if (!OidIsValid(indexid))
+		elog(ERROR, "table \"lockbox.%s\" has no index %s", table,
+			 index_name ? index_name : "for its primary key");
+	index = index_open(indexid, AccessShareLock);
+	if (index->rd_index->indrelid != relid)
+		elog(ERROR, "index \"lockbox.%s\" is not on table \"lockbox.%s\"",
+			 index_name, table);
 	Assert(nkeys <= index->rd_index->indnkeyatts);
 	for (int i = 0; i < nkeys; i++)
 	{
@@ -765,6 +781,77 @@ lockbox_store_read(const char *table, int nkeys, const Datum *keys,
 	index_close(index, AccessShareLock);
 	table_close(rel, NoLock);
 	return result;
+}
+
+/*
+ * Lock the row of lockbox.<table> whose primary key is the nkeys values
+ * keys, as SELECT ... FOR UPDATE (FOR KEY SHARE, ...) would with mode: a
+ * transaction holding it is waited for; then read committed locks the newest
+ * version, while repeatable read and serializable fail to serialize if the
+ * row changed.  Returns a copy of the row locked, in *td its row type; NULL
+ * when there is none (read committed: or it was deleted meanwhile).  what
+ * names the row in messages.
+ */
+HeapTuple
+lockbox_store_lock(const char *table, int nkeys, const Datum *keys,
+				   LockTupleMode mode, TupleDesc *td, const char *what)
+{
+	Relation	rel;
+	Snapshot	snapshot;
+	List	   *rows;
+	HeapTuple	tup = NULL;
+
+	CommandCounterIncrement();
+	snapshot = RegisterSnapshot(GetTransactionSnapshot());
+	rel = table_open(get_relname_relid(table, get_namespace_oid("lockbox", false)),
+					 RowShareLock);
+	rows = lockbox_store_read(table, nkeys, keys, snapshot, td);
+	if (rows != NIL)
+	{
+		TupleTableSlot *slot = table_slot_create(rel, NULL);
+		TM_FailureData tmfd;
+		TM_Result	res;
+		int			flags = TUPLE_LOCK_FLAG_LOCK_UPDATE_IN_PROGRESS;
+
+		/* as ExecLockRows: read committed follows updates to the newest row */
+		if (!IsolationUsesXactSnapshot())
+			flags |= TUPLE_LOCK_FLAG_FIND_LAST_VERSION;
+		tup = linitial(rows);
+		res = table_tuple_lock(rel, &tup->t_self, snapshot, slot,
+							   GetCurrentCommandId(true), mode, LockWaitBlock,
+							   flags, &tmfd);
+		switch (res)
+		{
+			case TM_Ok:
+				tup = ExecCopySlotHeapTuple(slot);
+				break;
+			case TM_Deleted:
+				if (!IsolationUsesXactSnapshot())
+				{
+					tup = NULL;
+					break;
+				}
+				/* FALLTHROUGH */
+			case TM_Updated:
+				/* (read committed followed it: only a snapshot's isolation) */
+				ereport(ERROR,
+						(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+						 errmsg("could not serialize access due to concurrent update")));
+				break;
+			case TM_SelfModified:
+				ereport(ERROR,
+						(errcode(ERRCODE_TRIGGERED_DATA_CHANGE_VIOLATION),
+						 errmsg("%s was changed by an operation the current command triggered",
+								what)));
+				break;
+			default:
+				elog(ERROR, "unexpected result %d locking %s", (int) res, what);
+		}
+		ExecDropSingleTupleTableSlot(slot);
+	}
+	table_close(rel, NoLock);
+	UnregisterSnapshot(snapshot);
+	return tup;
 }
 
 /* Column name of a row read with lockbox_store_read. */

@@ -60,15 +60,11 @@ lockbox_tenant_lookup(const char *tenant, LockboxTenant *out)
 bool
 lockbox_tenant_hold(const char *tenant)
 {
-	static SPIPlanPtr plan = NULL;
-	Oid			argtypes[1] = {TEXTOID};
-	Datum		values[1] = {CStringGetTextDatum(tenant)};
+	Datum		key = CStringGetTextDatum(tenant);
+	TupleDesc	td;
 
-	lockbox_exec(&plan,
-				 "SELECT 1 FROM lockbox.tenant WHERE tenant OPERATOR(pg_catalog.=) $1"
-				 " FOR KEY SHARE",
-				 1, argtypes, values, NULL, 1);
-	return SPI_processed > 0;
+	return lockbox_store_lock("tenant", 1, &key, LockTupleKeyShare, &td,
+							  psprintf("tenant \"%s\"", tenant)) != NULL;
 }
 
 static void
