@@ -30,6 +30,7 @@
 #include "utils/datetime.h"
 #include "utils/fmgroids.h"
 #include "utils/guc.h"
+#include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/syscache.h"
@@ -445,9 +446,22 @@ extension_owner(void)
  */
 #define LOCKBOX_SCHEMA_VERSION	"1.4"
 
+static bool schema_version_ok = false;
+
+/*
+ * Installing, updating or dropping the extension creates, replaces or drops
+ * its functions: any change to a function has the version read again.
+ */
+static void
+schema_version_inval(Datum arg, int cacheid, uint32 hashvalue)
+{
+	schema_version_ok = false;
+}
+
 static void
 check_schema_version(void)
 {
+	static bool registered = false;
 	Relation	rel;
 	ScanKeyData key;
 	SysScanDesc scan;
@@ -456,6 +470,13 @@ check_schema_version(void)
 
 	if (creating_extension)
 		return;					/* CREATE / ALTER EXTENSION runs our scripts */
+	if (schema_version_ok)
+		return;
+	if (!registered)
+	{
+		CacheRegisterSyscacheCallback(PROCOID, schema_version_inval, (Datum) 0);
+		registered = true;
+	}
 	rel = table_open(ExtensionRelationId, AccessShareLock);
 	ScanKeyInit(&key, Anum_pg_extension_extname, BTEqualStrategyNumber,
 				F_NAMEEQ, CStringGetDatum("lockbox"));
@@ -479,6 +500,7 @@ check_schema_version(void)
 						get_database_name(MyDatabaseId), version,
 						LOCKBOX_SCHEMA_VERSION),
 				 errhint("Run ALTER EXTENSION lockbox UPDATE in this database.")));
+	schema_version_ok = (version != NULL);
 }
 
 /*

@@ -400,5 +400,15 @@ is(sql('up', q{SELECT count(*) FROM lockbox.audit_log a JOIN pg_class c ON c.oid
 is(sql('up', q{SELECT ok || ' ' || (rows_checked = (SELECT count(*) FROM lockbox.audit_log)) FROM lockbox_verify_audit()}),
 	'true true', 'and the audit verifies, every row of it');
 
+# A session that has called lockbox keeps checking the objects' version:
+# recreated at an older version, they are refused in the same session.
+($rc, $out, $err) = $node->psql('fresh', q{
+	SELECT count(*) FROM lockbox_verify_audit();
+	DROP EXTENSION lockbox;
+	CREATE EXTENSION lockbox VERSION '1.3';
+	SELECT count(*) FROM lockbox_verify_audit();});
+like($err, qr/lockbox's objects in database "fresh" are version 1\.3/,
+	'objects recreated at an older version are refused in a session that used the newer ones');
+
 $node->stop;
 done_testing();
