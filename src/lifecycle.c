@@ -74,6 +74,7 @@ typedef struct Request
 	Oid			requester;
 	char	   *state;
 	char	   *effective_state;	/* lockbox.request_state() when read */
+	TimestampTz as_of;			/* ... at this time */
 	bool		has_deadline;
 	TimestampTz deadline;
 	Oid			reviewer;
@@ -216,8 +217,9 @@ get_text_col(HeapTuple tup, TupleDesc td, const char *name)
  * revocations recorded count as acted on).  LOCK_WAIT locks the row as
  * SELECT ... FOR UPDATE would: after waiting for another transaction's
  * lock, the newest version is the one read (read committed), or the
- * transaction fails to serialize (repeatable read and serializable).  Read
- * with a snapshot taken now, as each SPI statement would.
+ * transaction fails to serialize (repeatable read and serializable); the
+ * state is then as of the time the lock was taken, and the rest is read as
+ * committed then.  LOCK_NONE reads with the transaction's snapshot.
  */
 static Request *
 read_request(int64 id, LockMode mode)
@@ -235,11 +237,26 @@ read_request(int64 id, LockMode mode)
 	ListCell   *lc;
 
 	if (mode == LOCK_WAIT)
+	{
 		tup = lockbox_store_lock("request", 1, &key, LockTupleExclusive, &td,
 								 psprintf("lockbox request " INT64_FORMAT, id));
-	/* (after the lock: what the transaction waited for did is seen) */
-	CommandCounterIncrement();
-	snapshot = RegisterSnapshot(GetTransactionSnapshot());
+
+		/*
+		 * Waiting for the lock took time: deadlines are judged as of now.
+		 * And the tenant's settings, its approvers and a revocation are read
+		 * as committed now, whatever the isolation level: a repeatable-read
+		 * snapshot taken before lockbox_set_enabled or
+		 * lockbox_remove_approver committed must not decide on the request.
+		 */
+		at = Max(at, GetCurrentTimestamp());
+		CommandCounterIncrement();
+		snapshot = RegisterSnapshot(GetLatestSnapshot());
+	}
+	else
+	{
+		CommandCounterIncrement();
+		snapshot = RegisterSnapshot(GetTransactionSnapshot());
+	}
 	if (mode != LOCK_WAIT)
 	{
 		rows = lockbox_store_read("request", 1, &key, snapshot, &td);
@@ -299,6 +316,7 @@ read_request(int64 id, LockMode mode)
 	key = Int64GetDatum(id);
 	revoked = lockbox_store_read("revocation", 1, &key, snapshot, &rtd) != NIL;
 	UnregisterSnapshot(snapshot);
+	r->as_of = at;
 	if (is_pending(r->state) && r->has_deadline && r->deadline <= at)
 		r->effective_state = "expired";
 	else if (strcmp(r->state, "approved") == 0 && revoked)
@@ -608,7 +626,7 @@ refuse_reviewer_late(LockboxCall *call, Request *r, const char *step,
 static void
 refuse_expired(Request *r, TimestampTz now, const char *step)
 {
-	if (r->has_deadline && r->deadline <= now)
+	if (r->has_deadline && r->deadline <= Max(now, r->as_of))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("cannot %s lockbox request " INT64_FORMAT ": it has expired",
