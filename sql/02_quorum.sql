@@ -143,13 +143,36 @@ SELECT actor, event, detail->>'approvals' AS approvals, detail->>'to' AS "to"
 SELECT ok FROM lockbox_verify_audit();
 
 -- ---------------------------------------------------------------------
+-- 4. A vote counts while its role approves for the tenant: Alan approves,
+--    then is removed as Initech's approver; Ada's approval makes one of
+--    two, and Amy's the second.
+-- ---------------------------------------------------------------------
+SET SESSION AUTHORIZATION regress_erin;
+SELECT lockbox_request('initech', 'Order totals in the monthly report look wrong',
+		tables => '{regress_orders}') AS request_id \gset r_
+\echo request :r_request_id
+SET SESSION AUTHORIZATION regress_mia;
+SELECT lockbox_approve(:r_request_id);
+SET SESSION AUTHORIZATION regress_alan;
+SELECT lockbox_approve(:r_request_id, 'Fine by me');
+RESET SESSION AUTHORIZATION;
+SELECT lockbox_remove_approver('initech', 'regress_alan');
+SET SESSION AUTHORIZATION regress_ada;
+SELECT lockbox_approve(:r_request_id, 'Agreed');
+SET SESSION AUTHORIZATION regress_amy;
+SELECT lockbox_approve(:r_request_id, 'Agreed too');
+SET SESSION AUTHORIZATION regress_nora;
+SELECT actor, event, detail->>'approvals' AS approvals, detail->>'to' AS "to"
+  FROM lockbox.audit WHERE request_id = :r_request_id ORDER BY seq;
+
+-- ---------------------------------------------------------------------
 -- Clean-up: Erin ends the access she still has, the roles go.
 -- ---------------------------------------------------------------------
 SET SESSION AUTHORIZATION regress_erin;
-SELECT lockbox_close(:q_request_id), lockbox_close(:g_request_id);
+SELECT lockbox_close(:q_request_id), lockbox_close(:g_request_id),
+	   lockbox_close(:r_request_id);
 RESET SESSION AUTHORIZATION;
 SELECT lockbox_remove_approver('initech', 'regress_ada');
-SELECT lockbox_remove_approver('initech', 'regress_alan');
 SELECT lockbox_remove_approver('initech', 'regress_amy');
 SELECT lockbox_remove_approver('umbrella', 'regress_board');
 SELECT lockbox_unprotect('regress_orders');

@@ -1036,7 +1036,9 @@ lockbox_request(PG_FUNCTION_ARGS)
 /*
  * Record a stage 2 vote, or, with extension_id, a vote on an extension of
  * the request's access window; returns the number of approvals now recorded
- * (of the request, or of the extension).  A second decision of the same
+ * (of the request, or of the extension) by roles that are still among the
+ * tenant's approvers: the vote of an approver removed since no longer
+ * counts.  A second decision of the same
  * approver role or the same session user is refused (the unique keys on
  * (request or extension, approver) and (request or extension, session
  * approver) back the check).  Votes on one request take turns under its row
@@ -1046,7 +1048,7 @@ lockbox_request(PG_FUNCTION_ARGS)
  */
 static int
 record_decision(LockboxCall *call, int64 id, int64 extension_id,
-				const char *decision, const char *comment)
+				const char *decision, const char *comment, List *approvers)
 {
 	const char *table = extension_id != 0 ? "extension_decision" : "decision";
 	Datum		key = Int64GetDatum(extension_id != 0 ? extension_id : id);
@@ -1076,7 +1078,11 @@ record_decision(LockboxCall *call, int64 id, int64 extension_id,
 			DatumGetObjectId(lockbox_store_get(lfirst(lc), td, "session_approver", &isnull)) == call->session_user)
 			inserted = 0;
 		d = lockbox_store_get(lfirst(lc), td, "decision", &isnull);
-		if (!isnull && strcmp(TextDatumGetCString(d), "approve") == 0)
+		/* (a vote counts while its role still approves for the tenant) */
+		if (!isnull && strcmp(TextDatumGetCString(d), "approve") == 0 &&
+			lockbox_approver_among(DatumGetObjectId(lockbox_store_get(lfirst(lc), td,
+																	  "approver", &isnull)),
+								   approvers))
 			approvals++;
 	}
 	if (inserted == 0)
@@ -1315,7 +1321,7 @@ approve_extension(LockboxCall *call, Request *r, Extension *ext,
 	refuse_reviewer_late(call, r, "approve", true);
 	require_stage2_decider(call, r, "approve");
 
-	approvals = record_decision(call, r->id, ext->id, "approve", comment);
+	approvals = record_decision(call, r->id, ext->id, "approve", comment, r->approvers);
 	quorum = approvals >= r->required_approvals;
 	initStringInfo(&extra);
 	lockbox_json_raw(&extra, "extension", psprintf(INT64_FORMAT, ext->id));
@@ -1352,7 +1358,7 @@ deny_extension(LockboxCall *call, Request *r, Extension *ext,
 	refuse_reviewer_late(call, r, "deny", true);
 	require_stage2_decider(call, r, "deny");
 
-	(void) record_decision(call, r->id, ext->id, "deny", reason);
+	(void) record_decision(call, r->id, ext->id, "deny", reason, r->approvers);
 	settle_extension(ext->id, "denied", call->now);
 	initStringInfo(&extra);
 	lockbox_json_raw(&extra, "extension", psprintf(INT64_FORMAT, ext->id));
@@ -1415,7 +1421,7 @@ lockbox_approve(PG_FUNCTION_ARGS)
 		require_stage2_decider(&call, r, "approve");
 		refuse_expired(r, call.now, "approve");
 
-		approvals = record_decision(&call, r->id, 0, "approve", comment);
+		approvals = record_decision(&call, r->id, 0, "approve", comment, r->approvers);
 		lockbox_json_raw(&extra, "stage", "2");
 		lockbox_json_str(&extra, "comment", comment);
 		lockbox_json_raw(&extra, "approvals", psprintf("%d", approvals));
@@ -1468,7 +1474,7 @@ lockbox_deny(PG_FUNCTION_ARGS)
 		refuse_reviewer_late(&call, r, "deny", false);
 		require_stage2_decider(&call, r, "deny");
 		refuse_expired(r, call.now, "deny");
-		(void) record_decision(&call, r->id, 0, "deny", reason);
+		(void) record_decision(&call, r->id, 0, "deny", reason, r->approvers);
 		lockbox_json_raw(&extra, "stage", "2");
 	}
 	else if (access_open(r) && pending_extension(r->id, &ext))
