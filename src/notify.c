@@ -120,6 +120,9 @@ lockbox_notify(LockboxCall *call, int64 request_id, Oid recipient,
 /*
  * Send the NOTIFYs of every committed outbox row and delete those rows, in
  * the caller's transaction (the worker's).  Returns how many were sent.
+ * Only the database's worker relays; were two relays to run at once, the
+ * second's DELETE would wait for the first and skip the rows it deleted, so
+ * no NOTIFY is sent twice (and no row lock is taken, and logged, first).
  */
 int64
 lockbox_relay_notifications(int batch)
@@ -128,8 +131,7 @@ lockbox_relay_notifications(int batch)
 	static const char *sql =
 		"WITH d AS (DELETE FROM lockbox.notify_outbox"
 		"           WHERE ctid OPERATOR(pg_catalog.=) ANY (ARRAY("
-		"             SELECT o.ctid FROM lockbox.notify_outbox o"
-		"              LIMIT $1 FOR UPDATE SKIP LOCKED))"
+		"             SELECT o.ctid FROM lockbox.notify_outbox o LIMIT $1))"
 		"           RETURNING notification_id)"
 		" SELECT d.notification_id, n.payload::pg_catalog.text"
 		"   FROM d JOIN lockbox.notification n ON n.id OPERATOR(pg_catalog.=) d.notification_id"
