@@ -53,13 +53,18 @@ GRANT EXECUTE ON FUNCTION lockbox.approves(pg_catalog.regrole)
 COMMENT ON FUNCTION lockbox.approves(pg_catalog.regrole) IS
 	'Whether the calling role is the approver role given or has its privileges. PARALLEL UNSAFE on purpose: lockbox.requests and lockbox.access_log, which call it, are planned without parallel workers (their everyday questions read few rows, and a Gather would start workers for branches that never run).';
 
--- A tenant's requests in id order, index only: what the approvers' slots read.
+-- A tenant's requests, an engineer's, in id order, index only: what the
+-- approvers' slots and the engineers' branch read.
 DROP INDEX lockbox.request_tenant_idx;
 CREATE INDEX request_tenant_idx ON lockbox.request (tenant, id)
 	INCLUDE (requester, state, created_at);
+DROP INDEX lockbox.request_requester_idx;
+CREATE INDEX request_requester_idx ON lockbox.request (requester, id)
+	INCLUDE (tenant, state, created_at);
 
--- A tenant's statements in time order, index only: what the approvers'
--- slots read (each partition's, those to come and those there are).
+-- A tenant's statements, an engineer's, in time order, index only: what the
+-- approvers' slots and the engineers' branch read (each partition's, those
+-- to come and those there are).
 CREATE OR REPLACE FUNCTION lockbox.audit_partition_protect(part pg_catalog.regclass)
 	RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
 	AS $$
@@ -73,7 +78,8 @@ BEGIN
 	EXECUTE format('CREATE INDEX %I ON %s (tenant, at) INCLUDE (actor, seq)'
 				   ' WHERE event = ANY (''{access,refused}''::text[])',
 				   name || '_access_tenant_idx', part);
-	EXECUTE format('CREATE INDEX %I ON %s (actor, at) WHERE event = ANY (''{access,refused}''::text[])',
+	EXECUTE format('CREATE INDEX %I ON %s (actor, at) INCLUDE (tenant, seq)'
+				   ' WHERE event = ANY (''{access,refused}''::text[])',
 				   name || '_access_actor_idx', part);
 	EXECUTE format('CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON %s'
 				   ' FOR EACH STATEMENT EXECUTE FUNCTION lockbox.audit_log_append_only()', part);
@@ -97,6 +103,10 @@ BEGIN
 		EXECUTE pg_catalog.format('CREATE INDEX %I ON lockbox.%I (tenant, at) INCLUDE (actor, seq)'
 					   ' WHERE event OPERATOR(pg_catalog.=) ANY (''{access,refused}''::pg_catalog.text[])',
 					   p.relname || '_access_tenant_idx', p.relname);
+		EXECUTE pg_catalog.format('DROP INDEX IF EXISTS lockbox.%I', p.relname || '_access_actor_idx');
+		EXECUTE pg_catalog.format('CREATE INDEX %I ON lockbox.%I (actor, at) INCLUDE (tenant, seq)'
+					   ' WHERE event OPERATOR(pg_catalog.=) ANY (''{access,refused}''::pg_catalog.text[])',
+					   p.relname || '_access_actor_idx', p.relname);
 	END LOOP;
 END
 $parts$;
@@ -148,6 +158,22 @@ DECLARE
 		   a.query_length, a.query_sha256, a.session_user_name, a.pid, a.seq$c$;
 	is_access CONSTANT text := $c$a.event OPERATOR(pg_catalog.=) ANY ('{access,refused}'::pg_catalog.text[])$c$;
 	not_me CONSTANT text := $c$a.actor OPERATOR(pg_catalog.<>) pg_catalog."current_user"()::pg_catalog.text COLLATE pg_catalog."default"$c$;
+	-- the columns of request k that its indexes (by tenant, by requester)
+	-- do not carry, looked up by id: a LATERAL subquery that the planner
+	-- cannot join but with a nested loop, so that only the rows read from
+	-- the index in order are looked up
+	request_row CONSTANT text := $c$SELECT r.reason, r.ticket, r.tables, r.access, r.duration,
+				   r.reviewer, r.reviewed_at, r.approved_at, r.access_ends_at,
+				   r.closed_at, r.close_reason
+			  FROM lockbox.request r
+			 WHERE r.id OPERATOR(pg_catalog.=) k.id OFFSET 0$c$;
+	-- the same for audit row k, by its time (its partition) and seq
+	access_row CONSTANT text := $c$SELECT a.request_id, a.event, a.detail, a.statement_id,
+				   a.statements, a.last_at_usec, a.reason, a.node, a.query_length,
+				   a.query_sha256, a.session_user_name, a.pid
+			  FROM lockbox.audit_log a
+			 WHERE a.at OPERATOR(pg_catalog.=) k.at
+			   AND a.seq OPERATOR(pg_catalog.=) k.seq OFFSET 0$c$;
 	request_slots text;
 	access_slots text;
 BEGIN
@@ -164,17 +190,13 @@ BEGIN
 			 WHERE d.request_id OPERATOR(pg_catalog.=) k.id
 			   AND d.decision OPERATOR(pg_catalog.=) 'approve')::integer
 	  FROM lockbox.request k,
-		   LATERAL (SELECT r.reason, r.ticket, r.tables, r.access, r.duration,
-				   r.reviewer, r.reviewed_at, r.approved_at, r.access_ends_at,
-				   r.closed_at, r.close_reason
-			  FROM lockbox.request r
-			 WHERE r.id OPERATOR(pg_catalog.=) k.id OFFSET 0) r
+		   LATERAL (%2$s) r
 	 WHERE NOT (SELECT lockbox.sees_all())
 	   AND k.tenant OPERATOR(pg_catalog.=) (SELECT m.tenant FROM mine m
 				 WHERE m.n OPERATOR(pg_catalog.=) %1$s)
 	   AND k.requester::pg_catalog.oid OPERATOR(pg_catalog.<>) (SELECT lockbox.me())
 	   AND k.state OPERATOR(pg_catalog.<>) ALL (ARRAY['pending_review', 'pending_approval', 'approved'])
-	 ORDER BY k.id DESC)$b$, i), '' ORDER BY i)
+	 ORDER BY k.id DESC)$b$, i, request_row), '' ORDER BY i)
 	  INTO request_slots FROM generate_series(1, slots) AS i;
 
 	EXECUTE format($v$
@@ -204,13 +226,21 @@ SELECT * FROM (
 	   AND %4$s
 	 ORDER BY r.id DESC)
 	UNION ALL
-	-- engineers: their own, settled (the stored state is the state)
-	(SELECT r.id, r.tenant, r.requester::name, r.reason, r.ticket, r.tables,%1$s
-	  FROM lockbox.request r
+	-- engineers: their own, settled (the stored state is the state), read
+	-- index only in id order; the rest of each row looked up by its id
+	(SELECT k.id, k.tenant, k.requester::name, r.reason, r.ticket, r.tables,
+		   r.access, r.duration, k.state, k.created_at, NULL::timestamptz,
+		   r.reviewer::name, r.reviewed_at, r.approved_at, r.access_ends_at,
+		   r.closed_at, r.close_reason,
+		   (SELECT pg_catalog.count(*) FROM lockbox.decision d
+			 WHERE d.request_id OPERATOR(pg_catalog.=) k.id
+			   AND d.decision OPERATOR(pg_catalog.=) 'approve')::integer
+	  FROM lockbox.request k,
+		   LATERAL (%7$s) r
 	 WHERE NOT (SELECT lockbox.sees_all())
-	   AND r.requester::pg_catalog.oid OPERATOR(pg_catalog.=) (SELECT lockbox.me())
-	   AND %3$s
-	 ORDER BY r.id DESC)
+	   AND k.requester::pg_catalog.oid OPERATOR(pg_catalog.=) (SELECT lockbox.me())
+	   AND k.state OPERATOR(pg_catalog.<>) ALL (ARRAY['pending_review', 'pending_approval', 'approved'])
+	 ORDER BY k.id DESC)
 	UNION ALL
 	-- engineers: their own, open (the state as of now)
 	(SELECT r.id, r.tenant, r.requester::name, r.reason, r.ticket, r.tables,%2$s
@@ -243,7 +273,7 @@ SELECT * FROM (
 ) AS r (id, tenant, requester, reason, ticket, tables, access, duration, state,
 		created_at, deadline, reviewer, reviewed_at, approved_at, access_ends_at,
 		closed_at, close_reason, approvals)
- ORDER BY r.id DESC$v$, settled, open, is_settled, is_open, request_slots, slots);
+ ORDER BY r.id DESC$v$, settled, open, is_settled, is_open, request_slots, slots, request_row);
 
 	SELECT string_agg(format($b$
 	UNION ALL
@@ -254,18 +284,13 @@ SELECT * FROM (
 		   a.statement_id, a.statements, a.last_at_usec, a.reason, a.node,
 		   a.query_length, a.query_sha256, a.session_user_name, a.pid, k.seq
 	  FROM lockbox.audit_log k,
-		   LATERAL (SELECT a.request_id, a.event, a.detail, a.statement_id,
-				   a.statements, a.last_at_usec, a.reason, a.node, a.query_length,
-				   a.query_sha256, a.session_user_name, a.pid
-			  FROM lockbox.audit_log a
-			 WHERE a.at OPERATOR(pg_catalog.=) k.at
-			   AND a.seq OPERATOR(pg_catalog.=) k.seq OFFSET 0) a
+		   LATERAL (%2$s) a
 	 WHERE NOT (SELECT lockbox.sees_all())
 	   AND k.actor OPERATOR(pg_catalog.<>) pg_catalog."current_user"()::pg_catalog.text COLLATE pg_catalog."default"
 	   AND k.tenant OPERATOR(pg_catalog.=) (SELECT m.tenant FROM mine m
 				 WHERE m.n OPERATOR(pg_catalog.=) %1$s)
 	   AND k.event OPERATOR(pg_catalog.=) ANY ('{access,refused}'::pg_catalog.text[])
-	 ORDER BY k.at DESC)$b$, i), '' ORDER BY i)
+	 ORDER BY k.at DESC)$b$, i, access_row), '' ORDER BY i)
 	  INTO access_slots FROM generate_series(1, slots) AS i;
 
 	EXECUTE format($v$
@@ -312,13 +337,17 @@ SELECT a.at, a.actor::pg_catalog.name AS engineer, a.request_id, a.tenant,
 	   AND %2$s
 	 ORDER BY a.at DESC)
 	UNION ALL
-	-- engineers: their own
-	(SELECT %1$s
-	  FROM lockbox.audit_log a
+	-- engineers: their own, read index only in time order; the rest of
+	-- each row looked up by its time and seq
+	(SELECT k.at, k.actor, a.request_id, k.tenant, a.event, a.detail,
+		   a.statement_id, a.statements, a.last_at_usec, a.reason, a.node,
+		   a.query_length, a.query_sha256, a.session_user_name, a.pid, k.seq
+	  FROM lockbox.audit_log k,
+		   LATERAL (%6$s) a
 	 WHERE NOT (SELECT lockbox.sees_all())
-	   AND a.actor OPERATOR(pg_catalog.=) pg_catalog."current_user"()::pg_catalog.text COLLATE pg_catalog."default"
-	   AND %2$s
-	 ORDER BY a.at DESC)%3$s
+	   AND k.actor OPERATOR(pg_catalog.=) pg_catalog."current_user"()::pg_catalog.text COLLATE pg_catalog."default"
+	   AND k.event OPERATOR(pg_catalog.=) ANY ('{access,refused}'::pg_catalog.text[])
+	 ORDER BY k.at DESC)%3$s
 	UNION ALL
 	-- approvers: the statements on their other tenants (the most recently
 	-- active), read in time order through every tenant's: a test that no
@@ -336,6 +365,6 @@ SELECT a.at, a.actor::pg_catalog.name AS engineer, a.request_id, a.tenant,
   -- (joined above the branches, read newest first: a LIMIT looks up only
   -- the statements of the rows it returns)
   LEFT JOIN lockbox.audit_statement s ON s.id OPERATOR(pg_catalog.=) a.statement_id
- ORDER BY a.at DESC$v$, access, is_access, access_slots, slots, not_me);
+ ORDER BY a.at DESC$v$, access, is_access, access_slots, slots, not_me, access_row);
 END
 $views$;
