@@ -194,14 +194,17 @@ BEGIN
 	 WHERE NOT (SELECT lockbox.sees_all())
 	   AND k.tenant OPERATOR(pg_catalog.=) (SELECT m.tenant FROM mine m
 				 WHERE m.n OPERATOR(pg_catalog.=) %1$s)
-	   AND k.requester::pg_catalog.oid OPERATOR(pg_catalog.<>) (SELECT lockbox.me())
+	   AND k.requester::pg_catalog.oid OPERATOR(pg_catalog.<>) (SELECT c.me FROM caller c)
 	   AND k.state OPERATOR(pg_catalog.<>) ALL (ARRAY['pending_review', 'pending_approval', 'approved'])
 	 ORDER BY k.id DESC)$b$, i, request_row), '' ORDER BY i)
 	  INTO request_slots FROM generate_series(1, slots) AS i;
 
 	EXECUTE format($v$
 CREATE OR REPLACE VIEW lockbox.requests WITH (security_barrier) AS
-WITH mine AS MATERIALIZED (
+WITH caller AS MATERIALIZED (
+	-- the caller's OID, looked up once (lockbox.me() is a query of its own)
+	SELECT lockbox.me() AS me),
+mine AS MATERIALIZED (
 	-- an approver's tenants: beyond %6$s of them, those with the oldest newest
 	-- request first, those without any before them
 	SELECT t.tenant, pg_catalog.row_number() OVER (ORDER BY t.newest NULLS FIRST, t.tenant) AS n
@@ -238,14 +241,14 @@ SELECT * FROM (
 	  FROM lockbox.request k,
 		   LATERAL (%7$s) r
 	 WHERE NOT (SELECT lockbox.sees_all())
-	   AND k.requester::pg_catalog.oid OPERATOR(pg_catalog.=) (SELECT lockbox.me())
+	   AND k.requester::pg_catalog.oid OPERATOR(pg_catalog.=) (SELECT c.me FROM caller c)
 	   AND k.state OPERATOR(pg_catalog.<>) ALL (ARRAY['pending_review', 'pending_approval', 'approved'])
 	 ORDER BY k.id DESC)
 	UNION ALL
 	-- engineers: their own, open (the state as of now)
 	(SELECT r.id, r.tenant, r.requester::name, r.reason, r.ticket, r.tables,%2$s
 	 WHERE NOT (SELECT lockbox.sees_all())
-	   AND r.requester::pg_catalog.oid OPERATOR(pg_catalog.=) (SELECT lockbox.me())
+	   AND r.requester::pg_catalog.oid OPERATOR(pg_catalog.=) (SELECT c.me FROM caller c)
 	   AND %4$s
 	 ORDER BY r.id DESC)
 	UNION ALL
@@ -253,7 +256,7 @@ SELECT * FROM (
 	(SELECT r.id, r.tenant, r.requester::name, r.reason, r.ticket, r.tables,%2$s
 	 WHERE NOT (SELECT lockbox.sees_all())
 	   AND EXISTS (SELECT 1 FROM mine m)
-	   AND r.requester::pg_catalog.oid OPERATOR(pg_catalog.<>) (SELECT lockbox.me())
+	   AND r.requester::pg_catalog.oid OPERATOR(pg_catalog.<>) (SELECT c.me FROM caller c)
 	   AND r.tenant OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT m.tenant FROM mine m))
 	   AND %4$s
 	 ORDER BY r.id DESC)%5$s
@@ -265,7 +268,7 @@ SELECT * FROM (
 	  FROM lockbox.request r
 	 WHERE NOT (SELECT lockbox.sees_all())
 	   AND EXISTS (SELECT 1 FROM mine m WHERE m.n OPERATOR(pg_catalog.>) %6$s)
-	   AND r.requester::pg_catalog.oid OPERATOR(pg_catalog.<>) (SELECT lockbox.me())
+	   AND r.requester::pg_catalog.oid OPERATOR(pg_catalog.<>) (SELECT c.me FROM caller c)
 	   AND pg_catalog.array_position(ARRAY(SELECT m.tenant FROM mine m
 				 WHERE m.n OPERATOR(pg_catalog.>) %6$s), r.tenant) IS NOT NULL
 	   AND %3$s
@@ -297,13 +300,14 @@ SELECT * FROM (
 CREATE OR REPLACE VIEW lockbox.access_log WITH (security_barrier) AS
 WITH mine AS MATERIALIZED (
 	-- an approver's tenants: beyond %4$s of them, those with the oldest newest
-	-- statement first, those without any before them
+	-- request first, those without any before them (a tenant's statements
+	-- come under its requests; its newest request is one probe of one index,
+	-- its newest statement one of each month's)
 	SELECT t.tenant, pg_catalog.row_number() OVER (ORDER BY t.newest NULLS FIRST, t.tenant) AS n
 	  FROM (SELECT m.tenant,
 				   CASE WHEN m.tenants OPERATOR(pg_catalog.>) %4$s
-						THEN (SELECT pg_catalog.max(q.at) FROM lockbox.audit_log q
-							   WHERE q.tenant OPERATOR(pg_catalog.=) m.tenant
-								 AND q.event OPERATOR(pg_catalog.=) ANY ('{access,refused}'::pg_catalog.text[])) END AS newest
+						THEN (SELECT pg_catalog.max(q.id) FROM lockbox.request q
+							   WHERE q.tenant OPERATOR(pg_catalog.=) m.tenant) END AS newest
 			  FROM (SELECT ap.tenant, pg_catalog.count(*) OVER () AS tenants
 					  FROM (SELECT DISTINCT ap.tenant FROM lockbox.approver ap
 							 WHERE lockbox.approves(ap.approver)) AS ap) AS m) AS t)
