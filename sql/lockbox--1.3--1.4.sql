@@ -6,39 +6,39 @@
 -- (1.0 to 1.1, 1.1 to 1.2, 1.2 to 1.3, then this one): a fresh 1.4 and an
 -- upgraded 1.0, 1.1, 1.2 or 1.3 are the same by construction.
 ------------------------------------------------------------------------------
--- History: an approver's newest requests and statements, without a time range
--- (README "History and retention").
+-- History: the newest requests and statements, without a time range, of an
+-- engineer and of an approver (README "History and retention").
 --
 -- A security_barrier view is a subquery, and a subquery under an ORDER BY is
 -- planned for all of its rows: the LIMIT of "ORDER BY id DESC LIMIT n" never
 -- reaches it.  Each branch of lockbox.requests and lockbox.access_log is
--- therefore planned as if all its rows were read, and for one tenant's rows
--- (spread over the table) a bitmap scan and a sort cost less in total than a
--- scan of the (tenant, id) index in order, however small the estimate: until
--- 1.3 an approver's newest rows were all their tenants' rows, sorted.  And
--- "tenant = ANY (their tenants)" has no ordered path at all.
+-- therefore planned as if all its rows were read, and for one tenant's or
+-- one engineer's rows (spread over the table) a bitmap scan and a sort cost
+-- less in total than a scan of the (tenant, id) index in order, however small
+-- the estimate: until 1.3 such a branch sorted all its rows.  And "tenant =
+-- ANY (their tenants)" has no ordered path at all.
 --
--- From 1.4 an approver's rows come from branches whose ordered plan is the
--- cheapest one even for all rows:
---   - slots: each of up to 4 of their tenants (those whose newest request,
---     or statement, is the oldest, or who have none) is a branch of its own
---     that reads the tenant's index in order, index only (the index carries
---     what visibility and the everyday filters need: requester, state,
---     created_at; actor, seq for the access log), and looks each row up by
---     its key as it goes (a LATERAL subquery: a nested loop, so only the rows
---     read are looked up).  An index-only scan in order costs less than
---     anything that sorts, so it is planned, and a LIMIT reads n entries.
---   - the rest: their other tenants (the most recently active ones), read
---     from the index in time (the primary key, the access log's "at"),
---     filtered by a test that no index serves and that the planner takes to
---     keep nearly every row (array_position(...) IS NOT NULL): as for a
---     reviewer, reading in order is the cheapest plan.  It reads the whole
---     history's newest rows until it has found the approver's; their most
---     active tenants are those that come soonest.
---   - their open requests (few, whatever the history): one branch, as for
---     reviewers.
--- The approver's tenants, ordered by their newest row, are computed once per
--- query (a CTE of the view).
+-- From 1.4 those rows come from branches whose ordered plan is the cheapest
+-- one even for all rows:
+--   - an engineer's own, and each of up to 4 of an approver's tenants (a
+--     "slot": those whose newest request, or statement, is the oldest, or who
+--     have none), are read from an index in order, index only (the index
+--     carries what visibility and the everyday filters test: requester or
+--     tenant, state, created_at; actor or tenant, and seq, for statements),
+--     and each row read is looked up by its key (a LATERAL subquery: a nested
+--     loop, so only the rows read are looked up).  An index-only scan in
+--     order costs less than anything that sorts, so it is planned, and a
+--     LIMIT reads n entries.
+--   - an approver's other tenants (the most recently active) are read from
+--     the index in time (the primary key, the access log's "at"), from their
+--     newest row down, filtered by a test that no index serves and that the
+--     planner takes to keep nearly every row (array_position(...) IS NOT
+--     NULL): as for a reviewer, reading in order is the cheapest plan.  It
+--     reads other tenants' rows between theirs.
+--   - an approver's open requests (few, whatever the history): one branch,
+--     as for reviewers.
+-- The approver's tenants, ranked by their newest row, and the caller's OID
+-- are computed once per query (CTEs of the views).
 ------------------------------------------------------------------------------
 
 -- whether the calling role approves for an approver role of lockbox.approver
@@ -207,7 +207,8 @@ WITH caller AS MATERIALIZED (
 mine AS MATERIALIZED (
 	-- an approver's tenants: beyond %6$s of them, those with the oldest newest
 	-- request first, those without any before them
-	SELECT t.tenant, pg_catalog.row_number() OVER (ORDER BY t.newest NULLS FIRST, t.tenant) AS n
+	SELECT t.tenant, t.newest,
+		   pg_catalog.row_number() OVER (ORDER BY t.newest NULLS FIRST, t.tenant) AS n
 	  FROM (SELECT m.tenant,
 				   CASE WHEN m.tenants OPERATOR(pg_catalog.>) %6$s
 						THEN (SELECT pg_catalog.max(q.id) FROM lockbox.request q
@@ -271,6 +272,9 @@ SELECT * FROM (
 	   AND r.requester::pg_catalog.oid OPERATOR(pg_catalog.<>) (SELECT c.me FROM caller c)
 	   AND pg_catalog.array_position(ARRAY(SELECT m.tenant FROM mine m
 				 WHERE m.n OPERATOR(pg_catalog.>) %6$s), r.tenant) IS NOT NULL
+	   -- (from their newest request down: the newer ones are others')
+	   AND r.id OPERATOR(pg_catalog.<=) (SELECT pg_catalog.max(m.newest) FROM mine m
+				 WHERE m.n OPERATOR(pg_catalog.>) %6$s)
 	   AND %3$s
 	 ORDER BY r.id DESC)
 ) AS r (id, tenant, requester, reason, ticket, tables, access, duration, state,
@@ -300,14 +304,21 @@ SELECT * FROM (
 CREATE OR REPLACE VIEW lockbox.access_log WITH (security_barrier) AS
 WITH mine AS MATERIALIZED (
 	-- an approver's tenants: beyond %4$s of them, those with the oldest newest
-	-- request first, those without any before them (a tenant's statements
-	-- come under its requests; its newest request is one probe of one index,
-	-- its newest statement one of each month's)
-	SELECT t.tenant, pg_catalog.row_number() OVER (ORDER BY t.newest NULLS FIRST, t.tenant) AS n
+	-- statement first, those without any before them (a tenant's newest
+	-- statement: in the last week's partition, else in each month's)
+	SELECT t.tenant, t.newest,
+		   pg_catalog.row_number() OVER (ORDER BY t.newest NULLS FIRST, t.tenant) AS n
 	  FROM (SELECT m.tenant,
 				   CASE WHEN m.tenants OPERATOR(pg_catalog.>) %4$s
-						THEN (SELECT pg_catalog.max(q.id) FROM lockbox.request q
-							   WHERE q.tenant OPERATOR(pg_catalog.=) m.tenant) END AS newest
+						THEN COALESCE(
+							(SELECT pg_catalog.max(q.at) FROM lockbox.audit_log q
+							  WHERE q.tenant OPERATOR(pg_catalog.=) m.tenant
+								AND q.event OPERATOR(pg_catalog.=) ANY ('{access,refused}'::pg_catalog.text[])
+								AND q.at OPERATOR(pg_catalog.>=) (pg_catalog.statement_timestamp()
+									OPERATOR(pg_catalog.-) interval '7 days')),
+							(SELECT pg_catalog.max(q.at) FROM lockbox.audit_log q
+							  WHERE q.tenant OPERATOR(pg_catalog.=) m.tenant
+								AND q.event OPERATOR(pg_catalog.=) ANY ('{access,refused}'::pg_catalog.text[]))) END AS newest
 			  FROM (SELECT ap.tenant, pg_catalog.count(*) OVER () AS tenants
 					  FROM (SELECT DISTINCT ap.tenant FROM lockbox.approver ap
 							 WHERE lockbox.approves(ap.approver)) AS ap) AS m) AS t)
@@ -363,6 +374,9 @@ SELECT a.at, a.actor::pg_catalog.name AS engineer, a.request_id, a.tenant,
 	   AND %5$s
 	   AND pg_catalog.array_position(ARRAY(SELECT m.tenant FROM mine m
 				 WHERE m.n OPERATOR(pg_catalog.>) %4$s), a.tenant) IS NOT NULL
+	   -- (from their newest statement down: the newer ones are others')
+	   AND a.at OPERATOR(pg_catalog.<=) (SELECT pg_catalog.max(m.newest) FROM mine m
+				 WHERE m.n OPERATOR(pg_catalog.>) %4$s)
 	   AND %2$s
 	 ORDER BY a.at DESC)
 ) AS a
