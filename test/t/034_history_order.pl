@@ -6,8 +6,9 @@
 # Over a vacuumed history of 100 tenants (200,000 requests, 2,000 a tenant,
 # and 300,000 access rows) each question is asked with EXPLAIN ANALYZE as an
 # approver of one tenant, of six (more than the four tenants an approver's
-# branches read one by one; one of them new, without any row), of all 100, an
-# engineer, a reviewer and an auditor: no plan node may read more than 1,000
+# branches read one by one; one of them new, without any row), of six new
+# tenants (none has a row), of all 100, an engineer, a reviewer and an
+# auditor: no plan node may read more than 1,000
 # rows (returned or filtered out; the old plans sorted a tenant's 2,000 or
 # 3,000), none sorts more than the approver's own rows, and the rows are
 # those the tables say the caller may see.
@@ -35,7 +36,10 @@ CREATE ROLE ho_aud IN ROLE lockbox_auditor;
 CREATE ROLE ho_app1 IN ROLE lockbox_approver;
 CREATE ROLE ho_app6 IN ROLE lockbox_approver;
 CREATE ROLE ho_app IN ROLE lockbox_approver;
+CREATE ROLE ho_app_new IN ROLE lockbox_approver;
 SELECT count(lockbox_add_tenant('ho_t' || i)) FROM generate_series(0, 100) AS i;
+SELECT count(lockbox_add_tenant('ho_new' || i)) FROM generate_series(1, 6) AS i;
+SELECT count(lockbox_add_approver('ho_new' || i, 'ho_app_new')) FROM generate_series(1, 6) AS i;
 SELECT lockbox_add_approver('ho_t1', 'ho_app1');
 SELECT count(lockbox_add_approver('ho_t' || i, 'ho_app6')) FROM generate_series(0, 5) AS i;
 SELECT count(lockbox_add_approver('ho_t' || i, 'ho_app')) FROM generate_series(1, 100) AS i;
@@ -73,6 +77,7 @@ my %tenants = (
 	ho_app1 => "ARRAY['ho_t1']",
 	ho_app6 => "ARRAY(SELECT 'ho_t' || i FROM generate_series(0, 5) AS i)",
 	ho_app => "ARRAY(SELECT 'ho_t' || i FROM generate_series(1, 100) AS i)",
+	ho_app_new => "ARRAY(SELECT 'ho_new' || i FROM generate_series(1, 6) AS i)",
 	ho_eng2 => "'{}'::text[]",
 	ho_rev => "NULL",
 	ho_aud => "NULL");
