@@ -13,6 +13,8 @@ CREATE ROLE regress_hist_eng2 IN ROLE lockbox_engineer;
 CREATE ROLE regress_hist_rev IN ROLE lockbox_reviewer;
 CREATE ROLE regress_hist_app IN ROLE lockbox_approver;
 CREATE ROLE regress_hist_app2 IN ROLE lockbox_approver;
+CREATE ROLE regress_hist_app6 IN ROLE lockbox_approver;
+CREATE ROLE regress_hist_app50 IN ROLE lockbox_approver;
 
 BEGIN;
 SELECT count(lockbox_add_tenant('regress_hist_t' || i)) AS tenants
@@ -119,6 +121,83 @@ SELECT public.regress_reads_indexes($$SELECT * FROM lockbox.access_log WHERE ten
 SELECT public.regress_reads_indexes($$SELECT * FROM lockbox.active_access$$) AS active_access;
 RESET ROLE;
 
+-- Each role sees exactly its rows, newest first, also through LIMIT: an
+-- approver of one tenant, of three, of six (more than the four tenants an
+-- approver's branches read one by one, one of them without any row), of all
+-- fifty; an engineer; a reviewer.  regress_hist_expect holds, for each,
+-- what lockbox.requests and lockbox.access_log must show (ids, seqs), newest
+-- first, computed from the tables.
+SELECT lockbox_add_tenant('regress_hist_t0');
+SELECT count(lockbox_add_approver(t, 'regress_hist_app6')) AS bound
+  FROM unnest(ARRAY['regress_hist_t0', 'regress_hist_t1', 'regress_hist_t2',
+					'regress_hist_t3', 'regress_hist_t4', 'regress_hist_t5']) AS t;
+SELECT count(lockbox_add_approver('regress_hist_t' || i, 'regress_hist_app50')) AS bound
+  FROM generate_series(1, 50) AS i;
+CREATE TEMPORARY TABLE regress_hist_expect AS
+SELECT v.role, 'requests' AS view, ARRAY(
+		SELECT r.id FROM lockbox.request r
+		 WHERE v.role = 'regress_hist_rev' OR r.requester::text = v.role
+			OR r.tenant = ANY (v.tenants) ORDER BY r.id DESC) AS ids,
+	   ARRAY(SELECT r.id FROM lockbox.request r
+			  WHERE v.role = 'regress_hist_rev' OR r.requester::text = v.role
+				 OR r.tenant = ANY (v.tenants) ORDER BY r.id DESC LIMIT 10) AS newest
+  FROM (VALUES ('regress_hist_app', ARRAY['regress_hist_t1']),
+			   ('regress_hist_app2', ARRAY['regress_hist_t1', 'regress_hist_t2', 'regress_hist_t3']),
+			   ('regress_hist_app6', ARRAY['regress_hist_t0', 'regress_hist_t1', 'regress_hist_t2',
+										   'regress_hist_t3', 'regress_hist_t4', 'regress_hist_t5']),
+			   ('regress_hist_app50', ARRAY(SELECT 'regress_hist_t' || i FROM generate_series(1, 50) AS i)),
+			   ('regress_hist_eng2', NULL),
+			   ('regress_hist_rev', NULL)) AS v (role, tenants)
+UNION ALL
+SELECT v.role, 'access_log', ARRAY(
+		SELECT a.seq FROM lockbox.audit_log a
+		 WHERE a.event IN ('access', 'refused')
+		   AND (v.role = 'regress_hist_rev' OR a.actor = v.role OR a.tenant = ANY (v.tenants))
+		 ORDER BY a.at DESC),
+	   ARRAY(SELECT a.seq FROM lockbox.audit_log a
+			  WHERE a.event IN ('access', 'refused')
+				AND (v.role = 'regress_hist_rev' OR a.actor = v.role OR a.tenant = ANY (v.tenants))
+			  ORDER BY a.at DESC LIMIT 20)
+  FROM (VALUES ('regress_hist_app', ARRAY['regress_hist_t1']),
+			   ('regress_hist_app2', ARRAY['regress_hist_t1', 'regress_hist_t2', 'regress_hist_t3']),
+			   ('regress_hist_app6', ARRAY['regress_hist_t0', 'regress_hist_t1', 'regress_hist_t2',
+										   'regress_hist_t3', 'regress_hist_t4', 'regress_hist_t5']),
+			   ('regress_hist_app50', ARRAY(SELECT 'regress_hist_t' || i FROM generate_series(1, 50) AS i)),
+			   ('regress_hist_eng2', NULL),
+			   ('regress_hist_rev', NULL)) AS v (role, tenants);
+GRANT SELECT ON regress_hist_expect TO PUBLIC;
+SELECT role, view, cardinality(ids) AS visible, cardinality(newest) AS newest
+  FROM regress_hist_expect WHERE role <> 'regress_hist_rev' ORDER BY role, view;
+CREATE FUNCTION pg_temp.regress_hist_shows(role text) RETURNS TABLE (view text, all_rows boolean, newest boolean)
+LANGUAGE plpgsql AS $fn$
+BEGIN
+	EXECUTE format('SET LOCAL ROLE %I', role);
+	RETURN QUERY
+	SELECT 'requests',
+		   ARRAY(SELECT r.id FROM lockbox.requests r) = e.ids
+		   AND ARRAY(SELECT r.id FROM lockbox.requests r WHERE r.id > 0 ORDER BY r.id DESC) = e.ids,
+		   ARRAY(SELECT r.id FROM lockbox.requests r ORDER BY r.id DESC LIMIT 10) = e.newest
+	  FROM regress_hist_expect e WHERE e.role = regress_hist_shows.role AND e.view = 'requests'
+	UNION ALL
+	SELECT 'access_log',
+		   ARRAY(SELECT a.seq FROM lockbox.access_log a) = e.ids,
+		   ARRAY(SELECT a.seq FROM lockbox.access_log a ORDER BY a.at DESC LIMIT 20) = e.newest
+	  FROM regress_hist_expect e WHERE e.role = regress_hist_shows.role AND e.view = 'access_log';
+	RESET ROLE;
+END
+$fn$;
+SELECT r.role, s.* FROM unnest(ARRAY['regress_hist_app', 'regress_hist_app2', 'regress_hist_app6',
+									 'regress_hist_app50', 'regress_hist_eng2', 'regress_hist_rev']) AS r (role),
+	   LATERAL pg_temp.regress_hist_shows(r.role) AS s
+ ORDER BY 1, 2;
+-- an approver of six tenants: indexes only (that the newest rows are read in
+-- order, without a sort, is for test/t/034_history_order.pl, over a vacuumed
+-- history)
+SET ROLE regress_hist_app6;
+SELECT public.regress_reads_indexes($$SELECT * FROM lockbox.requests ORDER BY id DESC LIMIT 10$$) AS latest_requests;
+SELECT public.regress_reads_indexes($$SELECT * FROM lockbox.access_log ORDER BY at DESC LIMIT 20$$) AS latest_access;
+RESET ROLE;
+
 -- A caller's own function sees only the rows the view shows the caller: the
 -- view is still a barrier, although it is a UNION ALL inside.
 CREATE FUNCTION public.regress_peek(tenant text, requester name) RETURNS boolean
@@ -138,7 +217,7 @@ RESET ROLE;
 ROLLBACK;
 
 DROP ROLE regress_hist_eng, regress_hist_eng2, regress_hist_rev,
-	regress_hist_app, regress_hist_app2;
+	regress_hist_app, regress_hist_app2, regress_hist_app6, regress_hist_app50;
 
 --
 -- Verification from a trusted anchor on: the check a day after the last one
