@@ -13,8 +13,14 @@
  *	  the planner as a partition or child, or read by a view or rule -- must
  *	  be reached as an engineer, through the protected table itself, under an
  *	  open request for the command; EXPLAIN only without numbers;
- *	- TRUNCATE, LOCK TABLE (also through views) and COPY FROM are refused,
- *	  COPY TO is a read.
+ *	- TRUNCATE (also one whose CASCADE reaches a protected table through
+ *	  foreign keys), LOCK TABLE (also through views) and COPY FROM are
+ *	  refused, COPY TO is a read;
+ *	- an engineer's delete or update of any table may set off foreign key
+ *	  actions (ON DELETE / ON UPDATE CASCADE, SET NULL, SET DEFAULT), which
+ *	  run as the referencing table's owner past the policies: every chain of
+ *	  them is followed, and one reaching a protected table is refused unless
+ *	  it provably changes only rows the engineer may write.
  *
  * Access is decided from the requests at every statement, against the real
  * clock, so approving or ending access writes no catalog and ends on time.
