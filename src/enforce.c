@@ -13,8 +13,14 @@
  *	  the planner as a partition or child, or read by a view or rule -- must
  *	  be reached as an engineer, through the protected table itself, under an
  *	  open request for the command; EXPLAIN only without numbers;
- *	- TRUNCATE, LOCK TABLE (also through views) and COPY FROM are refused,
- *	  COPY TO is a read.
+ *	- TRUNCATE (also one whose CASCADE reaches a protected table through
+ *	  foreign keys), LOCK TABLE (also through views) and COPY FROM are
+ *	  refused, COPY TO is a read;
+ *	- an engineer's delete or update of any table may set off foreign key
+ *	  actions (ON DELETE / ON UPDATE CASCADE, SET NULL, SET DEFAULT), which
+ *	  run as the referencing table's owner past the policies: every chain of
+ *	  them is followed, and one reaching a protected table is refused unless
+ *	  it provably changes only rows the engineer may write.
  *
  * Access is decided from the requests at every statement, against the real
  * clock, so approving or ending access writes no catalog and ends on time.
@@ -34,10 +40,13 @@
 #include "access/genam.h"
 #include "access/htup_details.h"
 #include "access/table.h"
+#include "catalog/heap.h"
 #include "catalog/indexing.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_constraint.h"
 #include "catalog/pg_inherits.h"
 #include "catalog/pg_policy.h"
+#include "catalog/pg_trigger.h"
 #include "catalog/pg_type.h"
 #include "commands/event_trigger.h"
 #include "executor/executor.h"
@@ -85,6 +94,7 @@ typedef struct ProtectedRel
 	Oid			relid;			/* hash key */
 	bool		whole;			/* belongs wholly to one tenant */
 	char	   *tenant;			/* whole: its tenant */
+	char	   *tenant_column;	/* not whole: the column of the tenant key */
 } ProtectedRel;
 
 /* one open grant of the current user */
@@ -292,7 +302,7 @@ load_protected(void)
 	if (cache.installed)
 	{
 		lockbox_enter_read(&call);
-		if (SPI_execute("SELECT p.relid, p.tenant FROM lockbox.protected_table p",
+		if (SPI_execute("SELECT p.relid, p.tenant, p.tenant_column FROM lockbox.protected_table p",
 						false, 0) != SPI_OK_SELECT)
 			elog(ERROR, "could not read lockbox.protected_table");
 		for (uint64 i = 0; i < SPI_processed; i++)
@@ -302,12 +312,14 @@ load_protected(void)
 			bool		isnull;
 			Oid			relid = DatumGetObjectId(SPI_getbinval(tup, td, 1, &isnull));
 			char	   *tenant = SPI_getvalue(tup, td, 2);
+			char	   *column = SPI_getvalue(tup, td, 3);
 			ProtectedRel *p;
 			bool		found;
 
 			p = hash_search(cache.protected, &relid, HASH_ENTER, &found);
 			p->whole = (tenant != NULL);
 			p->tenant = tenant ? MemoryContextStrdup(cache.cxt, tenant) : NULL;
+			p->tenant_column = column ? MemoryContextStrdup(cache.cxt, column) : NULL;
 		}
 		lockbox_leave(&call);
 	}
@@ -991,6 +1003,538 @@ refuse_explain(Oid relid)
 			 errhint("Use EXPLAIN (COSTS OFF) without ANALYZE.")));
 }
 
+/* ---------------------------------------------------------------------
+ * Referential actions
+ * ---------------------------------------------------------------------
+ */
+
+/*
+ * A foreign key's ON DELETE / ON UPDATE action (CASCADE, SET NULL, SET
+ * DEFAULT) changes the referencing rows as the referencing table's owner,
+ * with row-level security off (ri_triggers.c): neither the executor hook nor
+ * the policies see it.  So before an engineer's statement deletes or updates
+ * rows, every chain of such actions it can set off is followed, through
+ * tables of any kind, to the protected tables it reaches.
+ *
+ * A step of a chain: rows of a relation that are deleted, or updated in some
+ * columns, and the column of that relation that holds the tenant key of the
+ * rows the statement itself changes, as far as the keys carry it.
+ */
+typedef struct CascadeStep
+{
+	Oid			relid;
+	bool		delete;			/* deleted, else updated */
+	Bitmapset  *cols;			/* updated: these attnums (NULL: any) */
+	AttrNumber	tracked;		/* the tenant key's column, or 0 */
+} CascadeStep;
+
+/* an action the change of rows of "referenced" fires */
+typedef struct CascadeHop
+{
+	Oid			conid;			/* the foreign key */
+	Oid			conrelid;		/* its table */
+	Oid			referenced;
+	Oid			referencing;	/* the constraint's table, or a partition */
+	bool		on_delete;		/* fired by a delete, else by an update */
+	char		action;			/* 'c', 'n' or 'd', as confdeltype */
+	AttrNumber	tracked;		/* of referencing: as CascadeStep */
+} CascadeHop;
+
+typedef bool (*CascadeVisit) (const CascadeHop *hop, void *arg);
+
+/* relation from's column attnum, in relation to (found by name), or 0 */
+static AttrNumber
+same_column(Oid from, AttrNumber attnum, Oid to)
+{
+	char	   *name;
+
+	if (from == to || attnum <= 0)
+		return attnum;
+	name = get_attname(from, attnum, true);
+	return name ? get_attnum(to, name) : InvalidAttrNumber;
+}
+
+/*
+ * Does equality on the column mean the same value?  Not with a
+ * nondeterministic collation: 'ACME' would match 'acme', another tenant.
+ */
+static bool
+exact_column(Oid relid, AttrNumber attnum)
+{
+	Oid			typid;
+	int32		typmod;
+	Oid			collation;
+
+	get_atttypetypmodcoll(relid, attnum, &typid, &typmod, &collation);
+	return !OidIsValid(collation) || get_collation_isdeterministic(collation);
+}
+
+static Bitmapset *
+same_columns(Oid from, Bitmapset *cols, Oid to)
+{
+	Bitmapset  *result = NULL;
+	int			attnum = -1;
+
+	if (from == to || cols == NULL)
+		return cols;
+	while ((attnum = bms_next_member(cols, attnum)) >= 0)
+	{
+		AttrNumber	mapped = same_column(from, attnum, to);
+
+		if (mapped > 0)
+			result = bms_add_member(result, mapped);
+	}
+	/* (nothing found by name: any column, to be safe) */
+	return result;
+}
+
+static void
+cascade_push(List **todo, List **seen, Oid relid, bool delete,
+			 Bitmapset *cols, AttrNumber tracked)
+{
+	ListCell   *lc;
+	CascadeStep *step;
+
+	foreach(lc, *seen)
+	{
+		step = (CascadeStep *) lfirst(lc);
+		if (step->relid == relid && step->delete == delete &&
+			step->tracked == tracked && bms_equal(step->cols, cols))
+			return;
+	}
+	step = palloc(sizeof(CascadeStep));
+	step->relid = relid;
+	step->delete = delete;
+	step->cols = cols;
+	step->tracked = tracked;
+	*seen = lappend(*seen, step);
+	*todo = lappend(*todo, step);
+}
+
+/*
+ * The start of chains: rows of relid deleted, or updated in cols (NULL: any
+ * column), and with inh the rows of its partitions and children too.
+ */
+static void
+cascade_start(List **todo, List **seen, Oid relid, bool inh, bool delete,
+			  Bitmapset *cols, AttrNumber tracked)
+{
+	ListCell   *lc;
+
+	if (!inh)
+	{
+		cascade_push(todo, seen, relid, delete, cols, tracked);
+		return;
+	}
+	foreach(lc, find_all_inheritors(relid, NoLock, NULL))
+	{
+		Oid			rel = lfirst_oid(lc);
+
+		cascade_push(todo, seen, rel, delete, same_columns(relid, cols, rel),
+					 same_column(relid, tracked, rel));
+	}
+}
+
+/*
+ * The actions the steps in todo fire, and the ones those fire in turn: each
+ * is passed to visit, which refuses (ereport) or returns false to stop the
+ * walk (then so does this).  The actions are read from the RI triggers on
+ * the changed relations, which are what fires them, whether enabled or not.
+ */
+static bool
+cascade_walk(List *todo, CascadeVisit visit, void *arg)
+{
+	List	   *seen = list_copy(todo);
+
+	while (todo != NIL)
+	{
+		CascadeStep *step = (CascadeStep *) linitial(todo);
+		Relation	trigrel;
+		ScanKeyData key;
+		SysScanDesc scan;
+		HeapTuple	tup;
+		List	   *hops = NIL;
+		ListCell   *lc;
+
+		todo = list_delete_first(todo);
+
+		/* the actions this step fires (visited after the scan) */
+		trigrel = table_open(TriggerRelationId, AccessShareLock);
+		ScanKeyInit(&key, Anum_pg_trigger_tgrelid, BTEqualStrategyNumber,
+					F_OIDEQ, ObjectIdGetDatum(step->relid));
+		scan = systable_beginscan(trigrel, TriggerRelidNameIndexId, true,
+								  NULL, 1, &key);
+		while ((tup = systable_getnext(scan)) != NULL)
+		{
+			Form_pg_trigger trig = (Form_pg_trigger) GETSTRUCT(tup);
+			bool		on_delete;
+			char		action;
+			CascadeHop *hop;
+
+			switch (trig->tgfoid)
+			{
+				case F_RI_FKEY_CASCADE_DEL:
+					on_delete = true, action = 'c';
+					break;
+				case F_RI_FKEY_SETNULL_DEL:
+					on_delete = true, action = 'n';
+					break;
+				case F_RI_FKEY_SETDEFAULT_DEL:
+					on_delete = true, action = 'd';
+					break;
+				case F_RI_FKEY_CASCADE_UPD:
+					on_delete = false, action = 'c';
+					break;
+				case F_RI_FKEY_SETNULL_UPD:
+					on_delete = false, action = 'n';
+					break;
+				case F_RI_FKEY_SETDEFAULT_UPD:
+					on_delete = false, action = 'd';
+					break;
+				default:
+					continue;	/* NO ACTION, RESTRICT, checks, user triggers */
+			}
+			if (on_delete != step->delete || !OidIsValid(trig->tgconstraint))
+				continue;
+			hop = palloc0(sizeof(CascadeHop));
+			hop->conid = trig->tgconstraint;
+			hop->referenced = step->relid;
+			hop->on_delete = on_delete;
+			hop->action = action;
+			hops = lappend(hops, hop);
+		}
+		systable_endscan(scan);
+		table_close(trigrel, AccessShareLock);
+
+		foreach(lc, hops)
+		{
+			CascadeHop *hop = (CascadeHop *) lfirst(lc);
+			HeapTuple	contup;
+			int			nkeys;
+			AttrNumber	conkey[INDEX_MAX_KEYS];
+			AttrNumber	confkey[INDEX_MAX_KEYS];
+			Oid			pf_eq[INDEX_MAX_KEYS];
+			Oid			pp_eq[INDEX_MAX_KEYS];
+			Oid			ff_eq[INDEX_MAX_KEYS];
+			int			nsetcols = 0;
+			AttrNumber	setcols[INDEX_MAX_KEYS];
+			bool		fires;
+			bool		next_delete;
+			Bitmapset  *next_cols = NULL;
+			AttrNumber	next_tracked = InvalidAttrNumber;
+			List	   *rels;
+			ListCell   *lc2;
+
+			contup = SearchSysCache1(CONSTROID, ObjectIdGetDatum(hop->conid));
+			if (!HeapTupleIsValid(contup))
+				continue;
+			hop->conrelid = ((Form_pg_constraint) GETSTRUCT(contup))->conrelid;
+			DeconstructFkConstraintRow(contup, &nkeys, conkey, confkey,
+									   pf_eq, pp_eq, ff_eq, &nsetcols, setcols);
+			ReleaseSysCache(contup);
+
+			/* an update fires it only when it changes a referenced column */
+			fires = hop->on_delete || step->cols == NULL;
+			for (int i = 0; i < nkeys && !fires; i++)
+				fires = bms_is_member(confkey[i], step->cols);
+			if (!fires)
+				continue;
+
+			/* what it does to the referencing rows */
+			next_delete = hop->on_delete && hop->action == 'c';
+			if (!next_delete)
+			{
+				/* ON DELETE SET NULL / DEFAULT (col, ...) sets only those */
+				if (hop->on_delete && hop->action != 'c' && nsetcols > 0)
+					for (int i = 0; i < nsetcols; i++)
+						next_cols = bms_add_member(next_cols, setcols[i]);
+				else
+					for (int i = 0; i < nkeys; i++)
+						next_cols = bms_add_member(next_cols, conkey[i]);
+			}
+
+			/*
+			 * The referencing rows are those whose key equals the changed
+			 * rows' old key: the referencing column paired with the tenant
+			 * key's column holds the same tenants -- unless the action sets
+			 * it to null or its default, which may be another tenant's.
+			 */
+			for (int i = 0; i < nkeys; i++)
+			{
+				if (step->tracked > 0 && confkey[i] == step->tracked &&
+					(hop->action == 'c' || !bms_is_member(conkey[i], next_cols)) &&
+					exact_column(step->relid, confkey[i]) &&
+					exact_column(hop->conrelid, conkey[i]))
+					next_tracked = conkey[i];
+			}
+
+			/* a partitioned table's action changes rows of its partitions */
+			if (get_rel_relkind(hop->conrelid) == RELKIND_PARTITIONED_TABLE)
+				rels = find_all_inheritors(hop->conrelid, NoLock, NULL);
+			else
+				rels = list_make1_oid(hop->conrelid);
+			foreach(lc2, rels)
+			{
+				Oid			rel = lfirst_oid(lc2);
+				Bitmapset  *cols = same_columns(hop->conrelid, next_cols, rel);
+
+				hop->referencing = rel;
+				hop->tracked = same_column(hop->conrelid, next_tracked, rel);
+				if (!visit(hop, arg))
+					return false;
+				cascade_push(&todo, &seen, rel, next_delete, cols, hop->tracked);
+			}
+		}
+	}
+	return true;
+}
+
+/* the words of an action, for messages */
+static const char *
+cascade_action_name(const CascadeHop *hop)
+{
+	const char *action = hop->action == 'c' ? "CASCADE" :
+		hop->action == 'n' ? "SET NULL" : "SET DEFAULT";
+
+	return psprintf("ON %s %s", hop->on_delete ? "DELETE" : "UPDATE", action);
+}
+
+/*
+ * lockbox_request: the first protected table outside tables (a write
+ * request's) that writes into one of them reach through referential
+ * actions.  Fills from (the request's table), reached and hop's constraint
+ * and tables, and returns false when there is none.
+ */
+typedef struct CascadeCover
+{
+	const Oid  *tables;
+	int			ntables;
+	Oid			reached;
+	CascadeHop	hop;
+} CascadeCover;
+
+static bool
+cover_visit(const CascadeHop *hop, void *arg)
+{
+	CascadeCover *cc = (CascadeCover *) arg;
+	Oid			target = protected_target(hop->referencing);
+
+	if (!OidIsValid(target))
+		return true;
+	for (int i = 0; i < cc->ntables; i++)
+	{
+		if (cc->tables[i] == target)
+			return true;
+	}
+	cc->reached = target;
+	cc->hop = *hop;
+	return false;
+}
+
+bool
+lockbox_cascade_uncovered(const Oid *tables, int ntables, Oid *from,
+						  Oid *reached, Oid *conid, Oid *conrelid,
+						  Oid *referenced)
+{
+	CascadeCover cc;
+
+	cc.tables = tables;
+	cc.ntables = ntables;
+	for (int i = 0; i < ntables; i++)
+	{
+		List	   *todo = NIL;
+		List	   *seen = NIL;
+
+		/* a write request deletes, and updates any column */
+		cascade_start(&todo, &seen, tables[i], true, true, NULL, 0);
+		cascade_start(&todo, &seen, tables[i], true, false, NULL, 0);
+		if (!cascade_walk(todo, cover_visit, &cc))
+		{
+			*from = tables[i];
+			*reached = cc.reached;
+			*conid = cc.hop.conid;
+			*conrelid = cc.hop.conrelid;
+			*referenced = cc.hop.referenced;
+			return true;
+		}
+	}
+	return false;
+}
+
+/*
+ * An engineer's statement changes rows of start: the actions it fires may
+ * change rows of a protected table only where the statement could change
+ * them itself -- the rows of tenants it may write.  That holds when the
+ * protected table belongs wholly to one tenant the engineer may write, or
+ * when every key on the way carries the tenant key from protected table
+ * start (whose changed rows the policies keep to the tenants the engineer
+ * may write there) to the protected table's tenant column, and the engineer
+ * may write those tenants' rows there too.  Anything else is refused: the
+ * action would run past the policies.
+ */
+typedef struct CascadeCheck
+{
+	Oid			start;			/* the table the statement changes */
+	LockboxAccessItem *items;	/* the statement's, the reached ones added */
+	int			nitems;
+	int			maxitems;
+} CascadeCheck;
+
+static void
+refuse_cascade(const CascadeHop *hop, Oid start, Oid target, bool confined)
+{
+	char	   *relname = lockbox_relname(target);
+	char	   *msg = psprintf("the statement would change rows of lockbox-protected table \"%s\" through foreign key \"%s\"",
+							   relname, get_constraint_name(hop->conid));
+	const char *action = cascade_action_name(hop);
+
+	record_refusal(target, msg);
+	if (!confined)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("%s", msg),
+				 errdetail("Its %s action on table \"%s\" runs as the table's owner, past lockbox's policies, and the keys from table \"%s\" do not carry the tenant column there, so it can change any tenant's rows.",
+						   action, lockbox_relname(hop->conrelid),
+						   lockbox_relname(start)),
+				 errhint("Have the application make this change, or make every foreign key on the way include the tenant column.")));
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("%s", msg),
+			 errdetail("Its %s action on table \"%s\" runs as the table's owner, past lockbox's policies, and your approved write requests do not cover table \"%s\" for every tenant whose rows the statement may change.",
+					   action, lockbox_relname(hop->conrelid), relname),
+			 lockbox_is_protected(start) && start != target ?
+			 errhint("Ask for write access to both tables with lockbox_request(tenant, reason, tables => '{%s,%s}', access => 'write').",
+					 lockbox_relname(start), relname) :
+			 errhint("Ask for write access with lockbox_request(tenant, reason, tables => '{%s}', access => 'write').",
+					 relname)));
+}
+
+static bool
+check_visit(const CascadeHop *hop, void *arg)
+{
+	CascadeCheck *cc = (CascadeCheck *) arg;
+	Oid			target = protected_target(hop->referencing);
+	ProtectedRel *p;
+	ProtectedRel *s;
+	bool		whole;
+	bool		confined;
+	bool		covered = true;
+	List	   *grants;
+	ListCell   *lc;
+
+	if (!OidIsValid(target))
+		return true;
+	p = protected_rel(target);
+	whole = p->whole;
+	if (whole)
+		confined = true;
+	else
+	{
+		char	   *column = hop->tracked > 0 ?
+			get_attname(hop->referencing, hop->tracked, true) : NULL;
+
+		s = protected_rel(cc->start);
+		p = protected_rel(target);
+		confined = s != NULL && !s->whole && column != NULL &&
+			strcmp(column, p->tenant_column) == 0;
+	}
+	if (!confined)
+		refuse_cascade(hop, cc->start, target, false);
+
+	/* a whole table: any write grant; else every tenant written at start */
+	grants = current_grants();
+	if (whole)
+	{
+		covered = false;
+		foreach(lc, grants)
+		{
+			Grant	   *g = (Grant *) lfirst(lc);
+
+			covered = covered || (g->relid == target && g->write);
+		}
+	}
+	else
+	{
+		foreach(lc, grants)
+		{
+			Grant	   *g = (Grant *) lfirst(lc);
+			bool		found = false;
+			ListCell   *lc2;
+
+			if (g->relid != cc->start || !g->write)
+				continue;
+			foreach(lc2, grants)
+			{
+				Grant	   *g2 = (Grant *) lfirst(lc2);
+
+				found = found || (g2->relid == target && g2->write &&
+								  strcmp(g2->tenant, g->tenant) == 0);
+			}
+			covered = covered && found;
+		}
+	}
+	if (!covered)
+		refuse_cascade(hop, cc->start, target, true);
+
+	/* recorded as reached by the statement, under its requests */
+	for (int i = 0; i < cc->nitems; i++)
+	{
+		if (cc->items[i].relid == target)
+			return true;
+	}
+	if (cc->nitems == cc->maxitems)
+	{
+		cc->maxitems *= 2;
+		cc->items = repalloc(cc->items, sizeof(LockboxAccessItem) * cc->maxitems);
+	}
+	check_access(target, true, &cc->items[cc->nitems++]);
+	return true;
+}
+
+/* The actions the statement's deletes and updates fire, checked. */
+static void
+check_cascades(List *rtable, CascadeCheck *cc)
+{
+	ListCell   *lc;
+
+	foreach(lc, rtable)
+	{
+		RangeTblEntry *rte = (RangeTblEntry *) lfirst(lc);
+		List	   *todo = NIL;
+		List	   *seen = NIL;
+		ProtectedRel *p;
+		AttrNumber	tracked = InvalidAttrNumber;
+
+		if (rte->rtekind != RTE_RELATION ||
+			(rte->requiredPerms & (ACL_DELETE | ACL_UPDATE)) == 0)
+			continue;
+		p = protected_rel(rte->relid);
+		if (p != NULL && !p->whole)
+			tracked = get_attnum(rte->relid, p->tenant_column);
+		if (rte->requiredPerms & ACL_DELETE)
+			cascade_start(&todo, &seen, rte->relid, rte->inh, true, NULL, tracked);
+		/* (ACL_UPDATE without updated columns: SELECT ... FOR UPDATE) */
+		if ((rte->requiredPerms & ACL_UPDATE) && !bms_is_empty(rte->updatedCols))
+		{
+			Bitmapset  *cols = NULL;
+			int			col = -1;
+
+			while ((col = bms_next_member(rte->updatedCols, col)) >= 0)
+			{
+				AttrNumber	attnum = col + FirstLowInvalidHeapAttributeNumber;
+
+				if (attnum > 0)
+					cols = bms_add_member(cols, attnum);
+			}
+			if (cols != NULL)
+				cascade_start(&todo, &seen, rte->relid, rte->inh, false, cols,
+							  tracked);
+		}
+		cc->start = rte->relid;
+		(void) cascade_walk(todo, check_visit, cc);
+	}
+}
+
 /*
  * An engineer's statement, before it runs: every relation it reaches that
  * holds protected rows -- named, added by the planner as a partition or
@@ -1096,7 +1640,18 @@ lockbox_enforce_executor_start(QueryDesc *queryDesc, int eflags)
 
 	/* recorded before it runs (EXPLAIN without ANALYZE runs nothing) */
 	if ((eflags & EXEC_FLAG_EXPLAIN_ONLY) == 0)
-		lockbox_access_allowed(stmt_command, stmt_query, nitems, items);
+	{
+		CascadeCheck cc;
+
+		/* the foreign key actions its deletes and updates set off */
+		cc.items = items;
+		cc.nitems = nitems;
+		cc.maxitems = Max(1, list_length(rtable));
+		if (queryDesc->operation != CMD_SELECT ||
+			queryDesc->plannedstmt->hasModifyingCTE)
+			check_cascades(rtable, &cc);
+		lockbox_access_allowed(stmt_command, stmt_query, cc.nitems, cc.items);
+	}
 }
 
 /*
@@ -1252,6 +1807,57 @@ refuse_relations(List *rangevars, const char *what)
 }
 
 /*
+ * TRUNCATE ... CASCADE also empties every table that references the named
+ * ones through a foreign key, and the tables referencing those: refused when
+ * one of them holds protected rows, as if it were named.
+ */
+static void
+refuse_truncate_cascade(List *rangevars)
+{
+	List	   *rels = NIL;
+	List	   *next = NIL;
+	ListCell   *lc;
+
+	foreach(lc, rangevars)
+	{
+		RangeVar   *rv = (RangeVar *) lfirst(lc);
+		Oid			relid = RangeVarGetRelid(rv, NoLock, true);
+
+		if (OidIsValid(relid))
+			next = lappend_oid(next, relid);
+	}
+	while (next != NIL)
+	{
+		List	   *found = NIL;
+
+		foreach(lc, next)
+		{
+			ListCell   *lc2;
+
+			foreach(lc2, find_all_inheritors(lfirst_oid(lc), NoLock, NULL))
+			{
+				Oid			rel = lfirst_oid(lc2);
+				Oid			protected;
+
+				if (list_member_oid(rels, rel))
+					continue;
+				rels = lappend_oid(rels, rel);
+				found = lappend_oid(found, rel);
+				protected = protected_target(rel);
+				if (OidIsValid(protected))
+					refuse_always(protected, "TRUNCATE");
+			}
+		}
+		next = NIL;
+		foreach(lc, heap_truncate_find_FKs(found))
+		{
+			if (!list_member_oid(rels, lfirst_oid(lc)))
+				next = lappend_oid(next, lfirst_oid(lc));
+		}
+	}
+}
+
+/*
  * TRUNCATE, LOCK TABLE and COPY FROM reaching a protected table: never for
  * engineers (LOCK would let any of them stop the application).  COPY TO: as a
  * SELECT.
@@ -1266,8 +1872,14 @@ lockbox_enforce_utility(Node *node, const char *query)
 
 	if (IsA(node, TruncateStmt))
 	{
+		TruncateStmt *stmt = (TruncateStmt *) node;
+
 		if (is_engineer(user))
-			refuse_relations(((TruncateStmt *) node)->relations, "TRUNCATE");
+		{
+			refuse_relations(stmt->relations, "TRUNCATE");
+			if (stmt->behavior == DROP_CASCADE)
+				refuse_truncate_cascade(stmt->relations);
+		}
 	}
 	else if (IsA(node, LockStmt))
 	{

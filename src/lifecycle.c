@@ -833,44 +833,40 @@ resolve_tables(FunctionCallInfo fcinfo, Oid caller, const char *tenant,
 /*
  * Writing into a table can change rows of other tables through foreign keys
  * with ON DELETE/UPDATE CASCADE, SET NULL or SET DEFAULT, which run as the
- * referencing table's owner, past lockbox's checks: a write request must
- * cover every protected table its tables' writes can reach that way.
+ * referencing table's owner, past lockbox's checks, and set off the actions
+ * of the keys referencing the rows they change in turn: a write request must
+ * cover every protected table its tables' writes can reach that way, through
+ * tables of any kind.
  */
 static void
 refuse_uncovered_cascades(ArrayType *tables)
 {
-	static SPIPlanPtr plan = NULL;
-	Oid			argtypes[1] = {REGCLASSARRAYOID};
-	Datum		values[1] = {PointerGetDatum(tables)};
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+	Oid		   *oids;
+	Oid			from;
+	Oid			reached;
+	Oid			conid;
+	Oid			conrelid;
+	Oid			referenced;
 
-	lockbox_exec(&plan,
-				 "SELECT c.conrelid, c.confrelid, c.conname FROM pg_catalog.pg_constraint c"
-				 " WHERE c.contype OPERATOR(pg_catalog.=) 'f'"
-				 "   AND c.confrelid::pg_catalog.regclass OPERATOR(pg_catalog.=) ANY ($1)"
-				 "   AND (c.confdeltype IN ('c', 'n', 'd') OR c.confupdtype IN ('c', 'n', 'd'))"
-				 "   AND c.conrelid IN (SELECT p.relid::pg_catalog.oid FROM lockbox.protected_table p)"
-				 "   AND NOT c.conrelid::pg_catalog.regclass OPERATOR(pg_catalog.=) ANY ($1)"
-				 " LIMIT 1",
-				 1, argtypes, values, NULL, 1);
-	if (SPI_processed > 0)
-	{
-		bool		isnull;
-		Oid			referencing = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
-																 SPI_tuptable->tupdesc, 1, &isnull));
-		Oid			referenced = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
-																SPI_tuptable->tupdesc, 2, &isnull));
-		char	   *conname = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3);
-
+	deconstruct_array(tables, REGCLASSOID, sizeof(Oid), true, TYPALIGN_INT,
+					  &elems, &nulls, &n);
+	oids = palloc(sizeof(Oid) * Max(1, n));
+	for (int i = 0; i < n; i++)
+		oids[i] = DatumGetObjectId(elems[i]);
+	if (lockbox_cascade_uncovered(oids, n, &from, &reached, &conid, &conrelid,
+								  &referenced))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("write access to table \"%s\" would also change protected table \"%s\"",
-						get_rel_name(referenced), get_rel_name(referencing)),
+						get_rel_name(from), get_rel_name(reached)),
 				 errdetail("Foreign key constraint \"%s\" of table \"%s\" cascades changes from table \"%s\".",
-						   conname, get_rel_name(referencing),
+						   get_constraint_name(conid), get_rel_name(conrelid),
 						   get_rel_name(referenced)),
 				 errhint("Include table %s in the request's tables.",
-						 lockbox_relname(referencing))));
-	}
+						 lockbox_relname(reached))));
 }
 
 Datum

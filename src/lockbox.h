@@ -218,6 +218,9 @@ extern void lockbox_enforce_executor_start(QueryDesc *queryDesc, int eflags);
 extern int	lockbox_enforce_explain_begin(Node *node);
 extern void lockbox_enforce_explain_end(int prev);
 extern bool lockbox_is_protected(Oid relid);
+extern bool lockbox_cascade_uncovered(const Oid *tables, int ntables, Oid *from,
+									  Oid *reached, Oid *conid, Oid *conrelid,
+									  Oid *referenced);
 extern void lockbox_enforce_role_inval(Datum arg, int cacheid, uint32 hashvalue);
 extern void lockbox_enforce_relcache_inval(Datum arg, Oid relid);
 extern void lockbox_enforce_xact(XactEvent event);

@@ -4,7 +4,8 @@
 # - attribution: one statement under two open requests (tenants A and B)
 #   is recorded for each; each tenant's approver sees their own row
 # - attempts: refused statements (write under read access, TRUNCATE, COPY
-#   FROM, LOCK, a table without a grant) are recorded with the reason
+#   FROM, LOCK, a table without a grant, a delete whose foreign key action
+#   reaches a protected table) are recorded with the reason
 # - nothing lost: while the worker's passes fail (its audit inserts are
 #   refused by a constraint), statements are run and rolled back (also in
 #   aborted subtransactions), sessions end, the engineer's backend, the
@@ -60,6 +61,12 @@ CREATE TABLE u (v int);
 GRANT SELECT, UPDATE ON t, u TO lockbox_engineer;
 SELECT lockbox_protect('t', tenant_column => 'tenant');
 SELECT lockbox_protect('u', tenant => 'C');
+CREATE TABLE cu (id int PRIMARY KEY);
+CREATE TABLE o (tenant text, cu_id int REFERENCES cu ON DELETE CASCADE);
+INSERT INTO cu VALUES (1);
+INSERT INTO o VALUES ('A', 1), ('B', 1);
+GRANT SELECT, DELETE ON cu TO lockbox_engineer;
+SELECT lockbox_protect('o', tenant_column => 'tenant');
 });
 
 sub sql { return $node->safe_psql($db, $_[0]); }
@@ -133,12 +140,15 @@ like($err, qr/COPY FROM is not allowed/, 'COPY FROM is refused');
 like($err, qr/LOCK TABLE is not allowed/, 'LOCK is refused');
 (undef, $err) = as_eng(q{SELECT * FROM u /* nogrant */});
 like($err, qr/no approved lockbox access to table/, 'a table without a grant is refused');
+(undef, $err) = as_eng(q{DELETE FROM cu /* cascade */});
+like($err, qr/would change rows of lockbox-protected table "public.o" through foreign key "o_cu_id_fkey"/,
+	'a delete whose ON DELETE CASCADE reaches a protected table is refused');
 
-is(wait_rows(q{outcome = 'refused'}, 9), 9,
+is(wait_rows(q{outcome = 'refused'}, 11), 11,
 	'each refused attempt is recorded (once per request held on the table; once without)');
 is( sql(q{SELECT string_agg(command, ',' ORDER BY command)
 	FROM lockbox.access_log WHERE outcome = 'refused' AND tenant = 'A'}),
-	'COPY FROM,LOCK TABLE,TRUNCATE,UPDATE',
+	'COPY FROM,DELETE,LOCK TABLE,TRUNCATE,UPDATE',
 	"the attempts under A's grant are attributed to A");
 is( sql(q{SELECT reason FROM lockbox.access_log WHERE outcome = 'refused' AND command = 'UPDATE' LIMIT 1}),
 	'lockbox access to table "public.t" is read-only', 'with the reason');
@@ -155,6 +165,11 @@ is( as_role('al_aud',
 is( as_role('al_rev',
 		q{SELECT count(*) FROM lockbox.access_log WHERE query LIKE '%/* nogrant */%'}),
 	'1', 'and the reviewer does');
+is( sql(q{SELECT string_agg(tenant, ',' ORDER BY tenant) || ':' || min(reason) FROM lockbox.access_log
+	WHERE query LIKE '%/* cascade */%' AND outcome = 'refused' AND relation = 'public.o'}),
+	'A,B:the statement would change rows of lockbox-protected table "public.o" through foreign key "o_cu_id_fkey"',
+	'the delete whose foreign key action reaches a protected table is recorded against that table, under the requests covering it');
+is(sql(q{SELECT count(*) FROM o}), '2', 'and its rows are untouched');
 
 # ---------------------------------------------------------------------
 # Whole statements
