@@ -3106,12 +3106,15 @@ refuse_partition_change(const char *what, Oid relid)
 			 errhint("Archive whole months with SELECT * FROM lockbox_archive_audit(before).")));
 }
 
-/* what: the statement, as "ALTER TABLE ... SET UNLOGGED" */
+/*
+ * what: the statement, as "ALTER TABLE ... SET UNLOGGED"; removal: it would
+ * take rows out (the hint names the one way that does, for the log's rows)
+ */
 static void
-refuse_audit_change(const char *what, Oid relid)
+refuse_audit_change(const char *what, Oid relid, bool removal)
 {
-	bool		log = get_rel_relispartition(relid) ||
-		strcmp(get_rel_name(relid), "audit_log") == 0;
+	bool		log = removal && (get_rel_relispartition(relid) ||
+								  strcmp(get_rel_name(relid), "audit_log") == 0);
 
 	ereport(ERROR,
 			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
@@ -3278,7 +3281,7 @@ audit_alter_table(AlterTableStmt *stmt)
 			check_new_audit_partition(RangeVarGetRelid(((PartitionCmd *) cmd->def)->name,
 													   NoLock, true), relid);
 		else if (audit && !audit_alter_harmless(cmd->subtype))
-			refuse_audit_change(audit_alter_name(cmd->subtype), relid);
+			refuse_audit_change(audit_alter_name(cmd->subtype), relid, false);
 	}
 }
 
@@ -3301,7 +3304,7 @@ audit_drop(DropStmt *stmt)
 						break;
 					if (get_rel_relispartition(relid))
 						refuse_partition_change("drop", relid);
-					refuse_audit_change("DROP TABLE", relid);
+					refuse_audit_change("DROP TABLE", relid, true);
 				}
 				break;
 			case OBJECT_TRIGGER:
@@ -3318,7 +3321,7 @@ audit_drop(DropStmt *stmt)
 					relid = RangeVarGetRelid(rv, NoLock, true);
 					if (stmt->removeType == OBJECT_TRIGGER &&
 						is_audit_trigger(relid, strVal(llast(names))))
-						refuse_audit_change("DROP TRIGGER", relid);
+						refuse_audit_change("DROP TRIGGER", relid, false);
 				}
 				break;
 			case OBJECT_FUNCTION:
@@ -3363,7 +3366,7 @@ lockbox_audit_utility(Node *node)
 														 NoLock, true);
 
 					if (is_audit_table(relid))
-						refuse_audit_change("TRUNCATE", relid);
+						refuse_audit_change("TRUNCATE", relid, true);
 				}
 			}
 			break;
@@ -3380,7 +3383,7 @@ lockbox_audit_utility(Node *node)
 					relid = RangeVarGetRelid(makeRangeVarFromNameList((List *) stmt->object),
 											 NoLock, true);
 					if (is_audit_table(relid))
-						refuse_audit_change("ALTER EXTENSION lockbox DROP", relid);
+						refuse_audit_change("ALTER EXTENSION lockbox DROP", relid, true);
 				}
 				else if (stmt->objtype == OBJECT_FUNCTION ||
 						 stmt->objtype == OBJECT_ROUTINE)
@@ -3417,7 +3420,8 @@ lockbox_audit_utility(Node *node)
 					is_audit_trigger(RangeVarGetRelid(stmt->relation, NoLock, true),
 									 stmt->trigname))
 					refuse_audit_change("CREATE OR REPLACE TRIGGER",
-										RangeVarGetRelid(stmt->relation, NoLock, true));
+										RangeVarGetRelid(stmt->relation, NoLock, true),
+										false);
 			}
 			break;
 		case T_RuleStmt:
@@ -3426,7 +3430,7 @@ lockbox_audit_utility(Node *node)
 													 NoLock, true);
 
 				if (is_audit_table(relid))
-					refuse_audit_change("CREATE RULE", relid);
+					refuse_audit_change("CREATE RULE", relid, false);
 			}
 			break;
 		case T_RenameStmt:
@@ -3443,7 +3447,7 @@ lockbox_audit_utility(Node *node)
 					if (is_audit_table(relid) &&
 						(stmt->renameType != OBJECT_TRIGGER ||
 						 is_audit_trigger(relid, stmt->subname)))
-						refuse_audit_change("RENAME", relid);
+						refuse_audit_change("RENAME", relid, false);
 				}
 			}
 			break;
@@ -3456,7 +3460,7 @@ lockbox_audit_utility(Node *node)
 					Oid			relid = RangeVarGetRelid(stmt->relation, NoLock, true);
 
 					if (is_audit_table(relid))
-						refuse_audit_change("ALTER TABLE ... SET SCHEMA", relid);
+						refuse_audit_change("ALTER TABLE ... SET SCHEMA", relid, false);
 				}
 			}
 			break;

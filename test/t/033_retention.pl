@@ -214,8 +214,11 @@ for my $q ('ALTER EXTENSION lockbox DROP TABLE lockbox.audit_log',
 	is(sqlstate(undef, "BEGIN; $q; ROLLBACK;"), '42501', "a superuser may not: $q");
 }
 like((($node->psql('ret', "ALTER TABLE $p SET UNLOGGED"))[2]),
-	qr/ERROR:  ALTER TABLE \.\.\. SET UNLOGGED is refused on audit table "lockbox\.audit_log_2026_01"\n.*\nHINT:  Archive whole months with SELECT \* FROM lockbox_archive_audit\(before\)\./,
-	'the refusal names the statement and the table, and points at lockbox_archive_audit');
+	qr/ERROR:  ALTER TABLE \.\.\. SET UNLOGGED is refused on audit table "lockbox\.audit_log_2026_01"/,
+	'the refusal names the statement and the table');
+like((($node->psql('ret', "TRUNCATE $p"))[2]),
+	qr/ERROR:  TRUNCATE is refused on audit table "lockbox\.audit_log_2026_01"\n.*\nHINT:  Archive whole months with SELECT \* FROM lockbox_archive_audit\(before\)\./,
+	'... and a removal points at lockbox_archive_audit');
 is(sqlstate(undef, "SET session_replication_role = replica; DELETE FROM $p"), '42501',
 	'the rows still refuse DELETE as a replica');
 is(sql('SELECT count(*) FROM lockbox.audit_log'), $total, 'every audit row is still there');
