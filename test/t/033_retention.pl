@@ -189,9 +189,13 @@ my @refused = (
 	"ALTER TABLE $p SET ACCESS METHOD heap",
 	"CREATE RULE keep_rows AS ON DELETE TO $p DO INSTEAD NOTHING",
 	'ALTER TABLE lockbox.audit_log ENABLE ROW LEVEL SECURITY');
-my $to_owner = join(' ', 'GRANT USAGE ON SCHEMA lockbox TO ret_dba;',
-	map { "ALTER TABLE $_ OWNER TO ret_dba;" }
-	  ('lockbox.audit_log', $p, 'lockbox.audit_log_default', 'lockbox.audit_anchor', 'lockbox.audit_statement'));
+my $to_owner = q{GRANT USAGE, CREATE ON SCHEMA lockbox, public TO ret_dba;
+	DO $$ DECLARE t regclass; BEGIN
+		FOR t IN SELECT inhrelid::regclass FROM pg_inherits WHERE inhparent = 'lockbox.audit_log'::regclass
+				 UNION ALL VALUES ('lockbox.audit_log'::regclass), ('lockbox.audit_anchor'), ('lockbox.audit_statement') LOOP
+			EXECUTE format('ALTER TABLE %s OWNER TO ret_dba', t);
+		END LOOP;
+	END $$;};
 for my $q (@refused)
 {
 	is(sqlstate(undef, "BEGIN; $q; ROLLBACK;"), '42501', "a superuser may not: $q");
