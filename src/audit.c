@@ -3203,21 +3203,22 @@ audit_alter_name(AlterTableType subtype)
 	}
 }
 
-/* A table becomes a partition of an audit table: a permanent, plain one. */
+/*
+ * A table becomes a partition of an audit table: a permanent, plain one (a
+ * partitioned one could bring unlogged or foreign partitions of its own).
+ */
 static void
 check_new_audit_partition(Oid partid, Oid parent)
 {
-	char		kind = get_rel_relkind(partid);
-
 	if (!OidIsValid(partid))
 		return;					/* PostgreSQL reports it */
-	if ((kind != RELKIND_RELATION && kind != RELKIND_PARTITIONED_TABLE) ||
+	if (get_rel_relkind(partid) != RELKIND_RELATION ||
 		get_rel_persistence(partid) != RELPERSISTENCE_PERMANENT)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("a partition of audit table \"%s\" must be a permanent table",
 						audit_table_name(parent)),
-				 errdetail("Audit rows are not kept in unlogged, temporary or foreign tables.")));
+				 errdetail("Only a permanent, plain table is attached to it: audit rows are kept in no unlogged, temporary or foreign table, nor in a partitioned one that could hold such partitions.")));
 }
 
 /* the function of trigger trigname on relid, InvalidOid if none */

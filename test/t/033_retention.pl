@@ -213,6 +213,9 @@ for my $q ('ALTER EXTENSION lockbox DROP TABLE lockbox.audit_log',
 		FOR VALUES FROM ('2030-01-01 00:00+00') TO ('2030-02-01 00:00+00')},
 	q{CREATE UNLOGGED TABLE public.spare (LIKE lockbox.audit_log);
 		ALTER TABLE lockbox.audit_log ATTACH PARTITION public.spare
+		FOR VALUES FROM ('2030-01-01 00:00+00') TO ('2030-02-01 00:00+00')},
+	q{CREATE TABLE public.spare (LIKE lockbox.audit_log) PARTITION BY RANGE (at);
+		ALTER TABLE lockbox.audit_log ATTACH PARTITION public.spare
 		FOR VALUES FROM ('2030-01-01 00:00+00') TO ('2030-02-01 00:00+00')})
 {
 	is(sqlstate(undef, "BEGIN; $q; ROLLBACK;"), '42501', "a superuser may not: $q");
