@@ -3032,8 +3032,9 @@ lockbox_archive_audit(PG_FUNCTION_ARGS)
  * TRIGGER (only ENABLE ALWAYS passes), SET UNLOGGED, SET ACCESS METHOD,
  * [NO] INHERIT, column changes (TYPE rewrites every row, DROP COLUMN takes
  * a value from each), RENAME and SET SCHEMA (lockbox finds them by name),
- * dropping or replacing lockbox's triggers or their function, rules, and an
- * unlogged or foreign partition created or attached.  ALTER TABLE passes
+ * dropping or replacing lockbox's triggers or their function, or making them
+ * depend on an extension (dropped with it), rules, and an unlogged, foreign
+ * or partitioned table created or attached as a partition.  ALTER TABLE passes
  * only the subcommands below that leave every row as it is and its triggers
  * firing, which are also those pg_dump's output and lockbox's own
  * partitioning issue: indexes, constraints (dropping one removes no row;
@@ -3423,6 +3424,33 @@ lockbox_audit_utility(Node *node)
 					refuse_audit_change("CREATE OR REPLACE TRIGGER",
 										RangeVarGetRelid(stmt->relation, NoLock, true),
 										false);
+			}
+			break;
+		case T_AlterObjectDependsStmt:
+			{
+				/* dropping that extension would drop the trigger or function */
+				AlterObjectDependsStmt *stmt = (AlterObjectDependsStmt *) node;
+
+				if (stmt->remove)
+					break;
+				if (stmt->objectType == OBJECT_TRIGGER && stmt->relation != NULL)
+				{
+					Oid			relid = RangeVarGetRelid(stmt->relation, NoLock, true);
+
+					if (is_audit_trigger(relid, strVal(linitial((List *) stmt->object))))
+						refuse_audit_change("ALTER TRIGGER ... DEPENDS ON EXTENSION", relid, false);
+				}
+				else if (stmt->objectType == OBJECT_FUNCTION)
+				{
+					Oid			fn = LookupFuncWithArgs(OBJECT_FUNCTION,
+														(ObjectWithArgs *) stmt->object, true);
+
+					if (OidIsValid(fn) && fn == audit_append_only_function())
+						ereport(ERROR,
+								(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+								 errmsg("cannot make function lockbox.audit_log_append_only() depend on an extension"),
+								 errdetail("It keeps the audit's tables append-only.")));
+				}
 			}
 			break;
 		case T_RuleStmt:

@@ -207,6 +207,9 @@ for my $q ('ALTER EXTENSION lockbox DROP TABLE lockbox.audit_log',
 	'ALTER EXTENSION lockbox DROP TABLE lockbox.audit_anchor',
 	'ALTER EXTENSION lockbox DROP FUNCTION lockbox.audit_log_append_only()',
 	"ALTER TABLE $p SET SCHEMA public",
+	'ALTER TRIGGER audit_log_append_only ON lockbox.audit_log DEPENDS ON EXTENSION plpgsql',
+	"ALTER TRIGGER audit_log_no_truncate ON $p DEPENDS ON EXTENSION plpgsql",
+	'ALTER FUNCTION lockbox.audit_log_append_only() DEPENDS ON EXTENSION plpgsql',
 	q{CREATE OR REPLACE FUNCTION lockbox.audit_log_append_only() RETURNS trigger
 		LANGUAGE plpgsql AS 'BEGIN RETURN OLD; END'},
 	q{CREATE UNLOGGED TABLE lockbox.audit_log_2030_01 PARTITION OF lockbox.audit_log
