@@ -60,3 +60,19 @@ CALL regress_try('SELECT 1/0');
 -- (the superuser running this file is no engineer lockbox could restrict)
 CALL regress_try($$SELECT lockbox_request('acme', 'a reason long enough')$$);
 CALL regress_try('SELECT 1/0', show_message => false);
+
+-- regress_audit_guard(state): a superuser who edits the catalogs switches
+-- the audit's append-only triggers off ('D') or back on ('A'), as the
+-- tampering tests need (ALTER TABLE ... DISABLE TRIGGER on the audit's
+-- tables is refused); touching the tables' pg_class rows makes every session
+-- reread their triggers.
+CREATE PROCEDURE regress_audit_guard(state "char")
+LANGUAGE plpgsql AS $proc$
+BEGIN
+	UPDATE pg_catalog.pg_trigger SET tgenabled = state
+	 WHERE tgfoid = 'lockbox.audit_log_append_only'::pg_catalog.regproc;
+	UPDATE pg_catalog.pg_class SET relname = relname
+	 WHERE oid IN (SELECT tgrelid FROM pg_catalog.pg_trigger
+					WHERE tgfoid = 'lockbox.audit_log_append_only'::pg_catalog.regproc);
+END
+$proc$;

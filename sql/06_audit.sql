@@ -77,18 +77,21 @@ CALL regress_try('UPDATE lockbox.audit_log SET actor = ''nobody'' WHERE seq = ' 
 CALL regress_try('DELETE FROM lockbox.audit_log WHERE seq = ' || :review_seq);
 CALL regress_try('TRUNCATE lockbox.audit_log');
 CALL regress_try('TRUNCATE lockbox.audit_log CASCADE');
+-- nor switches the guard off, or makes it fire only for some sessions
+CALL regress_try('ALTER TABLE lockbox.audit_log DISABLE TRIGGER USER');
+CALL regress_try('ALTER TABLE lockbox.audit_log ENABLE REPLICA TRIGGER audit_log_append_only');
 SELECT ok FROM lockbox_verify_audit();
 
 -- ---------------------------------------------------------------------
--- 2. A superuser switches the guard off and edits a row: the row no longer
+-- 2. A superuser switches the guard off (editing the catalogs: ALTER
+--    TABLE ... DISABLE TRIGGER is refused) and edits a row: the row no longer
 --    matches its hash, and lockbox_verify_audit() names it.
 -- ---------------------------------------------------------------------
 SELECT detail AS original_detail FROM lockbox.audit_log WHERE seq = :review_seq \gset
-ALTER TABLE lockbox.audit_log DISABLE TRIGGER USER;
+CALL regress_audit_guard('D');
 UPDATE lockbox.audit_log SET detail = detail || '{"comment": "nothing to see"}'
  WHERE seq = :review_seq;
-ALTER TABLE lockbox.audit_log ENABLE ALWAYS TRIGGER audit_log_append_only,
-	ENABLE ALWAYS TRIGGER audit_log_no_truncate;
+CALL regress_audit_guard('A');
 SET SESSION AUTHORIZATION regress_nora;
 SELECT ok, first_bad_seq = :review_seq AS edited_row_named
   FROM lockbox_verify_audit();
@@ -96,20 +99,18 @@ SELECT ok, first_bad_seq = :review_seq AS edited_row_named
 -- Putting back the exact original content makes the row verify again: the
 -- hash covers a row's content (and its parents'), not its history.
 RESET SESSION AUTHORIZATION;
-ALTER TABLE lockbox.audit_log DISABLE TRIGGER USER;
+CALL regress_audit_guard('D');
 UPDATE lockbox.audit_log SET detail = :'original_detail' WHERE seq = :review_seq;
-ALTER TABLE lockbox.audit_log ENABLE ALWAYS TRIGGER audit_log_append_only,
-	ENABLE ALWAYS TRIGGER audit_log_no_truncate;
+CALL regress_audit_guard('A');
 SELECT ok, first_bad_seq FROM lockbox_verify_audit();
 
 -- ---------------------------------------------------------------------
 -- 3. Deleting the newest row: no row names it yet, but the server keeps
 --    the newest rows' hashes in memory, and misses it.
 -- ---------------------------------------------------------------------
-ALTER TABLE lockbox.audit_log DISABLE TRIGGER USER;
+CALL regress_audit_guard('D');
 DELETE FROM lockbox.audit_log WHERE seq = :newest_seq;
-ALTER TABLE lockbox.audit_log ENABLE ALWAYS TRIGGER audit_log_append_only,
-	ENABLE ALWAYS TRIGGER audit_log_no_truncate;
+CALL regress_audit_guard('A');
 SELECT ok, first_bad_seq = :newest_seq AS deleted_row_named
   FROM lockbox_verify_audit();
 
@@ -117,10 +118,9 @@ SELECT ok, first_bad_seq = :newest_seq AS deleted_row_named
 -- 4. Deleting a row in the middle: the row after it still names it as a
 --    parent, and can no longer be verified.
 -- ---------------------------------------------------------------------
-ALTER TABLE lockbox.audit_log DISABLE TRIGGER USER;
+CALL regress_audit_guard('D');
 DELETE FROM lockbox.audit_log WHERE seq = :approval_seq;
-ALTER TABLE lockbox.audit_log ENABLE ALWAYS TRIGGER audit_log_append_only,
-	ENABLE ALWAYS TRIGGER audit_log_no_truncate;
+CALL regress_audit_guard('A');
 SELECT v.ok, v.first_bad_seq = :close_seq AS next_row_named,
 	   :approval_seq = ANY (a.parents) AS it_names_the_deleted_row
   FROM lockbox_verify_audit() v

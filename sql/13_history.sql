@@ -241,17 +241,15 @@ SELECT ok, first_bad_seq = :anchor_seq + 1000000 AS anchor_named
 -- a row after the anchor edited by a superuser who switched the guard off
 SELECT min(seq) AS edited_seq FROM lockbox.audit_log WHERE seq > :anchor_seq \gset
 SELECT detail AS original_detail FROM lockbox.audit_log WHERE seq = :edited_seq \gset
-ALTER TABLE lockbox.audit_log DISABLE TRIGGER USER;
+CALL regress_audit_guard('D');
 UPDATE lockbox.audit_log SET detail = detail || '{"note": "rewritten"}'
  WHERE seq = :edited_seq;
-ALTER TABLE lockbox.audit_log ENABLE ALWAYS TRIGGER audit_log_append_only,
-	ENABLE ALWAYS TRIGGER audit_log_no_truncate;
+CALL regress_audit_guard('A');
 SELECT ok, first_bad_seq = :edited_seq AS edited_row_named
   FROM lockbox_verify_audit(:anchor_seq, :'anchor_hash');
-ALTER TABLE lockbox.audit_log DISABLE TRIGGER USER;
+CALL regress_audit_guard('D');
 UPDATE lockbox.audit_log SET detail = :'original_detail' WHERE seq = :edited_seq;
-ALTER TABLE lockbox.audit_log ENABLE ALWAYS TRIGGER audit_log_append_only,
-	ENABLE ALWAYS TRIGGER audit_log_no_truncate;
+CALL regress_audit_guard('A');
 SELECT ok FROM lockbox_verify_audit(:anchor_seq, :'anchor_hash');
 -- bad arguments
 CALL regress_try('SELECT lockbox_verify_audit(NULL, repeat(''0'', 64))');

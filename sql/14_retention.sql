@@ -66,6 +66,27 @@ ROLLBACK;
 CALL regress_try('ALTER TABLE lockbox.audit_log DETACH PARTITION lockbox.audit_log_default');
 CALL regress_try('ALTER TABLE lockbox.audit_log DETACH PARTITION lockbox.audit_log_default CONCURRENTLY');
 CALL regress_try('DROP TABLE lockbox.audit_log_default');
+-- nor anything else that would take rows out, rewrite them, make them
+-- crash-unsafe or stop their triggers, on the log, any partition (the
+-- default one here) or the anchors
+CALL regress_try('ALTER TABLE lockbox.audit_log_default SET UNLOGGED');
+CALL regress_try('ALTER TABLE lockbox.audit_log_default DISABLE TRIGGER ALL');
+CALL regress_try('ALTER TABLE lockbox.audit_log_default DISABLE TRIGGER audit_log_no_truncate');
+CALL regress_try('ALTER TABLE lockbox.audit_log ENABLE REPLICA TRIGGER audit_log_append_only');
+CALL regress_try('ALTER TABLE lockbox.audit_log ENABLE TRIGGER ALL');
+CALL regress_try('DROP TRIGGER audit_log_no_truncate ON lockbox.audit_log_default');
+CALL regress_try('ALTER EXTENSION lockbox DROP TABLE lockbox.audit_log');
+CALL regress_try('ALTER EXTENSION lockbox DROP FUNCTION lockbox.audit_log_append_only()');
+CALL regress_try('TRUNCATE ONLY lockbox.audit_log');
+CALL regress_try('DROP TABLE lockbox.audit_log CASCADE');
+CALL regress_try('ALTER TABLE lockbox.audit_log_default RENAME TO audit_log_spare');
+CALL regress_try('ALTER TABLE lockbox.audit_log ALTER COLUMN detail TYPE text');
+CALL regress_try('ALTER TABLE lockbox.audit_log_default NO INHERIT lockbox.audit_log');
+CALL regress_try('ALTER TABLE lockbox.audit_anchor DISABLE TRIGGER USER');
+CALL regress_try($$CREATE UNLOGGED TABLE lockbox.audit_log_2999_01 PARTITION OF lockbox.audit_log
+	FOR VALUES FROM ('2999-01-01 00:00+00') TO ('2999-02-01 00:00+00')$$);
+SELECT count(*) AS triggers_not_always FROM pg_trigger
+ WHERE tgfoid = 'lockbox.audit_log_append_only'::regproc AND tgenabled <> 'A';
 -- the move out of the default partition takes only a new month's partition
 CALL regress_try($$SELECT lockbox.audit_move_default('lockbox.request', '2001-01-01 00:00+00', '2001-02-01 00:00+00')$$);
 -- a non-superuser DBA, an auditor: no archiving, no DDL on the partitions

@@ -4,3 +4,4 @@
 --
 SELECT rolname FROM pg_roles WHERE rolname LIKE 'regress\_%' ORDER BY 1;
 DROP PROCEDURE regress_try(text, boolean);
+DROP PROCEDURE regress_audit_guard("char");

@@ -38,11 +38,15 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
+#include "access/table.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/partition.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_trigger.h"
 #include "catalog/pg_type.h"
+#include "commands/extension.h"
 #include "commands/dbcommands.h"
 #include "commands/sequence.h"
 #include "commands/trigger.h"
@@ -51,6 +55,7 @@
 #include "executor/spi.h"
 #include "funcapi.h"
 #include "nodes/params.h"
+#include "parser/parse_func.h"
 #include "miscadmin.h"
 #include "port/pg_bswap.h"
 #include "storage/shmem.h"
@@ -62,6 +67,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/datetime.h"
+#include "utils/fmgroids.h"
 #include "utils/guc.h"
 #include "utils/hsearch.h"
 #include "utils/snapmgr.h"
@@ -2615,6 +2621,75 @@ archive_check_totals(ArchiveSource *archive, int64 checked, int64 first_seq,
 }
 
 /*
+ * The audit_archived rows of the live log that name the archive, or whose
+ * seqs overlap those of its rows (an archive renamed, or its rows
+ * renumbered): each must record the archive's rows, seqs and digest as
+ * verified.  The comment alone does not do: whoever owns the archive may
+ * rewrite its rows, their hashes and the comment together, but not the live
+ * log.  An archive restored where the live log has no such row (another
+ * database) is checked against its comment only.
+ */
+static void
+archive_check_recorded(ArchiveSource *archive)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			argtypes[3] = {TEXTOID, INT8OID, INT8OID};
+	Datum		values[3];
+	char		nulls[3] = {' ', ' ', ' '};
+	char		hex[AUDIT_HASH_LEN * 2 + 1];
+
+	values[0] = CStringGetTextDatum(archive->relname);
+	values[1] = Int64GetDatum(archive->first_seq);
+	values[2] = Int64GetDatum(archive->last_seq);
+	if (archive->checked == 0)
+		nulls[1] = nulls[2] = 'n';
+	lockbox_exec(&plan,
+				 "SELECT (a.detail OPERATOR(pg_catalog.->>) 'rows')::pg_catalog.int8,"
+				 "       (a.detail OPERATOR(pg_catalog.->>) 'first_seq')::pg_catalog.int8,"
+				 "       (a.detail OPERATOR(pg_catalog.->>) 'last_seq')::pg_catalog.int8,"
+				 "       a.detail OPERATOR(pg_catalog.->>) 'digest'"
+				 "  FROM lockbox.audit_log a"
+				 " WHERE a.event OPERATOR(pg_catalog.=) 'audit_archived'"
+				 "   AND a.detail OPERATOR(pg_catalog.->>) 'archive' IS NOT NULL"
+				 "   AND (a.detail OPERATOR(pg_catalog.->>) 'archive' OPERATOR(pg_catalog.=) $1"
+				 "        OR ((a.detail OPERATOR(pg_catalog.->>) 'first_seq')::pg_catalog.int8 OPERATOR(pg_catalog.<=) $3"
+				 "            AND (a.detail OPERATOR(pg_catalog.->>) 'last_seq')::pg_catalog.int8 OPERATOR(pg_catalog.>=) $2))"
+				 " ORDER BY a.seq",
+				 3, argtypes, values, nulls, 0);
+	hex_encode((const char *) archive->digest, AUDIT_HASH_LEN, hex);
+	hex[AUDIT_HASH_LEN * 2] = '\0';
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	td = SPI_tuptable->tupdesc;
+		bool		n1,
+					n2,
+					n3;
+		int64		rows = DatumGetInt64(SPI_getbinval(tup, td, 1, &n1));
+		int64		rec_first = DatumGetInt64(SPI_getbinval(tup, td, 2, &n2));
+		int64		rec_last = DatumGetInt64(SPI_getbinval(tup, td, 3, &n3));
+		char	   *rec_digest = SPI_getvalue(tup, td, 4);
+		int64		at;
+
+		if (!n1 && !n2 && !n3 && rec_digest != NULL && archive->checked > 0 &&
+			rows == archive->checked && rec_first == archive->first_seq &&
+			rec_last == archive->last_seq && pg_strcasecmp(rec_digest, hex) == 0)
+			continue;
+		/* where they part: the first seq, else the last, as recorded */
+		if (!n2 && (archive->checked == 0 || rec_first != archive->first_seq))
+			at = (archive->checked > 0) ? Min(rec_first, archive->first_seq) : rec_first;
+		else if (!n3)
+			at = rec_last;
+		else
+			at = archive->last_seq;
+		archive->ok = false;
+		if (archive->first_bad < 0 || at < archive->first_bad)
+			archive->first_bad = at;
+	}
+	SPI_freetuptable(SPI_tuptable);
+}
+
+/*
  * lockbox_verify_audit_archive(archive regclass): an archive of the audit
  * log, a table of schema lockbox_archive as lockbox_archive_audit() made it,
  * here or restored elsewhere.  Every row's hash and links are checked as
@@ -2703,6 +2778,7 @@ lockbox_verify_audit_archive(PG_FUNCTION_ARGS)
 	}
 
 	verify_audit(fcinfo, NULL, 0, NULL, &archive);
+	archive_check_recorded(&archive);
 	lockbox_leave(&call);
 
 	hex_encode((const char *) archive.digest, AUDIT_HASH_LEN, hex);
@@ -2943,20 +3019,81 @@ lockbox_archive_audit(PG_FUNCTION_ARGS)
 	return (Datum) 0;
 }
 
-/* Is relid a partition of lockbox.audit_log? */
+/*
+ * The guard on the audit's tables.  lockbox.audit_log, every partition of it
+ * (at any depth: found by inheritance, whatever its name, the default one
+ * included), lockbox.audit_anchor and lockbox.audit_statement are
+ * append-only for every role, superusers included: their triggers
+ * (lockbox.audit_log_append_only, ENABLE ALWAYS) refuse UPDATE, DELETE and
+ * TRUNCATE.  A utility statement that would take their rows out, rewrite
+ * them, make them crash-unsafe or let them escape those triggers is refused
+ * here, 42501, by anyone: DROP, DETACH, TRUNCATE, ALTER EXTENSION lockbox
+ * DROP of them or of the trigger function, DISABLE or ENABLE [REPLICA]
+ * TRIGGER (only ENABLE ALWAYS passes), SET UNLOGGED, SET ACCESS METHOD,
+ * [NO] INHERIT, column changes (TYPE rewrites every row, DROP COLUMN takes
+ * a value from each), RENAME and SET SCHEMA (lockbox finds them by name),
+ * dropping or replacing lockbox's triggers or their function, or making them
+ * depend on an extension (dropped with it), rules, and an unlogged, foreign
+ * or partitioned table created or attached as a partition.  ALTER TABLE passes
+ * only the subcommands below that leave every row as it is and its triggers
+ * firing, which are also those pg_dump's output and lockbox's own
+ * partitioning issue: indexes, constraints (dropping one removes no row;
+ * verification does not rely on them), defaults and NOT NULL, statistics
+ * and storage options, ENABLE ALWAYS TRIGGER, owner, CLUSTER ON, SET LOGGED,
+ * SET TABLESPACE (the rows are copied as they are, WAL-logged), REPLICA
+ * IDENTITY, ATTACH PARTITION of a permanent table.
+ *
+ * lockbox's own statements pass: its scripts (CREATE and ALTER EXTENSION),
+ * lockbox_archive_audit() (which detaches and moves months), and
+ * pg_upgrade's binary-upgrade restore.  DROP EXTENSION lockbox drops the
+ * log with the extension, as README says, and is no statement on the
+ * tables themselves.  A superuser who edits the catalogs or the files
+ * directly is beyond what a hook sees: the hash links and anchors kept
+ * outside are what catch that.
+ */
+static Oid
+audit_append_only_function(void)
+{
+	return LookupFuncName(list_make2(makeString("lockbox"),
+									 makeString("audit_log_append_only")),
+						  0, NULL, true);
+}
+
 static bool
-is_audit_partition(Oid relid)
+is_audit_table(Oid relid)
 {
 	Oid			nsp;
-	Oid			parent;
+	Oid			log;
 
-	if (!OidIsValid(relid) || !get_rel_relispartition(relid))
+	if (!OidIsValid(relid))
 		return false;
 	nsp = get_namespace_oid("lockbox", true);
 	if (!OidIsValid(nsp))
 		return false;
-	parent = get_partition_parent(relid, true);
-	return OidIsValid(parent) && parent == get_relname_relid("audit_log", nsp);
+	log = get_relname_relid("audit_log", nsp);
+	if (!OidIsValid(log))
+		return false;
+	if (relid == log)
+		return true;
+	if (get_rel_relispartition(relid))
+	{
+		List	   *ancestors = get_partition_ancestors(relid);
+		bool		found = list_member_oid(ancestors, log);
+
+		list_free(ancestors);
+		if (found)
+			return true;
+	}
+	return get_rel_namespace(relid) == nsp &&
+		(relid == get_relname_relid("audit_anchor", nsp) ||
+		 relid == get_relname_relid("audit_statement", nsp));
+}
+
+static char *
+audit_table_name(Oid relid)
+{
+	return quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+									  get_rel_name(relid));
 }
 
 static void
@@ -2964,54 +3101,423 @@ refuse_partition_change(const char *what, Oid relid)
 {
 	ereport(ERROR,
 			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-			 errmsg("cannot %s partition \"lockbox.%s\" of table \"lockbox.audit_log\"",
-					what, get_rel_name(relid)),
+			 errmsg("cannot %s partition \"%s\" of table \"lockbox.audit_log\"",
+					what, audit_table_name(relid)),
 			 errdetail("The audit's rows leave it only through lockbox_archive_audit(), which records it."),
 			 errhint("Archive whole months with SELECT * FROM lockbox_archive_audit(before).")));
 }
 
 /*
- * The utility hook: a partition of lockbox.audit_log is neither detached nor
- * dropped, by anyone, but by lockbox_archive_audit().  (TRUNCATE is refused
- * by each partition's trigger.)
+ * what: the statement, as "ALTER TABLE ... SET UNLOGGED"; removal: it would
+ * take rows out (the hint names the one way that does, for the log's rows)
+ */
+static void
+refuse_audit_change(const char *what, Oid relid, bool removal)
+{
+	bool		log = removal && (get_rel_relispartition(relid) ||
+								  strcmp(get_rel_name(relid), "audit_log") == 0);
+
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("%s is refused on audit table \"%s\"", what, audit_table_name(relid)),
+			 errdetail("The audit's tables are append-only for every role, superusers included: nothing may remove, rewrite or hide their rows, make them crash-unsafe, or stop their triggers."),
+			 log ? errhint("Archive whole months with SELECT * FROM lockbox_archive_audit(before).") : 0));
+}
+
+/* the ALTER TABLE subcommands that leave an audit table's rows and triggers be */
+static bool
+audit_alter_harmless(AlterTableType subtype)
+{
+	switch (subtype)
+	{
+		case AT_AddIndex:
+		case AT_ReAddIndex:
+		case AT_AddConstraint:
+		case AT_ReAddConstraint:
+		case AT_AddIndexConstraint:
+		case AT_ValidateConstraint:
+		case AT_DropConstraint:
+		case AT_ColumnDefault:
+		case AT_CookedColumnDefault:
+		case AT_SetNotNull:
+		case AT_CheckNotNull:
+		case AT_DropNotNull:
+		case AT_SetStatistics:
+		case AT_SetOptions:
+		case AT_ResetOptions:
+		case AT_SetStorage:
+		case AT_SetCompression:
+		case AT_SetRelOptions:
+		case AT_ResetRelOptions:
+		case AT_ReplaceRelOptions:
+		case AT_EnableAlwaysTrig:
+		case AT_ChangeOwner:
+		case AT_ClusterOn:
+		case AT_DropCluster:
+		case AT_SetLogged:
+		case AT_SetTableSpace:
+		case AT_ReplicaIdentity:
+		case AT_AttachPartition:	/* checked apart */
+		case AT_DetachPartition:	/* checked apart */
+		case AT_DetachPartitionFinalize:
+			return true;
+		default:
+			return false;
+	}
+}
+
+static const char *
+audit_alter_name(AlterTableType subtype)
+{
+	switch (subtype)
+	{
+		case AT_SetUnLogged:
+			return "ALTER TABLE ... SET UNLOGGED";
+		case AT_DisableTrig:
+		case AT_DisableTrigAll:
+		case AT_DisableTrigUser:
+			return "ALTER TABLE ... DISABLE TRIGGER";
+		case AT_EnableTrig:
+		case AT_EnableTrigAll:
+		case AT_EnableTrigUser:
+			return "ALTER TABLE ... ENABLE TRIGGER (not ALWAYS)";
+		case AT_EnableReplicaTrig:
+			return "ALTER TABLE ... ENABLE REPLICA TRIGGER";
+		case AT_SetAccessMethod:
+			return "ALTER TABLE ... SET ACCESS METHOD";
+		case AT_AddInherit:
+		case AT_DropInherit:
+			return "ALTER TABLE ... [NO] INHERIT";
+		case AT_AlterColumnType:
+			return "ALTER TABLE ... ALTER COLUMN ... TYPE";
+		case AT_DropColumn:
+			return "ALTER TABLE ... DROP COLUMN";
+		case AT_AddColumn:
+			return "ALTER TABLE ... ADD COLUMN";
+		case AT_EnableRowSecurity:
+		case AT_DisableRowSecurity:
+		case AT_ForceRowSecurity:
+		case AT_NoForceRowSecurity:
+			return "ALTER TABLE ... ROW LEVEL SECURITY";
+		default:
+			return "this ALTER TABLE";
+	}
+}
+
+/*
+ * A table becomes a partition of an audit table: a permanent, plain one (a
+ * partitioned one could bring unlogged or foreign partitions of its own).
+ */
+static void
+check_new_audit_partition(Oid partid, Oid parent)
+{
+	if (!OidIsValid(partid))
+		return;					/* PostgreSQL reports it */
+	if (get_rel_relkind(partid) != RELKIND_RELATION ||
+		get_rel_persistence(partid) != RELPERSISTENCE_PERMANENT)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("a partition of audit table \"%s\" must be a permanent table",
+						audit_table_name(parent)),
+				 errdetail("Only a permanent, plain table is attached to it: audit rows are kept in no unlogged, temporary or foreign table, nor in a partitioned one that could hold such partitions.")));
+}
+
+/* the function of trigger trigname on relid, InvalidOid if none */
+static Oid
+trigger_function(Oid relid, const char *trigname)
+{
+	Relation	rel;
+	ScanKeyData key[2];
+	SysScanDesc scan;
+	HeapTuple	tup;
+	Oid			fn = InvalidOid;
+
+	rel = table_open(TriggerRelationId, AccessShareLock);
+	ScanKeyInit(&key[0], Anum_pg_trigger_tgrelid, BTEqualStrategyNumber,
+				F_OIDEQ, ObjectIdGetDatum(relid));
+	ScanKeyInit(&key[1], Anum_pg_trigger_tgname, BTEqualStrategyNumber,
+				F_NAMEEQ, CStringGetDatum(trigname));
+	scan = systable_beginscan(rel, TriggerRelidNameIndexId, true, NULL, 2, key);
+	tup = systable_getnext(scan);
+	if (HeapTupleIsValid(tup))
+		fn = ((Form_pg_trigger) GETSTRUCT(tup))->tgfoid;
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return fn;
+}
+
+/* is it lockbox's trigger named trigname on audit table relid? */
+static bool
+is_audit_trigger(Oid relid, const char *trigname)
+{
+	Oid			fn;
+
+	if (!is_audit_table(relid))
+		return false;
+	fn = trigger_function(relid, trigname);
+	return OidIsValid(fn) && fn == audit_append_only_function();
+}
+
+static void
+audit_alter_table(AlterTableStmt *stmt)
+{
+	Oid			relid = RangeVarGetRelid(stmt->relation, NoLock, true);
+	bool		audit = is_audit_table(relid);
+	ListCell   *lc;
+
+	foreach(lc, stmt->cmds)
+	{
+		AlterTableCmd *cmd = (AlterTableCmd *) lfirst(lc);
+
+		if (cmd->subtype == AT_DetachPartition ||
+			cmd->subtype == AT_DetachPartitionFinalize)
+		{
+			Oid			part = RangeVarGetRelid(((PartitionCmd *) cmd->def)->name,
+												NoLock, true);
+
+			if (is_audit_table(part))
+				refuse_partition_change("detach", part);
+		}
+		else if (cmd->subtype == AT_AttachPartition && audit &&
+				 stmt->objtype == OBJECT_TABLE)
+			check_new_audit_partition(RangeVarGetRelid(((PartitionCmd *) cmd->def)->name,
+													   NoLock, true), relid);
+		else if (audit && !audit_alter_harmless(cmd->subtype))
+			refuse_audit_change(audit_alter_name(cmd->subtype), relid, false);
+	}
+}
+
+static void
+audit_drop(DropStmt *stmt)
+{
+	ListCell   *lc;
+	Oid			fn;
+
+	foreach(lc, stmt->objects)
+	{
+		switch (stmt->removeType)
+		{
+			case OBJECT_TABLE:
+				{
+					RangeVar   *rv = makeRangeVarFromNameList((List *) lfirst(lc));
+					Oid			relid = RangeVarGetRelid(rv, NoLock, true);
+
+					if (!is_audit_table(relid))
+						break;
+					if (get_rel_relispartition(relid))
+						refuse_partition_change("drop", relid);
+					refuse_audit_change("DROP TABLE", relid, true);
+				}
+				break;
+			case OBJECT_TRIGGER:
+			case OBJECT_RULE:
+				{
+					List	   *names = (List *) lfirst(lc);
+					RangeVar   *rv;
+					Oid			relid;
+
+					if (list_length(names) < 2)
+						break;
+					rv = makeRangeVarFromNameList(list_truncate(list_copy(names),
+																list_length(names) - 1));
+					relid = RangeVarGetRelid(rv, NoLock, true);
+					if (stmt->removeType == OBJECT_TRIGGER &&
+						is_audit_trigger(relid, strVal(llast(names))))
+						refuse_audit_change("DROP TRIGGER", relid, false);
+				}
+				break;
+			case OBJECT_FUNCTION:
+			case OBJECT_ROUTINE:
+				fn = LookupFuncWithArgs(stmt->removeType,
+										(ObjectWithArgs *) lfirst(lc), true);
+				if (OidIsValid(fn) && fn == audit_append_only_function())
+					ereport(ERROR,
+							(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+							 errmsg("cannot drop function lockbox.audit_log_append_only()"),
+							 errdetail("It keeps the audit's tables append-only.")));
+				break;
+			default:
+				return;
+		}
+	}
+}
+
+/*
+ * The utility hook: what the comment above refuses.
  */
 void
 lockbox_audit_utility(Node *node)
 {
-	if (audit_archiving || node == NULL)
+	if (audit_archiving || creating_extension || IsBinaryUpgrade || node == NULL)
 		return;
-	if (IsA(node, AlterTableStmt))
+	switch (nodeTag(node))
 	{
-		AlterTableStmt *stmt = (AlterTableStmt *) node;
-		ListCell   *lc;
+		case T_AlterTableStmt:
+			audit_alter_table((AlterTableStmt *) node);
+			break;
+		case T_DropStmt:
+			audit_drop((DropStmt *) node);
+			break;
+		case T_TruncateStmt:
+			{
+				ListCell   *lc;
 
-		foreach(lc, stmt->cmds)
-		{
-			AlterTableCmd *cmd = (AlterTableCmd *) lfirst(lc);
-			PartitionCmd *pcmd;
-			Oid			relid;
+				foreach(lc, ((TruncateStmt *) node)->relations)
+				{
+					Oid			relid = RangeVarGetRelid((RangeVar *) lfirst(lc),
+														 NoLock, true);
 
-			if (cmd->subtype != AT_DetachPartition &&
-				cmd->subtype != AT_DetachPartitionFinalize)
-				continue;
-			pcmd = (PartitionCmd *) cmd->def;
-			relid = RangeVarGetRelid(pcmd->name, NoLock, true);
-			if (is_audit_partition(relid))
-				refuse_partition_change("detach", relid);
-		}
-	}
-	else if (IsA(node, DropStmt) &&
-			 ((DropStmt *) node)->removeType == OBJECT_TABLE)
-	{
-		ListCell   *lc;
+					if (is_audit_table(relid))
+						refuse_audit_change("TRUNCATE", relid, true);
+				}
+			}
+			break;
+		case T_AlterExtensionContentsStmt:
+			{
+				AlterExtensionContentsStmt *stmt = (AlterExtensionContentsStmt *) node;
+				Oid			relid;
+				Oid			fn;
 
-		foreach(lc, ((DropStmt *) node)->objects)
-		{
-			RangeVar   *rv = makeRangeVarFromNameList((List *) lfirst(lc));
-			Oid			relid = RangeVarGetRelid(rv, NoLock, true);
+				if (stmt->action >= 0 || strcmp(stmt->extname, "lockbox") != 0)
+					break;
+				if (stmt->objtype == OBJECT_TABLE)
+				{
+					relid = RangeVarGetRelid(makeRangeVarFromNameList((List *) stmt->object),
+											 NoLock, true);
+					if (is_audit_table(relid))
+						refuse_audit_change("ALTER EXTENSION lockbox DROP", relid, true);
+				}
+				else if (stmt->objtype == OBJECT_FUNCTION ||
+						 stmt->objtype == OBJECT_ROUTINE)
+				{
+					fn = LookupFuncWithArgs(stmt->objtype,
+											(ObjectWithArgs *) stmt->object, true);
+					if (OidIsValid(fn) && fn == audit_append_only_function())
+						ereport(ERROR,
+								(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+								 errmsg("cannot remove function lockbox.audit_log_append_only() from extension lockbox"),
+								 errdetail("It keeps the audit's tables append-only.")));
+				}
+			}
+			break;
+		case T_CreateFunctionStmt:
+			{
+				CreateFunctionStmt *stmt = (CreateFunctionStmt *) node;
+				Oid			fn = audit_append_only_function();
 
-			if (is_audit_partition(relid))
-				refuse_partition_change("drop", relid);
-		}
+				if (stmt->replace && OidIsValid(fn) &&
+					LookupFuncName(stmt->funcname, 0, NULL, true) == fn &&
+					list_length(stmt->parameters) == 0)
+					ereport(ERROR,
+							(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+							 errmsg("cannot replace function lockbox.audit_log_append_only()"),
+							 errdetail("It keeps the audit's tables append-only.")));
+			}
+			break;
+		case T_CreateTrigStmt:
+			{
+				CreateTrigStmt *stmt = (CreateTrigStmt *) node;
+
+				if (stmt->replace &&
+					is_audit_trigger(RangeVarGetRelid(stmt->relation, NoLock, true),
+									 stmt->trigname))
+					refuse_audit_change("CREATE OR REPLACE TRIGGER",
+										RangeVarGetRelid(stmt->relation, NoLock, true),
+										false);
+			}
+			break;
+		case T_AlterObjectDependsStmt:
+			{
+				/* dropping that extension would drop the trigger or function */
+				AlterObjectDependsStmt *stmt = (AlterObjectDependsStmt *) node;
+
+				if (stmt->remove)
+					break;
+				if (stmt->objectType == OBJECT_TRIGGER && stmt->relation != NULL)
+				{
+					Oid			relid = RangeVarGetRelid(stmt->relation, NoLock, true);
+
+					if (is_audit_trigger(relid, strVal(linitial((List *) stmt->object))))
+						refuse_audit_change("ALTER TRIGGER ... DEPENDS ON EXTENSION", relid, false);
+				}
+				else if (stmt->objectType == OBJECT_FUNCTION)
+				{
+					Oid			fn = LookupFuncWithArgs(OBJECT_FUNCTION,
+														(ObjectWithArgs *) stmt->object, true);
+
+					if (OidIsValid(fn) && fn == audit_append_only_function())
+						ereport(ERROR,
+								(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+								 errmsg("cannot make function lockbox.audit_log_append_only() depend on an extension"),
+								 errdetail("It keeps the audit's tables append-only.")));
+				}
+			}
+			break;
+		case T_RuleStmt:
+			{
+				Oid			relid = RangeVarGetRelid(((RuleStmt *) node)->relation,
+													 NoLock, true);
+
+				if (is_audit_table(relid))
+					refuse_audit_change("CREATE RULE", relid, false);
+			}
+			break;
+		case T_RenameStmt:
+			{
+				RenameStmt *stmt = (RenameStmt *) node;
+
+				if (stmt->relation != NULL &&
+					(stmt->renameType == OBJECT_TABLE ||
+					 stmt->renameType == OBJECT_COLUMN ||
+					 stmt->renameType == OBJECT_TRIGGER))
+				{
+					Oid			relid = RangeVarGetRelid(stmt->relation, NoLock, true);
+
+					if (is_audit_table(relid) &&
+						(stmt->renameType != OBJECT_TRIGGER ||
+						 is_audit_trigger(relid, stmt->subname)))
+						refuse_audit_change("RENAME", relid, false);
+				}
+			}
+			break;
+		case T_AlterObjectSchemaStmt:
+			{
+				AlterObjectSchemaStmt *stmt = (AlterObjectSchemaStmt *) node;
+
+				if (stmt->relation != NULL && stmt->objectType == OBJECT_TABLE)
+				{
+					Oid			relid = RangeVarGetRelid(stmt->relation, NoLock, true);
+
+					if (is_audit_table(relid))
+						refuse_audit_change("ALTER TABLE ... SET SCHEMA", relid, false);
+				}
+			}
+			break;
+		case T_CreateStmt:
+		case T_CreateForeignTableStmt:
+			{
+				CreateStmt *stmt = (CreateStmt *) node;
+				ListCell   *lc;
+
+				if (stmt->partbound == NULL ||
+					(IsA(node, CreateStmt) &&
+					 stmt->relation->relpersistence == RELPERSISTENCE_PERMANENT))
+					break;
+				foreach(lc, stmt->inhRelations)
+				{
+					Oid			parent = RangeVarGetRelid((RangeVar *) lfirst(lc),
+														  NoLock, true);
+
+					if (is_audit_table(parent))
+						ereport(ERROR,
+								(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+								 errmsg("a partition of audit table \"%s\" must be a permanent table",
+										audit_table_name(parent)),
+								 errdetail("Audit rows are not kept in unlogged, temporary or foreign tables.")));
+				}
+			}
+			break;
+		default:
+			break;
 	}
 }

@@ -10,7 +10,11 @@
 # an archive's last row is detected, an archive dumped and restored into
 # another database verifies there, and a whole dump restores into a working,
 # verifiable audit.  Non-superusers can neither archive nor truncate, detach
-# or drop a partition; nobody can truncate one.
+# or drop a partition; nobody can truncate one, nor (superuser or the tables'
+# owner) run any other statement that would remove, rewrite or hide audit
+# rows, make them crash-unsafe or stop their triggers.  An archive forged
+# consistently with its own comment is caught by the audit_archived row the
+# live log keeps.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -142,6 +146,112 @@ is(sqlstate(undef, "SET session_replication_role = replica; UPDATE lockbox.audit
 	'42501', '... nor update one as a replica');
 is(sql('SELECT count(*) FROM lockbox.audit_log'), $total, 'nothing changed');
 
+# Every statement that would take audit rows out, rewrite them, make them
+# crash-unsafe or let them escape the append-only triggers: refused (42501),
+# for a superuser and for the owner of every audit table.  Each runs in a
+# transaction rolled back, so that none outlives its own check.
+my $p = 'lockbox.audit_log_2026_01';
+my @refused = (
+	"ALTER TABLE $p SET UNLOGGED",
+	'ALTER TABLE lockbox.audit_log_default SET UNLOGGED',
+	'ALTER TABLE lockbox.audit_anchor SET UNLOGGED',
+	"ALTER TABLE $p DISABLE TRIGGER ALL",
+	"ALTER TABLE $p DISABLE TRIGGER USER",
+	"ALTER TABLE $p DISABLE TRIGGER audit_log_no_truncate",
+	"ALTER TABLE $p DISABLE TRIGGER audit_log_append_only",
+	'ALTER TABLE lockbox.audit_log DISABLE TRIGGER audit_log_append_only',
+	'ALTER TABLE lockbox.audit_log DISABLE TRIGGER ALL',
+	'ALTER TABLE lockbox.audit_anchor DISABLE TRIGGER audit_anchor_append_only',
+	'ALTER TABLE lockbox.audit_statement DISABLE TRIGGER USER',
+	"ALTER TABLE $p ENABLE REPLICA TRIGGER audit_log_no_truncate",
+	'ALTER TABLE lockbox.audit_log ENABLE TRIGGER audit_log_append_only',
+	"ALTER TABLE $p ENABLE TRIGGER ALL",
+	"DROP TRIGGER audit_log_no_truncate ON $p",
+	'DROP TRIGGER audit_log_append_only ON lockbox.audit_log',
+	'CREATE OR REPLACE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE ON lockbox.audit_log'
+	  . ' FOR EACH ROW EXECUTE FUNCTION suppress_redundant_updates_trigger()',
+	'TRUNCATE lockbox.audit_log',
+	'TRUNCATE ONLY lockbox.audit_log',
+	"TRUNCATE ONLY $p",
+	'TRUNCATE lockbox.audit_log_default',
+	'TRUNCATE lockbox.audit_anchor, lockbox.audit_statement',
+	'DROP TABLE lockbox.audit_log CASCADE',
+	'DROP TABLE lockbox.audit_log_default',
+	"DROP TABLE $p CASCADE",
+	"ALTER TABLE lockbox.audit_log DETACH PARTITION $p CONCURRENTLY",
+	"ALTER TABLE $p NO INHERIT lockbox.audit_log",
+	"ALTER TABLE $p RENAME TO audit_log_2030_01",
+	'ALTER TABLE lockbox.audit_log RENAME TO audit_log_old',
+	'ALTER TABLE lockbox.audit_log RENAME COLUMN hash TO old_hash',
+	'ALTER TABLE lockbox.audit_log ALTER COLUMN actor TYPE varchar(200)',
+	"ALTER TABLE lockbox.audit_log ALTER COLUMN reason TYPE text USING ''",
+	'ALTER TABLE lockbox.audit_log DROP COLUMN reason',
+	"ALTER TABLE $p SET ACCESS METHOD heap",
+	"CREATE RULE keep_rows AS ON DELETE TO $p DO INSTEAD NOTHING",
+	'ALTER TABLE lockbox.audit_log ENABLE ROW LEVEL SECURITY');
+my $to_owner = q{GRANT USAGE, CREATE ON SCHEMA lockbox, public TO ret_dba;
+	DO $$ DECLARE t regclass; BEGIN
+		FOR t IN SELECT inhrelid::regclass FROM pg_inherits WHERE inhparent = 'lockbox.audit_log'::regclass
+				 UNION ALL VALUES ('lockbox.audit_log'::regclass), ('lockbox.audit_anchor'), ('lockbox.audit_statement') LOOP
+			EXECUTE format('ALTER TABLE %s OWNER TO ret_dba', t);
+		END LOOP;
+	END $$;};
+for my $q (@refused)
+{
+	is(sqlstate(undef, "BEGIN; $q; ROLLBACK;"), '42501', "a superuser may not: $q");
+	is(sqlstate(undef, "BEGIN; $to_owner SET LOCAL ROLE ret_dba; $q; ROLLBACK;"), '42501',
+		"... nor the tables' owner");
+}
+# only a superuser may try these (PostgreSQL refuses them to anyone else)
+for my $q ('ALTER EXTENSION lockbox DROP TABLE lockbox.audit_log',
+	'ALTER EXTENSION lockbox DROP TABLE lockbox.audit_anchor',
+	'ALTER EXTENSION lockbox DROP FUNCTION lockbox.audit_log_append_only()',
+	"ALTER TABLE $p SET SCHEMA public",
+	'ALTER TRIGGER audit_log_append_only ON lockbox.audit_log DEPENDS ON EXTENSION plpgsql',
+	"ALTER TRIGGER audit_log_no_truncate ON $p DEPENDS ON EXTENSION plpgsql",
+	'ALTER FUNCTION lockbox.audit_log_append_only() DEPENDS ON EXTENSION plpgsql',
+	q{CREATE OR REPLACE FUNCTION lockbox.audit_log_append_only() RETURNS trigger
+		LANGUAGE plpgsql AS 'BEGIN RETURN OLD; END'},
+	q{CREATE UNLOGGED TABLE lockbox.audit_log_2030_01 PARTITION OF lockbox.audit_log
+		FOR VALUES FROM ('2030-01-01 00:00+00') TO ('2030-02-01 00:00+00')},
+	q{CREATE UNLOGGED TABLE public.spare (LIKE lockbox.audit_log);
+		ALTER TABLE lockbox.audit_log ATTACH PARTITION public.spare
+		FOR VALUES FROM ('2030-01-01 00:00+00') TO ('2030-02-01 00:00+00')},
+	q{CREATE TABLE public.spare (LIKE lockbox.audit_log) PARTITION BY RANGE (at);
+		ALTER TABLE lockbox.audit_log ATTACH PARTITION public.spare
+		FOR VALUES FROM ('2030-01-01 00:00+00') TO ('2030-02-01 00:00+00')})
+{
+	is(sqlstate(undef, "BEGIN; $q; ROLLBACK;"), '42501', "a superuser may not: $q");
+}
+like((($node->psql('ret', "ALTER TABLE $p SET UNLOGGED"))[2]),
+	qr/ERROR:  ALTER TABLE \.\.\. SET UNLOGGED is refused on audit table "lockbox\.audit_log_2026_01"/,
+	'the refusal names the statement and the table');
+like((($node->psql('ret', "TRUNCATE $p"))[2]),
+	qr/ERROR:  TRUNCATE is refused on audit table "lockbox\.audit_log_2026_01"\n.*\nHINT:  Archive whole months with SELECT \* FROM lockbox_archive_audit\(before\)\./,
+	'... and a removal points at lockbox_archive_audit');
+is(sqlstate(undef, "SET session_replication_role = replica; DELETE FROM $p"), '42501',
+	'the rows still refuse DELETE as a replica');
+is(sql('SELECT count(*) FROM lockbox.audit_log'), $total, 'every audit row is still there');
+is(sql(q{SELECT string_agg(DISTINCT t.tgenabled::text, '') FROM pg_trigger t
+		  WHERE t.tgfoid = 'lockbox.audit_log_append_only'::regproc}), 'A', 'every trigger still fires always');
+is(sql(q{SELECT string_agg(DISTINCT c.relpersistence::text, '') FROM pg_class c
+		  WHERE c.oid IN (SELECT inhrelid FROM pg_inherits WHERE inhparent = 'lockbox.audit_log'::regclass)}),
+	'p', 'every partition is still logged');
+is(sql(q{SELECT count(*) FROM pg_class WHERE relname = 'spare' OR relname = 'audit_log_2030_01'}), '0',
+	'no partition was added');
+is(sql('SELECT ok FROM lockbox_verify_audit()'), 't', 'the audit verifies');
+
+# What lockbox's own partitions need, and pg_dump's output issues, passes.
+sql(qq{BEGIN;
+	ALTER TABLE $p ALTER COLUMN actor SET (n_distinct = -0.001), SET (parallel_workers = 0),
+		ENABLE ALWAYS TRIGGER audit_log_no_truncate, SET LOGGED, SET TABLESPACE pg_default;
+	ALTER TABLE $p OWNER TO CURRENT_USER;
+	CREATE INDEX audit_spare_idx ON $p (actor);
+	CLUSTER $p USING audit_log_2026_01_pkey;
+	COMMENT ON TABLE $p IS 'January';
+	ROLLBACK});
+ok(1, 'options, ENABLE ALWAYS, SET LOGGED, SET TABLESPACE, OWNER, indexes, CLUSTER pass');
+
 # --- bad input changes nothing -----------------------------------------------
 is(sqlstate(undef, 'SELECT * FROM lockbox_archive_audit(NULL)'), '22004', 'before NULL: 22004');
 is(sqlstate(undef, "SELECT * FROM lockbox_archive_audit('2026-05-01')"), '22023', 'before in the future: 22023');
@@ -215,12 +325,20 @@ is(sql(q{SELECT ok FROM lockbox_verify_audit((SELECT jsonb_agg(jsonb_build_objec
 		  FROM lockbox.audit_anchor))}), 't', 'anchors kept outside that name archived rows still verify');
 
 # --- tampering ---------------------------------------------------------------
-# as a superuser who turns the append-only trigger off for a moment
+# as a superuser who edits the catalogs to turn the append-only triggers off
+# for a moment (ALTER TABLE ... DISABLE TRIGGER is refused, above); touching
+# the tables' pg_class rows makes every session reread their triggers
+sub guard
+{
+	my ($state) = @_;
+	return qq{UPDATE pg_trigger SET tgenabled = '$state' WHERE tgfoid = 'lockbox.audit_log_append_only'::regproc;
+		UPDATE pg_class SET relname = relname
+		 WHERE oid IN (SELECT tgrelid FROM pg_trigger WHERE tgfoid = 'lockbox.audit_log_append_only'::regproc);};
+}
 sub tamper
 {
 	my ($table, $set, $where) = @_;
-	sql("ALTER TABLE lockbox.audit_log DISABLE TRIGGER audit_log_append_only; UPDATE $table SET $set WHERE $where;
-		 ALTER TABLE lockbox.audit_log ENABLE ALWAYS TRIGGER audit_log_append_only");
+	sql(guard('D') . "UPDATE $table SET $set WHERE $where;" . guard('A'));
 }
 my $live_seq = sql(q{SELECT min(seq) FROM lockbox.audit_log_2026_03});
 my $orig = sql("SELECT detail FROM lockbox.audit_log WHERE seq = $live_seq");
@@ -231,13 +349,9 @@ tamper('lockbox.audit_log_2026_03', "detail = '$orig'", "seq = $live_seq");
 is(sql('SELECT ok FROM lockbox_verify_audit()'), 't', 'and verifies again once put back');
 
 my ($aseq, $ahash) = split /\|/, sql('SELECT seq, encode(hash, $$hex$$) FROM lockbox.audit_anchor ORDER BY seq DESC LIMIT 1');
-sql(q{ALTER TABLE lockbox.audit_anchor DISABLE TRIGGER audit_anchor_append_only;
-	  UPDATE lockbox.audit_anchor SET hash = sha256(hash) WHERE seq = } . $aseq . q{;
-	  ALTER TABLE lockbox.audit_anchor ENABLE ALWAYS TRIGGER audit_anchor_append_only});
+sql(guard('D') . "UPDATE lockbox.audit_anchor SET hash = sha256(hash) WHERE seq = $aseq;" . guard('A'));
 is(sql('SELECT ok FROM lockbox_verify_audit()'), 'f', 'a changed anchor is detected');
-sql(qq{ALTER TABLE lockbox.audit_anchor DISABLE TRIGGER audit_anchor_append_only;
-	  UPDATE lockbox.audit_anchor SET hash = decode('$ahash', 'hex') WHERE seq = $aseq;
-	  ALTER TABLE lockbox.audit_anchor ENABLE ALWAYS TRIGGER audit_anchor_append_only});
+sql(guard('D') . "UPDATE lockbox.audit_anchor SET hash = decode('$ahash', 'hex') WHERE seq = $aseq;" . guard('A'));
 is(sql('SELECT ok FROM lockbox_verify_audit()'), 't', 'and verifies again once put back');
 
 my $arch_seq = $arch[1][3] + 2;
@@ -263,10 +377,8 @@ sql(qq{ALTER TABLE lockbox.audit_log_2026_03 DROP CONSTRAINT audit_log_2026_03_p
 	   INSERT INTO lockbox.audit_log SELECT * FROM lockbox.audit_log WHERE seq = $dup});
 is(sql('SELECT ok || $$ $$ || first_bad_seq FROM lockbox_verify_audit()'), "false $dup",
 	'a repeated seq in the live log is detected');
-sql(qq{ALTER TABLE lockbox.audit_log DISABLE TRIGGER audit_log_append_only;
-	   DELETE FROM lockbox.audit_log_2026_03 WHERE ctid = (SELECT max(ctid) FROM lockbox.audit_log_2026_03 WHERE seq = $dup);
-	   ALTER TABLE lockbox.audit_log ENABLE ALWAYS TRIGGER audit_log_append_only;
-	   ALTER TABLE lockbox.audit_log_2026_03 ADD CONSTRAINT audit_log_2026_03_pkey PRIMARY KEY (seq)});
+sql(guard('D') . qq{DELETE FROM lockbox.audit_log_2026_03 WHERE ctid = (SELECT max(ctid) FROM lockbox.audit_log_2026_03 WHERE seq = $dup);}
+	. guard('A') . qq{ALTER TABLE lockbox.audit_log_2026_03 ADD CONSTRAINT audit_log_2026_03_pkey PRIMARY KEY (seq)});
 is(sql('SELECT ok FROM lockbox_verify_audit()'), 't', 'and verifies again once removed');
 my $adup = $arch[1][3] + 1;
 sql(qq{ALTER TABLE lockbox_archive.audit_log_2026_02 DROP CONSTRAINT audit_log_2026_02_pkey;
@@ -284,6 +396,37 @@ sql("DELETE FROM lockbox_archive.audit_log_2026_01 WHERE seq = $last");
 is(sql("SELECT ok || ' ' || first_bad_seq FROM lockbox_verify_audit_archive('lockbox_archive.audit_log_2026_01')"),
 	"false $last", "an archive's last row removed is detected");
 sql("INSERT INTO lockbox_archive.audit_log_2026_01 SELECT (\$\$$saved\$\$::lockbox_archive.audit_log_2026_01).*");
+is(sql("SELECT ok FROM lockbox_verify_audit_archive('lockbox_archive.audit_log_2026_01')"), 't',
+	'and verifies again once put back');
+
+# whoever owns the archive removes its last row and rewrites the comment to
+# match (rows, last seq, digest): the archive agrees with itself, not with
+# the audit_archived row of the live log
+my $comment = sql(q{SELECT obj_description('lockbox_archive.audit_log_2026_01'::regclass, 'pg_class')});
+sub forge_comment
+{
+	my ($table) = @_;
+	sql(qq{DO \$\$
+		DECLARE m jsonb := obj_description('$table'::regclass, 'pg_class')::jsonb;
+		BEGIN
+			SELECT m || jsonb_build_object('rows', count(*), 'first_seq', min(seq), 'last_seq', max(seq),
+					'digest', encode(sha256(string_agg(hash, ''::bytea ORDER BY seq)), 'hex'))
+			  INTO m FROM $table;
+			EXECUTE format('COMMENT ON TABLE $table IS %L', m::text);
+		END \$\$});
+}
+sql("DELETE FROM lockbox_archive.audit_log_2026_01 WHERE seq = $last");
+forge_comment('lockbox_archive.audit_log_2026_01');
+is(sql("SELECT obj_description('lockbox_archive.audit_log_2026_01'::regclass, 'pg_class')::jsonb->>'rows'"),
+	$arch[0][5] - 1, 'the forged comment records one row less');
+is(sql("SELECT ok || ' ' || first_bad_seq FROM lockbox_verify_audit_archive('lockbox_archive.audit_log_2026_01')"),
+	"false $last", 'an archive forged to match its comment is caught by its audit_archived row');
+sql('ALTER TABLE lockbox_archive.audit_log_2026_01 RENAME TO audit_log_renamed');
+is(sql("SELECT ok || ' ' || first_bad_seq FROM lockbox_verify_audit_archive('lockbox_archive.audit_log_renamed')"),
+	"false $last", '... renamed too (its seqs name the row)');
+sql('ALTER TABLE lockbox_archive.audit_log_renamed RENAME TO audit_log_2026_01');
+sql(qq{INSERT INTO lockbox_archive.audit_log_2026_01 SELECT (\$\$$saved\$\$::lockbox_archive.audit_log_2026_01).*;
+	   COMMENT ON TABLE lockbox_archive.audit_log_2026_01 IS \$\$$comment\$\$});
 is(sql("SELECT ok FROM lockbox_verify_audit_archive('lockbox_archive.audit_log_2026_01')"), 't',
 	'and verifies again once put back');
 
