@@ -535,6 +535,7 @@ release_slot(int code, Datum arg)
 	SpinLockAcquire(&slot->mutex);
 	slot->dbid = InvalidOid;
 	slot->file[0] = '\0';
+	pg_atomic_write_u32(&slot->announced, 0);
 	SpinLockRelease(&slot->mutex);
 	/* let the worker finish the file soon */
 	lockbox_wake_worker();
@@ -568,6 +569,12 @@ open_spool(void)
 	slot->dbid = MyDatabaseId;
 	strlcpy(slot->file, spool_file, sizeof(slot->file));
 	pg_atomic_write_u64(&slot->written, 0);
+	/*
+	 * (the slot's last session, maybe of another database, may have left it
+	 * announced: its worker clears only its own database's slots, and so
+	 * the first record of this file would not wake this one's)
+	 */
+	pg_atomic_write_u32(&slot->announced, 0);
 	SpinLockRelease(&slot->mutex);
 
 	spool_dir(MyDatabaseId, dir);
@@ -661,11 +668,20 @@ spool_append(const char *data, size_t len, off_t *offset)
 			pg_atomic_fetch_add_u64(&b->bytes, len);
 	}
 
-	/* how far the worker may read; then, first news since it looked: tell it */
+	/*
+	 * How far the worker may read; then, first news since it looked: tell it.
+	 * The worker clears "announced" and then reads "written"; this stores
+	 * "written" and then reads "announced".  Each side needs a full barrier
+	 * between its store and its load (a store may otherwise be seen after a
+	 * later load): else both could read the old values, and the record would
+	 * wait for the worker's next pass, a minute away when nothing else
+	 * happens.
+	 */
 	slot = my_slot();
 	pg_write_barrier();
 	if (slot != NULL)
 		pg_atomic_write_u64(&slot->written, (uint64) spool_size);
+	pg_memory_barrier();
 	if (slot != NULL && pg_atomic_read_u32(&slot->announced) == 0 &&
 		pg_atomic_exchange_u32(&slot->announced, 1) == 0)
 		lockbox_wake_worker();
