@@ -334,7 +334,7 @@ caller AS (
 ),
 -- their search_path settings in this database (ALTER ROLE ... [IN DATABASE]
 -- SET, ALTER DATABASE SET, ALTER ROLE ALL SET), the value as stored
-sp_setting(setdatabase, setrole, path) AS (
+sp_stored(setdatabase, setrole, path) AS (
 	SELECT s.setdatabase, s.setrole,
 		   pg_catalog.substr(g.cfg, pg_catalog.strpos(g.cfg, '=') OPERATOR(pg_catalog.+) 1)
 	  FROM pg_catalog.pg_db_role_setting s, pg_catalog.unnest(s.setconfig) g(cfg)
@@ -345,11 +345,24 @@ sp_setting(setdatabase, setrole, path) AS (
 	   AND pg_catalog.lower(pg_catalog.split_part(g.cfg, '=', 1))
 		   OPERATOR(pg_catalog.=) 'search_path'
 ),
+-- the callers none of those applies to: they get the server's search_path
+sp_server_caller AS (
+	SELECT caller.oid FROM caller
+	 WHERE NOT EXISTS (SELECT 1 FROM sp_stored s
+						WHERE s.setrole IN (0, caller.oid))
+),
+-- the settings (src 0), and the server's (src 1) when a caller gets it
+sp_setting(src, setdatabase, setrole, path) AS (
+	SELECT 0, s.setdatabase, s.setrole, s.path FROM sp_stored s
+	UNION ALL
+	SELECT 1, 0::pg_catalog.oid, 0::pg_catalog.oid, lockbox.server_search_path()
+	 WHERE EXISTS (SELECT 1 FROM sp_server_caller)
+),
 -- each setting's schemas, in order, read as the server reads the list:
 -- comma separated, a double-quoted name as written ("" for "), any other
 -- in lower case
-sp_entry(setdatabase, setrole, pos, name) AS (
-	SELECT s.setdatabase, s.setrole, m.pos,
+sp_entry(src, setdatabase, setrole, pos, name) AS (
+	SELECT s.src, s.setdatabase, s.setrole, m.pos,
 		   CASE WHEN m.tok[1] OPERATOR(pg_catalog.~~) '"%'
 				THEN pg_catalog.replace(pg_catalog.substr(m.tok[1], 2,
 						 pg_catalog.length(m.tok[1]) OPERATOR(pg_catalog.-) 2), '""', '"')
@@ -360,28 +373,172 @@ sp_entry(setdatabase, setrole, pos, name) AS (
 			   WITH ORDINALITY m(tok, pos)
 ),
 -- where the schema of lockbox's functions is on each setting's list
-sp_ext(setdatabase, setrole, ext_pos) AS (
-	SELECT e.setdatabase, e.setrole,
+sp_ext(src, setdatabase, setrole, ext_pos) AS (
+	SELECT e.src, e.setdatabase, e.setrole,
 		   pg_catalog.min(e.pos) FILTER (WHERE e.name OPERATOR(pg_catalog.=) n.nspname::pg_catalog.text)
 	  FROM sp_entry e, ext, pg_catalog.pg_namespace n
 	 WHERE n.oid OPERATOR(pg_catalog.=) ext.extnamespace
-	 GROUP BY e.setdatabase, e.setrole
+	 GROUP BY e.src, e.setdatabase, e.setrole
 ),
 -- "$user" stands for the role itself; in a setting for every role, for each
--- of the callers
-sp_schema(setdatabase, setrole, who, pos, name) AS (
-	SELECT e.setdatabase, e.setrole, e.setrole, e.pos, e.name FROM sp_entry e
+-- of the callers (in the server's, for those that get it)
+sp_schema(src, setdatabase, setrole, who, pos, name) AS (
+	SELECT e.src, e.setdatabase, e.setrole, e.setrole, e.pos, e.name FROM sp_entry e
 	 WHERE e.name OPERATOR(pg_catalog.<>) '$user'
 	UNION ALL
-	SELECT e.setdatabase, e.setrole, e.setrole, e.pos,
+	SELECT e.src, e.setdatabase, e.setrole, e.setrole, e.pos,
 		   pg_catalog.pg_get_userbyid(e.setrole)::pg_catalog.text
 	  FROM sp_entry e
 	 WHERE e.name OPERATOR(pg_catalog.=) '$user' AND e.setrole OPERATOR(pg_catalog.<>) 0
 	UNION ALL
-	SELECT e.setdatabase, e.setrole, caller.oid, e.pos,
+	SELECT e.src, e.setdatabase, e.setrole, caller.oid, e.pos,
 		   pg_catalog.pg_get_userbyid(caller.oid)::pg_catalog.text
 	  FROM sp_entry e, caller
 	 WHERE e.name OPERATOR(pg_catalog.=) '$user' AND e.setrole OPERATOR(pg_catalog.=) 0
+	   AND (e.src OPERATOR(pg_catalog.=) 0
+			OR caller.oid IN (SELECT sp_server_caller.oid FROM sp_server_caller))
+),
+-- engineers, and lockbox_engineer itself (what it holds, PUBLIC's included,
+-- every engineer holds, also before there is any)
+engineer_any AS (
+	SELECT engineers.oid FROM engineers
+	UNION
+	SELECT engineer_role.oid FROM engineer_role
+),
+-- schemas named after a caller: "$user" on its search_path (the default)
+-- finds them first.  Other roles that own them (a superuser excepted) or
+-- hold CREATE on them can put functions there that capture its calls.
+caller_schema(nsp, role, owner_part, writers_part, engineers_can) AS (
+	SELECT n.oid, r.oid,
+		   CASE WHEN n.nspowner OPERATOR(pg_catalog.<>) r.oid AND NOT o.rolsuper
+				THEN pg_catalog.format('role %I%s owns it', o.rolname,
+						 CASE WHEN o.oid IN (SELECT engineer_any.oid FROM engineer_any)
+							  THEN ', an engineer,' ELSE '' END)
+		   END,
+		   (SELECT pg_catalog.format('%s can create objects in it',
+					   pg_catalog.string_agg(CASE WHEN a.grantee OPERATOR(pg_catalog.=) 0 THEN 'PUBLIC'
+												  ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(a.grantee)) END,
+											 ', ' ORDER BY a.grantee OPERATOR(pg_catalog.<>) 0,
+											 pg_catalog.pg_get_userbyid(a.grantee)))
+			  FROM pg_catalog.aclexplode(n.nspacl) a
+			 WHERE a.privilege_type OPERATOR(pg_catalog.=) 'CREATE'
+			   AND a.grantee OPERATOR(pg_catalog.<>) r.oid
+			   AND a.grantee OPERATOR(pg_catalog.<>) n.nspowner
+			HAVING pg_catalog.count(*) OPERATOR(pg_catalog.>) 0),
+		   EXISTS (SELECT 1 FROM engineer_any e
+					WHERE e.oid OPERATOR(pg_catalog.<>) r.oid
+					  AND pg_catalog.has_schema_privilege(e.oid, n.oid, 'CREATE'))
+	  FROM (SELECT DISTINCT caller.oid FROM caller) c
+	  JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) c.oid
+	  JOIN pg_catalog.pg_namespace n ON n.nspname OPERATOR(pg_catalog.=) r.rolname
+	  JOIN pg_catalog.pg_roles o ON o.oid OPERATOR(pg_catalog.=) n.nspowner
+),
+-- EXECUTE on functions of pg_catalog that PostgreSQL's default privileges
+-- (pg_init_privs: initdb's, or an extension script's) give no one but
+-- superusers and a few predefined roles, held since by another grantee
+-- (0: PUBLIC).  Only functions whose privileges were ever changed have an
+-- ACL, so this reads few rows.
+fn_beyond(fn, grantee) AS (
+	SELECT p.oid, a.grantee
+	  FROM pg_catalog.pg_proc p
+	  LEFT JOIN pg_catalog.pg_init_privs ip
+		ON ip.objoid OPERATOR(pg_catalog.=) p.oid
+	   AND ip.classoid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass
+	   AND ip.objsubid OPERATOR(pg_catalog.=) 0
+	 CROSS JOIN LATERAL pg_catalog.aclexplode(p.proacl) a
+	 WHERE p.pronamespace OPERATOR(pg_catalog.=) 'pg_catalog'::pg_catalog.regnamespace
+	   AND p.proacl IS NOT NULL
+	   AND a.privilege_type OPERATOR(pg_catalog.=) 'EXECUTE'
+	   AND a.grantee OPERATOR(pg_catalog.<>) p.proowner
+	   AND NOT EXISTS (SELECT 1 FROM pg_catalog.aclexplode(COALESCE(ip.initprivs,
+							pg_catalog.acldefault('f', p.proowner))) d
+						WHERE d.privilege_type OPERATOR(pg_catalog.=) 'EXECUTE'
+						  AND (d.grantee OPERATOR(pg_catalog.=) 0
+							   OR d.grantee OPERATOR(pg_catalog.=) a.grantee))
+),
+-- those engineers hold: granted to PUBLIC, to an engineer or lockbox_engineer,
+-- or to a role one of them is a member of
+fn_engineer(fn, grantees) AS (
+	SELECT fb.fn,
+		   pg_catalog.string_agg(DISTINCT CASE WHEN fb.grantee OPERATOR(pg_catalog.=) 0 THEN 'PUBLIC'
+				ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(fb.grantee)) END, ', ')
+	  FROM fn_beyond fb
+	 WHERE fb.grantee OPERATOR(pg_catalog.=) 0
+		OR fb.grantee IN (SELECT engineer_any.oid FROM engineer_any)
+		OR EXISTS (SELECT 1 FROM closure c
+					WHERE c.role OPERATOR(pg_catalog.=) fb.grantee
+					  AND c.member IN (SELECT engineer_any.oid FROM engineer_any))
+	 GROUP BY fb.fn
+),
+-- foreign keys with a referential action: it runs as the referencing
+-- table's owner, outside the policies
+fk_act AS (
+	SELECT k.oid, k.conname, k.conrelid, k.confrelid, k.conkey, k.confkey,
+		   k.confdeltype, k.confupdtype
+	  FROM pg_catalog.pg_constraint k
+	 WHERE k.contype OPERATOR(pg_catalog.=) 'f'
+	   AND (k.confdeltype IN ('c', 'n', 'd') OR k.confupdtype IN ('c', 'n', 'd'))
+),
+-- the relations from which a chain of them may reach protected rows
+fk_reach(rel) AS (
+	SELECT pr.rel FROM prot_rel pr WHERE pr.how IN (0, 1, 2)
+	UNION
+	SELECT k.confrelid FROM fk_reach r
+	  JOIN fk_act k ON k.conrelid OPERATOR(pg_catalog.=) r.rel
+),
+-- the chains, from a table (not a protected one: lockbox's policies govern
+-- what engineers write there) that engineers may delete from, or update the
+-- referenced columns of; "del" tells whether the rows the chain reached are
+-- deleted (else their columns "cols" are updated, which fires only the ON
+-- UPDATE actions of the keys that reference those columns)
+fk_path(start, verb, rel, del, cols, path, steps) AS (
+	SELECT k.confrelid, s.verb, k.conrelid,
+		   s.verb OPERATOR(pg_catalog.=) 'delete from'
+			   AND k.confdeltype OPERATOR(pg_catalog.=) 'c',
+		   k.conkey,
+		   ARRAY[k.confrelid, k.conrelid],
+		   pg_catalog.format('foreign key %I of %s (%s)', k.conname,
+			   k.conrelid::pg_catalog.regclass,
+			   CASE WHEN s.verb OPERATOR(pg_catalog.=) 'delete from'
+					THEN 'ON DELETE ' OPERATOR(pg_catalog.||)
+						 CASE k.confdeltype WHEN 'c' THEN 'CASCADE' WHEN 'n' THEN 'SET NULL' ELSE 'SET DEFAULT' END
+					ELSE 'ON UPDATE ' OPERATOR(pg_catalog.||)
+						 CASE k.confupdtype WHEN 'c' THEN 'CASCADE' WHEN 'n' THEN 'SET NULL' ELSE 'SET DEFAULT' END
+			   END)
+	  FROM fk_act k
+	 CROSS JOIN LATERAL (
+		SELECT 'delete from'::pg_catalog.text AS verb
+		 WHERE k.confdeltype IN ('c', 'n', 'd')
+		   AND EXISTS (SELECT 1 FROM engineer_any e
+						WHERE pg_catalog.has_table_privilege(e.oid, k.confrelid, 'DELETE'))
+		UNION ALL
+		SELECT 'update'
+		 WHERE k.confupdtype IN ('c', 'n', 'd')
+		   AND EXISTS (SELECT 1 FROM engineer_any e, pg_catalog.unnest(k.confkey) ck(attnum)
+						WHERE pg_catalog.has_column_privilege(e.oid, k.confrelid, ck.attnum, 'UPDATE'))
+	 ) s
+	 WHERE k.conrelid IN (SELECT fk_reach.rel FROM fk_reach)
+	   AND k.confrelid NOT IN (SELECT prot.relid FROM prot)
+	UNION ALL
+	SELECT p.start, p.verb, k.conrelid,
+		   p.del AND k.confdeltype OPERATOR(pg_catalog.=) 'c',
+		   k.conkey,
+		   p.path OPERATOR(pg_catalog.||) k.conrelid,
+		   pg_catalog.format('%s, then foreign key %I of %s (%s)', p.steps, k.conname,
+			   k.conrelid::pg_catalog.regclass,
+			   CASE WHEN p.del
+					THEN 'ON DELETE ' OPERATOR(pg_catalog.||)
+						 CASE k.confdeltype WHEN 'c' THEN 'CASCADE' WHEN 'n' THEN 'SET NULL' ELSE 'SET DEFAULT' END
+					ELSE 'ON UPDATE ' OPERATOR(pg_catalog.||)
+						 CASE k.confupdtype WHEN 'c' THEN 'CASCADE' WHEN 'n' THEN 'SET NULL' ELSE 'SET DEFAULT' END
+			   END)
+	  FROM fk_path p
+	  JOIN fk_act k ON k.confrelid OPERATOR(pg_catalog.=) p.rel
+	 WHERE k.conrelid IN (SELECT fk_reach.rel FROM fk_reach)
+	   AND k.conrelid OPERATOR(pg_catalog.<>) ALL (p.path)
+	   AND CASE WHEN p.del THEN k.confdeltype IN ('c', 'n', 'd')
+				ELSE k.confupdtype IN ('c', 'n', 'd')
+					 AND k.confkey OPERATOR(pg_catalog.&&) p.cols END
 ),
 -- each publication that publishes (FOR ALL TABLES, FOR TABLES IN SCHEMA or
 -- by name) lockbox's own tables, or protected tables, their partitions or
@@ -554,20 +711,28 @@ findings(check_name, object, detail) AS (
 						  END)
 	 GROUP BY r.oid, r.rulename, r.ev_class, r.ev_type
 	UNION ALL
-	-- the search_path of a role that calls lockbox's functions, with a schema
-	-- engineers can create objects in (or create): their function of the
-	-- same name comes first when it is ahead of lockbox's schema, and also
-	-- after it, when its argument types match the call more closely
+	-- the search_path of a role that calls lockbox's functions (as set for
+	-- it, or the server's when nothing is), with a schema engineers can
+	-- create objects in (or create): their function of the same name comes
+	-- first when it is ahead of lockbox's schema, and also after it, when its
+	-- argument types match the call more closely
 	SELECT 'search_path_writable',
 		   pg_catalog.format('%s, schema %I',
 			   CASE WHEN sp.who OPERATOR(pg_catalog.<>) 0
 						THEN pg_catalog.format('role %I', pg_catalog.pg_get_userbyid(sp.who))
+					WHEN sp.src OPERATOR(pg_catalog.=) 1 THEN 'server'
 					WHEN sp.setdatabase OPERATOR(pg_catalog.<>) 0
 						THEN pg_catalog.format('database %I', pg_catalog.current_database())
 					ELSE 'every role' END,
 			   sp.name),
-		   pg_catalog.format('%s puts schema %I on the search_path %s, and %s: a function of theirs there can capture calls meant for lockbox.',
-			   CASE WHEN sp.setrole OPERATOR(pg_catalog.=) 0 AND sp.setdatabase OPERATOR(pg_catalog.=) 0
+		   pg_catalog.format('%s puts schema %I on the search_path %s, and %s: a function of theirs there can capture calls meant for lockbox. Call lockbox''s functions schema-qualified, revoke CREATE on the schema (or on the database) from engineers, or set the role''s search_path (ALTER ROLE ... SET search_path) to schemas only trusted roles can create objects in.',
+			   CASE WHEN sp.src OPERATOR(pg_catalog.=) 1
+						THEN 'The server''s search_path (its configuration files'', or PostgreSQL''s default), which no ALTER ROLE or ALTER DATABASE SET replaces'
+							 OPERATOR(pg_catalog.||)
+							 CASE WHEN sp.who OPERATOR(pg_catalog.<>) 0
+								  THEN pg_catalog.format(' for role %I ("$user")', pg_catalog.pg_get_userbyid(sp.who))
+								  ELSE ' for some of the roles that call lockbox''s functions' END OPERATOR(pg_catalog.||) ','
+					WHEN sp.setrole OPERATOR(pg_catalog.=) 0 AND sp.setdatabase OPERATOR(pg_catalog.=) 0
 						THEN 'ALTER ROLE ALL SET'
 					WHEN sp.setrole OPERATOR(pg_catalog.=) 0
 						THEN pg_catalog.format('ALTER DATABASE %I SET', pg_catalog.current_database())
@@ -578,6 +743,7 @@ findings(check_name, object, detail) AS (
 			   END
 			   OPERATOR(pg_catalog.||)
 			   CASE WHEN sp.setrole OPERATOR(pg_catalog.=) 0 AND sp.who OPERATOR(pg_catalog.<>) 0
+						AND sp.src OPERATOR(pg_catalog.=) 0
 						THEN pg_catalog.format(' ("$user", for role %I)', pg_catalog.pg_get_userbyid(sp.who))
 					ELSE '' END,
 			   sp.name,
@@ -591,7 +757,8 @@ findings(check_name, object, detail) AS (
 						THEN 'engineers can create it (CREATE on the database)'
 					ELSE 'engineers can create objects in it' END)
 	  FROM sp_schema sp
-	  JOIN sp_ext x ON x.setdatabase OPERATOR(pg_catalog.=) sp.setdatabase
+	  JOIN sp_ext x ON x.src OPERATOR(pg_catalog.=) sp.src
+	   AND x.setdatabase OPERATOR(pg_catalog.=) sp.setdatabase
 	   AND x.setrole OPERATOR(pg_catalog.=) sp.setrole
 	 CROSS JOIN ext
 	  JOIN pg_catalog.pg_namespace xn ON xn.oid OPERATOR(pg_catalog.=) ext.extnamespace
@@ -672,6 +839,87 @@ findings(check_name, object, detail) AS (
 					THEN ' Logical replication does not apply row-level security: a subscriber receives every tenant''s rows, restricted there only where lockbox protects the table too.'
 					ELSE '' END)
 	  FROM pub_rel pr
+	UNION ALL
+	-- a schema named after a role that calls lockbox's functions, which
+	-- "$user" (first on PostgreSQL's default search_path) puts first
+	SELECT 'caller_schema', pg_catalog.quote_ident(n.nspname),
+		   pg_catalog.format('Schema %I is named after role %I, which calls lockbox''s functions, and %s: with "$user" on the role''s search_path (PostgreSQL''s default), a function there named like lockbox''s captures the role''s unqualified calls. Make role %I the schema''s owner and revoke CREATE on it from the others (or drop the schema), call lockbox''s functions schema-qualified, or set the role''s search_path without "$user".',
+			   n.nspname, pg_catalog.pg_get_userbyid(cs.role),
+			   COALESCE(pg_catalog.concat_ws(' and ', cs.owner_part, cs.writers_part),
+						'engineers can create objects in it'),
+			   pg_catalog.pg_get_userbyid(cs.role))
+	  FROM caller_schema cs
+	  JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) cs.nsp
+	 WHERE cs.owner_part IS NOT NULL OR cs.writers_part IS NOT NULL OR cs.engineers_can
+	UNION ALL
+	-- predefined roles that read or write the server's files, the data files
+	-- of every table among them, past row-level security and unaudited
+	-- (pg_read_all_data and pg_write_all_data hold privileges on every
+	-- table: engineer_reaches_around reports them)
+	SELECT 'server_file_access', pg_catalog.pg_get_userbyid(e.oid)::pg_catalog.text,
+		   pg_catalog.format('Engineer can act as role %s, which %s: the data files hold every tenant''s rows, read there past lockbox and unaudited. Revoke the membership.',
+			   x.rolname,
+			   CASE x.rolname
+				   WHEN 'pg_read_server_files' THEN 'reads any file the server can (COPY FROM a file), the data files of every table among them'
+				   WHEN 'pg_write_server_files' THEN 'writes any file the server can (COPY TO a file), the data files of every table among them'
+				   ELSE 'runs programs on the server as its operating system user (COPY ... PROGRAM), who reads and writes every data file'
+			   END)
+	  FROM engineers e
+	  JOIN closure c ON c.member OPERATOR(pg_catalog.=) e.oid
+	  JOIN pg_catalog.pg_roles x ON x.oid OPERATOR(pg_catalog.=) c.role
+	 WHERE x.rolname IN ('pg_read_server_files', 'pg_write_server_files',
+						 'pg_execute_server_program')
+	UNION ALL
+	-- functions of pg_catalog that read, write or list the server's files,
+	-- granted beyond PostgreSQL's default privileges to engineers (or PUBLIC)
+	SELECT 'server_file_access', fe.fn::pg_catalog.regprocedure::pg_catalog.text,
+		   pg_catalog.format('Engineers can execute %s (granted to %s; by default only superusers%s can): it %s. Revoke EXECUTE on it from %s.',
+			   fe.fn::pg_catalog.regprocedure, fe.grantees,
+			   CASE WHEN p.proname OPERATOR(pg_catalog.~~) 'pg\_ls\_%' AND p.proname OPERATOR(pg_catalog.<>) 'pg_ls_dir'
+					THEN ' and pg_monitor' ELSE '' END,
+			   CASE WHEN p.proname IN ('pg_read_file', 'pg_read_binary_file', 'pg_file_read', 'lo_import')
+						THEN 'reads the server''s files, the data files of every table among them: every tenant''s rows, past lockbox and unaudited'
+					WHEN p.proname IN ('lo_export', 'pg_file_write', 'pg_file_rename', 'pg_file_unlink', 'pg_file_sync')
+						THEN 'writes the server''s files, the data files of every table among them: every tenant''s rows, past lockbox and unaudited'
+					ELSE 'shows the server''s files and their sizes, the data files of every table among them: how much each table holds, and when it changes, past lockbox' END,
+			   fe.grantees)
+	  FROM fn_engineer fe
+	  JOIN pg_catalog.pg_proc p ON p.oid OPERATOR(pg_catalog.=) fe.fn
+	 WHERE p.proname IN ('pg_read_file', 'pg_read_binary_file', 'pg_stat_file',
+						 'pg_ls_dir', 'pg_ls_logdir', 'pg_ls_waldir', 'pg_ls_tmpdir',
+						 'pg_ls_archive_statusdir', 'pg_ls_logicalsnapdir',
+						 'pg_ls_logicalmapdir', 'pg_ls_replslotdir',
+						 'lo_import', 'lo_export',
+						 'pg_file_read', 'pg_file_write', 'pg_file_rename',
+						 'pg_file_unlink', 'pg_file_sync', 'pg_logdir_ls')
+	UNION ALL
+	-- any other function of pg_catalog that PostgreSQL lets only superusers
+	-- (and predefined roles) execute, granted since to engineers (or PUBLIC)
+	SELECT 'superuser_function', fe.fn::pg_catalog.regprocedure::pg_catalog.text,
+		   pg_catalog.format('Engineers can execute %s (granted to %s), which by default only superusers and the predefined roles it is granted to can: what it does, it does past lockbox. Revoke EXECUTE on it from %s.',
+			   fe.fn::pg_catalog.regprocedure, fe.grantees, fe.grantees)
+	  FROM fn_engineer fe
+	  JOIN pg_catalog.pg_proc p ON p.oid OPERATOR(pg_catalog.=) fe.fn
+	 WHERE p.proname NOT IN ('pg_read_file', 'pg_read_binary_file', 'pg_stat_file',
+							 'pg_ls_dir', 'pg_ls_logdir', 'pg_ls_waldir', 'pg_ls_tmpdir',
+							 'pg_ls_archive_statusdir', 'pg_ls_logicalsnapdir',
+							 'pg_ls_logicalmapdir', 'pg_ls_replslotdir',
+							 'lo_import', 'lo_export',
+							 'pg_file_read', 'pg_file_write', 'pg_file_rename',
+							 'pg_file_unlink', 'pg_file_sync', 'pg_logdir_ls')
+	UNION ALL
+	-- a table engineers may write whose foreign keys' referential actions
+	-- reach protected rows: one path (the shortest) per table written and
+	-- protected relation reached
+	(SELECT DISTINCT ON (fp.start, fp.rel, fp.verb) 'cascade_into_protected',
+		   pg_catalog.format('%s to %s', fp.start::pg_catalog.regclass, fp.rel::pg_catalog.regclass),
+		   pg_catalog.format('Engineers can %s %s, and referential actions carry it to %s: %s. The actions run as each referencing table''s owner, outside the lockbox policies: an engineer changes any tenant''s protected rows, with no request. Revoke %s on %s from engineers, or make the foreign keys NO ACTION or RESTRICT.',
+			   fp.verb, fp.start::pg_catalog.regclass, pr.descr, fp.steps,
+			   CASE fp.verb WHEN 'update' THEN 'UPDATE' ELSE 'DELETE' END,
+			   fp.start::pg_catalog.regclass)
+	  FROM fk_path fp
+	  JOIN prot_rel pr ON pr.rel OPERATOR(pg_catalog.=) fp.rel AND pr.how IN (0, 1, 2)
+	 ORDER BY fp.start, fp.rel, fp.verb, pg_catalog.cardinality(fp.path), fp.steps)
 )
 SELECT f.check_name, f.object, false AS ok, f.detail FROM findings f
 UNION ALL
@@ -682,7 +930,9 @@ SELECT c.check_name, NULL, true, 'No finding.'
 			   ('policy_changed'), ('definer_view'), ('engineer_privileges'),
 			   ('definer_function'), ('definer_trigger'), ('definer_rule'),
 			   ('search_path_writable'), ('role_switch_function'),
-			   ('cross_tenant_fk'), ('publication_lockbox_tables')) AS c(check_name)
+			   ('cross_tenant_fk'), ('publication_lockbox_tables'),
+			   ('caller_schema'), ('server_file_access'), ('superuser_function'),
+			   ('cascade_into_protected')) AS c(check_name)
  WHERE NOT EXISTS (SELECT 1 FROM findings f
 					WHERE f.check_name OPERATOR(pg_catalog.=) c.check_name);
 
