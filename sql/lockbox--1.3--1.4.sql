@@ -486,6 +486,11 @@ fk_reach(rel) AS (
 	SELECT k.confrelid FROM fk_reach r
 	  JOIN fk_act k ON k.conrelid OPERATOR(pg_catalog.=) r.rel
 ),
+-- the keys on the way there (a hashed join here, not a subquery per step)
+fk_on_way AS (
+	SELECT k.* FROM fk_act k
+	 WHERE k.conrelid IN (SELECT fk_reach.rel FROM fk_reach)
+),
 -- the chains, from a table (not a protected one: lockbox's policies govern
 -- what engineers write there) that engineers may delete from, or update the
 -- referenced columns of; "del" tells whether the rows the chain reached are
@@ -505,7 +510,7 @@ fk_path(start, verb, rel, del, cols, path, steps) AS (
 					ELSE 'ON UPDATE ' OPERATOR(pg_catalog.||)
 						 CASE k.confupdtype WHEN 'c' THEN 'CASCADE' WHEN 'n' THEN 'SET NULL' ELSE 'SET DEFAULT' END
 			   END)
-	  FROM fk_act k
+	  FROM fk_on_way k
 	 CROSS JOIN LATERAL (
 		SELECT 'delete from'::pg_catalog.text AS verb
 		 WHERE k.confdeltype IN ('c', 'n', 'd')
@@ -517,8 +522,7 @@ fk_path(start, verb, rel, del, cols, path, steps) AS (
 		   AND EXISTS (SELECT 1 FROM engineer_any e, pg_catalog.unnest(k.confkey) ck(attnum)
 						WHERE pg_catalog.has_column_privilege(e.oid, k.confrelid, ck.attnum, 'UPDATE'))
 	 ) s
-	 WHERE k.conrelid IN (SELECT fk_reach.rel FROM fk_reach)
-	   AND k.confrelid NOT IN (SELECT prot.relid FROM prot)
+	 WHERE k.confrelid NOT IN (SELECT prot.relid FROM prot)
 	UNION ALL
 	SELECT p.start, p.verb, k.conrelid,
 		   p.del AND k.confdeltype OPERATOR(pg_catalog.=) 'c',
@@ -533,9 +537,8 @@ fk_path(start, verb, rel, del, cols, path, steps) AS (
 						 CASE k.confupdtype WHEN 'c' THEN 'CASCADE' WHEN 'n' THEN 'SET NULL' ELSE 'SET DEFAULT' END
 			   END)
 	  FROM fk_path p
-	  JOIN fk_act k ON k.confrelid OPERATOR(pg_catalog.=) p.rel
-	 WHERE k.conrelid IN (SELECT fk_reach.rel FROM fk_reach)
-	   AND k.conrelid OPERATOR(pg_catalog.<>) ALL (p.path)
+	  JOIN fk_on_way k ON k.confrelid OPERATOR(pg_catalog.=) p.rel
+	 WHERE k.conrelid OPERATOR(pg_catalog.<>) ALL (p.path)
 	   AND CASE WHEN p.del THEN k.confdeltype IN ('c', 'n', 'd')
 				ELSE k.confupdtype IN ('c', 'n', 'd')
 					 AND k.confkey OPERATOR(pg_catalog.&&) p.cols END
