@@ -486,10 +486,10 @@ fk_reach(rel) AS (
 	SELECT k.confrelid FROM fk_reach r
 	  JOIN fk_act k ON k.conrelid OPERATOR(pg_catalog.=) r.rel
 ),
--- the keys on the way there (a hashed join here, not a subquery per step)
+-- the keys on the way there (fk_reach has each relation once: a join)
 fk_on_way AS (
 	SELECT k.* FROM fk_act k
-	 WHERE k.conrelid IN (SELECT fk_reach.rel FROM fk_reach)
+	  JOIN fk_reach r ON r.rel OPERATOR(pg_catalog.=) k.conrelid
 ),
 -- the chains, from a table (not a protected one: lockbox's policies govern
 -- what engineers write there) that engineers may delete from, or update the
