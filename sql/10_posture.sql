@@ -17,6 +17,13 @@
 --   cross_tenant_fk       cascading foreign keys across tenants
 --   publication_lockbox_tables
 --                         publications of lockbox's own or protected tables
+--   caller_schema         a schema named after an approver or a reviewer,
+--                         which another role owns or can create objects in
+--   server_file_access    engineers who read or write the server's files
+--   superuser_function    pg_catalog's superuser-only functions, granted
+--   cascade_into_protected
+--                         referential actions from tables engineers write
+--                         into protected tables
 --
 -- This file stands on its own: its roles, tenants, tables and schemas, all
 -- removed at the end.
@@ -332,6 +339,150 @@ SELECT object, ok, detail FROM lockbox.posture
 DROP PUBLICATION regress_pos_app;
 DROP TABLE pos_app.items;
 DROP SCHEMA pos_app;
+
+-- ---------------------------------------------------------------------
+-- search_path_writable, the server's search_path, and caller_schema.  A
+-- role that no ALTER ROLE or ALTER DATABASE gives a search_path gets the
+-- server's: PostgreSQL's default is "$user", public, which puts a schema
+-- named after the role ahead of lockbox's functions.  An engineer with
+-- CREATE on the database (as an application's migrations often have)
+-- creates the approver's schema, and a function there captures the
+-- approver's unqualified calls: here it would approve a request of the
+-- engineer's own along with the one the approver meant.
+-- ---------------------------------------------------------------------
+-- (the reviewer's schema does not exist: the engineer could create it)
+ALTER ROLE regress_pos_ada RESET search_path;
+DO $$
+BEGIN
+	EXECUTE format('ALTER ROLE regress_pos_mia IN DATABASE %I RESET search_path',
+				   current_database());
+	EXECUTE format('GRANT CREATE ON DATABASE %I TO regress_pos_erin', current_database());
+END
+$$;
+SET SESSION AUTHORIZATION regress_pos_erin;
+CREATE SCHEMA regress_pos_ada;
+GRANT USAGE ON SCHEMA regress_pos_ada TO PUBLIC;
+CREATE FUNCTION regress_pos_ada.lockbox_approve(request_id bigint, comment text)
+	RETURNS text LANGUAGE sql
+	AS $$ SELECT 'not lockbox''s function: it approved the engineer''s request too' $$;
+RESET SESSION AUTHORIZATION;
+SET SESSION AUTHORIZATION regress_pos_ada;
+SELECT lockbox_approve(8, 'ok');
+RESET SESSION AUTHORIZATION;
+-- (other roles that call lockbox's functions, the extension's owner who
+-- runs this file among them, are on the server's search_path too: only
+-- this file's roles are shown)
+SELECT object, ok, detail FROM lockbox.posture
+ WHERE check_name = 'search_path_writable' AND object LIKE '%regress_pos%'
+ ORDER BY object;
+SELECT object, ok, detail FROM lockbox.posture
+ WHERE check_name = 'caller_schema' ORDER BY object;
+-- A search_path of the role's own, without "$user": the schema is no longer
+-- on it, but still named after the role (a SET search_path = "$user", ...
+-- of the role's own finds it).
+ALTER ROLE regress_pos_ada SET search_path = public;
+SELECT object, ok, detail FROM lockbox.posture
+ WHERE check_name = 'search_path_writable' AND object LIKE '%regress_pos%'
+ ORDER BY object;
+-- The role owns its schema; CREATE granted on it to others is a finding too.
+ALTER SCHEMA regress_pos_ada OWNER TO regress_pos_ada;
+GRANT CREATE ON SCHEMA regress_pos_ada TO PUBLIC, regress_pos_mia;
+SELECT object, ok, detail FROM lockbox.posture
+ WHERE check_name = 'caller_schema' ORDER BY object;
+REVOKE CREATE ON SCHEMA regress_pos_ada FROM PUBLIC, regress_pos_mia;
+ALTER ROLE regress_pos_ada RESET search_path;
+DO $$
+BEGIN
+	EXECUTE format('REVOKE CREATE ON DATABASE %I FROM regress_pos_erin', current_database());
+END
+$$;
+SELECT object, ok, detail FROM lockbox.posture
+ WHERE check_name IN ('search_path_writable', 'caller_schema')
+   AND (object IS NULL OR object LIKE '%regress_pos%')
+ ORDER BY check_name, object;
+DROP FUNCTION regress_pos_ada.lockbox_approve(bigint, text);
+DROP SCHEMA regress_pos_ada;
+
+-- ---------------------------------------------------------------------
+-- server_file_access and superuser_function: a table's data file holds
+-- every tenant's rows, and pg_read_binary_file(pg_relation_filepath(...))
+-- reads it past row-level security, unaudited.  PostgreSQL lets only
+-- superusers execute the functions that read, write or list the server's
+-- files (pg_monitor some of the listings), and only members of
+-- pg_read_server_files, pg_write_server_files and pg_execute_server_program
+-- COPY from or to files and programs.  Any other function of pg_catalog
+-- only superusers may execute by default, granted to engineers, is
+-- reported too.
+-- ---------------------------------------------------------------------
+CREATE ROLE regress_pos_support;	-- reads the server's logs
+GRANT regress_pos_support TO regress_pos_erin;
+GRANT EXECUTE ON FUNCTION pg_read_binary_file(text) TO regress_pos_erin;
+GRANT EXECUTE ON FUNCTION pg_read_file(text, bigint, bigint),
+	pg_read_file(text, bigint, bigint, boolean) TO regress_pos_support;
+GRANT EXECUTE ON FUNCTION lo_export(oid, text) TO lockbox_engineer;
+GRANT EXECUTE ON FUNCTION pg_ls_dir(text) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION pg_reload_conf() TO lockbox_engineer;
+GRANT pg_read_server_files, pg_execute_server_program TO regress_pos_erin;
+-- not findings: pg_monitor's default privileges (pg_ls_logdir() and the
+-- like list the log and WAL files), and grants to roles that are no
+-- engineers
+GRANT pg_monitor TO regress_pos_erin;
+GRANT EXECUTE ON FUNCTION pg_stat_file(text) TO regress_pos_mia;
+SET SESSION AUTHORIZATION regress_pos_erin;
+SELECT pg_read_binary_file(pg_relation_filepath('pos_orders_acme')) IS NOT NULL
+	AS reads_the_data_file;
+RESET SESSION AUTHORIZATION;
+SELECT object, ok, detail FROM lockbox.posture
+ WHERE check_name IN ('server_file_access', 'superuser_function')
+ ORDER BY check_name, object, detail;
+-- pg_read_all_data holds SELECT on every table: engineer_reaches_around
+GRANT pg_read_all_data TO regress_pos_erin;
+SELECT object, ok, detail FROM lockbox.posture
+ WHERE check_name = 'engineer_reaches_around' ORDER BY object, detail;
+REVOKE pg_read_all_data, pg_read_server_files, pg_execute_server_program,
+	pg_monitor, regress_pos_support FROM regress_pos_erin;
+REVOKE EXECUTE ON FUNCTION pg_read_binary_file(text) FROM regress_pos_erin;
+REVOKE EXECUTE ON FUNCTION lo_export(oid, text), pg_reload_conf() FROM lockbox_engineer;
+REVOKE EXECUTE ON FUNCTION pg_ls_dir(text) FROM PUBLIC;
+SELECT check_name, object, ok, detail FROM lockbox.posture
+ WHERE check_name IN ('server_file_access', 'superuser_function',
+					  'engineer_reaches_around')
+ ORDER BY check_name, object, detail;
+REVOKE EXECUTE ON FUNCTION pg_read_file(text, bigint, bigint),
+	pg_read_file(text, bigint, bigint, boolean) FROM regress_pos_support;
+REVOKE EXECUTE ON FUNCTION pg_stat_file(text) FROM regress_pos_mia;
+DROP ROLE regress_pos_support;
+
+-- ---------------------------------------------------------------------
+-- cascade_into_protected: a referential action runs as the referencing
+-- table's owner, outside the lockbox policies.  Engineers who may delete
+-- accounts (not protected) delete their contacts, and the contacts' tickets
+-- (protected) lose their contact, whatever their tenant; engineers who may
+-- update a contact's id rewrite the tickets that reference it.  Updating an
+-- account's id cascades to the contacts' account_id, which no ticket
+-- references: it goes no further.
+-- ---------------------------------------------------------------------
+CREATE TABLE pos_accounts (id int PRIMARY KEY);
+CREATE TABLE pos_contacts (id int PRIMARY KEY,
+	account_id int REFERENCES pos_accounts ON DELETE CASCADE ON UPDATE CASCADE);
+CREATE TABLE pos_tickets (id int, tenant text NOT NULL,
+	contact_id int CONSTRAINT pos_tickets_contact REFERENCES pos_contacts
+		ON DELETE SET NULL ON UPDATE CASCADE);
+SELECT lockbox_protect('pos_tickets', tenant_column => 'tenant');
+GRANT DELETE, UPDATE ON pos_accounts TO regress_pos_erin;
+GRANT UPDATE (id) ON pos_contacts TO PUBLIC;
+-- not a finding: a column no foreign key references
+GRANT UPDATE (account_id) ON pos_contacts TO lockbox_engineer;
+SELECT object, ok, detail FROM lockbox.posture
+ WHERE check_name = 'cascade_into_protected' ORDER BY object, detail;
+REVOKE DELETE ON pos_accounts FROM regress_pos_erin;
+REVOKE UPDATE (id) ON pos_contacts FROM PUBLIC;
+SELECT object, ok, detail FROM lockbox.posture
+ WHERE check_name = 'cascade_into_protected' ORDER BY object, detail;
+REVOKE UPDATE ON pos_accounts FROM regress_pos_erin;
+REVOKE UPDATE (account_id) ON pos_contacts FROM lockbox_engineer;
+SELECT lockbox_unprotect('pos_tickets');
+DROP TABLE pos_tickets, pos_contacts, pos_accounts;
 
 -- ---------------------------------------------------------------------
 -- Clean-up: nothing left to report.

@@ -644,14 +644,16 @@ RESET SESSION AUTHORIZATION;
 ------------------------------------------------------------------------------
 SET ROLE tap_enf_rev;
 SELECT results_eq($$SELECT check_name, ok FROM lockbox.posture ORDER BY check_name$$,
-	$$VALUES ('cross_tenant_fk', true), ('definer_function', true),
+	$$VALUES ('caller_schema', true), ('cascade_into_protected', true),
+			 ('cross_tenant_fk', true), ('definer_function', true),
 			 ('definer_rule', true), ('definer_trigger', true),
 			 ('definer_view', true), ('engineer_bypassrls', true),
 			 ('engineer_createrole', true), ('engineer_owns_protected_table', true),
 			 ('engineer_privileges', true), ('engineer_reaches_around', true),
 			 ('engineer_superuser', true), ('policy_changed', true),
 			 ('publication_lockbox_tables', true), ('rls_disabled', true), ('role_switch_function', true),
-			 ('schema_writable', true), ('search_path_writable', true)$$,
+			 ('schema_writable', true), ('search_path_writable', true),
+			 ('server_file_access', true), ('superuser_function', true)$$,
 	'a clean set-up: lockbox.posture has one ok row per check and no finding');
 RESET ROLE;
 SET ROLE tap_enf_eng;
