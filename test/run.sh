@@ -212,7 +212,7 @@ suite_tap() {
 		PERL5LIB="$PGXS_DIR/src/test/perl${PERL5LIB:+:$PERL5LIB}" \
 		PG_REGRESS="$PGXS_DIR/src/test/regress/pg_regress" \
 		TESTDIR="$tapdir" \
-		prove -I "$PGXS_DIR/src/test/perl" -I "$ROOT/test" "${flags[@]}" "${files[@]}" |
+		prove --timer -I "$PGXS_DIR/src/test/perl" -I "$ROOT/test" "${flags[@]}" "${files[@]}" |
 		tee "$CLUSTER/prove.out" || rc=$?
 	# prove's "Test Summary Report" names each failed file: show its logs.
 	local failed_tests=() t log
