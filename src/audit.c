@@ -40,10 +40,12 @@
 
 #include "access/genam.h"
 #include "access/table.h"
+#include "access/tableam.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/partition.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_inherits.h"
 #include "catalog/pg_trigger.h"
 #include "catalog/pg_type.h"
 #include "commands/extension.h"
@@ -52,6 +54,7 @@
 #include "commands/trigger.h"
 #include "common/cryptohash.h"
 #include "common/sha2.h"
+#include "executor/executor.h"
 #include "executor/spi.h"
 #include "funcapi.h"
 #include "nodes/params.h"
@@ -71,6 +74,7 @@
 #include "utils/guc.h"
 #include "utils/hsearch.h"
 #include "utils/snapmgr.h"
+#include "utils/syscache.h"
 #include "utils/tuplestore.h"
 #include "utils/varlena.h"
 
@@ -156,6 +160,7 @@ static Oid	audit_move_relid = InvalidOid;
 
 /* lockbox_archive_audit is detaching partitions */
 static bool audit_archiving = false;
+static bool audit_partitioning = false;	/* the worker makes the log's partitions */
 
 /* where verification takes rows and parents from, when not the live log */
 typedef struct ArchiveSource
@@ -2896,8 +2901,18 @@ lockbox_audit_keep_partitions(TimestampTz now)
 		return 0;
 	values[0] = TimestampTzGetDatum(now);
 	values[1] = TimestampTzGetDatum(now + (TimestampTz) 62 * USECS_PER_DAY);
-	lockbox_exec(&plan, "SELECT lockbox.audit_partitions($1, $2)",
-				 2, argtypes, values, NULL, 1);
+	/* (its ATTACH takes a month's rows moved out of the default partition) */
+	audit_partitioning = true;
+	PG_TRY();
+	{
+		lockbox_exec(&plan, "SELECT lockbox.audit_partitions($1, $2)",
+					 2, argtypes, values, NULL, 1);
+	}
+	PG_FINALLY();
+	{
+		audit_partitioning = false;
+	}
+	PG_END_TRY();
 	made = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
 									   SPI_tuptable->tupdesc, 1, &isnull));
 	SPI_freetuptable(SPI_tuptable);
@@ -3089,6 +3104,37 @@ is_audit_table(Oid relid)
 		 relid == get_relname_relid("audit_statement", nsp));
 }
 
+/* an audit table role owns (the log, its partitions, anchors, statements), or InvalidOid */
+static Oid
+audit_table_owned_by(Oid role)
+{
+	Oid			nsp = get_namespace_oid("lockbox", true);
+	Oid			log;
+	List	   *tables;
+	ListCell   *lc;
+	Oid			found = InvalidOid;
+
+	if (!OidIsValid(role) || !OidIsValid(nsp) ||
+		!OidIsValid(log = get_relname_relid("audit_log", nsp)))
+		return InvalidOid;
+	tables = find_all_inheritors(log, NoLock, NULL);
+	tables = lappend_oid(tables, get_relname_relid("audit_anchor", nsp));
+	tables = lappend_oid(tables, get_relname_relid("audit_statement", nsp));
+	foreach(lc, tables)
+	{
+		HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(lfirst_oid(lc)));
+
+		if (!HeapTupleIsValid(tup))
+			continue;
+		if (((Form_pg_class) GETSTRUCT(tup))->relowner == role)
+			found = lfirst_oid(lc);
+		ReleaseSysCache(tup);
+		if (OidIsValid(found))
+			break;
+	}
+	return found;
+}
+
 static char *
 audit_table_name(Oid relid)
 {
@@ -3211,6 +3257,10 @@ audit_alter_name(AlterTableType subtype)
 static void
 check_new_audit_partition(Oid partid, Oid parent)
 {
+	Relation	rel;
+	bool		empty;
+	bool		own_trigger = false;
+
 	if (!OidIsValid(partid))
 		return;					/* PostgreSQL reports it */
 	if (get_rel_relkind(partid) != RELKIND_RELATION ||
@@ -3220,6 +3270,35 @@ check_new_audit_partition(Oid partid, Oid parent)
 				 errmsg("a partition of audit table \"%s\" must be a permanent table",
 						audit_table_name(parent)),
 				 errdetail("Only a permanent, plain table is attached to it: audit rows are kept in no unlogged, temporary or foreign table, nor in a partitioned one that could hold such partitions.")));
+
+	/*
+	 * Rows come into the log only as lockbox writes them: a table attached
+	 * by anyone else (a restore, say) is empty, in schema lockbox, and has
+	 * no trigger that lockbox did not put there.  The worker's own ATTACH
+	 * brings the rows it moved out of the default partition.
+	 */
+	if (audit_partitioning)
+		return;
+	rel = table_open(partid, AccessShareLock);
+	{
+		TableScanDesc scan = table_beginscan(rel, GetActiveSnapshot(), 0, NULL);
+		TupleTableSlot *slot = table_slot_create(rel, NULL);
+
+		empty = !table_scan_getnextslot(scan, ForwardScanDirection, slot);
+		ExecDropSingleTupleTableSlot(slot);
+		table_endscan(scan);
+	}
+	if (rel->trigdesc != NULL)
+		for (int i = 0; i < rel->trigdesc->numtriggers; i++)
+			if (rel->trigdesc->triggers[i].tgfoid != audit_append_only_function())
+				own_trigger = true;
+	table_close(rel, AccessShareLock);
+	if (get_rel_namespace(partid) != get_rel_namespace(parent) || !empty || own_trigger)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("cannot attach table \"%s\" to audit table \"%s\"",
+						audit_table_name(partid), audit_table_name(parent)),
+				 errdetail("A partition of the audit log is an empty table of schema lockbox with no triggers of its own: audit rows are only those lockbox writes.")));
 }
 
 /* the function of trigger trigname on relid, InvalidOid if none */
@@ -3282,6 +3361,10 @@ audit_alter_table(AlterTableStmt *stmt)
 				 stmt->objtype == OBJECT_TABLE)
 			check_new_audit_partition(RangeVarGetRelid(((PartitionCmd *) cmd->def)->name,
 													   NoLock, true), relid);
+		else if (audit && cmd->subtype == AT_ChangeOwner &&
+				 !superuser_arg(get_rolespec_oid(cmd->newowner, false)))
+			refuse_audit_change("ALTER TABLE ... OWNER TO a role that is no superuser",
+								relid, false);
 		else if (audit && !audit_alter_harmless(cmd->subtype))
 			refuse_audit_change(audit_alter_name(cmd->subtype), relid, false);
 	}
@@ -3417,13 +3500,36 @@ lockbox_audit_utility(Node *node)
 		case T_CreateTrigStmt:
 			{
 				CreateTrigStmt *stmt = (CreateTrigStmt *) node;
+				Oid			relid = RangeVarGetRelid(stmt->relation, NoLock, true);
 
-				if (stmt->replace &&
-					is_audit_trigger(RangeVarGetRelid(stmt->relation, NoLock, true),
-									 stmt->trigname))
-					refuse_audit_change("CREATE OR REPLACE TRIGGER",
-										RangeVarGetRelid(stmt->relation, NoLock, true),
-										false);
+				if (stmt->replace && is_audit_trigger(relid, stmt->trigname))
+					refuse_audit_change("CREATE OR REPLACE TRIGGER", relid, false);
+
+				/*
+				 * A row trigger that runs before the row is written could
+				 * change or discard it: only lockbox's own (a restore
+				 * creates them again).  Statement triggers and AFTER row
+				 * triggers (a SIEM's, say) see rows, and change none.
+				 */
+				if (stmt->row && (stmt->timing & TRIGGER_TYPE_BEFORE) &&
+					is_audit_table(relid) &&
+					LookupFuncName(stmt->funcname, 0, NULL, true) != audit_append_only_function())
+					refuse_audit_change("CREATE TRIGGER ... BEFORE ... FOR EACH ROW", relid, false);
+			}
+			break;
+		case T_DropOwnedStmt:
+			{
+				/* it would drop the audit tables a role owns */
+				ListCell   *lc;
+
+				foreach(lc, ((DropOwnedStmt *) node)->roles)
+				{
+					Oid			role = get_rolespec_oid((RoleSpec *) lfirst(lc), true);
+					Oid			owned = audit_table_owned_by(role);
+
+					if (OidIsValid(owned))
+						refuse_audit_change("DROP OWNED", owned, true);
+				}
 			}
 			break;
 		case T_AlterObjectDependsStmt:

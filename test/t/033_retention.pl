@@ -188,14 +188,26 @@ my @refused = (
 	'ALTER TABLE lockbox.audit_log DROP COLUMN reason',
 	"ALTER TABLE $p SET ACCESS METHOD heap",
 	"CREATE RULE keep_rows AS ON DELETE TO $p DO INSTEAD NOTHING",
-	'ALTER TABLE lockbox.audit_log ENABLE ROW LEVEL SECURITY');
+	'ALTER TABLE lockbox.audit_log ENABLE ROW LEVEL SECURITY',
+	"CREATE TRIGGER eat BEFORE INSERT ON $p FOR EACH ROW EXECUTE FUNCTION suppress_redundant_updates_trigger()",
+	'CREATE TRIGGER eat BEFORE INSERT OR UPDATE ON lockbox.audit_log FOR EACH ROW EXECUTE FUNCTION suppress_redundant_updates_trigger()',
+	'CREATE TRIGGER eat BEFORE INSERT ON lockbox.audit_statement FOR EACH ROW EXECUTE FUNCTION suppress_redundant_updates_trigger()',
+	q{CREATE TABLE lockbox.spare (LIKE lockbox.audit_log);
+		INSERT INTO lockbox.spare SELECT * FROM lockbox.audit_log_2026_01 LIMIT 1;
+		ALTER TABLE lockbox.audit_log ATTACH PARTITION lockbox.spare
+		FOR VALUES FROM ('2030-01-01 00:00+00') TO ('2030-02-01 00:00+00')},
+	q{CREATE TABLE public.spare (LIKE lockbox.audit_log);
+		ALTER TABLE lockbox.audit_log ATTACH PARTITION public.spare
+		FOR VALUES FROM ('2030-01-01 00:00+00') TO ('2030-02-01 00:00+00')},
+	q{CREATE TABLE lockbox.spare (LIKE lockbox.audit_log);
+		CREATE TRIGGER eat BEFORE INSERT ON lockbox.spare FOR EACH ROW EXECUTE FUNCTION suppress_redundant_updates_trigger();
+		ALTER TABLE lockbox.audit_log ATTACH PARTITION lockbox.spare
+		FOR VALUES FROM ('2030-01-01 00:00+00') TO ('2030-02-01 00:00+00')});
+# (the owner set in the catalog: OWNER TO a role that is no superuser is refused)
 my $to_owner = q{GRANT USAGE, CREATE ON SCHEMA lockbox, public TO ret_dba;
-	DO $$ DECLARE t regclass; BEGIN
-		FOR t IN SELECT inhrelid::regclass FROM pg_inherits WHERE inhparent = 'lockbox.audit_log'::regclass
-				 UNION ALL VALUES ('lockbox.audit_log'::regclass), ('lockbox.audit_anchor'), ('lockbox.audit_statement') LOOP
-			EXECUTE format('ALTER TABLE %s OWNER TO ret_dba', t);
-		END LOOP;
-	END $$;};
+	UPDATE pg_class SET relowner = 'ret_dba'::regrole
+	 WHERE oid IN (SELECT inhrelid FROM pg_inherits WHERE inhparent = 'lockbox.audit_log'::regclass
+				   UNION ALL VALUES ('lockbox.audit_log'::regclass), ('lockbox.audit_anchor'), ('lockbox.audit_statement'));};
 for my $q (@refused)
 {
 	is(sqlstate(undef, "BEGIN; $q; ROLLBACK;"), '42501', "a superuser may not: $q");
@@ -219,7 +231,10 @@ for my $q ('ALTER EXTENSION lockbox DROP TABLE lockbox.audit_log',
 		FOR VALUES FROM ('2030-01-01 00:00+00') TO ('2030-02-01 00:00+00')},
 	q{CREATE TABLE public.spare (LIKE lockbox.audit_log) PARTITION BY RANGE (at);
 		ALTER TABLE lockbox.audit_log ATTACH PARTITION public.spare
-		FOR VALUES FROM ('2030-01-01 00:00+00') TO ('2030-02-01 00:00+00')})
+		FOR VALUES FROM ('2030-01-01 00:00+00') TO ('2030-02-01 00:00+00')},
+	"ALTER TABLE $p OWNER TO ret_dba",
+	'ALTER TABLE lockbox.audit_anchor OWNER TO ret_dba',
+	"UPDATE pg_class SET relowner = 'ret_dba'::regrole WHERE oid = '$p'::regclass; DROP OWNED BY ret_dba")
 {
 	is(sqlstate(undef, "BEGIN; $q; ROLLBACK;"), '42501', "a superuser may not: $q");
 }
@@ -249,8 +264,13 @@ sql(qq{BEGIN;
 	CREATE INDEX audit_spare_idx ON $p (actor);
 	CLUSTER $p USING audit_log_2026_01_pkey;
 	COMMENT ON TABLE $p IS 'January';
+	CREATE TRIGGER siem AFTER INSERT ON lockbox.audit_log FOR EACH ROW EXECUTE FUNCTION suppress_redundant_updates_trigger();
+	CREATE TABLE lockbox.audit_log_2030_01 (LIKE lockbox.audit_log INCLUDING DEFAULTS);
+	ALTER TABLE lockbox.audit_log ATTACH PARTITION lockbox.audit_log_2030_01
+		FOR VALUES FROM ('2030-01-01 00:00+00') TO ('2030-02-01 00:00+00');
 	ROLLBACK});
-ok(1, 'options, ENABLE ALWAYS, SET LOGGED, SET TABLESPACE, OWNER, indexes, CLUSTER pass');
+ok(1, 'options, ENABLE ALWAYS, SET LOGGED, SET TABLESPACE, OWNER to a superuser, indexes, CLUSTER, '
+	. 'an AFTER row trigger, and attaching an empty table of schema lockbox (as a restore does) pass');
 
 # --- bad input changes nothing -----------------------------------------------
 is(sqlstate(undef, 'SELECT * FROM lockbox_archive_audit(NULL)'), '22004', 'before NULL: 22004');
