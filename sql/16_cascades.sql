@@ -201,6 +201,40 @@ SELECT * FROM casc_p ORDER BY tenant;
 SELECT * FROM pg_temp.casc_rows();
 SELECT refusals FROM lockbox.stats;
 
+-- ---------------------------------------------------------------------
+-- Keys that change without the statement naming them: a stored generated
+-- column changes with the columns it is made of, and a BEFORE UPDATE
+-- trigger may change any column.  An update of such a table counts as an
+-- update of every column.
+-- ---------------------------------------------------------------------
+SET ROLE regress_casc_owner;
+CREATE TABLE casc_gen (id int PRIMARY KEY, base int,
+	k int GENERATED ALWAYS AS (base) STORED UNIQUE, note text);
+CREATE TABLE casc_trig (id int PRIMARY KEY, note text, k int UNIQUE);
+CREATE FUNCTION public.casc_bump() RETURNS trigger LANGUAGE plpgsql
+	AS $$BEGIN NEW.k := NEW.k + 1000; RETURN NEW; END$$;
+CREATE TRIGGER casc_bump BEFORE UPDATE ON casc_trig
+	FOR EACH ROW EXECUTE FUNCTION public.casc_bump();
+CREATE TABLE casc_refs (id int PRIMARY KEY, tenant text NOT NULL,
+	gen_k int REFERENCES casc_gen (k) ON UPDATE CASCADE,
+	trig_k int REFERENCES casc_trig (k) ON UPDATE SET NULL);
+INSERT INTO casc_gen (id, base) VALUES (1, 10);
+INSERT INTO casc_trig VALUES (1, 'a', 10);
+INSERT INTO casc_refs VALUES (1, 'casc_acme', 10, 10), (2, 'casc_globex', 10, 10);
+SELECT lockbox_protect('casc_refs', tenant_column => 'tenant');
+GRANT SELECT, UPDATE ON casc_gen, casc_trig TO lockbox_engineer;
+RESET ROLE;
+SET SESSION AUTHORIZATION regress_casc_erin;
+CALL regress_try('UPDATE casc_gen SET base = 20 WHERE id = 1');
+CALL regress_try($$UPDATE casc_trig SET note = 'z' WHERE id = 1$$);
+RESET SESSION AUTHORIZATION;
+SELECT * FROM casc_refs ORDER BY id;
+SET ROLE regress_casc_owner;
+SELECT lockbox_unprotect('casc_refs');
+DROP TABLE casc_refs, casc_gen, casc_trig;
+DROP FUNCTION public.casc_bump();
+RESET ROLE;
+
 -- clean up
 SET ROLE regress_casc_owner;
 SELECT lockbox_unprotect(t) FROM unnest('{casc_orders,casc_a,casc_c,casc_p,casc_q,casc_tree,casc_acme_ledger}'::regclass[]) t;

@@ -46,6 +46,7 @@
 #include "catalog/partition.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_inherits.h"
+#include "catalog/pg_proc.h"
 #include "catalog/pg_trigger.h"
 #include "catalog/pg_type.h"
 #include "commands/extension.h"
@@ -3069,9 +3070,19 @@ lockbox_archive_audit(PG_FUNCTION_ARGS)
 static Oid
 audit_append_only_function(void)
 {
-	return LookupFuncName(list_make2(makeString("lockbox"),
-									 makeString("audit_log_append_only")),
-						  0, NULL, true);
+	/*
+	 * (from the catalog, not by LookupFuncName: that checks the caller's
+	 * USAGE on schema lockbox, and every CREATE FUNCTION and CREATE TRIGGER
+	 * of a role without it would fail here)
+	 */
+	Oid			nsp = get_namespace_oid("lockbox", true);
+
+	if (!OidIsValid(nsp))
+		return InvalidOid;
+	return GetSysCacheOid3(PROCNAMEARGSNSP, Anum_pg_proc_oid,
+						   CStringGetDatum("audit_log_append_only"),
+						   PointerGetDatum(buildoidvector(NULL, 0)),
+						   ObjectIdGetDatum(nsp));
 }
 
 static bool

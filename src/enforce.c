@@ -1158,6 +1158,21 @@ cascade_walk(List *todo, CascadeVisit visit, void *arg)
 
 		todo = list_delete_first(todo);
 
+		/*
+		 * A BEFORE UPDATE row trigger may change any column of the row, and
+		 * a stored generated column changes with the columns it is made of:
+		 * an update of such a table may change any referenced key.
+		 */
+		if (!step->delete && step->cols != NULL)
+		{
+			Relation	rel = table_open(step->relid, AccessShareLock);
+
+			if ((rel->trigdesc != NULL && rel->trigdesc->trig_update_before_row) ||
+				(rel->rd_att->constr != NULL && rel->rd_att->constr->has_generated_stored))
+				step->cols = NULL;
+			table_close(rel, AccessShareLock);
+		}
+
 		/* the actions this step fires (visited after the scan) */
 		trigrel = table_open(TriggerRelationId, AccessShareLock);
 		ScanKeyInit(&key, Anum_pg_trigger_tgrelid, BTEqualStrategyNumber,
