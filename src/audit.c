@@ -161,7 +161,12 @@ static Oid	audit_move_relid = InvalidOid;
 
 /* lockbox_archive_audit is detaching partitions */
 static bool audit_archiving = false;
-static bool audit_partitioning = false;	/* the worker makes the log's partitions */
+/*
+ * The table lockbox.audit_move_default() filled in this transaction: the one
+ * table with rows that may become a partition of the log (its month's rows,
+ * moved out of the default partition).
+ */
+static Oid	audit_moved_into = InvalidOid;
 
 /* where verification takes rows and parents from, when not the live log */
 typedef struct ArchiveSource
@@ -823,12 +828,14 @@ lockbox_audit_xact(XactEvent event)
 			publish_pending_rows();
 			log_pending_rows();
 			pending_rows = NIL;
+			audit_moved_into = InvalidOid;
 			break;
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
 		case XACT_EVENT_PARALLEL_COMMIT:
 		case XACT_EVENT_PREPARE:
 			pending_rows = NIL;
+			audit_moved_into = InvalidOid;
 			break;
 		default:
 			break;
@@ -2862,6 +2869,7 @@ lockbox_audit_move_default(PG_FUNCTION_ARGS)
 							  3, argtypes, values, NULL, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not copy rows into %s", partname);
 	copied = SPI_processed;
+	audit_moved_into = part;
 	audit_move_relid = def;
 	PG_TRY();
 	{
@@ -2902,18 +2910,8 @@ lockbox_audit_keep_partitions(TimestampTz now)
 		return 0;
 	values[0] = TimestampTzGetDatum(now);
 	values[1] = TimestampTzGetDatum(now + (TimestampTz) 62 * USECS_PER_DAY);
-	/* (its ATTACH takes a month's rows moved out of the default partition) */
-	audit_partitioning = true;
-	PG_TRY();
-	{
-		lockbox_exec(&plan, "SELECT lockbox.audit_partitions($1, $2)",
-					 2, argtypes, values, NULL, 1);
-	}
-	PG_FINALLY();
-	{
-		audit_partitioning = false;
-	}
-	PG_END_TRY();
+	lockbox_exec(&plan, "SELECT lockbox.audit_partitions($1, $2)",
+				 2, argtypes, values, NULL, 1);
 	made = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
 									   SPI_tuptable->tupdesc, 1, &isnull));
 	SPI_freetuptable(SPI_tuptable);
@@ -3285,10 +3283,10 @@ check_new_audit_partition(Oid partid, Oid parent)
 	/*
 	 * Rows come into the log only as lockbox writes them: a table attached
 	 * by anyone else (a restore, say) is empty, in schema lockbox, and has
-	 * no trigger that lockbox did not put there.  The worker's own ATTACH
-	 * brings the rows it moved out of the default partition.
+	 * no trigger that lockbox did not put there.  lockbox.audit_partitions()
+	 * attaches the table it has just moved a month's rows into.
 	 */
-	if (audit_partitioning)
+	if (partid == audit_moved_into)
 		return;
 	rel = table_open(partid, AccessShareLock);
 	{

@@ -216,7 +216,7 @@ suite_tap() {
 		tee "$CLUSTER/prove.out" || rc=$?
 	# prove's "Test Summary Report" names each failed file: show its logs.
 	local failed_tests=() t log
-	read -ra failed_tests <<<"$(sed -n 's|^test/t/\([^ ]*\)\.pl (Wstat.*|\1|p' "$CLUSTER/prove.out" | tr '\n' ' ')"
+	read -ra failed_tests <<<"$(sed -n 's|^test/t/\([^ ]*\)\.pl  *(Wstat.*|\1|p' "$CLUSTER/prove.out" | tr '\n' ' ')"
 	for t in "${failed_tests[@]}"; do
 		for log in "$tapdir/tmp_check/log/regress_log_$t" "$tapdir/tmp_check/log/${t}"_*.log; do
 			show_tail "$log" 60
