@@ -46,6 +46,7 @@
 #include "catalog/partition.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_inherits.h"
+#include "catalog/pg_namespace.h"
 #include "catalog/pg_proc.h"
 #include "catalog/pg_trigger.h"
 #include "catalog/pg_type.h"
@@ -62,6 +63,7 @@
 #include "parser/parse_func.h"
 #include "miscadmin.h"
 #include "port/pg_bswap.h"
+#include "storage/lmgr.h"
 #include "storage/shmem.h"
 #include "utils/acl.h"
 #include "utils/array.h"
@@ -2905,9 +2907,20 @@ lockbox_audit_keep_partitions(TimestampTz now)
 	Datum		values[2];
 	bool		isnull;
 	int			made;
+	Oid			nsp;
 
 	if (RecoveryInProgress())
 		return 0;
+
+	/*
+	 * Creating a partition locks schema lockbox after the log; DROP SCHEMA
+	 * locks the schema before its tables.  Take the schema first, or not at
+	 * all (a DROP under way: next pass), so the two never deadlock.
+	 */
+	nsp = get_namespace_oid("lockbox", true);
+	if (!OidIsValid(nsp) ||
+		!ConditionalLockDatabaseObject(NamespaceRelationId, nsp, 0, AccessShareLock))
+		return -2;
 	values[0] = TimestampTzGetDatum(now);
 	values[1] = TimestampTzGetDatum(now + (TimestampTz) 62 * USECS_PER_DAY);
 	lockbox_exec(&plan, "SELECT lockbox.audit_partitions($1, $2)",
