@@ -444,7 +444,7 @@ extension_owner(void)
  * protected table too: fail closed), rather than failing on a missing
  * object.
  */
-#define LOCKBOX_SCHEMA_VERSION	"1.4"
+#define LOCKBOX_SCHEMA_VERSION	"1.5"
 
 static bool schema_version_ok = false;
 

@@ -1,7 +1,7 @@
-# Upgrading a running server from lockbox 1.0, through 1.1, 1.2 and 1.3, to the current
+# Upgrading a running server from lockbox 1.0, through 1.1, 1.2, 1.3 and 1.4, to the current
 # version, as a DBA would: the 1.0 library and scripts run with real data,
 # then 1.1 as released (library and scripts, a restart, ALTER EXTENSION
-# lockbox UPDATE TO '1.1', more data written by it; the same for 1.2 and 1.3), then the new package is
+# lockbox UPDATE TO '1.1', more data written by it; the same for 1.2, 1.3 and 1.4), then the new package is
 # installed (library, control file, scripts) and the server restarted, then
 # ALTER EXTENSION lockbox UPDATE.
 #
@@ -13,7 +13,7 @@
 #
 # - 1.0, filled: requests in every state, decisions, notifications, an
 #   engineer's audited reads, protected tables.
-# - 1.1, 1.2 and 1.3: each library audits an engineer's statement through its spool.
+# - 1.1 to 1.4: each library audits an engineer's statement through its spool.
 # - New library, old objects: every entry point refuses with a clear message
 #   and a hint to update (an engineer's statement on a protected table too:
 #   fail closed); nothing is changed.
@@ -286,6 +286,34 @@ for my $t (qw(request decision notification audit_log tenant approver protected_
 is(sql('up', 'SELECT ok FROM lockbox_verify_audit()'), 't', '1.3: the audit verifies');
 $audit_rows = sql('up', 'SELECT count(*) FROM lockbox.audit_log');
 
+# --- 1.4 as released, then ALTER EXTENSION lockbox UPDATE TO '1.4' ---------
+# 1.4 rebuilds the history indexes; its library audits another statement, and
+# the update to the current version starts from that.
+my $released14 = 'ffd4069';
+my $src14 = "$tmp/lockbox-1.4";
+make_path($src14);
+system_or_bail("git -c safe.directory='*' -C '$root' archive $released14 | tar -x -C '$src14'");
+system_or_bail("make -s -C '$src14' PG_CONFIG='$sys_bin/pg_config' >'$tmp/build-1.4.log' 2>&1");
+ok(-f "$src14/lockbox.so", "lockbox 1.4 ($released14) builds");
+$node->stop;
+install_lockbox($src14);
+$node->start;
+sql('up', "ALTER EXTENSION lockbox UPDATE TO '1.4'");
+is(sql('up', q{SELECT extversion FROM pg_extension WHERE extname = 'lockbox'}),
+	'1.4', 'updated to 1.4 as released');
+$accesses = sql('up', q{SELECT count(*) FROM lockbox.audit_log WHERE event = 'access'});
+is(as_role('up', 'up_eng', 'SELECT count(*) FROM invoices WHERE amount > 13'), '0',
+	'1.4: the engineer still reads under the approved request');
+ok($node->poll_query_until('up',
+		qq{SELECT count(*) = $accesses + 1 FROM lockbox.audit_log WHERE event = 'access'}),
+	'1.4: the statement is in the audit, from the spool');
+for my $t (qw(request decision notification audit_log tenant approver protected_table))
+{
+	$before{$t} = sql('up', table_md5($t));
+}
+is(sql('up', 'SELECT ok FROM lockbox_verify_audit()'), 't', '1.4: the audit verifies');
+$audit_rows = sql('up', 'SELECT count(*) FROM lockbox.audit_log');
+
 # --- the new package, then a restart ---------------------------------------
 $node->stop;
 install_lockbox($root);
@@ -293,7 +321,7 @@ $node->start;
 
 my ($rc, $out, $err) = $node->psql('up',
 	"SET SESSION AUTHORIZATION up_eng; SELECT lockbox_request('acme', 'before the update')");
-like($err, qr/lockbox's objects in database "up" are version 1\.3.*\n.*HINT:  Run ALTER EXTENSION lockbox UPDATE/s,
+like($err, qr/lockbox's objects in database "up" are version 1\.4.*\n.*HINT:  Run ALTER EXTENSION lockbox UPDATE/s,
 	'before the update, a lifecycle call is refused with a hint to update');
 ($rc, $out, $err) = $node->psql('up', 'SET SESSION AUTHORIZATION up_eng; SELECT count(*) FROM invoices');
 isnt($rc, 0, 'an engineer\'s statement on a protected table is refused too (fail closed)');
