@@ -28,6 +28,7 @@ use File::Basename qw(dirname);
 use File::Copy qw(copy);
 use File::Path qw(make_path);
 use Cwd qw(abs_path);
+use POSIX ();
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
@@ -41,12 +42,61 @@ chomp $sys_lib;
 my $sys_share = `pg_config --sharedir`;
 chomp $sys_share;
 
-# --- version 1.0, built from the history -------------------------------------
+# --- the released versions, built from the history ----------------------------
+# All five are built at once, one after the other in a process of their own
+# (make -j2), while the test fills 1.0 and upgrades through the earlier ones;
+# built($version) waits for one.  Only lockbox.so, the control file and the
+# scripts are installed from them: the LLVM bitcode for JIT inlining, which
+# PGXS also builds where PostgreSQL has LLVM, is not built, and the C is
+# compiled without optimization or debug information (-O0 -g0, a quarter of
+# the compiler's time), which changes nothing the test looks at.
+my $released11 = '69eb76a';
+my $released12 = 'd2b71c5';
+my $released13 = 'a4decb9';
+my $released14 = 'ffd4069';
+my @releases = ([ '1.0', $released ], [ '1.1', $released11 ], [ '1.2', $released12 ],
+	[ '1.3', $released13 ], [ '1.4', $released14 ]);
 my $tmp = PostgreSQL::Test::Utils::tempdir();
-my $src10 = "$tmp/lockbox-1.0";
-make_path($src10);
-system_or_bail("git -c safe.directory='*' -C '$root' archive $released | tar -x -C '$src10'");
-system_or_bail("make -s -C '$src10' PG_CONFIG='$sys_bin/pg_config' >'$tmp/build-1.0.log' 2>&1");
+for my $r (@releases)
+{
+	my ($v, $commit) = @$r;
+	make_path("$tmp/lockbox-$v");
+	system_or_bail("git -c safe.directory='*' -C '$root' archive $commit | tar -x -C '$tmp/lockbox-$v'");
+}
+my $builder = fork();
+BAIL_OUT("fork: $!") unless defined $builder;
+if ($builder == 0)
+{
+	# each build's exit status in build-VERSION.rc, written once it is done
+	{ exec('sh', '-c', join("\n",
+		map {
+			my $v = $_->[0];
+			"make -s -j2 -C '$tmp/lockbox-$v' PG_CONFIG='$sys_bin/pg_config' with_llvm=no COPT='-O0 -g0'"
+			  . " >'$tmp/build-$v.log' 2>&1; echo \$? >'$tmp/build-$v.rc.new';"
+			  . " mv '$tmp/build-$v.rc.new' '$tmp/build-$v.rc'"
+		} @releases)) };
+	print STDERR "exec sh: $!\n";
+	POSIX::_exit(127);
+}
+
+# the source tree of a released version, once its build is done
+sub built
+{
+	my ($v) = @_;
+	my $rc = "$tmp/build-$v.rc";
+	my $deadline = time() + 10 * $PostgreSQL::Test::Utils::timeout_default;
+	while (!-f $rc)
+	{
+		BAIL_OUT("the build of lockbox $v did not finish") if time() > $deadline;
+		select(undef, undef, undef, 0.1);
+	}
+	diag("the build of lockbox $v failed:\n" . slurp_file("$tmp/build-$v.log"))
+	  unless slurp_file($rc) =~ /^0$/m;
+	return "$tmp/lockbox-$v";
+}
+
+# --- version 1.0 ----------------------------------------------------------------
+my $src10 = built('1.0');
 ok(-f "$src10/lockbox.so", "lockbox 1.0 ($released) builds");
 
 # --- a private installation tree -------------------------------------------
@@ -201,11 +251,7 @@ my $audit_rows = sql('up', 'SELECT count(*) FROM lockbox.audit_log');
 # --- 1.1 as released, then ALTER EXTENSION lockbox UPDATE TO '1.1' ---------
 # The upgrade a 1.1 user runs starts from what the 1.1 library wrote: the
 # engineers' statements it audited from its spool, delivery columns.
-my $released11 = '69eb76a';
-my $src11 = "$tmp/lockbox-1.1";
-make_path($src11);
-system_or_bail("git -c safe.directory='*' -C '$root' archive $released11 | tar -x -C '$src11'");
-system_or_bail("make -s -C '$src11' PG_CONFIG='$sys_bin/pg_config' >'$tmp/build-1.1.log' 2>&1");
+my $src11 = built('1.1');
 ok(-f "$src11/lockbox.so", "lockbox 1.1 ($released11) builds");
 $node->stop;
 install_lockbox($src11);
@@ -232,11 +278,7 @@ $audit_rows = sql('up', 'SELECT count(*) FROM lockbox.audit_log');
 # 1.2 keys the spool's progress by node and rewrote the views; its library
 # audits another statement, and the update to the current version starts
 # from that.
-my $released12 = 'd2b71c5';
-my $src12 = "$tmp/lockbox-1.2";
-make_path($src12);
-system_or_bail("git -c safe.directory='*' -C '$root' archive $released12 | tar -x -C '$src12'");
-system_or_bail("make -s -C '$src12' PG_CONFIG='$sys_bin/pg_config' >'$tmp/build-1.2.log' 2>&1");
+my $src12 = built('1.2');
 ok(-f "$src12/lockbox.so", "lockbox 1.2 ($released12) builds");
 $node->stop;
 install_lockbox($src12);
@@ -261,11 +303,7 @@ my $audit_rows_v1 = $audit_rows;
 # --- 1.3 as released, then ALTER EXTENSION lockbox UPDATE TO '1.3' ---------
 # 1.3 partitions the audit log and writes hash format v2; its library audits
 # another statement, and the update to the current version starts from that.
-my $released13 = 'a4decb9';
-my $src13 = "$tmp/lockbox-1.3";
-make_path($src13);
-system_or_bail("git -c safe.directory='*' -C '$root' archive $released13 | tar -x -C '$src13'");
-system_or_bail("make -s -C '$src13' PG_CONFIG='$sys_bin/pg_config' >'$tmp/build-1.3.log' 2>&1");
+my $src13 = built('1.3');
 ok(-f "$src13/lockbox.so", "lockbox 1.3 ($released13) builds");
 $node->stop;
 install_lockbox($src13);
@@ -289,11 +327,7 @@ $audit_rows = sql('up', 'SELECT count(*) FROM lockbox.audit_log');
 # --- 1.4 as released, then ALTER EXTENSION lockbox UPDATE TO '1.4' ---------
 # 1.4 rebuilds the history indexes; its library audits another statement, and
 # the update to the current version starts from that.
-my $released14 = 'ffd4069';
-my $src14 = "$tmp/lockbox-1.4";
-make_path($src14);
-system_or_bail("git -c safe.directory='*' -C '$root' archive $released14 | tar -x -C '$src14'");
-system_or_bail("make -s -C '$src14' PG_CONFIG='$sys_bin/pg_config' >'$tmp/build-1.4.log' 2>&1");
+my $src14 = built('1.4');
 ok(-f "$src14/lockbox.so", "lockbox 1.4 ($released14) builds");
 $node->stop;
 install_lockbox($src14);
@@ -439,4 +473,5 @@ like($err, qr/lockbox's objects in database "fresh" are version 1\.3/,
 	'objects recreated at an older version are refused in a session that used the newer ones');
 
 $node->stop;
+waitpid($builder, 0);
 done_testing();
