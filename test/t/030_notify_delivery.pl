@@ -166,8 +166,8 @@ from = lockbox\@operator.example
 webhook_secret.acme = '$secret'
 timeout = 3
 connect_timeout = 1
-batch = 5
-lease = 30
+batch = 3
+lease = 12
 poll_interval = 1
 max_attempts = 20
 retry_base = 1
@@ -175,6 +175,8 @@ retry_max = 2
 EOC
 close $cf;
 
+# (lease: at least a batch at its slowest, batch * (timeout + connect_timeout),
+# or the notifier warns; and no longer, as section 7 waits for it to run out)
 my $nlog = "$dir/notify.log";
 sub start_notifier
 {
