@@ -24,8 +24,10 @@
 #                                  libfaketime): no test may depend on the date
 #
 # test/run.sh [SUITE...] runs only the named suites, in the order above.
-# PROVE_FLAGS (e.g. -v or -j4) is passed to prove. Ends with a summary whose
-# last line is "N passed, N failed"; exits non-zero when a suite failed.
+# prove runs TAP_JOBS (default 2) TAP files at a time, the longest first;
+# PROVE_FLAGS (e.g. -v, or -j1 to run them one by one) is passed to prove
+# after that. Ends with a summary whose last line is "N passed, N failed";
+# exits non-zero when a suite failed.
 set -euo pipefail
 shopt -s nullglob
 
@@ -198,10 +200,26 @@ suite_installcheck() {
 	return "$rc"
 }
 
+# The TAP files that take longest (20 s to a minute each), longest first:
+# prove starts them first, so that two at a time the run ends with short
+# files on both sides, not with one long file alone. (Each file has nodes,
+# ports and directories of its own: PostgreSQL::Test::Cluster reserves the
+# ports, and every file its own tmp_check/t_NNN_* directories.)
+TAP_LONG=(017_worker_limit 015_worker_launcher 030_notify_delivery 032_standby_access
+	034_history_order 014_hostile 030_access_log 005_upgrade 010_worker_expiry 033_retention)
+
 suite_tap() {
-	local files=(test/t/*.pl) flags=() tapdir=$CLUSTER/tap rc=0
+	local files=() flags=() extra=() tapdir=$CLUSTER/tap rc=0 f t
+	for t in "${TAP_LONG[@]}"; do
+		[[ -f test/t/$t.pl ]] && files+=("test/t/$t.pl")
+	done
+	for f in test/t/*.pl; do
+		[[ " ${files[*]} " == *" $f "* ]] || files+=("$f")
+	done
 	((${#files[@]})) || { skip_reason="no TAP tests test/t/*.pl"; return 0; }
-	read -ra flags <<<"${PROVE_FLAGS:-}"
+	flags=(-j"${TAP_JOBS:-2}")
+	read -ra extra <<<"${PROVE_FLAGS:-}"
+	flags+=("${extra[@]}")
 	rm -rf "$tapdir"
 	mkdir -p "$tapdir"
 	[[ $EUID -ne 0 ]] || chown postgres: "$tapdir"
