@@ -57,24 +57,34 @@ like($err,
 is(sql('lb65', q{SELECT state FROM lockbox.worker WHERE database = 'lb65'}),
 	'not served: no slot free', 'lockbox.worker lists it as not served');
 
-my $from = -s $node->logfile;
+my $restarted = -s $node->logfile;
 $node->restart;
 ok($node->poll_query_until('postgres', $workers, '64'), 'after a restart, 64 are served');
-sleep(12);    # past the launcher's next read of pg_database
-my $log = substr(slurp_file($node->logfile), $from);
-my @not_served = ($log =~ /lockbox serves at most 64 databases; database "(lb\d\d)" is not served/g);
-is(scalar(@not_served), 1, 'the one left out is named once') or diag(join(',', @not_served));
+# (the launcher names the one left out in the read of pg_database that
+# starts the 64 workers, before it starts them)
+my $not_served_re = qr/lockbox serves at most 64 databases; database "(lb\d\d)" is not served/;
+my $log = substr(slurp_file($node->logfile), $restarted);
+my @not_served = ($log =~ /$not_served_re/g);
+ok(scalar(@not_served) >= 1, 'the one left out is named in the log');
 my $waiting = $not_served[0] // 'none';
-is(sql('postgres', qq{SELECT count(*) FROM pg_stat_activity WHERE datname = '$waiting'}),
+# (right after the restart, autovacuum may be visiting the new database)
+is( sql('postgres', qq{SELECT count(*) FROM pg_stat_activity
+		WHERE datname = '$waiting' AND backend_type <> 'autovacuum worker'}),
 	'0', "$waiting has no worker");
 unlike($log, qr/could not start/, 'no worker failed to start');
 
 my ($first, $second) = grep { $_ ne $waiting } @dbs;
-$from = -s $node->logfile;
+my $from = -s $node->logfile;
 sql($first, 'DROP EXTENSION lockbox');
 ok(served_in($waiting), "DROP EXTENSION in $first: $waiting is served");
 like(substr(slurp_file($node->logfile), $from),
 	qr/lockbox serves database "$waiting" now that a slot is free/, 'the log says so');
+# Every start of a worker, and the exit of $first's, made the launcher read
+# pg_database again, the last time in the read that served $waiting: named
+# once, not at every read.
+@not_served = (substr(slurp_file($node->logfile), $restarted) =~ /$not_served_re/g);
+is(scalar(@not_served), 1, 'the one left out was named once, not at each later read of the launcher')
+  or diag(join(',', @not_served));
 is(sql('postgres', $workers), '64', 'still 64');
 
 sql('postgres', 'CREATE DATABASE lb66');
