@@ -205,8 +205,8 @@ suite_installcheck() {
 # files on both sides, not with one long file alone. (Each file has nodes,
 # ports and directories of its own: PostgreSQL::Test::Cluster reserves the
 # ports, and every file its own tmp_check/t_NNN_* directories.)
-TAP_LONG=(017_worker_limit 015_worker_launcher 030_notify_delivery 032_standby_access
-	034_history_order 014_hostile 030_access_log 005_upgrade 010_worker_expiry 033_retention)
+TAP_LONG=(017_worker_limit 015_worker_launcher 030_notify_delivery 034_history_order
+	005_upgrade 030_access_log 014_hostile 032_standby_access 010_worker_expiry 033_retention)
 
 suite_tap() {
 	local files=() flags=() extra=() tapdir=$CLUSTER/tap rc=0 f t
