@@ -41,6 +41,7 @@
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "catalog/heap.h"
+#include "catalog/partition.h"
 #include "catalog/indexing.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_constraint.h"
@@ -1026,6 +1027,8 @@ typedef struct CascadeStep
 	bool		delete;			/* deleted, else updated */
 	Bitmapset  *cols;			/* updated: these attnums (NULL: any) */
 	AttrNumber	tracked;		/* the tenant key's column, or 0 */
+	bool		moved;			/* deleted: by an update moving them to
+								 * another partition */
 } CascadeStep;
 
 /* an action the change of rows of "referenced" fires */
@@ -1090,7 +1093,7 @@ same_columns(Oid from, Bitmapset *cols, Oid to)
 
 static void
 cascade_push(List **todo, List **seen, Oid relid, bool delete,
-			 Bitmapset *cols, AttrNumber tracked)
+			 Bitmapset *cols, AttrNumber tracked, bool moved)
 {
 	ListCell   *lc;
 	CascadeStep *step;
@@ -1099,7 +1102,8 @@ cascade_push(List **todo, List **seen, Oid relid, bool delete,
 	{
 		step = (CascadeStep *) lfirst(lc);
 		if (step->relid == relid && step->delete == delete &&
-			step->tracked == tracked && bms_equal(step->cols, cols))
+			step->tracked == tracked && step->moved == moved &&
+			bms_equal(step->cols, cols))
 			return;
 	}
 	step = palloc(sizeof(CascadeStep));
@@ -1107,31 +1111,104 @@ cascade_push(List **todo, List **seen, Oid relid, bool delete,
 	step->delete = delete;
 	step->cols = cols;
 	step->tracked = tracked;
+	step->moved = moved;
 	*seen = lappend(*seen, step);
 	*todo = lappend(*todo, step);
 }
 
 /*
+ * May an update of relid change any column, whichever it names?  A BEFORE
+ * UPDATE row trigger may change any column of the row, and a stored
+ * generated column changes with the columns it is made of.  (The one rule
+ * of the statements' check and of lockbox.posture, which walk the same way.)
+ */
+static bool
+update_changes_any_column(Oid relid)
+{
+	Relation	rel = table_open(relid, AccessShareLock);
+	bool		any;
+
+	any = (rel->trigdesc != NULL && rel->trigdesc->trig_update_before_row) ||
+		(rel->rd_att->constr != NULL && rel->rd_att->constr->has_generated_stored);
+	table_close(rel, AccessShareLock);
+	return any;
+}
+
+/* May an update of cols (of partitioned table relid; NULL: any) change its partition key? */
+static bool
+partition_key_changes(Oid relid, Bitmapset *cols)
+{
+	Relation	rel;
+	Bitmapset  *offset = NULL;
+	int			attnum = -1;
+	bool		changes;
+
+	if (cols == NULL)
+		return true;
+	while ((attnum = bms_next_member(cols, attnum)) >= 0)
+		offset = bms_add_member(offset, attnum - FirstLowInvalidHeapAttributeNumber);
+	rel = table_open(relid, AccessShareLock);
+	changes = has_partition_attrs(rel, offset, NULL);
+	table_close(rel, AccessShareLock);
+	return changes;
+}
+
+/*
  * The start of chains: rows of relid deleted, or updated in cols (NULL: any
  * column), and with inh the rows of its partitions and children too.
+ *
+ * An update of a partitioned table moves a row whose partition key it
+ * changes to another partition: a delete from the partition the row was
+ * in, which fires the ON DELETE actions of the foreign keys referencing
+ * that partition itself (those referencing a partitioned table fire their
+ * ON UPDATE action instead, on the partitioned table).
  */
 static void
 cascade_start(List **todo, List **seen, Oid relid, bool inh, bool delete,
 			  Bitmapset *cols, AttrNumber tracked)
 {
+	List	   *rels;
 	ListCell   *lc;
 
 	if (!inh)
 	{
-		cascade_push(todo, seen, relid, delete, cols, tracked);
+		cascade_push(todo, seen, relid, delete, cols, tracked, false);
 		return;
 	}
-	foreach(lc, find_all_inheritors(relid, NoLock, NULL))
+	rels = find_all_inheritors(relid, NoLock, NULL);
+	foreach(lc, rels)
 	{
 		Oid			rel = lfirst_oid(lc);
 
 		cascade_push(todo, seen, rel, delete, same_columns(relid, cols, rel),
-					 same_column(relid, tracked, rel));
+					 same_column(relid, tracked, rel), false);
+	}
+	if (delete || get_rel_relkind(relid) != RELKIND_PARTITIONED_TABLE)
+		return;
+	foreach(lc, rels)
+	{
+		Oid			leaf = lfirst_oid(lc);
+		Bitmapset  *leafcols = cols;
+		bool		moves = false;
+		ListCell   *lc2;
+
+		if (get_rel_relkind(leaf) == RELKIND_PARTITIONED_TABLE || leaf == relid)
+			continue;
+		/* (a BEFORE UPDATE trigger's change of the key moves the row too) */
+		if (update_changes_any_column(leaf))
+			leafcols = NULL;
+		foreach(lc2, get_partition_ancestors(leaf))
+		{
+			Oid			ancestor = lfirst_oid(lc2);
+
+			moves = moves ||
+				partition_key_changes(ancestor, same_columns(relid, leafcols, ancestor));
+			if (ancestor == relid)
+				break;
+		}
+		if (moves)
+			cascade_push(todo, seen, leaf, true, NULL,
+						 same_column(relid, tracked, leaf), true);
 	}
 }
 
@@ -1158,20 +1235,10 @@ cascade_walk(List *todo, CascadeVisit visit, void *arg)
 
 		todo = list_delete_first(todo);
 
-		/*
-		 * A BEFORE UPDATE row trigger may change any column of the row, and
-		 * a stored generated column changes with the columns it is made of:
-		 * an update of such a table may change any referenced key.
-		 */
-		if (!step->delete && step->cols != NULL)
-		{
-			Relation	rel = table_open(step->relid, AccessShareLock);
-
-			if ((rel->trigdesc != NULL && rel->trigdesc->trig_update_before_row) ||
-				(rel->rd_att->constr != NULL && rel->rd_att->constr->has_generated_stored))
-				step->cols = NULL;
-			table_close(rel, AccessShareLock);
-		}
+		/* an update of such a table may change any referenced key */
+		if (!step->delete && step->cols != NULL &&
+			update_changes_any_column(step->relid))
+			step->cols = NULL;
 
 		/* the actions this step fires (visited after the scan) */
 		trigrel = table_open(TriggerRelationId, AccessShareLock);
@@ -1211,6 +1278,9 @@ cascade_walk(List *todo, CascadeVisit visit, void *arg)
 			}
 			if (on_delete != step->delete || !OidIsValid(trig->tgconstraint))
 				continue;
+			/* a moved row: the partitioned table's keys fire as an update */
+			if (step->moved && OidIsValid(trig->tgparentid))
+				continue;
 			hop = palloc0(sizeof(CascadeHop));
 			hop->conid = trig->tgconstraint;
 			hop->referenced = step->relid;
@@ -1239,6 +1309,7 @@ cascade_walk(List *todo, CascadeVisit visit, void *arg)
 			AttrNumber	next_tracked = InvalidAttrNumber;
 			List	   *rels;
 			ListCell   *lc2;
+			bool		partitioned;
 
 			contup = SearchSysCache1(CONSTROID, ObjectIdGetDatum(hop->conid));
 			if (!HeapTupleIsValid(contup))
@@ -1283,22 +1354,26 @@ cascade_walk(List *todo, CascadeVisit visit, void *arg)
 					next_tracked = conkey[i];
 			}
 
-			/* a partitioned table's action changes rows of its partitions */
-			if (get_rel_relkind(hop->conrelid) == RELKIND_PARTITIONED_TABLE)
+			/*
+			 * A partitioned table's action changes rows of its partitions
+			 * (and may move them between partitions: cascade_start)
+			 */
+			partitioned = get_rel_relkind(hop->conrelid) == RELKIND_PARTITIONED_TABLE;
+			if (partitioned)
 				rels = find_all_inheritors(hop->conrelid, NoLock, NULL);
 			else
 				rels = list_make1_oid(hop->conrelid);
 			foreach(lc2, rels)
 			{
 				Oid			rel = lfirst_oid(lc2);
-				Bitmapset  *cols = same_columns(hop->conrelid, next_cols, rel);
 
 				hop->referencing = rel;
 				hop->tracked = same_column(hop->conrelid, next_tracked, rel);
 				if (!visit(hop, arg))
 					return false;
-				cascade_push(&todo, &seen, rel, next_delete, cols, hop->tracked);
 			}
+			cascade_start(&todo, &seen, hop->conrelid, partitioned,
+						  next_delete, next_cols, next_tracked);
 		}
 	}
 	return true;

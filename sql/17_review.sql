@@ -1,0 +1,73 @@
+--
+-- 17_review: ways around the checks of 1.4 found in review.
+--
+-- Uses regress_try from 00_setup; its own roles, tenants and tables.
+--
+\set VERBOSITY default
+\set SHOW_CONTEXT never
+
+SET client_min_messages = warning;
+DROP ROLE IF EXISTS regress_rv_erin, regress_rv_owner;
+RESET client_min_messages;
+
+CREATE ROLE regress_rv_erin IN ROLE lockbox_engineer;
+CREATE ROLE regress_rv_owner;
+GRANT CREATE ON SCHEMA public TO regress_rv_owner;
+SELECT lockbox_add_tenant('rv_acme');
+SELECT lockbox_add_tenant('rv_globex');
+
+-- ---------------------------------------------------------------------
+-- An UPDATE of a partitioned table that moves a row to another partition
+-- deletes it from the one it was in: a foreign key referencing that
+-- partition itself (not the partitioned table) fires its ON DELETE action.
+-- The engineer may update the partition key, and nothing else: the
+-- protected rows referencing the partition would go, every tenant's.
+-- ---------------------------------------------------------------------
+SET ROLE regress_rv_owner;
+CREATE TABLE rv_zones (code int PRIMARY KEY);
+INSERT INTO rv_zones VALUES (1), (2), (9);
+CREATE TABLE rv_slots (id int, zone int REFERENCES rv_zones ON UPDATE CASCADE,
+	note text, PRIMARY KEY (id, zone)) PARTITION BY LIST (zone);
+CREATE TABLE rv_slots_1 PARTITION OF rv_slots FOR VALUES IN (1);
+CREATE TABLE rv_slots_2 PARTITION OF rv_slots FOR VALUES IN (2);
+CREATE TABLE rv_slots_9 PARTITION OF rv_slots FOR VALUES IN (9)
+	PARTITION BY LIST (id);
+CREATE TABLE rv_slots_9a PARTITION OF rv_slots_9 DEFAULT;
+CREATE TABLE rv_slots_9b PARTITION OF rv_slots_9 FOR VALUES IN (3);
+INSERT INTO rv_slots VALUES (1, 1, 'a'), (2, 9, 'b');
+CREATE TABLE rv_bookings (id int PRIMARY KEY, tenant text NOT NULL,
+	slot_id int, slot_zone int,
+	FOREIGN KEY (slot_id, slot_zone) REFERENCES rv_slots_1 ON DELETE CASCADE);
+CREATE TABLE rv_holds (id int PRIMARY KEY, tenant text NOT NULL,
+	slot_id int, slot_zone int,
+	FOREIGN KEY (slot_id, slot_zone) REFERENCES rv_slots_9a ON DELETE SET NULL);
+INSERT INTO rv_bookings VALUES (1, 'rv_acme', 1, 1), (2, 'rv_globex', 1, 1);
+INSERT INTO rv_holds VALUES (1, 'rv_acme', 2, 9), (2, 'rv_globex', 2, 9);
+SELECT lockbox_protect('rv_bookings', tenant_column => 'tenant');
+SELECT lockbox_protect('rv_holds', tenant_column => 'tenant');
+GRANT SELECT, UPDATE ON rv_slots, rv_slots_9, rv_zones TO lockbox_engineer;
+RESET ROLE;
+SET SESSION AUTHORIZATION regress_rv_erin;
+-- moving the row out of rv_slots_1, or out of rv_slots_9a (within the
+-- sub-partitioned rv_slots_9)
+CALL regress_try('UPDATE rv_slots SET zone = 2 WHERE id = 1');
+CALL regress_try('UPDATE rv_slots_9 SET id = 3 WHERE id = 2');
+-- or a foreign key action doing it: ON UPDATE CASCADE moves rv_slots' row
+CALL regress_try('UPDATE rv_zones SET code = 5 WHERE code = 1');
+-- an update that moves no row across partitions fires no delete
+CALL regress_try($$UPDATE rv_slots SET note = 'z' WHERE id = 1$$);
+RESET SESSION AUTHORIZATION;
+SELECT * FROM rv_bookings ORDER BY id;
+SELECT * FROM rv_holds ORDER BY id;
+SELECT * FROM rv_slots ORDER BY id;
+SELECT * FROM rv_zones ORDER BY code;
+
+-- clean up
+SET ROLE regress_rv_owner;
+SELECT lockbox_unprotect(t) FROM unnest('{rv_bookings,rv_holds}'::regclass[]) t;
+DROP TABLE rv_bookings, rv_holds, rv_slots, rv_zones;
+RESET ROLE;
+REVOKE CREATE ON SCHEMA public FROM regress_rv_owner;
+SELECT lockbox_remove_tenant(t) FROM unnest('{rv_acme,rv_globex}'::text[]) t;
+DROP OWNED BY regress_rv_erin;
+DROP ROLE regress_rv_erin, regress_rv_owner;
