@@ -62,10 +62,53 @@ SELECT * FROM rv_holds ORDER BY id;
 SELECT * FROM rv_slots ORDER BY id;
 SELECT * FROM rv_zones ORDER BY code;
 
+-- ---------------------------------------------------------------------
+-- lockbox.posture's cascade_into_protected walks the actions as the
+-- statements' check does (lockbox.cascade_reach): the moves between
+-- partitions above; an update of a table with a BEFORE UPDATE row trigger
+-- or a stored generated column, of a column no key references; a delete
+-- from a table whose inheritance child is referenced.
+-- ---------------------------------------------------------------------
+SET ROLE regress_rv_owner;
+CREATE TABLE rv_gen (id int PRIMARY KEY, base int,
+	k int GENERATED ALWAYS AS (base) STORED UNIQUE);
+CREATE TABLE rv_trig (id int PRIMARY KEY, note text, k int UNIQUE);
+CREATE FUNCTION public.rv_bump() RETURNS trigger LANGUAGE plpgsql
+	AS $$BEGIN NEW.k := NEW.k + 1000; RETURN NEW; END$$;
+CREATE TRIGGER rv_bump BEFORE UPDATE ON rv_trig
+	FOR EACH ROW EXECUTE FUNCTION public.rv_bump();
+CREATE TABLE rv_parent (id int);
+CREATE TABLE rv_child (id int PRIMARY KEY) INHERITS (rv_parent);
+CREATE TABLE rv_refs (id int PRIMARY KEY, tenant text NOT NULL,
+	gen_k int REFERENCES rv_gen (k) ON UPDATE CASCADE,
+	trig_k int REFERENCES rv_trig (k) ON UPDATE SET NULL,
+	child_id int REFERENCES rv_child ON DELETE CASCADE);
+SELECT lockbox_protect('rv_refs', tenant_column => 'tenant');
+GRANT SELECT, UPDATE (base) ON rv_gen TO lockbox_engineer;
+GRANT SELECT, UPDATE (note) ON rv_trig TO lockbox_engineer;
+GRANT SELECT, DELETE ON rv_parent TO lockbox_engineer;
+RESET ROLE;
+SELECT object, detail FROM lockbox.posture
+ WHERE check_name = 'cascade_into_protected' AND object LIKE 'rv\_%'
+ ORDER BY object;
+-- the statements' check refuses what the posture reports
+SET SESSION AUTHORIZATION regress_rv_erin;
+CALL regress_try('UPDATE rv_gen SET base = 2 WHERE id = 1', show_message => false);
+CALL regress_try($$UPDATE rv_trig SET note = 'z' WHERE id = 1$$, show_message => false);
+CALL regress_try('DELETE FROM rv_parent', show_message => false);
+RESET SESSION AUTHORIZATION;
+-- and the function behind it: what a delete from rv_parent reaches
+SELECT * FROM lockbox.cascade_reach('rv_parent', true, NULL);
+SELECT * FROM lockbox.cascade_reach('rv_trig', false, '{2}');
+SELECT * FROM lockbox.cascade_reach('rv_zones', false, '{1}');
+SELECT * FROM lockbox.cascade_reach('rv_zones', true, NULL);
+
 -- clean up
 SET ROLE regress_rv_owner;
-SELECT lockbox_unprotect(t) FROM unnest('{rv_bookings,rv_holds}'::regclass[]) t;
-DROP TABLE rv_bookings, rv_holds, rv_slots, rv_zones;
+SELECT lockbox_unprotect(t) FROM unnest('{rv_bookings,rv_holds,rv_refs}'::regclass[]) t;
+DROP TABLE rv_bookings, rv_holds, rv_slots, rv_zones, rv_refs, rv_gen, rv_trig,
+	rv_child, rv_parent;
+DROP FUNCTION public.rv_bump();
 RESET ROLE;
 REVOKE CREATE ON SCHEMA public FROM regress_rv_owner;
 SELECT lockbox_remove_tenant(t) FROM unnest('{rv_acme,rv_globex}'::text[]) t;

@@ -52,6 +52,7 @@
 #include "commands/event_trigger.h"
 #include "executor/executor.h"
 #include "fmgr.h"
+#include "funcapi.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "commands/defrem.h"
@@ -81,6 +82,7 @@
 
 PG_FUNCTION_INFO_V1(lockbox_granted_keys);
 PG_FUNCTION_INFO_V1(lockbox_granted_table);
+PG_FUNCTION_INFO_V1(lockbox_cascade_reach);
 
 typedef struct EnforceShared
 {
@@ -1029,6 +1031,7 @@ typedef struct CascadeStep
 	AttrNumber	tracked;		/* the tenant key's column, or 0 */
 	bool		moved;			/* deleted: by an update moving them to
 								 * another partition */
+	List	   *path;			/* of CascadeHop: the actions on the way */
 } CascadeStep;
 
 /* an action the change of rows of "referenced" fires */
@@ -1041,6 +1044,8 @@ typedef struct CascadeHop
 	bool		on_delete;		/* fired by a delete, else by an update */
 	char		action;			/* 'c', 'n' or 'd', as confdeltype */
 	AttrNumber	tracked;		/* of referencing: as CascadeStep */
+	bool		moved;			/* fired by rows moved out of referenced */
+	List	   *path;			/* of CascadeHop: the actions before it */
 } CascadeHop;
 
 typedef bool (*CascadeVisit) (const CascadeHop *hop, void *arg);
@@ -1093,7 +1098,7 @@ same_columns(Oid from, Bitmapset *cols, Oid to)
 
 static void
 cascade_push(List **todo, List **seen, Oid relid, bool delete,
-			 Bitmapset *cols, AttrNumber tracked, bool moved)
+			 Bitmapset *cols, AttrNumber tracked, bool moved, List *path)
 {
 	ListCell   *lc;
 	CascadeStep *step;
@@ -1112,6 +1117,7 @@ cascade_push(List **todo, List **seen, Oid relid, bool delete,
 	step->cols = cols;
 	step->tracked = tracked;
 	step->moved = moved;
+	step->path = path;
 	*seen = lappend(*seen, step);
 	*todo = lappend(*todo, step);
 }
@@ -1165,14 +1171,14 @@ partition_key_changes(Oid relid, Bitmapset *cols)
  */
 static void
 cascade_start(List **todo, List **seen, Oid relid, bool inh, bool delete,
-			  Bitmapset *cols, AttrNumber tracked)
+			  Bitmapset *cols, AttrNumber tracked, List *path)
 {
 	List	   *rels;
 	ListCell   *lc;
 
 	if (!inh)
 	{
-		cascade_push(todo, seen, relid, delete, cols, tracked, false);
+		cascade_push(todo, seen, relid, delete, cols, tracked, false, path);
 		return;
 	}
 	rels = find_all_inheritors(relid, NoLock, NULL);
@@ -1181,7 +1187,7 @@ cascade_start(List **todo, List **seen, Oid relid, bool inh, bool delete,
 		Oid			rel = lfirst_oid(lc);
 
 		cascade_push(todo, seen, rel, delete, same_columns(relid, cols, rel),
-					 same_column(relid, tracked, rel), false);
+					 same_column(relid, tracked, rel), false, path);
 	}
 	if (delete || get_rel_relkind(relid) != RELKIND_PARTITIONED_TABLE)
 		return;
@@ -1208,7 +1214,7 @@ cascade_start(List **todo, List **seen, Oid relid, bool inh, bool delete,
 		}
 		if (moves)
 			cascade_push(todo, seen, leaf, true, NULL,
-						 same_column(relid, tracked, leaf), true);
+						 same_column(relid, tracked, leaf), true, path);
 	}
 }
 
@@ -1286,6 +1292,8 @@ cascade_walk(List *todo, CascadeVisit visit, void *arg)
 			hop->referenced = step->relid;
 			hop->on_delete = on_delete;
 			hop->action = action;
+			hop->moved = step->moved;
+			hop->path = step->path;
 			hops = lappend(hops, hop);
 		}
 		systable_endscan(scan);
@@ -1373,7 +1381,10 @@ cascade_walk(List *todo, CascadeVisit visit, void *arg)
 					return false;
 			}
 			cascade_start(&todo, &seen, hop->conrelid, partitioned,
-						  next_delete, next_cols, next_tracked);
+						  next_delete, next_cols, next_tracked,
+						  lappend(list_copy(hop->path),
+								  memcpy(palloc(sizeof(CascadeHop)), hop,
+										 sizeof(CascadeHop))));
 		}
 	}
 	return true;
@@ -1436,8 +1447,8 @@ lockbox_cascade_uncovered(const Oid *tables, int ntables, Oid *from,
 		List	   *seen = NIL;
 
 		/* a write request deletes, and updates any column */
-		cascade_start(&todo, &seen, tables[i], true, true, NULL, 0);
-		cascade_start(&todo, &seen, tables[i], true, false, NULL, 0);
+		cascade_start(&todo, &seen, tables[i], true, true, NULL, 0, NIL);
+		cascade_start(&todo, &seen, tables[i], true, false, NULL, 0, NIL);
 		if (!cascade_walk(todo, cover_visit, &cc))
 		{
 			*from = tables[i];
@@ -1449,6 +1460,96 @@ lockbox_cascade_uncovered(const Oid *tables, int ntables, Oid *from,
 		}
 	}
 	return false;
+}
+
+/*
+ * lockbox.cascade_reach(rel, del, cols): the protected relations (protected
+ * tables, their partitions and children) that a delete from rel, or an
+ * update of its columns cols (NULL: any), with its partitions and children,
+ * reaches through referential actions, each once with the shortest chain of
+ * keys.  lockbox.posture's cascade_into_protected: the walk of the
+ * statements' check, so that the two follow the same rule.
+ */
+typedef struct CascadeReach
+{
+	List	   *reached;
+	ReturnSetInfo *rsinfo;
+} CascadeReach;
+
+static char *
+cascade_hop_text(const CascadeHop *hop)
+{
+	return psprintf("foreign key %s of %s (%s%s%s)",
+					quote_identifier(get_constraint_name(hop->conid)),
+					DatumGetCString(DirectFunctionCall1(regclassout,
+														ObjectIdGetDatum(hop->conrelid))),
+					cascade_action_name(hop),
+					hop->moved ? ", as rows move out of partition " : "",
+					hop->moved ? DatumGetCString(DirectFunctionCall1(regclassout,
+																	 ObjectIdGetDatum(hop->referenced))) : "");
+}
+
+static bool
+reach_visit(const CascadeHop *hop, void *arg)
+{
+	CascadeReach *cr = (CascadeReach *) arg;
+	StringInfoData steps;
+	ListCell   *lc;
+	Datum		values[2];
+	bool		nulls[2] = {false, false};
+
+	if (!OidIsValid(protected_target(hop->referencing)) ||
+		list_member_oid(cr->reached, hop->referencing))
+		return true;
+	cr->reached = lappend_oid(cr->reached, hop->referencing);
+	initStringInfo(&steps);
+	foreach(lc, hop->path)
+		appendStringInfo(&steps, "%s, then ",
+						 cascade_hop_text((CascadeHop *) lfirst(lc)));
+	appendStringInfoString(&steps, cascade_hop_text(hop));
+	values[0] = ObjectIdGetDatum(hop->referencing);
+	values[1] = CStringGetTextDatum(steps.data);
+	tuplestore_putvalues(cr->rsinfo->setResult, cr->rsinfo->setDesc,
+						 values, nulls);
+	return true;
+}
+
+Datum
+lockbox_cascade_reach(PG_FUNCTION_ARGS)
+{
+	Oid			relid = PG_ARGISNULL(0) ? InvalidOid : PG_GETARG_OID(0);
+	bool		delete = PG_ARGISNULL(1) ? false : PG_GETARG_BOOL(1);
+	Bitmapset  *cols = NULL;
+	List	   *todo = NIL;
+	List	   *seen = NIL;
+	CascadeReach cr;
+
+	InitMaterializedSRF(fcinfo, 0);
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) ||
+		!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(relid)))
+		PG_RETURN_VOID();
+	if (!delete && !PG_ARGISNULL(2))
+	{
+		ArrayType  *arr = PG_GETARG_ARRAYTYPE_P(2);
+		Datum	   *elems;
+		bool	   *elnulls;
+		int			n;
+
+		deconstruct_array(arr, INT2OID, sizeof(int16), true, TYPALIGN_SHORT,
+						  &elems, &elnulls, &n);
+		for (int i = 0; i < n; i++)
+		{
+			if (!elnulls[i] && DatumGetInt16(elems[i]) > 0)
+				cols = bms_add_member(cols, DatumGetInt16(elems[i]));
+		}
+		if (cols == NULL)
+			PG_RETURN_VOID();	/* no column updated: nothing fires */
+	}
+	cr.reached = NIL;
+	cr.rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	cascade_start(&todo, &seen, relid, true, delete, cols, 0, NIL);
+	(void) cascade_walk(todo, reach_visit, &cr);
+	PG_RETURN_VOID();
 }
 
 /*
@@ -1602,7 +1703,8 @@ check_cascades(List *rtable, CascadeCheck *cc)
 		if (p != NULL && !p->whole)
 			tracked = get_attnum(rte->relid, p->tenant_column);
 		if (rte->requiredPerms & ACL_DELETE)
-			cascade_start(&todo, &seen, rte->relid, rte->inh, true, NULL, tracked);
+			cascade_start(&todo, &seen, rte->relid, rte->inh, true, NULL,
+						  tracked, NIL);
 		/* (ACL_UPDATE without updated columns: SELECT ... FOR UPDATE) */
 		if ((rte->requiredPerms & ACL_UPDATE) && !bms_is_empty(rte->updatedCols))
 		{
@@ -1618,7 +1720,7 @@ check_cascades(List *rtable, CascadeCheck *cc)
 			}
 			if (cols != NULL)
 				cascade_start(&todo, &seen, rte->relid, rte->inh, false, cols,
-							  tracked);
+							  tracked, NIL);
 		}
 		cc->start = rte->relid;
 		(void) cascade_walk(todo, check_visit, cc);
