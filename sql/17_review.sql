@@ -103,6 +103,23 @@ SELECT * FROM lockbox.cascade_reach('rv_trig', false, '{2}');
 SELECT * FROM lockbox.cascade_reach('rv_zones', false, '{1}');
 SELECT * FROM lockbox.cascade_reach('rv_zones', true, NULL);
 
+-- ---------------------------------------------------------------------
+-- engineer_reads_stats: pg_read_all_stats (and pg_monitor, a member of it)
+-- shows an engineer every session's statements in pg_stat_activity and
+-- pg_stat_statements, with their literals: the application's, with
+-- tenants' data in them.
+-- ---------------------------------------------------------------------
+SELECT check_name, object, ok FROM lockbox.posture
+ WHERE check_name = 'engineer_reads_stats';
+GRANT pg_monitor TO regress_rv_erin;
+SELECT check_name, object, detail FROM lockbox.posture
+ WHERE check_name = 'engineer_reads_stats';
+REVOKE pg_monitor FROM regress_rv_erin;
+GRANT pg_read_all_stats TO lockbox_engineer;
+SELECT check_name, object, detail FROM lockbox.posture
+ WHERE check_name = 'engineer_reads_stats' AND object LIKE 'regress\_rv\_%';
+REVOKE pg_read_all_stats FROM lockbox_engineer;
+
 -- clean up
 SET ROLE regress_rv_owner;
 SELECT lockbox_unprotect(t) FROM unnest('{rv_bookings,rv_holds,rv_refs}'::regclass[]) t;

@@ -15,6 +15,10 @@
 -- UPDATE that may change a partition key as a delete from the partitions it
 -- moves rows out of, and a table's partitions and children are changed with
 -- it (1.4 only looked at the table engineers write).
+--
+-- engineer_reads_stats: engineers that can act as pg_read_all_stats (or
+-- pg_monitor, a member of it) read every session's statement texts, with
+-- their literals, in pg_stat_activity and pg_stat_statements.
 ------------------------------------------------------------------------------
 CREATE FUNCTION lockbox.cascade_reach(rel pg_catalog.regclass, del boolean,
 									  cols pg_catalog.int2[])
@@ -831,6 +835,22 @@ findings(check_name, object, detail) AS (
 							 'pg_file_read', 'pg_file_write', 'pg_file_rename',
 							 'pg_file_unlink', 'pg_file_sync', 'pg_logdir_ls')
 	UNION ALL
+	-- engineers that read every session's statistics: pg_stat_activity's
+	-- query texts (with their literals: tenants' data, in statements of the
+	-- application and of other engineers), pg_stat_statements' texts of
+	-- every role; and pg_monitor, a member of it
+	SELECT 'engineer_reads_stats', pg_catalog.pg_get_userbyid(e.oid)::pg_catalog.text,
+		   pg_catalog.format('Engineer can act as role pg_read_all_stats%s: pg_stat_activity and pg_stat_statements show it the statements of every session, the application''s and other engineers'' with their literals (tenants'' rows among them), past lockbox and unaudited. Revoke the membership.',
+			   CASE WHEN EXISTS (SELECT 1 FROM closure m
+								  JOIN pg_catalog.pg_roles x ON x.oid OPERATOR(pg_catalog.=) m.role
+								 WHERE m.member OPERATOR(pg_catalog.=) e.oid
+								   AND x.rolname OPERATOR(pg_catalog.=) 'pg_monitor')
+					THEN ' (through pg_monitor)' ELSE '' END)
+	  FROM engineers e
+	  JOIN closure c ON c.member OPERATOR(pg_catalog.=) e.oid
+	  JOIN pg_catalog.pg_roles x ON x.oid OPERATOR(pg_catalog.=) c.role
+	 WHERE x.rolname OPERATOR(pg_catalog.=) 'pg_read_all_stats'
+	UNION ALL
 	-- a table engineers may write whose foreign keys' referential actions
 	-- reach protected rows: one path (the shortest) per table written and
 	-- protected relation reached, as the statements' check walks them
@@ -857,7 +877,7 @@ SELECT c.check_name, NULL, true, 'No finding.'
 			   ('search_path_writable'), ('role_switch_function'),
 			   ('cross_tenant_fk'), ('publication_lockbox_tables'),
 			   ('caller_schema'), ('server_file_access'), ('superuser_function'),
-			   ('cascade_into_protected')) AS c(check_name)
+			   ('cascade_into_protected'), ('engineer_reads_stats')) AS c(check_name)
  WHERE NOT EXISTS (SELECT 1 FROM findings f
 					WHERE f.check_name OPERATOR(pg_catalog.=) c.check_name);
 
