@@ -120,6 +120,38 @@ SELECT check_name, object, detail FROM lockbox.posture
  WHERE check_name = 'engineer_reads_stats' AND object LIKE 'regress\_rv\_%';
 REVOKE pg_read_all_stats FROM lockbox_engineer;
 
+-- ---------------------------------------------------------------------
+-- The audit guard knows the audit's tables and their trigger function by
+-- their names in schema lockbox: renaming the schema, or renaming or
+-- moving the function, took them out of its sight, and a trigger could be
+-- disabled or dropped, the rows deleted.  Each attempt is one statement
+-- that ends in an error (rolled back), saying how many rows it deleted.
+-- ---------------------------------------------------------------------
+SELECT lockbox_add_tenant('rv_audited');
+CALL regress_try($q$DO $d$DECLARE n bigint; BEGIN
+	ALTER SCHEMA lockbox RENAME TO rv_lb;
+	ALTER TABLE rv_lb.audit_log DISABLE TRIGGER USER;
+	ALTER SCHEMA rv_lb RENAME TO lockbox;
+	DELETE FROM lockbox.audit_log; GET DIAGNOSTICS n = ROW_COUNT;
+	RAISE EXCEPTION 'deleted % audit rows', n > 0; END $d$ $q$);
+CALL regress_try($q$DO $d$DECLARE n bigint; BEGIN
+	ALTER FUNCTION lockbox.audit_log_append_only() RENAME TO rv_innocuous;
+	DROP TRIGGER audit_log_append_only ON lockbox.audit_log;
+	DELETE FROM lockbox.audit_log; GET DIAGNOSTICS n = ROW_COUNT;
+	RAISE EXCEPTION 'deleted % audit rows', n > 0; END $d$ $q$);
+CALL regress_try($q$DO $d$DECLARE n bigint; BEGIN
+	ALTER ROUTINE lockbox.audit_log_append_only SET SCHEMA public;
+	DROP TRIGGER audit_log_append_only ON lockbox.audit_log;
+	DELETE FROM lockbox.audit_log; GET DIAGNOSTICS n = ROW_COUNT;
+	RAISE EXCEPTION 'deleted % audit rows', n > 0; END $d$ $q$);
+-- other functions and schemas are renamed as ever
+CALL regress_try($q$DO $d$BEGIN
+	CREATE SCHEMA rv_s; ALTER SCHEMA rv_s RENAME TO rv_t;
+	CREATE FUNCTION rv_t.f() RETURNS int LANGUAGE sql AS 'SELECT 1';
+	ALTER FUNCTION rv_t.f() RENAME TO g; ALTER FUNCTION rv_t.g() SET SCHEMA public;
+	DROP FUNCTION public.g(); DROP SCHEMA rv_t; END $d$ $q$);
+SELECT lockbox_remove_tenant('rv_audited');
+
 -- clean up
 SET ROLE regress_rv_owner;
 SELECT lockbox_unprotect(t) FROM unnest('{rv_bookings,rv_holds,rv_refs}'::regclass[]) t;

@@ -3192,6 +3192,24 @@ refuse_audit_change(const char *what, Oid relid, bool removal)
 			 log ? errhint("Archive whole months with SELECT * FROM lockbox_archive_audit(before).") : 0));
 }
 
+/* is the function a statement names lockbox.audit_log_append_only()? */
+static bool
+is_append_only_function(ObjectType objtype, ObjectWithArgs *func)
+{
+	Oid			fn = audit_append_only_function();
+
+	return OidIsValid(fn) && LookupFuncWithArgs(objtype, func, true) == fn;
+}
+
+static void
+refuse_audit_rename(const char *what)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("%s is refused", what),
+			 errdetail("Schema lockbox and its function audit_log_append_only() keep the audit append-only under these names.")));
+}
+
 /* the ALTER TABLE subcommands that leave an audit table's rows and triggers be */
 static bool
 audit_alter_harmless(AlterTableType subtype)
@@ -3594,6 +3612,20 @@ lockbox_audit_utility(Node *node)
 			{
 				RenameStmt *stmt = (RenameStmt *) node;
 
+				/*
+				 * The guard knows the audit's tables and trigger function
+				 * by their names in schema lockbox: under other names they
+				 * would be unguarded (a trigger of a renamed function could
+				 * be dropped, a table of a renamed schema disabled).
+				 */
+				if (stmt->renameType == OBJECT_SCHEMA &&
+					strcmp(stmt->subname, "lockbox") == 0)
+					refuse_audit_rename("ALTER SCHEMA lockbox RENAME");
+				if ((stmt->renameType == OBJECT_FUNCTION ||
+					 stmt->renameType == OBJECT_ROUTINE) &&
+					is_append_only_function(stmt->renameType,
+											(ObjectWithArgs *) stmt->object))
+					refuse_audit_rename("ALTER FUNCTION lockbox.audit_log_append_only() RENAME");
 				if (stmt->relation != NULL &&
 					(stmt->renameType == OBJECT_TABLE ||
 					 stmt->renameType == OBJECT_COLUMN ||
@@ -3612,6 +3644,11 @@ lockbox_audit_utility(Node *node)
 			{
 				AlterObjectSchemaStmt *stmt = (AlterObjectSchemaStmt *) node;
 
+				if ((stmt->objectType == OBJECT_FUNCTION ||
+					 stmt->objectType == OBJECT_ROUTINE) &&
+					is_append_only_function(stmt->objectType,
+											(ObjectWithArgs *) stmt->object))
+					refuse_audit_rename("ALTER FUNCTION lockbox.audit_log_append_only() SET SCHEMA");
 				if (stmt->relation != NULL && stmt->objectType == OBJECT_TABLE)
 				{
 					Oid			relid = RangeVarGetRelid(stmt->relation, NoLock, true);
