@@ -144,6 +144,14 @@ CALL regress_try($q$DO $d$DECLARE n bigint; BEGIN
 	DROP TRIGGER audit_log_append_only ON lockbox.audit_log;
 	DELETE FROM lockbox.audit_log; GET DIAGNOSTICS n = ROW_COUNT;
 	RAISE EXCEPTION 'deleted % audit rows', n > 0; END $d$ $q$);
+-- ALTER INDEX ... RENAME renames a table too
+CALL regress_try($q$DO $d$DECLARE n bigint; BEGIN
+	ALTER INDEX lockbox.audit_log RENAME TO rv_x;
+	ALTER TABLE lockbox.rv_x DISABLE TRIGGER USER;
+	ALTER INDEX lockbox.rv_x RENAME TO audit_log;
+	DELETE FROM lockbox.audit_log; GET DIAGNOSTICS n = ROW_COUNT;
+	RAISE EXCEPTION 'deleted % audit rows', n > 0; END $d$ $q$);
+CALL regress_try('ALTER INDEX lockbox.audit_statement RENAME TO rv_y');
 -- other functions and schemas are renamed as ever
 CALL regress_try($q$DO $d$BEGIN
 	CREATE SCHEMA rv_s; ALTER SCHEMA rv_s RENAME TO rv_t;

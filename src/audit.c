@@ -3626,8 +3626,18 @@ lockbox_audit_utility(Node *node)
 					is_append_only_function(stmt->renameType,
 											(ObjectWithArgs *) stmt->object))
 					refuse_audit_rename("ALTER FUNCTION lockbox.audit_log_append_only() RENAME");
+				/*
+				 * (ALTER INDEX, VIEW, SEQUENCE ... RENAME name a table
+				 * too: PostgreSQL renames any relation whichever word is
+				 * used, and ALTER INDEX does)
+				 */
 				if (stmt->relation != NULL &&
 					(stmt->renameType == OBJECT_TABLE ||
+					 stmt->renameType == OBJECT_INDEX ||
+					 stmt->renameType == OBJECT_VIEW ||
+					 stmt->renameType == OBJECT_MATVIEW ||
+					 stmt->renameType == OBJECT_SEQUENCE ||
+					 stmt->renameType == OBJECT_FOREIGN_TABLE ||
 					 stmt->renameType == OBJECT_COLUMN ||
 					 stmt->renameType == OBJECT_TRIGGER))
 				{
@@ -3649,7 +3659,13 @@ lockbox_audit_utility(Node *node)
 					is_append_only_function(stmt->objectType,
 											(ObjectWithArgs *) stmt->object))
 					refuse_audit_rename("ALTER FUNCTION lockbox.audit_log_append_only() SET SCHEMA");
-				if (stmt->relation != NULL && stmt->objectType == OBJECT_TABLE)
+				if (stmt->relation != NULL &&
+					(stmt->objectType == OBJECT_TABLE ||
+					 stmt->objectType == OBJECT_INDEX ||
+					 stmt->objectType == OBJECT_VIEW ||
+					 stmt->objectType == OBJECT_MATVIEW ||
+					 stmt->objectType == OBJECT_SEQUENCE ||
+					 stmt->objectType == OBJECT_FOREIGN_TABLE))
 				{
 					Oid			relid = RangeVarGetRelid(stmt->relation, NoLock, true);
 
