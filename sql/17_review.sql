@@ -160,6 +160,23 @@ CALL regress_try($q$DO $d$BEGIN
 	DROP FUNCTION public.g(); DROP SCHEMA rv_t; END $d$ $q$);
 SELECT lockbox_remove_tenant('rv_audited');
 
+-- ---------------------------------------------------------------------
+-- search_path_writable: the owner of a protected table reads every
+-- tenant's rows, and a function an engineer puts on its search_path
+-- captures its unqualified calls (upper(varchar) of an engineer's beats
+-- pg_catalog's upper(text)).
+-- ---------------------------------------------------------------------
+CREATE SCHEMA rv_shared;
+GRANT USAGE, CREATE ON SCHEMA rv_shared TO lockbox_engineer;
+ALTER ROLE regress_rv_owner SET search_path = rv_shared, public;
+SELECT check_name, object FROM lockbox.posture
+ WHERE check_name = 'search_path_writable' AND object LIKE '%regress\_rv\_%';
+ALTER ROLE regress_rv_owner SET search_path = public;
+SELECT check_name, object FROM lockbox.posture
+ WHERE check_name = 'search_path_writable' AND object LIKE '%regress\_rv\_%';
+ALTER ROLE regress_rv_owner RESET search_path;
+DROP SCHEMA rv_shared;
+
 -- clean up
 SET ROLE regress_rv_owner;
 SELECT lockbox_unprotect(t) FROM unnest('{rv_bookings,rv_holds,rv_refs}'::regclass[]) t;

@@ -16,6 +16,11 @@
 -- moves rows out of, and a table's partitions and children are changed with
 -- it (1.4 only looked at the table engineers write).
 --
+-- search_path_writable and caller_schema: the owners of protected tables,
+-- and the roles with their privileges, are callers too: every function or
+-- operator they call unqualified (the application's code, its triggers) can
+-- be captured by an engineer's, and runs with every tenant's rows in reach.
+--
 -- engineer_reads_stats: engineers that can act as pg_read_all_stats (or
 -- pg_monitor, a member of it) read every session's statement texts, with
 -- their literals, in pg_stat_activity and pg_stat_statements.
@@ -281,7 +286,9 @@ rule_reach(rule, descr) AS (
 ),
 -- the roles that call lockbox's functions for others: reviewers, approvers
 -- (members of lockbox_approver and the roles bound to tenants, with their
--- members), auditors, and the extension's owner
+-- members), auditors, and the extension's owner; and the owners of
+-- protected tables, with their members, whose every call runs with every
+-- tenant's rows in reach (row-level security does not apply to them)
 caller AS (
 	SELECT c.member AS oid FROM closure c
 	  JOIN pg_catalog.pg_roles g ON g.oid OPERATOR(pg_catalog.=) c.role
@@ -293,6 +300,11 @@ caller AS (
 	  JOIN lockbox.approver a ON a.approver::pg_catalog.oid OPERATOR(pg_catalog.=) c.role
 	UNION
 	SELECT ext.extowner FROM ext
+	UNION
+	SELECT prot.relowner FROM prot
+	UNION
+	SELECT c.member FROM closure c
+	  JOIN prot ON prot.relowner OPERATOR(pg_catalog.=) c.role
 ),
 -- their search_path settings in this database (ALTER ROLE ... [IN DATABASE]
 -- SET, ALTER DATABASE SET, ALTER ROLE ALL SET), the value as stored
@@ -652,7 +664,7 @@ findings(check_name, object, detail) AS (
 						THEN pg_catalog.format('database %I', pg_catalog.current_database())
 					ELSE 'every role' END,
 			   sp.name),
-		   pg_catalog.format('%s puts schema %I on the search_path %s, and %s: a function of theirs there can capture calls meant for lockbox. Call lockbox''s functions schema-qualified, revoke CREATE on the schema (or on the database) from engineers, or set the role''s search_path (ALTER ROLE ... SET search_path) to schemas only trusted roles can create objects in.',
+		   pg_catalog.format('%s puts schema %I on the search_path %s, and %s: a function of theirs there can capture calls meant for lockbox, and, of the owner of a protected table (or a role with its privileges), any call of its own, which reads every tenant''s rows. Call lockbox''s functions schema-qualified, revoke CREATE on the schema (or on the database) from engineers, or set the role''s search_path (ALTER ROLE ... SET search_path) to schemas only trusted roles can create objects in.',
 			   CASE WHEN sp.src OPERATOR(pg_catalog.=) 1
 						THEN 'The server''s search_path (its configuration files'', or PostgreSQL''s default), which no ALTER ROLE or ALTER DATABASE SET replaces'
 							 OPERATOR(pg_catalog.||)
@@ -770,7 +782,7 @@ findings(check_name, object, detail) AS (
 	-- a schema named after a role that calls lockbox's functions, which
 	-- "$user" (first on PostgreSQL's default search_path) puts first
 	SELECT 'caller_schema', pg_catalog.quote_ident(n.nspname),
-		   pg_catalog.format('Schema %I is named after role %I, which calls lockbox''s functions, and %s: with "$user" on the role''s search_path (PostgreSQL''s default), a function there named like lockbox''s captures the role''s unqualified calls. Make role %I the schema''s owner and revoke CREATE on it from the others (or drop the schema), call lockbox''s functions schema-qualified, or set the role''s search_path without "$user".',
+		   pg_catalog.format('Schema %I is named after role %I, which calls lockbox''s functions or owns protected tables, and %s: with "$user" on the role''s search_path (PostgreSQL''s default), a function there named like lockbox''s captures the role''s unqualified calls. Make role %I the schema''s owner and revoke CREATE on it from the others (or drop the schema), call lockbox''s functions schema-qualified, or set the role''s search_path without "$user".',
 			   n.nspname, pg_catalog.pg_get_userbyid(cs.role),
 			   COALESCE(pg_catalog.concat_ws(' and ', cs.owner_part, cs.writers_part),
 						'engineers can create objects in it'),
