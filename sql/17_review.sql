@@ -7,10 +7,13 @@
 \set SHOW_CONTEXT never
 
 SET client_min_messages = warning;
-DROP ROLE IF EXISTS regress_rv_erin, regress_rv_owner;
+DROP ROLE IF EXISTS regress_rv_erin, regress_rv_eve, regress_rv_mia,
+	regress_rv_owner;
 RESET client_min_messages;
 
 CREATE ROLE regress_rv_erin IN ROLE lockbox_engineer;
+CREATE ROLE regress_rv_eve IN ROLE lockbox_engineer;
+CREATE ROLE regress_rv_mia IN ROLE lockbox_reviewer;
 CREATE ROLE regress_rv_owner;
 GRANT CREATE ON SCHEMA public TO regress_rv_owner;
 SELECT lockbox_add_tenant('rv_acme');
@@ -117,7 +120,7 @@ SELECT check_name, object, detail FROM lockbox.posture
 REVOKE pg_monitor FROM regress_rv_erin;
 GRANT pg_read_all_stats TO lockbox_engineer;
 SELECT check_name, object, detail FROM lockbox.posture
- WHERE check_name = 'engineer_reads_stats' AND object LIKE 'regress\_rv\_%';
+ WHERE check_name = 'engineer_reads_stats' AND object = 'regress_rv_erin';
 REVOKE pg_read_all_stats FROM lockbox_engineer;
 
 -- ---------------------------------------------------------------------
@@ -177,6 +180,46 @@ SELECT check_name, object FROM lockbox.posture
 ALTER ROLE regress_rv_owner RESET search_path;
 DROP SCHEMA rv_shared;
 
+-- ---------------------------------------------------------------------
+-- An engineer's access is the engineer's own: a SECURITY DEFINER function
+-- an engineer owns runs as that engineer, under the engineer's requests,
+-- for whoever calls it.  Another engineer (or a reviewer) calling it read
+-- the rows the tenant let only its owner read.
+-- ---------------------------------------------------------------------
+SELECT setval('lockbox.request_id_seq', 1700);
+SELECT lockbox_add_tenant('rv_solo', enabled => false);
+SET ROLE regress_rv_owner;
+CREATE TABLE rv_notes (id int PRIMARY KEY, tenant text NOT NULL, note text);
+INSERT INTO rv_notes VALUES (1, 'rv_solo', 'solo secret'), (2, 'rv_acme', 'acme secret');
+SELECT lockbox_protect('rv_notes', tenant_column => 'tenant');
+RESET ROLE;
+CREATE SCHEMA rv_eve AUTHORIZATION regress_rv_eve;
+GRANT USAGE ON SCHEMA rv_eve TO regress_rv_erin, regress_rv_mia;
+SET SESSION AUTHORIZATION regress_rv_eve;
+SELECT lockbox_request('rv_solo', 'customer asked us to read the notes',
+					   tables => '{rv_notes}');
+SET SESSION AUTHORIZATION regress_rv_mia;
+SELECT lockbox_approve(1701, 'scope is right');
+SET SESSION AUTHORIZATION regress_rv_eve;
+CREATE FUNCTION rv_eve.reads() RETURNS SETOF text LANGUAGE sql
+	SECURITY DEFINER SET search_path = pg_catalog
+	AS $$ SELECT tenant || ': ' || note FROM public.rv_notes $$;
+GRANT EXECUTE ON FUNCTION rv_eve.reads() TO regress_rv_erin, regress_rv_mia;
+SELECT * FROM rv_eve.reads();
+SET SESSION AUTHORIZATION regress_rv_erin;
+CALL regress_try('SELECT * FROM rv_eve.reads()');
+SET SESSION AUTHORIZATION regress_rv_mia;
+CALL regress_try('SELECT * FROM rv_eve.reads()');
+SET SESSION AUTHORIZATION regress_rv_eve;
+SELECT lockbox_close(1701, 'read what we needed');
+RESET SESSION AUTHORIZATION;
+DROP SCHEMA rv_eve CASCADE;
+SET ROLE regress_rv_owner;
+SELECT lockbox_unprotect('rv_notes');
+DROP TABLE rv_notes;
+RESET ROLE;
+SELECT lockbox_remove_tenant('rv_solo');
+
 -- clean up
 SET ROLE regress_rv_owner;
 SELECT lockbox_unprotect(t) FROM unnest('{rv_bookings,rv_holds,rv_refs}'::regclass[]) t;
@@ -186,5 +229,5 @@ DROP FUNCTION public.rv_bump();
 RESET ROLE;
 REVOKE CREATE ON SCHEMA public FROM regress_rv_owner;
 SELECT lockbox_remove_tenant(t) FROM unnest('{rv_acme,rv_globex}'::text[]) t;
-DROP OWNED BY regress_rv_erin;
-DROP ROLE regress_rv_erin, regress_rv_owner;
+DROP OWNED BY regress_rv_erin, regress_rv_eve;
+DROP ROLE regress_rv_erin, regress_rv_eve, regress_rv_mia, regress_rv_owner;

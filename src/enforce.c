@@ -706,6 +706,36 @@ refuse_no_access(Oid relid, bool write, bool has_read)
 }
 
 /*
+ * An engineer's access is the engineer's own: a SECURITY DEFINER function
+ * an engineer owns runs as that engineer, under the engineer's open
+ * requests, for whoever calls it.  Another role calling it -- another
+ * engineer, a reviewer -- would read or write what the tenant let only that
+ * engineer reach: refused, unless the role the session acts as is the
+ * engineer or has the engineer's privileges (it could SET ROLE anyway).
+ */
+static void
+refuse_borrowed(Oid relid)
+{
+	Oid			user = GetUserId();
+	Oid			outer = GetOuterUserId();
+	char	   *msg;
+
+	if (user == outer || has_privs_of_role(outer, user))
+		return;
+	msg = psprintf("role \"%s\" cannot use the lockbox access of engineer \"%s\" to table \"%s\"",
+				   lockbox_role_name(outer), lockbox_role_name(user),
+				   lockbox_relname(relid));
+	record_refusal(relid, msg);
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("%s", msg),
+			 errdetail("The statement runs as engineer \"%s\" (in a SECURITY DEFINER function the engineer owns), called by role \"%s\": the tenant approved access for the engineer alone.",
+					   lockbox_role_name(user), lockbox_role_name(outer)),
+			 errhint("Ask for access of your own with lockbox_request(tenant, reason, tables => '{%s}').",
+					 lockbox_relname(relid))));
+}
+
+/*
  * May the current user (an engineer) run a command of this kind on relid?
  * Fills item with every open request that allows it.
  */
@@ -717,6 +747,7 @@ check_access(Oid relid, bool write, LockboxAccessItem *item)
 	List	   *grants;
 
 	refuse_noinherit(GetUserId(), relid);
+	refuse_borrowed(relid);
 	grants = current_grants();
 	item->relid = relid;
 	item->nrequests = 0;
