@@ -1205,6 +1205,7 @@ cascade_start(List **todo, List **seen, Oid relid, bool inh, bool delete,
 			  Bitmapset *cols, AttrNumber tracked, List *path)
 {
 	List	   *rels;
+	List	   *moving = NIL;
 	ListCell   *lc;
 
 	if (!inh)
@@ -1222,24 +1223,30 @@ cascade_start(List **todo, List **seen, Oid relid, bool inh, bool delete,
 	}
 	if (delete || get_rel_relkind(relid) != RELKIND_PARTITIONED_TABLE)
 		return;
+	/* the partitioned tables whose partition key the update may change */
+	foreach(lc, rels)
+	{
+		Oid			rel = lfirst_oid(lc);
+
+		if (get_rel_relkind(rel) == RELKIND_PARTITIONED_TABLE &&
+			partition_key_changes(rel, same_columns(relid, cols, rel)))
+			moving = lappend_oid(moving, rel);
+	}
 	foreach(lc, rels)
 	{
 		Oid			leaf = lfirst_oid(lc);
-		Bitmapset  *leafcols = cols;
-		bool		moves = false;
+		bool		moves;
 		ListCell   *lc2;
 
 		if (get_rel_relkind(leaf) == RELKIND_PARTITIONED_TABLE || leaf == relid)
 			continue;
-		/* (a BEFORE UPDATE trigger's change of the key moves the row too) */
-		if (update_changes_any_column(leaf))
-			leafcols = NULL;
+		/* (a BEFORE UPDATE trigger's change of any key moves the row too) */
+		moves = update_changes_any_column(leaf);
 		foreach(lc2, get_partition_ancestors(leaf))
 		{
 			Oid			ancestor = lfirst_oid(lc2);
 
-			moves = moves ||
-				partition_key_changes(ancestor, same_columns(relid, leafcols, ancestor));
+			moves = moves || list_member_oid(moving, ancestor);
 			if (ancestor == relid)
 				break;
 		}
