@@ -8,7 +8,7 @@
 
 SET client_min_messages = warning;
 DROP ROLE IF EXISTS regress_rv_erin, regress_rv_eve, regress_rv_mia,
-	regress_rv_owner;
+	regress_rv_owner, regress_rv_repl;
 RESET client_min_messages;
 
 CREATE ROLE regress_rv_erin IN ROLE lockbox_engineer;
@@ -219,6 +219,21 @@ SELECT lockbox_unprotect('rv_notes');
 DROP TABLE rv_notes;
 RESET ROLE;
 SELECT lockbox_remove_tenant('rv_solo');
+
+-- ---------------------------------------------------------------------
+-- engineer_replication: logical decoding shows a REPLICATION role every
+-- row written to every table (and a replication connection copies the
+-- data files), whatever lockbox's policies say.
+-- ---------------------------------------------------------------------
+SELECT check_name, object, ok FROM lockbox.posture
+ WHERE check_name = 'engineer_replication';
+ALTER ROLE regress_rv_erin REPLICATION;
+CREATE ROLE regress_rv_repl REPLICATION;
+GRANT regress_rv_repl TO regress_rv_eve;
+SELECT check_name, object, detail FROM lockbox.posture
+ WHERE check_name = 'engineer_replication' ORDER BY object;
+ALTER ROLE regress_rv_erin NOREPLICATION;
+DROP ROLE regress_rv_repl;
 
 -- clean up
 SET ROLE regress_rv_owner;

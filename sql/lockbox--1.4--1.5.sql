@@ -21,6 +21,10 @@
 -- operator they call unqualified (the application's code, its triggers) can
 -- be captured by an engineer's, and runs with every tenant's rows in reach.
 --
+-- engineer_replication: engineers with REPLICATION, or who can act as a
+-- role with it: logical decoding shows every row written, a base backup
+-- copies every data file.
+--
 -- engineer_reads_stats: engineers that can act as pg_read_all_stats (or
 -- pg_monitor, a member of it) read every session's statement texts, with
 -- their literals, in pg_stat_activity and pg_stat_statements.
@@ -847,6 +851,25 @@ findings(check_name, object, detail) AS (
 							 'pg_file_read', 'pg_file_write', 'pg_file_rename',
 							 'pg_file_unlink', 'pg_file_sync', 'pg_logdir_ls')
 	UNION ALL
+	-- engineers with REPLICATION, or who can act as a role with it: logical
+	-- decoding and base backups read every table's rows, past lockbox
+	SELECT 'engineer_replication', pg_catalog.pg_get_userbyid(e.oid)::pg_catalog.text,
+		   pg_catalog.format('Engineer %s REPLICATION: logical decoding (pg_create_logical_replication_slot, pg_logical_slot_get_changes) shows it every row written to every table, and a replication connection copies the data files (pg_basebackup): every tenant''s rows, past lockbox and unaudited. ALTER ROLE ... NOREPLICATION, or revoke the membership.',
+			   COALESCE((SELECT pg_catalog.format('can act as role %I, which has', pg_catalog.min(x.rolname))
+						   FROM closure c
+						   JOIN pg_catalog.pg_roles x ON x.oid OPERATOR(pg_catalog.=) c.role
+						  WHERE c.member OPERATOR(pg_catalog.=) e.oid AND x.rolreplication
+						 HAVING pg_catalog.count(*) OPERATOR(pg_catalog.>) 0
+							AND NOT (SELECT r.rolreplication FROM pg_catalog.pg_roles r
+									  WHERE r.oid OPERATOR(pg_catalog.=) e.oid)),
+						'has'))
+	  FROM engineers e
+	 WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_roles r
+					WHERE r.oid OPERATOR(pg_catalog.=) e.oid AND r.rolreplication)
+		OR EXISTS (SELECT 1 FROM closure c
+					 JOIN pg_catalog.pg_roles x ON x.oid OPERATOR(pg_catalog.=) c.role
+					WHERE c.member OPERATOR(pg_catalog.=) e.oid AND x.rolreplication)
+	UNION ALL
 	-- engineers that read every session's statistics: pg_stat_activity's
 	-- query texts (with their literals: tenants' data, in statements of the
 	-- application and of other engineers), pg_stat_statements' texts of
@@ -889,7 +912,8 @@ SELECT c.check_name, NULL, true, 'No finding.'
 			   ('search_path_writable'), ('role_switch_function'),
 			   ('cross_tenant_fk'), ('publication_lockbox_tables'),
 			   ('caller_schema'), ('server_file_access'), ('superuser_function'),
-			   ('cascade_into_protected'), ('engineer_reads_stats')) AS c(check_name)
+			   ('cascade_into_protected'), ('engineer_reads_stats'),
+			   ('engineer_replication')) AS c(check_name)
  WHERE NOT EXISTS (SELECT 1 FROM findings f
 					WHERE f.check_name OPERATOR(pg_catalog.=) c.check_name);
 
