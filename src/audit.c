@@ -64,6 +64,7 @@
 #include "miscadmin.h"
 #include "port/pg_bswap.h"
 #include "storage/lmgr.h"
+#include "storage/proc.h"
 #include "storage/shmem.h"
 #include "utils/acl.h"
 #include "utils/array.h"
@@ -118,6 +119,8 @@ int			lockbox_anchor_interval = 60000;
 #define AUDIT_HASH_LEN			PG_SHA256_DIGEST_LENGTH
 /* rows looked at when the tips are rebuilt from the table */
 #define AUDIT_TIP_WINDOW		1000
+/* how long lockbox_archive_audit waits for the audit log's writers */
+#define ARCHIVE_LOCK_WAIT_MS	2000
 
 typedef struct AuditTip
 {
@@ -2955,6 +2958,8 @@ lockbox_archive_audit(PG_FUNCTION_ARGS)
 	SPITupleTable *archived;
 	uint64		narchived;
 	Oid			nsp;
+	MemoryContext call_cxt;
+	char	   *lock_timeout;
 
 	lockbox_require_arg(fcinfo, 0, "before");
 	before = PG_GETARG_TIMESTAMPTZ(0);
@@ -2972,11 +2977,45 @@ lockbox_archive_audit(PG_FUNCTION_ARGS)
 				 errhint("Archive only months that have ended.")));
 
 	InitMaterializedSRF(fcinfo, 0);
+	call_cxt = CurrentMemoryContext;
 	lockbox_enter(&call);
 
-	/* no audit row is written meanwhile, and none is being written */
-	lockbox_exec(&lock_plan, "LOCK TABLE lockbox.audit_log IN ACCESS EXCLUSIVE MODE",
-				 0, NULL, NULL, NULL, 0);
+	/*
+	 * No audit row is written meanwhile, and none is being written.  The
+	 * wait is bounded: while this lock is queued every writer of audit rows
+	 * queues behind it, and a transaction left open after writing one (an
+	 * engineer's lockbox_request, say) would hold back every lockbox step
+	 * for as long as it stays open.  (The setting goes with lockbox_leave,
+	 * or with the error.)
+	 */
+	lock_timeout = pstrdup(GetConfigOption("lock_timeout", false, false));
+	if (LockTimeout <= 0 || LockTimeout > ARCHIVE_LOCK_WAIT_MS)
+		(void) set_config_option("lock_timeout", CppAsString2(ARCHIVE_LOCK_WAIT_MS),
+								 PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_SAVE, true, 0, false);
+	PG_TRY();
+	{
+		lockbox_exec(&lock_plan, "LOCK TABLE lockbox.audit_log IN ACCESS EXCLUSIVE MODE",
+					 0, NULL, NULL, NULL, 0);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(call_cxt);
+		edata = CopyErrorData();
+		if (edata->sqlerrcode != ERRCODE_LOCK_NOT_AVAILABLE)
+			PG_RE_THROW();
+		FlushErrorState();
+		ereport(ERROR,
+				(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
+				 errmsg("could not lock the lockbox audit log to archive it"),
+				 errdetail("Another transaction has written audit rows and is still open; waiting longer would hold back every lockbox step meanwhile."),
+				 errhint("Find the transaction in pg_stat_activity (a session idle in transaction), end it, and archive again.")));
+	}
+	PG_END_TRY();
+	(void) set_config_option("lock_timeout", lock_timeout, PGC_USERSET,
+							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 	/* rows a clock put into the default partition go to their month first */
 	values[0] = TimestampTzGetDatum(call.now);
 	values[1] = TimestampTzGetDatum(call.now);
