@@ -64,6 +64,7 @@
 #include "miscadmin.h"
 #include "port/pg_bswap.h"
 #include "storage/lmgr.h"
+#include "storage/proc.h"
 #include "storage/shmem.h"
 #include "utils/acl.h"
 #include "utils/array.h"
@@ -118,6 +119,8 @@ int			lockbox_anchor_interval = 60000;
 #define AUDIT_HASH_LEN			PG_SHA256_DIGEST_LENGTH
 /* rows looked at when the tips are rebuilt from the table */
 #define AUDIT_TIP_WINDOW		1000
+/* how long lockbox_archive_audit waits for the audit log's writers */
+#define ARCHIVE_LOCK_WAIT_MS	2000
 
 typedef struct AuditTip
 {
@@ -2955,6 +2958,8 @@ lockbox_archive_audit(PG_FUNCTION_ARGS)
 	SPITupleTable *archived;
 	uint64		narchived;
 	Oid			nsp;
+	MemoryContext call_cxt;
+	char	   *lock_timeout;
 
 	lockbox_require_arg(fcinfo, 0, "before");
 	before = PG_GETARG_TIMESTAMPTZ(0);
@@ -2972,11 +2977,45 @@ lockbox_archive_audit(PG_FUNCTION_ARGS)
 				 errhint("Archive only months that have ended.")));
 
 	InitMaterializedSRF(fcinfo, 0);
+	call_cxt = CurrentMemoryContext;
 	lockbox_enter(&call);
 
-	/* no audit row is written meanwhile, and none is being written */
-	lockbox_exec(&lock_plan, "LOCK TABLE lockbox.audit_log IN ACCESS EXCLUSIVE MODE",
-				 0, NULL, NULL, NULL, 0);
+	/*
+	 * No audit row is written meanwhile, and none is being written.  The
+	 * wait is bounded: while this lock is queued every writer of audit rows
+	 * queues behind it, and a transaction left open after writing one (an
+	 * engineer's lockbox_request, say) would hold back every lockbox step
+	 * for as long as it stays open.  (The setting goes with lockbox_leave,
+	 * or with the error.)
+	 */
+	lock_timeout = pstrdup(GetConfigOption("lock_timeout", false, false));
+	if (LockTimeout <= 0 || LockTimeout > ARCHIVE_LOCK_WAIT_MS)
+		(void) set_config_option("lock_timeout", CppAsString2(ARCHIVE_LOCK_WAIT_MS),
+								 PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_SAVE, true, 0, false);
+	PG_TRY();
+	{
+		lockbox_exec(&lock_plan, "LOCK TABLE lockbox.audit_log IN ACCESS EXCLUSIVE MODE",
+					 0, NULL, NULL, NULL, 0);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(call_cxt);
+		edata = CopyErrorData();
+		if (edata->sqlerrcode != ERRCODE_LOCK_NOT_AVAILABLE)
+			PG_RE_THROW();
+		FlushErrorState();
+		ereport(ERROR,
+				(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
+				 errmsg("could not lock the lockbox audit log to archive it"),
+				 errdetail("Another transaction has written audit rows and is still open; waiting longer would hold back every lockbox step meanwhile."),
+				 errhint("Find the transaction in pg_stat_activity (a session idle in transaction), end it, and archive again.")));
+	}
+	PG_END_TRY();
+	(void) set_config_option("lock_timeout", lock_timeout, PGC_USERSET,
+							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 	/* rows a clock put into the default partition go to their month first */
 	values[0] = TimestampTzGetDatum(call.now);
 	values[1] = TimestampTzGetDatum(call.now);
@@ -3190,6 +3229,24 @@ refuse_audit_change(const char *what, Oid relid, bool removal)
 			 errmsg("%s is refused on audit table \"%s\"", what, audit_table_name(relid)),
 			 errdetail("The audit's tables are append-only for every role, superusers included: nothing may remove, rewrite or hide their rows, make them crash-unsafe, or stop their triggers."),
 			 log ? errhint("Archive whole months with SELECT * FROM lockbox_archive_audit(before).") : 0));
+}
+
+/* is the function a statement names lockbox.audit_log_append_only()? */
+static bool
+is_append_only_function(ObjectType objtype, ObjectWithArgs *func)
+{
+	Oid			fn = audit_append_only_function();
+
+	return OidIsValid(fn) && LookupFuncWithArgs(objtype, func, true) == fn;
+}
+
+static void
+refuse_audit_rename(const char *what)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("%s is refused", what),
+			 errdetail("Schema lockbox and its function audit_log_append_only() keep the audit append-only under these names.")));
 }
 
 /* the ALTER TABLE subcommands that leave an audit table's rows and triggers be */
@@ -3594,8 +3651,32 @@ lockbox_audit_utility(Node *node)
 			{
 				RenameStmt *stmt = (RenameStmt *) node;
 
+				/*
+				 * The guard knows the audit's tables and trigger function
+				 * by their names in schema lockbox: under other names they
+				 * would be unguarded (a trigger of a renamed function could
+				 * be dropped, a table of a renamed schema disabled).
+				 */
+				if (stmt->renameType == OBJECT_SCHEMA &&
+					strcmp(stmt->subname, "lockbox") == 0)
+					refuse_audit_rename("ALTER SCHEMA lockbox RENAME");
+				if ((stmt->renameType == OBJECT_FUNCTION ||
+					 stmt->renameType == OBJECT_ROUTINE) &&
+					is_append_only_function(stmt->renameType,
+											(ObjectWithArgs *) stmt->object))
+					refuse_audit_rename("ALTER FUNCTION lockbox.audit_log_append_only() RENAME");
+				/*
+				 * (ALTER INDEX, VIEW, SEQUENCE ... RENAME name a table
+				 * too: PostgreSQL renames any relation whichever word is
+				 * used, and ALTER INDEX does)
+				 */
 				if (stmt->relation != NULL &&
 					(stmt->renameType == OBJECT_TABLE ||
+					 stmt->renameType == OBJECT_INDEX ||
+					 stmt->renameType == OBJECT_VIEW ||
+					 stmt->renameType == OBJECT_MATVIEW ||
+					 stmt->renameType == OBJECT_SEQUENCE ||
+					 stmt->renameType == OBJECT_FOREIGN_TABLE ||
 					 stmt->renameType == OBJECT_COLUMN ||
 					 stmt->renameType == OBJECT_TRIGGER))
 				{
@@ -3612,7 +3693,18 @@ lockbox_audit_utility(Node *node)
 			{
 				AlterObjectSchemaStmt *stmt = (AlterObjectSchemaStmt *) node;
 
-				if (stmt->relation != NULL && stmt->objectType == OBJECT_TABLE)
+				if ((stmt->objectType == OBJECT_FUNCTION ||
+					 stmt->objectType == OBJECT_ROUTINE) &&
+					is_append_only_function(stmt->objectType,
+											(ObjectWithArgs *) stmt->object))
+					refuse_audit_rename("ALTER FUNCTION lockbox.audit_log_append_only() SET SCHEMA");
+				if (stmt->relation != NULL &&
+					(stmt->objectType == OBJECT_TABLE ||
+					 stmt->objectType == OBJECT_INDEX ||
+					 stmt->objectType == OBJECT_VIEW ||
+					 stmt->objectType == OBJECT_MATVIEW ||
+					 stmt->objectType == OBJECT_SEQUENCE ||
+					 stmt->objectType == OBJECT_FOREIGN_TABLE))
 				{
 					Oid			relid = RangeVarGetRelid(stmt->relation, NoLock, true);
 

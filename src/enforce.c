@@ -41,6 +41,7 @@
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "catalog/heap.h"
+#include "catalog/partition.h"
 #include "catalog/indexing.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_constraint.h"
@@ -51,6 +52,7 @@
 #include "commands/event_trigger.h"
 #include "executor/executor.h"
 #include "fmgr.h"
+#include "funcapi.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "commands/defrem.h"
@@ -80,6 +82,7 @@
 
 PG_FUNCTION_INFO_V1(lockbox_granted_keys);
 PG_FUNCTION_INFO_V1(lockbox_granted_table);
+PG_FUNCTION_INFO_V1(lockbox_cascade_reach);
 
 typedef struct EnforceShared
 {
@@ -703,6 +706,36 @@ refuse_no_access(Oid relid, bool write, bool has_read)
 }
 
 /*
+ * An engineer's access is the engineer's own: a SECURITY DEFINER function
+ * an engineer owns runs as that engineer, under the engineer's open
+ * requests, for whoever calls it.  Another role calling it -- another
+ * engineer, a reviewer -- would read or write what the tenant let only that
+ * engineer reach: refused, unless the role the session acts as is the
+ * engineer or has the engineer's privileges (it could SET ROLE anyway).
+ */
+static void
+refuse_borrowed(Oid relid)
+{
+	Oid			user = GetUserId();
+	Oid			outer = GetOuterUserId();
+	char	   *msg;
+
+	if (user == outer || has_privs_of_role(outer, user))
+		return;
+	msg = psprintf("role \"%s\" cannot use the lockbox access of engineer \"%s\" to table \"%s\"",
+				   lockbox_role_name(outer), lockbox_role_name(user),
+				   lockbox_relname(relid));
+	record_refusal(relid, msg);
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("%s", msg),
+			 errdetail("The statement runs as engineer \"%s\" (in a SECURITY DEFINER function the engineer owns), called by role \"%s\": the tenant approved access for the engineer alone.",
+					   lockbox_role_name(user), lockbox_role_name(outer)),
+			 errhint("Ask for access of your own with lockbox_request(tenant, reason, tables => '{%s}').",
+					 lockbox_relname(relid))));
+}
+
+/*
  * May the current user (an engineer) run a command of this kind on relid?
  * Fills item with every open request that allows it.
  */
@@ -714,6 +747,7 @@ check_access(Oid relid, bool write, LockboxAccessItem *item)
 	List	   *grants;
 
 	refuse_noinherit(GetUserId(), relid);
+	refuse_borrowed(relid);
 	grants = current_grants();
 	item->relid = relid;
 	item->nrequests = 0;
@@ -1026,6 +1060,9 @@ typedef struct CascadeStep
 	bool		delete;			/* deleted, else updated */
 	Bitmapset  *cols;			/* updated: these attnums (NULL: any) */
 	AttrNumber	tracked;		/* the tenant key's column, or 0 */
+	bool		moved;			/* deleted: by an update moving them to
+								 * another partition */
+	List	   *path;			/* of CascadeHop: the actions on the way */
 } CascadeStep;
 
 /* an action the change of rows of "referenced" fires */
@@ -1038,6 +1075,8 @@ typedef struct CascadeHop
 	bool		on_delete;		/* fired by a delete, else by an update */
 	char		action;			/* 'c', 'n' or 'd', as confdeltype */
 	AttrNumber	tracked;		/* of referencing: as CascadeStep */
+	bool		moved;			/* fired by rows moved out of referenced */
+	List	   *path;			/* of CascadeHop: the actions before it */
 } CascadeHop;
 
 typedef bool (*CascadeVisit) (const CascadeHop *hop, void *arg);
@@ -1090,7 +1129,7 @@ same_columns(Oid from, Bitmapset *cols, Oid to)
 
 static void
 cascade_push(List **todo, List **seen, Oid relid, bool delete,
-			 Bitmapset *cols, AttrNumber tracked)
+			 Bitmapset *cols, AttrNumber tracked, bool moved, List *path)
 {
 	ListCell   *lc;
 	CascadeStep *step;
@@ -1099,7 +1138,8 @@ cascade_push(List **todo, List **seen, Oid relid, bool delete,
 	{
 		step = (CascadeStep *) lfirst(lc);
 		if (step->relid == relid && step->delete == delete &&
-			step->tracked == tracked && bms_equal(step->cols, cols))
+			step->tracked == tracked && step->moved == moved &&
+			bms_equal(step->cols, cols))
 			return;
 	}
 	step = palloc(sizeof(CascadeStep));
@@ -1107,31 +1147,112 @@ cascade_push(List **todo, List **seen, Oid relid, bool delete,
 	step->delete = delete;
 	step->cols = cols;
 	step->tracked = tracked;
+	step->moved = moved;
+	step->path = path;
 	*seen = lappend(*seen, step);
 	*todo = lappend(*todo, step);
 }
 
 /*
+ * May an update of relid change any column, whichever it names?  A BEFORE
+ * UPDATE row trigger may change any column of the row, and a stored
+ * generated column changes with the columns it is made of.  (The one rule
+ * of the statements' check and of lockbox.posture, which walk the same way.)
+ */
+static bool
+update_changes_any_column(Oid relid)
+{
+	Relation	rel = table_open(relid, AccessShareLock);
+	bool		any;
+
+	any = (rel->trigdesc != NULL && rel->trigdesc->trig_update_before_row) ||
+		(rel->rd_att->constr != NULL && rel->rd_att->constr->has_generated_stored);
+	table_close(rel, AccessShareLock);
+	return any;
+}
+
+/* May an update of cols (of partitioned table relid; NULL: any) change its partition key? */
+static bool
+partition_key_changes(Oid relid, Bitmapset *cols)
+{
+	Relation	rel;
+	Bitmapset  *offset = NULL;
+	int			attnum = -1;
+	bool		changes;
+
+	if (cols == NULL)
+		return true;
+	while ((attnum = bms_next_member(cols, attnum)) >= 0)
+		offset = bms_add_member(offset, attnum - FirstLowInvalidHeapAttributeNumber);
+	rel = table_open(relid, AccessShareLock);
+	changes = has_partition_attrs(rel, offset, NULL);
+	table_close(rel, AccessShareLock);
+	return changes;
+}
+
+/*
  * The start of chains: rows of relid deleted, or updated in cols (NULL: any
  * column), and with inh the rows of its partitions and children too.
+ *
+ * An update of a partitioned table moves a row whose partition key it
+ * changes to another partition: a delete from the partition the row was
+ * in, which fires the ON DELETE actions of the foreign keys referencing
+ * that partition itself (those referencing a partitioned table fire their
+ * ON UPDATE action instead, on the partitioned table).
  */
 static void
 cascade_start(List **todo, List **seen, Oid relid, bool inh, bool delete,
-			  Bitmapset *cols, AttrNumber tracked)
+			  Bitmapset *cols, AttrNumber tracked, List *path)
 {
+	List	   *rels;
+	List	   *moving = NIL;
 	ListCell   *lc;
 
 	if (!inh)
 	{
-		cascade_push(todo, seen, relid, delete, cols, tracked);
+		cascade_push(todo, seen, relid, delete, cols, tracked, false, path);
 		return;
 	}
-	foreach(lc, find_all_inheritors(relid, NoLock, NULL))
+	rels = find_all_inheritors(relid, NoLock, NULL);
+	foreach(lc, rels)
 	{
 		Oid			rel = lfirst_oid(lc);
 
 		cascade_push(todo, seen, rel, delete, same_columns(relid, cols, rel),
-					 same_column(relid, tracked, rel));
+					 same_column(relid, tracked, rel), false, path);
+	}
+	if (delete || get_rel_relkind(relid) != RELKIND_PARTITIONED_TABLE)
+		return;
+	/* the partitioned tables whose partition key the update may change */
+	foreach(lc, rels)
+	{
+		Oid			rel = lfirst_oid(lc);
+
+		if (get_rel_relkind(rel) == RELKIND_PARTITIONED_TABLE &&
+			partition_key_changes(rel, same_columns(relid, cols, rel)))
+			moving = lappend_oid(moving, rel);
+	}
+	foreach(lc, rels)
+	{
+		Oid			leaf = lfirst_oid(lc);
+		bool		moves;
+		ListCell   *lc2;
+
+		if (get_rel_relkind(leaf) == RELKIND_PARTITIONED_TABLE || leaf == relid)
+			continue;
+		/* (a BEFORE UPDATE trigger's change of any key moves the row too) */
+		moves = update_changes_any_column(leaf);
+		foreach(lc2, get_partition_ancestors(leaf))
+		{
+			Oid			ancestor = lfirst_oid(lc2);
+
+			moves = moves || list_member_oid(moving, ancestor);
+			if (ancestor == relid)
+				break;
+		}
+		if (moves)
+			cascade_push(todo, seen, leaf, true, NULL,
+						 same_column(relid, tracked, leaf), true, path);
 	}
 }
 
@@ -1158,20 +1279,10 @@ cascade_walk(List *todo, CascadeVisit visit, void *arg)
 
 		todo = list_delete_first(todo);
 
-		/*
-		 * A BEFORE UPDATE row trigger may change any column of the row, and
-		 * a stored generated column changes with the columns it is made of:
-		 * an update of such a table may change any referenced key.
-		 */
-		if (!step->delete && step->cols != NULL)
-		{
-			Relation	rel = table_open(step->relid, AccessShareLock);
-
-			if ((rel->trigdesc != NULL && rel->trigdesc->trig_update_before_row) ||
-				(rel->rd_att->constr != NULL && rel->rd_att->constr->has_generated_stored))
-				step->cols = NULL;
-			table_close(rel, AccessShareLock);
-		}
+		/* an update of such a table may change any referenced key */
+		if (!step->delete && step->cols != NULL &&
+			update_changes_any_column(step->relid))
+			step->cols = NULL;
 
 		/* the actions this step fires (visited after the scan) */
 		trigrel = table_open(TriggerRelationId, AccessShareLock);
@@ -1211,11 +1322,16 @@ cascade_walk(List *todo, CascadeVisit visit, void *arg)
 			}
 			if (on_delete != step->delete || !OidIsValid(trig->tgconstraint))
 				continue;
+			/* a moved row: the partitioned table's keys fire as an update */
+			if (step->moved && OidIsValid(trig->tgparentid))
+				continue;
 			hop = palloc0(sizeof(CascadeHop));
 			hop->conid = trig->tgconstraint;
 			hop->referenced = step->relid;
 			hop->on_delete = on_delete;
 			hop->action = action;
+			hop->moved = step->moved;
+			hop->path = step->path;
 			hops = lappend(hops, hop);
 		}
 		systable_endscan(scan);
@@ -1239,6 +1355,7 @@ cascade_walk(List *todo, CascadeVisit visit, void *arg)
 			AttrNumber	next_tracked = InvalidAttrNumber;
 			List	   *rels;
 			ListCell   *lc2;
+			bool		partitioned;
 
 			contup = SearchSysCache1(CONSTROID, ObjectIdGetDatum(hop->conid));
 			if (!HeapTupleIsValid(contup))
@@ -1283,22 +1400,29 @@ cascade_walk(List *todo, CascadeVisit visit, void *arg)
 					next_tracked = conkey[i];
 			}
 
-			/* a partitioned table's action changes rows of its partitions */
-			if (get_rel_relkind(hop->conrelid) == RELKIND_PARTITIONED_TABLE)
+			/*
+			 * A partitioned table's action changes rows of its partitions
+			 * (and may move them between partitions: cascade_start)
+			 */
+			partitioned = get_rel_relkind(hop->conrelid) == RELKIND_PARTITIONED_TABLE;
+			if (partitioned)
 				rels = find_all_inheritors(hop->conrelid, NoLock, NULL);
 			else
 				rels = list_make1_oid(hop->conrelid);
 			foreach(lc2, rels)
 			{
 				Oid			rel = lfirst_oid(lc2);
-				Bitmapset  *cols = same_columns(hop->conrelid, next_cols, rel);
 
 				hop->referencing = rel;
 				hop->tracked = same_column(hop->conrelid, next_tracked, rel);
 				if (!visit(hop, arg))
 					return false;
-				cascade_push(&todo, &seen, rel, next_delete, cols, hop->tracked);
 			}
+			cascade_start(&todo, &seen, hop->conrelid, partitioned,
+						  next_delete, next_cols, next_tracked,
+						  lappend(list_copy(hop->path),
+								  memcpy(palloc(sizeof(CascadeHop)), hop,
+										 sizeof(CascadeHop))));
 		}
 	}
 	return true;
@@ -1361,8 +1485,8 @@ lockbox_cascade_uncovered(const Oid *tables, int ntables, Oid *from,
 		List	   *seen = NIL;
 
 		/* a write request deletes, and updates any column */
-		cascade_start(&todo, &seen, tables[i], true, true, NULL, 0);
-		cascade_start(&todo, &seen, tables[i], true, false, NULL, 0);
+		cascade_start(&todo, &seen, tables[i], true, true, NULL, 0, NIL);
+		cascade_start(&todo, &seen, tables[i], true, false, NULL, 0, NIL);
 		if (!cascade_walk(todo, cover_visit, &cc))
 		{
 			*from = tables[i];
@@ -1374,6 +1498,96 @@ lockbox_cascade_uncovered(const Oid *tables, int ntables, Oid *from,
 		}
 	}
 	return false;
+}
+
+/*
+ * lockbox.cascade_reach(rel, del, cols): the protected relations (protected
+ * tables, their partitions and children) that a delete from rel, or an
+ * update of its columns cols (NULL: any), with its partitions and children,
+ * reaches through referential actions, each once with the shortest chain of
+ * keys.  lockbox.posture's cascade_into_protected: the walk of the
+ * statements' check, so that the two follow the same rule.
+ */
+typedef struct CascadeReach
+{
+	List	   *reached;
+	ReturnSetInfo *rsinfo;
+} CascadeReach;
+
+static char *
+cascade_hop_text(const CascadeHop *hop)
+{
+	return psprintf("foreign key %s of %s (%s%s%s)",
+					quote_identifier(get_constraint_name(hop->conid)),
+					DatumGetCString(DirectFunctionCall1(regclassout,
+														ObjectIdGetDatum(hop->conrelid))),
+					cascade_action_name(hop),
+					hop->moved ? ", as rows move out of partition " : "",
+					hop->moved ? DatumGetCString(DirectFunctionCall1(regclassout,
+																	 ObjectIdGetDatum(hop->referenced))) : "");
+}
+
+static bool
+reach_visit(const CascadeHop *hop, void *arg)
+{
+	CascadeReach *cr = (CascadeReach *) arg;
+	StringInfoData steps;
+	ListCell   *lc;
+	Datum		values[2];
+	bool		nulls[2] = {false, false};
+
+	if (!OidIsValid(protected_target(hop->referencing)) ||
+		list_member_oid(cr->reached, hop->referencing))
+		return true;
+	cr->reached = lappend_oid(cr->reached, hop->referencing);
+	initStringInfo(&steps);
+	foreach(lc, hop->path)
+		appendStringInfo(&steps, "%s, then ",
+						 cascade_hop_text((CascadeHop *) lfirst(lc)));
+	appendStringInfoString(&steps, cascade_hop_text(hop));
+	values[0] = ObjectIdGetDatum(hop->referencing);
+	values[1] = CStringGetTextDatum(steps.data);
+	tuplestore_putvalues(cr->rsinfo->setResult, cr->rsinfo->setDesc,
+						 values, nulls);
+	return true;
+}
+
+Datum
+lockbox_cascade_reach(PG_FUNCTION_ARGS)
+{
+	Oid			relid = PG_ARGISNULL(0) ? InvalidOid : PG_GETARG_OID(0);
+	bool		delete = PG_ARGISNULL(1) ? false : PG_GETARG_BOOL(1);
+	Bitmapset  *cols = NULL;
+	List	   *todo = NIL;
+	List	   *seen = NIL;
+	CascadeReach cr;
+
+	InitMaterializedSRF(fcinfo, 0);
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) ||
+		!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(relid)))
+		PG_RETURN_VOID();
+	if (!delete && !PG_ARGISNULL(2))
+	{
+		ArrayType  *arr = PG_GETARG_ARRAYTYPE_P(2);
+		Datum	   *elems;
+		bool	   *elnulls;
+		int			n;
+
+		deconstruct_array(arr, INT2OID, sizeof(int16), true, TYPALIGN_SHORT,
+						  &elems, &elnulls, &n);
+		for (int i = 0; i < n; i++)
+		{
+			if (!elnulls[i] && DatumGetInt16(elems[i]) > 0)
+				cols = bms_add_member(cols, DatumGetInt16(elems[i]));
+		}
+		if (cols == NULL)
+			PG_RETURN_VOID();	/* no column updated: nothing fires */
+	}
+	cr.reached = NIL;
+	cr.rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	cascade_start(&todo, &seen, relid, true, delete, cols, 0, NIL);
+	(void) cascade_walk(todo, reach_visit, &cr);
+	PG_RETURN_VOID();
 }
 
 /*
@@ -1527,7 +1741,8 @@ check_cascades(List *rtable, CascadeCheck *cc)
 		if (p != NULL && !p->whole)
 			tracked = get_attnum(rte->relid, p->tenant_column);
 		if (rte->requiredPerms & ACL_DELETE)
-			cascade_start(&todo, &seen, rte->relid, rte->inh, true, NULL, tracked);
+			cascade_start(&todo, &seen, rte->relid, rte->inh, true, NULL,
+						  tracked, NIL);
 		/* (ACL_UPDATE without updated columns: SELECT ... FOR UPDATE) */
 		if ((rte->requiredPerms & ACL_UPDATE) && !bms_is_empty(rte->updatedCols))
 		{
@@ -1543,7 +1758,7 @@ check_cascades(List *rtable, CascadeCheck *cc)
 			}
 			if (cols != NULL)
 				cascade_start(&todo, &seen, rte->relid, rte->inh, false, cols,
-							  tracked);
+							  tracked, NIL);
 		}
 		cc->start = rte->relid;
 		(void) cascade_walk(todo, check_visit, cc);

@@ -197,9 +197,15 @@ lockbox_set_enabled(PG_FUNCTION_ARGS)
 	lockbox_enter(&call);
 	values[0] = CStringGetTextDatum(tenant);
 	values[1] = BoolGetDatum(enabled);
+
+	/*
+	 * FOR NO KEY UPDATE: switches take turns, but do not wait for requests
+	 * being filed, which hold the tenant FOR KEY SHARE until they commit
+	 * (an engineer's open transaction would hold the switch back).
+	 */
 	lockbox_exec(&lock_plan,
 				 "SELECT enabled, required_approvals FROM lockbox.tenant"
-				 " WHERE tenant OPERATOR(pg_catalog.=) $1 FOR UPDATE",
+				 " WHERE tenant OPERATOR(pg_catalog.=) $1 FOR NO KEY UPDATE",
 				 1, argtypes, values, NULL, 1);
 	if (SPI_processed == 0)
 		require_tenant(tenant, NULL);

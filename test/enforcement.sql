@@ -650,6 +650,7 @@ SELECT results_eq($$SELECT check_name, ok FROM lockbox.posture ORDER BY check_na
 			 ('definer_view', true), ('engineer_bypassrls', true),
 			 ('engineer_createrole', true), ('engineer_owns_protected_table', true),
 			 ('engineer_privileges', true), ('engineer_reaches_around', true),
+			 ('engineer_reads_stats', true), ('engineer_replication', true),
 			 ('engineer_superuser', true), ('policy_changed', true),
 			 ('publication_lockbox_tables', true), ('rls_disabled', true), ('role_switch_function', true),
 			 ('schema_writable', true), ('search_path_writable', true),
