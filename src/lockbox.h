@@ -194,6 +194,8 @@ extern char *lockbox_audit_head_json(void);
 extern void lockbox_audit_log_anchor(void);
 extern int	lockbox_audit_keep_partitions(TimestampTz now);
 extern void lockbox_audit_utility(Node *node);
+extern bool lockbox_audit_archiving(void);
+extern Oid	lockbox_audit_moved_into(void);
 extern bool lockbox_log_wants(const char *event);
 extern Size lockbox_audit_shmem_size(void);
 extern void lockbox_audit_shmem_init(void);
