@@ -64,6 +64,7 @@
 #include "storage/proc.h"
 #include "storage/procarray.h"
 #include "storage/shmem.h"
+#include "tcop/tcopprot.h"
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -165,9 +166,15 @@ static uint64 ancestor_invals = 0;
 
 static bool access_changed = false;
 
-/* the engineer statement being checked, for the access log */
+/*
+ * The engineer statement being checked, for the access log: its command,
+ * its text and the values bound to its parameters; stmt_query is what the
+ * access log keeps of them (recorded_query), made when first needed.
+ */
 static const char *stmt_command = "";
-static const char *stmt_query = "";
+static const char *stmt_source = "";
+static ParamListInfo stmt_params = NULL;
+static const char *stmt_query = NULL;
 
 /* ---------------------------------------------------------------------
  * Shared generation
@@ -626,6 +633,56 @@ lockbox_enforce_role_inval(Datum arg, int cacheid, uint32 hashvalue)
 }
 
 /*
+ * What the access log keeps of the statement: its text; then, when values
+ * are bound to its parameters (EXECUTE of a prepared statement, the
+ * extended protocol), the values; and when it runs inside another statement
+ * the client sent (a function, a DO block, EXECUTE, a trigger), that
+ * statement.  The text alone would not tell what an UPDATE with parameters
+ * wrote, or which call of a function read the rows.  (The variables of a
+ * PL/pgSQL statement are not bound values: the client's statement shows
+ * the call.)  The whole is what lockbox.access_log_max_query bounds and
+ * query_sha256 hashes.
+ */
+static const char *
+recorded_query(void)
+{
+	StringInfoData buf;
+	char	   *values = NULL;
+	bool		nested;
+
+	if (stmt_query != NULL)
+		return stmt_query;
+	nested = debug_query_string != NULL && debug_query_string != stmt_source &&
+		strcmp(debug_query_string, stmt_source) != 0;
+	if (stmt_params != NULL && stmt_params->numParams > 0 &&
+		stmt_params->paramFetch == NULL && !IsAbortedTransactionBlockState())
+		values = BuildParamLogString(stmt_params, NULL, -1);
+	if (!nested && values == NULL)
+	{
+		stmt_query = stmt_source;
+		return stmt_query;
+	}
+	initStringInfo(&buf);
+	appendStringInfoString(&buf, stmt_source);
+	if (values != NULL)
+		appendStringInfo(&buf, "\n-- lockbox: parameters: %s", values);
+	if (nested)
+		appendStringInfo(&buf, "\n-- lockbox: within: %s", debug_query_string);
+	stmt_query = buf.data;
+	return stmt_query;
+}
+
+/* The statement being checked, for the access log. */
+static void
+set_statement(const char *command, const char *source, ParamListInfo params)
+{
+	stmt_command = command;
+	stmt_source = source ? source : "";
+	stmt_params = params;
+	stmt_query = NULL;
+}
+
+/*
  * Record a refused statement in the access log, under every open request of
  * the engineer's that covers the table (the attempt was made under them),
  * and count it.  reason is the refusal's message.
@@ -652,7 +709,8 @@ record_refusal(Oid relid, const char *reason)
 		if (!dup)
 			requests[n++] = g->request_id;
 	}
-	lockbox_access_refused(stmt_command, stmt_query, relid, n, requests, reason);
+	lockbox_access_refused(stmt_command, recorded_query(), relid, n, requests,
+						   reason);
 }
 
 static void
@@ -752,6 +810,8 @@ command_name(CmdType operation)
 			return "UPDATE";
 		case CMD_DELETE:
 			return "DELETE";
+		case CMD_MERGE:
+			return "MERGE";
 		default:
 			return "OTHER";
 	}
@@ -1572,9 +1632,9 @@ lockbox_enforce_executor_start(QueryDesc *queryDesc, int eflags)
 	if (!is_engineer(user))
 		return;
 
-	stmt_query = queryDesc->sourceText ? queryDesc->sourceText : "";
-	stmt_command = (eflags & EXEC_FLAG_EXPLAIN_ONLY) ? "EXPLAIN" :
-		command_name(queryDesc->operation);
+	set_statement((eflags & EXEC_FLAG_EXPLAIN_ONLY) ? "EXPLAIN" :
+				  command_name(queryDesc->operation),
+				  queryDesc->sourceText, queryDesc->params);
 	items = palloc(sizeof(LockboxAccessItem) * Max(1, list_length(rtable)));
 
 	/* the relations the statement names, which RLS applies to */
@@ -1653,7 +1713,10 @@ lockbox_enforce_executor_start(QueryDesc *queryDesc, int eflags)
 			refuse_through_parent(rte->relid, target);
 	}
 
-	/* recorded before it runs (EXPLAIN without ANALYZE runs nothing) */
+	/*
+	 * Recorded before it runs.  EXPLAIN without ANALYZE runs nothing, but
+	 * the statement is the engineer's on protected data all the same.
+	 */
 	if ((eflags & EXEC_FLAG_EXPLAIN_ONLY) == 0)
 	{
 		CascadeCheck cc;
@@ -1665,8 +1728,11 @@ lockbox_enforce_executor_start(QueryDesc *queryDesc, int eflags)
 		if (queryDesc->operation != CMD_SELECT ||
 			queryDesc->plannedstmt->hasModifyingCTE)
 			check_cascades(rtable, &cc);
-		lockbox_access_allowed(stmt_command, stmt_query, cc.nitems, cc.items);
+		lockbox_access_allowed(stmt_command, recorded_query(), cc.nitems,
+							   cc.items);
 	}
+	else
+		lockbox_access_allowed(stmt_command, recorded_query(), nitems, items);
 }
 
 /*
@@ -1882,8 +1948,7 @@ lockbox_enforce_utility(Node *node, const char *query)
 {
 	Oid			user = GetUserId();
 
-	stmt_query = query ? query : "";
-	stmt_command = "";
+	set_statement("", query, NULL);
 
 	if (IsA(node, TruncateStmt))
 	{
@@ -1924,7 +1989,7 @@ lockbox_enforce_utility(Node *node, const char *query)
 			LockboxAccessItem item;
 
 			check_access(relid, false, &item);
-			lockbox_access_allowed(stmt_command, stmt_query, 1, &item);
+			lockbox_access_allowed(stmt_command, recorded_query(), 1, &item);
 		}
 	}
 }
