@@ -166,15 +166,44 @@ static uint64 ancestor_invals = 0;
 
 static bool access_changed = false;
 
+static void forget_open_statements(void);
+
 /*
  * The engineer statement being checked, for the access log: its command,
  * its text and the values bound to its parameters; stmt_query is what the
- * access log keeps of them (recorded_query), made when first needed.
+ * access log keeps of them (statement_text), made when first needed.
  */
 static const char *stmt_command = "";
 static const char *stmt_source = "";
 static ParamListInfo stmt_params = NULL;
 static const char *stmt_query = NULL;
+
+/*
+ * A cursor WITH HOLD being declared (DECLARE ... WITH HOLD under way): its
+ * rows outlive the transaction, read from a store no fetch check sees.
+ */
+static int	declaring_held_cursor = 0;
+
+/*
+ * The engineer statements under way that reach protected tables, until
+ * their ExecutorEnd: every ExecutorRun of one (each FETCH of a cursor, each
+ * batch of a PL/pgSQL FOR loop, each Execute of a portal) checks again that
+ * the requests it ran under still cover its tables.  They live no longer
+ * than their transaction (cursors WITH HOLD over protected tables are
+ * refused), so the list goes at its end.
+ */
+typedef struct OpenStatement
+{
+	QueryDesc  *queryDesc;
+	Oid			user;			/* who started it */
+	const char *query;			/* as recorded */
+	int			n;
+	Oid		   *relids;
+	bool	   *write;
+} OpenStatement;
+
+static List *open_statements = NIL;
+static MemoryContext open_cxt = NULL;
 
 /* ---------------------------------------------------------------------
  * Shared generation
@@ -251,6 +280,18 @@ lockbox_access_changed(void)
 void
 lockbox_enforce_xact(XactEvent event)
 {
+	switch (event)
+	{
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PREPARE:
+		case XACT_EVENT_PARALLEL_COMMIT:
+		case XACT_EVENT_PARALLEL_ABORT:
+			forget_open_statements();
+			break;
+		default:
+			break;
+	}
 	if (!access_changed)
 		return;
 	switch (event)
@@ -351,11 +392,10 @@ lockbox_is_protected(Oid relid)
 	return protected_rel(relid) != NULL;
 }
 
-/* The open grants of the current user, as of this statement. */
+/* The open grants of user, as of this statement. */
 static List *
-current_grants(void)
+current_grants_for(Oid user)
 {
-	Oid			user = GetUserId();
 
 	/*
 	 * The real clock, not the statement's start: a statement of a function
@@ -442,6 +482,13 @@ current_grants(void)
 		cache.grants_version++;
 	}
 	return cache.grants;
+}
+
+/* The open grants of the current user, as of this statement. */
+static List *
+current_grants(void)
+{
+	return current_grants_for(GetUserId());
 }
 
 /* ---------------------------------------------------------------------
@@ -1610,6 +1657,86 @@ check_cascades(List *rtable, CascadeCheck *cc)
 	}
 }
 
+static void
+refuse_held_cursor(Oid relid)
+{
+	char	   *msg = psprintf("a cursor WITH HOLD cannot read lockbox-protected table \"%s\"",
+							   lockbox_relname(relid));
+
+	record_refusal(relid, msg);
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("%s", msg),
+			 errdetail("A cursor WITH HOLD keeps its rows after its transaction, where lockbox cannot end access to them."),
+			 errhint("Declare the cursor without WITH HOLD, inside a transaction.")));
+}
+
+static void
+forget_open_statement(QueryDesc *queryDesc)
+{
+	ListCell   *lc;
+
+	foreach(lc, open_statements)
+	{
+		OpenStatement *os = (OpenStatement *) lfirst(lc);
+
+		if (os->queryDesc == queryDesc)
+		{
+			open_statements = foreach_delete_current(open_statements, lc);
+			pfree(os->relids);
+			pfree(os->write);
+			pfree((char *) os->query);
+			pfree(os);
+			return;
+		}
+	}
+}
+
+/*
+ * Keep the protected tables a statement reached (items; the first nnamed
+ * named by it, read or written as writes says, the rest reached by its
+ * foreign key actions, written), for lockbox_enforce_executor_run.
+ */
+static void
+remember_open_statement(QueryDesc *queryDesc, Oid user, int nitems,
+						const LockboxAccessItem *items, int nnamed,
+						const bool *writes)
+{
+	MemoryContext old;
+	OpenStatement *os;
+
+	if (nitems == 0)
+		return;
+	if (open_cxt == NULL)
+		open_cxt = AllocSetContextCreate(TopMemoryContext,
+										 "lockbox open statements",
+										 ALLOCSET_SMALL_SIZES);
+	old = MemoryContextSwitchTo(open_cxt);
+	os = palloc(sizeof(OpenStatement));
+	os->queryDesc = queryDesc;
+	os->user = user;
+	os->query = pstrdup(recorded_query());
+	os->n = nitems;
+	os->relids = palloc(sizeof(Oid) * nitems);
+	os->write = palloc(sizeof(bool) * nitems);
+	for (int i = 0; i < nitems; i++)
+	{
+		os->relids[i] = items[i].relid;
+		os->write[i] = i >= nnamed || writes[i];
+	}
+	open_statements = lappend(open_statements, os);
+	MemoryContextSwitchTo(old);
+}
+
+/* The transaction ended: so did every statement of it (see OpenStatement). */
+static void
+forget_open_statements(void)
+{
+	open_statements = NIL;
+	if (open_cxt != NULL)
+		MemoryContextReset(open_cxt);
+}
+
 /*
  * An engineer's statement, before it runs: every relation it reaches that
  * holds protected rows -- named, added by the planner as a partition or
@@ -1627,8 +1754,11 @@ lockbox_enforce_executor_start(QueryDesc *queryDesc, int eflags)
 		(explain_shows_numbers > 0 && queryDesc->instrument_options != 0);
 
 	LockboxAccessItem *items;
+	bool	   *writes;
 	int			nitems = 0;
 
+	/* (a QueryDesc at the address of one that ended without ExecutorEnd) */
+	forget_open_statement(queryDesc);
 	if (!is_engineer(user))
 		return;
 
@@ -1636,6 +1766,7 @@ lockbox_enforce_executor_start(QueryDesc *queryDesc, int eflags)
 				  command_name(queryDesc->operation),
 				  queryDesc->sourceText, queryDesc->params);
 	items = palloc(sizeof(LockboxAccessItem) * Max(1, list_length(rtable)));
+	writes = palloc(sizeof(bool) * Max(1, list_length(rtable)));
 
 	/* the relations the statement names, which RLS applies to */
 	foreach(lc, rtable)
@@ -1664,8 +1795,8 @@ lockbox_enforce_executor_start(QueryDesc *queryDesc, int eflags)
 			continue;			/* added by the planner: below */
 		if (target != rte->relid)
 			refuse_part_of(rte->relid, target);
-		check_access(rte->relid, (rte->requiredPerms & ~ACL_SELECT) != 0,
-					 &items[nitems]);
+		writes[nitems] = (rte->requiredPerms & ~ACL_SELECT) != 0;
+		check_access(rte->relid, writes[nitems], &items[nitems]);
 		if (explain && explain_shows_numbers > 0)
 			refuse_explain(rte->relid);
 		nitems++;
@@ -1713,6 +1844,10 @@ lockbox_enforce_executor_start(QueryDesc *queryDesc, int eflags)
 			refuse_through_parent(rte->relid, target);
 	}
 
+	/* a cursor WITH HOLD would keep its rows past every check */
+	if (declaring_held_cursor > 0 && nitems > 0)
+		refuse_held_cursor(items[0].relid);
+
 	/*
 	 * Recorded before it runs.  EXPLAIN without ANALYZE runs nothing, but
 	 * the statement is the engineer's on protected data all the same.
@@ -1730,9 +1865,73 @@ lockbox_enforce_executor_start(QueryDesc *queryDesc, int eflags)
 			check_cascades(rtable, &cc);
 		lockbox_access_allowed(stmt_command, recorded_query(), cc.nitems,
 							   cc.items);
+		remember_open_statement(queryDesc, user, cc.nitems, cc.items, nitems,
+								writes);
 	}
 	else
 		lockbox_access_allowed(stmt_command, recorded_query(), nitems, items);
+}
+
+/*
+ * An engineer statement that reached protected tables is being run again:
+ * a FETCH of its cursor, the next batch of a PL/pgSQL loop over it, the
+ * next Execute of its portal.  Its rows are read now, so the requests it
+ * started under must still cover its tables now: the window may have ended,
+ * or the request been closed or revoked, since it started.
+ */
+void
+lockbox_enforce_executor_run(QueryDesc *queryDesc)
+{
+	ListCell   *lc;
+	OpenStatement *os = NULL;
+
+	foreach(lc, open_statements)
+	{
+		if (((OpenStatement *) lfirst(lc))->queryDesc == queryDesc)
+		{
+			os = (OpenStatement *) lfirst(lc);
+			break;
+		}
+	}
+	if (os == NULL)
+		return;
+	for (int i = 0; i < os->n; i++)
+	{
+		bool		covered = false;
+		char	   *relname;
+		char	   *msg;
+
+		foreach(lc, current_grants_for(os->user))
+		{
+			Grant	   *g = (Grant *) lfirst(lc);
+
+			if (g->relid == os->relids[i] && (g->write || !os->write[i]))
+			{
+				covered = true;
+				break;
+			}
+		}
+		if (covered)
+			continue;
+		relname = lockbox_relname(os->relids[i]);
+		msg = psprintf("lockbox access to table \"%s\" ended while the statement reading it was open",
+					   relname);
+		set_statement("FETCH", os->query, NULL);
+		stmt_query = stmt_source;
+		record_refusal(os->relids[i], msg);
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("%s", msg),
+				 errdetail("The statement (a cursor, a loop over a query) started under an approved lockbox request whose window has ended, or which was closed or revoked; no more of its rows are read."),
+				 errhint("Ask for access again with lockbox_request(tenant, reason, tables => '{%s}').",
+						 relname)));
+	}
+}
+
+void
+lockbox_enforce_executor_end(QueryDesc *queryDesc)
+{
+	forget_open_statement(queryDesc);
 }
 
 /*
@@ -1766,6 +1965,28 @@ void
 lockbox_enforce_explain_end(int prev)
 {
 	explain_shows_numbers = prev;
+}
+
+/*
+ * DECLARE ... WITH HOLD: the statements it starts are refused when they
+ * reach protected tables (refuse_held_cursor).  Returns the previous state,
+ * for lockbox_enforce_cursor_end.
+ */
+int
+lockbox_enforce_cursor_begin(Node *node)
+{
+	int			prev = declaring_held_cursor;
+
+	if (IsA(node, DeclareCursorStmt) &&
+		(((DeclareCursorStmt *) node)->options & CURSOR_OPT_HOLD) != 0)
+		declaring_held_cursor = 1;
+	return prev;
+}
+
+void
+lockbox_enforce_cursor_end(int prev)
+{
+	declaring_held_cursor = prev;
 }
 
 static void

@@ -215,8 +215,12 @@ extern void lockbox_notify_deciders(LockboxCall *call, List *request_ids,
 
 /* protected tables and enforcement (enforce.c) */
 extern void lockbox_enforce_executor_start(QueryDesc *queryDesc, int eflags);
+extern void lockbox_enforce_executor_run(QueryDesc *queryDesc);
+extern void lockbox_enforce_executor_end(QueryDesc *queryDesc);
 extern int	lockbox_enforce_explain_begin(Node *node);
 extern void lockbox_enforce_explain_end(int prev);
+extern int	lockbox_enforce_cursor_begin(Node *node);
+extern void lockbox_enforce_cursor_end(int prev);
 extern bool lockbox_is_protected(Oid relid);
 extern bool lockbox_cascade_uncovered(const Oid *tables, int ntables, Oid *from,
 									  Oid *reached, Oid *conid, Oid *conrelid,

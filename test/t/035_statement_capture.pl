@@ -8,6 +8,8 @@
 # - a statement run inside another the client sent (EXECUTE, a DO block, a
 #   function) is recorded with that statement
 # - a statement sent as such is recorded as it is, nothing added
+# - a fetch refused because the access ended while the cursor was open is
+#   recorded as refused (command FETCH), with the cursor's query
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -136,6 +138,22 @@ is(wait_rows(q{query LIKE '%/* in a function */%'}, 1), 1,
 like( sql(q{SELECT query FROM lockbox.access_log WHERE query LIKE '%/* in a function */%'}),
 	qr{\n-- lockbox: within: SELECT /\* the call \*/ public\.cap_note\(3\)$},
 	'with the call the client sent');
+
+# ---------------------------------------------------------------------
+# A cursor whose access ended
+# ---------------------------------------------------------------------
+($out, $err) = as_eng(qq{BEGIN;
+DECLARE c CURSOR FOR SELECT /* cursor */ id FROM t ORDER BY id;
+FETCH 1 FROM c;
+SELECT lockbox_close($rw);
+FETCH 1 FROM c;
+ROLLBACK;});
+like($err, qr/lockbox access to table "public.t" ended while the statement reading it was open/,
+	'a fetch after the access ended is refused');
+is(wait_rows(q{query LIKE '%/* cursor */%'}, 2), 2, 'the cursor and the refused fetch are recorded');
+is( sql(q{SELECT string_agg(command || ':' || outcome, ',' ORDER BY seq)
+	FROM lockbox.access_log WHERE query LIKE '%/* cursor */%'}),
+	'SELECT:allowed,FETCH:refused', 'the refused fetch as FETCH, refused');
 
 $node->stop;
 done_testing();
