@@ -59,6 +59,24 @@ DECLARE c_plain CURSOR WITH HOLD FOR SELECT id FROM cur_plain ORDER BY id;
 COMMIT;
 FETCH ALL FROM c_plain;
 CLOSE c_plain;
+-- nor a loop over a query in a procedure that commits inside the loop:
+-- the commit would keep the query's rows as a cursor WITH HOLD does
+CREATE PROCEDURE pg_temp.cur_commit(commit_inside boolean) LANGUAGE plpgsql AS $$
+DECLARE
+	r record;
+	n int := 0;
+BEGIN
+	FOR r IN SELECT id FROM public.cur_orders ORDER BY id LOOP
+		n := n + 1;
+		IF commit_inside AND n = 1 THEN
+			COMMIT;
+		END IF;
+	END LOOP;
+	RAISE NOTICE 'rows: %', n;
+END
+$$;
+CALL pg_temp.cur_commit(false);
+CALL pg_temp.cur_commit(true);
 -- a cursor without HOLD works while access is open
 BEGIN;
 DECLARE c_open CURSOR FOR SELECT id, tenant FROM cur_orders ORDER BY id;
@@ -133,6 +151,7 @@ SELECT pg_sleep(2.5);
 CALL regress_try('FETCH 1 FROM c_window');
 ROLLBACK;
 DROP FUNCTION pg_temp.cur_loop(bigint), pg_temp.cur_open();
+DROP PROCEDURE pg_temp.cur_commit(boolean);
 RESET SESSION AUTHORIZATION;
 
 -- clean up

@@ -64,6 +64,7 @@
 #include "storage/proc.h"
 #include "storage/procarray.h"
 #include "storage/shmem.h"
+#include "tcop/pquery.h"
 #include "tcop/tcopprot.h"
 #include "utils/acl.h"
 #include "utils/array.h"
@@ -73,6 +74,7 @@
 #include "utils/hsearch.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/portal.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
@@ -196,7 +198,8 @@ typedef struct OpenStatement
 {
 	QueryDesc  *queryDesc;
 	Oid			user;			/* who started it */
-	const char *query;			/* as recorded */
+	const char *command;		/* as recorded */
+	const char *query;
 	int			n;
 	Oid		   *relids;
 	bool	   *write;
@@ -1657,18 +1660,24 @@ check_cascades(List *rtable, CascadeCheck *cc)
 	}
 }
 
+/*
+ * A cursor over a protected table would be kept past its transaction: the
+ * rest of its rows go into a store that later fetches read from, unchecked.
+ * That is a cursor WITH HOLD, or the query a PL/pgSQL loop in a procedure
+ * runs over when the procedure commits inside the loop.
+ */
 static void
 refuse_held_cursor(Oid relid)
 {
-	char	   *msg = psprintf("a cursor WITH HOLD cannot read lockbox-protected table \"%s\"",
+	char	   *msg = psprintf("a cursor over lockbox-protected table \"%s\" cannot be kept past its transaction",
 							   lockbox_relname(relid));
 
 	record_refusal(relid, msg);
 	ereport(ERROR,
 			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 			 errmsg("%s", msg),
-			 errdetail("A cursor WITH HOLD keeps its rows after its transaction, where lockbox cannot end access to them."),
-			 errhint("Declare the cursor without WITH HOLD, inside a transaction.")));
+			 errdetail("A cursor WITH HOLD, or a loop over a query in a procedure that commits inside the loop, keeps the query's rows after its transaction, where lockbox cannot end access to them."),
+			 errhint("Declare the cursor without WITH HOLD, or commit after the loop.")));
 }
 
 static void
@@ -1715,6 +1724,7 @@ remember_open_statement(QueryDesc *queryDesc, Oid user, int nitems,
 	os = palloc(sizeof(OpenStatement));
 	os->queryDesc = queryDesc;
 	os->user = user;
+	os->command = stmt_command;
 	os->query = pstrdup(recorded_query());
 	os->n = nitems;
 	os->relids = palloc(sizeof(Oid) * nitems);
@@ -1895,6 +1905,16 @@ lockbox_enforce_executor_run(QueryDesc *queryDesc)
 	}
 	if (os == NULL)
 		return;
+
+	/* being kept past the transaction (PersistHoldablePortal)? */
+	if (ActivePortal != NULL && ActivePortal->queryDesc == queryDesc &&
+		ActivePortal->holdStore != NULL)
+	{
+		set_statement(os->command, os->query, NULL);
+		stmt_query = stmt_source;
+		refuse_held_cursor(os->relids[0]);
+	}
+
 	for (int i = 0; i < os->n; i++)
 	{
 		bool		covered = false;
