@@ -1748,6 +1748,93 @@ forget_open_statements(void)
 }
 
 /*
+ * An engineer's session acting as a role that is no engineer: SET ROLE to a
+ * role the engineer is a member of (a superuser, the application's role).
+ * Lockbox's policies do not restrict that role, nor does anything here, so
+ * the engineer would read and write every tenant's rows, unaudited.  (A
+ * SECURITY DEFINER function changes the user too, but locally, for the
+ * function's owner, which lockbox.posture reports.)
+ */
+static bool
+switched_away(Oid user)
+{
+	Oid			session = GetSessionUserId();
+
+	return user != session && !InLocalUserIdChange() &&
+		!InSecurityRestrictedOperation() && is_engineer(session);
+}
+
+static void
+refuse_switched(Oid relid)
+{
+	Oid			user = GetUserId();
+	char	   *msg = psprintf("the session of engineer \"%s\" reaches lockbox-protected table \"%s\" as role \"%s\"",
+							   lockbox_role_name(GetSessionUserId()),
+							   lockbox_relname(relid), lockbox_role_name(user));
+
+	record_refusal(relid, msg);
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("%s", msg),
+			 errdetail("Role \"%s\" is no lockbox engineer, so lockbox's policies do not restrict it; an engineer's session reaches protected tables only as an engineer.",
+					   lockbox_role_name(user)),
+			 errhint("RESET ROLE, and ask for access with lockbox_request(tenant, reason, tables => '{%s}').",
+					 lockbox_relname(relid))));
+}
+
+/* a foreign key action of the statement reaching a protected table */
+static bool
+switched_visit(const CascadeHop *hop, void *arg)
+{
+	Oid			target = protected_target(hop->referencing);
+
+	if (OidIsValid(target))
+		refuse_switched(target);
+	return true;
+}
+
+/*
+ * A statement of an engineer's session acting as another role (see
+ * switched_away): refused when it reaches a protected table, named, through
+ * a view, a partition or child, or a foreign key action.
+ */
+static void
+refuse_switched_statement(QueryDesc *queryDesc)
+{
+	List	   *rtable = queryDesc->plannedstmt->rtable;
+	ListCell   *lc;
+
+	set_statement(command_name(queryDesc->operation), queryDesc->sourceText,
+				  queryDesc->params);
+	foreach(lc, rtable)
+	{
+		RangeTblEntry *rte = (RangeTblEntry *) lfirst(lc);
+		Oid			target;
+
+		if (rte->rtekind != RTE_RELATION)
+			continue;
+		target = protected_target(rte->relid);
+		if (OidIsValid(target))
+			refuse_switched(target);
+	}
+	foreach(lc, rtable)
+	{
+		RangeTblEntry *rte = (RangeTblEntry *) lfirst(lc);
+		List	   *todo = NIL;
+		List	   *seen = NIL;
+
+		if (rte->rtekind != RTE_RELATION ||
+			(rte->requiredPerms & (ACL_DELETE | ACL_UPDATE)) == 0)
+			continue;
+		if (rte->requiredPerms & ACL_DELETE)
+			cascade_start(&todo, &seen, rte->relid, rte->inh, true, NULL, 0);
+		if (rte->requiredPerms & ACL_UPDATE)
+			cascade_start(&todo, &seen, rte->relid, rte->inh, false, NULL, 0);
+		(void) cascade_walk(todo, switched_visit, NULL);
+	}
+}
+
+/*
  * An engineer's statement, before it runs: every relation it reaches that
  * holds protected rows -- named, added by the planner as a partition or
  * child, or read by a view or rule -- must be reached as an engineer (so
@@ -1770,7 +1857,11 @@ lockbox_enforce_executor_start(QueryDesc *queryDesc, int eflags)
 	/* (a QueryDesc at the address of one that ended without ExecutorEnd) */
 	forget_open_statement(queryDesc);
 	if (!is_engineer(user))
+	{
+		if (switched_away(user))
+			refuse_switched_statement(queryDesc);
 		return;
+	}
 
 	set_statement((eflags & EXEC_FLAG_EXPLAIN_ONLY) ? "EXPLAIN" :
 				  command_name(queryDesc->operation),
@@ -2013,9 +2104,12 @@ static void
 refuse_always(Oid relid, const char *what)
 {
 	char	   *relname = lockbox_relname(relid);
-	char	   *msg = psprintf("%s is not allowed on lockbox-protected table \"%s\"", what, relname);
+	char	   *msg;
 
 	stmt_command = what;
+	if (!is_engineer(GetUserId()))
+		refuse_switched(relid);
+	msg = psprintf("%s is not allowed on lockbox-protected table \"%s\"", what, relname);
 	record_refusal(relid, msg);
 	ereport(ERROR,
 			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
@@ -2195,7 +2289,7 @@ lockbox_enforce_utility(Node *node, const char *query)
 	{
 		TruncateStmt *stmt = (TruncateStmt *) node;
 
-		if (is_engineer(user))
+		if (is_engineer(user) || switched_away(user))
 		{
 			refuse_relations(stmt->relations, "TRUNCATE");
 			if (stmt->behavior == DROP_CASCADE)
@@ -2204,7 +2298,7 @@ lockbox_enforce_utility(Node *node, const char *query)
 	}
 	else if (IsA(node, LockStmt))
 	{
-		if (is_engineer(user))
+		if (is_engineer(user) || switched_away(user))
 			refuse_relations(((LockStmt *) node)->relations, "LOCK TABLE");
 	}
 	else if (IsA(node, CopyStmt))
@@ -2213,7 +2307,8 @@ lockbox_enforce_utility(Node *node, const char *query)
 		Oid			relid;
 		Oid			protected;
 
-		if (stmt->relation == NULL || !is_engineer(user))
+		if (stmt->relation == NULL ||
+			!(is_engineer(user) || switched_away(user)))
 			return;
 		relid = RangeVarGetRelid(stmt->relation, NoLock, true);
 		if (!OidIsValid(relid))
@@ -2221,6 +2316,11 @@ lockbox_enforce_utility(Node *node, const char *query)
 		protected = protected_within(relid, stmt->is_from);
 		if (!OidIsValid(protected))
 			return;
+		if (!is_engineer(user))
+		{
+			stmt_command = stmt->is_from ? "COPY FROM" : "COPY TO";
+			refuse_switched(protected);
+		}
 		if (stmt->is_from)
 			refuse_always(protected, "COPY FROM");
 		stmt_command = "COPY TO";
