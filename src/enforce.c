@@ -187,6 +187,13 @@ static const char *stmt_query = NULL;
 static int	declaring_held_cursor = 0;
 
 /*
+ * COPY ... TO of a protected table, recorded as COPY TO: the query COPY
+ * then runs (a SELECT, as row-level security applies) is not recorded
+ * again.  Its text, until that query starts or the COPY ends.
+ */
+static const char *copy_to_recorded = NULL;
+
+/*
  * The engineer statements under way that reach protected tables, until
  * their ExecutorEnd: every ExecutorRun of one (each FETCH of a cursor, each
  * batch of a PL/pgSQL FOR loop, each Execute of a portal) checks again that
@@ -1854,8 +1861,16 @@ lockbox_enforce_executor_start(QueryDesc *queryDesc, int eflags)
 	bool	   *writes;
 	int			nitems = 0;
 
+	bool		recorded = false;
+
 	/* (a QueryDesc at the address of one that ended without ExecutorEnd) */
 	forget_open_statement(queryDesc);
+	if (copy_to_recorded != NULL)
+	{
+		recorded = queryDesc->sourceText == copy_to_recorded &&
+			queryDesc->operation == CMD_SELECT;
+		copy_to_recorded = NULL;
+	}
 	if (!is_engineer(user))
 	{
 		if (switched_away(user))
@@ -1964,8 +1979,9 @@ lockbox_enforce_executor_start(QueryDesc *queryDesc, int eflags)
 		if (queryDesc->operation != CMD_SELECT ||
 			queryDesc->plannedstmt->hasModifyingCTE)
 			check_cascades(rtable, &cc);
-		lockbox_access_allowed(stmt_command, recorded_query(), cc.nitems,
-							   cc.items);
+		if (!recorded)
+			lockbox_access_allowed(stmt_command, recorded_query(), cc.nitems,
+								   cc.items);
 		remember_open_statement(queryDesc, user, cc.nitems, cc.items, nitems,
 								writes);
 	}
@@ -2081,7 +2097,8 @@ lockbox_enforce_explain_end(int prev)
 /*
  * DECLARE ... WITH HOLD: the statements it starts are refused when they
  * reach protected tables (refuse_held_cursor).  Returns the previous state,
- * for lockbox_enforce_cursor_end.
+ * for lockbox_enforce_cursor_end, which runs after every utility statement
+ * (and also forgets a COPY TO's record, see copy_to_recorded).
  */
 int
 lockbox_enforce_cursor_begin(Node *node)
@@ -2098,6 +2115,7 @@ void
 lockbox_enforce_cursor_end(int prev)
 {
 	declaring_held_cursor = prev;
+	copy_to_recorded = NULL;
 }
 
 static void
@@ -2331,6 +2349,7 @@ lockbox_enforce_utility(Node *node, const char *query)
 
 			check_access(relid, false, &item);
 			lockbox_access_allowed(stmt_command, recorded_query(), 1, &item);
+			copy_to_recorded = query;
 		}
 	}
 }

@@ -2,7 +2,7 @@
 # tells what it did with protected data.
 #
 # - EXPLAIN (COSTS OFF), which is allowed, is recorded (command EXPLAIN)
-# - MERGE is recorded as MERGE
+# - MERGE is recorded as MERGE, COPY TO once as COPY TO
 # - the values bound to a statement's parameters: EXECUTE of a prepared
 #   statement, the extended protocol (pgbench -M extended)
 # - a statement run inside another the client sent (EXECUTE, a DO block, a
@@ -94,6 +94,14 @@ as_eng(q{MERGE /* merge */ INTO t USING (SELECT 1 AS id) s ON t.id = s.id
 is(wait_rows(q{query LIKE '%/* merge */%'}, 1), 1, 'MERGE is recorded');
 is(sql(q{SELECT command FROM lockbox.access_log WHERE query LIKE '%/* merge */%'}),
 	'MERGE', 'as MERGE');
+
+# COPY TO runs a SELECT (row-level security applies): one statement, one record
+($out) = as_eng(q{COPY (SELECT 1) TO STDOUT; COPY t TO STDOUT /* copy */;
+SELECT /* after copy */ count(*) FROM t;});
+is(wait_rows(q{query LIKE '%/* after copy */%'}, 1), 1, 'the statement after COPY is recorded');
+is( sql(q{SELECT string_agg(command, ',' ORDER BY seq) FROM lockbox.access_log
+	WHERE query LIKE '%/* copy */%'}),
+	'COPY TO', 'COPY TO is recorded once, as COPY TO');
 
 # ---------------------------------------------------------------------
 # Parameters and the client's statement
