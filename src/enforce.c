@@ -169,6 +169,7 @@ static uint64 ancestor_invals = 0;
 static bool access_changed = false;
 
 static void forget_open_statements(void);
+static void refuse_prepare(Oid relid);
 
 /*
  * The engineer statement being checked, for the access log: its command,
@@ -214,6 +215,13 @@ typedef struct OpenStatement
 
 static List *open_statements = NIL;
 static MemoryContext open_cxt = NULL;
+
+/*
+ * A protected table an engineer statement of this transaction reached: such
+ * a transaction is not prepared (PREPARE TRANSACTION), which would let its
+ * writes be committed, and its locks held, after the access ended.
+ */
+static Oid	xact_reached = InvalidOid;
 
 /* ---------------------------------------------------------------------
  * Shared generation
@@ -290,6 +298,8 @@ lockbox_access_changed(void)
 void
 lockbox_enforce_xact(XactEvent event)
 {
+	if (event == XACT_EVENT_PRE_PREPARE && OidIsValid(xact_reached))
+		refuse_prepare(xact_reached);
 	switch (event)
 	{
 		case XACT_EVENT_COMMIT:
@@ -298,6 +308,7 @@ lockbox_enforce_xact(XactEvent event)
 		case XACT_EVENT_PARALLEL_COMMIT:
 		case XACT_EVENT_PARALLEL_ABORT:
 			forget_open_statements();
+			xact_reached = InvalidOid;
 			break;
 		default:
 			break;
@@ -1745,6 +1756,27 @@ remember_open_statement(QueryDesc *queryDesc, Oid user, int nitems,
 	MemoryContextSwitchTo(old);
 }
 
+/*
+ * PREPARE TRANSACTION of a transaction in which an engineer's statement
+ * reached a protected table: COMMIT PREPARED could make its writes after the
+ * request was closed or revoked, or its window ended, and its locks would be
+ * held until then.
+ */
+static void
+refuse_prepare(Oid relid)
+{
+	char	   *msg = psprintf("a transaction that reached lockbox-protected table \"%s\" cannot be prepared",
+							   lockbox_relname(relid));
+
+	set_statement("PREPARE TRANSACTION", debug_query_string, NULL);
+	record_refusal(relid, msg);
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("%s", msg),
+			 errdetail("A prepared transaction could be committed after the lockbox access it ran under has ended."),
+			 errhint("Commit the transaction instead.")));
+}
+
 /* The transaction ended: so did every statement of it (see OpenStatement). */
 static void
 forget_open_statements(void)
@@ -1982,6 +2014,8 @@ lockbox_enforce_executor_start(QueryDesc *queryDesc, int eflags)
 		if (!recorded)
 			lockbox_access_allowed(stmt_command, recorded_query(), cc.nitems,
 								   cc.items);
+		if (cc.nitems > 0)
+			xact_reached = cc.items[0].relid;
 		remember_open_statement(queryDesc, user, cc.nitems, cc.items, nitems,
 								writes);
 	}
@@ -2350,6 +2384,7 @@ lockbox_enforce_utility(Node *node, const char *query)
 			check_access(relid, false, &item);
 			lockbox_access_allowed(stmt_command, recorded_query(), 1, &item);
 			copy_to_recorded = query;
+			xact_reached = relid;
 		}
 	}
 }

@@ -8,6 +8,8 @@
 # - a statement run inside another the client sent (EXECUTE, a DO block, a
 #   function) is recorded with that statement
 # - a statement sent as such is recorded as it is, nothing added
+# - a transaction that reached a protected table is not prepared: its
+#   writes could be committed after the access ended
 # - a fetch refused because the access ended while the cursor was open is
 #   recorded as refused (command FETCH), with the cursor's query
 use strict;
@@ -23,6 +25,7 @@ $node->append_conf(
 	'postgresql.conf', q{
 shared_preload_libraries = 'lockbox'
 lockbox.terminate_sessions = off
+max_prepared_transactions = 2
 });
 $node->start;
 
@@ -146,6 +149,23 @@ is(wait_rows(q{query LIKE '%/* in a function */%'}, 1), 1,
 like( sql(q{SELECT query FROM lockbox.access_log WHERE query LIKE '%/* in a function */%'}),
 	qr{\n-- lockbox: within: SELECT /\* the call \*/ public\.cap_note\(3\)$},
 	'with the call the client sent');
+
+# ---------------------------------------------------------------------
+# PREPARE TRANSACTION
+# ---------------------------------------------------------------------
+($out, $err) = as_eng(q{BEGIN;
+UPDATE /* to prepare */ t SET note = 'prepared' WHERE id = 1;
+PREPARE TRANSACTION 'cap';});
+like($err, qr/a transaction that reached lockbox-protected table "public.t" cannot be prepared/,
+	'a transaction that wrote a protected table is not prepared');
+is(sql(q{SELECT count(*) FROM pg_prepared_xacts}), '0', 'none is prepared');
+isnt(sql(q{SELECT note FROM t WHERE id = 1}), 'prepared', 'and its write is gone');
+is(wait_rows(q{command = 'PREPARE TRANSACTION'}, 1), 1, 'the refusal is recorded');
+is( sql(q{SELECT outcome || ':' || request_id || ':' || relation FROM lockbox.access_log
+	WHERE command = 'PREPARE TRANSACTION'}),
+	"refused:$rw:public.t", 'under the request, for the table');
+($out, $err) = as_eng(q{BEGIN; SELECT 1; PREPARE TRANSACTION 'cap2'; COMMIT PREPARED 'cap2';});
+is($err, '', 'a transaction that reached no protected table is prepared');
 
 # ---------------------------------------------------------------------
 # A cursor whose access ended
