@@ -205,6 +205,7 @@ static const char *copy_to_recorded = NULL;
 typedef struct OpenStatement
 {
 	QueryDesc  *queryDesc;
+	SubTransactionId subid;		/* started in (then merged into) */
 	Oid			user;			/* who started it */
 	const char *command;		/* as recorded */
 	const char *query;
@@ -1741,6 +1742,7 @@ remember_open_statement(QueryDesc *queryDesc, Oid user, int nitems,
 	old = MemoryContextSwitchTo(open_cxt);
 	os = palloc(sizeof(OpenStatement));
 	os->queryDesc = queryDesc;
+	os->subid = GetCurrentSubTransactionId();
 	os->user = user;
 	os->command = stmt_command;
 	os->query = pstrdup(recorded_query());
@@ -1775,6 +1777,39 @@ refuse_prepare(Oid relid)
 			 errmsg("%s", msg),
 			 errdetail("A prepared transaction could be committed after the lockbox access it ran under has ended."),
 			 errhint("Commit the transaction instead.")));
+}
+
+/*
+ * A subtransaction ended.  Aborted: the statements it started ended with it,
+ * most without ExecutorEnd (a PL/pgSQL loop whose handler catches each
+ * error would otherwise pile them up).  Committed: its statements are its
+ * parent's now.
+ */
+void
+lockbox_enforce_subxact(SubXactEvent event, SubTransactionId mySubid,
+						SubTransactionId parentSubid)
+{
+	ListCell   *lc;
+
+	if (event != SUBXACT_EVENT_ABORT_SUB && event != SUBXACT_EVENT_COMMIT_SUB)
+		return;
+	foreach(lc, open_statements)
+	{
+		OpenStatement *os = (OpenStatement *) lfirst(lc);
+
+		if (os->subid != mySubid)
+			continue;
+		if (event == SUBXACT_EVENT_COMMIT_SUB)
+		{
+			os->subid = parentSubid;
+			continue;
+		}
+		open_statements = foreach_delete_current(open_statements, lc);
+		pfree(os->relids);
+		pfree(os->write);
+		pfree((char *) os->query);
+		pfree(os);
+	}
 }
 
 /* The transaction ended: so did every statement of it (see OpenStatement). */

@@ -20,7 +20,7 @@
  *	transaction end		enforce.c (grants cache), protect.c (drops seen),
  *						worker.c (wake at commit),
  *						audit.c (the chain's tips)
- *	subtransaction end	audit.c
+ *	subtransaction end	enforce.c (statements under way), audit.c
  *
  * Parallel workers: the plan a worker gets from its leader was checked by
  * the leader, so the worker's first ExecutorStart is not checked again (nor
@@ -159,6 +159,7 @@ static void
 lockbox_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 						 SubTransactionId parentSubid, void *arg)
 {
+	lockbox_enforce_subxact(event, mySubid, parentSubid);
 	lockbox_audit_subxact(event, mySubid, parentSubid);
 }
 
