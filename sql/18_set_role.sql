@@ -4,8 +4,10 @@
 -- engineer (the application's role, say) would read and write every
 -- tenant's rows past lockbox's policies, unaudited: every such statement
 -- reaching a protected table -- named, through a view, COPY, TRUNCATE,
--- LOCK, a foreign key action -- is refused and recorded.  A SECURITY
--- DEFINER function runs as its owner (lockbox.posture reports those).
+-- LOCK, a foreign key action -- is refused and recorded; so is a
+-- maintenance command (REFRESH MATERIALIZED VIEW) that runs as such a role
+-- whose privileges the engineer has.  A SECURITY DEFINER function runs as
+-- its owner (lockbox.posture reports those).
 --
 -- Uses regress_try from 00_setup; its own roles, tenants and tables.
 --
@@ -19,6 +21,7 @@ RESET client_min_messages;
 CREATE ROLE regress_sr_erin IN ROLE lockbox_engineer;
 -- the application's role, which reads every tenant; Erin is a member
 CREATE ROLE regress_sr_app;
+GRANT CREATE ON SCHEMA public TO regress_sr_app;
 GRANT regress_sr_app TO regress_sr_erin;
 SELECT lockbox_add_tenant('sr_acme');
 
@@ -33,6 +36,12 @@ SELECT lockbox_protect('sr_orders', tenant_column => 'tenant');
 SELECT lockbox_protect('sr_lines', tenant_column => 'tenant');
 GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON sr_orders, sr_orders_view,
 	sr_customers, sr_lines TO regress_sr_app;
+
+-- the application's materialized view, not filled yet
+SET ROLE regress_sr_app;
+CREATE MATERIALIZED VIEW sr_app_totals AS
+	SELECT tenant, count(*) FROM sr_orders GROUP BY tenant WITH NO DATA;
+RESET ROLE;
 
 SET SESSION AUTHORIZATION regress_sr_erin;
 -- as herself: no access
@@ -51,8 +60,13 @@ ROLLBACK;
 -- what reaches no protected table is the role's business
 SELECT count(*) AS customers FROM sr_customers;
 RESET ROLE;
+-- a maintenance command runs as the owner of what it maintains: Erin has
+-- the application role's privileges, and so refreshes its materialized view
+-- (as that role) without SET ROLE
+CALL regress_try('REFRESH MATERIALIZED VIEW sr_app_totals');
 RESET SESSION AUTHORIZATION;
 SELECT count(*) AS orders, (SELECT count(*) FROM sr_lines) AS lines FROM sr_orders;
+SELECT ispopulated FROM pg_matviews WHERE matviewname = 'sr_app_totals';
 
 -- the application itself (no engineer's session) is not affected
 SET SESSION AUTHORIZATION regress_sr_app;
@@ -63,5 +77,7 @@ RESET SESSION AUTHORIZATION;
 SELECT lockbox_unprotect('sr_orders');
 SELECT lockbox_unprotect('sr_lines');
 DROP VIEW sr_orders_view;
+DROP MATERIALIZED VIEW sr_app_totals;
 DROP TABLE sr_orders, sr_lines, sr_customers;
+REVOKE CREATE ON SCHEMA public FROM regress_sr_app;
 DROP ROLE regress_sr_erin, regress_sr_app;

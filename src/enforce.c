@@ -1823,19 +1823,27 @@ forget_open_statements(void)
 
 /*
  * An engineer's session acting as a role that is no engineer: SET ROLE to a
- * role the engineer is a member of (a superuser, the application's role).
- * Lockbox's policies do not restrict that role, nor does anything here, so
- * the engineer would read and write every tenant's rows, unaudited.  (A
- * SECURITY DEFINER function changes the user too, but locally, for the
- * function's owner, which lockbox.posture reports.)
+ * role the engineer is a member of (a superuser, the application's role),
+ * or a maintenance command run as the owner of what it maintains, a role
+ * whose privileges the engineer has (REFRESH MATERIALIZED VIEW, ANALYZE,
+ * CREATE INDEX: security-restricted operations).  Lockbox's policies do not
+ * restrict that role, nor does anything here, so the engineer would read and
+ * write every tenant's rows, unaudited.  Not switched away: a SECURITY
+ * DEFINER function, which runs as its owner locally (lockbox.posture
+ * reports those that can read protected rows), nor core's foreign key
+ * checks and actions (enforce.c follows the actions), nor lockbox's own
+ * calls, security-restricted as the owner of its schema.
  */
 static bool
 switched_away(Oid user)
 {
 	Oid			session = GetSessionUserId();
 
-	return user != session && !InLocalUserIdChange() &&
-		!InSecurityRestrictedOperation() && is_engineer(session);
+	if (user == session || !is_engineer(session))
+		return false;
+	if (InSecurityRestrictedOperation())
+		return user != lockbox_owner();
+	return !InLocalUserIdChange();
 }
 
 static void
@@ -1852,7 +1860,7 @@ refuse_switched(Oid relid)
 			 errmsg("%s", msg),
 			 errdetail("Role \"%s\" is no lockbox engineer, so lockbox's policies do not restrict it; an engineer's session reaches protected tables only as an engineer.",
 					   lockbox_role_name(user)),
-			 errhint("RESET ROLE, and ask for access with lockbox_request(tenant, reason, tables => '{%s}').",
+			 errhint("Reach protected tables as yourself (RESET ROLE), under an approved request: lockbox_request(tenant, reason, tables => '{%s}').",
 					 lockbox_relname(relid))));
 }
 

@@ -228,6 +228,7 @@ extern bool lockbox_cascade_uncovered(const Oid *tables, int ntables, Oid *from,
 extern void lockbox_enforce_role_inval(Datum arg, int cacheid, uint32 hashvalue);
 extern void lockbox_enforce_relcache_inval(Datum arg, Oid relid);
 extern void lockbox_enforce_xact(XactEvent event);
+extern Oid	lockbox_owner(void);
 extern void lockbox_enforce_subxact(SubXactEvent event, SubTransactionId mySubid,
 									SubTransactionId parentSubid);
 extern Size lockbox_enforce_shmem_size(void);
