@@ -66,6 +66,8 @@
 #include "storage/proc.h"
 #include "storage/procarray.h"
 #include "storage/shmem.h"
+#include "tcop/pquery.h"
+#include "tcop/tcopprot.h"
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -74,6 +76,7 @@
 #include "utils/hsearch.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/portal.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
@@ -168,9 +171,61 @@ static uint64 ancestor_invals = 0;
 
 static bool access_changed = false;
 
-/* the engineer statement being checked, for the access log */
+static void forget_open_statements(void);
+static void refuse_prepare(Oid relid);
+
+/*
+ * The engineer statement being checked, for the access log: its command,
+ * its text and the values bound to its parameters; stmt_query is what the
+ * access log keeps of them (statement_text), made when first needed.
+ */
 static const char *stmt_command = "";
-static const char *stmt_query = "";
+static const char *stmt_source = "";
+static ParamListInfo stmt_params = NULL;
+static const char *stmt_query = NULL;
+
+/*
+ * A cursor WITH HOLD being declared (DECLARE ... WITH HOLD under way): its
+ * rows outlive the transaction, read from a store no fetch check sees.
+ */
+static int	declaring_held_cursor = 0;
+
+/*
+ * COPY ... TO of a protected table, recorded as COPY TO: the query COPY
+ * then runs (a SELECT, as row-level security applies) is not recorded
+ * again.  Its text, until that query starts or the COPY ends.
+ */
+static const char *copy_to_recorded = NULL;
+
+/*
+ * The engineer statements under way that reach protected tables, until
+ * their ExecutorEnd: every ExecutorRun of one (each FETCH of a cursor, each
+ * batch of a PL/pgSQL FOR loop, each Execute of a portal) checks again that
+ * the requests it ran under still cover its tables.  They live no longer
+ * than their transaction (cursors WITH HOLD over protected tables are
+ * refused), so the list goes at its end.
+ */
+typedef struct OpenStatement
+{
+	QueryDesc  *queryDesc;
+	SubTransactionId subid;		/* started in (then merged into) */
+	Oid			user;			/* who started it */
+	const char *command;		/* as recorded */
+	const char *query;
+	int			n;
+	Oid		   *relids;
+	bool	   *write;
+} OpenStatement;
+
+static List *open_statements = NIL;
+static MemoryContext open_cxt = NULL;
+
+/*
+ * A protected table an engineer statement of this transaction reached: such
+ * a transaction is not prepared (PREPARE TRANSACTION), which would let its
+ * writes be committed, and its locks held, after the access ended.
+ */
+static Oid	xact_reached = InvalidOid;
 
 /* ---------------------------------------------------------------------
  * Shared generation
@@ -247,6 +302,21 @@ lockbox_access_changed(void)
 void
 lockbox_enforce_xact(XactEvent event)
 {
+	if (event == XACT_EVENT_PRE_PREPARE && OidIsValid(xact_reached))
+		refuse_prepare(xact_reached);
+	switch (event)
+	{
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PREPARE:
+		case XACT_EVENT_PARALLEL_COMMIT:
+		case XACT_EVENT_PARALLEL_ABORT:
+			forget_open_statements();
+			xact_reached = InvalidOid;
+			break;
+		default:
+			break;
+	}
 	if (!access_changed)
 		return;
 	switch (event)
@@ -347,11 +417,10 @@ lockbox_is_protected(Oid relid)
 	return protected_rel(relid) != NULL;
 }
 
-/* The open grants of the current user, as of this statement. */
+/* The open grants of user, as of this statement. */
 static List *
-current_grants(void)
+current_grants_for(Oid user)
 {
-	Oid			user = GetUserId();
 
 	/*
 	 * The real clock, not the statement's start: a statement of a function
@@ -438,6 +507,13 @@ current_grants(void)
 		cache.grants_version++;
 	}
 	return cache.grants;
+}
+
+/* The open grants of the current user, as of this statement. */
+static List *
+current_grants(void)
+{
+	return current_grants_for(GetUserId());
 }
 
 /* ---------------------------------------------------------------------
@@ -629,6 +705,56 @@ lockbox_enforce_role_inval(Datum arg, int cacheid, uint32 hashvalue)
 }
 
 /*
+ * What the access log keeps of the statement: its text; then, when values
+ * are bound to its parameters (EXECUTE of a prepared statement, the
+ * extended protocol), the values; and when it runs inside another statement
+ * the client sent (a function, a DO block, EXECUTE, a trigger), that
+ * statement.  The text alone would not tell what an UPDATE with parameters
+ * wrote, or which call of a function read the rows.  (The variables of a
+ * PL/pgSQL statement are not bound values: the client's statement shows
+ * the call.)  The whole is what lockbox.access_log_max_query bounds and
+ * query_sha256 hashes.
+ */
+static const char *
+recorded_query(void)
+{
+	StringInfoData buf;
+	char	   *values = NULL;
+	bool		nested;
+
+	if (stmt_query != NULL)
+		return stmt_query;
+	nested = debug_query_string != NULL && debug_query_string != stmt_source &&
+		strcmp(debug_query_string, stmt_source) != 0;
+	if (stmt_params != NULL && stmt_params->numParams > 0 &&
+		stmt_params->paramFetch == NULL && !IsAbortedTransactionBlockState())
+		values = BuildParamLogString(stmt_params, NULL, -1);
+	if (!nested && values == NULL)
+	{
+		stmt_query = stmt_source;
+		return stmt_query;
+	}
+	initStringInfo(&buf);
+	appendStringInfoString(&buf, stmt_source);
+	if (values != NULL)
+		appendStringInfo(&buf, "\n-- lockbox: parameters: %s", values);
+	if (nested)
+		appendStringInfo(&buf, "\n-- lockbox: within: %s", debug_query_string);
+	stmt_query = buf.data;
+	return stmt_query;
+}
+
+/* The statement being checked, for the access log. */
+static void
+set_statement(const char *command, const char *source, ParamListInfo params)
+{
+	stmt_command = command;
+	stmt_source = source ? source : "";
+	stmt_params = params;
+	stmt_query = NULL;
+}
+
+/*
  * Record a refused statement in the access log, under every open request of
  * the engineer's that covers the table (the attempt was made under them),
  * and count it.  reason is the refusal's message.
@@ -655,7 +781,8 @@ record_refusal(Oid relid, const char *reason)
 		if (!dup)
 			requests[n++] = g->request_id;
 	}
-	lockbox_access_refused(stmt_command, stmt_query, relid, n, requests, reason);
+	lockbox_access_refused(stmt_command, recorded_query(), relid, n, requests,
+						   reason);
 }
 
 static void
@@ -786,6 +913,8 @@ command_name(CmdType operation)
 			return "UPDATE";
 		case CMD_DELETE:
 			return "DELETE";
+		case CMD_MERGE:
+			return "MERGE";
 		default:
 			return "OTHER";
 	}
@@ -1766,6 +1895,243 @@ check_cascades(List *rtable, CascadeCheck *cc)
 }
 
 /*
+ * A cursor over a protected table would be kept past its transaction: the
+ * rest of its rows go into a store that later fetches read from, unchecked.
+ * That is a cursor WITH HOLD, or the query a PL/pgSQL loop in a procedure
+ * runs over when the procedure commits inside the loop.
+ */
+static void
+refuse_held_cursor(Oid relid)
+{
+	char	   *msg = psprintf("a cursor over lockbox-protected table \"%s\" cannot be kept past its transaction",
+							   lockbox_relname(relid));
+
+	record_refusal(relid, msg);
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("%s", msg),
+			 errdetail("A cursor WITH HOLD, or a loop over a query in a procedure that commits inside the loop, keeps the query's rows after its transaction, where lockbox cannot end access to them."),
+			 errhint("Declare the cursor without WITH HOLD, or commit after the loop.")));
+}
+
+static void
+forget_open_statement(QueryDesc *queryDesc)
+{
+	ListCell   *lc;
+
+	foreach(lc, open_statements)
+	{
+		OpenStatement *os = (OpenStatement *) lfirst(lc);
+
+		if (os->queryDesc == queryDesc)
+		{
+			open_statements = foreach_delete_current(open_statements, lc);
+			pfree(os->relids);
+			pfree(os->write);
+			pfree((char *) os->query);
+			pfree(os);
+			return;
+		}
+	}
+}
+
+/*
+ * Keep the protected tables a statement reached (items; the first nnamed
+ * named by it, read or written as writes says, the rest reached by its
+ * foreign key actions, written), for lockbox_enforce_executor_run.
+ */
+static void
+remember_open_statement(QueryDesc *queryDesc, Oid user, int nitems,
+						const LockboxAccessItem *items, int nnamed,
+						const bool *writes)
+{
+	MemoryContext old;
+	OpenStatement *os;
+
+	if (nitems == 0)
+		return;
+	if (open_cxt == NULL)
+		open_cxt = AllocSetContextCreate(TopMemoryContext,
+										 "lockbox open statements",
+										 ALLOCSET_SMALL_SIZES);
+	old = MemoryContextSwitchTo(open_cxt);
+	os = palloc(sizeof(OpenStatement));
+	os->queryDesc = queryDesc;
+	os->subid = GetCurrentSubTransactionId();
+	os->user = user;
+	os->command = stmt_command;
+	os->query = pstrdup(recorded_query());
+	os->n = nitems;
+	os->relids = palloc(sizeof(Oid) * nitems);
+	os->write = palloc(sizeof(bool) * nitems);
+	for (int i = 0; i < nitems; i++)
+	{
+		os->relids[i] = items[i].relid;
+		os->write[i] = i >= nnamed || writes[i];
+	}
+	open_statements = lappend(open_statements, os);
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * PREPARE TRANSACTION of a transaction in which an engineer's statement
+ * reached a protected table: COMMIT PREPARED could make its writes after the
+ * request was closed or revoked, or its window ended, and its locks would be
+ * held until then.
+ */
+static void
+refuse_prepare(Oid relid)
+{
+	char	   *msg = psprintf("a transaction that reached lockbox-protected table \"%s\" cannot be prepared",
+							   lockbox_relname(relid));
+
+	set_statement("PREPARE TRANSACTION", debug_query_string, NULL);
+	record_refusal(relid, msg);
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("%s", msg),
+			 errdetail("A prepared transaction could be committed after the lockbox access it ran under has ended."),
+			 errhint("Commit the transaction instead.")));
+}
+
+/*
+ * A subtransaction ended.  Aborted: the statements it started ended with it,
+ * most without ExecutorEnd (a PL/pgSQL loop whose handler catches each
+ * error would otherwise pile them up).  Committed: its statements are its
+ * parent's now.
+ */
+void
+lockbox_enforce_subxact(SubXactEvent event, SubTransactionId mySubid,
+						SubTransactionId parentSubid)
+{
+	ListCell   *lc;
+
+	if (event != SUBXACT_EVENT_ABORT_SUB && event != SUBXACT_EVENT_COMMIT_SUB)
+		return;
+	foreach(lc, open_statements)
+	{
+		OpenStatement *os = (OpenStatement *) lfirst(lc);
+
+		if (os->subid != mySubid)
+			continue;
+		if (event == SUBXACT_EVENT_COMMIT_SUB)
+		{
+			os->subid = parentSubid;
+			continue;
+		}
+		open_statements = foreach_delete_current(open_statements, lc);
+		pfree(os->relids);
+		pfree(os->write);
+		pfree((char *) os->query);
+		pfree(os);
+	}
+}
+
+/* The transaction ended: so did every statement of it (see OpenStatement). */
+static void
+forget_open_statements(void)
+{
+	open_statements = NIL;
+	if (open_cxt != NULL)
+		MemoryContextReset(open_cxt);
+}
+
+/*
+ * An engineer's session acting as a role that is no engineer: SET ROLE to a
+ * role the engineer is a member of (a superuser, the application's role),
+ * or a maintenance command run as the owner of what it maintains, a role
+ * whose privileges the engineer has (REFRESH MATERIALIZED VIEW, ANALYZE,
+ * CREATE INDEX: security-restricted operations).  Lockbox's policies do not
+ * restrict that role, nor does anything here, so the engineer would read and
+ * write every tenant's rows, unaudited.  Not switched away: a SECURITY
+ * DEFINER function, which runs as its owner locally (lockbox.posture
+ * reports those that can read protected rows), nor core's foreign key
+ * checks and actions (enforce.c follows the actions), nor lockbox's own
+ * calls, security-restricted as the owner of its schema.
+ */
+static bool
+switched_away(Oid user)
+{
+	Oid			session = GetSessionUserId();
+
+	if (user == session || !is_engineer(session))
+		return false;
+	if (InSecurityRestrictedOperation())
+		return user != lockbox_owner();
+	return !InLocalUserIdChange();
+}
+
+static void
+refuse_switched(Oid relid)
+{
+	Oid			user = GetUserId();
+	char	   *msg = psprintf("the session of engineer \"%s\" reaches lockbox-protected table \"%s\" as role \"%s\"",
+							   lockbox_role_name(GetSessionUserId()),
+							   lockbox_relname(relid), lockbox_role_name(user));
+
+	record_refusal(relid, msg);
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("%s", msg),
+			 errdetail("Role \"%s\" is no lockbox engineer, so lockbox's policies do not restrict it; an engineer's session reaches protected tables only as an engineer.",
+					   lockbox_role_name(user)),
+			 errhint("Reach protected tables as yourself (RESET ROLE), under an approved request: lockbox_request(tenant, reason, tables => '{%s}').",
+					 lockbox_relname(relid))));
+}
+
+/* a foreign key action of the statement reaching a protected table */
+static bool
+switched_visit(const CascadeHop *hop, void *arg)
+{
+	Oid			target = protected_target(hop->referencing);
+
+	if (OidIsValid(target))
+		refuse_switched(target);
+	return true;
+}
+
+/*
+ * A statement of an engineer's session acting as another role (see
+ * switched_away): refused when it reaches a protected table, named, through
+ * a view, a partition or child, or a foreign key action.
+ */
+static void
+refuse_switched_statement(QueryDesc *queryDesc)
+{
+	List	   *rtable = queryDesc->plannedstmt->rtable;
+	ListCell   *lc;
+
+	set_statement(command_name(queryDesc->operation), queryDesc->sourceText,
+				  queryDesc->params);
+	foreach(lc, rtable)
+	{
+		RangeTblEntry *rte = (RangeTblEntry *) lfirst(lc);
+		Oid			target;
+
+		if (rte->rtekind != RTE_RELATION)
+			continue;
+		target = protected_target(rte->relid);
+		if (OidIsValid(target))
+			refuse_switched(target);
+	}
+	foreach(lc, rtable)
+	{
+		RangeTblEntry *rte = (RangeTblEntry *) lfirst(lc);
+		List	   *todo = NIL;
+		List	   *seen = NIL;
+
+		if (rte->rtekind != RTE_RELATION ||
+			(rte->requiredPerms & (ACL_DELETE | ACL_UPDATE)) == 0)
+			continue;
+		if (rte->requiredPerms & ACL_DELETE)
+			cascade_start(&todo, &seen, rte->relid, rte->inh, true, NULL, 0);
+		if (rte->requiredPerms & ACL_UPDATE)
+			cascade_start(&todo, &seen, rte->relid, rte->inh, false, NULL, 0);
+		(void) cascade_walk(todo, switched_visit, NULL);
+	}
+}
+
+/*
  * An engineer's statement, before it runs: every relation it reaches that
  * holds protected rows -- named, added by the planner as a partition or
  * child, or read by a view or rule -- must be reached as an engineer (so
@@ -1782,15 +2148,31 @@ lockbox_enforce_executor_start(QueryDesc *queryDesc, int eflags)
 		(explain_shows_numbers > 0 && queryDesc->instrument_options != 0);
 
 	LockboxAccessItem *items;
+	bool	   *writes;
 	int			nitems = 0;
 
-	if (!is_engineer(user))
-		return;
+	bool		recorded = false;
 
-	stmt_query = queryDesc->sourceText ? queryDesc->sourceText : "";
-	stmt_command = (eflags & EXEC_FLAG_EXPLAIN_ONLY) ? "EXPLAIN" :
-		command_name(queryDesc->operation);
+	/* (a QueryDesc at the address of one that ended without ExecutorEnd) */
+	forget_open_statement(queryDesc);
+	if (copy_to_recorded != NULL)
+	{
+		recorded = queryDesc->sourceText == copy_to_recorded &&
+			queryDesc->operation == CMD_SELECT;
+		copy_to_recorded = NULL;
+	}
+	if (!is_engineer(user))
+	{
+		if (switched_away(user))
+			refuse_switched_statement(queryDesc);
+		return;
+	}
+
+	set_statement((eflags & EXEC_FLAG_EXPLAIN_ONLY) ? "EXPLAIN" :
+				  command_name(queryDesc->operation),
+				  queryDesc->sourceText, queryDesc->params);
 	items = palloc(sizeof(LockboxAccessItem) * Max(1, list_length(rtable)));
+	writes = palloc(sizeof(bool) * Max(1, list_length(rtable)));
 
 	/* the relations the statement names, which RLS applies to */
 	foreach(lc, rtable)
@@ -1819,8 +2201,8 @@ lockbox_enforce_executor_start(QueryDesc *queryDesc, int eflags)
 			continue;			/* added by the planner: below */
 		if (target != rte->relid)
 			refuse_part_of(rte->relid, target);
-		check_access(rte->relid, (rte->requiredPerms & ~ACL_SELECT) != 0,
-					 &items[nitems]);
+		writes[nitems] = (rte->requiredPerms & ~ACL_SELECT) != 0;
+		check_access(rte->relid, writes[nitems], &items[nitems]);
 		if (explain && explain_shows_numbers > 0)
 			refuse_explain(rte->relid);
 		nitems++;
@@ -1868,7 +2250,14 @@ lockbox_enforce_executor_start(QueryDesc *queryDesc, int eflags)
 			refuse_through_parent(rte->relid, target);
 	}
 
-	/* recorded before it runs (EXPLAIN without ANALYZE runs nothing) */
+	/* a cursor WITH HOLD would keep its rows past every check */
+	if (declaring_held_cursor > 0 && nitems > 0)
+		refuse_held_cursor(items[0].relid);
+
+	/*
+	 * Recorded before it runs.  EXPLAIN without ANALYZE runs nothing, but
+	 * the statement is the engineer's on protected data all the same.
+	 */
 	if ((eflags & EXEC_FLAG_EXPLAIN_ONLY) == 0)
 	{
 		CascadeCheck cc;
@@ -1880,8 +2269,88 @@ lockbox_enforce_executor_start(QueryDesc *queryDesc, int eflags)
 		if (queryDesc->operation != CMD_SELECT ||
 			queryDesc->plannedstmt->hasModifyingCTE)
 			check_cascades(rtable, &cc);
-		lockbox_access_allowed(stmt_command, stmt_query, cc.nitems, cc.items);
+		if (!recorded)
+			lockbox_access_allowed(stmt_command, recorded_query(), cc.nitems,
+								   cc.items);
+		if (cc.nitems > 0)
+			xact_reached = cc.items[0].relid;
+		remember_open_statement(queryDesc, user, cc.nitems, cc.items, nitems,
+								writes);
 	}
+	else
+		lockbox_access_allowed(stmt_command, recorded_query(), nitems, items);
+}
+
+/*
+ * An engineer statement that reached protected tables is being run again:
+ * a FETCH of its cursor, the next batch of a PL/pgSQL loop over it, the
+ * next Execute of its portal.  Its rows are read now, so the requests it
+ * started under must still cover its tables now: the window may have ended,
+ * or the request been closed or revoked, since it started.
+ */
+void
+lockbox_enforce_executor_run(QueryDesc *queryDesc)
+{
+	ListCell   *lc;
+	OpenStatement *os = NULL;
+
+	foreach(lc, open_statements)
+	{
+		if (((OpenStatement *) lfirst(lc))->queryDesc == queryDesc)
+		{
+			os = (OpenStatement *) lfirst(lc);
+			break;
+		}
+	}
+	if (os == NULL)
+		return;
+
+	/* being kept past the transaction (PersistHoldablePortal)? */
+	if (ActivePortal != NULL && ActivePortal->queryDesc == queryDesc &&
+		ActivePortal->holdStore != NULL)
+	{
+		set_statement(os->command, os->query, NULL);
+		stmt_query = stmt_source;
+		refuse_held_cursor(os->relids[0]);
+	}
+
+	for (int i = 0; i < os->n; i++)
+	{
+		bool		covered = false;
+		char	   *relname;
+		char	   *msg;
+
+		foreach(lc, current_grants_for(os->user))
+		{
+			Grant	   *g = (Grant *) lfirst(lc);
+
+			if (g->relid == os->relids[i] && (g->write || !os->write[i]))
+			{
+				covered = true;
+				break;
+			}
+		}
+		if (covered)
+			continue;
+		relname = lockbox_relname(os->relids[i]);
+		msg = psprintf("lockbox access to table \"%s\" ended while the statement reading it was open",
+					   relname);
+		set_statement("FETCH", os->query, NULL);
+		stmt_query = stmt_source;
+		record_refusal(os->relids[i], msg);
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("%s", msg),
+				 errdetail("The statement (a cursor, a loop over a query) started under an approved lockbox request whose window has ended, or which was closed or revoked; no more of its rows are read."),
+				 errhint("Ask for access again with lockbox_request(tenant, reason, tables => '{%s}').",
+						 relname)));
+	}
+}
+
+void
+lockbox_enforce_executor_end(QueryDesc *queryDesc)
+{
+	forget_open_statement(queryDesc);
 }
 
 /*
@@ -1917,13 +2386,40 @@ lockbox_enforce_explain_end(int prev)
 	explain_shows_numbers = prev;
 }
 
+/*
+ * DECLARE ... WITH HOLD: the statements it starts are refused when they
+ * reach protected tables (refuse_held_cursor).  Returns the previous state,
+ * for lockbox_enforce_cursor_end, which runs after every utility statement
+ * (and also forgets a COPY TO's record, see copy_to_recorded).
+ */
+int
+lockbox_enforce_cursor_begin(Node *node)
+{
+	int			prev = declaring_held_cursor;
+
+	if (IsA(node, DeclareCursorStmt) &&
+		(((DeclareCursorStmt *) node)->options & CURSOR_OPT_HOLD) != 0)
+		declaring_held_cursor = 1;
+	return prev;
+}
+
+void
+lockbox_enforce_cursor_end(int prev)
+{
+	declaring_held_cursor = prev;
+	copy_to_recorded = NULL;
+}
+
 static void
 refuse_always(Oid relid, const char *what)
 {
 	char	   *relname = lockbox_relname(relid);
-	char	   *msg = psprintf("%s is not allowed on lockbox-protected table \"%s\"", what, relname);
+	char	   *msg;
 
 	stmt_command = what;
+	if (!is_engineer(GetUserId()))
+		refuse_switched(relid);
+	msg = psprintf("%s is not allowed on lockbox-protected table \"%s\"", what, relname);
 	record_refusal(relid, msg);
 	ereport(ERROR,
 			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
@@ -2097,14 +2593,13 @@ lockbox_enforce_utility(Node *node, const char *query)
 {
 	Oid			user = GetUserId();
 
-	stmt_query = query ? query : "";
-	stmt_command = "";
+	set_statement("", query, NULL);
 
 	if (IsA(node, TruncateStmt))
 	{
 		TruncateStmt *stmt = (TruncateStmt *) node;
 
-		if (is_engineer(user))
+		if (is_engineer(user) || switched_away(user))
 		{
 			refuse_relations(stmt->relations, "TRUNCATE");
 			if (stmt->behavior == DROP_CASCADE)
@@ -2113,7 +2608,7 @@ lockbox_enforce_utility(Node *node, const char *query)
 	}
 	else if (IsA(node, LockStmt))
 	{
-		if (is_engineer(user))
+		if (is_engineer(user) || switched_away(user))
 			refuse_relations(((LockStmt *) node)->relations, "LOCK TABLE");
 	}
 	else if (IsA(node, CopyStmt))
@@ -2122,7 +2617,8 @@ lockbox_enforce_utility(Node *node, const char *query)
 		Oid			relid;
 		Oid			protected;
 
-		if (stmt->relation == NULL || !is_engineer(user))
+		if (stmt->relation == NULL ||
+			!(is_engineer(user) || switched_away(user)))
 			return;
 		relid = RangeVarGetRelid(stmt->relation, NoLock, true);
 		if (!OidIsValid(relid))
@@ -2130,6 +2626,11 @@ lockbox_enforce_utility(Node *node, const char *query)
 		protected = protected_within(relid, stmt->is_from);
 		if (!OidIsValid(protected))
 			return;
+		if (!is_engineer(user))
+		{
+			stmt_command = stmt->is_from ? "COPY FROM" : "COPY TO";
+			refuse_switched(protected);
+		}
 		if (stmt->is_from)
 			refuse_always(protected, "COPY FROM");
 		stmt_command = "COPY TO";
@@ -2139,7 +2640,9 @@ lockbox_enforce_utility(Node *node, const char *query)
 			LockboxAccessItem item;
 
 			check_access(relid, false, &item);
-			lockbox_access_allowed(stmt_command, stmt_query, 1, &item);
+			lockbox_access_allowed(stmt_command, recorded_query(), 1, &item);
+			copy_to_recorded = query;
+			xact_reached = relid;
 		}
 	}
 }

@@ -6,8 +6,11 @@
  *		read here, and decided in the files named.
  *
  *	ExecutorStart		enforce.c: an engineer's statement on protected data
+ *	ExecutorRun			enforce.c: each fetch of one that reached protected
+ *						tables (its requests must still cover them)
+ *	ExecutorEnd			enforce.c: forgets it
  *	ProcessUtility		enforce.c: TRUNCATE, LOCK, COPY on protected data,
- *						EXPLAIN; protect.c: DROP EXTENSION lockbox, and
+ *						EXPLAIN, DECLARE ... WITH HOLD; protect.c: DROP EXTENSION lockbox, and
  *						after the statement: lockbox policies it dropped;
  *						worker.c: database commands that need the worker
  *						gone (and back when they fail)
@@ -17,7 +20,7 @@
  *	transaction end		enforce.c (grants cache), protect.c (drops seen),
  *						worker.c (wake at commit),
  *						audit.c (the chain's tips)
- *	subtransaction end	audit.c
+ *	subtransaction end	enforce.c (statements under way), audit.c
  *
  * Parallel workers: the plan a worker gets from its leader was checked by
  * the leader, so the worker's first ExecutorStart is not checked again (nor
@@ -39,6 +42,8 @@
 #include "lockbox.h"
 
 static ExecutorStart_hook_type prev_executor_start = NULL;
+static ExecutorRun_hook_type prev_executor_run = NULL;
+static ExecutorEnd_hook_type prev_executor_end = NULL;
 static ProcessUtility_hook_type prev_process_utility = NULL;
 static object_access_hook_type prev_object_access = NULL;
 static emit_log_hook_type prev_emit_log = NULL;
@@ -58,6 +63,27 @@ lockbox_executor_start(QueryDesc *queryDesc, int eflags)
 		prev_executor_start(queryDesc, eflags);
 	else
 		standard_ExecutorStart(queryDesc, eflags);
+}
+
+static void
+lockbox_executor_run(QueryDesc *queryDesc, ScanDirection direction,
+					 uint64 count, bool execute_once)
+{
+	lockbox_enforce_executor_run(queryDesc);
+	if (prev_executor_run)
+		prev_executor_run(queryDesc, direction, count, execute_once);
+	else
+		standard_ExecutorRun(queryDesc, direction, count, execute_once);
+}
+
+static void
+lockbox_executor_end(QueryDesc *queryDesc)
+{
+	lockbox_enforce_executor_end(queryDesc);
+	if (prev_executor_end)
+		prev_executor_end(queryDesc);
+	else
+		standard_ExecutorEnd(queryDesc);
 }
 
 static void
@@ -82,6 +108,7 @@ lockbox_process_utility(PlannedStmt *pstmt, const char *queryString,
 {
 	Node	   *node = pstmt->utilityStmt;
 	int			explain = 0;
+	int			cursor = 0;
 
 	lockbox_enforce_utility(node, queryString);
 	lockbox_protect_utility(node);
@@ -89,6 +116,7 @@ lockbox_process_utility(PlannedStmt *pstmt, const char *queryString,
 	lockbox_access_utility(node);
 	lockbox_audit_utility(node);
 	explain = lockbox_enforce_explain_begin(node);
+	cursor = lockbox_enforce_cursor_begin(node);
 	PG_TRY();
 	{
 		chain_process_utility(pstmt, queryString, readOnlyTree, context,
@@ -97,11 +125,13 @@ lockbox_process_utility(PlannedStmt *pstmt, const char *queryString,
 	PG_CATCH();
 	{
 		lockbox_enforce_explain_end(explain);
+		lockbox_enforce_cursor_end(cursor);
 		lockbox_worker_utility_failed(node);
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
 	lockbox_enforce_explain_end(explain);
+	lockbox_enforce_cursor_end(cursor);
 	lockbox_protect_utility_done();
 	lockbox_access_utility_done(node);
 }
@@ -129,6 +159,7 @@ static void
 lockbox_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 						 SubTransactionId parentSubid, void *arg)
 {
+	lockbox_enforce_subxact(event, mySubid, parentSubid);
 	lockbox_audit_subxact(event, mySubid, parentSubid);
 }
 
@@ -145,6 +176,10 @@ lockbox_hooks_init(void)
 {
 	prev_executor_start = ExecutorStart_hook;
 	ExecutorStart_hook = lockbox_executor_start;
+	prev_executor_run = ExecutorRun_hook;
+	ExecutorRun_hook = lockbox_executor_run;
+	prev_executor_end = ExecutorEnd_hook;
+	ExecutorEnd_hook = lockbox_executor_end;
 	prev_process_utility = ProcessUtility_hook;
 	ProcessUtility_hook = lockbox_process_utility;
 	prev_emit_log = emit_log_hook;

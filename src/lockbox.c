@@ -436,6 +436,25 @@ extension_owner(void)
 	return owner;
 }
 
+/* The role lockbox's own calls run as (lockbox_enter), or InvalidOid. */
+Oid
+lockbox_owner(void)
+{
+	Oid			nsp = get_namespace_oid("lockbox", true);
+	HeapTuple	tuple;
+	Oid			owner = InvalidOid;
+
+	if (!OidIsValid(nsp))
+		return InvalidOid;
+	tuple = SearchSysCache1(NAMESPACEOID, ObjectIdGetDatum(nsp));
+	if (HeapTupleIsValid(tuple))
+	{
+		owner = ((Form_pg_namespace) GETSTRUCT(tuple))->nspowner;
+		ReleaseSysCache(tuple);
+	}
+	return owner;
+}
+
 /*
  * The version of lockbox's SQL objects this library needs.  After the
  * library of a new version is installed and the server restarted, a

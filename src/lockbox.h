@@ -217,8 +217,12 @@ extern void lockbox_notify_deciders(LockboxCall *call, List *request_ids,
 
 /* protected tables and enforcement (enforce.c) */
 extern void lockbox_enforce_executor_start(QueryDesc *queryDesc, int eflags);
+extern void lockbox_enforce_executor_run(QueryDesc *queryDesc);
+extern void lockbox_enforce_executor_end(QueryDesc *queryDesc);
 extern int	lockbox_enforce_explain_begin(Node *node);
 extern void lockbox_enforce_explain_end(int prev);
+extern int	lockbox_enforce_cursor_begin(Node *node);
+extern void lockbox_enforce_cursor_end(int prev);
 extern bool lockbox_is_protected(Oid relid);
 extern bool lockbox_cascade_uncovered(const Oid *tables, int ntables, Oid *from,
 									  Oid *reached, Oid *conid, Oid *conrelid,
@@ -226,6 +230,9 @@ extern bool lockbox_cascade_uncovered(const Oid *tables, int ntables, Oid *from,
 extern void lockbox_enforce_role_inval(Datum arg, int cacheid, uint32 hashvalue);
 extern void lockbox_enforce_relcache_inval(Datum arg, Oid relid);
 extern void lockbox_enforce_xact(XactEvent event);
+extern Oid	lockbox_owner(void);
+extern void lockbox_enforce_subxact(SubXactEvent event, SubTransactionId mySubid,
+									SubTransactionId parentSubid);
 extern Size lockbox_enforce_shmem_size(void);
 extern void lockbox_enforce_shmem_init(void);
 extern void lockbox_enforce_utility(Node *node, const char *query);

@@ -1,0 +1,187 @@
+# What the access log keeps of an engineer's statement: everything that
+# tells what it did with protected data.
+#
+# - EXPLAIN (COSTS OFF), which is allowed, is recorded (command EXPLAIN)
+# - MERGE is recorded as MERGE, COPY TO once as COPY TO
+# - the values bound to a statement's parameters: EXECUTE of a prepared
+#   statement, the extended protocol (pgbench -M extended)
+# - a statement run inside another the client sent (EXECUTE, a DO block, a
+#   function) is recorded with that statement
+# - a statement sent as such is recorded as it is, nothing added
+# - a transaction that reached a protected table is not prepared: its
+#   writes could be committed after the access ended
+# - a fetch refused because the access ended while the cursor was open is
+#   recorded as refused (command FETCH), with the cursor's query
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(usleep);
+
+my $node = PostgreSQL::Test::Cluster->new('capture');
+$node->init;
+$node->append_conf(
+	'postgresql.conf', q{
+shared_preload_libraries = 'lockbox'
+lockbox.terminate_sessions = off
+max_prepared_transactions = 2
+});
+$node->start;
+
+my $db = 'cap';
+$node->safe_psql('postgres', "CREATE DATABASE $db");
+$node->safe_psql(
+	$db, q{
+CREATE EXTENSION lockbox;
+CREATE ROLE cap_eng LOGIN IN ROLE lockbox_engineer;
+CREATE ROLE cap_rev LOGIN IN ROLE lockbox_reviewer;
+CREATE ROLE cap_app LOGIN IN ROLE lockbox_approver;
+SELECT lockbox_add_tenant('A');
+SELECT lockbox_add_tenant('B');
+SELECT lockbox_add_approver('A', 'cap_app');
+CREATE TABLE t (id int PRIMARY KEY, tenant text NOT NULL, note text);
+INSERT INTO t VALUES (1, 'A', 'a1'), (2, 'B', 'b2'), (3, 'A', 'a3');
+SELECT lockbox_protect('t', tenant_column => 'tenant');
+CREATE FUNCTION public.cap_note(k int) RETURNS text LANGUAGE sql
+	AS $$ SELECT /* in a function */ note FROM public.t WHERE id OPERATOR(pg_catalog.=) k $$;
+});
+
+sub sql { return $node->safe_psql($db, $_[0]); }
+
+sub as_role
+{
+	my ($role, $q) = @_;
+	return sql("SET SESSION AUTHORIZATION $role; $q");
+}
+
+sub as_eng
+{
+	my ($q) = @_;
+	my ($ret, $out, $err) = $node->psql($db, $q,
+		extra_params => [ '-U', 'cap_eng', '-v', 'ON_ERROR_STOP=0' ]);
+	return ($out, $err);
+}
+
+# wait until the access log holds $want rows matching $cond
+sub wait_rows
+{
+	my ($cond, $want) = @_;
+	my $got;
+	for (1 .. 600)
+	{
+		$got = sql("SELECT count(*) FROM lockbox.access_log WHERE $cond");
+		return $got if $got == $want;
+		usleep(100_000);
+	}
+	return $got;
+}
+
+my $rw = as_role('cap_eng',
+	q{SELECT lockbox_request('A', 'Notes of A look wrong since Monday', access => 'write')});
+as_role('cap_rev', "SELECT lockbox_approve($rw)");
+as_role('cap_app', "SELECT lockbox_approve($rw)");
+
+# ---------------------------------------------------------------------
+# EXPLAIN and MERGE
+# ---------------------------------------------------------------------
+my ($out, $err) = as_eng(q{EXPLAIN (COSTS OFF) SELECT /* explain */ * FROM t});
+like($out, qr/Seq Scan on t/, 'EXPLAIN (COSTS OFF) is allowed');
+is(wait_rows(q{query LIKE '%/* explain */%'}, 1), 1, 'and recorded');
+is( sql(q{SELECT command || ':' || outcome || ':' || request_id || ':' || relation
+	FROM lockbox.access_log WHERE query LIKE '%/* explain */%'}),
+	"EXPLAIN:allowed:$rw:public.t", 'as EXPLAIN, under the request');
+
+as_eng(q{MERGE /* merge */ INTO t USING (SELECT 1 AS id) s ON t.id = s.id
+	WHEN MATCHED THEN UPDATE SET note = 'merged'});
+is(wait_rows(q{query LIKE '%/* merge */%'}, 1), 1, 'MERGE is recorded');
+is(sql(q{SELECT command FROM lockbox.access_log WHERE query LIKE '%/* merge */%'}),
+	'MERGE', 'as MERGE');
+
+# COPY TO runs a SELECT (row-level security applies): one statement, one record
+($out) = as_eng(q{COPY (SELECT 1) TO STDOUT; COPY t TO STDOUT /* copy */;
+SELECT /* after copy */ count(*) FROM t;});
+is(wait_rows(q{query LIKE '%/* after copy */%'}, 1), 1, 'the statement after COPY is recorded');
+is( sql(q{SELECT string_agg(command, ',' ORDER BY seq) FROM lockbox.access_log
+	WHERE query LIKE '%/* copy */%'}),
+	'COPY TO', 'COPY TO is recorded once, as COPY TO');
+
+# ---------------------------------------------------------------------
+# Parameters and the client's statement
+# ---------------------------------------------------------------------
+my $plain = q{SELECT /* plain */ note FROM t WHERE id = 3};
+as_eng($plain);
+is(wait_rows(q{query LIKE '%/* plain */%'}, 1), 1, 'a plain statement is recorded');
+is(sql(q{SELECT query FROM lockbox.access_log WHERE query LIKE '%/* plain */%'}),
+	$plain, 'as it was sent, nothing added');
+
+as_eng(q{PREPARE w(text, int) AS UPDATE /* prepared */ t SET note = $1 WHERE id = $2;
+EXECUTE w('written by execute', 3);});
+is(wait_rows(q{query LIKE '%/* prepared */%'}, 1), 1, 'EXECUTE of a prepared statement is recorded');
+is( sql(q{SELECT query FROM lockbox.access_log WHERE query LIKE '%/* prepared */%'}),
+	q{PREPARE w(text, int) AS UPDATE /* prepared */ t SET note = $1 WHERE id = $2;
+-- lockbox: parameters: $1 = 'written by execute', $2 = '3'
+-- lockbox: within: EXECUTE w('written by execute', 3);},
+	'with the values of its parameters and the EXECUTE');
+
+my $script = $node->basedir . '/extended.sql';
+PostgreSQL::Test::Utils::append_to_file($script,
+	"\\set k 3\nSELECT /* extended */ note FROM t WHERE id = :k;\n");
+$node->command_ok(
+	[ 'pgbench', '-n', '-t', '1', '-M', 'extended', '-f', $script, '-U', 'cap_eng', $db ],
+	'a statement of the extended protocol, with a parameter');
+is(wait_rows(q{query LIKE '%/* extended */%'}, 1), 1, 'is recorded');
+is( sql(q{SELECT query FROM lockbox.access_log WHERE query LIKE '%/* extended */%'}),
+	qq{SELECT /* extended */ note FROM t WHERE id = \$1;\n-- lockbox: parameters: \$1 = '3'},
+	'with the value of its parameter');
+
+my $do = q{DO $$ DECLARE v text := 'written by a DO block'; BEGIN
+	UPDATE /* in a DO block */ t SET note = v WHERE id = 1; END $$};
+as_eng($do);
+is(wait_rows(q{query LIKE '%/* in a DO block */%'}, 1), 1, 'a statement of a DO block is recorded');
+is( sql(q{SELECT query FROM lockbox.access_log WHERE query LIKE '%/* in a DO block */%'}),
+	"UPDATE /* in a DO block */ t SET note = v WHERE id = 1\n-- lockbox: within: $do",
+	'with the DO block the client sent');
+
+as_eng(q{SELECT /* the call */ public.cap_note(3)});
+is(wait_rows(q{query LIKE '%/* in a function */%'}, 1), 1,
+	"a function's statement is recorded");
+like( sql(q{SELECT query FROM lockbox.access_log WHERE query LIKE '%/* in a function */%'}),
+	qr{\n-- lockbox: within: SELECT /\* the call \*/ public\.cap_note\(3\)$},
+	'with the call the client sent');
+
+# ---------------------------------------------------------------------
+# PREPARE TRANSACTION
+# ---------------------------------------------------------------------
+($out, $err) = as_eng(q{BEGIN;
+UPDATE /* to prepare */ t SET note = 'prepared' WHERE id = 1;
+PREPARE TRANSACTION 'cap';});
+like($err, qr/a transaction that reached lockbox-protected table "public.t" cannot be prepared/,
+	'a transaction that wrote a protected table is not prepared');
+is(sql(q{SELECT count(*) FROM pg_prepared_xacts}), '0', 'none is prepared');
+isnt(sql(q{SELECT note FROM t WHERE id = 1}), 'prepared', 'and its write is gone');
+is(wait_rows(q{command = 'PREPARE TRANSACTION'}, 1), 1, 'the refusal is recorded');
+is( sql(q{SELECT outcome || ':' || request_id || ':' || relation FROM lockbox.access_log
+	WHERE command = 'PREPARE TRANSACTION'}),
+	"refused:$rw:public.t", 'under the request, for the table');
+($out, $err) = as_eng(q{BEGIN; SELECT 1; PREPARE TRANSACTION 'cap2'; COMMIT PREPARED 'cap2';});
+is($err, '', 'a transaction that reached no protected table is prepared');
+
+# ---------------------------------------------------------------------
+# A cursor whose access ended
+# ---------------------------------------------------------------------
+($out, $err) = as_eng(qq{BEGIN;
+DECLARE c CURSOR FOR SELECT /* cursor */ id FROM t ORDER BY id;
+FETCH 1 FROM c;
+SELECT lockbox_close($rw);
+FETCH 1 FROM c;
+ROLLBACK;});
+like($err, qr/lockbox access to table "public.t" ended while the statement reading it was open/,
+	'a fetch after the access ended is refused');
+is(wait_rows(q{query LIKE '%/* cursor */%'}, 2), 2, 'the cursor and the refused fetch are recorded');
+is( sql(q{SELECT string_agg(command || ':' || outcome, ',' ORDER BY seq)
+	FROM lockbox.access_log WHERE query LIKE '%/* cursor */%'}),
+	'SELECT:allowed,FETCH:refused', 'the refused fetch as FETCH, refused');
+
+$node->stop;
+done_testing();
