@@ -1,5 +1,5 @@
 --
--- 17_review: ways around the checks of 1.4 found in review.
+-- 19_review: ways around the checks of 1.4 found in review.
 --
 -- Uses regress_try from 00_setup; its own roles, tenants and tables.
 --
