@@ -2124,9 +2124,9 @@ refuse_switched_statement(QueryDesc *queryDesc)
 			(rte->requiredPerms & (ACL_DELETE | ACL_UPDATE)) == 0)
 			continue;
 		if (rte->requiredPerms & ACL_DELETE)
-			cascade_start(&todo, &seen, rte->relid, rte->inh, true, NULL, 0);
+			cascade_start(&todo, &seen, rte->relid, rte->inh, true, NULL, 0, NIL);
 		if (rte->requiredPerms & ACL_UPDATE)
-			cascade_start(&todo, &seen, rte->relid, rte->inh, false, NULL, 0);
+			cascade_start(&todo, &seen, rte->relid, rte->inh, false, NULL, 0, NIL);
 		(void) cascade_walk(todo, switched_visit, NULL);
 	}
 }
