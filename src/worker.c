@@ -1552,6 +1552,7 @@ lockbox_db_worker_main(Datum main_arg)
 	for (;;)
 	{
 		bool		installed;
+		bool		failed = false;
 		int			relayed = 0;
 		int			audited = 0;
 		TimestampTz next_deadline = DT_NOEND;
@@ -1588,6 +1589,7 @@ lockbox_db_worker_main(Datum main_arg)
 			next_deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 														Min(60000, 1000L << Min(failures - 1, 6)));
 			installed = true;
+			failed = true;
 		}
 		PG_END_TRY();
 
@@ -1610,6 +1612,35 @@ lockbox_db_worker_main(Datum main_arg)
 							 audited > 0 ? ACCESS_GATHER_MS : RELAY_GATHER_MS,
 							 PG_WAIT_EXTENSION);
 			CHECK_FOR_INTERRUPTS();
+		}
+
+		/*
+		 * After a failed pass, nothing but the pause brings the next one:
+		 * not the anchor the pass did not write (it is due at once, and was
+		 * a wake-up every millisecond, each logging the failure again), nor
+		 * spool files to remove, nor a session's wake-up.  Interrupts and
+		 * reloads are served meanwhile.
+		 */
+		if (failed)
+		{
+			for (;;)
+			{
+				long		until = TimestampDifferenceMilliseconds(GetCurrentTimestamp(),
+																	next_deadline);
+
+				if (until <= 0)
+					break;
+				(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+								 until, PG_WAIT_EXTENSION);
+				ResetLatch(MyLatch);
+				CHECK_FOR_INTERRUPTS();
+				if (ConfigReloadPending)
+				{
+					ConfigReloadPending = false;
+					ProcessConfigFile(PGC_SIGHUP);
+				}
+			}
+			continue;
 		}
 
 		/* the next anchor */
