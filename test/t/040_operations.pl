@@ -110,6 +110,11 @@ like($err, qr/duration 03:00:00 exceeds lockbox.max_access_duration/,
 ok($node->poll_query_until('postgres',
 		q{SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'lockbox worker'}, '2'),
 	'both databases served');
+# between passes (a worker in the middle of one still ends with a FATAL)
+ok($node->poll_query_until('postgres',
+		q{SELECT bool_and(wait_event IS NOT DISTINCT FROM 'Extension') FROM pg_stat_activity
+		   WHERE backend_type IN ('lockbox worker', 'lockbox launcher')}),
+	'lockbox\'s processes wait between passes');
 $from = -s $node->logfile;
 $node->stop('fast');
 my $stop_log = log_since($from);
