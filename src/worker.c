@@ -1546,6 +1546,20 @@ fix_worker_settings(void)
 	for (int i = 0; i < lengthof(worker_settings); i++)
 		SetConfigOption(worker_settings[i][0], worker_settings[i][1],
 						PGC_SUSET, PGC_S_OVERRIDE);
+
+	/*
+	 * Who it is: the bootstrap superuser it connected as.  A database
+	 * owner's ALTER DATABASE ... SET session_authorization (or role) would
+	 * make the worker's session that role, and its audit rows (expire,
+	 * close) name it as actor and session user.  The name is looked up in a
+	 * transaction.
+	 */
+	StartTransactionCommand();
+	SetConfigOption("session_authorization",
+					GetUserNameFromId(BOOTSTRAP_SUPERUSERID, false),
+					PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("role", "none", PGC_SUSET, PGC_S_OVERRIDE);
+	CommitTransactionCommand();
 	/* the worker's statements are lockbox's own, not for pgaudit's log */
 	if (GetConfigOption("pgaudit.log", true, false) != NULL)
 		SetConfigOption("pgaudit.log", "none", PGC_SUSET, PGC_S_OVERRIDE);

@@ -106,6 +106,54 @@ is(sql('app', q{SELECT duration FROM lockbox.requests}),
 like($err, qr/duration 03:00:00 exceeds lockbox.max_access_duration/,
 	'a longer duration asked for is still refused');
 
+# --- who the worker is ----------------------------------------------------
+# The database's owner, no superuser, sets who every session of it is: the
+# worker stays the bootstrap superuser it connected as, and its audit rows
+# (here a window's end) do not name the role the owner chose.
+my $bootstrap = sql('postgres', 'SELECT rolname FROM pg_authid WHERE oid = 10');
+sql(
+	'app', q{
+CREATE ROLE owner_bob LOGIN;
+ALTER DATABASE app OWNER TO owner_bob;
+CREATE ROLE mia LOGIN IN ROLE lockbox_reviewer;
+CREATE ROLE ada LOGIN IN ROLE lockbox_approver;
+SELECT lockbox_add_approver('acme', 'ada');
+SET SESSION AUTHORIZATION owner_bob;
+ALTER DATABASE app SET session_authorization = 'erin';
+ALTER DATABASE app SET role = 'ada';
+});
+my $pid = sql('postgres',
+	q{SELECT pid FROM pg_stat_activity
+	   WHERE backend_type = 'lockbox worker' AND datname = 'app'});
+sql('postgres', "SELECT pg_terminate_backend($pid)");
+ok( $node->poll_query_until(
+		'postgres',
+		qq{SELECT count(*) FROM pg_stat_activity
+		   WHERE backend_type = 'lockbox worker' AND datname = 'app' AND pid <> $pid},
+		'1'),
+	'the worker is started again');
+# (the worker took the database's settings when it started)
+sql('postgres', 'ALTER DATABASE app RESET ALL');
+sql(
+	'app', q{
+SET SESSION AUTHORIZATION erin;
+SELECT lockbox_request('acme', 'Customer reports an error in totals', duration => '1 second');
+SET SESSION AUTHORIZATION mia;
+SELECT lockbox_approve(id, 'Scope is right') FROM lockbox.requests WHERE state = 'pending_review';
+SET SESSION AUTHORIZATION ada;
+SELECT lockbox_approve(id, 'Go ahead') FROM lockbox.requests WHERE state = 'pending_approval';
+});
+ok( $node->poll_query_until(
+		'app',
+		q{SELECT count(*) FROM lockbox.audit
+		   WHERE event = 'close' AND detail->>'by' = 'lockbox worker'}, '1'),
+	'the worker closes the request at the window\'s end');
+is( sql('app',
+		q{SELECT actor || ' ' || session_user_name FROM lockbox.audit
+		   WHERE event = 'close' AND detail->>'by' = 'lockbox worker'}),
+	"$bootstrap $bootstrap",
+	'its audit row names the bootstrap superuser, not the roles the owner set');
+
 # --- a clean shutdown ------------------------------------------------------
 ok($node->poll_query_until('postgres',
 		q{SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'lockbox worker'}, '2'),
