@@ -1534,6 +1534,7 @@ static const char *const worker_settings[][2] = {
 	{"idle_in_transaction_session_timeout", "0"},
 	{"idle_session_timeout", "0"},
 	{"session_replication_role", "origin"},
+	{"exit_on_error", "off"},
 	{"search_path", "pg_catalog, pg_temp"},
 	{"DateStyle", "ISO, MDY"},
 	{"IntervalStyle", "postgres"},

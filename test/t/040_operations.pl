@@ -42,6 +42,9 @@ sub log_since
 
 # --- a failing worker backs off -------------------------------------------
 sql('postgres', 'CREATE DATABASE old');
+# the database's owner may set exit_on_error: the worker ignores it (an
+# error of a pass made a FATAL, and a new worker every second)
+sql('postgres', 'ALTER DATABASE old SET exit_on_error = on');
 my $from = -s $node->logfile;
 sql('old', q{CREATE EXTENSION lockbox VERSION '1.4'});
 my $mismatch = qr/lockbox's objects in database "old" are version 1\.4/;
@@ -50,6 +53,8 @@ sleep 5;
 my @lines = (log_since($from) =~ /ERROR:  $mismatch/g);
 cmp_ok(scalar(@lines), '<=', 5,
 	'a worker whose passes fail logs once per pause (1s, 2s, 4s ...)');
+unlike(log_since($from), qr/FATAL:  $mismatch/,
+	'the failure ends no worker (exit_on_error of the database ignored)');
 
 sql('old', 'ALTER EXTENSION lockbox UPDATE');
 ok( $node->poll_query_until(
