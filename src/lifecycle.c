@@ -943,6 +943,24 @@ lockbox_request(PG_FUNCTION_ARGS)
 	max_duration = exact_duration(&lockbox_max_access_duration,
 								  GetCurrentStatementStartTimestamp(),
 								  "lockbox.max_access_duration");
+
+	/*
+	 * The settings are checked one by one (a reload applies a file's lines
+	 * in turn, and startup applies them before either can be compared), so
+	 * the default may exceed the maximum: the maximum is the bound, and a
+	 * request naming no duration gets it.
+	 */
+	if (PG_ARGISNULL(4) && interval_compare(&duration, &max_duration) > 0)
+	{
+		ereport(WARNING,
+				(errcode(ERRCODE_WARNING),
+				 errmsg("lockbox.default_access_duration (%s) exceeds lockbox.max_access_duration (%s)",
+						GetConfigOption("lockbox.default_access_duration", false, false),
+						GetConfigOption("lockbox.max_access_duration", false, false)),
+				 errdetail("The request's window is lockbox.max_access_duration."),
+				 errhint("Lower lockbox.default_access_duration, or raise lockbox.max_access_duration, in the server's configuration.")));
+		duration = max_duration;
+	}
 	memset(&zero, 0, sizeof(zero));
 	if (interval_compare(&duration, &zero) <= 0)
 		ereport(ERROR,

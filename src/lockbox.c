@@ -121,17 +121,6 @@ name(const char *newval, void *extra) \
 	target = *((Interval *) extra); \
 }
 
-/*
- * Compare two durations as PostgreSQL compares intervals (a month as 30
- * days): the settings' cross-check, which must not depend on today's date.
- */
-static int
-duration_cmp(Interval *a, Interval *b)
-{
-	return DatumGetInt32(DirectFunctionCall2(interval_cmp, IntervalPGetDatum(a),
-											 IntervalPGetDatum(b)));
-}
-
 /* a duration as core shows its timeouts: 12h, 30min, 90s, 1500ms */
 static const char *
 duration_show(Interval *v)
@@ -180,45 +169,6 @@ DURATION_SHOW_HOOK(show_review_timeout, lockbox_review_timeout)
 DURATION_SHOW_HOOK(show_approval_timeout, lockbox_approval_timeout)
 DURATION_SHOW_HOOK(show_default_access_duration, lockbox_default_access_duration)
 DURATION_SHOW_HOOK(show_max_access_duration, lockbox_max_access_duration)
-
-static bool settings_defined = false;
-
-/*
- * lockbox.default_access_duration may not exceed lockbox.max_access_duration:
- * a change that would make it so is refused with both values named (raise
- * the maximum first, or lower the default first).
- */
-static bool
-check_default_duration(char **newval, void **extra, GucSource source)
-{
-	if (!check_duration(newval, extra, source))
-		return false;
-	if (settings_defined &&
-		duration_cmp((Interval *) *extra, &lockbox_max_access_duration) > 0)
-	{
-		GUC_check_errdetail("lockbox.default_access_duration (%s) may not exceed lockbox.max_access_duration (%s).",
-							*newval, duration_show(&lockbox_max_access_duration));
-		GUC_check_errhint("Raise lockbox.max_access_duration first.");
-		return false;
-	}
-	return true;
-}
-
-static bool
-check_max_duration(char **newval, void **extra, GucSource source)
-{
-	if (!check_duration(newval, extra, source))
-		return false;
-	if (settings_defined &&
-		duration_cmp((Interval *) *extra, &lockbox_default_access_duration) < 0)
-	{
-		GUC_check_errdetail("lockbox.max_access_duration (%s) may not be less than lockbox.default_access_duration (%s).",
-							*newval, duration_show(&lockbox_default_access_duration));
-		GUC_check_errhint("Lower lockbox.default_access_duration first.");
-		return false;
-	}
-	return true;
-}
 
 DURATION_ASSIGN_HOOK(assign_review_timeout, lockbox_review_timeout)
 DURATION_ASSIGN_HOOK(assign_approval_timeout, lockbox_approval_timeout)
@@ -283,19 +233,19 @@ _PG_init(void)
 							   check_duration, assign_approval_timeout, show_approval_timeout);
 	DefineCustomStringVariable("lockbox.default_access_duration",
 							   "Access window of a request that names no duration.",
-							   "Any positive interval, at most lockbox.max_access_duration. "
+							   "Any positive interval; above lockbox.max_access_duration, a request naming no duration gets the maximum. "
 							   "The window starts when the request is approved and is fixed then.",
 							   &default_access_duration_string, "4h",
 							   PGC_SIGHUP, 0,
-							   check_default_duration, assign_default_access_duration,
+							   check_duration, assign_default_access_duration,
 							   show_default_access_duration);
 	DefineCustomStringVariable("lockbox.max_access_duration",
 							   "Longest access window a request may ask for.",
 							   "A request asking for a longer window is refused (SQLSTATE 22023). "
-							   "Any positive interval, at least lockbox.default_access_duration.",
+							   "Any positive interval.",
 							   &max_access_duration_string, "8h",
 							   PGC_SIGHUP, 0,
-							   check_max_duration, assign_max_access_duration,
+							   check_duration, assign_max_access_duration,
 							   show_max_access_duration);
 	DefineCustomIntVariable("lockbox.min_reason_length",
 							"Shortest accepted reason, in characters after trimming.",
@@ -315,7 +265,6 @@ _PG_init(void)
 	lockbox_standby_init();
 
 	MarkGUCPrefixReserved("lockbox");
-	settings_defined = true;
 
 	prev_shmem_request_hook = shmem_request_hook;
 	shmem_request_hook = lockbox_shmem_request;

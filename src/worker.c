@@ -977,6 +977,54 @@ start_scan(TimestampTz now)
 	scan_warned = true;
 }
 
+/* ---------------------------------------------------------------------
+ * SIGTERM: the server's shutdown, pg_terminate_backend, a paused database
+ * ---------------------------------------------------------------------
+ */
+/*
+ * A launcher or worker waiting between passes stops quietly: die() would
+ * have each write "FATAL:  terminating background worker" at every clean
+ * shutdown, which monitoring reads as an error.  Anywhere else (a pass
+ * running, waiting for a lock maybe) SIGTERM is die(), and stops it at once.
+ */
+static volatile sig_atomic_t sigterm_quiet = false;
+static volatile sig_atomic_t sigterm_pending = false;
+static bool stopped_quietly = false;
+
+static void
+handle_sigterm(SIGNAL_ARGS)
+{
+	if (sigterm_quiet)
+	{
+		int			save_errno = errno;
+
+		sigterm_pending = true;
+		SetLatch(MyLatch);
+		errno = save_errno;
+	}
+	else
+		die(postgres_signal_arg);
+}
+
+/*
+ * WaitLatch between passes; a SIGTERM meanwhile ends the process with
+ * exit_code, without an error line (at once with WL_LATCH_SET in events,
+ * else when the timeout ends).
+ */
+static void
+idle_wait(int events, long timeout, int exit_code)
+{
+	sigterm_quiet = true;
+	if (!sigterm_pending)
+		(void) WaitLatch(MyLatch, events, timeout, PG_WAIT_EXTENSION);
+	sigterm_quiet = false;
+	if (sigterm_pending)
+	{
+		stopped_quietly = true;
+		proc_exit(exit_code);
+	}
+}
+
 /*
  * The scan: read the databases with lockbox from pg_shdepend and serve
  * them (a slot each, or a place in the waiting list).
@@ -1172,7 +1220,7 @@ lockbox_launcher_main(Datum main_arg)
 	MemoryContext passcxt;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
-	pqsignal(SIGTERM, die);
+	pqsignal(SIGTERM, handle_sigterm);
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
 	pgstat_report_appname("lockbox launcher");
@@ -1238,8 +1286,8 @@ lockbox_launcher_main(Datum main_arg)
 						  Max(1, TimestampDifferenceMilliseconds(now, scan_retry)));
 		LWLockRelease(worker_shared->lock);
 
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 timeout, PG_WAIT_EXTENSION);
+		/* exit code 1: the postmaster starts the launcher again, but at shutdown */
+		idle_wait(WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, timeout, 1);
 		ResetLatch(MyLatch);
 	}
 }
@@ -1262,7 +1310,7 @@ db_worker_detach(int code, Datum arg)
 		/* a worker that died unexpectedly is started again, after a pause */
 		if (w->state == DBW_RUNNING || w->state == DBW_STARTING)
 		{
-			w->state = (code == 0) ? DBW_ABSENT : DBW_PAUSED;
+			w->state = (code == 0 && !stopped_quietly) ? DBW_ABSENT : DBW_PAUSED;
 			w->retry_after = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 														 RESTART_MS);
 		}
@@ -1486,6 +1534,7 @@ static const char *const worker_settings[][2] = {
 	{"idle_in_transaction_session_timeout", "0"},
 	{"idle_session_timeout", "0"},
 	{"session_replication_role", "origin"},
+	{"exit_on_error", "off"},
 	{"search_path", "pg_catalog, pg_temp"},
 	{"DateStyle", "ISO, MDY"},
 	{"IntervalStyle", "postgres"},
@@ -1498,6 +1547,20 @@ fix_worker_settings(void)
 	for (int i = 0; i < lengthof(worker_settings); i++)
 		SetConfigOption(worker_settings[i][0], worker_settings[i][1],
 						PGC_SUSET, PGC_S_OVERRIDE);
+
+	/*
+	 * Who it is: the bootstrap superuser it connected as.  A database
+	 * owner's ALTER DATABASE ... SET session_authorization (or role) would
+	 * make the worker's session that role, and its audit rows (expire,
+	 * close) name it as actor and session user.  The name is looked up in a
+	 * transaction.
+	 */
+	StartTransactionCommand();
+	SetConfigOption("session_authorization",
+					GetUserNameFromId(BOOTSTRAP_SUPERUSERID, false),
+					PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("role", "none", PGC_SUSET, PGC_S_OVERRIDE);
+	CommitTransactionCommand();
 	/* the worker's statements are lockbox's own, not for pgaudit's log */
 	if (GetConfigOption("pgaudit.log", true, false) != NULL)
 		SetConfigOption("pgaudit.log", "none", PGC_SUSET, PGC_S_OVERRIDE);
@@ -1513,7 +1576,7 @@ lockbox_db_worker_main(Datum main_arg)
 	volatile int failures;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
-	pqsignal(SIGTERM, die);
+	pqsignal(SIGTERM, handle_sigterm);
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnectionByOid(dbid, InvalidOid, 0);
 	fix_worker_settings();
@@ -1552,6 +1615,7 @@ lockbox_db_worker_main(Datum main_arg)
 	for (;;)
 	{
 		bool		installed;
+		bool		failed = false;
 		int			relayed = 0;
 		int			audited = 0;
 		TimestampTz next_deadline = DT_NOEND;
@@ -1588,6 +1652,7 @@ lockbox_db_worker_main(Datum main_arg)
 			next_deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 														Min(60000, 1000L << Min(failures - 1, 6)));
 			installed = true;
+			failed = true;
 		}
 		PG_END_TRY();
 
@@ -1606,10 +1671,37 @@ lockbox_db_worker_main(Datum main_arg)
 		 */
 		if (relayed > 0 || audited > 0)
 		{
-			(void) WaitLatch(MyLatch, WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-							 audited > 0 ? ACCESS_GATHER_MS : RELAY_GATHER_MS,
-							 PG_WAIT_EXTENSION);
+			idle_wait(WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+					  audited > 0 ? ACCESS_GATHER_MS : RELAY_GATHER_MS, 0);
 			CHECK_FOR_INTERRUPTS();
+		}
+
+		/*
+		 * After a failed pass, nothing but the pause brings the next one:
+		 * not the anchor the pass did not write (it is due at once, and was
+		 * a wake-up every millisecond, each logging the failure again), nor
+		 * spool files to remove, nor a session's wake-up.  Interrupts and
+		 * reloads are served meanwhile.
+		 */
+		if (failed)
+		{
+			for (;;)
+			{
+				long		until = TimestampDifferenceMilliseconds(GetCurrentTimestamp(),
+																	next_deadline);
+
+				if (until <= 0)
+					break;
+				idle_wait(WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, until, 0);
+				ResetLatch(MyLatch);
+				CHECK_FOR_INTERRUPTS();
+				if (ConfigReloadPending)
+				{
+					ConfigReloadPending = false;
+					ProcessConfigFile(PGC_SIGHUP);
+				}
+			}
+			continue;
 		}
 
 		/* the next anchor */
@@ -1643,7 +1735,8 @@ lockbox_db_worker_main(Datum main_arg)
 				(long) Min((next_deadline - now + 999) / 1000, (int64) INT_MAX);
 			timeout = timeout < 0 ? until : Min(timeout, until);
 		}
-		(void) WaitLatch(MyLatch, events, timeout, PG_WAIT_EXTENSION);
+		/* exit code 0: the postmaster says nothing; the launcher restarts us */
+		idle_wait(events, timeout, 0);
 		ResetLatch(MyLatch);
 	}
 }

@@ -1,0 +1,178 @@
+# What a DBA meets running lockbox next to other extensions (README, "The
+# worker", "Settings", "Upgrading"):
+#
+# - A database's worker whose passes keep failing (its objects are of an
+#   older version than the library, as between the restart and ALTER
+#   EXTENSION lockbox UPDATE) logs each failure once per pause, the pause
+#   growing to a minute: not a line per millisecond.  After the update it
+#   works again.
+# - lockbox.default_access_duration and lockbox.max_access_duration raised
+#   together in postgresql.conf take effect together at the reload, in
+#   whatever order the file lists them; a default above the maximum (as a
+#   configuration file may set them at startup) gives a request that names
+#   no duration the maximum, with a warning, rather than refusing it.
+# - A clean shutdown (pg_ctl stop) ends lockbox's launcher and idle workers
+#   without a FATAL line each.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $node = PostgreSQL::Test::Cluster->new('operations');
+$node->init;
+$node->append_conf(
+	'postgresql.conf', q{
+shared_preload_libraries = 'lockbox'
+max_worker_processes = 16
+});
+$node->start;
+
+sub sql
+{
+	my ($db, $q) = @_;
+	return $node->safe_psql($db, $q);
+}
+
+sub log_since
+{
+	my ($from) = @_;
+	return slurp_file($node->logfile, $from);
+}
+
+# --- a failing worker backs off -------------------------------------------
+sql('postgres', 'CREATE DATABASE old');
+# the database's owner may set exit_on_error: the worker ignores it (an
+# error of a pass made a FATAL, and a new worker every second)
+sql('postgres', 'ALTER DATABASE old SET exit_on_error = on');
+my $from = -s $node->logfile;
+sql('old', q{CREATE EXTENSION lockbox VERSION '1.4'});
+my $mismatch = qr/lockbox's objects in database "old" are version 1\.4/;
+ok($node->wait_for_log($mismatch, $from), 'the worker reports the old objects');
+sleep 5;
+my @lines = (log_since($from) =~ /ERROR:  $mismatch/g);
+cmp_ok(scalar(@lines), '<=', 5,
+	'a worker whose passes fail logs once per pause (1s, 2s, 4s ...)');
+unlike(log_since($from), qr/FATAL:  $mismatch/,
+	'the failure ends no worker (exit_on_error of the database ignored)');
+
+sql('old', 'ALTER EXTENSION lockbox UPDATE');
+ok( $node->poll_query_until(
+		'old',
+		q{SELECT last_pass IS NOT NULL FROM lockbox.worker WHERE database = 'old'}),
+	'after ALTER EXTENSION lockbox UPDATE its passes work');
+
+# --- the default and the longest window, changed together ------------------
+sql('postgres', 'CREATE DATABASE app');
+sql('app', 'CREATE EXTENSION lockbox');
+$node->append_conf(
+	'postgresql.conf', q{
+lockbox.default_access_duration = '10h'
+lockbox.max_access_duration = '12h'
+});
+$from = -s $node->logfile;
+$node->reload;
+ok($node->poll_query_until('app', 'SHOW lockbox.max_access_duration', '12h'),
+	'the longest window is raised at the reload');
+is(sql('app', 'SHOW lockbox.default_access_duration'),
+	'10h', 'and the default listed before it too');
+unlike(log_since($from), qr/invalid value for parameter "lockbox/,
+	'the reload refuses neither');
+
+# a configuration that puts the default above the maximum at startup
+$node->append_conf(
+	'postgresql.conf', q{
+lockbox.max_access_duration = '2h'
+});
+$node->restart;
+is(sql('app', 'SHOW lockbox.default_access_duration'), '10h', 'default 10h');
+is(sql('app', 'SHOW lockbox.max_access_duration'), '2h', 'maximum 2h');
+sql(
+	'app', q{
+CREATE ROLE erin LOGIN;
+GRANT lockbox_engineer TO erin;
+CREATE TABLE t (id int, tenant text);
+SELECT lockbox_add_tenant('acme');
+SELECT lockbox_protect('t', tenant_column => 'tenant');
+});
+my ($ret, $out, $err) = $node->psql('app',
+	q{SET SESSION AUTHORIZATION erin;
+	  SELECT lockbox_request('acme', 'Customer reports an error in totals')});
+is($ret, 0, 'a request naming no duration is filed');
+like(
+	$err,
+	qr/WARNING:  lockbox.default_access_duration \(10h\) exceeds lockbox.max_access_duration \(2h\)/,
+	'with a warning naming both settings');
+is(sql('app', q{SELECT duration FROM lockbox.requests}),
+	'02:00:00', 'for the longest window allowed');
+($ret, $out, $err) = $node->psql('app',
+	q{SET SESSION AUTHORIZATION erin;
+	  SELECT lockbox_request('acme', 'Customer reports an error in totals', duration => '3h')});
+like($err, qr/duration 03:00:00 exceeds lockbox.max_access_duration/,
+	'a longer duration asked for is still refused');
+
+# --- who the worker is ----------------------------------------------------
+# The database's owner, no superuser, sets who every session of it is: the
+# worker stays the bootstrap superuser it connected as, and its audit rows
+# (here a window's end) do not name the role the owner chose.
+my $bootstrap = sql('postgres', 'SELECT rolname FROM pg_authid WHERE oid = 10');
+sql(
+	'app', q{
+CREATE ROLE owner_bob LOGIN;
+ALTER DATABASE app OWNER TO owner_bob;
+CREATE ROLE mia LOGIN IN ROLE lockbox_reviewer;
+CREATE ROLE ada LOGIN IN ROLE lockbox_approver;
+SELECT lockbox_add_approver('acme', 'ada');
+SET SESSION AUTHORIZATION owner_bob;
+ALTER DATABASE app SET session_authorization = 'erin';
+ALTER DATABASE app SET role = 'ada';
+});
+my $pid = sql('postgres',
+	q{SELECT pid FROM pg_stat_activity
+	   WHERE backend_type = 'lockbox worker' AND datname = 'app'});
+sql('postgres', "SELECT pg_terminate_backend($pid)");
+ok( $node->poll_query_until(
+		'postgres',
+		qq{SELECT count(*) FROM pg_stat_activity
+		   WHERE backend_type = 'lockbox worker' AND datname = 'app' AND pid <> $pid},
+		'1'),
+	'the worker is started again');
+# (the worker took the database's settings when it started)
+sql('postgres', 'ALTER DATABASE app RESET ALL');
+sql(
+	'app', q{
+SET SESSION AUTHORIZATION erin;
+SELECT lockbox_request('acme', 'Customer reports an error in totals', duration => '1 second');
+SET SESSION AUTHORIZATION mia;
+SELECT lockbox_approve(id, 'Scope is right') FROM lockbox.requests WHERE state = 'pending_review';
+SET SESSION AUTHORIZATION ada;
+SELECT lockbox_approve(id, 'Go ahead') FROM lockbox.requests WHERE state = 'pending_approval';
+});
+ok( $node->poll_query_until(
+		'app',
+		q{SELECT count(*) FROM lockbox.audit
+		   WHERE event = 'close' AND detail->>'by' = 'lockbox worker'}, '1'),
+	'the worker closes the request at the window\'s end');
+is( sql('app',
+		q{SELECT actor || ' ' || session_user_name FROM lockbox.audit
+		   WHERE event = 'close' AND detail->>'by' = 'lockbox worker'}),
+	"$bootstrap $bootstrap",
+	'its audit row names the bootstrap superuser, not the roles the owner set');
+
+# --- a clean shutdown ------------------------------------------------------
+ok($node->poll_query_until('postgres',
+		q{SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'lockbox worker'}, '2'),
+	'both databases served');
+# between passes (a worker in the middle of one still ends with a FATAL)
+ok($node->poll_query_until('postgres',
+		q{SELECT bool_and(wait_event IS NOT DISTINCT FROM 'Extension') FROM pg_stat_activity
+		   WHERE backend_type IN ('lockbox worker', 'lockbox launcher')}),
+	'lockbox\'s processes wait between passes');
+$from = -s $node->logfile;
+$node->stop('fast');
+my $stop_log = log_since($from);
+like($stop_log, qr/database system is shut down/, 'the server stopped');
+unlike($stop_log, qr/FATAL:  terminating background worker "lockbox/,
+	'lockbox\'s launcher and workers stop without a FATAL line');
+
+done_testing();
