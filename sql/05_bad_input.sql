@@ -101,12 +101,14 @@ SHOW lockbox.min_reason_length;
 SHOW lockbox.max_access_duration;
 SELECT name, setting, unit FROM pg_settings
  WHERE name ~ '^lockbox\.(review_timeout|approval_timeout|.*_duration)$' ORDER BY name;
--- The default window and the longest are checked each on its own, as a
--- reload applies a file's lines in turn: a default above the maximum is
--- accepted, and a request naming no duration then gets the maximum, with a
--- warning (TAP 040_operations).
+-- ALTER SYSTEM refuses a default window above the longest, naming both
+-- (compared with the values in force).  A reload applies a file's lines each
+-- on its own, in any order; a request naming no duration then gets the
+-- maximum, with a warning (TAP 040_operations).
 ALTER SYSTEM SET lockbox.default_access_duration = '9 hours';
 ALTER SYSTEM SET lockbox.max_access_duration = '3h';
+ALTER SYSTEM SET lockbox.default_access_duration = '8h';
+ALTER SYSTEM SET lockbox.max_access_duration = '4h';
 ALTER SYSTEM RESET lockbox.default_access_duration;
 ALTER SYSTEM RESET lockbox.max_access_duration;
 ALTER SYSTEM SET lockbox.review_timeout = '-1 hour';

@@ -186,7 +186,7 @@ DROP SCHEMA rv_shared;
 -- for whoever calls it.  Another engineer (or a reviewer) calling it read
 -- the rows the tenant let only its owner read.
 -- ---------------------------------------------------------------------
-SELECT setval('lockbox.request_id_seq', 1700);
+SELECT setval('lockbox.request_id_seq', 1900);
 SELECT lockbox_add_tenant('rv_solo', enabled => false);
 SET ROLE regress_rv_owner;
 CREATE TABLE rv_notes (id int PRIMARY KEY, tenant text NOT NULL, note text);
@@ -199,7 +199,7 @@ SET SESSION AUTHORIZATION regress_rv_eve;
 SELECT lockbox_request('rv_solo', 'customer asked us to read the notes',
 					   tables => '{rv_notes}');
 SET SESSION AUTHORIZATION regress_rv_mia;
-SELECT lockbox_approve(1701, 'scope is right');
+SELECT lockbox_approve(1901, 'scope is right');
 SET SESSION AUTHORIZATION regress_rv_eve;
 CREATE FUNCTION rv_eve.reads() RETURNS SETOF text LANGUAGE sql
 	SECURITY DEFINER SET search_path = pg_catalog
@@ -211,7 +211,7 @@ CALL regress_try('SELECT * FROM rv_eve.reads()');
 SET SESSION AUTHORIZATION regress_rv_mia;
 CALL regress_try('SELECT * FROM rv_eve.reads()');
 SET SESSION AUTHORIZATION regress_rv_eve;
-SELECT lockbox_close(1701, 'read what we needed');
+SELECT lockbox_close(1901, 'read what we needed');
 RESET SESSION AUTHORIZATION;
 DROP SCHEMA rv_eve CASCADE;
 SET ROLE regress_rv_owner;

@@ -13,7 +13,8 @@
  *						EXPLAIN, DECLARE ... WITH HOLD; protect.c: DROP EXTENSION lockbox, and
  *						after the statement: lockbox policies it dropped;
  *						worker.c: database commands that need the worker
- *						gone (and back when they fail)
+ *						gone (and back when they fail); lockbox.c: ALTER
+ *						SYSTEM of the access windows
  *	object access		protect.c: lockbox policies being dropped or altered
  *	syscache, relcache	enforce.c: its caches of engineers and ancestors
  *	emit_log			deadlines.c: the FATAL of a session lockbox ended says why
@@ -115,6 +116,7 @@ lockbox_process_utility(PlannedStmt *pstmt, const char *queryString,
 	lockbox_worker_utility(node);
 	lockbox_access_utility(node);
 	lockbox_audit_utility(node);
+	lockbox_settings_utility(node);
 	explain = lockbox_enforce_explain_begin(node);
 	cursor = lockbox_enforce_cursor_begin(node);
 	PG_TRY();

@@ -121,6 +121,17 @@ name(const char *newval, void *extra) \
 	target = *((Interval *) extra); \
 }
 
+/*
+ * Compare two durations as PostgreSQL compares intervals (a month as 30
+ * days): never dependent on today's date.
+ */
+static int
+duration_cmp(Interval *a, Interval *b)
+{
+	return DatumGetInt32(DirectFunctionCall2(interval_cmp, IntervalPGetDatum(a),
+											 IntervalPGetDatum(b)));
+}
+
 /* a duration as core shows its timeouts: 12h, 30min, 90s, 1500ms */
 static const char *
 duration_show(Interval *v)
@@ -169,6 +180,62 @@ DURATION_SHOW_HOOK(show_review_timeout, lockbox_review_timeout)
 DURATION_SHOW_HOOK(show_approval_timeout, lockbox_approval_timeout)
 DURATION_SHOW_HOOK(show_default_access_duration, lockbox_default_access_duration)
 DURATION_SHOW_HOOK(show_max_access_duration, lockbox_max_access_duration)
+
+/*
+ * ALTER SYSTEM SET of the default window or the longest one: refused when
+ * the default would exceed the longest, both values named (the utility hook
+ * calls this before the statement runs).  A check hook cannot do it: a reload
+ * applies a file's lines in turn, so a default raised together with the
+ * maximum, its line first, would be refused against the old maximum; a
+ * request that names no duration gets the maximum when the default exceeds
+ * it (lockbox_request warns).  Compared with the values in force: a change
+ * of the other setting by ALTER SYSTEM counts once it is reloaded.
+ */
+void
+lockbox_settings_utility(Node *node)
+{
+	AlterSystemStmt *stmt;
+	VariableSetStmt *set;
+	bool		is_default;
+	char	   *value;
+	void	   *extra = NULL;
+	Interval	v;
+	Interval   *other;
+
+	if (node == NULL || !IsA(node, AlterSystemStmt))
+		return;
+	stmt = (AlterSystemStmt *) node;
+	set = stmt->setstmt;
+	if (set == NULL || set->kind != VAR_SET_VALUE || set->name == NULL)
+		return;
+	if (pg_strcasecmp(set->name, "lockbox.default_access_duration") == 0)
+		is_default = true;
+	else if (pg_strcasecmp(set->name, "lockbox.max_access_duration") == 0)
+		is_default = false;
+	else
+		return;
+	value = ExtractSetVariableArgs(set);
+	/* (an invalid value is refused by ALTER SYSTEM itself, with its reason) */
+	if (value == NULL || !check_duration(&value, &extra, PGC_S_FILE))
+		return;
+	v = *(Interval *) extra;
+	free(extra);
+	other = is_default ? &lockbox_max_access_duration : &lockbox_default_access_duration;
+	if (is_default ? duration_cmp(&v, other) > 0 : duration_cmp(&v, other) < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid value for parameter \"%s\": \"%s\"",
+						is_default ? "lockbox.default_access_duration" :
+						"lockbox.max_access_duration", value),
+				 is_default ?
+				 errdetail("lockbox.default_access_duration (%s) may not exceed lockbox.max_access_duration (%s).",
+						   value, duration_show(other)) :
+				 errdetail("lockbox.max_access_duration (%s) may not be less than lockbox.default_access_duration (%s).",
+						   value, duration_show(other)),
+				 is_default ?
+				 errhint("Raise lockbox.max_access_duration first, and reload.") :
+				 errhint("Lower lockbox.default_access_duration first, and reload.")));
+}
 
 DURATION_ASSIGN_HOOK(assign_review_timeout, lockbox_review_timeout)
 DURATION_ASSIGN_HOOK(assign_approval_timeout, lockbox_approval_timeout)

@@ -195,6 +195,7 @@ extern void lockbox_audit_log_anchor(void);
 extern int	lockbox_audit_keep_partitions(TimestampTz now);
 extern void lockbox_audit_utility(Node *node);
 extern bool lockbox_audit_archiving(void);
+extern void lockbox_settings_utility(Node *node);
 extern Oid	lockbox_audit_moved_into(void);
 extern bool lockbox_log_wants(const char *event);
 extern Size lockbox_audit_shmem_size(void);
