@@ -214,6 +214,64 @@ SET ROLE regress_hist_eng2;
 SELECT count(*) AS own FROM lockbox.requests WHERE public.regress_peek(tenant, requester);
 SELECT count(*) AS own FROM lockbox.access_log WHERE public.regress_peek(tenant, engineer);
 RESET ROLE;
+-- A reviewer's (an auditor's) access log of the last hour: its rows joined
+-- to their statements (lockbox.audit_statement) under the union, through a
+-- cache per statement (Memoize), when lockbox.audit_log has statistics of
+-- its own (1.4 joined them by hash above the union, where the planner knows
+-- nothing of the statements, and sorted them after the join).  2,400 access
+-- rows of the last hour naming 40 statements, written in time order, as the
+-- log is; spans of their last statement (last_at_usec) from 0 to 30 years.
+INSERT INTO lockbox.audit_statement (digest, relation, command, query)
+SELECT sha256(convert_to('regress_hist statement ' || j, 'UTF8')),
+	   'public.regress_hist_data', 'SELECT', 'SELECT * FROM regress_hist_data -- ' || j
+  FROM generate_series(1, 40) AS j;
+INSERT INTO lockbox.audit_log (seq, at, session_user_name, actor, event,
+		request_id, tenant, parents, hash, statement_id, pid, statements, last_at_usec)
+SELECT nextval('lockbox.audit_seq'), now() - (2401 - i) * interval '1 second', 'regress_hist_eng',
+	   'regress_hist_eng', 'access', NULL, 'regress_hist_t' || (1 + i % 50), '{}',
+	   sha256(i::text::bytea),
+	   (SELECT s.id FROM lockbox.audit_statement s
+		 WHERE s.digest = sha256(convert_to('regress_hist statement ' || (1 + i % 40), 'UTF8'))),
+	   4242, 1 + i % 7,
+	   CASE i % 4 WHEN 0 THEN 0 WHEN 1 THEN i::bigint * 1234567 WHEN 2 THEN i::bigint * 987654321
+			ELSE 946080000000000 - i END
+  FROM generate_series(1, 2400) AS i;
+ANALYZE lockbox.audit_log;
+-- whether the question's plan looked its statements up through a cache
+-- (Memoize nodes that hit at least ten times as often as they missed)
+CREATE FUNCTION pg_temp.regress_statements_cached(question text) RETURNS boolean
+LANGUAGE plpgsql AS $fn$
+DECLARE
+	plan	jsonb;
+	hits	bigint;
+	misses	bigint;
+BEGIN
+	EXECUTE 'EXPLAIN (ANALYZE, TIMING OFF, SUMMARY OFF, FORMAT JSON) ' || question INTO plan;
+	SELECT coalesce(sum((n ->> 'Cache Hits')::bigint), 0),
+		   coalesce(sum((n ->> 'Cache Misses')::bigint), 0)
+	  INTO hits, misses
+	  FROM jsonb_path_query(plan, 'strict $.**') AS n
+	 WHERE jsonb_typeof(n) = 'object' AND n ->> 'Node Type' = 'Memoize';
+	RETURN hits > 0 AND hits >= 10 * misses;
+END
+$fn$;
+SELECT count(*) AS hour_rows FROM lockbox.audit_log
+ WHERE event IN ('access', 'refused') AND at > now() - interval '1 hour' \gset
+SET ROLE regress_hist_rev;
+SELECT pg_temp.regress_statements_cached($$SELECT * FROM lockbox.access_log WHERE at > now() - interval '1 hour'$$) AS hour_statements_cached;
+SELECT count(*) = :hour_rows AS all_rows,
+	   count(*) FILTER (WHERE query LIKE 'SELECT * FROM regress_hist_data -- %'
+						  AND relation = 'public.regress_hist_data') AS with_statement
+  FROM lockbox.access_log WHERE at > now() - interval '1 hour';
+RESET ROLE;
+-- the view's last_at: at plus last_at_usec microseconds
+SELECT count(*) AS rows,
+	   count(*) FILTER (WHERE v.last_at = a.at + make_interval(secs => a.last_at_usec / 1000000.0)
+						  AND v.last_at - v.at = a.last_at_usec * interval '1 microsecond'
+						  AND v.statements = a.statements AND v.pid = a.pid
+						  AND v.query_length = octet_length(v.query)) AS as_stored
+  FROM lockbox.access_log v JOIN lockbox.audit_log a ON a.seq = v.seq
+ WHERE v.query LIKE 'SELECT * FROM regress_hist_data -- %' AND v.at > now() - interval '1 hour';
 ROLLBACK;
 
 DROP ROLE regress_hist_eng, regress_hist_eng2, regress_hist_rev,
