@@ -2949,6 +2949,36 @@ lockbox_audit_keep_partitions(TimestampTz now)
 }
 
 /*
+ * The worker's step after the partitions: statistics of lockbox.audit_log
+ * itself.  Autovacuum analyzes the partitions, never the partitioned table,
+ * and without statistics of the whole log the access log's plans for
+ * reviewers and auditors fall back to hashing and sorting every row they
+ * return (README "History and retention").  Analyzed when it has none, and
+ * when a month's partition was made (about once a month): ANALYZE samples a
+ * fixed number of rows, so it takes about as long whatever the log's size.
+ * Its own transaction: the partitions' locks are not held meanwhile.
+ */
+int
+lockbox_audit_analyze(bool made_partitions)
+{
+	Oid			relid;
+	int			ret;
+
+	if (RecoveryInProgress())
+		return 0;
+	relid = audit_relid();
+	if (!made_partitions &&
+		SearchSysCacheExists3(STATRELATTINH, ObjectIdGetDatum(relid),
+							  Int16GetDatum(1), BoolGetDatum(true)))
+		return 0;
+	ret = SPI_execute("ANALYZE lockbox.audit_log", false, 0);
+	if (ret != SPI_OK_UTILITY)
+		elog(ERROR, "SPI_execute failed for ANALYZE lockbox.audit_log: %s",
+			 SPI_result_code_string(ret));
+	return 1;
+}
+
+/*
  * lockbox_archive_audit(before timestamptz): the superuser or extension
  * owner archives every whole month (UTC) of the audit log that ends at or
  * before "before" (lockbox.audit_archive does the work), and each archive

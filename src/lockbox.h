@@ -193,6 +193,7 @@ extern char *lockbox_iso_time(TimestampTz t);
 extern char *lockbox_audit_head_json(void);
 extern void lockbox_audit_log_anchor(void);
 extern int	lockbox_audit_keep_partitions(TimestampTz now);
+extern int	lockbox_audit_analyze(bool made_partitions);
 extern void lockbox_audit_utility(Node *node);
 extern bool lockbox_audit_archiving(void);
 extern void lockbox_settings_utility(Node *node);

@@ -1400,6 +1400,13 @@ step_partitions(LockboxCall *call, void *arg)
 	return lockbox_audit_keep_partitions(call->now);
 }
 
+/* statistics of the whole audit log (arg: whether a partition was made) */
+static int
+step_analyze(LockboxCall *call, void *arg)
+{
+	return lockbox_audit_analyze(*(bool *) arg);
+}
+
 /* when the worker next looks at the audit's partitions */
 static TimestampTz next_partitions_at = 0;
 
@@ -1501,6 +1508,15 @@ db_worker_pass(MemoryContext passcxt, TimestampTz *next_deadline,
 		/* an empty or busy log: look again at the next pass */
 		next_partitions_at = n < 0 ? 0 :
 			TimestampTzPlusMilliseconds(GetCurrentTimestamp(), 10 * 60 * 1000);
+		/* then the whole log's statistics, when it has none or grew a month */
+		if (n >= 0)
+		{
+			bool		made = n > 0;
+
+			if (!in_transaction(passcxt, "lockbox: analyzing the audit log",
+								step_analyze, &made, &n))
+				return false;
+		}
 	}
 
 	/* the audit's heads, for anyone to keep outside the database */
