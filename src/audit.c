@@ -2956,7 +2956,9 @@ lockbox_audit_keep_partitions(TimestampTz now)
  * return (README "History and retention").  Analyzed when it has none, and
  * when a month's partition was made (about once a month): ANALYZE samples a
  * fixed number of rows, so it takes about as long whatever the log's size.
- * Its own transaction: the partitions' locks are not held meanwhile.
+ * Its own transaction: the partitions' locks are not held meanwhile.  Like
+ * them, it never waits for a lock (a manual ANALYZE or VACUUM of the log,
+ * an ALTER TABLE): deadlines must not wait behind it.
  */
 int
 lockbox_audit_analyze(bool made_partitions)
@@ -2971,6 +2973,9 @@ lockbox_audit_analyze(bool made_partitions)
 		SearchSysCacheExists3(STATRELATTINH, ObjectIdGetDatum(relid),
 							  Int16GetDatum(1), BoolGetDatum(true)))
 		return 0;
+	/* never waiting, as for the partitions: a busy log is analyzed next time */
+	if (!ConditionalLockRelationOid(relid, ShareUpdateExclusiveLock))
+		return -2;
 	ret = SPI_execute("ANALYZE lockbox.audit_log", false, 0);
 	if (ret != SPI_OK_UTILITY)
 		elog(ERROR, "SPI_execute failed for ANALYZE lockbox.audit_log: %s",
