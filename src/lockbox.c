@@ -479,7 +479,7 @@ lockbox_owner(void)
  * protected table too: fail closed), rather than failing on a missing
  * object.
  */
-#define LOCKBOX_SCHEMA_VERSION	"1.5"
+#define LOCKBOX_SCHEMA_VERSION	"1.6"
 
 static bool schema_version_ok = false;
 
