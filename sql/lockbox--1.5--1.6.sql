@@ -5,3 +5,389 @@
 -- CREATE EXTENSION lockbox installs 1.0 and runs the upgrade scripts in turn
 -- (1.0 to 1.1, ..., 1.4 to 1.5, then this one): a fresh 1.6 and an upgraded
 -- 1.0 to 1.5 are the same by construction.
+
+------------------------------------------------------------------------------
+-- Statements recorded in parts (README "The access log").
+--
+-- Until 1.6 the access log kept one text per statement: the statement, then
+-- "\n-- lockbox: parameters: <values>" when values were bound to its
+-- parameters, then "\n-- lockbox: within: <client statement>" when it ran
+-- inside another statement.  An engineer writes the statement and the
+-- values, so a statement whose own text ended in such a line, or a value
+-- holding a newline and such a line, passed for a context that was not the
+-- statement's.  From 1.6 they are three fields: lockbox.audit_statement
+-- keeps the statement's own text (query), its bound values (parameters) and
+-- the client's statement (within_query), NULL where there are none, each
+-- at most lockbox.access_log_max_query bytes, with its whole length and
+-- sha256 where it was cut (as query_length and query_sha256 of
+-- lockbox.audit_log, which from 1.6 describe the statement's own text).
+-- The statement's digest, which each row's hash covers and verification
+-- recomputes, covers them too; a statement without them has the digest it
+-- had before.  Rows written before 1.6 keep their combined text (parameters
+-- and within_query NULL), and their hashes.  Archives made from 1.6 carry the
+-- parts in their rows as they carry the statement (statement_parameters,
+-- ...); archives made before verify as before.
+------------------------------------------------------------------------------
+ALTER TABLE lockbox.audit_statement
+	ADD COLUMN parameters text,
+	ADD COLUMN parameters_length bigint,
+	ADD COLUMN parameters_sha256 text,
+	ADD COLUMN within_query text,
+	ADD COLUMN within_length bigint,
+	ADD COLUMN within_sha256 text;
+COMMENT ON COLUMN lockbox.audit_statement.query IS
+	'The statement''s own text (from 1.6; before, with its bound values and the client''s statement appended as comment lines).';
+COMMENT ON COLUMN lockbox.audit_statement.parameters IS
+	'The values bound to the statement''s parameters, as the server log shows them (NULL: none).';
+COMMENT ON COLUMN lockbox.audit_statement.within_query IS
+	'The statement the client sent, when this one ran inside it (a function, a DO block, EXECUTE, a trigger); NULL: none.';
+COMMENT ON COLUMN lockbox.audit_statement.parameters_length IS
+	'The whole length in bytes of the values, when parameters keeps only lockbox.access_log_max_query bytes of them; else NULL.';
+COMMENT ON COLUMN lockbox.audit_statement.parameters_sha256 IS
+	'The sha256 (hex) of the whole values, when parameters keeps only a prefix; else NULL.';
+COMMENT ON COLUMN lockbox.audit_statement.within_length IS
+	'The whole length in bytes of the client''s statement, when within_query keeps only lockbox.access_log_max_query bytes of it; else NULL.';
+COMMENT ON COLUMN lockbox.audit_statement.within_sha256 IS
+	'The sha256 (hex) of the whole client''s statement, when within_query keeps only a prefix; else NULL.';
+
+-- an access or refused row's detail (lockbox.audit), with the parts
+CREATE OR REPLACE FUNCTION lockbox.access_detail(s lockbox.audit_statement, a lockbox.audit_log)
+	RETURNS jsonb LANGUAGE sql IMMUTABLE
+	AS $$
+SELECT pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
+		'relation', s.relation, 'command', s.command, 'query', s.query,
+		'query_length', a.query_length, 'query_sha256', a.query_sha256,
+		'parameters', s.parameters, 'parameters_length', s.parameters_length,
+		'parameters_sha256', s.parameters_sha256,
+		'within_query', s.within_query, 'within_length', s.within_length,
+		'within_sha256', s.within_sha256,
+		'reason', a.reason, 'pid', a.pid, 'node', a.node,
+		'statements', COALESCE(a.statements, 1), 'last_at_usec', a.last_at_usec))
+$$;
+
+CREATE OR REPLACE FUNCTION lockbox.audit_archive(before timestamptz, tip_seqs bigint[],
+		OUT archive pg_catalog.regclass, OUT range_start timestamptz, OUT range_end timestamptz,
+		OUT first_seq bigint, OUT last_seq bigint, OUT row_count bigint, OUT digest text)
+	RETURNS SETOF record LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+	AS $$
+DECLARE
+	p record;
+	parts oid[];
+	names text[];
+	los timestamptz[];
+	his timestamptz[];
+	firsts bigint[] := '{}';
+	lasts bigint[] := '{}';
+	counts bigint[] := '{}';
+	digests text[] := '{}';
+	carried jsonb[] := '{}';
+	anchors jsonb;
+	meta jsonb;
+	target text;
+	oldest timestamptz;
+	owner oid := (SELECT c.relowner FROM pg_class c WHERE c.oid = 'lockbox.audit_log'::regclass);
+	nsp oid;
+BEGIN
+	SELECT array_agg(x.part ORDER BY x.lo), array_agg(x.name ORDER BY x.lo),
+		   array_agg(x.lo ORDER BY x.lo), array_agg(x.hi ORDER BY x.lo)
+	  INTO parts, names, los, his
+	  FROM (SELECT c.oid AS part, c.relname::text AS name,
+				   b[1]::timestamptz AS lo, b[2]::timestamptz AS hi
+			  FROM pg_inherits i
+			  JOIN pg_class c ON c.oid = i.inhrelid,
+				   LATERAL regexp_match(pg_get_expr(c.relpartbound, c.oid),
+										'^FOR VALUES FROM \(''([^'']*)''\) TO \(''([^'']*)''\)$') b
+			 WHERE i.inhparent = 'lockbox.audit_log'::regclass
+			   AND b IS NOT NULL) x
+	 WHERE x.hi <= before;
+	IF parts IS NULL THEN
+		SELECT min(b[1]::timestamptz) INTO oldest
+		  FROM pg_inherits i
+		  JOIN pg_class c ON c.oid = i.inhrelid,
+			   LATERAL regexp_match(pg_get_expr(c.relpartbound, c.oid),
+									'^FOR VALUES FROM \(''([^'']*)''\)') b
+		 WHERE i.inhparent = 'lockbox.audit_log'::regclass;
+		RAISE EXCEPTION 'no lockbox audit partition ends at or before %', before
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = CASE WHEN oldest IS NULL THEN 'lockbox.audit_log has no monthly partition.'
+						   ELSE format('The oldest partition of lockbox.audit_log begins at %s.', oldest) END,
+				  HINT = 'Only whole months (UTC) of the audit are archived: pass the first instant after the last month to archive.';
+	END IF;
+
+	-- each month: its seqs, rows, digest, and the parents it links outside itself
+	FOR i IN 1 .. cardinality(parts) LOOP
+		EXECUTE format($q$
+			SELECT pg_catalog.count(*), pg_catalog.min(a.seq), pg_catalog.max(a.seq),
+				   pg_catalog.encode(pg_catalog.sha256(pg_catalog.string_agg(a.hash, ''::bytea ORDER BY a.seq)), 'hex'),
+				   (SELECT COALESCE(jsonb_agg(jsonb_build_object('seq', e.seq,
+							'hash', encode(COALESCE((SELECT l.hash FROM lockbox.audit_log l WHERE l.seq = e.seq LIMIT 1),
+													(SELECT n.hash FROM lockbox.audit_anchor n WHERE n.seq = e.seq)), 'hex'))
+							ORDER BY e.seq), '[]')
+					  FROM (SELECT DISTINCT x.seq FROM lockbox.%1$I r,
+								   unnest(COALESCE(r.parents, ARRAY[r.seq - 1])) x(seq)
+							 WHERE NOT EXISTS (SELECT 1 FROM lockbox.%1$I o WHERE o.seq = x.seq)) e)
+			  FROM lockbox.%1$I a$q$, names[i])
+		  INTO row_count, first_seq, last_seq, digest, anchors;
+		counts := counts || row_count;
+		firsts := firsts || first_seq;
+		lasts := lasts || last_seq;
+		digests := digests || digest;
+		carried := carried || anchors;
+	END LOOP;
+
+	-- the archived rows that stay linked: named by a remaining row, or heads
+	INSERT INTO lockbox.audit_anchor (seq, hash, archive, archived_at)
+	SELECT a.seq, a.hash, c.relname, now()
+	  FROM lockbox.audit_log a JOIN pg_class c ON c.oid = a.tableoid
+	 WHERE a.tableoid = ANY (parts)
+	   AND (a.seq IN (SELECT unnest(COALESCE(r.parents, ARRAY[r.seq - 1])) FROM lockbox.audit_log r
+					   WHERE r.tableoid <> ALL (parts))
+			OR a.seq = ANY (tip_seqs));
+
+	IF NOT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'lockbox_archive') THEN
+		EXECUTE format('CREATE SCHEMA lockbox_archive AUTHORIZATION %I',
+					   (SELECT rolname FROM pg_roles WHERE oid = owner));
+		REVOKE ALL ON SCHEMA lockbox_archive FROM PUBLIC;
+		-- auditors name archives to verify them; they read none
+		GRANT USAGE ON SCHEMA lockbox_archive TO lockbox_auditor;
+		COMMENT ON SCHEMA lockbox_archive IS
+			'Months of the lockbox audit that lockbox_archive_audit() took out of lockbox.audit_log: verify each with lockbox_verify_audit_archive().';
+	END IF;
+	SELECT n.oid INTO nsp FROM pg_namespace n WHERE n.nspname = 'lockbox_archive';
+	IF (SELECT n.nspowner FROM pg_namespace n WHERE n.oid = nsp) <> owner THEN
+		RAISE EXCEPTION 'schema "lockbox_archive" is not owned by the owner of table "lockbox.audit_log"'
+			USING ERRCODE = 'insufficient_privilege',
+				  HINT = 'The archives go to schema lockbox_archive, which must belong to the extension owner: drop or rename the other one.';
+	END IF;
+
+	FOR i IN 1 .. cardinality(parts) LOOP
+		archive := NULL;
+		range_start := los[i];
+		range_end := his[i];
+		first_seq := firsts[i];
+		last_seq := lasts[i];
+		row_count := counts[i];
+		digest := digests[i];
+		EXECUTE format('ALTER TABLE lockbox.audit_log DETACH PARTITION lockbox.%I', names[i]);
+		-- the trigger of its own; the cloned ones went with DETACH
+		EXECUTE format('DROP TRIGGER audit_log_no_truncate ON lockbox.%I', names[i]);
+		IF row_count = 0 THEN
+			EXECUTE format('DROP TABLE lockbox.%I', names[i]);
+			RETURN NEXT;
+			CONTINUE;
+		END IF;
+		meta := jsonb_build_object(
+			'lockbox_archive', 1,
+			'range_start', to_char(los[i] AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
+			'range_end', to_char(his[i] AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
+			'first_seq', first_seq, 'last_seq', last_seq, 'rows', row_count,
+			'digest', digest, 'anchors', carried[i]);
+		target := names[i];
+		IF EXISTS (SELECT 1 FROM pg_class c WHERE c.relnamespace = nsp AND c.relname = target) THEN
+			target := names[i] || '_' || last_seq;
+			EXECUTE format('ALTER TABLE lockbox.%I RENAME TO %I', names[i], target);
+		END IF;
+		-- the text of the statement each access or refused row names, in
+		-- the row: the archive verifies on its own, wherever it is restored
+		-- (lockbox.audit_statement keeps every statement, for the live log)
+		EXECUTE format('ALTER TABLE lockbox.%I ADD COLUMN statement_relation text,'
+					   ' ADD COLUMN statement_command text, ADD COLUMN statement_query text,'
+					   ' ADD COLUMN statement_parameters text, ADD COLUMN statement_parameters_length bigint,'
+					   ' ADD COLUMN statement_parameters_sha256 text, ADD COLUMN statement_within_query text,'
+					   ' ADD COLUMN statement_within_length bigint, ADD COLUMN statement_within_sha256 text', target);
+		EXECUTE format('UPDATE lockbox.%I a SET statement_relation = s.relation,'
+					   ' statement_command = s.command, statement_query = s.query,'
+					   ' statement_parameters = s.parameters, statement_parameters_length = s.parameters_length,'
+					   ' statement_parameters_sha256 = s.parameters_sha256, statement_within_query = s.within_query,'
+					   ' statement_within_length = s.within_length, statement_within_sha256 = s.within_sha256'
+					   '  FROM lockbox.audit_statement s WHERE s.id = a.statement_id', target);
+		EXECUTE format('ALTER TABLE lockbox.%I SET SCHEMA lockbox_archive', target);
+		EXECUTE format('COMMENT ON TABLE lockbox_archive.%I IS %L', target, meta::text);
+		archive := format('lockbox_archive.%I', target)::regclass;
+		RETURN NEXT;
+	END LOOP;
+END
+$$;
+
+
+------------------------------------------------------------------------------
+-- History: an auditor's (a reviewer's) access log of the last hour, and the
+-- parts of a statement as columns (README "History and retention", "The
+-- access log").
+--
+-- lockbox.access_log is a union of branches, one per kind of caller, each
+-- guarded by a test the planner evaluates once.  A guard stops a branch from
+-- running, not from being set up: every execution of the view set up every
+-- branch's scans of every partition (the engineers', the approvers' four
+-- tenants and the rest), about a millisecond of an auditor's hour.  From 1.6
+-- each branch also bounds the time it reads by lockbox.sees_all_until(),
+-- 'infinity' for the callers it is for and NULL for the others: the
+-- partitions it reads are pruned when the execution starts, so a branch
+-- that is not the caller's reads no partition at all (and one that is
+-- reads what it read before).  The reviewers' and auditors' branch is
+-- guarded by that bound alone: a NULL bound keeps every row out.  And a
+-- row's last_at is its at, without arithmetic, when it records one
+-- statement (last_at_usec NULL) and is not a row written before 1.3.
+--
+-- The view gains, at the end, the parts of a statement (see "Statements
+-- recorded in parts" above): parameters, within_query, and, when they were
+-- cut, their whole length and sha256 (parameters_length, within_length are
+-- the stored text's length when it is whole, as query_length).
+------------------------------------------------------------------------------
+CREATE FUNCTION lockbox.sees_all_until(for_all boolean) RETURNS timestamptz
+	LANGUAGE sql STABLE PARALLEL UNSAFE
+	AS $$ SELECT CASE WHEN lockbox.sees_all() OPERATOR(pg_catalog.=) for_all
+				 THEN 'infinity'::pg_catalog.timestamptz END $$;
+REVOKE ALL ON FUNCTION lockbox.sees_all_until(boolean) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION lockbox.sees_all_until(boolean)
+	TO lockbox_engineer, lockbox_reviewer, lockbox_approver, lockbox_auditor;
+COMMENT ON FUNCTION lockbox.sees_all_until(boolean) IS
+	'For lockbox.access_log: the latest time a branch reads, infinity when the calling role sees everything (for_all) or does not (not for_all), else NULL, which reads nothing and lets the planner prune every partition when the statement starts.';
+
+DO $views$
+DECLARE
+	slots CONSTANT integer := 4;
+	-- the columns of an audit row "a" each branch passes up (as in 1.4)
+	access CONSTANT text := $c$a.at, a.actor, a.request_id, a.tenant, a.event, a.detail,
+		   a.statement_id, a.statements, a.last_at_usec, a.reason, a.node,
+		   a.query_length, a.query_sha256, a.session_user_name, a.pid, a.seq$c$;
+	is_access CONSTANT text := $c$a.event OPERATOR(pg_catalog.=) ANY ('{access,refused}'::pg_catalog.text[])$c$;
+	not_me CONSTANT text := $c$a.actor OPERATOR(pg_catalog.<>) pg_catalog."current_user"()::pg_catalog.text COLLATE pg_catalog."default"$c$;
+	access_row CONSTANT text := $c$SELECT a.request_id, a.event, a.detail, a.statement_id,
+				   a.statements, a.last_at_usec, a.reason, a.node, a.query_length,
+				   a.query_sha256, a.session_user_name, a.pid
+			  FROM lockbox.audit_log a
+			 WHERE a.at OPERATOR(pg_catalog.=) k.at
+			   AND a.seq OPERATOR(pg_catalog.=) k.seq
+			   AND a.at OPERATOR(pg_catalog.<=) lockbox.sees_all_until(false) OFFSET 0$c$;
+	-- a row's last statement: at plus last_at_usec microseconds
+	last_at CONSTANT text := $c$CASE WHEN a.last_at_usec IS NULL AND a.detail IS NULL THEN a.at
+		   ELSE a.at OPERATOR(pg_catalog.+) (interval '1 microsecond' OPERATOR(pg_catalog.*)
+		   COALESCE(a.last_at_usec,
+					(a.detail OPERATOR(pg_catalog.->>) 'last_at_usec')::pg_catalog.int8, 0)::pg_catalog.float8) END$c$;
+	final text;
+	access_slots text;
+BEGIN
+	-- the view's columns, of audit row "a" and its statement "s"
+	final := format($c$a.at, a.actor::pg_catalog.name AS engineer, a.request_id, a.tenant,
+	   COALESCE(s.relation, a.detail OPERATOR(pg_catalog.->>) 'relation') AS relation,
+	   COALESCE(s.command, a.detail OPERATOR(pg_catalog.->>) 'command') AS command,
+	   COALESCE(s.query, a.detail OPERATOR(pg_catalog.->>) 'query') AS query,
+	   COALESCE(a.statements::pg_catalog.int8,
+				(a.detail OPERATOR(pg_catalog.->>) 'statements')::pg_catalog.int8, 1) AS statements,
+	   %1$s AS last_at,
+	   CASE WHEN a.event OPERATOR(pg_catalog.=) 'refused' THEN 'refused'
+			ELSE 'allowed' END AS outcome,
+	   COALESCE(a.reason, a.detail OPERATOR(pg_catalog.->>) 'reason') AS reason,
+	   COALESCE(a.node, a.detail OPERATOR(pg_catalog.->>) 'node', 'primary') AS node,
+	   COALESCE(a.query_length,
+				(a.detail OPERATOR(pg_catalog.->>) 'query_length')::pg_catalog.int8,
+				pg_catalog.octet_length(COALESCE(s.query,
+					a.detail OPERATOR(pg_catalog.->>) 'query'))) AS query_length,
+	   COALESCE(a.query_sha256, a.detail OPERATOR(pg_catalog.->>) 'query_sha256') AS query_sha256,
+	   COALESCE(a.session_user_name, a.actor)::pg_catalog.name AS session_user_name,
+	   COALESCE(a.pid, (a.detail OPERATOR(pg_catalog.->>) 'pid')::pg_catalog.int4) AS pid,
+	   a.seq, s.parameters, s.within_query,
+	   COALESCE(s.parameters_length, pg_catalog.octet_length(s.parameters)) AS parameters_length,
+	   s.parameters_sha256,
+	   COALESCE(s.within_length, pg_catalog.octet_length(s.within_query)) AS within_length,
+	   s.within_sha256$c$, last_at);
+
+	SELECT string_agg(format($b$
+		UNION ALL
+		-- approvers: the statements on their tenant %1$s (by the tenant's newest
+		-- statement, oldest first), read index only in time order; the rest of
+		-- each row looked up by its time and seq (one partition's primary key)
+		(SELECT k.at, k.actor, a.request_id, k.tenant, a.event, a.detail,
+			   a.statement_id, a.statements, a.last_at_usec, a.reason, a.node,
+			   a.query_length, a.query_sha256, a.session_user_name, a.pid, k.seq
+		  FROM lockbox.audit_log k,
+			   LATERAL (%2$s) a
+		 WHERE NOT (SELECT lockbox.sees_all())
+		   AND k.actor OPERATOR(pg_catalog.<>) pg_catalog."current_user"()::pg_catalog.text COLLATE pg_catalog."default"
+		   AND k.tenant OPERATOR(pg_catalog.=) (SELECT m.tenant FROM mine m
+					 WHERE m.n OPERATOR(pg_catalog.=) %1$s)
+		   AND k.event OPERATOR(pg_catalog.=) ANY ('{access,refused}'::pg_catalog.text[])
+		   AND k.at OPERATOR(pg_catalog.<=) lockbox.sees_all_until(false)
+		 ORDER BY k.at DESC)$b$, i, access_row), '' ORDER BY i)
+	  INTO access_slots FROM generate_series(1, slots) AS i;
+
+	EXECUTE format($v$
+CREATE OR REPLACE VIEW lockbox.access_log WITH (security_barrier) AS
+WITH mine AS MATERIALIZED (
+	-- an approver's tenants: beyond %4$s of them, those with the oldest newest
+	-- statement first, those without any before them (a tenant's newest
+	-- statement: in the last week's partition, else in each month's)
+	SELECT t.tenant, t.newest,
+		   pg_catalog.row_number() OVER (ORDER BY t.newest NULLS FIRST, t.tenant) AS n
+	  FROM (SELECT m.tenant,
+				   CASE WHEN m.tenants OPERATOR(pg_catalog.>) %4$s
+						THEN COALESCE(
+							(SELECT pg_catalog.max(q.at) FROM lockbox.audit_log q
+							  WHERE q.tenant OPERATOR(pg_catalog.=) m.tenant
+								AND q.event OPERATOR(pg_catalog.=) ANY ('{access,refused}'::pg_catalog.text[])
+								AND q.at OPERATOR(pg_catalog.>=) (pg_catalog.statement_timestamp()
+									OPERATOR(pg_catalog.-) interval '7 days')
+								AND q.at OPERATOR(pg_catalog.<=) lockbox.sees_all_until(false)),
+							(SELECT pg_catalog.max(q.at) FROM lockbox.audit_log q
+							  WHERE q.tenant OPERATOR(pg_catalog.=) m.tenant
+								AND q.event OPERATOR(pg_catalog.=) ANY ('{access,refused}'::pg_catalog.text[])
+								AND q.at OPERATOR(pg_catalog.<=) lockbox.sees_all_until(false))) END AS newest
+			  FROM (SELECT ap.tenant, pg_catalog.count(*) OVER () AS tenants
+					  FROM (SELECT DISTINCT ap.tenant FROM lockbox.approver ap
+							 WHERE lockbox.approves(ap.approver)) AS ap) AS m) AS t)
+SELECT a.*
+  FROM (
+	-- reviewers and auditors: every row, joined to its statement here
+	(SELECT %8$s
+	  FROM (SELECT %1$s
+			  FROM lockbox.audit_log a
+			 WHERE a.at OPERATOR(pg_catalog.<=) lockbox.sees_all_until(true)
+			   AND %2$s
+			 ORDER BY a.at DESC) AS a
+	  LEFT JOIN lockbox.audit_statement s ON s.id OPERATOR(pg_catalog.=) a.statement_id
+	 ORDER BY a.at DESC)
+	UNION ALL
+	(SELECT %8$s
+	  FROM (
+		-- engineers: their own, read index only in time order; the rest of
+		-- each row looked up by its time and seq
+		(SELECT k.at, k.actor, a.request_id, k.tenant, a.event, a.detail,
+			   a.statement_id, a.statements, a.last_at_usec, a.reason, a.node,
+			   a.query_length, a.query_sha256, a.session_user_name, a.pid, k.seq
+		  FROM lockbox.audit_log k,
+			   LATERAL (%6$s) a
+		 WHERE NOT (SELECT lockbox.sees_all())
+		   AND k.actor OPERATOR(pg_catalog.=) pg_catalog."current_user"()::pg_catalog.text COLLATE pg_catalog."default"
+		   AND k.event OPERATOR(pg_catalog.=) ANY ('{access,refused}'::pg_catalog.text[])
+		   AND k.at OPERATOR(pg_catalog.<=) lockbox.sees_all_until(false)
+		 ORDER BY k.at DESC)%3$s
+		UNION ALL
+		-- approvers: the statements on their other tenants (the most recently
+		-- active), read in time order through every tenant's: a test that no
+		-- index serves, which the planner takes to keep nearly every row
+		(SELECT %1$s
+		  FROM lockbox.audit_log a
+		 WHERE NOT (SELECT lockbox.sees_all())
+		   AND EXISTS (SELECT 1 FROM mine m WHERE m.n OPERATOR(pg_catalog.>) %4$s)
+		   AND %5$s
+		   AND pg_catalog.array_position(ARRAY(SELECT m.tenant FROM mine m
+					 WHERE m.n OPERATOR(pg_catalog.>) %4$s), a.tenant) IS NOT NULL
+		   -- (from their newest statement down: the newer ones are others')
+		   AND a.at OPERATOR(pg_catalog.<=) (SELECT pg_catalog.max(m.newest) FROM mine m
+					 WHERE m.n OPERATOR(pg_catalog.>) %4$s)
+		   AND a.at OPERATOR(pg_catalog.<=) lockbox.sees_all_until(false)
+		   AND %2$s
+		 ORDER BY a.at DESC)
+	  ) AS a
+	  -- (joined above the branches, read newest first: a LIMIT looks up only
+	  -- the statements of the rows it returns)
+	  LEFT JOIN lockbox.audit_statement s ON s.id OPERATOR(pg_catalog.=) a.statement_id
+	 ORDER BY a.at DESC)
+) AS a
+ ORDER BY a.at DESC$v$, access, is_access, access_slots, slots, not_me, access_row, last_at, final);
+END
+$views$;
+
+COMMENT ON VIEW lockbox.access_log IS
+	'Engineers'' statements on protected data, allowed or refused, newest first: one row per relation and covering request (statements a session repeated are counted in one row). Each caller sees their own, their tenants'', or (reviewers, auditors) all. query is the statement''s own text; parameters its bound values and within_query the client''s statement it ran within (from 1.6; rows written before keep them in query).';

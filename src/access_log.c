@@ -76,6 +76,13 @@
 #define SPOOL_REPEAT		2
 /* captured during recovery: the statement ran on a standby */
 #define SPOOL_FLAG_STANDBY	0x0001
+/*
+ * From 1.6: after the relations come the statement's bound values and the
+ * client's statement it ran within, each as a part (see put_part).  The
+ * query of a record without the flag (written before) is the whole text,
+ * with them appended as comment lines.
+ */
+#define SPOOL_FLAG_PARTS	0x0002
 /* a session starts a new spool file beyond this size */
 #define SPOOL_ROTATE		(16 * 1024 * 1024)
 /* how much of a spool file a session maps (no record comes near the rest) */
@@ -168,6 +175,8 @@ typedef struct LastStatement
 	char	   *command;
 	char	   *reason;
 	char	   *query;
+	char	   *parameters;		/* NULL: none */
+	char	   *within;			/* NULL: none */
 	int			nitems;
 	LockboxAccessItem *items;
 } LastStatement;
@@ -748,21 +757,30 @@ same_items(int n, const LockboxAccessItem *a, const LockboxAccessItem *b)
 }
 
 static bool
+same_str_or_null(const char *a, const char *b)
+{
+	return (a == NULL && b == NULL) ||
+		(a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+static bool
 same_as_last(LockboxOutcome outcome, const char *command, const char *reason,
-			 const char *query, int nitems, const LockboxAccessItem *items)
+			 const LockboxQuery *query, int nitems, const LockboxAccessItem *items)
 {
 	return last.valid && last.outcome == outcome &&
 		last.user == GetUserId() && last.session_user == GetSessionUserId() &&
 		last.nitems == nitems &&
 		strcmp(last.command, command) == 0 &&
 		strcmp(last.reason, reason ? reason : "") == 0 &&
-		strcmp(last.query, query) == 0 &&
+		strcmp(last.query, query->text) == 0 &&
+		same_str_or_null(last.parameters, query->parameters) &&
+		same_str_or_null(last.within, query->within) &&
 		same_items(nitems, last.items, items);
 }
 
 static void
 remember_last(off_t offset, LockboxOutcome outcome, const char *command,
-			  const char *reason, const char *query, int nitems,
+			  const char *reason, const LockboxQuery *query, int nitems,
 			  const LockboxAccessItem *items)
 {
 	MemoryContext old;
@@ -778,7 +796,9 @@ remember_last(off_t offset, LockboxOutcome outcome, const char *command,
 	last.session_user = GetSessionUserId();
 	last.command = pstrdup(command);
 	last.reason = pstrdup(reason ? reason : "");
-	last.query = pstrdup(query);
+	last.query = pstrdup(query->text);
+	last.parameters = query->parameters ? pstrdup(query->parameters) : NULL;
+	last.within = query->within ? pstrdup(query->within) : NULL;
 	last.nitems = nitems;
 	last.items = palloc(sizeof(LockboxAccessItem) * Max(1, nitems));
 	for (int i = 0; i < nitems; i++)
@@ -795,6 +815,63 @@ remember_last(off_t offset, LockboxOutcome outcome, const char *command,
 }
 
 /*
+ * A text of the statement, at most lockbox.access_log_max_query bytes of it
+ * (cut at a character's end): what is kept, then the sha256 of the whole in
+ * hex when cut ("" when whole).  Returns its whole length.
+ */
+static int64
+put_bounded(StringInfo buf, const char *text)
+{
+	size_t		qlen = strlen(text);
+
+	if (qlen > (size_t) lockbox_access_log_max_query)
+	{
+		pg_cryptohash_ctx *ctx = pg_cryptohash_create(PG_SHA256);
+		uint8		digest[PG_SHA256_DIGEST_LENGTH];
+		char		hex[PG_SHA256_DIGEST_LENGTH * 2 + 1];
+		int			keep;
+
+		keep = pg_mbcliplen(text, (int) qlen, lockbox_access_log_max_query);
+		if (ctx == NULL || pg_cryptohash_init(ctx) < 0 ||
+			pg_cryptohash_update(ctx, (const uint8 *) text, qlen) < 0 ||
+			pg_cryptohash_final(ctx, digest, sizeof(digest)) < 0)
+			elog(ERROR, "could not compute sha256");
+		pg_cryptohash_free(ctx);
+		hex_encode((char *) digest, sizeof(digest), hex);
+		hex[sizeof(hex) - 1] = '\0';
+		appendBinaryStringInfo(buf, text, keep);
+		appendStringInfoChar(buf, '\0');
+		put_str(buf, hex);
+	}
+	else
+	{
+		put_str(buf, text);
+		put_str(buf, "");
+	}
+	return (int64) qlen;
+}
+
+/*
+ * A part of a record (SPOOL_FLAG_PARTS): its whole length (-1: none), then,
+ * when there is one, as put_bounded.
+ */
+static void
+put_part(StringInfo buf, const char *text)
+{
+	StringInfoData part;
+
+	if (text == NULL)
+	{
+		put_int64(buf, -1);
+		return;
+	}
+	initStringInfo(&part);
+	put_int64(buf, put_bounded(&part, text));
+	appendBinaryStringInfo(buf, part.data, part.len);
+	pfree(part.data);
+}
+
+/*
  * Record an engineer's statement: allowed (items: each protected relation it
  * reaches, with every open request covering it for the command) or refused
  * (reason: why).  Returns false, with errno set, when the record could not
@@ -802,17 +879,17 @@ remember_last(off_t offset, LockboxOutcome outcome, const char *command,
  */
 static bool
 write_access(LockboxOutcome outcome, const char *command, const char *reason,
-			 const char *query, int nitems, const LockboxAccessItem *items)
+			 const LockboxQuery *query, int nitems, const LockboxAccessItem *items)
 {
 	StringInfoData buf;
 	TimestampTz now = GetCurrentTimestamp();
 	off_t		offset;
-	size_t		qlen;
-	int			keep;
+	int64		qlen;
 	bool		ok;
+	LockboxQuery none = {"", NULL, NULL};
 
 	if (query == NULL)
-		query = "";
+		query = &none;
 
 	/*
 	 * A long session moves on to a new file now and then, so that the worker
@@ -854,36 +931,13 @@ write_access(LockboxOutcome outcome, const char *command, const char *reason,
 	}
 
 	start_record(&buf, SPOOL_STATEMENT, outcome, now);
+	((SpoolHeader *) buf.data)->flags |= SPOOL_FLAG_PARTS;
 	put_str(&buf, lockbox_role_name(GetUserId()));
 	put_str(&buf, lockbox_role_name(GetSessionUserId()));
 	put_str(&buf, command);
 	put_str(&buf, reason);
-	qlen = strlen(query);
-	keep = (int) qlen;
-	if (qlen > (size_t) lockbox_access_log_max_query)
-	{
-		pg_cryptohash_ctx *ctx = pg_cryptohash_create(PG_SHA256);
-		uint8		digest[PG_SHA256_DIGEST_LENGTH];
-		char		hex[PG_SHA256_DIGEST_LENGTH * 2 + 1];
-
-		keep = pg_mbcliplen(query, (int) qlen, lockbox_access_log_max_query);
-		if (ctx == NULL || pg_cryptohash_init(ctx) < 0 ||
-			pg_cryptohash_update(ctx, (const uint8 *) query, qlen) < 0 ||
-			pg_cryptohash_final(ctx, digest, sizeof(digest)) < 0)
-			elog(ERROR, "could not compute sha256");
-		pg_cryptohash_free(ctx);
-		hex_encode((char *) digest, sizeof(digest), hex);
-		hex[sizeof(hex) - 1] = '\0';
-		appendBinaryStringInfo(&buf, query, keep);
-		appendStringInfoChar(&buf, '\0');
-		put_str(&buf, hex);
-	}
-	else
-	{
-		put_str(&buf, query);
-		put_str(&buf, "");
-	}
-	put_int64(&buf, (int64) qlen);
+	qlen = put_bounded(&buf, query->text);
+	put_int64(&buf, qlen);
 	put_uint32(&buf, nitems);
 	for (int i = 0; i < nitems; i++)
 	{
@@ -892,6 +946,8 @@ write_access(LockboxOutcome outcome, const char *command, const char *reason,
 		for (int j = 0; j < items[i].nrequests; j++)
 			put_int64(&buf, items[i].requests[j]);
 	}
+	put_part(&buf, query->parameters);
+	put_part(&buf, query->within);
 	if (buf.len > LOCKBOX_RECORD_MAX)
 	{
 		pfree(buf.data);
@@ -936,7 +992,7 @@ check_backlog(void)
  * not run.
  */
 void
-lockbox_access_allowed(const char *command, const char *query,
+lockbox_access_allowed(const char *command, const LockboxQuery *query,
 					   int nitems, const LockboxAccessItem *items)
 {
 	int			code;
@@ -976,7 +1032,7 @@ lockbox_access_allowed(const char *command, const char *query,
  * is reported; the statement is refused either way.
  */
 void
-lockbox_access_refused(const char *command, const char *query, Oid relid,
+lockbox_access_refused(const char *command, const LockboxQuery *query, Oid relid,
 					   int nrequests, int64 *requests, const char *reason)
 {
 	LockboxAccessItem item;
@@ -1061,6 +1117,69 @@ get_uint32(Reader *r)
 	return v;
 }
 
+/* A part of a statement record (see put_part): false when there is none. */
+typedef struct RecordPart
+{
+	const char *text;			/* NULL: none */
+	const char *sha256;			/* NULL: text is whole */
+	int64		length;
+} RecordPart;
+
+static void
+get_part(Reader *r, RecordPart *part)
+{
+	part->length = get_int64(r);
+	part->text = NULL;
+	part->sha256 = NULL;
+	if (!r->ok || part->length < 0)
+		return;
+	part->text = get_str(r);
+	part->sha256 = get_str(r);
+	if (*part->sha256 == '\0')
+		part->sha256 = NULL;
+}
+
+/* Past a statement record's relations and their requests. */
+static void
+skip_items(Reader *r, uint32 nitems)
+{
+	for (uint32 i = 0; i < nitems && r->ok; i++)
+	{
+		uint32		nreq;
+
+		(void) get_str(r);
+		nreq = get_uint32(r);
+		if (!r->ok || nreq > (uint32) (r->end - r->p) / sizeof(int64))
+		{
+			r->ok = false;
+			return;
+		}
+		r->p += (size_t) nreq * sizeof(int64);
+	}
+}
+
+/*
+ * The parts of a statement record whose relations start at r: its bound
+ * values and the client's statement it ran within (none in a record written
+ * before 1.6).  r stays where it is.
+ */
+static bool
+get_parts(const Reader *r, uint16 flags, uint32 nitems, RecordPart *parameters,
+		  RecordPart *within)
+{
+	Reader		p = *r;
+
+	memset(parameters, 0, sizeof(*parameters));
+	memset(within, 0, sizeof(*within));
+	parameters->length = within->length = -1;
+	if ((flags & SPOOL_FLAG_PARTS) == 0)
+		return true;
+	skip_items(&p, nitems);
+	get_part(&p, parameters);
+	get_part(&p, within);
+	return p.ok;
+}
+
 /* Is there a whole, intact record at buf (len bytes available)? */
 static bool
 record_ok(const char *buf, size_t avail, uint32 *len)
@@ -1136,6 +1255,8 @@ flush_group(LockboxCall *call, RunGroup *g, const char *file,
 	int64		qlen;
 	uint32		nitems;
 	int			rows = 0;
+	RecordPart	parameters;
+	RecordPart	within;
 
 	if (!g->active)
 		return 0;
@@ -1152,7 +1273,7 @@ flush_group(LockboxCall *call, RunGroup *g, const char *file,
 	sha = get_str(&r);
 	qlen = get_int64(&r);
 	nitems = get_uint32(&r);
-	if (!r.ok)
+	if (!r.ok || !get_parts(&r, h.flags, nitems, &parameters, &within))
 	{
 		ereport(WARNING,
 				(errmsg("skipping a malformed record in lockbox spool file \"%s\"",
@@ -1177,6 +1298,12 @@ flush_group(LockboxCall *call, RunGroup *g, const char *file,
 			access.query = query;
 			access.query_length = qlen;
 			access.query_sha256 = *sha ? sha : NULL;
+			access.parameters = parameters.text;
+			access.parameters_length = parameters.length;
+			access.parameters_sha256 = parameters.sha256;
+			access.within = within.text;
+			access.within_length = within.length;
+			access.within_sha256 = within.sha256;
 			access.reason = h.outcome == LB_REFUSED ? reason : NULL;
 			access.pid = h.pid;
 			access.node = (node != NULL &&
@@ -1733,6 +1860,15 @@ check_forwarded(const char *buf, size_t len)
 				r.p += (size_t) nreq * sizeof(int64);
 				rec_rows += Max(nreq, 1);
 			}
+			/* the bound values and the client's statement (from 1.6) */
+			for (int i = 0; i < 2 && r.ok && (h.flags & SPOOL_FLAG_PARTS); i++)
+			{
+				if (get_int64(&r) >= 0)
+				{
+					(void) forwarded_str(&r);
+					(void) forwarded_str(&r);
+				}
+			}
 			if (!r.ok || r.p != r.end)
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -2147,6 +2283,8 @@ lockbox_spool_log(const char *buf, size_t len, const char *node)
 				   *query;
 		uint32		nitems;
 		const char *event;
+		RecordPart	parameters;
+		RecordPart	within;
 
 		if (!record_ok(buf + pos, len - pos, &rlen))
 			break;
@@ -2166,6 +2304,8 @@ lockbox_spool_log(const char *buf, size_t len, const char *node)
 		(void) get_str(&r);		/* sha256 */
 		(void) get_int64(&r);	/* length */
 		nitems = get_uint32(&r);
+		if (!r.ok || !get_parts(&r, h.flags, nitems, &parameters, &within))
+			continue;
 		for (uint32 i = 0; i < nitems && r.ok; i++)
 		{
 			const char *relname = get_str(&r);
@@ -2194,6 +2334,10 @@ lockbox_spool_log(const char *buf, size_t len, const char *node)
 					initStringInfo(&detail);
 					lockbox_json_raw(&detail, "pid", psprintf("%d", h.pid));
 					lockbox_json_str(&detail, "query", query);
+					if (parameters.text)
+						lockbox_json_str(&detail, "parameters", parameters.text);
+					if (within.text)
+						lockbox_json_str(&detail, "within_query", within.text);
 					lockbox_json_str(&detail, "command", command);
 					lockbox_json_str(&detail, "relation", relname);
 					if (h.outcome == LB_REFUSED)

@@ -601,10 +601,30 @@ audit_row_hash_v2(const int64 *parents, const uint8 *parent_hashes, int nparents
 	hb_final(&hb, result);
 }
 
-/* A statement's digest: sha256 over its relation, command and text. */
+/*
+ * What a statement holds beside its text, from 1.6 (stored as NULL where
+ * there is none): the values bound to its parameters and the client's
+ * statement it ran within, each with, when cut, its whole length and
+ * sha256 (length -1: not cut).
+ */
+typedef struct StatementParts
+{
+	AuditStr	parameters;
+	int64		parameters_length;
+	AuditStr	parameters_sha256;
+	AuditStr	within;
+	int64		within_length;
+	AuditStr	within_sha256;
+} StatementParts;
+
+/*
+ * A statement's digest: sha256 over its relation, command and text, then,
+ * only when it has bound values or ran within another statement (from 1.6),
+ * those: a statement without them has the digest it had before.
+ */
 static void
 audit_statement_digest(AuditStr relation, AuditStr command, AuditStr query,
-					   uint8 *result)
+					   const StatementParts *parts, uint8 *result)
 {
 	HashBuf		hb;
 
@@ -613,6 +633,18 @@ audit_statement_digest(AuditStr relation, AuditStr command, AuditStr query,
 	hb_str(&hb, relation);
 	hb_str(&hb, command);
 	hb_str(&hb, query);
+	if (parts != NULL &&
+		(parts->parameters.data != NULL || parts->within.data != NULL))
+	{
+		hb_bytes(&hb, "p", 1);
+		hb_str(&hb, parts->parameters);
+		hb_int64(&hb, parts->parameters_length);
+		hb_str(&hb, parts->parameters_sha256);
+		hb_bytes(&hb, "w", 1);
+		hb_str(&hb, parts->within);
+		hb_int64(&hb, parts->within_length);
+		hb_str(&hb, parts->within_sha256);
+	}
 	hb_final(&hb, result);
 }
 
@@ -1315,8 +1347,11 @@ insert_access_row(Datum *values, const char *nulls)
 {
 	static SPIPlanPtr plan = NULL;
 	static const char *sql =
-		"WITH i AS (INSERT INTO lockbox.audit_statement (digest, relation, command, query)"
-		"           VALUES ($10, $11, $12, $13) ON CONFLICT (digest) DO NOTHING RETURNING id),"
+		"WITH i AS (INSERT INTO lockbox.audit_statement (digest, relation, command, query,"
+		"                  parameters, parameters_length, parameters_sha256,"
+		"                  within_query, within_length, within_sha256)"
+		"           VALUES ($10, $11, $12, $13, $21, $22, $23, $24, $25, $26)"
+		"           ON CONFLICT (digest) DO NOTHING RETURNING id),"
 		"     s AS (SELECT i.id FROM i UNION ALL"
 		"           (SELECT s.id FROM lockbox.audit_statement s"
 		"             WHERE s.digest OPERATOR(pg_catalog.=) $10) LIMIT 1)"
@@ -1325,13 +1360,15 @@ insert_access_row(Datum *values, const char *nulls)
 		"        last_at_usec, reason, node, query_length, query_sha256)"
 		" SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, s.id, $14, $15, $16, $17, $18,"
 		"        $19, $20 FROM s";
-	static Oid	argtypes[20] = {INT8OID, TIMESTAMPTZOID, TEXTOID, TEXTOID, TEXTOID,
+	static Oid	argtypes[26] = {INT8OID, TIMESTAMPTZOID, TEXTOID, TEXTOID, TEXTOID,
 		INT8OID, TEXTOID, INT8ARRAYOID, BYTEAOID,
 		/* $10 .. $13: the statement */
 		BYTEAOID, TEXTOID, TEXTOID, TEXTOID,
-	INT4OID, INT4OID, INT8OID, TEXTOID, TEXTOID, INT8OID, TEXTOID};
+		INT4OID, INT4OID, INT8OID, TEXTOID, TEXTOID, INT8OID, TEXTOID,
+		/* $21 .. $26: the statement's bound values and client statement */
+	TEXTOID, INT8OID, TEXTOID, TEXTOID, INT8OID, TEXTOID};
 
-	if (lockbox_exec(&plan, sql, 20, argtypes, values, nulls, 0) != SPI_OK_INSERT)
+	if (lockbox_exec(&plan, sql, 26, argtypes, values, nulls, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not append to lockbox.audit_log");
 	return SPI_processed == 1;
 }
@@ -1350,9 +1387,10 @@ lockbox_audit_access(LockboxCall *call, const char *event, int64 request_id,
 	NewRow		nr;
 	AuditContent content = {0};
 	uint8		digest[AUDIT_HASH_LEN];
-	Datum		values[20];
-	char		nulls[20];
+	Datum		values[26];
+	char		nulls[26];
 	Datum	   *parent_datums;
+	StatementParts parts;
 	bytea	   *hash;
 	bytea	   *digest_b;
 	int64		statements = Max(a->statements, 1);
@@ -1360,8 +1398,14 @@ lockbox_audit_access(LockboxCall *call, const char *event, int64 request_id,
 
 	begin_row(call, &nr);
 
+	parts.parameters = audit_cstr(a->parameters);
+	parts.parameters_length = a->parameters && a->parameters_sha256 ? a->parameters_length : -1;
+	parts.parameters_sha256 = audit_cstr(a->parameters ? a->parameters_sha256 : NULL);
+	parts.within = audit_cstr(a->within);
+	parts.within_length = a->within && a->within_sha256 ? a->within_length : -1;
+	parts.within_sha256 = audit_cstr(a->within ? a->within_sha256 : NULL);
 	audit_statement_digest(audit_cstr(a->relation), audit_cstr(a->command),
-						   audit_cstr(a->query), digest);
+						   audit_cstr(a->query), &parts, digest);
 
 	content.statement = digest;
 	content.pid = a->pid;
@@ -1422,6 +1466,18 @@ lockbox_audit_access(LockboxCall *call, const char *event, int64 request_id,
 	nulls[18] = a->query_sha256 ? ' ' : 'n';
 	values[19] = a->query_sha256 ? CStringGetTextDatum(a->query_sha256) : (Datum) 0;
 	nulls[19] = a->query_sha256 ? ' ' : 'n';
+	values[20] = parts.parameters.data ? CStringGetTextDatum(parts.parameters.data) : (Datum) 0;
+	nulls[20] = parts.parameters.data ? ' ' : 'n';
+	values[21] = Int64GetDatum(parts.parameters_length);
+	nulls[21] = parts.parameters_length >= 0 ? ' ' : 'n';
+	values[22] = parts.parameters_sha256.data ? CStringGetTextDatum(parts.parameters_sha256.data) : (Datum) 0;
+	nulls[22] = parts.parameters_sha256.data ? ' ' : 'n';
+	values[23] = parts.within.data ? CStringGetTextDatum(parts.within.data) : (Datum) 0;
+	nulls[23] = parts.within.data ? ' ' : 'n';
+	values[24] = Int64GetDatum(parts.within_length);
+	nulls[24] = parts.within_length >= 0 ? ' ' : 'n';
+	values[25] = parts.within_sha256.data ? CStringGetTextDatum(parts.within_sha256.data) : (Datum) 0;
+	nulls[25] = parts.within_sha256.data ? ' ' : 'n';
 
 	for (int attempt = 0; !insert_access_row(values, nulls); attempt++)
 	{
@@ -1448,6 +1504,26 @@ lockbox_audit_access(LockboxCall *call, const char *event, int64 request_id,
 		{
 			lockbox_json_raw(&detail, "query_length", psprintf(INT64_FORMAT, a->query_length));
 			lockbox_json_str(&detail, "query_sha256", a->query_sha256);
+		}
+		if (parts.parameters.data)
+		{
+			lockbox_json_str(&detail, "parameters", parts.parameters.data);
+			if (parts.parameters_sha256.data)
+			{
+				lockbox_json_raw(&detail, "parameters_length",
+								 psprintf(INT64_FORMAT, parts.parameters_length));
+				lockbox_json_str(&detail, "parameters_sha256", parts.parameters_sha256.data);
+			}
+		}
+		if (parts.within.data)
+		{
+			lockbox_json_str(&detail, "within_query", parts.within.data);
+			if (parts.within_sha256.data)
+			{
+				lockbox_json_raw(&detail, "within_length",
+								 psprintf(INT64_FORMAT, parts.within_length));
+				lockbox_json_str(&detail, "within_sha256", parts.within_sha256.data);
+			}
 		}
 		if (a->reason)
 			lockbox_json_str(&detail, "reason", a->reason);
@@ -1628,6 +1704,21 @@ typedef struct StatementEntry
 } StatementEntry;
 
 /*
+ * A statement's parts from six stored values: parameters, parameters_length,
+ * parameters_sha256, within_query, within_length, within_sha256.
+ */
+static void
+statement_parts(const Datum *vals, const bool *nulls, StatementParts *parts)
+{
+	parts->parameters = datum_str(vals[0], nulls[0]);
+	parts->parameters_length = nulls[1] ? -1 : DatumGetInt64(vals[1]);
+	parts->parameters_sha256 = datum_str(vals[2], nulls[2]);
+	parts->within = datum_str(vals[3], nulls[3]);
+	parts->within_length = nulls[4] ? -1 : DatumGetInt64(vals[4]);
+	parts->within_sha256 = datum_str(vals[5], nulls[5]);
+}
+
+/*
  * The digest of every statement of lockbox.audit_statement, recomputed from
  * its text (the stored digest is only for finding a statement again), by
  * id.  Read with a snapshot taken after the rows': every statement a row
@@ -1649,7 +1740,9 @@ statement_digests(void)
 	PushActiveSnapshot(GetLatestSnapshot());
 	portal = SPI_cursor_open("lockbox_verify_statements",
 							 lockbox_prepare(&plan,
-											 "SELECT id, relation, command, query"
+											 "SELECT id, relation, command, query,"
+											 "       parameters, parameters_length, parameters_sha256,"
+											 "       within_query, within_length, within_sha256"
 											 "  FROM lockbox.audit_statement",
 											 0, NULL),
 							 NULL, NULL, true);
@@ -1661,18 +1754,21 @@ statement_digests(void)
 			break;
 		for (uint64 i = 0; i < SPI_processed; i++)
 		{
-			Datum		vals[4];
-			bool		nulls[4];
+			Datum		vals[10];
+			bool		nulls[10];
 			int64		id;
 			StatementEntry *e;
+			StatementParts parts;
 
 			heap_deform_tuple(SPI_tuptable->vals[i], SPI_tuptable->tupdesc,
 							  vals, nulls);
 			id = DatumGetInt64(vals[0]);
 			e = hash_search(htab, &id, HASH_ENTER, NULL);
+			statement_parts(vals + 4, nulls + 4, &parts);
 			audit_statement_digest(datum_str(vals[1], nulls[1]),
 								   datum_str(vals[2], nulls[2]),
-								   datum_str(vals[3], nulls[3]), e->digest);
+								   datum_str(vals[3], nulls[3]), &parts,
+								   e->digest);
 		}
 		SPI_freetuptable(SPI_tuptable);
 	}
@@ -1830,10 +1926,29 @@ parent_hash(RingEntry *ring, int64 seq, uint8 *hash, bool may_query,
 	" a.hash_v1, a.statement_id, a.pid, a.statements, a.last_at_usec," \
 	" a.query_length, a.query_sha256, a.reason, a.node"
 #define VERIFY_NCOLUMNS 19
-/* and from an archive, the text of the statement an access row names */
+/*
+ * and from an archive, the statement an access row names (its bound values
+ * and the client's statement from 1.6: archives made before have none)
+ */
 #define VERIFY_ARCHIVE_COLUMNS \
 	VERIFY_COLUMNS ", a.statement_relation, a.statement_command, a.statement_query"
-#define VERIFY_ARCHIVE_NCOLUMNS (VERIFY_NCOLUMNS + 3)
+#define VERIFY_ARCHIVE_PARTS \
+	", a.statement_parameters, a.statement_parameters_length," \
+	" a.statement_parameters_sha256, a.statement_within_query," \
+	" a.statement_within_length, a.statement_within_sha256"
+#define VERIFY_ARCHIVE_NO_PARTS \
+	", NULL::pg_catalog.text, NULL::pg_catalog.int8, NULL::pg_catalog.text," \
+	" NULL::pg_catalog.text, NULL::pg_catalog.int8, NULL::pg_catalog.text"
+#define VERIFY_ARCHIVE_NCOLUMNS (VERIFY_NCOLUMNS + 9)
+
+/* What an archive's rows are read as. */
+static const char *
+archive_columns(ArchiveSource *archive)
+{
+	if (get_attnum(archive->relid, "statement_parameters") != InvalidAttrNumber)
+		return VERIFY_ARCHIVE_COLUMNS VERIFY_ARCHIVE_PARTS;
+	return VERIFY_ARCHIVE_COLUMNS VERIFY_ARCHIVE_NO_PARTS;
+}
 
 /*
  * The seqs seen so far, when rows come in physical order: one bit per seq,
@@ -1991,11 +2106,15 @@ verify_row_hash(VerifyState *st, int64 seq, Datum *vals, bool *nulls,
 		else if (st->archive != NULL)
 		{
 			/* an archive carries the statement in the row itself */
+			StatementParts parts;
+
 			if (nulls[11] || nulls[19] || nulls[20] || nulls[21])
 				return false;
+			statement_parts(vals + 22, nulls + 22, &parts);
 			audit_statement_digest(datum_str(vals[19], false),
 								   datum_str(vals[20], false),
-								   datum_str(vals[21], false), statement_digest);
+								   datum_str(vals[21], false), &parts,
+								   statement_digest);
 			content.statement = statement_digest;
 		}
 		else
@@ -2210,8 +2329,9 @@ verify_deferred(VerifyState *st)
 
 	if (st->deferred != NIL && st->archive != NULL)
 	{
-		archive_plan = SPI_prepare(psprintf("SELECT " VERIFY_ARCHIVE_COLUMNS " FROM %s a"
+		archive_plan = SPI_prepare(psprintf("SELECT %s FROM %s a"
 											" WHERE a.seq OPERATOR(pg_catalog.=) $1",
+											archive_columns(st->archive),
 											st->archive->relname),
 								   1, argtypes);
 		if (archive_plan == NULL)
@@ -2588,9 +2708,10 @@ archive_rows_plan(ArchiveSource *archive)
 	Oid			argtypes[1] = {INT8OID};
 	SPIPlanPtr	plan;
 
-	plan = SPI_prepare(psprintf("SELECT " VERIFY_ARCHIVE_COLUMNS " FROM %s a"
+	plan = SPI_prepare(psprintf("SELECT %s FROM %s a"
 								" WHERE $1 OPERATOR(pg_catalog.=) 0"
-								" ORDER BY a.seq", archive->relname),
+								" ORDER BY a.seq", archive_columns(archive),
+								archive->relname),
 					   1, argtypes);
 	if (plan == NULL)
 		elog(ERROR, "could not prepare reading %s: %s", archive->relname,

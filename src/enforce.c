@@ -177,12 +177,14 @@ static void refuse_prepare(Oid relid);
 /*
  * The engineer statement being checked, for the access log: its command,
  * its text and the values bound to its parameters; stmt_query is what the
- * access log keeps of them (statement_text), made when first needed.
+ * access log keeps of them (recorded_query), made when first needed
+ * (stmt_query_made).
  */
 static const char *stmt_command = "";
 static const char *stmt_source = "";
 static ParamListInfo stmt_params = NULL;
-static const char *stmt_query = NULL;
+static LockboxQuery stmt_query;
+static bool stmt_query_made = false;
 
 /*
  * A cursor WITH HOLD being declared (DECLARE ... WITH HOLD under way): its
@@ -211,7 +213,7 @@ typedef struct OpenStatement
 	SubTransactionId subid;		/* started in (then merged into) */
 	Oid			user;			/* who started it */
 	const char *command;		/* as recorded */
-	const char *query;
+	LockboxQuery query;			/* as recorded (copies) */
 	int			n;
 	Oid		   *relids;
 	bool	   *write;
@@ -705,43 +707,34 @@ lockbox_enforce_role_inval(Datum arg, int cacheid, uint32 hashvalue)
 }
 
 /*
- * What the access log keeps of the statement: its text; then, when values
- * are bound to its parameters (EXECUTE of a prepared statement, the
- * extended protocol), the values; and when it runs inside another statement
- * the client sent (a function, a DO block, EXECUTE, a trigger), that
- * statement.  The text alone would not tell what an UPDATE with parameters
- * wrote, or which call of a function read the rows.  (The variables of a
- * PL/pgSQL statement are not bound values: the client's statement shows
- * the call.)  The whole is what lockbox.access_log_max_query bounds and
- * query_sha256 hashes.
+ * What the access log keeps of the statement: its text; when values are
+ * bound to its parameters (EXECUTE of a prepared statement, the extended
+ * protocol), the values; and when it runs inside another statement the
+ * client sent (a function, a DO block, EXECUTE, a trigger), that statement.
+ * The text alone would not tell what an UPDATE with parameters wrote, or
+ * which call of a function read the rows.  (The variables of a PL/pgSQL
+ * statement are not bound values: the client's statement shows the call.)
+ * Three fields, never joined into one text: the engineer writes the text
+ * and the values, and until 1.6, when they were appended to the text as
+ * comment lines, a text or a value holding such a line passed for them.
+ * lockbox.access_log_max_query bounds each.
  */
-static const char *
+static const LockboxQuery *
 recorded_query(void)
 {
-	StringInfoData buf;
-	char	   *values = NULL;
-	bool		nested;
-
-	if (stmt_query != NULL)
-		return stmt_query;
-	nested = debug_query_string != NULL && debug_query_string != stmt_source &&
-		strcmp(debug_query_string, stmt_source) != 0;
+	if (stmt_query_made)
+		return &stmt_query;
+	stmt_query.text = stmt_source;
+	stmt_query.parameters = NULL;
+	stmt_query.within = NULL;
+	if (debug_query_string != NULL && debug_query_string != stmt_source &&
+		strcmp(debug_query_string, stmt_source) != 0)
+		stmt_query.within = debug_query_string;
 	if (stmt_params != NULL && stmt_params->numParams > 0 &&
 		stmt_params->paramFetch == NULL && !IsAbortedTransactionBlockState())
-		values = BuildParamLogString(stmt_params, NULL, -1);
-	if (!nested && values == NULL)
-	{
-		stmt_query = stmt_source;
-		return stmt_query;
-	}
-	initStringInfo(&buf);
-	appendStringInfoString(&buf, stmt_source);
-	if (values != NULL)
-		appendStringInfo(&buf, "\n-- lockbox: parameters: %s", values);
-	if (nested)
-		appendStringInfo(&buf, "\n-- lockbox: within: %s", debug_query_string);
-	stmt_query = buf.data;
-	return stmt_query;
+		stmt_query.parameters = BuildParamLogString(stmt_params, NULL, -1);
+	stmt_query_made = true;
+	return &stmt_query;
 }
 
 /* The statement being checked, for the access log. */
@@ -751,7 +744,35 @@ set_statement(const char *command, const char *source, ParamListInfo params)
 	stmt_command = command;
 	stmt_source = source ? source : "";
 	stmt_params = params;
-	stmt_query = NULL;
+	stmt_query_made = false;
+}
+
+/* The statement being checked: one recorded before (an open statement's). */
+static void
+set_recorded_statement(const char *command, const LockboxQuery *query)
+{
+	set_statement(command, query->text, NULL);
+	stmt_query = *query;
+	stmt_query_made = true;
+}
+
+static char *
+pstrdup_or_null(const char *s)
+{
+	return s ? pstrdup(s) : NULL;
+}
+
+static void
+free_open_statement(OpenStatement *os)
+{
+	pfree(os->relids);
+	pfree(os->write);
+	pfree((char *) os->query.text);
+	if (os->query.parameters)
+		pfree((char *) os->query.parameters);
+	if (os->query.within)
+		pfree((char *) os->query.within);
+	pfree(os);
 }
 
 /*
@@ -1926,10 +1947,7 @@ forget_open_statement(QueryDesc *queryDesc)
 		if (os->queryDesc == queryDesc)
 		{
 			open_statements = foreach_delete_current(open_statements, lc);
-			pfree(os->relids);
-			pfree(os->write);
-			pfree((char *) os->query);
-			pfree(os);
+			free_open_statement(os);
 			return;
 		}
 	}
@@ -1960,7 +1978,13 @@ remember_open_statement(QueryDesc *queryDesc, Oid user, int nitems,
 	os->subid = GetCurrentSubTransactionId();
 	os->user = user;
 	os->command = stmt_command;
-	os->query = pstrdup(recorded_query());
+	{
+		const LockboxQuery *q = recorded_query();
+
+		os->query.text = pstrdup(q->text);
+		os->query.parameters = pstrdup_or_null(q->parameters);
+		os->query.within = pstrdup_or_null(q->within);
+	}
 	os->n = nitems;
 	os->relids = palloc(sizeof(Oid) * nitems);
 	os->write = palloc(sizeof(bool) * nitems);
@@ -2020,10 +2044,7 @@ lockbox_enforce_subxact(SubXactEvent event, SubTransactionId mySubid,
 			continue;
 		}
 		open_statements = foreach_delete_current(open_statements, lc);
-		pfree(os->relids);
-		pfree(os->write);
-		pfree((char *) os->query);
-		pfree(os);
+		free_open_statement(os);
 	}
 }
 
@@ -2309,8 +2330,7 @@ lockbox_enforce_executor_run(QueryDesc *queryDesc)
 	if (ActivePortal != NULL && ActivePortal->queryDesc == queryDesc &&
 		ActivePortal->holdStore != NULL)
 	{
-		set_statement(os->command, os->query, NULL);
-		stmt_query = stmt_source;
+		set_recorded_statement(os->command, &os->query);
 		refuse_held_cursor(os->relids[0]);
 	}
 
@@ -2335,8 +2355,7 @@ lockbox_enforce_executor_run(QueryDesc *queryDesc)
 		relname = lockbox_relname(os->relids[i]);
 		msg = psprintf("lockbox access to table \"%s\" ended while the statement reading it was open",
 					   relname);
-		set_statement("FETCH", os->query, NULL);
-		stmt_query = stmt_source;
+		set_recorded_statement("FETCH", &os->query);
 		record_refusal(os->relids[i], msg);
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),

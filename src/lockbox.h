@@ -175,6 +175,13 @@ typedef struct LockboxAccess
 	const char *query;			/* as recorded (maybe a prefix) */
 	int64		query_length;	/* with query_sha256: the full statement's */
 	const char *query_sha256;	/* NULL: query is the whole statement */
+	/* from 1.6, each bounded and marked as query (NULL: none) */
+	const char *parameters;		/* values bound to its parameters */
+	int64		parameters_length;
+	const char *parameters_sha256;
+	const char *within;			/* the client's statement it ran within */
+	int64		within_length;
+	const char *within_sha256;
 	const char *reason;			/* refused: why; else NULL */
 	int32		pid;
 	const char *node;			/* the standby it ran on, or NULL */
@@ -281,9 +288,23 @@ extern bool lockbox_access_log_sync;
 extern void lockbox_access_log_init(void);
 extern Size lockbox_access_shmem_size(void);
 extern void lockbox_access_shmem_init(void);
-extern void lockbox_access_allowed(const char *command, const char *query,
+/*
+ * What the access log keeps of an engineer's statement, as separate fields
+ * (from 1.6): its own text; the values bound to its parameters (NULL: none);
+ * the statement the client sent, when this one ran inside it (NULL: it is
+ * that statement).  Kept apart, so that nothing in the text or the values
+ * can pass for the others.
+ */
+typedef struct LockboxQuery
+{
+	const char *text;
+	const char *parameters;
+	const char *within;
+} LockboxQuery;
+
+extern void lockbox_access_allowed(const char *command, const LockboxQuery *query,
 								   int nitems, const LockboxAccessItem *items);
-extern void lockbox_access_refused(const char *command, const char *query,
+extern void lockbox_access_refused(const char *command, const LockboxQuery *query,
 								   Oid relid, int nrequests, int64 *requests,
 								   const char *reason);
 extern int64 lockbox_access_drain(LockboxCall *call, List **finished);
