@@ -147,6 +147,16 @@ ok($sb1->poll_query_until($db, q{SELECT count(*) = 1 FROM lockbox.access_log WHE
 like(slurp_file($sb1->logfile), qr/LOCKBOX: \{"at": "[^"]+", "event": "access", "actor": "sa_eng", "session_user": "sa_eng", "request_id": $r1, "node": "sb1", "detail": \{[^\n]*sb1 read/,
 	"sb1's server log has the forwarded statement's LOCKBOX line");
 
+# a statement's text, bound values and client statement travel apart (1.6)
+($out, $err) = as_eng($sb1, q{PREPARE sbp(int) AS SELECT /* sb1 parts */ count(*) FROM invoices WHERE id <> $1;
+EXECUTE sbp(7);});
+is($out, '2', 'sb1: a prepared statement executed with a value');
+ok( $primary->poll_query_until($db,
+		q{SELECT count(*) = 1 FROM lockbox.access_log
+		   WHERE query = 'PREPARE sbp(int) AS SELECT /* sb1 parts */ count(*) FROM invoices WHERE id <> $1;'
+			 AND parameters = '$1 = ''7''' AND within_query = 'EXECUTE sbp(7);' AND node = 'sb1'}),
+	'on the primary its text, value and EXECUTE are apart, as on a primary');
+
 # --- a record longer than a forwarded chunk -----------------------------------------
 $sb1->append_conf('postgresql.conf', "lockbox.access_log_max_query = '1MB'");
 $sb1->reload;
