@@ -217,17 +217,18 @@ $$;
 --
 -- lockbox.access_log is a union of branches, one per kind of caller, each
 -- guarded by a test the planner evaluates once.  A guard stops a branch from
--- running, not from being set up: every execution of the view set up every
--- branch's scans of every partition (the engineers', the approvers' four
--- tenants and the rest), about a millisecond of an auditor's hour.  From 1.6
--- each branch also bounds the time it reads by lockbox.sees_all_until(),
--- 'infinity' for the callers it is for and NULL for the others: the
--- partitions it reads are pruned when the execution starts, so a branch
--- that is not the caller's reads no partition at all (and one that is
--- reads what it read before).  The reviewers' and auditors' branch is
--- guarded by that bound alone: a NULL bound keeps every row out.  And a
--- row's last_at is its at, without arithmetic, when it records one
--- statement (last_at_usec NULL) and is not a row written before 1.3.
+-- running, not from being set up: every question set up the reviewers' and
+-- auditors' branch, its scan of every partition of the log, for engineers
+-- and approvers too (more with every month).  From 1.6 that branch bounds
+-- the time it reads by lockbox.sees_all_until(true): 'infinity' for
+-- reviewers and auditors, NULL for the others, which keeps every row out
+-- and lets the executor prune every partition when the question starts.
+-- That bound is its guard.  (The same bound on the engineers' and
+-- approvers' branches, for reviewers and auditors, cost engineers and
+-- approvers more than it saved auditors: it is evaluated again for each row
+-- a branch looks up; bench/README.md, "history", 1.6.)  And a row's last_at
+-- is its at, without arithmetic, when it records one statement
+-- (last_at_usec NULL) and is not a row written before 1.3.
 --
 -- The view gains, at the end, the parts of a statement (see "Statements
 -- recorded in parts" above): parameters, within_query, and, when they were
@@ -242,7 +243,7 @@ REVOKE ALL ON FUNCTION lockbox.sees_all_until(boolean) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION lockbox.sees_all_until(boolean)
 	TO lockbox_engineer, lockbox_reviewer, lockbox_approver, lockbox_auditor;
 COMMENT ON FUNCTION lockbox.sees_all_until(boolean) IS
-	'For lockbox.access_log: the latest time a branch reads, infinity when the calling role sees everything (for_all) or does not (not for_all), else NULL, which reads nothing and lets the planner prune every partition when the statement starts.';
+	'For lockbox.access_log: the latest time a branch reads, infinity when the calling role sees everything (for_all) or does not (not for_all), else NULL, which reads nothing and lets the executor prune every partition when the statement starts.';
 
 DO $views$
 DECLARE
@@ -258,8 +259,7 @@ DECLARE
 				   a.query_sha256, a.session_user_name, a.pid
 			  FROM lockbox.audit_log a
 			 WHERE a.at OPERATOR(pg_catalog.=) k.at
-			   AND a.seq OPERATOR(pg_catalog.=) k.seq
-			   AND a.at OPERATOR(pg_catalog.<=) lockbox.sees_all_until(false) OFFSET 0$c$;
+			   AND a.seq OPERATOR(pg_catalog.=) k.seq OFFSET 0$c$;
 	-- a row's last statement: at plus last_at_usec microseconds
 	last_at CONSTANT text := $c$CASE WHEN a.last_at_usec IS NULL AND a.detail IS NULL THEN a.at
 		   ELSE a.at OPERATOR(pg_catalog.+) (interval '1 microsecond' OPERATOR(pg_catalog.*)
@@ -308,7 +308,6 @@ BEGIN
 		   AND k.tenant OPERATOR(pg_catalog.=) (SELECT m.tenant FROM mine m
 					 WHERE m.n OPERATOR(pg_catalog.=) %1$s)
 		   AND k.event OPERATOR(pg_catalog.=) ANY ('{access,refused}'::pg_catalog.text[])
-		   AND k.at OPERATOR(pg_catalog.<=) lockbox.sees_all_until(false)
 		 ORDER BY k.at DESC)$b$, i, access_row), '' ORDER BY i)
 	  INTO access_slots FROM generate_series(1, slots) AS i;
 
@@ -327,12 +326,10 @@ WITH mine AS MATERIALIZED (
 							  WHERE q.tenant OPERATOR(pg_catalog.=) m.tenant
 								AND q.event OPERATOR(pg_catalog.=) ANY ('{access,refused}'::pg_catalog.text[])
 								AND q.at OPERATOR(pg_catalog.>=) (pg_catalog.statement_timestamp()
-									OPERATOR(pg_catalog.-) interval '7 days')
-								AND q.at OPERATOR(pg_catalog.<=) lockbox.sees_all_until(false)),
+									OPERATOR(pg_catalog.-) interval '7 days')),
 							(SELECT pg_catalog.max(q.at) FROM lockbox.audit_log q
 							  WHERE q.tenant OPERATOR(pg_catalog.=) m.tenant
-								AND q.event OPERATOR(pg_catalog.=) ANY ('{access,refused}'::pg_catalog.text[])
-								AND q.at OPERATOR(pg_catalog.<=) lockbox.sees_all_until(false))) END AS newest
+								AND q.event OPERATOR(pg_catalog.=) ANY ('{access,refused}'::pg_catalog.text[]))) END AS newest
 			  FROM (SELECT ap.tenant, pg_catalog.count(*) OVER () AS tenants
 					  FROM (SELECT DISTINCT ap.tenant FROM lockbox.approver ap
 							 WHERE lockbox.approves(ap.approver)) AS ap) AS m) AS t)
@@ -360,7 +357,6 @@ SELECT a.*
 		 WHERE NOT (SELECT lockbox.sees_all())
 		   AND k.actor OPERATOR(pg_catalog.=) pg_catalog."current_user"()::pg_catalog.text COLLATE pg_catalog."default"
 		   AND k.event OPERATOR(pg_catalog.=) ANY ('{access,refused}'::pg_catalog.text[])
-		   AND k.at OPERATOR(pg_catalog.<=) lockbox.sees_all_until(false)
 		 ORDER BY k.at DESC)%3$s
 		UNION ALL
 		-- approvers: the statements on their other tenants (the most recently
@@ -376,7 +372,6 @@ SELECT a.*
 		   -- (from their newest statement down: the newer ones are others')
 		   AND a.at OPERATOR(pg_catalog.<=) (SELECT pg_catalog.max(m.newest) FROM mine m
 					 WHERE m.n OPERATOR(pg_catalog.>) %4$s)
-		   AND a.at OPERATOR(pg_catalog.<=) lockbox.sees_all_until(false)
 		   AND %2$s
 		 ORDER BY a.at DESC)
 	  ) AS a

@@ -87,6 +87,8 @@ sub month_of_work
 		as_role('ret_rev', "SELECT lockbox_approve($id)");
 		as_role('ret_app', "SELECT lockbox_approve($id)");
 		as_role('ret_eng', "SELECT count(*) FROM acme_data");
+		# (a statement within a DO block: its client statement is a part)
+		as_role('ret_eng', 'DO $d$ BEGIN PERFORM count(*) FROM acme_data; END $d$');
 		as_role('ret_eng', "SELECT lockbox_close($id, 'resolved')");
 	}
 }
@@ -333,6 +335,10 @@ is(sql(q{SELECT count(*) > 0 AND bool_and(a.statement_query = s.query AND a.stat
 			AND a.statement_command = s.command)
 		  FROM lockbox_archive.audit_log_2026_01 a JOIN lockbox.audit_statement s ON s.id = a.statement_id}),
 	't', "January's access rows carry the text of their statements");
+is(sql(q{SELECT count(*) > 0 AND bool_and(a.statement_within_query = s.within_query)
+		  FROM lockbox_archive.audit_log_2026_01 a JOIN lockbox.audit_statement s ON s.id = a.statement_id
+		 WHERE s.within_query IS NOT NULL}),
+	't', "and their parts (1.6: the client's statement of one within a DO block)");
 is(sqlstate('ret_aud', "SELECT * FROM lockbox_verify_audit_archive('acme_data')"), '22023',
 	'a table that is no archive is refused');
 is(sqlstate('ret_eng', "SELECT * FROM lockbox_verify_audit_archive('lockbox_archive.audit_log_2026_01')"), '42501',
@@ -387,6 +393,14 @@ sql(qq{UPDATE lockbox_archive.audit_log_2026_02 SET statement_query = statement_
 is(sql("SELECT ok || ' ' || first_bad_seq FROM lockbox_verify_audit_archive('lockbox_archive.audit_log_2026_02')"),
 	"false $stmt_seq", "an edited statement text in an archive is detected");
 sql(qq{UPDATE lockbox_archive.audit_log_2026_02 SET statement_query = rtrim(statement_query, ' ') WHERE seq = $stmt_seq});
+is(sql("SELECT ok FROM lockbox_verify_audit_archive('lockbox_archive.audit_log_2026_02')"), 't',
+	'and verifies again once put back');
+my $within_seq = sql(q{SELECT min(seq) FROM lockbox_archive.audit_log_2026_02 WHERE statement_within_query IS NOT NULL});
+sql(qq{UPDATE lockbox_archive.audit_log_2026_02 SET statement_within_query = NULL WHERE seq = $within_seq});
+is(sql("SELECT ok || ' ' || first_bad_seq FROM lockbox_verify_audit_archive('lockbox_archive.audit_log_2026_02')"),
+	"false $within_seq", "an archived row's client statement taken out is detected");
+sql(qq{UPDATE lockbox_archive.audit_log_2026_02 a SET statement_within_query = s.within_query
+	FROM lockbox.audit_statement s WHERE s.id = a.statement_id AND a.seq = $within_seq});
 is(sql("SELECT ok FROM lockbox_verify_audit_archive('lockbox_archive.audit_log_2026_02')"), 't',
 	'and verifies again once put back');
 
