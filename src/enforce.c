@@ -55,6 +55,7 @@
 #include "funcapi.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
+#include "commands/dbcommands.h"
 #include "commands/defrem.h"
 #include "nodes/nodeFuncs.h"
 #include "nodes/parsenodes.h"
@@ -118,6 +119,8 @@ typedef struct EnforceCache
 	uint64		watched_invals; /* watched_invals when loaded */
 	bool		valid;
 	bool		installed;		/* lockbox exists in this database */
+	bool		copied;			/* a copy not adopted (identity.c) */
+	int64		void_through;	/* requests up to this id are void here */
 	HTAB	   *protected;		/* relid -> ProtectedRel */
 	Oid			grants_user;	/* grants below are this role's */
 	bool		grants_valid;
@@ -213,8 +216,11 @@ typedef struct OpenStatement
 	const char *command;		/* as recorded */
 	const char *query;
 	int			n;
+	int			nnamed;			/* the first nnamed are named by it */
 	Oid		   *relids;
 	bool	   *write;
+	int		   *nrequests;		/* the requests it was allowed under */
+	int64	  **requests;
 } OpenStatement;
 
 static List *open_statements = NIL;
@@ -226,6 +232,38 @@ static MemoryContext open_cxt = NULL;
  * writes be committed, and its locks held, after the access ended.
  */
 static Oid	xact_reached = InvalidOid;
+
+/*
+ * What this transaction's engineer statements wrote into protected tables,
+ * and under which requests: each of them must still be open when the
+ * transaction commits (check_commit), or the writes would be committed after
+ * the access that allowed them ended -- a revocation, a close or the
+ * window's end while the transaction stayed open.  One entry per engineer,
+ * relation and set of requests (a loop of writes adds one), in the
+ * subtransaction that first made it (dropped when that one aborts).
+ */
+typedef struct XactWrite
+{
+	SubTransactionId subid;
+	Oid			user;
+	Oid			relid;
+	int			nrequests;
+	int64	   *requests;
+	const char *query;			/* the first statement that wrote so */
+} XactWrite;
+
+static List *xact_writes = NIL;
+static MemoryContext xact_writes_cxt = NULL;
+
+/*
+ * A statement's failure in a lockbox check made while it ran (a row the
+ * policies refuse) is recorded as a refusal once, by the innermost engineer
+ * statement it fails: the statements around it see it fail too.
+ */
+static bool run_failure_recorded = false;
+
+static void forget_xact_writes(void);
+static void check_commit(void);
 
 /* ---------------------------------------------------------------------
  * Shared generation
@@ -304,6 +342,8 @@ lockbox_enforce_xact(XactEvent event)
 {
 	if (event == XACT_EVENT_PRE_PREPARE && OidIsValid(xact_reached))
 		refuse_prepare(xact_reached);
+	if (event == XACT_EVENT_PRE_COMMIT && xact_writes != NIL)
+		check_commit();
 	switch (event)
 	{
 		case XACT_EVENT_COMMIT:
@@ -312,7 +352,9 @@ lockbox_enforce_xact(XactEvent event)
 		case XACT_EVENT_PARALLEL_COMMIT:
 		case XACT_EVENT_PARALLEL_ABORT:
 			forget_open_statements();
+			forget_xact_writes();
 			xact_reached = InvalidOid;
+			run_failure_recorded = false;
 			break;
 		default:
 			break;
@@ -366,6 +408,8 @@ load_protected(void)
 	HASHCTL		ctl;
 
 	cache.installed = lockbox_installed();
+	cache.copied = false;
+	cache.void_through = 0;
 	watched_relid = cache.installed ? access_signal_relid() : InvalidOid;
 	ctl.keysize = sizeof(Oid);
 	ctl.entrysize = sizeof(ProtectedRel);
@@ -395,6 +439,7 @@ load_protected(void)
 			p->tenant_column = column ? MemoryContextStrdup(cache.cxt, column) : NULL;
 		}
 		lockbox_leave(&call);
+		cache.copied = lockbox_database_copy(NULL, &cache.void_through);
 	}
 	cache.valid = true;
 }
@@ -440,11 +485,23 @@ current_grants_for(Oid user)
 		cache.grants_valid = false;
 		cache.grants_version++;
 	}
+	/* (whether this database is a copy, and what is void in it) */
+	if (!cache.valid)
+		load_protected();
+	if (!cache.grants_valid && cache.copied)
+	{
+		/* a copied database not adopted: no request grants access */
+		cache.grants_user = user;
+		cache.grants_until = DT_NOEND;
+		cache.grants_valid = true;
+		cache.grants_version++;
+	}
 	if (!cache.grants_valid)
 	{
 		LockboxCall call;
-		Oid			argtypes[2] = {REGROLEOID, TIMESTAMPTZOID};
-		Datum		values[2] = {ObjectIdGetDatum(user), TimestampTzGetDatum(now)};
+		Oid			argtypes[3] = {REGROLEOID, TIMESTAMPTZOID, INT8OID};
+		Datum		values[3] = {ObjectIdGetDatum(user), TimestampTzGetDatum(now),
+		Int64GetDatum(cache.void_through)};
 		TimestampTz until = DT_NOEND;
 
 		static SPIPlanPtr plan = NULL;
@@ -467,8 +524,9 @@ current_grants_for(Oid user)
 						"   AND lockbox.request_state(r.state, r.deadline, r.access_ends_at,"
 						"         EXISTS (SELECT 1 FROM lockbox.revocation v"
 						"                  WHERE v.request_id OPERATOR(pg_catalog.=) r.id),"
-						"         $2) OPERATOR(pg_catalog.=) 'approved'",
-						2, argtypes);
+						"         $2) OPERATOR(pg_catalog.=) 'approved'"
+						"   AND r.id OPERATOR(pg_catalog.>) $3",
+						3, argtypes);
 		/*
 		 * (During a parallel operation no new snapshot can be taken: the
 		 * statement's own, which its leader's check read with the latest,
@@ -820,6 +878,17 @@ refuse_no_access(Oid relid, bool write, bool has_read)
 				 errdetail("Your approved lockbox requests for this table grant read access only."),
 				 errhint("Ask for write access with lockbox_request(tenant, reason, tables => '{%s}', access => 'write').",
 						 relname)));
+	}
+	if (cache.copied)
+	{
+		msg = psprintf("no lockbox access to table \"%s\": database \"%s\" is a copy of another database",
+					   relname, get_database_name(MyDatabaseId));
+		record_refusal(relid, msg);
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("%s", msg),
+				 errdetail("Lockbox's requests here were copied with the database (CREATE DATABASE ... TEMPLATE); the tenants approved them for the database copied, so none grants access here."),
+				 errhint("A superuser or the extension owner runs SELECT lockbox_adopt_database() in this database; then file a new request.")));
 	}
 	msg = psprintf("no approved lockbox access to table \"%s\"", relname);
 	record_refusal(relid, msg);
@@ -1914,6 +1983,22 @@ refuse_held_cursor(Oid relid)
 			 errhint("Declare the cursor without WITH HOLD, or commit after the loop.")));
 }
 
+static void remember_xact_write(Oid user, const LockboxAccessItem *item,
+								const char *query);
+
+static void
+free_open_statement(OpenStatement *os)
+{
+	for (int i = 0; i < os->n; i++)
+		pfree(os->requests[i]);
+	pfree(os->requests);
+	pfree(os->nrequests);
+	pfree(os->relids);
+	pfree(os->write);
+	pfree((char *) os->query);
+	pfree(os);
+}
+
 static void
 forget_open_statement(QueryDesc *queryDesc)
 {
@@ -1926,10 +2011,7 @@ forget_open_statement(QueryDesc *queryDesc)
 		if (os->queryDesc == queryDesc)
 		{
 			open_statements = foreach_delete_current(open_statements, lc);
-			pfree(os->relids);
-			pfree(os->write);
-			pfree((char *) os->query);
-			pfree(os);
+			free_open_statement(os);
 			return;
 		}
 	}
@@ -1962,15 +2044,250 @@ remember_open_statement(QueryDesc *queryDesc, Oid user, int nitems,
 	os->command = stmt_command;
 	os->query = pstrdup(recorded_query());
 	os->n = nitems;
+	os->nnamed = nnamed;
 	os->relids = palloc(sizeof(Oid) * nitems);
 	os->write = palloc(sizeof(bool) * nitems);
+	os->nrequests = palloc(sizeof(int) * nitems);
+	os->requests = palloc(sizeof(int64 *) * nitems);
 	for (int i = 0; i < nitems; i++)
 	{
 		os->relids[i] = items[i].relid;
 		os->write[i] = i >= nnamed || writes[i];
+		os->nrequests[i] = items[i].nrequests;
+		os->requests[i] = palloc(sizeof(int64) * Max(1, items[i].nrequests));
+		if (items[i].nrequests > 0)
+			memcpy(os->requests[i], items[i].requests,
+				   sizeof(int64) * items[i].nrequests);
 	}
 	open_statements = lappend(open_statements, os);
 	MemoryContextSwitchTo(old);
+
+	for (int i = 0; i < nitems; i++)
+	{
+		if (os->write[i])
+			remember_xact_write(user, &items[i], os->query);
+	}
+}
+
+/* An engineer statement writes into a protected table: see XactWrite. */
+static void
+remember_xact_write(Oid user, const LockboxAccessItem *item, const char *query)
+{
+	ListCell   *lc;
+	MemoryContext old;
+	XactWrite  *w;
+
+	foreach(lc, xact_writes)
+	{
+		w = (XactWrite *) lfirst(lc);
+
+		/*
+		 * (an entry kept is of this subtransaction or of one it is part of,
+		 * so it lasts at least as long as this write would)
+		 */
+		if (w->user == user && w->relid == item->relid &&
+			w->nrequests == item->nrequests &&
+			memcmp(w->requests, item->requests,
+				   sizeof(int64) * item->nrequests) == 0)
+			return;
+	}
+	if (xact_writes_cxt == NULL)
+		xact_writes_cxt = AllocSetContextCreate(TopMemoryContext,
+												"lockbox transaction writes",
+												ALLOCSET_SMALL_SIZES);
+	old = MemoryContextSwitchTo(xact_writes_cxt);
+	w = palloc(sizeof(XactWrite));
+	w->subid = GetCurrentSubTransactionId();
+	w->user = user;
+	w->relid = item->relid;
+	w->nrequests = item->nrequests;
+	w->requests = palloc(sizeof(int64) * Max(1, item->nrequests));
+	if (item->nrequests > 0)
+		memcpy(w->requests, item->requests, sizeof(int64) * item->nrequests);
+	w->query = pstrdup(query);
+	xact_writes = lappend(xact_writes, w);
+	MemoryContextSwitchTo(old);
+}
+
+static void
+forget_xact_writes(void)
+{
+	xact_writes = NIL;
+	if (xact_writes_cxt != NULL)
+		MemoryContextReset(xact_writes_cxt);
+}
+
+/*
+ * Did this transaction itself end request id (lockbox_close, lockbox_revoke),
+ * before its window's end?  Then the writes made under it commit together
+ * with its end, not after it.
+ */
+static bool
+ended_here(int64 id)
+{
+	LockboxCall call;
+	static SPIPlanPtr plan = NULL;
+	Oid			argtypes[1] = {INT8OID};
+	Datum		values[1] = {Int64GetDatum(id)};
+	bool		here = false;
+	Snapshot	snap;
+	int			ret;
+
+	lockbox_enter_read(&call);
+	lockbox_prepare(&plan,
+					"SELECT r.xmin, r.access_ends_at FROM lockbox.request r"
+					" WHERE r.id OPERATOR(pg_catalog.=) $1",
+					1, argtypes);
+	/* (at commit no snapshot is active: the latest, as for the grants) */
+	snap = RegisterSnapshot(GetLatestSnapshot());
+	ret = SPI_execute_snapshot(plan, values, NULL, snap, InvalidSnapshot,
+							   true, false, 1);
+	UnregisterSnapshot(snap);
+	if (ret == SPI_OK_SELECT && SPI_processed == 1)
+	{
+		bool		isnull;
+		bool		isnull2;
+		TransactionId xmin = DatumGetTransactionId(SPI_getbinval(SPI_tuptable->vals[0],
+																 SPI_tuptable->tupdesc, 1, &isnull));
+		Datum		ends = SPI_getbinval(SPI_tuptable->vals[0],
+										 SPI_tuptable->tupdesc, 2, &isnull2);
+
+		here = !isnull && !isnull2 && TransactionIdIsCurrentTransactionId(xmin) &&
+			GetCurrentTimestamp() < DatumGetTimestampTz(ends);
+	}
+	lockbox_leave(&call);
+	return here;
+}
+
+/*
+ * The transaction commits: every request its engineer statements wrote into
+ * protected tables under must still be open now -- approved, its window not
+ * over, not revoked (read with the latest snapshot, against the clock, as
+ * at every statement).  Otherwise the writes would outlive the access that
+ * allowed them (an engineer keeping a transaction open across a revocation
+ * or the window's end; the session is ended only a moment later, or never
+ * with lockbox.terminate_sessions off): the commit fails, and the
+ * transaction rolls back.  All of them, not any: a statement under two
+ * requests may have written rows of either tenant.
+ */
+static void
+check_commit(void)
+{
+	ListCell   *lc;
+
+	/* (no snapshot is active at commit: lockbox's reads need one) */
+	PushActiveSnapshot(GetTransactionSnapshot());
+	foreach(lc, xact_writes)
+	{
+		XactWrite  *w = (XactWrite *) lfirst(lc);
+
+		for (int i = 0; i < w->nrequests; i++)
+		{
+			bool		open = false;
+			ListCell   *lc2;
+			char	   *relname;
+			char	   *msg;
+
+			foreach(lc2, current_grants_for(w->user))
+			{
+				Grant	   *g = (Grant *) lfirst(lc2);
+
+				if (g->request_id == w->requests[i] && g->relid == w->relid &&
+					g->write)
+				{
+					open = true;
+					break;
+				}
+			}
+			if (open || ended_here(w->requests[i]))
+				continue;
+			relname = lockbox_relname(w->relid);
+			msg = psprintf("lockbox access to table \"%s\" under request " INT64_FORMAT " ended before the transaction writing it committed",
+						   relname, w->requests[i]);
+			set_statement("COMMIT", w->query, NULL);
+			stmt_query = stmt_source;
+			lockbox_count(LB_REFUSALS);
+			lockbox_access_refused(stmt_command, stmt_query, w->relid, 1,
+								   &w->requests[i], msg);
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("%s", msg),
+					 errdetail("The transaction wrote into the table under approved lockbox request " INT64_FORMAT ", which has since been closed or revoked, or whose window has ended; its writes are rolled back.",
+							   w->requests[i]),
+					 errhint("Ask for access again with lockbox_request(tenant, reason, tables => '{%s}', access => 'write'), and commit while it is open.",
+							 relname)));
+		}
+	}
+	PopActiveSnapshot();
+}
+
+/*
+ * An engineer statement that reached protected tables failed while it ran.
+ * When a lockbox check made during the run refused it -- a row lockbox's
+ * policies refuse to write (42501, "new row violates row-level security
+ * policy", WITH CHECK; "target row ..." of ON CONFLICT DO UPDATE and MERGE)
+ * -- it is recorded as refused, with the error's message as the reason, as
+ * the refusals made before it ran are: its record made before it ran says
+ * only that it started.  Runs in the error's PG_CATCH, before the
+ * transaction is aborted; every other error is no lockbox refusal.
+ */
+void
+lockbox_enforce_run_failed(QueryDesc *queryDesc)
+{
+	ListCell   *lc;
+	OpenStatement *os = NULL;
+	ErrorData  *edata;
+	MemoryContext old;
+	bool		matched = false;
+
+	if (run_failure_recorded || open_statements == NIL)
+		return;
+	foreach(lc, open_statements)
+	{
+		if (((OpenStatement *) lfirst(lc))->queryDesc == queryDesc)
+		{
+			os = (OpenStatement *) lfirst(lc);
+			break;
+		}
+	}
+	if (os == NULL)
+		return;
+	old = MemoryContextSwitchTo(open_cxt);
+	edata = CopyErrorData();
+	MemoryContextSwitchTo(old);
+	if (edata->sqlerrcode != ERRCODE_INSUFFICIENT_PRIVILEGE ||
+		edata->message_id == NULL ||
+		(strncmp(edata->message_id, "new row violates row-level security policy", 42) != 0 &&
+		 strncmp(edata->message_id, "target row violates row-level security policy", 45) != 0))
+	{
+		FreeErrorData(edata);
+		return;
+	}
+	run_failure_recorded = true;
+
+	/*
+	 * The table the policy refused is the written one the message names (as
+	 * named in the statement); when none matches, every table it writes.
+	 */
+	for (int pass = 0; pass < 2 && !matched; pass++)
+	{
+		for (int i = 0; i < os->nnamed; i++)
+		{
+			char	   *quoted;
+
+			if (!os->write[i])
+				continue;
+			quoted = psprintf("\"%s\"", get_rel_name(os->relids[i]));
+			if (pass == 0 && strstr(edata->message, quoted) == NULL)
+				continue;
+			matched = true;
+			lockbox_count(LB_REFUSALS);
+			lockbox_access_refused(os->command, os->query, os->relids[i],
+								   os->nrequests[i], os->requests[i],
+								   edata->message);
+		}
+	}
+	FreeErrorData(edata);
 }
 
 /*
@@ -2020,11 +2337,26 @@ lockbox_enforce_subxact(SubXactEvent event, SubTransactionId mySubid,
 			continue;
 		}
 		open_statements = foreach_delete_current(open_statements, lc);
-		pfree(os->relids);
-		pfree(os->write);
-		pfree((char *) os->query);
-		pfree(os);
+		free_open_statement(os);
 	}
+	foreach(lc, xact_writes)
+	{
+		XactWrite  *w = (XactWrite *) lfirst(lc);
+
+		if (w->subid != mySubid)
+			continue;
+		if (event == SUBXACT_EVENT_COMMIT_SUB)
+		{
+			w->subid = parentSubid;
+			continue;
+		}
+		xact_writes = foreach_delete_current(xact_writes, lc);
+		pfree(w->requests);
+		pfree((char *) w->query);
+		pfree(w);
+	}
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+		run_failure_recorded = false;
 }
 
 /* The transaction ended: so did every statement of it (see OpenStatement). */
@@ -2132,6 +2464,31 @@ refuse_switched_statement(QueryDesc *queryDesc)
 }
 
 /*
+ * Is rti the EXCLUDED pseudo relation of an INSERT ... ON CONFLICT DO UPDATE
+ * of the statement (its own, or a data-modifying WITH's)?  It names the
+ * target table without privileges to check, as the planner's partitions and
+ * children do, but reads no row of it: it is the row being inserted.
+ */
+static bool
+excluded_rti(PlannedStmt *pstmt, int rti)
+{
+	ListCell   *lc;
+
+	if (pstmt->planTree != NULL && IsA(pstmt->planTree, ModifyTable) &&
+		((ModifyTable *) pstmt->planTree)->exclRelRTI == rti)
+		return true;
+	foreach(lc, pstmt->subplans)
+	{
+		Plan	   *plan = (Plan *) lfirst(lc);
+
+		if (plan != NULL && IsA(plan, ModifyTable) &&
+			((ModifyTable *) plan)->exclRelRTI == rti)
+			return true;
+	}
+	return false;
+}
+
+/*
  * An engineer's statement, before it runs: every relation it reaches that
  * holds protected rows -- named, added by the planner as a partition or
  * child, or read by a view or rule -- must be reached as an engineer (so
@@ -2155,6 +2512,7 @@ lockbox_enforce_executor_start(QueryDesc *queryDesc, int eflags)
 
 	/* (a QueryDesc at the address of one that ended without ExecutorEnd) */
 	forget_open_statement(queryDesc);
+	run_failure_recorded = false;
 	if (copy_to_recorded != NULL)
 	{
 		recorded = queryDesc->sourceText == copy_to_recorded &&
@@ -2225,6 +2583,9 @@ lockbox_enforce_executor_start(QueryDesc *queryDesc, int eflags)
 			continue;
 		target = protected_target(rte->relid);
 		if (!OidIsValid(target))
+			continue;
+		/* INSERT ... ON CONFLICT DO UPDATE's EXCLUDED: the row proposed */
+		if (excluded_rti(queryDesc->plannedstmt, rti))
 			continue;
 		/* up the AppendRelInfos to the relation the statement named */
 		for (int hops = 0; hops < list_length(rtable); hops++)

@@ -7,7 +7,8 @@
  *
  *	ExecutorStart		enforce.c: an engineer's statement on protected data
  *	ExecutorRun			enforce.c: each fetch of one that reached protected
- *						tables (its requests must still cover them)
+ *						tables (its requests must still cover them); a
+ *						run that lockbox's policies refuse is recorded
  *	ExecutorEnd			enforce.c: forgets it
  *	ProcessUtility		enforce.c: TRUNCATE, LOCK, COPY on protected data,
  *						EXPLAIN, DECLARE ... WITH HOLD; protect.c: DROP EXTENSION lockbox, and
@@ -18,7 +19,9 @@
  *	object access		protect.c: lockbox policies being dropped or altered
  *	syscache, relcache	enforce.c: its caches of engineers and ancestors
  *	emit_log			deadlines.c: the FATAL of a session lockbox ended says why
- *	transaction end		enforce.c (grants cache), protect.c (drops seen),
+ *	transaction end		enforce.c (grants cache; before commit: the requests
+ *						its engineers' writes ran under are still open),
+ *						protect.c (drops seen),
  *						worker.c (wake at commit),
  *						audit.c (the chain's tips)
  *	subtransaction end	enforce.c (statements under way), audit.c
@@ -71,10 +74,19 @@ lockbox_executor_run(QueryDesc *queryDesc, ScanDirection direction,
 					 uint64 count, bool execute_once)
 {
 	lockbox_enforce_executor_run(queryDesc);
-	if (prev_executor_run)
-		prev_executor_run(queryDesc, direction, count, execute_once);
-	else
-		standard_ExecutorRun(queryDesc, direction, count, execute_once);
+	PG_TRY();
+	{
+		if (prev_executor_run)
+			prev_executor_run(queryDesc, direction, count, execute_once);
+		else
+			standard_ExecutorRun(queryDesc, direction, count, execute_once);
+	}
+	PG_CATCH();
+	{
+		lockbox_enforce_run_failed(queryDesc);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
 }
 
 static void

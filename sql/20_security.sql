@@ -1,0 +1,120 @@
+--
+-- 20_security: lifecycle functions in a read-only transaction; an
+-- engineer's upsert; lockbox_adopt_database outside a copy.
+--
+-- Uses regress_try from 00_setup; its own roles, tenants and tables.
+--
+\set VERBOSITY default
+\set SHOW_CONTEXT never
+
+SET client_min_messages = warning;
+DROP ROLE IF EXISTS regress_sec_erin, regress_sec_mia, regress_sec_ada;
+RESET client_min_messages;
+
+CREATE ROLE regress_sec_erin IN ROLE lockbox_engineer;
+CREATE ROLE regress_sec_mia IN ROLE lockbox_reviewer;
+CREATE ROLE regress_sec_ada IN ROLE lockbox_approver;
+SELECT setval('lockbox.request_id_seq', 2000);
+SELECT lockbox_add_tenant('sec_acme');
+SELECT lockbox_add_tenant('sec_globex');
+SELECT lockbox_add_approver('sec_acme', 'regress_sec_ada');
+
+CREATE TABLE sec_orders (id int PRIMARY KEY, tenant text NOT NULL, note text);
+INSERT INTO sec_orders SELECT g, CASE WHEN g % 2 = 0 THEN 'sec_acme' ELSE 'sec_globex' END, 'n'
+  FROM generate_series(1, 10) g;
+SELECT lockbox_protect('sec_orders', tenant_column => 'tenant');
+
+-- ---------------------------------------------------------------------
+-- A read-only transaction (default_transaction_read_only, SET TRANSACTION
+-- READ ONLY): every function that changes lockbox's state is refused up
+-- front, 25006 with lockbox's message naming the function, never core's
+-- about the nextval() or UPDATE lockbox runs inside.
+-- ---------------------------------------------------------------------
+SET SESSION AUTHORIZATION regress_sec_erin;
+SELECT lockbox_request('sec_acme', 'Orders of acme look wrong', access => 'write') AS req \gset
+SET SESSION AUTHORIZATION regress_sec_mia;
+SET default_transaction_read_only = on;
+CALL regress_try(format('SELECT lockbox_approve(%s)', :req));
+CALL regress_try(format('SELECT lockbox_deny(%s, %L)', :req, 'not a good reason at all'));
+RESET default_transaction_read_only;
+SELECT lockbox_approve(:req);
+SET SESSION AUTHORIZATION regress_sec_ada;
+SELECT lockbox_approve(:req);
+SET SESSION AUTHORIZATION regress_sec_erin;
+SET default_transaction_read_only = on;
+CALL regress_try($$SELECT lockbox_request('sec_acme', 'Orders of acme look wrong')$$);
+CALL regress_try(format('SELECT lockbox_extend(%s, %L, %L)', :req, '1 hour', 'need more time here'));
+CALL regress_try(format('SELECT lockbox_close(%s)', :req));
+CALL regress_try(format('SELECT lockbox_cancel(%s)', :req));
+RESET default_transaction_read_only;
+BEGIN TRANSACTION READ ONLY;
+CALL regress_try($$SELECT lockbox_request('sec_acme', 'Orders of acme look wrong')$$);
+ROLLBACK;
+SET SESSION AUTHORIZATION regress_sec_ada;
+SET default_transaction_read_only = on;
+CALL regress_try(format('SELECT lockbox_revoke(%s, %L)', :req, 'the customer withdrew consent'));
+CALL regress_try($$SELECT lockbox_set_enabled('sec_acme', false)$$);
+RESET default_transaction_read_only;
+RESET SESSION AUTHORIZATION;
+SET default_transaction_read_only = on;
+CALL regress_try($$SELECT lockbox_add_tenant('sec_initech')$$);
+CALL regress_try($$SELECT lockbox_remove_tenant('sec_globex')$$);
+CALL regress_try($$SELECT lockbox_add_approver('sec_globex', 'regress_sec_ada')$$);
+CALL regress_try($$SELECT lockbox_remove_approver('sec_acme', 'regress_sec_ada')$$);
+CALL regress_try($$SELECT lockbox_protect('sec_orders', tenant_column => 'tenant')$$);
+CALL regress_try($$SELECT lockbox_unprotect('sec_orders')$$);
+CALL regress_try($$SELECT * FROM lockbox_claim_notifications(1)$$);
+CALL regress_try($$SELECT lockbox_ack_notification(1)$$);
+CALL regress_try($$SELECT lockbox_fail_notification(1, 'bounced')$$);
+CALL regress_try($$SELECT lockbox_set_contact('regress_sec_ada', 'ada@example.com')$$);
+CALL regress_try($$SELECT lockbox_set_webhook('sec_acme', 'https://example.com/hook')$$);
+CALL regress_try($$SELECT * FROM lockbox_archive_audit(now())$$);
+CALL regress_try($$SELECT lockbox_adopt_database()$$);
+-- reading works as before
+SELECT rows_checked > 0 AS verified FROM lockbox_verify_audit();
+RESET default_transaction_read_only;
+SELECT state FROM lockbox.requests WHERE id = :req;
+
+-- ---------------------------------------------------------------------
+-- INSERT ... ON CONFLICT DO UPDATE under write access: its EXCLUDED row is
+-- the row proposed, not a read of the table through anything else.
+-- ---------------------------------------------------------------------
+SET SESSION AUTHORIZATION regress_sec_erin;
+INSERT INTO sec_orders VALUES (2, 'sec_acme', 'new') ON CONFLICT (id)
+	DO UPDATE SET note = excluded.note || ' (upserted)';
+INSERT INTO sec_orders VALUES (20, 'sec_acme', 'new') ON CONFLICT (id)
+	DO UPDATE SET note = excluded.note || ' (upserted)';
+SELECT id, tenant, note FROM sec_orders WHERE id IN (2, 20) ORDER BY id;
+-- onto another tenant's row, or moving a row to another tenant: refused
+CALL regress_try($$INSERT INTO sec_orders VALUES (3, 'sec_acme', 'x') ON CONFLICT (id)
+	DO UPDATE SET note = 'taken'$$);
+CALL regress_try($$INSERT INTO sec_orders VALUES (4, 'sec_acme', 'x') ON CONFLICT (id)
+	DO UPDATE SET tenant = 'sec_globex'$$);
+-- and in a data-modifying WITH
+WITH u AS (INSERT INTO sec_orders VALUES (4, 'sec_acme', 'w') ON CONFLICT (id)
+	DO UPDATE SET note = excluded.note RETURNING id, note)
+SELECT * FROM u;
+SELECT lockbox_close(:req);
+CALL regress_try($$INSERT INTO sec_orders VALUES (2, 'sec_acme', 'x') ON CONFLICT (id)
+	DO UPDATE SET note = 'closed'$$);
+RESET SESSION AUTHORIZATION;
+SELECT id, tenant, note FROM sec_orders WHERE id IN (2, 3, 4, 20) ORDER BY id;
+
+-- ---------------------------------------------------------------------
+-- lockbox_adopt_database: for a copy (test/t/042_security.pl), by a
+-- superuser or the extension owner.
+-- ---------------------------------------------------------------------
+CALL regress_try('SELECT lockbox_adopt_database()');
+SET SESSION AUTHORIZATION regress_sec_mia;
+CALL regress_try('SELECT lockbox_adopt_database()');
+RESET SESSION AUTHORIZATION;
+SELECT datid = (SELECT oid FROM pg_database WHERE datname = current_database()) AS this_database,
+	   requests_void_through
+  FROM lockbox.installation;
+
+-- clean up
+SELECT lockbox_unprotect('sec_orders');
+DROP TABLE sec_orders;
+SELECT lockbox_remove_approver('sec_acme', 'regress_sec_ada');
+SELECT lockbox_remove_tenant(t) FROM unnest('{sec_acme,sec_globex}'::text[]) t;
+DROP ROLE regress_sec_erin, regress_sec_mia, regress_sec_ada;
