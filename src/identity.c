@@ -12,7 +12,9 @@
  * EXTENSION afresh), and a database whose oid is another is a copy: there no
  * request grants access, every function that changes lockbox's state is
  * refused, and the worker does nothing, until a superuser or the extension
- * owner runs lockbox_adopt_database().  That records the database as its
+ * owner runs lockbox_adopt_database() (a copy holding no request, of a
+ * template with lockbox, is adopted at once by the worker or the first
+ * such function: there is nothing to void).  That records the database as its
  * own, with every request made until then void here (they never grant
  * access in it), and audits the copy.
  *
@@ -87,13 +89,98 @@ lockbox_database_copy(Oid *recorded, int64 *void_through)
 	return datid != MyDatabaseId;
 }
 
+/*
+ * Record this database, a copy, as lockbox's own, with every request made
+ * until now void in it (through: the highest id), and audit it.  With
+ * empty_only, only a copy holding no request at all (a template's): nothing
+ * is void, nothing was approved for another database.  Returns whether it
+ * is adopted now (false: it holds requests, or another session adopted it
+ * meanwhile).  SPI connected, as the extension owner (lockbox_enter).
+ */
+static bool
+adopt(LockboxCall *call, Oid recorded, bool empty_only, int64 *through_out)
+{
+	static SPIPlanPtr max_plan = NULL;
+	static SPIPlanPtr update_plan = NULL;
+	Oid			argtypes[3] = {OIDOID, INT8OID, OIDOID};
+	Datum		values[3];
+	int64		through = 0;
+	StringInfoData detail;
+
+	lockbox_exec(&max_plan,
+				 "SELECT pg_catalog.max(r.id) FROM lockbox.request r",
+				 0, NULL, NULL, NULL, 1);
+	if (SPI_processed == 1)
+	{
+		bool		isnull;
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[0],
+									  SPI_tuptable->tupdesc, 1, &isnull);
+
+		if (!isnull)
+			through = DatumGetInt64(d);
+	}
+	if (empty_only && through != 0)
+		return false;
+	values[0] = ObjectIdGetDatum(MyDatabaseId);
+	values[1] = Int64GetDatum(through);
+	values[2] = ObjectIdGetDatum(recorded);
+	/* (a concurrent adoption: the second finds the row changed, and stops) */
+	lockbox_exec(&update_plan,
+				 "UPDATE lockbox.installation"
+				 "   SET datid = $1, requests_void_through = $2,"
+				 "       recorded_at = pg_catalog.now()"
+				 " WHERE datid OPERATOR(pg_catalog.=) $3",
+				 3, argtypes, values, NULL, 0);
+	if (SPI_processed != 1)
+		return false;
+	initStringInfo(&detail);
+	appendStringInfo(&detail,
+					 "{\"copied_from\": %u, \"database\": %u, \"database_name\": ",
+					 recorded, MyDatabaseId);
+	escape_json(&detail, get_database_name(MyDatabaseId));
+	appendStringInfo(&detail, ", \"requests_void_through\": " INT64_FORMAT
+					 ", \"automatic\": %s}", through, empty_only ? "true" : "false");
+	lockbox_audit(call, "database_adopted", 0, NULL, detail.data);
+	lockbox_access_changed();
+	if (through_out != NULL)
+		*through_out = through;
+	return true;
+}
+
+/*
+ * Is this database a copy lockbox may not act in?  A copy that holds no
+ * request (of a template with lockbox, say) is adopted at once: there is
+ * nothing to void.  SPI connected, as the extension owner.
+ */
+bool
+lockbox_copy_held(LockboxCall *call)
+{
+	Oid			recorded;
+
+	if (!lockbox_database_copy(&recorded, NULL))
+		return false;
+	if (RecoveryInProgress() || XactReadOnly)
+		return true;
+	if (adopt(call, recorded, true, NULL))
+		return false;
+	/* (or another session, the worker, adopted it meanwhile) */
+	return lockbox_database_copy(NULL, NULL);
+}
+
 /* A function that changes lockbox's state, in a copy not yet adopted. */
 void
 lockbox_refuse_copy(void)
 {
 	Oid			recorded;
+	LockboxCall call;
+	bool		held;
 
 	if (!lockbox_database_copy(&recorded, NULL))
+		return;
+	lockbox_enter(&call);
+	held = lockbox_copy_held(&call);
+	lockbox_leave(&call);
+	if (!held)
 		return;
 	ereport(ERROR,
 			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -116,11 +203,6 @@ lockbox_adopt_database(PG_FUNCTION_ARGS)
 	LockboxCall call;
 	Oid			recorded;
 	int64		through = 0;
-	Datum		values[2];
-	Oid			argtypes[2] = {OIDOID, INT8OID};
-	StringInfoData detail;
-	static SPIPlanPtr max_plan = NULL;
-	static SPIPlanPtr update_plan = NULL;
 
 	if (RecoveryInProgress() || XactReadOnly)
 		lockbox_require_writable(fcinfo);
@@ -137,36 +219,11 @@ lockbox_adopt_database(PG_FUNCTION_ARGS)
 
 	lockbox_enter(&call);
 	/* (every request: none can be added meanwhile, lockbox_request is refused) */
-	lockbox_exec(&max_plan,
-				 "SELECT pg_catalog.max(r.id) FROM lockbox.request r",
-				 0, NULL, NULL, NULL, 1);
-	if (SPI_processed == 1)
-	{
-		bool		isnull;
-		Datum		d = SPI_getbinval(SPI_tuptable->vals[0],
-									  SPI_tuptable->tupdesc, 1, &isnull);
-
-		if (!isnull)
-			through = DatumGetInt64(d);
-	}
-	values[0] = ObjectIdGetDatum(MyDatabaseId);
-	values[1] = Int64GetDatum(through);
-	lockbox_exec(&update_plan,
-				 "UPDATE lockbox.installation"
-				 "   SET datid = $1, requests_void_through = $2,"
-				 "       recorded_at = pg_catalog.now()",
-				 2, argtypes, values, NULL, 0);
-	if (SPI_processed != 1)
-		elog(ERROR, "could not update lockbox.installation");
-	initStringInfo(&detail);
-	appendStringInfo(&detail,
-					 "{\"copied_from\": %u, \"database\": %u, \"database_name\": ",
-					 recorded, MyDatabaseId);
-	escape_json(&detail, get_database_name(MyDatabaseId));
-	appendStringInfo(&detail, ", \"requests_void_through\": " INT64_FORMAT "}",
-					 through);
-	lockbox_audit(&call, "database_adopted", 0, NULL, detail.data);
+	if (!adopt(&call, recorded, false, &through))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("this database is lockbox's own, not a copy"),
+				 errdetail("Another session adopted it meanwhile.")));
 	lockbox_leave(&call);
-	lockbox_access_changed();
 	PG_RETURN_INT64(through);
 }

@@ -84,6 +84,7 @@ extern void lockbox_require_writable(FunctionCallInfo fcinfo);
 /* the database lockbox's requests were made in (identity.c) */
 extern bool lockbox_database_copy(Oid *recorded, int64 *void_through);
 extern void lockbox_refuse_copy(void);
+extern bool lockbox_copy_held(LockboxCall *call);
 extern void lockbox_enter_read(LockboxCall *call);
 extern void lockbox_leave(LockboxCall *call);
 

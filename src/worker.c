@@ -1362,7 +1362,7 @@ in_transaction(MemoryContext passcxt, const char *activity, PassStep step,
 	pgstat_report_activity(STATE_RUNNING, activity);
 	lockbox_enter(&call);
 	/* a copied database not yet adopted: nothing (identity.c) */
-	*result = lockbox_database_copy(NULL, NULL) ? 0 : step(&call, arg);
+	*result = lockbox_copy_held(&call) ? 0 : step(&call, arg);
 	lockbox_leave(&call);
 	PopActiveSnapshot();
 	MemoryContextSwitchTo(old);

@@ -184,5 +184,16 @@ is($out, '5', 'the original keeps its access');
 is(sql('SELECT count(*) FROM lockbox.audit_log WHERE event = \'database_adopted\''), '0',
 	'and its audit');
 
+# a copy of a database without requests (a template's): adopted at once
+$node->safe_psql('postgres', 'CREATE DATABASE tmpl');
+sql('CREATE EXTENSION lockbox', 'tmpl');
+$node->safe_psql('postgres', 'CREATE DATABASE fromtmpl TEMPLATE tmpl');
+sql(q{SELECT lockbox_add_tenant('acme')}, 'fromtmpl');
+is( sql(q{SELECT detail->>'automatic' || ' ' || (detail->>'requests_void_through')
+	FROM lockbox.audit_log WHERE event = 'database_adopted'}, 'fromtmpl'),
+	'true 0', 'a copy holding no request is adopted at once, and audited');
+is(sql(q{SELECT datid = (SELECT oid FROM pg_database WHERE datname = 'fromtmpl')
+	FROM lockbox.installation}, 'fromtmpl'), 't', 'it is lockbox\'s own');
+
 $node->stop;
 done_testing();
