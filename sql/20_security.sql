@@ -1,6 +1,7 @@
 --
 -- 20_security: lifecycle functions in a read-only transaction; an
--- engineer's upsert; lockbox_adopt_database outside a copy.
+-- engineer's upsert; lockbox_adopt_database outside a copy; an exclusion
+-- constraint's violation.
 --
 -- Uses regress_try from 00_setup; its own roles, tenants and tables.
 --
@@ -112,9 +113,33 @@ SELECT datid = (SELECT oid FROM pg_database WHERE datname = current_database()) 
 	   requests_void_through
   FROM lockbox.installation;
 
+-- ---------------------------------------------------------------------
+-- An exclusion constraint's violation names the existing row's key: an
+-- engineer does not see it (a row of another tenant).
+-- ---------------------------------------------------------------------
+CREATE TABLE sec_rooms (tenant text NOT NULL, during tsrange NOT NULL,
+	EXCLUDE USING gist (during WITH &&));
+INSERT INTO sec_rooms VALUES ('sec_globex', '[2026-01-01 10:00, 2026-01-01 12:00)');
+SELECT lockbox_protect('sec_rooms', tenant_column => 'tenant');
+SET SESSION AUTHORIZATION regress_sec_erin;
+SELECT lockbox_request('sec_acme', 'Bookings of acme look wrong', access => 'write') AS req2 \gset
+SET SESSION AUTHORIZATION regress_sec_mia;
+SELECT lockbox_approve(:req2);
+SET SESSION AUTHORIZATION regress_sec_ada;
+SELECT lockbox_approve(:req2);
+SET SESSION AUTHORIZATION regress_sec_erin;
+CALL regress_try($$INSERT INTO sec_rooms VALUES ('sec_acme', '[2026-01-01 11:00, 2026-01-01 13:00)')$$);
+INSERT INTO sec_rooms VALUES ('sec_acme', '[2026-01-01 11:00, 2026-01-01 13:00)');
+INSERT INTO sec_rooms VALUES ('sec_acme', '[2026-01-01 12:00, 2026-01-01 13:00)');
+SELECT lockbox_close(:req2);
+RESET SESSION AUTHORIZATION;
+-- the application's statements show it as usual
+CALL regress_try($$INSERT INTO sec_rooms VALUES ('sec_acme', '[2026-01-01 11:00, 2026-01-01 13:00)')$$);
+
 -- clean up
 SELECT lockbox_unprotect('sec_orders');
-DROP TABLE sec_orders;
+SELECT lockbox_unprotect('sec_rooms');
+DROP TABLE sec_orders, sec_rooms;
 SELECT lockbox_remove_approver('sec_acme', 'regress_sec_ada');
 SELECT lockbox_remove_tenant(t) FROM unnest('{sec_acme,sec_globex}'::text[]) t;
 DROP ROLE regress_sec_erin, regress_sec_mia, regress_sec_ada;

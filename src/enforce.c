@@ -2228,8 +2228,10 @@ check_commit(void)
  * policy", WITH CHECK; "target row ..." of ON CONFLICT DO UPDATE and MERGE)
  * -- it is recorded as refused, with the error's message as the reason, as
  * the refusals made before it ran are: its record made before it ran says
- * only that it started.  Runs in the error's PG_CATCH, before the
- * transaction is aborted; every other error is no lockbox refusal.
+ * only that it started.  An exclusion constraint's violation is raised
+ * again without the existing row's key (below).  Runs in the error's
+ * PG_CATCH, before the transaction is aborted; every other error is left
+ * as it is.
  */
 void
 lockbox_enforce_run_failed(QueryDesc *queryDesc)
@@ -2252,9 +2254,31 @@ lockbox_enforce_run_failed(QueryDesc *queryDesc)
 	}
 	if (os == NULL)
 		return;
+	/* (the error under way: only these two concern lockbox) */
+	if (geterrcode() != ERRCODE_INSUFFICIENT_PRIVILEGE &&
+		geterrcode() != ERRCODE_EXCLUSION_VIOLATION)
+		return;
 	old = MemoryContextSwitchTo(open_cxt);
 	edata = CopyErrorData();
 	MemoryContextSwitchTo(old);
+
+	/*
+	 * An exclusion constraint's violation names the existing row's key
+	 * ("Key (room, during)=(1, [...)) conflicts with existing key (room,
+	 * during)=(1, [...))"): a row of another tenant, whose values the
+	 * engineer must not see.  The error is raised again without them.
+	 */
+	if (edata->sqlerrcode == ERRCODE_EXCLUSION_VIOLATION &&
+		edata->detail != NULL && strstr(edata->detail, "existing key") != NULL)
+	{
+		ErrorData  *scrubbed;
+
+		FlushErrorState();
+		scrubbed = edata;
+		scrubbed->detail = pstrdup("The new row conflicts with an existing row; lockbox does not show the existing row's key to engineers.");
+		scrubbed->detail_log = NULL;
+		ReThrowError(scrubbed);
+	}
 	if (edata->sqlerrcode != ERRCODE_INSUFFICIENT_PRIVILEGE ||
 		edata->message_id == NULL ||
 		(strncmp(edata->message_id, "new row violates row-level security policy", 42) != 0 &&

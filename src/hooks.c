@@ -8,7 +8,8 @@
  *	ExecutorStart		enforce.c: an engineer's statement on protected data
  *	ExecutorRun			enforce.c: each fetch of one that reached protected
  *						tables (its requests must still cover them); a
- *						run that lockbox's policies refuse is recorded
+ *						run that lockbox's policies refuse is recorded, an
+ *						exclusion violation loses the existing row's key
  *	ExecutorEnd			enforce.c: forgets it
  *	ProcessUtility		enforce.c: TRUNCATE, LOCK, COPY on protected data,
  *						EXPLAIN, DECLARE ... WITH HOLD; protect.c: DROP EXTENSION lockbox, and
