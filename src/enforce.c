@@ -2120,7 +2120,9 @@ forget_xact_writes(void)
 /*
  * Did this transaction itself end request id (lockbox_close, lockbox_revoke),
  * before its window's end?  Then the writes made under it commit together
- * with its end, not after it.
+ * with its end, not after it.  (Its row changed here for another reason, an
+ * extension asked for, is no such end: a revocation recorded beside it
+ * meanwhile still ends the access first.)
  */
 static bool
 ended_here(int64 id)
@@ -2136,7 +2138,8 @@ ended_here(int64 id)
 	lockbox_enter_read(&call);
 	lockbox_prepare(&plan,
 					"SELECT r.xmin, r.access_ends_at FROM lockbox.request r"
-					" WHERE r.id OPERATOR(pg_catalog.=) $1",
+					" WHERE r.id OPERATOR(pg_catalog.=) $1"
+					"   AND r.state IN ('closed', 'revoked')",
 					1, argtypes);
 	/* (at commit no snapshot is active: the latest, as for the grants) */
 	snap = RegisterSnapshot(GetLatestSnapshot());
