@@ -1,7 +1,7 @@
 --
 -- 20_security: lifecycle functions in a read-only transaction; an
 -- engineer's upsert; lockbox_adopt_database outside a copy; an exclusion
--- constraint's violation.
+-- constraint's violation; debug_print_plan.
 --
 -- Uses regress_try from 00_setup; its own roles, tenants and tables.
 --
@@ -135,6 +135,21 @@ SELECT lockbox_close(:req2);
 RESET SESSION AUTHORIZATION;
 -- the application's statements show it as usual
 CALL regress_try($$INSERT INTO sec_rooms VALUES ('sec_acme', '[2026-01-01 11:00, 2026-01-01 13:00)')$$);
+
+-- ---------------------------------------------------------------------
+-- debug_print_plan with client_min_messages at log would send an engineer
+-- the plan with its estimates (what EXPLAIN shows with costs): refused
+-- before core prints it.
+-- ---------------------------------------------------------------------
+CREATE FUNCTION pg_temp.sec_plan() RETURNS bigint LANGUAGE plpgsql
+	SET debug_print_plan = on SET client_min_messages = log AS $$
+BEGIN
+	RETURN (SELECT count(*) FROM public.sec_orders WHERE note = 'n');
+END
+$$;
+SET SESSION AUTHORIZATION regress_sec_erin;
+CALL regress_try('SELECT pg_temp.sec_plan()');
+RESET SESSION AUTHORIZATION;
 
 -- clean up
 SELECT lockbox_unprotect('sec_orders');

@@ -74,6 +74,7 @@
 #include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/fmgroids.h"
+#include "utils/guc.h"
 #include "utils/hsearch.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -2739,6 +2740,48 @@ void
 lockbox_enforce_executor_end(QueryDesc *queryDesc)
 {
 	forget_open_statement(queryDesc);
+}
+
+/*
+ * A statement just planned.  With debug_print_plan on and client_min_messages
+ * at LOG or below (both settable by anyone), core sends the client the plan
+ * it made, with the planner's estimates (rows, costs) from statistics of
+ * every tenant's rows: what EXPLAIN shows with COSTS, which engineers may
+ * not see (refuse_explain).  Refused here, before core prints it, for an
+ * engineer's statement (or one of an engineer's session acting as another
+ * role) that reaches a protected table.
+ */
+void
+lockbox_enforce_planned(PlannedStmt *pstmt, const char *query_string)
+{
+	Oid			user = GetUserId();
+	ListCell   *lc;
+
+	if (!Debug_print_plan || client_min_messages > LOG)
+		return;
+	if (!is_engineer(user) && !switched_away(user))
+		return;
+	foreach(lc, pstmt->rtable)
+	{
+		RangeTblEntry *rte = (RangeTblEntry *) lfirst(lc);
+		Oid			target;
+		char	   *msg;
+
+		if (rte->rtekind != RTE_RELATION)
+			continue;
+		target = protected_target(rte->relid);
+		if (!OidIsValid(target))
+			continue;
+		set_statement(command_name(pstmt->commandType), query_string, NULL);
+		msg = psprintf("debug_print_plan is not allowed in a statement of an engineer on lockbox-protected table \"%s\"",
+					   lockbox_relname(target));
+		record_refusal(target, msg);
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("%s", msg),
+				 errdetail("The plan it sends to the client holds the planner's estimates, from statistics of every tenant's rows, as EXPLAIN with costs would."),
+				 errhint("SET debug_print_plan = off, or client_min_messages above log.")));
+	}
 }
 
 /*

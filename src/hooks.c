@@ -5,6 +5,8 @@
  *		dispatch: what runs on each statement and at each transaction end is
  *		read here, and decided in the files named.
  *
+ *	planner				enforce.c: no plan printed to an engineer's client
+ *						(debug_print_plan) for a statement on protected data
  *	ExecutorStart		enforce.c: an engineer's statement on protected data
  *	ExecutorRun			enforce.c: each fetch of one that reached protected
  *						tables (its requests must still cover them); a
@@ -40,12 +42,14 @@
 #include "access/xact.h"
 #include "catalog/objectaccess.h"
 #include "executor/executor.h"
+#include "optimizer/planner.h"
 #include "tcop/utility.h"
 #include "utils/inval.h"
 #include "utils/syscache.h"
 
 #include "lockbox.h"
 
+static planner_hook_type prev_planner = NULL;
 static ExecutorStart_hook_type prev_executor_start = NULL;
 static ExecutorRun_hook_type prev_executor_run = NULL;
 static ExecutorEnd_hook_type prev_executor_end = NULL;
@@ -55,6 +59,20 @@ static emit_log_hook_type prev_emit_log = NULL;
 
 /* a parallel worker has started the plan its leader gave it */
 static bool leader_plan_started = false;
+
+static PlannedStmt *
+lockbox_planner(Query *parse, const char *query_string, int cursorOptions,
+				ParamListInfo boundParams)
+{
+	PlannedStmt *pstmt;
+
+	if (prev_planner)
+		pstmt = prev_planner(parse, query_string, cursorOptions, boundParams);
+	else
+		pstmt = standard_planner(parse, query_string, cursorOptions, boundParams);
+	lockbox_enforce_planned(pstmt, query_string);
+	return pstmt;
+}
 
 static void
 lockbox_executor_start(QueryDesc *queryDesc, int eflags)
@@ -189,6 +207,8 @@ lockbox_emit_log(ErrorData *edata)
 void
 lockbox_hooks_init(void)
 {
+	prev_planner = planner_hook;
+	planner_hook = lockbox_planner;
 	prev_executor_start = ExecutorStart_hook;
 	ExecutorStart_hook = lockbox_executor_start;
 	prev_executor_run = ExecutorRun_hook;

@@ -635,6 +635,11 @@ lockbox_enter_read(LockboxCall *call)
 	(void) set_config_option("search_path", "pg_catalog, pg_temp",
 							 PGC_USERSET, PGC_S_SESSION,
 							 GUC_ACTION_SAVE, true, 0, false);
+	/* lockbox's own plans are not the caller's to see (with their estimates) */
+	if (Debug_print_plan)
+		(void) set_config_option("debug_print_plan", "off",
+								 PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_SAVE, true, 0, false);
 	quiet_pgaudit();
 
 	if (SPI_connect() != SPI_OK_CONNECT)
