@@ -1,7 +1,7 @@
 --
 -- 20_security: lifecycle functions in a read-only transaction; an
 -- engineer's upsert; lockbox_adopt_database outside a copy; an exclusion
--- constraint's violation; debug_print_plan.
+-- constraint's violation; debug_print_plan; statistics of relations.
 --
 -- Uses regress_try from 00_setup; its own roles, tenants and tables.
 --
@@ -150,6 +150,26 @@ $$;
 SET SESSION AUTHORIZATION regress_sec_erin;
 CALL regress_try('SELECT pg_temp.sec_plan()');
 RESET SESSION AUTHORIZATION;
+
+-- ---------------------------------------------------------------------
+-- The cumulative statistics of relations count what scans read before the
+-- policies filtered it: with an index on note, a condition note = '...'
+-- is an index condition below lockbox's filter, and the index's count of
+-- tuples returned tells whether another tenant has such a row.  Engineers
+-- read none of them in a database with protected tables, however called.
+-- ---------------------------------------------------------------------
+CREATE INDEX sec_orders_note ON sec_orders (note);
+SET SESSION AUTHORIZATION regress_sec_erin;
+CALL regress_try($$SELECT pg_stat_get_xact_tuples_returned('sec_orders_note'::regclass)$$);
+CALL regress_try($$SELECT idx_tup_read FROM pg_stat_user_indexes WHERE indexrelname = 'sec_orders_note'$$);
+CALL regress_try($$SELECT heap_blks_read FROM pg_statio_user_tables WHERE relname = 'sec_orders'$$);
+CALL regress_try($$SELECT tup_fetched FROM pg_stat_database WHERE datname = current_database()$$);
+CALL regress_try($$SELECT * FROM pg_stat_get_tuples_fetched('sec_orders'::regclass)$$);
+CALL regress_try($q$DO $do$ BEGIN PERFORM pg_stat_get_blocks_hit('sec_orders'::regclass); END $do$$q$);
+-- one's own sessions are still one's own to see
+SELECT count(*) > 0 AS mine FROM pg_stat_activity WHERE pid = pg_backend_pid();
+RESET SESSION AUTHORIZATION;
+SELECT pg_stat_get_xact_tuples_returned('sec_orders_note'::regclass) >= 0 AS others_may;
 
 -- clean up
 SELECT lockbox_unprotect('sec_orders');

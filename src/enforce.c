@@ -2743,6 +2743,106 @@ lockbox_enforce_executor_end(QueryDesc *queryDesc)
 }
 
 /*
+ * The cumulative statistics functions of relations and databases
+ * (pg_stat_get_tuples_fetched(oid), pg_stat_get_xact_tuples_returned(oid),
+ * pg_stat_get_blocks_hit(oid), pg_stat_get_db_tuples_fetched(oid) ...,
+ * which pg_stat_user_tables, pg_stat_user_indexes, pg_statio_* and
+ * pg_stat_database read): they count what scans read before the policies
+ * filtered it.  A leakproof condition of an engineer's (note = 'x') may be
+ * an index condition, below lockbox's policy filter: the index's count of
+ * tuples returned then tells whether another tenant has such a row, as
+ * EXPLAIN ANALYZE's "Rows Removed by Filter" would.  Their oids, sorted,
+ * read once per backend (pg_catalog's functions do not change).
+ */
+static Oid *stat_funcs = NULL;
+static int	nstat_funcs = 0;
+
+static void
+load_stat_funcs(void)
+{
+	LockboxCall call;
+	MemoryContext old;
+	Oid		   *oids;
+
+	lockbox_enter_read(&call);
+	if (SPI_execute("SELECT p.oid FROM pg_catalog.pg_proc p"
+					" WHERE p.pronamespace OPERATOR(pg_catalog.=) 'pg_catalog'::pg_catalog.regnamespace"
+					"   AND p.proname OPERATOR(pg_catalog.~) '^pg_stat_get_'"
+					"   AND p.proname OPERATOR(pg_catalog.!~) '(function|subscription)'"
+					"   AND p.pronargs OPERATOR(pg_catalog.=) 1"
+					"   AND p.proargtypes[0] OPERATOR(pg_catalog.=) 'pg_catalog.oid'::pg_catalog.regtype",
+					true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the statistics functions");
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	oids = palloc(sizeof(Oid) * Max(1, SPI_processed));
+	MemoryContextSwitchTo(old);
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+
+		oids[i] = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
+												 SPI_tuptable->tupdesc, 1, &isnull));
+	}
+	nstat_funcs = (int) SPI_processed;
+	lockbox_leave(&call);
+	qsort(oids, nstat_funcs, sizeof(Oid), oid_cmp);
+	stat_funcs = oids;
+}
+
+static bool
+stat_func_walker(Node *node, Oid *found)
+{
+	if (node == NULL || OidIsValid(*found))
+		return false;
+	if (IsA(node, FuncExpr))
+	{
+		Oid			funcid = ((FuncExpr *) node)->funcid;
+
+		if (bsearch(&funcid, stat_funcs, nstat_funcs, sizeof(Oid), oid_cmp) != NULL)
+		{
+			*found = funcid;
+			return true;
+		}
+	}
+	if (IsA(node, Query))
+		return query_tree_walker((Query *) node, stat_func_walker, found, 0);
+	return expression_tree_walker(node, stat_func_walker, found);
+}
+
+/*
+ * A statement about to be planned: an engineer's (or one of an engineer's
+ * session acting as another role) that reads the cumulative statistics of
+ * relations or databases (stat_funcs), in a database with protected tables,
+ * is refused.  Views are expanded by now, and functions' statements are
+ * planned on their own, so every route to them passes here.
+ */
+void
+lockbox_enforce_query(Query *parse)
+{
+	Oid			user = GetUserId();
+	Oid			found = InvalidOid;
+
+	if (!is_engineer(user) && !switched_away(user))
+		return;
+	cache_check_generation();
+	if (!cache.valid)
+		load_protected();
+	if (!cache.installed || hash_get_num_entries(cache.protected) == 0)
+		return;
+	if (stat_funcs == NULL)
+		load_stat_funcs();
+	(void) stat_func_walker((Node *) parse, &found);
+	if (!OidIsValid(found))
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("engineers may not read %s in a database with lockbox-protected tables",
+					get_func_name(found)),
+			 errdetail("The cumulative statistics of tables, indexes and databases count the rows scans read before lockbox's policies filtered them, every tenant's: they would tell an engineer what rows they cannot see hold."),
+			 errhint("Ask the operator for the statistics you need.")));
+}
+
+/*
  * A statement just planned.  With debug_print_plan on and client_min_messages
  * at LOG or below (both settable by anyone), core sends the client the plan
  * it made, with the planner's estimates (rows, costs) from statistics of

@@ -5,8 +5,10 @@
  *		dispatch: what runs on each statement and at each transaction end is
  *		read here, and decided in the files named.
  *
- *	planner				enforce.c: no plan printed to an engineer's client
- *						(debug_print_plan) for a statement on protected data
+ *	planner				enforce.c: no statistics of relations read by an
+ *						engineer's statement, and no plan printed to an
+ *						engineer's client (debug_print_plan) for a
+ *						statement on protected data
  *	ExecutorStart		enforce.c: an engineer's statement on protected data
  *	ExecutorRun			enforce.c: each fetch of one that reached protected
  *						tables (its requests must still cover them); a
@@ -66,6 +68,7 @@ lockbox_planner(Query *parse, const char *query_string, int cursorOptions,
 {
 	PlannedStmt *pstmt;
 
+	lockbox_enforce_query(parse);
 	if (prev_planner)
 		pstmt = prev_planner(parse, query_string, cursorOptions, boundParams);
 	else
