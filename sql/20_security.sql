@@ -166,6 +166,19 @@ CALL regress_try($$SELECT heap_blks_read FROM pg_statio_user_tables WHERE relnam
 CALL regress_try($$SELECT tup_fetched FROM pg_stat_database WHERE datname = current_database()$$);
 CALL regress_try($$SELECT * FROM pg_stat_get_tuples_fetched('sec_orders'::regclass)$$);
 CALL regress_try($q$DO $do$ BEGIN PERFORM pg_stat_get_blocks_hit('sec_orders'::regclass); END $do$$q$);
+-- nor through an inlined SQL function, an operator or an aggregate of
+-- their own
+CREATE FUNCTION pg_temp.sec_count(oid) RETURNS bigint LANGUAGE sql
+	AS 'SELECT pg_stat_get_xact_tuples_returned($1)';
+CALL regress_try($$SELECT pg_temp.sec_count('sec_orders_note'::regclass)$$);
+CREATE OPERATOR pg_temp.### (RIGHTARG = oid, FUNCTION = pg_stat_get_xact_tuples_returned);
+CALL regress_try($$SELECT OPERATOR(pg_temp.###) 'sec_orders_note'::regclass::oid$$);
+CREATE AGGREGATE pg_temp.sec_agg(oid) (SFUNC = oidlarger, STYPE = oid,
+	FINALFUNC = pg_stat_get_xact_tuples_returned);
+CALL regress_try($$SELECT pg_temp.sec_agg('sec_orders_note'::regclass::oid)$$);
+DROP AGGREGATE pg_temp.sec_agg(oid);
+DROP OPERATOR pg_temp.### (NONE, oid);
+DROP FUNCTION pg_temp.sec_count(oid);
 -- one's own sessions are still one's own to see
 SELECT count(*) > 0 AS mine FROM pg_stat_activity WHERE pid = pg_backend_pid();
 RESET SESSION AUTHORIZATION;

@@ -43,6 +43,7 @@
 #include "catalog/heap.h"
 #include "catalog/partition.h"
 #include "catalog/indexing.h"
+#include "catalog/pg_aggregate.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_constraint.h"
 #include "catalog/pg_inherits.h"
@@ -2789,41 +2790,45 @@ load_stat_funcs(void)
 	stat_funcs = oids;
 }
 
+/* Is funcid one of stat_funcs, or an aggregate that calls one? */
 static bool
-stat_func_walker(Node *node, Oid *found)
+is_stat_func(Oid funcid, bool aggregate)
 {
-	if (node == NULL || OidIsValid(*found))
-		return false;
-	if (IsA(node, FuncExpr))
-	{
-		Oid			funcid = ((FuncExpr *) node)->funcid;
+	HeapTuple	tup;
+	bool		found = false;
 
-		if (bsearch(&funcid, stat_funcs, nstat_funcs, sizeof(Oid), oid_cmp) != NULL)
-		{
-			*found = funcid;
-			return true;
-		}
+	if (!aggregate)
+		return bsearch(&funcid, stat_funcs, nstat_funcs, sizeof(Oid), oid_cmp) != NULL;
+	tup = SearchSysCache1(AGGFNOID, ObjectIdGetDatum(funcid));
+	if (!HeapTupleIsValid(tup))
+		return false;
+	{
+		Form_pg_aggregate agg = (Form_pg_aggregate) GETSTRUCT(tup);
+		Oid			support[] = {agg->aggtransfn, agg->aggfinalfn, agg->aggcombinefn,
+			agg->aggserialfn, agg->aggdeserialfn, agg->aggmtransfn,
+		agg->aggminvtransfn, agg->aggmfinalfn};
+
+		for (int i = 0; i < lengthof(support) && !found; i++)
+			found = OidIsValid(support[i]) && is_stat_func(support[i], false);
 	}
-	if (IsA(node, Query))
-		return query_tree_walker((Query *) node, stat_func_walker, found, 0);
-	return expression_tree_walker(node, stat_func_walker, found);
+	ReleaseSysCache(tup);
+	return found;
 }
 
 /*
- * A statement about to be planned: an engineer's (or one of an engineer's
- * session acting as another role) that reads the cumulative statistics of
- * relations or databases (stat_funcs), in a database with protected tables,
- * is refused.  Views are expanded by now, and functions' statements are
- * planned on their own, so every route to them passes here.
+ * An engineer's statement (or one of an engineer's session acting as
+ * another role), just planned, in a database with protected tables: it may
+ * not call any of stat_funcs.  Read from the finished plan, so that every
+ * way to call one is seen: named, through a view, in the body of an inlined
+ * SQL function, as an operator's function, as an aggregate's (functions
+ * that are not inlined are planned on their own, and pass here too).
  */
-void
-lockbox_enforce_query(Query *parse)
+static void
+refuse_stat_funcs(PlannedStmt *pstmt)
 {
-	Oid			user = GetUserId();
-	Oid			found = InvalidOid;
+	static const char *const keys[] = {":funcid ", ":opfuncid ", ":aggfnoid ", ":winfnoid "};
+	char	   *text;
 
-	if (!is_engineer(user) && !switched_away(user))
-		return;
 	cache_check_generation();
 	if (!cache.valid)
 		load_protected();
@@ -2831,19 +2836,33 @@ lockbox_enforce_query(Query *parse)
 		return;
 	if (stat_funcs == NULL)
 		load_stat_funcs();
-	(void) stat_func_walker((Node *) parse, &found);
-	if (!OidIsValid(found))
-		return;
-	ereport(ERROR,
-			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-			 errmsg("engineers may not read %s in a database with lockbox-protected tables",
-					get_func_name(found)),
-			 errdetail("The cumulative statistics of tables, indexes and databases count the rows scans read before lockbox's policies filtered them, every tenant's: they would tell an engineer what rows they cannot see hold."),
-			 errhint("Ask the operator for the statistics you need.")));
+	text = nodeToString(pstmt);
+	for (int k = 0; k < lengthof(keys); k++)
+	{
+		const char *p = text;
+
+		while ((p = strstr(p, keys[k])) != NULL)
+		{
+			Oid			funcid;
+
+			p += strlen(keys[k]);
+			funcid = (Oid) strtoul(p, NULL, 10);
+			if (!is_stat_func(funcid, k >= 2))
+				continue;
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("engineers may not read %s in a database with lockbox-protected tables",
+							get_func_name(funcid)),
+					 errdetail("The cumulative statistics of tables, indexes and databases count the rows scans read before lockbox's policies filtered them, every tenant's: they would tell an engineer what rows they cannot see hold."),
+					 errhint("Ask the operator for the statistics you need.")));
+		}
+	}
+	pfree(text);
 }
 
 /*
- * A statement just planned.  With debug_print_plan on and client_min_messages
+ * A statement just planned: an engineer's may call no statistics function
+ * (refuse_stat_funcs).  With debug_print_plan on and client_min_messages
  * at LOG or below (both settable by anyone), core sends the client the plan
  * it made, with the planner's estimates (rows, costs) from statistics of
  * every tenant's rows: what EXPLAIN shows with COSTS, which engineers may
@@ -2857,9 +2876,10 @@ lockbox_enforce_planned(PlannedStmt *pstmt, const char *query_string)
 	Oid			user = GetUserId();
 	ListCell   *lc;
 
-	if (!Debug_print_plan || client_min_messages > LOG)
-		return;
 	if (!is_engineer(user) && !switched_away(user))
+		return;
+	refuse_stat_funcs(pstmt);
+	if (!Debug_print_plan || client_min_messages > LOG)
 		return;
 	foreach(lc, pstmt->rtable)
 	{

@@ -68,7 +68,6 @@ lockbox_planner(Query *parse, const char *query_string, int cursorOptions,
 {
 	PlannedStmt *pstmt;
 
-	lockbox_enforce_query(parse);
 	if (prev_planner)
 		pstmt = prev_planner(parse, query_string, cursorOptions, boundParams);
 	else

@@ -228,7 +228,6 @@ extern void lockbox_enforce_executor_start(QueryDesc *queryDesc, int eflags);
 extern void lockbox_enforce_executor_run(QueryDesc *queryDesc);
 extern void lockbox_enforce_run_failed(QueryDesc *queryDesc);
 extern void lockbox_enforce_planned(PlannedStmt *pstmt, const char *query_string);
-extern void lockbox_enforce_query(Query *parse);
 extern void lockbox_enforce_executor_end(QueryDesc *queryDesc);
 extern int	lockbox_enforce_explain_begin(Node *node);
 extern void lockbox_enforce_explain_end(int prev);
