@@ -386,3 +386,39 @@ $views$;
 
 COMMENT ON VIEW lockbox.access_log IS
 	'Engineers'' statements on protected data, allowed or refused, newest first: one row per relation and covering request (statements a session repeated are counted in one row). Each caller sees their own, their tenants'', or (reviewers, auditors) all. query is the statement''s own text; parameters its bound values and within_query the client''s statement it ran within (from 1.6; rows written before keep them in query).';
+
+-- ---------------------------------------------------------------------
+-- Security: the database lockbox's requests were made in.
+--
+-- CREATE DATABASE ... TEMPLATE copies lockbox's tables with the rest: the
+-- copy's approved requests would grant access the tenants approved for
+-- another database, and its audit would go on from the same rows as the
+-- original's.  lockbox.installation holds the oid of the database lockbox
+-- was installed in (written here, so at CREATE EXTENSION and at the update
+-- to 1.6; pg_upgrade keeps database oids; a dump restored runs CREATE
+-- EXTENSION afresh).  Where it names another database the library takes the
+-- database for a copy: no request grants access, every function that
+-- changes lockbox's state is refused (55000) and the worker does nothing,
+-- until lockbox_adopt_database() records the database as its own, with
+-- every request made until then void in it (requests_void_through), and
+-- audits the copy (event database_adopted).
+-- ---------------------------------------------------------------------
+CREATE TABLE lockbox.installation (
+	datid					pg_catalog.oid NOT NULL,
+	requests_void_through	bigint NOT NULL DEFAULT 0,
+	recorded_at				timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	one_row					boolean NOT NULL DEFAULT true PRIMARY KEY CHECK (one_row)
+);
+INSERT INTO lockbox.installation (datid)
+SELECT d.oid FROM pg_catalog.pg_database d
+ WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database();
+REVOKE ALL ON lockbox.installation FROM PUBLIC;
+COMMENT ON TABLE lockbox.installation IS
+	'The database lockbox was installed in (its oid), and the requests void here (made before lockbox_adopt_database adopted a copy): where datid is another database''s, this one is a copy in which no request grants access.';
+
+CREATE FUNCTION @extschema@.lockbox_adopt_database() RETURNS bigint
+	AS 'MODULE_PATHNAME', 'lockbox_adopt_database'
+	LANGUAGE C VOLATILE;
+REVOKE ALL ON FUNCTION @extschema@.lockbox_adopt_database() FROM PUBLIC;
+COMMENT ON FUNCTION @extschema@.lockbox_adopt_database() IS
+	'Makes a copy of a database with lockbox (CREATE DATABASE ... TEMPLATE) lockbox''s own (superuser or extension owner): every request made until now is void in it, the audit records the copy (database_adopted); returns the highest request id made void.';

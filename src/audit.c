@@ -3131,6 +3131,7 @@ lockbox_archive_audit(PG_FUNCTION_ARGS)
 	MemoryContext call_cxt;
 	char	   *lock_timeout;
 
+	lockbox_require_writable(fcinfo);
 	lockbox_require_arg(fcinfo, 0, "before");
 	before = PG_GETARG_TIMESTAMPTZ(0);
 	nsp = get_namespace_oid("lockbox", false);

@@ -43,6 +43,7 @@
 #include "catalog/heap.h"
 #include "catalog/partition.h"
 #include "catalog/indexing.h"
+#include "catalog/pg_aggregate.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_constraint.h"
 #include "catalog/pg_inherits.h"
@@ -55,6 +56,7 @@
 #include "funcapi.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
+#include "commands/dbcommands.h"
 #include "commands/defrem.h"
 #include "nodes/nodeFuncs.h"
 #include "nodes/parsenodes.h"
@@ -73,6 +75,7 @@
 #include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/fmgroids.h"
+#include "utils/guc.h"
 #include "utils/hsearch.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -118,6 +121,8 @@ typedef struct EnforceCache
 	uint64		watched_invals; /* watched_invals when loaded */
 	bool		valid;
 	bool		installed;		/* lockbox exists in this database */
+	bool		copied;			/* a copy not adopted (identity.c) */
+	int64		void_through;	/* requests up to this id are void here */
 	HTAB	   *protected;		/* relid -> ProtectedRel */
 	Oid			grants_user;	/* grants below are this role's */
 	bool		grants_valid;
@@ -215,8 +220,11 @@ typedef struct OpenStatement
 	const char *command;		/* as recorded */
 	LockboxQuery query;			/* as recorded (copies) */
 	int			n;
+	int			nnamed;			/* the first nnamed are named by it */
 	Oid		   *relids;
 	bool	   *write;
+	int		   *nrequests;		/* the requests it was allowed under */
+	int64	  **requests;
 } OpenStatement;
 
 static List *open_statements = NIL;
@@ -228,6 +236,38 @@ static MemoryContext open_cxt = NULL;
  * writes be committed, and its locks held, after the access ended.
  */
 static Oid	xact_reached = InvalidOid;
+
+/*
+ * What this transaction's engineer statements wrote into protected tables,
+ * and under which requests: each of them must still be open when the
+ * transaction commits (check_commit), or the writes would be committed after
+ * the access that allowed them ended -- a revocation, a close or the
+ * window's end while the transaction stayed open.  One entry per engineer,
+ * relation and set of requests (a loop of writes adds one), in the
+ * subtransaction that first made it (dropped when that one aborts).
+ */
+typedef struct XactWrite
+{
+	SubTransactionId subid;
+	Oid			user;
+	Oid			relid;
+	int			nrequests;
+	int64	   *requests;
+	const char *query;			/* the first statement that wrote so */
+} XactWrite;
+
+static List *xact_writes = NIL;
+static MemoryContext xact_writes_cxt = NULL;
+
+/*
+ * A statement's failure in a lockbox check made while it ran (a row the
+ * policies refuse) is recorded as a refusal once, by the innermost engineer
+ * statement it fails: the statements around it see it fail too.
+ */
+static bool run_failure_recorded = false;
+
+static void forget_xact_writes(void);
+static void check_commit(void);
 
 /* ---------------------------------------------------------------------
  * Shared generation
@@ -306,6 +346,8 @@ lockbox_enforce_xact(XactEvent event)
 {
 	if (event == XACT_EVENT_PRE_PREPARE && OidIsValid(xact_reached))
 		refuse_prepare(xact_reached);
+	if (event == XACT_EVENT_PRE_COMMIT && xact_writes != NIL)
+		check_commit();
 	switch (event)
 	{
 		case XACT_EVENT_COMMIT:
@@ -314,7 +356,9 @@ lockbox_enforce_xact(XactEvent event)
 		case XACT_EVENT_PARALLEL_COMMIT:
 		case XACT_EVENT_PARALLEL_ABORT:
 			forget_open_statements();
+			forget_xact_writes();
 			xact_reached = InvalidOid;
+			run_failure_recorded = false;
 			break;
 		default:
 			break;
@@ -368,6 +412,8 @@ load_protected(void)
 	HASHCTL		ctl;
 
 	cache.installed = lockbox_installed();
+	cache.copied = false;
+	cache.void_through = 0;
 	watched_relid = cache.installed ? access_signal_relid() : InvalidOid;
 	ctl.keysize = sizeof(Oid);
 	ctl.entrysize = sizeof(ProtectedRel);
@@ -397,6 +443,7 @@ load_protected(void)
 			p->tenant_column = column ? MemoryContextStrdup(cache.cxt, column) : NULL;
 		}
 		lockbox_leave(&call);
+		cache.copied = lockbox_database_copy(NULL, &cache.void_through);
 	}
 	cache.valid = true;
 }
@@ -442,11 +489,23 @@ current_grants_for(Oid user)
 		cache.grants_valid = false;
 		cache.grants_version++;
 	}
+	/* (whether this database is a copy, and what is void in it) */
+	if (!cache.valid)
+		load_protected();
+	if (!cache.grants_valid && cache.copied)
+	{
+		/* a copied database not adopted: no request grants access */
+		cache.grants_user = user;
+		cache.grants_until = DT_NOEND;
+		cache.grants_valid = true;
+		cache.grants_version++;
+	}
 	if (!cache.grants_valid)
 	{
 		LockboxCall call;
-		Oid			argtypes[2] = {REGROLEOID, TIMESTAMPTZOID};
-		Datum		values[2] = {ObjectIdGetDatum(user), TimestampTzGetDatum(now)};
+		Oid			argtypes[3] = {REGROLEOID, TIMESTAMPTZOID, INT8OID};
+		Datum		values[3] = {ObjectIdGetDatum(user), TimestampTzGetDatum(now),
+		Int64GetDatum(cache.void_through)};
 		TimestampTz until = DT_NOEND;
 
 		static SPIPlanPtr plan = NULL;
@@ -469,8 +528,9 @@ current_grants_for(Oid user)
 						"   AND lockbox.request_state(r.state, r.deadline, r.access_ends_at,"
 						"         EXISTS (SELECT 1 FROM lockbox.revocation v"
 						"                  WHERE v.request_id OPERATOR(pg_catalog.=) r.id),"
-						"         $2) OPERATOR(pg_catalog.=) 'approved'",
-						2, argtypes);
+						"         $2) OPERATOR(pg_catalog.=) 'approved'"
+						"   AND r.id OPERATOR(pg_catalog.>) $3",
+						3, argtypes);
 		/*
 		 * (During a parallel operation no new snapshot can be taken: the
 		 * statement's own, which its leader's check read with the latest,
@@ -841,6 +901,17 @@ refuse_no_access(Oid relid, bool write, bool has_read)
 				 errdetail("Your approved lockbox requests for this table grant read access only."),
 				 errhint("Ask for write access with lockbox_request(tenant, reason, tables => '{%s}', access => 'write').",
 						 relname)));
+	}
+	if (cache.copied)
+	{
+		msg = psprintf("no lockbox access to table \"%s\": database \"%s\" is a copy of another database",
+					   relname, get_database_name(MyDatabaseId));
+		record_refusal(relid, msg);
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("%s", msg),
+				 errdetail("Lockbox's requests here were copied with the database (CREATE DATABASE ... TEMPLATE); the tenants approved them for the database copied, so none grants access here."),
+				 errhint("A superuser or the extension owner runs SELECT lockbox_adopt_database() in this database; then file a new request.")));
 	}
 	msg = psprintf("no approved lockbox access to table \"%s\"", relname);
 	record_refusal(relid, msg);
@@ -1935,6 +2006,22 @@ refuse_held_cursor(Oid relid)
 			 errhint("Declare the cursor without WITH HOLD, or commit after the loop.")));
 }
 
+static void remember_xact_write(Oid user, const LockboxAccessItem *item,
+								const char *query);
+
+static void
+free_open_statement(OpenStatement *os)
+{
+	for (int i = 0; i < os->n; i++)
+		pfree(os->requests[i]);
+	pfree(os->requests);
+	pfree(os->nrequests);
+	pfree(os->relids);
+	pfree(os->write);
+	pfree((char *) os->query);
+	pfree(os);
+}
+
 static void
 forget_open_statement(QueryDesc *queryDesc)
 {
@@ -1986,15 +2073,277 @@ remember_open_statement(QueryDesc *queryDesc, Oid user, int nitems,
 		os->query.within = pstrdup_or_null(q->within);
 	}
 	os->n = nitems;
+	os->nnamed = nnamed;
 	os->relids = palloc(sizeof(Oid) * nitems);
 	os->write = palloc(sizeof(bool) * nitems);
+	os->nrequests = palloc(sizeof(int) * nitems);
+	os->requests = palloc(sizeof(int64 *) * nitems);
 	for (int i = 0; i < nitems; i++)
 	{
 		os->relids[i] = items[i].relid;
 		os->write[i] = i >= nnamed || writes[i];
+		os->nrequests[i] = items[i].nrequests;
+		os->requests[i] = palloc(sizeof(int64) * Max(1, items[i].nrequests));
+		if (items[i].nrequests > 0)
+			memcpy(os->requests[i], items[i].requests,
+				   sizeof(int64) * items[i].nrequests);
 	}
 	open_statements = lappend(open_statements, os);
 	MemoryContextSwitchTo(old);
+
+	for (int i = 0; i < nitems; i++)
+	{
+		if (os->write[i])
+			remember_xact_write(user, &items[i], os->query);
+	}
+}
+
+/* An engineer statement writes into a protected table: see XactWrite. */
+static void
+remember_xact_write(Oid user, const LockboxAccessItem *item, const char *query)
+{
+	ListCell   *lc;
+	MemoryContext old;
+	XactWrite  *w;
+
+	foreach(lc, xact_writes)
+	{
+		w = (XactWrite *) lfirst(lc);
+
+		/*
+		 * (an entry kept is of this subtransaction or of one it is part of,
+		 * so it lasts at least as long as this write would)
+		 */
+		if (w->user == user && w->relid == item->relid &&
+			w->nrequests == item->nrequests &&
+			memcmp(w->requests, item->requests,
+				   sizeof(int64) * item->nrequests) == 0)
+			return;
+	}
+	if (xact_writes_cxt == NULL)
+		xact_writes_cxt = AllocSetContextCreate(TopMemoryContext,
+												"lockbox transaction writes",
+												ALLOCSET_SMALL_SIZES);
+	old = MemoryContextSwitchTo(xact_writes_cxt);
+	w = palloc(sizeof(XactWrite));
+	w->subid = GetCurrentSubTransactionId();
+	w->user = user;
+	w->relid = item->relid;
+	w->nrequests = item->nrequests;
+	w->requests = palloc(sizeof(int64) * Max(1, item->nrequests));
+	if (item->nrequests > 0)
+		memcpy(w->requests, item->requests, sizeof(int64) * item->nrequests);
+	w->query = pstrdup(query);
+	xact_writes = lappend(xact_writes, w);
+	MemoryContextSwitchTo(old);
+}
+
+static void
+forget_xact_writes(void)
+{
+	xact_writes = NIL;
+	if (xact_writes_cxt != NULL)
+		MemoryContextReset(xact_writes_cxt);
+}
+
+/*
+ * Did this transaction itself end request id (lockbox_close, lockbox_revoke),
+ * before its window's end?  Then the writes made under it commit together
+ * with its end, not after it.  (Its row changed here for another reason, an
+ * extension asked for, is no such end: a revocation recorded beside it
+ * meanwhile still ends the access first.)
+ */
+static bool
+ended_here(int64 id)
+{
+	LockboxCall call;
+	static SPIPlanPtr plan = NULL;
+	Oid			argtypes[1] = {INT8OID};
+	Datum		values[1] = {Int64GetDatum(id)};
+	bool		here = false;
+	Snapshot	snap;
+	int			ret;
+
+	lockbox_enter_read(&call);
+	lockbox_prepare(&plan,
+					"SELECT r.xmin, r.access_ends_at FROM lockbox.request r"
+					" WHERE r.id OPERATOR(pg_catalog.=) $1"
+					"   AND r.state IN ('closed', 'revoked')",
+					1, argtypes);
+	/* (at commit no snapshot is active: the latest, as for the grants) */
+	snap = RegisterSnapshot(GetLatestSnapshot());
+	ret = SPI_execute_snapshot(plan, values, NULL, snap, InvalidSnapshot,
+							   true, false, 1);
+	UnregisterSnapshot(snap);
+	if (ret == SPI_OK_SELECT && SPI_processed == 1)
+	{
+		bool		isnull;
+		bool		isnull2;
+		TransactionId xmin = DatumGetTransactionId(SPI_getbinval(SPI_tuptable->vals[0],
+																 SPI_tuptable->tupdesc, 1, &isnull));
+		Datum		ends = SPI_getbinval(SPI_tuptable->vals[0],
+										 SPI_tuptable->tupdesc, 2, &isnull2);
+
+		here = !isnull && !isnull2 && TransactionIdIsCurrentTransactionId(xmin) &&
+			GetCurrentTimestamp() < DatumGetTimestampTz(ends);
+	}
+	lockbox_leave(&call);
+	return here;
+}
+
+/*
+ * The transaction commits: every request its engineer statements wrote into
+ * protected tables under must still be open now -- approved, its window not
+ * over, not revoked (read with the latest snapshot, against the clock, as
+ * at every statement).  Otherwise the writes would outlive the access that
+ * allowed them (an engineer keeping a transaction open across a revocation
+ * or the window's end; the session is ended only a moment later, or never
+ * with lockbox.terminate_sessions off): the commit fails, and the
+ * transaction rolls back.  All of them, not any: a statement under two
+ * requests may have written rows of either tenant.
+ */
+static void
+check_commit(void)
+{
+	ListCell   *lc;
+
+	/* (no snapshot is active at commit: lockbox's reads need one) */
+	PushActiveSnapshot(GetTransactionSnapshot());
+	foreach(lc, xact_writes)
+	{
+		XactWrite  *w = (XactWrite *) lfirst(lc);
+
+		for (int i = 0; i < w->nrequests; i++)
+		{
+			bool		open = false;
+			ListCell   *lc2;
+			char	   *relname;
+			char	   *msg;
+
+			foreach(lc2, current_grants_for(w->user))
+			{
+				Grant	   *g = (Grant *) lfirst(lc2);
+
+				if (g->request_id == w->requests[i] && g->relid == w->relid &&
+					g->write)
+				{
+					open = true;
+					break;
+				}
+			}
+			if (open || ended_here(w->requests[i]))
+				continue;
+			relname = lockbox_relname(w->relid);
+			msg = psprintf("lockbox access to table \"%s\" under request " INT64_FORMAT " ended before the transaction writing it committed",
+						   relname, w->requests[i]);
+			set_statement("COMMIT", w->query, NULL);
+			stmt_query = stmt_source;
+			lockbox_count(LB_REFUSALS);
+			lockbox_access_refused(stmt_command, stmt_query, w->relid, 1,
+								   &w->requests[i], msg);
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("%s", msg),
+					 errdetail("The transaction wrote into the table under approved lockbox request " INT64_FORMAT ", which has since been closed or revoked, or whose window has ended; its writes are rolled back.",
+							   w->requests[i]),
+					 errhint("Ask for access again with lockbox_request(tenant, reason, tables => '{%s}', access => 'write'), and commit while it is open.",
+							 relname)));
+		}
+	}
+	PopActiveSnapshot();
+}
+
+/*
+ * An engineer statement that reached protected tables failed while it ran.
+ * When a lockbox check made during the run refused it -- a row lockbox's
+ * policies refuse to write (42501, "new row violates row-level security
+ * policy", WITH CHECK; "target row ..." of ON CONFLICT DO UPDATE and MERGE)
+ * -- it is recorded as refused, with the error's message as the reason, as
+ * the refusals made before it ran are: its record made before it ran says
+ * only that it started.  An exclusion constraint's violation is raised
+ * again without the existing row's key (below).  Runs in the error's
+ * PG_CATCH, before the transaction is aborted; every other error is left
+ * as it is.
+ */
+void
+lockbox_enforce_run_failed(QueryDesc *queryDesc)
+{
+	ListCell   *lc;
+	OpenStatement *os = NULL;
+	ErrorData  *edata;
+	MemoryContext old;
+	bool		matched = false;
+
+	if (run_failure_recorded || open_statements == NIL)
+		return;
+	foreach(lc, open_statements)
+	{
+		if (((OpenStatement *) lfirst(lc))->queryDesc == queryDesc)
+		{
+			os = (OpenStatement *) lfirst(lc);
+			break;
+		}
+	}
+	if (os == NULL)
+		return;
+	/* (the error under way: only these two concern lockbox) */
+	if (geterrcode() != ERRCODE_INSUFFICIENT_PRIVILEGE &&
+		geterrcode() != ERRCODE_EXCLUSION_VIOLATION)
+		return;
+	old = MemoryContextSwitchTo(open_cxt);
+	edata = CopyErrorData();
+	MemoryContextSwitchTo(old);
+
+	/*
+	 * An exclusion constraint's violation names the existing row's key
+	 * ("Key (room, during)=(1, [...)) conflicts with existing key (room,
+	 * during)=(1, [...))"): a row of another tenant, whose values the
+	 * engineer must not see.  The error is raised again without them.
+	 */
+	if (edata->sqlerrcode == ERRCODE_EXCLUSION_VIOLATION &&
+		edata->detail != NULL && strstr(edata->detail, "existing key") != NULL)
+	{
+		ErrorData  *scrubbed;
+
+		FlushErrorState();
+		scrubbed = edata;
+		scrubbed->detail = pstrdup("The new row conflicts with an existing row; lockbox does not show the existing row's key to engineers.");
+		scrubbed->detail_log = NULL;
+		ReThrowError(scrubbed);
+	}
+	if (edata->sqlerrcode != ERRCODE_INSUFFICIENT_PRIVILEGE ||
+		edata->message_id == NULL ||
+		(strncmp(edata->message_id, "new row violates row-level security policy", 42) != 0 &&
+		 strncmp(edata->message_id, "target row violates row-level security policy", 45) != 0))
+	{
+		FreeErrorData(edata);
+		return;
+	}
+	run_failure_recorded = true;
+
+	/*
+	 * The table the policy refused is the written one the message names (as
+	 * named in the statement); when none matches, every table it writes.
+	 */
+	for (int pass = 0; pass < 2 && !matched; pass++)
+	{
+		for (int i = 0; i < os->nnamed; i++)
+		{
+			char	   *quoted;
+
+			if (!os->write[i])
+				continue;
+			quoted = psprintf("\"%s\"", get_rel_name(os->relids[i]));
+			if (pass == 0 && strstr(edata->message, quoted) == NULL)
+				continue;
+			matched = true;
+			lockbox_count(LB_REFUSALS);
+			lockbox_access_refused(os->command, os->query, os->relids[i],
+								   os->nrequests[i], os->requests[i],
+								   edata->message);
+		}
+	}
+	FreeErrorData(edata);
 }
 
 /*
@@ -2046,6 +2395,24 @@ lockbox_enforce_subxact(SubXactEvent event, SubTransactionId mySubid,
 		open_statements = foreach_delete_current(open_statements, lc);
 		free_open_statement(os);
 	}
+	foreach(lc, xact_writes)
+	{
+		XactWrite  *w = (XactWrite *) lfirst(lc);
+
+		if (w->subid != mySubid)
+			continue;
+		if (event == SUBXACT_EVENT_COMMIT_SUB)
+		{
+			w->subid = parentSubid;
+			continue;
+		}
+		xact_writes = foreach_delete_current(xact_writes, lc);
+		pfree(w->requests);
+		pfree((char *) w->query);
+		pfree(w);
+	}
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+		run_failure_recorded = false;
 }
 
 /* The transaction ended: so did every statement of it (see OpenStatement). */
@@ -2153,6 +2520,31 @@ refuse_switched_statement(QueryDesc *queryDesc)
 }
 
 /*
+ * Is rti the EXCLUDED pseudo relation of an INSERT ... ON CONFLICT DO UPDATE
+ * of the statement (its own, or a data-modifying WITH's)?  It names the
+ * target table without privileges to check, as the planner's partitions and
+ * children do, but reads no row of it: it is the row being inserted.
+ */
+static bool
+excluded_rti(PlannedStmt *pstmt, int rti)
+{
+	ListCell   *lc;
+
+	if (pstmt->planTree != NULL && IsA(pstmt->planTree, ModifyTable) &&
+		((ModifyTable *) pstmt->planTree)->exclRelRTI == rti)
+		return true;
+	foreach(lc, pstmt->subplans)
+	{
+		Plan	   *plan = (Plan *) lfirst(lc);
+
+		if (plan != NULL && IsA(plan, ModifyTable) &&
+			((ModifyTable *) plan)->exclRelRTI == rti)
+			return true;
+	}
+	return false;
+}
+
+/*
  * An engineer's statement, before it runs: every relation it reaches that
  * holds protected rows -- named, added by the planner as a partition or
  * child, or read by a view or rule -- must be reached as an engineer (so
@@ -2176,6 +2568,7 @@ lockbox_enforce_executor_start(QueryDesc *queryDesc, int eflags)
 
 	/* (a QueryDesc at the address of one that ended without ExecutorEnd) */
 	forget_open_statement(queryDesc);
+	run_failure_recorded = false;
 	if (copy_to_recorded != NULL)
 	{
 		recorded = queryDesc->sourceText == copy_to_recorded &&
@@ -2246,6 +2639,9 @@ lockbox_enforce_executor_start(QueryDesc *queryDesc, int eflags)
 			continue;
 		target = protected_target(rte->relid);
 		if (!OidIsValid(target))
+			continue;
+		/* INSERT ... ON CONFLICT DO UPDATE's EXCLUDED: the row proposed */
+		if (excluded_rti(queryDesc->plannedstmt, rti))
 			continue;
 		/* up the AppendRelInfos to the relation the statement named */
 		for (int hops = 0; hops < list_length(rtable); hops++)
@@ -2370,6 +2766,167 @@ void
 lockbox_enforce_executor_end(QueryDesc *queryDesc)
 {
 	forget_open_statement(queryDesc);
+}
+
+/*
+ * The cumulative statistics functions of relations and databases
+ * (pg_stat_get_tuples_fetched(oid), pg_stat_get_xact_tuples_returned(oid),
+ * pg_stat_get_blocks_hit(oid), pg_stat_get_db_tuples_fetched(oid) ...,
+ * which pg_stat_user_tables, pg_stat_user_indexes, pg_statio_* and
+ * pg_stat_database read): they count what scans read before the policies
+ * filtered it.  A leakproof condition of an engineer's (note = 'x') may be
+ * an index condition, below lockbox's policy filter: the index's count of
+ * tuples returned then tells whether another tenant has such a row, as
+ * EXPLAIN ANALYZE's "Rows Removed by Filter" would.  Their oids, sorted,
+ * read once per backend (pg_catalog's functions do not change).
+ */
+static Oid *stat_funcs = NULL;
+static int	nstat_funcs = 0;
+
+static void
+load_stat_funcs(void)
+{
+	LockboxCall call;
+	MemoryContext old;
+	Oid		   *oids;
+
+	lockbox_enter_read(&call);
+	if (SPI_execute("SELECT p.oid FROM pg_catalog.pg_proc p"
+					" WHERE p.pronamespace OPERATOR(pg_catalog.=) 'pg_catalog'::pg_catalog.regnamespace"
+					"   AND p.proname OPERATOR(pg_catalog.~) '^pg_stat_get_'"
+					"   AND p.proname OPERATOR(pg_catalog.!~) '(function|subscription)'"
+					"   AND p.pronargs OPERATOR(pg_catalog.=) 1"
+					"   AND p.proargtypes[0] OPERATOR(pg_catalog.=) 'pg_catalog.oid'::pg_catalog.regtype",
+					true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the statistics functions");
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	oids = palloc(sizeof(Oid) * Max(1, SPI_processed));
+	MemoryContextSwitchTo(old);
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+
+		oids[i] = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
+												 SPI_tuptable->tupdesc, 1, &isnull));
+	}
+	nstat_funcs = (int) SPI_processed;
+	lockbox_leave(&call);
+	qsort(oids, nstat_funcs, sizeof(Oid), oid_cmp);
+	stat_funcs = oids;
+}
+
+/* Is funcid one of stat_funcs, or an aggregate that calls one? */
+static bool
+is_stat_func(Oid funcid, bool aggregate)
+{
+	HeapTuple	tup;
+	bool		found = false;
+
+	if (!aggregate)
+		return bsearch(&funcid, stat_funcs, nstat_funcs, sizeof(Oid), oid_cmp) != NULL;
+	tup = SearchSysCache1(AGGFNOID, ObjectIdGetDatum(funcid));
+	if (!HeapTupleIsValid(tup))
+		return false;
+	{
+		Form_pg_aggregate agg = (Form_pg_aggregate) GETSTRUCT(tup);
+		Oid			support[] = {agg->aggtransfn, agg->aggfinalfn, agg->aggcombinefn,
+			agg->aggserialfn, agg->aggdeserialfn, agg->aggmtransfn,
+		agg->aggminvtransfn, agg->aggmfinalfn};
+
+		for (int i = 0; i < lengthof(support) && !found; i++)
+			found = OidIsValid(support[i]) && is_stat_func(support[i], false);
+	}
+	ReleaseSysCache(tup);
+	return found;
+}
+
+/*
+ * An engineer's statement (or one of an engineer's session acting as
+ * another role), just planned, in a database with protected tables: it may
+ * not call any of stat_funcs.  Read from the finished plan, so that every
+ * way to call one is seen: named, through a view, in the body of an inlined
+ * SQL function, as an operator's function, as an aggregate's (functions
+ * that are not inlined are planned on their own, and pass here too).
+ */
+static void
+refuse_stat_funcs(PlannedStmt *pstmt)
+{
+	static const char *const keys[] = {":funcid ", ":opfuncid ", ":aggfnoid ", ":winfnoid "};
+	char	   *text;
+
+	cache_check_generation();
+	if (!cache.valid)
+		load_protected();
+	if (!cache.installed || hash_get_num_entries(cache.protected) == 0)
+		return;
+	if (stat_funcs == NULL)
+		load_stat_funcs();
+	text = nodeToString(pstmt);
+	for (int k = 0; k < lengthof(keys); k++)
+	{
+		const char *p = text;
+
+		while ((p = strstr(p, keys[k])) != NULL)
+		{
+			Oid			funcid;
+
+			p += strlen(keys[k]);
+			funcid = (Oid) strtoul(p, NULL, 10);
+			if (!is_stat_func(funcid, k >= 2))
+				continue;
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("engineers may not read %s in a database with lockbox-protected tables",
+							get_func_name(funcid)),
+					 errdetail("The cumulative statistics of tables, indexes and databases count the rows scans read before lockbox's policies filtered them, every tenant's: they would tell an engineer what rows they cannot see hold."),
+					 errhint("Ask the operator for the statistics you need.")));
+		}
+	}
+	pfree(text);
+}
+
+/*
+ * A statement just planned: an engineer's may call no statistics function
+ * (refuse_stat_funcs).  With debug_print_plan on and client_min_messages
+ * at LOG or below (both settable by anyone), core sends the client the plan
+ * it made, with the planner's estimates (rows, costs) from statistics of
+ * every tenant's rows: what EXPLAIN shows with COSTS, which engineers may
+ * not see (refuse_explain).  Refused here, before core prints it, for an
+ * engineer's statement (or one of an engineer's session acting as another
+ * role) that reaches a protected table.
+ */
+void
+lockbox_enforce_planned(PlannedStmt *pstmt, const char *query_string)
+{
+	Oid			user = GetUserId();
+	ListCell   *lc;
+
+	if (!is_engineer(user) && !switched_away(user))
+		return;
+	refuse_stat_funcs(pstmt);
+	if (!Debug_print_plan || client_min_messages > LOG)
+		return;
+	foreach(lc, pstmt->rtable)
+	{
+		RangeTblEntry *rte = (RangeTblEntry *) lfirst(lc);
+		Oid			target;
+		char	   *msg;
+
+		if (rte->rtekind != RTE_RELATION)
+			continue;
+		target = protected_target(rte->relid);
+		if (!OidIsValid(target))
+			continue;
+		set_statement(command_name(pstmt->commandType), query_string, NULL);
+		msg = psprintf("debug_print_plan is not allowed in a statement of an engineer on lockbox-protected table \"%s\"",
+					   lockbox_relname(target));
+		record_refusal(target, msg);
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("%s", msg),
+				 errdetail("The plan it sends to the client holds the planner's estimates, from statistics of every tenant's rows, as EXPLAIN with costs would."),
+				 errhint("SET debug_print_plan = off, or client_min_messages above log.")));
+	}
 }
 
 /*

@@ -5,9 +5,15 @@
  *		dispatch: what runs on each statement and at each transaction end is
  *		read here, and decided in the files named.
  *
+ *	planner				enforce.c: no statistics of relations read by an
+ *						engineer's statement, and no plan printed to an
+ *						engineer's client (debug_print_plan) for a
+ *						statement on protected data
  *	ExecutorStart		enforce.c: an engineer's statement on protected data
  *	ExecutorRun			enforce.c: each fetch of one that reached protected
- *						tables (its requests must still cover them)
+ *						tables (its requests must still cover them); a
+ *						run that lockbox's policies refuse is recorded, an
+ *						exclusion violation loses the existing row's key
  *	ExecutorEnd			enforce.c: forgets it
  *	ProcessUtility		enforce.c: TRUNCATE, LOCK, COPY on protected data,
  *						EXPLAIN, DECLARE ... WITH HOLD; protect.c: DROP EXTENSION lockbox, and
@@ -18,7 +24,9 @@
  *	object access		protect.c: lockbox policies being dropped or altered
  *	syscache, relcache	enforce.c: its caches of engineers and ancestors
  *	emit_log			deadlines.c: the FATAL of a session lockbox ended says why
- *	transaction end		enforce.c (grants cache), protect.c (drops seen),
+ *	transaction end		enforce.c (grants cache; before commit: the requests
+ *						its engineers' writes ran under are still open),
+ *						protect.c (drops seen),
  *						worker.c (wake at commit),
  *						audit.c (the chain's tips)
  *	subtransaction end	enforce.c (statements under way), audit.c
@@ -36,12 +44,14 @@
 #include "access/xact.h"
 #include "catalog/objectaccess.h"
 #include "executor/executor.h"
+#include "optimizer/planner.h"
 #include "tcop/utility.h"
 #include "utils/inval.h"
 #include "utils/syscache.h"
 
 #include "lockbox.h"
 
+static planner_hook_type prev_planner = NULL;
 static ExecutorStart_hook_type prev_executor_start = NULL;
 static ExecutorRun_hook_type prev_executor_run = NULL;
 static ExecutorEnd_hook_type prev_executor_end = NULL;
@@ -51,6 +61,20 @@ static emit_log_hook_type prev_emit_log = NULL;
 
 /* a parallel worker has started the plan its leader gave it */
 static bool leader_plan_started = false;
+
+static PlannedStmt *
+lockbox_planner(Query *parse, const char *query_string, int cursorOptions,
+				ParamListInfo boundParams)
+{
+	PlannedStmt *pstmt;
+
+	if (prev_planner)
+		pstmt = prev_planner(parse, query_string, cursorOptions, boundParams);
+	else
+		pstmt = standard_planner(parse, query_string, cursorOptions, boundParams);
+	lockbox_enforce_planned(pstmt, query_string);
+	return pstmt;
+}
 
 static void
 lockbox_executor_start(QueryDesc *queryDesc, int eflags)
@@ -71,10 +95,19 @@ lockbox_executor_run(QueryDesc *queryDesc, ScanDirection direction,
 					 uint64 count, bool execute_once)
 {
 	lockbox_enforce_executor_run(queryDesc);
-	if (prev_executor_run)
-		prev_executor_run(queryDesc, direction, count, execute_once);
-	else
-		standard_ExecutorRun(queryDesc, direction, count, execute_once);
+	PG_TRY();
+	{
+		if (prev_executor_run)
+			prev_executor_run(queryDesc, direction, count, execute_once);
+		else
+			standard_ExecutorRun(queryDesc, direction, count, execute_once);
+	}
+	PG_CATCH();
+	{
+		lockbox_enforce_run_failed(queryDesc);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
 }
 
 static void
@@ -176,6 +209,8 @@ lockbox_emit_log(ErrorData *edata)
 void
 lockbox_hooks_init(void)
 {
+	prev_planner = planner_hook;
+	planner_hook = lockbox_planner;
 	prev_executor_start = ExecutorStart_hook;
 	ExecutorStart_hook = lockbox_executor_start;
 	prev_executor_run = ExecutorRun_hook;

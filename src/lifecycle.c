@@ -889,6 +889,8 @@ lockbox_request(PG_FUNCTION_ARGS)
 	StringInfoData table_names;
 	StringInfoData detail;
 
+	lockbox_require_writable(fcinfo);
+
 	/* who may ask */
 	if (!lockbox_has_role(caller, LB_ENGINEER))
 		ereport(ERROR,
@@ -1395,6 +1397,7 @@ lockbox_approve(PG_FUNCTION_ARGS)
 	char		result[NAMEDATALEN];
 	StringInfoData extra;
 
+	lockbox_require_writable(fcinfo);
 	lockbox_enter(&call);
 	r = lock_request(id);
 	from = pstrdup(r->state);
@@ -1474,6 +1477,7 @@ lockbox_deny(PG_FUNCTION_ARGS)
 	char	   *from;
 	StringInfoData extra;
 
+	lockbox_require_writable(fcinfo);
 	lockbox_enter(&call);
 	r = lock_request(id);
 	from = pstrdup(r->state);
@@ -1524,6 +1528,7 @@ lockbox_cancel(PG_FUNCTION_ARGS)
 	char	   *from;
 	StringInfoData extra;
 
+	lockbox_require_writable(fcinfo);
 	lockbox_enter(&call);
 	r = lock_request(id);
 	require_requester(&call, r, "cancel");
@@ -1560,6 +1565,7 @@ lockbox_close(PG_FUNCTION_ARGS)
 	Request    *r;
 	StringInfoData extra;
 
+	lockbox_require_writable(fcinfo);
 	lockbox_enter(&call);
 	r = lock_request(id);
 	require_requester(&call, r, "close");
@@ -1697,6 +1703,7 @@ lockbox_revoke(PG_FUNCTION_ARGS)
 	const char *by_role;
 	StringInfoData extra;
 
+	lockbox_require_writable(fcinfo);
 	lockbox_enter(&call);
 	r = lock_request_nowait(id);
 	if (r == NULL)
@@ -1793,6 +1800,7 @@ lockbox_extend(PG_FUNCTION_ARGS)
 	Datum		values[8];
 	StringInfoData extra;
 
+	lockbox_require_writable(fcinfo);
 	lockbox_require_arg(fcinfo, 1, "by");
 	by = *PG_GETARG_INTERVAL_P(1);
 	(void) extension_span(&by, GetCurrentStatementStartTimestamp());

@@ -12,6 +12,7 @@
 #include "access/genam.h"
 #include "access/htup_details.h"
 #include "access/table.h"
+#include "access/xact.h"
 #include "access/xlog.h"
 #include "catalog/indexing.h"
 #include "catalog/pg_authid.h"
@@ -563,13 +564,48 @@ quiet_pgaudit(void)
 void
 lockbox_enter(LockboxCall *call)
 {
+	lockbox_require_writable(NULL);
+	lockbox_enter_read(call);
+}
+
+/*
+ * A function that changes lockbox's state, called where nothing can be
+ * written: on a hot standby, or in a read-only transaction
+ * (default_transaction_read_only, SET TRANSACTION READ ONLY).  Refused
+ * before anything else, with 25006 and lockbox's message, rather than with
+ * core's about the first nextval() or UPDATE lockbox runs inside.  fcinfo
+ * names the function called, for the detail (NULL: none named); such a
+ * function is refused too in a copied database not adopted (identity.c).
+ */
+void
+lockbox_require_writable(FunctionCallInfo fcinfo)
+{
+	char	   *name = NULL;
+
+	if (!RecoveryInProgress() && !XactReadOnly)
+	{
+		/* an API function, in a copied database not yet adopted: refused */
+		if (fcinfo != NULL)
+			lockbox_refuse_copy();
+		return;
+	}
+	if (fcinfo != NULL && fcinfo->flinfo != NULL)
+		name = get_func_name(fcinfo->flinfo->fn_oid);
 	if (RecoveryInProgress())
 		ereport(ERROR,
 				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
 				 errmsg("lockbox cannot change requests, tenants or protected tables during recovery"),
+				 name != NULL ?
+				 errdetail("This server is a standby; lockbox's state changes only on the primary, and %s changes it.", name) :
 				 errdetail("This server is a standby; lockbox's state changes only on the primary."),
 				 errhint("Call the function on the primary server.")));
-	lockbox_enter_read(call);
+	ereport(ERROR,
+			(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+			 errmsg("lockbox cannot change requests, tenants or protected tables in a read-only transaction"),
+			 name != NULL ?
+			 errdetail("%s changes lockbox's state, which a read-only transaction cannot.", name) :
+			 errdetail("The function changes lockbox's state, which a read-only transaction cannot."),
+			 errhint("Call it in a read-write transaction (SET TRANSACTION READ WRITE, or default_transaction_read_only off), on the primary.")));
 }
 
 /*
@@ -599,6 +635,11 @@ lockbox_enter_read(LockboxCall *call)
 	(void) set_config_option("search_path", "pg_catalog, pg_temp",
 							 PGC_USERSET, PGC_S_SESSION,
 							 GUC_ACTION_SAVE, true, 0, false);
+	/* lockbox's own plans are not the caller's to see (with their estimates) */
+	if (Debug_print_plan)
+		(void) set_config_option("debug_print_plan", "off",
+								 PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_SAVE, true, 0, false);
 	quiet_pgaudit();
 
 	if (SPI_connect() != SPI_OK_CONNECT)

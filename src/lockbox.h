@@ -79,6 +79,12 @@ typedef struct LockboxCall
 } LockboxCall;
 
 extern void lockbox_enter(LockboxCall *call);
+extern void lockbox_require_writable(FunctionCallInfo fcinfo);
+
+/* the database lockbox's requests were made in (identity.c) */
+extern bool lockbox_database_copy(Oid *recorded, int64 *void_through);
+extern void lockbox_refuse_copy(void);
+extern bool lockbox_copy_held(LockboxCall *call);
 extern void lockbox_enter_read(LockboxCall *call);
 extern void lockbox_leave(LockboxCall *call);
 
@@ -227,6 +233,8 @@ extern void lockbox_notify_deciders(LockboxCall *call, List *request_ids,
 /* protected tables and enforcement (enforce.c) */
 extern void lockbox_enforce_executor_start(QueryDesc *queryDesc, int eflags);
 extern void lockbox_enforce_executor_run(QueryDesc *queryDesc);
+extern void lockbox_enforce_run_failed(QueryDesc *queryDesc);
+extern void lockbox_enforce_planned(PlannedStmt *pstmt, const char *query_string);
 extern void lockbox_enforce_executor_end(QueryDesc *queryDesc);
 extern int	lockbox_enforce_explain_begin(Node *node);
 extern void lockbox_enforce_explain_end(int prev);

@@ -182,6 +182,7 @@ lockbox_claim_notifications(PG_FUNCTION_ARGS)
 	NameData	claimer;
 	Interval	lease;
 
+	lockbox_require_writable(fcinfo);
 	lockbox_require_arg(fcinfo, 0, "max");
 	max = PG_GETARG_INT32(0);
 	if (max < 1 || max > CLAIM_MAX)
@@ -242,6 +243,7 @@ lockbox_ack_notification(PG_FUNCTION_ARGS)
 	LockboxCall call;
 	bool		marked;
 
+	lockbox_require_writable(fcinfo);
 	lockbox_require_arg(fcinfo, 0, "id");
 
 	lockbox_enter(&call);
@@ -287,6 +289,7 @@ lockbox_fail_notification(PG_FUNCTION_ARGS)
 	bool		isnull;
 	int32		attempts;
 
+	lockbox_require_writable(fcinfo);
 	lockbox_require_arg(fcinfo, 0, "id");
 	lockbox_require_arg(fcinfo, 1, "error");
 	error = text_to_cstring(PG_GETARG_TEXT_PP(1));
@@ -546,6 +549,7 @@ lockbox_set_contact(PG_FUNCTION_ARGS)
 	List	   *items = NIL;
 	StringInfoData detail;
 
+	lockbox_require_writable(fcinfo);
 	lockbox_require_arg(fcinfo, 0, "who");
 	role = PG_GETARG_OID(0);
 	if (!SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(role)))
@@ -584,6 +588,7 @@ lockbox_set_webhook(PG_FUNCTION_ARGS)
 	List	   *items = NIL;
 	StringInfoData detail;
 
+	lockbox_require_writable(fcinfo);
 	if (!PG_ARGISNULL(1))
 		items = split_addresses(text_to_cstring(PG_GETARG_TEXT_PP(1)),
 								" \t\r\n", valid_url, "webhook URL");

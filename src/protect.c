@@ -247,6 +247,7 @@ lockbox_protect(PG_FUNCTION_ARGS)
 	char	   *granted;
 	StringInfoData detail;
 
+	lockbox_require_writable(fcinfo);
 	lockbox_require_arg(fcinfo, 0, "rel");
 	relid = PG_GETARG_OID(0);
 	if (!PG_ARGISNULL(1))
@@ -646,6 +647,7 @@ lockbox_unprotect(PG_FUNCTION_ARGS)
 	Datum		values[1];
 	StringInfoData detail;
 
+	lockbox_require_writable(fcinfo);
 	lockbox_require_arg(fcinfo, 0, "rel");
 	relid = PG_GETARG_OID(0);
 	if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(relid)))

@@ -144,6 +144,7 @@ lockbox_add_tenant(PG_FUNCTION_ARGS)
 	LockboxCall call;
 	StringInfoData detail;
 
+	lockbox_require_writable(fcinfo);
 	lockbox_require_arg(fcinfo, 1, "enabled");
 	lockbox_require_arg(fcinfo, 2, "required_approvals");
 	enabled = PG_GETARG_BOOL(1);
@@ -191,6 +192,7 @@ lockbox_set_enabled(PG_FUNCTION_ARGS)
 	LockboxCall call;
 	StringInfoData detail;
 
+	lockbox_require_writable(fcinfo);
 	lockbox_require_arg(fcinfo, 1, "enabled");
 	enabled = PG_GETARG_BOOL(1);
 
@@ -281,6 +283,7 @@ lockbox_add_approver(PG_FUNCTION_ARGS)
 	LockboxCall call;
 	StringInfoData detail;
 
+	lockbox_require_writable(fcinfo);
 	lockbox_enter(&call);
 	require_tenant(tenant, NULL);
 
@@ -326,6 +329,7 @@ lockbox_remove_approver(PG_FUNCTION_ARGS)
 	LockboxCall call;
 	StringInfoData detail;
 
+	lockbox_require_writable(fcinfo);
 	lockbox_enter(&call);
 	require_tenant(tenant, NULL);
 
@@ -402,6 +406,7 @@ lockbox_remove_tenant(PG_FUNCTION_ARGS)
 	LockboxCall call;
 	StringInfoData detail;
 
+	lockbox_require_writable(fcinfo);
 	lockbox_enter(&call);
 	values[0] = CStringGetTextDatum(tenant);
 	values[1] = TimestampTzGetDatum(call.now);

@@ -1361,7 +1361,8 @@ in_transaction(MemoryContext passcxt, const char *activity, PassStep step,
 	PushActiveSnapshot(GetTransactionSnapshot());
 	pgstat_report_activity(STATE_RUNNING, activity);
 	lockbox_enter(&call);
-	*result = step(&call, arg);
+	/* a copied database not yet adopted: nothing (identity.c) */
+	*result = lockbox_copy_held(&call) ? 0 : step(&call, arg);
 	lockbox_leave(&call);
 	PopActiveSnapshot();
 	MemoryContextSwitchTo(old);

@@ -1,0 +1,229 @@
+/*-------------------------------------------------------------------------
+ *
+ * identity.c
+ *		Which database lockbox's requests were made in.
+ *
+ * CREATE DATABASE ... TEMPLATE app copies app's lockbox tables as they are:
+ * its approved requests, whose approvers consented to access to app, would
+ * grant the same access in the copy, and the copy's audit would go on from
+ * the same rows as app's (a fork no one sees).  So lockbox records the oid of
+ * the database it is installed in (lockbox.installation, at CREATE
+ * EXTENSION; pg_upgrade keeps database oids, a dump restored runs CREATE
+ * EXTENSION afresh), and a database whose oid is another is a copy: there no
+ * request grants access, every function that changes lockbox's state is
+ * refused, and the worker does nothing, until a superuser or the extension
+ * owner runs lockbox_adopt_database() (a copy holding no request, of a
+ * template with lockbox, is adopted at once by the worker or the first
+ * such function: there is nothing to void).  That records the database as its
+ * own, with every request made until then void here (they never grant
+ * access in it), and audits the copy.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "access/xlog.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "commands/dbcommands.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/json.h"
+#include "utils/lsyscache.h"
+#include "utils/snapmgr.h"
+
+#include "lockbox.h"
+
+PG_FUNCTION_INFO_V1(lockbox_adopt_database);
+
+/*
+ * Is this database a copy of the one lockbox was installed in?  Sets
+ * *recorded to that database's oid and *void_through to the highest request
+ * id void here (0: none), when not NULL.  False where lockbox.installation
+ * does not exist (while CREATE EXTENSION runs the scripts before 1.6).
+ */
+bool
+lockbox_database_copy(Oid *recorded, int64 *void_through)
+{
+	LockboxCall call;
+	Oid			nsp = get_namespace_oid("lockbox", true);
+	Oid			datid = InvalidOid;
+	int64		through = 0;
+	Snapshot	snap;
+	int			ret;
+
+	if (!OidIsValid(nsp) || !OidIsValid(get_relname_relid("installation", nsp)))
+		return false;
+	lockbox_enter_read(&call);
+	/* the latest: an adoption just committed counts at once */
+	snap = RegisterSnapshot(IsInParallelMode() ? GetActiveSnapshot() :
+							GetLatestSnapshot());
+	{
+		SPIPlanPtr	plan = SPI_prepare("SELECT i.datid, i.requests_void_through"
+									   "  FROM lockbox.installation i", 0, NULL);
+
+		if (plan == NULL)
+			elog(ERROR, "could not read lockbox.installation");
+		ret = SPI_execute_snapshot(plan, NULL, NULL, snap, InvalidSnapshot,
+								   true, false, 1);
+	}
+	UnregisterSnapshot(snap);
+	if (ret == SPI_OK_SELECT && SPI_processed == 1)
+	{
+		bool		isnull;
+
+		datid = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
+											   SPI_tuptable->tupdesc, 1, &isnull));
+		through = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+											  SPI_tuptable->tupdesc, 2, &isnull));
+	}
+	lockbox_leave(&call);
+	if (recorded != NULL)
+		*recorded = datid;
+	if (void_through != NULL)
+		*void_through = through;
+	/* (no row: fail closed, as a copy) */
+	return datid != MyDatabaseId;
+}
+
+/*
+ * Record this database, a copy, as lockbox's own, with every request made
+ * until now void in it (through: the highest id), and audit it.  With
+ * empty_only, only a copy holding no request at all (a template's): nothing
+ * is void, nothing was approved for another database.  Returns whether it
+ * is adopted now (false: it holds requests, or another session adopted it
+ * meanwhile).  SPI connected, as the extension owner (lockbox_enter).
+ */
+static bool
+adopt(LockboxCall *call, Oid recorded, bool empty_only, int64 *through_out)
+{
+	static SPIPlanPtr max_plan = NULL;
+	static SPIPlanPtr update_plan = NULL;
+	Oid			argtypes[3] = {OIDOID, INT8OID, OIDOID};
+	Datum		values[3];
+	int64		through = 0;
+	StringInfoData detail;
+
+	lockbox_exec(&max_plan,
+				 "SELECT pg_catalog.max(r.id) FROM lockbox.request r",
+				 0, NULL, NULL, NULL, 1);
+	if (SPI_processed == 1)
+	{
+		bool		isnull;
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[0],
+									  SPI_tuptable->tupdesc, 1, &isnull);
+
+		if (!isnull)
+			through = DatumGetInt64(d);
+	}
+	if (empty_only && through != 0)
+		return false;
+	values[0] = ObjectIdGetDatum(MyDatabaseId);
+	values[1] = Int64GetDatum(through);
+	values[2] = ObjectIdGetDatum(recorded);
+	/* (a concurrent adoption: the second finds the row changed, and stops) */
+	lockbox_exec(&update_plan,
+				 "UPDATE lockbox.installation"
+				 "   SET datid = $1, requests_void_through = $2,"
+				 "       recorded_at = pg_catalog.now()"
+				 " WHERE datid OPERATOR(pg_catalog.=) $3",
+				 3, argtypes, values, NULL, 0);
+	if (SPI_processed != 1)
+		return false;
+	initStringInfo(&detail);
+	appendStringInfo(&detail,
+					 "{\"copied_from\": %u, \"database\": %u, \"database_name\": ",
+					 recorded, MyDatabaseId);
+	escape_json(&detail, get_database_name(MyDatabaseId));
+	appendStringInfo(&detail, ", \"requests_void_through\": " INT64_FORMAT
+					 ", \"automatic\": %s}", through, empty_only ? "true" : "false");
+	lockbox_audit(call, "database_adopted", 0, NULL, detail.data);
+	lockbox_access_changed();
+	if (through_out != NULL)
+		*through_out = through;
+	return true;
+}
+
+/*
+ * Is this database a copy lockbox may not act in?  A copy that holds no
+ * request (of a template with lockbox, say) is adopted at once: there is
+ * nothing to void.  SPI connected, as the extension owner.
+ */
+bool
+lockbox_copy_held(LockboxCall *call)
+{
+	Oid			recorded;
+
+	if (!lockbox_database_copy(&recorded, NULL))
+		return false;
+	if (RecoveryInProgress() || XactReadOnly)
+		return true;
+	if (adopt(call, recorded, true, NULL))
+		return false;
+	/* (or another session, the worker, adopted it meanwhile) */
+	return lockbox_database_copy(NULL, NULL);
+}
+
+/* A function that changes lockbox's state, in a copy not yet adopted. */
+void
+lockbox_refuse_copy(void)
+{
+	Oid			recorded;
+	LockboxCall call;
+	bool		held;
+
+	if (!lockbox_database_copy(&recorded, NULL))
+		return;
+	lockbox_enter(&call);
+	held = lockbox_copy_held(&call);
+	lockbox_leave(&call);
+	if (!held)
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("lockbox in database \"%s\" was copied from another database",
+					get_database_name(MyDatabaseId)),
+			 errdetail("Lockbox was installed in the database of oid %u; its requests, approvals and audit were made there, not here (CREATE DATABASE ... TEMPLATE copies them).",
+					   recorded),
+			 errhint("A superuser or the extension owner runs SELECT lockbox_adopt_database() in this database first: the copied requests then never grant access here.")));
+}
+
+/*
+ * lockbox_adopt_database() -> bigint: this database, a copy, becomes
+ * lockbox's own.  Every request made until now is void here; the audit
+ * records the copy (event database_adopted).  Returns the highest request
+ * id made void.  Refused (55000) in a database that is no copy.
+ */
+Datum
+lockbox_adopt_database(PG_FUNCTION_ARGS)
+{
+	LockboxCall call;
+	Oid			recorded;
+	int64		through = 0;
+
+	if (RecoveryInProgress() || XactReadOnly)
+		lockbox_require_writable(fcinfo);
+	if (!superuser() && GetUserId() != lockbox_owner())
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to adopt a copied lockbox database"),
+				 errdetail("Only a superuser or the owner of extension lockbox may.")));
+	if (!lockbox_database_copy(&recorded, NULL))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("this database is lockbox's own, not a copy"),
+				 errdetail("Lockbox was installed in this database: its requests were made here.")));
+
+	lockbox_enter(&call);
+	/* (every request: none can be added meanwhile, lockbox_request is refused) */
+	if (!adopt(&call, recorded, false, &through))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("this database is lockbox's own, not a copy"),
+				 errdetail("Another session adopted it meanwhile.")));
+	lockbox_leave(&call);
+	PG_RETURN_INT64(through);
+}
