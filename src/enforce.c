@@ -253,7 +253,7 @@ typedef struct XactWrite
 	Oid			relid;
 	int			nrequests;
 	int64	   *requests;
-	const char *query;			/* the first statement that wrote so */
+	LockboxQuery query;			/* the first statement that wrote so (copies) */
 } XactWrite;
 
 static List *xact_writes = NIL;
@@ -825,6 +825,10 @@ pstrdup_or_null(const char *s)
 static void
 free_open_statement(OpenStatement *os)
 {
+	for (int i = 0; i < os->n; i++)
+		pfree(os->requests[i]);
+	pfree(os->requests);
+	pfree(os->nrequests);
 	pfree(os->relids);
 	pfree(os->write);
 	pfree((char *) os->query.text);
@@ -2007,20 +2011,7 @@ refuse_held_cursor(Oid relid)
 }
 
 static void remember_xact_write(Oid user, const LockboxAccessItem *item,
-								const char *query);
-
-static void
-free_open_statement(OpenStatement *os)
-{
-	for (int i = 0; i < os->n; i++)
-		pfree(os->requests[i]);
-	pfree(os->requests);
-	pfree(os->nrequests);
-	pfree(os->relids);
-	pfree(os->write);
-	pfree((char *) os->query);
-	pfree(os);
-}
+								const LockboxQuery *query);
 
 static void
 forget_open_statement(QueryDesc *queryDesc)
@@ -2094,13 +2085,14 @@ remember_open_statement(QueryDesc *queryDesc, Oid user, int nitems,
 	for (int i = 0; i < nitems; i++)
 	{
 		if (os->write[i])
-			remember_xact_write(user, &items[i], os->query);
+			remember_xact_write(user, &items[i], &os->query);
 	}
 }
 
 /* An engineer statement writes into a protected table: see XactWrite. */
 static void
-remember_xact_write(Oid user, const LockboxAccessItem *item, const char *query)
+remember_xact_write(Oid user, const LockboxAccessItem *item,
+					const LockboxQuery *query)
 {
 	ListCell   *lc;
 	MemoryContext old;
@@ -2133,7 +2125,9 @@ remember_xact_write(Oid user, const LockboxAccessItem *item, const char *query)
 	w->requests = palloc(sizeof(int64) * Max(1, item->nrequests));
 	if (item->nrequests > 0)
 		memcpy(w->requests, item->requests, sizeof(int64) * item->nrequests);
-	w->query = pstrdup(query);
+	w->query.text = pstrdup(query->text);
+	w->query.parameters = pstrdup_or_null(query->parameters);
+	w->query.within = pstrdup_or_null(query->within);
 	xact_writes = lappend(xact_writes, w);
 	MemoryContextSwitchTo(old);
 }
@@ -2236,10 +2230,9 @@ check_commit(void)
 			relname = lockbox_relname(w->relid);
 			msg = psprintf("lockbox access to table \"%s\" under request " INT64_FORMAT " ended before the transaction writing it committed",
 						   relname, w->requests[i]);
-			set_statement("COMMIT", w->query, NULL);
-			stmt_query = stmt_source;
+			set_recorded_statement("COMMIT", &w->query);
 			lockbox_count(LB_REFUSALS);
-			lockbox_access_refused(stmt_command, stmt_query, w->relid, 1,
+			lockbox_access_refused(stmt_command, &stmt_query, w->relid, 1,
 								   &w->requests[i], msg);
 			ereport(ERROR,
 					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
@@ -2251,6 +2244,13 @@ check_commit(void)
 		}
 	}
 	PopActiveSnapshot();
+}
+
+/* Is any engineer's statement on protected data under way? */
+bool
+lockbox_enforce_open_statements(void)
+{
+	return open_statements != NIL;
 }
 
 /*
@@ -2338,7 +2338,7 @@ lockbox_enforce_run_failed(QueryDesc *queryDesc)
 				continue;
 			matched = true;
 			lockbox_count(LB_REFUSALS);
-			lockbox_access_refused(os->command, os->query, os->relids[i],
+			lockbox_access_refused(os->command, &os->query, os->relids[i],
 								   os->nrequests[i], os->requests[i],
 								   edata->message);
 		}
@@ -2408,7 +2408,11 @@ lockbox_enforce_subxact(SubXactEvent event, SubTransactionId mySubid,
 		}
 		xact_writes = foreach_delete_current(xact_writes, lc);
 		pfree(w->requests);
-		pfree((char *) w->query);
+		pfree((char *) w->query.text);
+		if (w->query.parameters)
+			pfree((char *) w->query.parameters);
+		if (w->query.within)
+			pfree((char *) w->query.within);
 		pfree(w);
 	}
 	if (event == SUBXACT_EVENT_ABORT_SUB)

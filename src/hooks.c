@@ -95,6 +95,15 @@ lockbox_executor_run(QueryDesc *queryDesc, ScanDirection direction,
 					 uint64 count, bool execute_once)
 {
 	lockbox_enforce_executor_run(queryDesc);
+	/* (only an engineer's statement on protected data needs the catch) */
+	if (!lockbox_enforce_open_statements())
+	{
+		if (prev_executor_run)
+			prev_executor_run(queryDesc, direction, count, execute_once);
+		else
+			standard_ExecutorRun(queryDesc, direction, count, execute_once);
+		return;
+	}
 	PG_TRY();
 	{
 		if (prev_executor_run)

@@ -234,6 +234,7 @@ extern void lockbox_notify_deciders(LockboxCall *call, List *request_ids,
 extern void lockbox_enforce_executor_start(QueryDesc *queryDesc, int eflags);
 extern void lockbox_enforce_executor_run(QueryDesc *queryDesc);
 extern void lockbox_enforce_run_failed(QueryDesc *queryDesc);
+extern bool lockbox_enforce_open_statements(void);
 extern void lockbox_enforce_planned(PlannedStmt *pstmt, const char *query_string);
 extern void lockbox_enforce_executor_end(QueryDesc *queryDesc);
 extern int	lockbox_enforce_explain_begin(Node *node);
