@@ -54,6 +54,7 @@
 #include "commands/dbcommands.h"
 #include "commands/sequence.h"
 #include "commands/trigger.h"
+#include "commands/vacuum.h"
 #include "common/cryptohash.h"
 #include "common/sha2.h"
 #include "executor/executor.h"
@@ -63,6 +64,7 @@
 #include "parser/parse_func.h"
 #include "miscadmin.h"
 #include "port/pg_bswap.h"
+#include "storage/bufmgr.h"
 #include "storage/lmgr.h"
 #include "storage/proc.h"
 #include "storage/shmem.h"
@@ -2954,17 +2956,26 @@ lockbox_audit_keep_partitions(TimestampTz now)
  * and without statistics of the whole log the access log's plans for
  * reviewers and auditors fall back to hashing and sorting every row they
  * return (README "History and retention").  Analyzed when it has none, and
- * when a month's partition was made (about once a month): ANALYZE samples a
- * fixed number of rows, so it takes about as long whatever the log's size.
- * Its own transaction: the partitions' locks are not held meanwhile.  Like
- * them, it never waits for a lock (a manual ANALYZE or VACUUM of the log,
- * an ALTER TABLE): deadlines must not wait behind it.
+ * when a month's partition was made (about once a month).  Only the
+ * partitioned table, as autovacuum would if it could: ANALYZE of it would
+ * also analyze every partition, one sample each (autovacuum's work, taking
+ * longer as months pile up), each waiting for its partition's lock, held
+ * for as long as a manual VACUUM of the partition runs.  One sample of the
+ * whole log takes about as long whatever its size.  Its own transaction:
+ * the partitions' locks are not held meanwhile.  Like them, it never waits
+ * for a lock (a manual ANALYZE or VACUUM, of the log or of a partition, an
+ * ALTER TABLE, a VACUUM FULL): deadlines must not wait behind it.  Returns
+ * 1 when it analyzed, 0 when there was nothing to do, -2 when a lock was
+ * busy (the caller tries again later).
  */
 int
 lockbox_audit_analyze(bool made_partitions)
 {
 	Oid			relid;
-	int			ret;
+	List	   *parts;
+	ListCell   *lc;
+	VacuumParams params;
+	BufferAccessStrategy strategy;
 
 	if (RecoveryInProgress())
 		return 0;
@@ -2973,13 +2984,34 @@ lockbox_audit_analyze(bool made_partitions)
 		SearchSysCacheExists3(STATRELATTINH, ObjectIdGetDatum(relid),
 							  Int16GetDatum(1), BoolGetDatum(true)))
 		return 0;
-	/* never waiting, as for the partitions: a busy log is analyzed next time */
+
+	/*
+	 * Never waiting: the log as ANALYZE locks it, and each partition as its
+	 * sample reads it (taken here first, so ANALYZE finds them held).  A
+	 * busy log is analyzed next time.
+	 */
 	if (!ConditionalLockRelationOid(relid, ShareUpdateExclusiveLock))
 		return -2;
-	ret = SPI_execute("ANALYZE lockbox.audit_log", false, 0);
-	if (ret != SPI_OK_UTILITY)
-		elog(ERROR, "SPI_execute failed for ANALYZE lockbox.audit_log: %s",
-			 SPI_result_code_string(ret));
+	parts = find_all_inheritors(relid, NoLock, NULL);
+	foreach(lc, parts)
+	{
+		if (lfirst_oid(lc) != relid &&
+			!ConditionalLockRelationOid(lfirst_oid(lc), AccessShareLock))
+			return -2;
+	}
+
+	memset(&params, 0, sizeof(params));
+	params.options = VACOPT_ANALYZE;
+	params.freeze_min_age = -1;
+	params.freeze_table_age = -1;
+	params.multixact_freeze_min_age = -1;
+	params.multixact_freeze_table_age = -1;
+	params.log_min_duration = -1;
+	params.index_cleanup = VACOPTVALUE_UNSPECIFIED;
+	params.truncate = VACOPTVALUE_UNSPECIFIED;
+	strategy = GetAccessStrategy(BAS_VACUUM);
+	analyze_rel(relid, NULL, &params, NIL, true, strategy);
+	FreeAccessStrategy(strategy);
 	return 1;
 }
 

@@ -1410,6 +1410,9 @@ step_analyze(LockboxCall *call, void *arg)
 /* when the worker next looks at the audit's partitions */
 static TimestampTz next_partitions_at = 0;
 
+/* a month's partition was made since the audit log was last analyzed */
+static bool analyze_due = false;
+
 /* when the worker next writes the audit's heads to the server log */
 static TimestampTz next_anchor_at = 0;
 
@@ -1508,14 +1511,18 @@ db_worker_pass(MemoryContext passcxt, TimestampTz *next_deadline,
 		/* an empty or busy log: look again at the next pass */
 		next_partitions_at = n < 0 ? 0 :
 			TimestampTzPlusMilliseconds(GetCurrentTimestamp(), 10 * 60 * 1000);
-		/* then the whole log's statistics, when it has none or grew a month */
+		/*
+		 * then the whole log's statistics, when it has none or grew a month
+		 * (a month's that a busy lock put off stays due until done)
+		 */
 		if (n >= 0)
 		{
-			bool		made = n > 0;
-
+			analyze_due = analyze_due || n > 0;
 			if (!in_transaction(passcxt, "lockbox: analyzing the audit log",
-								step_analyze, &made, &n))
+								step_analyze, &analyze_due, &n))
 				return false;
+			if (n >= 0)
+				analyze_due = false;
 		}
 	}
 

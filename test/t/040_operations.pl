@@ -11,6 +11,8 @@
 #   whatever order the file lists them; a default above the maximum (as a
 #   configuration file may set them at startup) gives a request that names
 #   no duration the maximum, with a warning, rather than refusing it.
+# - The worker's ANALYZE of lockbox.audit_log neither waits for a manual
+#   VACUUM of an audit partition nor analyzes the partitions.
 # - A clean shutdown (pg_ctl stop) ends lockbox's launcher and idle workers
 #   without a FATAL line each.
 use strict;
@@ -158,6 +160,46 @@ is( sql('app',
 		   WHERE event = 'close' AND detail->>'by' = 'lockbox worker'}),
 	"$bootstrap $bootstrap",
 	'its audit row names the bootstrap superuser, not the roles the owner set');
+
+# --- the worker's ANALYZE of the audit log --------------------------------
+# A manual VACUUM of an audit partition (a pg_cron job, say) holds it in
+# SHARE UPDATE EXCLUSIVE mode for as long as it runs: the worker's ANALYZE
+# of lockbox.audit_log gathers the whole log's statistics meanwhile, without
+# waiting for it (its deadlines would wait too), and leaves the partitions'
+# own statistics to autovacuum.
+ok( $node->poll_query_until(
+		'app', q{SELECT count(*) > 1 FROM pg_inherits
+		          WHERE inhparent = 'lockbox.audit_log'::regclass}),
+	'the audit log has its monthly partitions');
+my $part = sql('app',
+	q{SELECT inhrelid::regclass FROM pg_inherits
+	   WHERE inhparent = 'lockbox.audit_log'::regclass
+	     AND inhrelid <> 'lockbox.audit_log_default'::regclass
+	   ORDER BY 1 LIMIT 1});
+my $part_analyzes = q{SELECT sum(analyze_count) FROM pg_stat_user_tables
+	   WHERE relid IN (SELECT inhrelid FROM pg_inherits
+	                    WHERE inhparent = 'lockbox.audit_log'::regclass)};
+my $analyzed_before = sql('app', $part_analyzes);
+my $vacuum = $node->background_psql('app');
+$vacuum->query_safe("BEGIN; LOCK TABLE $part IN SHARE UPDATE EXCLUSIVE MODE");
+# no statistics of the whole log: a new worker analyzes it at its first pass
+sql('app', q{DELETE FROM pg_statistic WHERE starelid = 'lockbox.audit_log'::regclass});
+$pid = sql('postgres',
+	q{SELECT pid FROM pg_stat_activity
+	   WHERE backend_type = 'lockbox worker' AND datname = 'app'});
+sql('postgres', "SELECT pg_terminate_backend($pid)");
+ok( $node->poll_query_until(
+		'app', q{SELECT count(*) > 0 FROM pg_statistic
+		          WHERE starelid = 'lockbox.audit_log'::regclass AND stainherit}),
+	'the worker analyzes the audit log while a partition is being vacuumed');
+is( sql('app',
+		q{SELECT count(*) FROM pg_stat_activity
+		   WHERE backend_type = 'lockbox worker' AND wait_event_type = 'Lock'}),
+	'0', 'without waiting for a lock');
+is(sql('app', $part_analyzes), $analyzed_before,
+	'and without analyzing the partitions (autovacuum does)');
+$vacuum->query_safe('COMMIT');
+$vacuum->quit;
 
 # --- a clean shutdown ------------------------------------------------------
 ok($node->poll_query_until('postgres',
