@@ -197,6 +197,7 @@ extern int	lockbox_audit_analyze(bool made_partitions);
 extern void lockbox_audit_utility(Node *node);
 extern bool lockbox_audit_archiving(void);
 extern void lockbox_settings_utility(Node *node);
+extern void lockbox_settings_check_windows(void);
 extern Oid	lockbox_audit_moved_into(void);
 extern bool lockbox_log_wants(const char *event);
 extern Size lockbox_audit_shmem_size(void);

@@ -1238,6 +1238,8 @@ lockbox_launcher_main(Datum main_arg)
 
 	passcxt = AllocSetContextCreate(TopMemoryContext, "lockbox launcher pass",
 									ALLOCSET_DEFAULT_SIZES);
+	/* settings that only make sense together: checked at start, each reload */
+	lockbox_settings_check_windows();
 	for (;;)
 	{
 		MemoryContext old;
@@ -1250,6 +1252,7 @@ lockbox_launcher_main(Datum main_arg)
 		{
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
+			lockbox_settings_check_windows();
 		}
 
 		/*

@@ -10,7 +10,9 @@
 #   together in postgresql.conf take effect together at the reload, in
 #   whatever order the file lists them; a default above the maximum (as a
 #   configuration file may set them at startup) gives a request that names
-#   no duration the maximum, with a warning, rather than refusing it.
+#   no duration the maximum, with a notice, rather than refusing it; the
+#   server log warns of it once at the start and at each reload, not once
+#   per request.
 # - The worker's ANALYZE of lockbox.audit_log neither waits for a manual
 #   VACUUM of an audit partition nor analyzes the partitions.
 # - A clean shutdown (pg_ctl stop) ends lockbox's launcher and idle workers
@@ -86,6 +88,7 @@ $node->append_conf(
 	'postgresql.conf', q{
 lockbox.max_access_duration = '2h'
 });
+$from = -s $node->logfile;
 $node->restart;
 is(sql('app', 'SHOW lockbox.default_access_duration'), '10h', 'default 10h');
 is(sql('app', 'SHOW lockbox.max_access_duration'), '2h', 'maximum 2h');
@@ -103,8 +106,8 @@ my ($ret, $out, $err) = $node->psql('app',
 is($ret, 0, 'a request naming no duration is filed');
 like(
 	$err,
-	qr/WARNING:  lockbox.default_access_duration \(10h\) exceeds lockbox.max_access_duration \(2h\)/,
-	'with a warning naming both settings');
+	qr/NOTICE:  lockbox.default_access_duration \(10h\) exceeds lockbox.max_access_duration \(2h\)/,
+	'with a notice to its engineer naming both settings');
 is(sql('app', q{SELECT duration FROM lockbox.requests}),
 	'02:00:00', 'for the longest window allowed');
 ($ret, $out, $err) = $node->psql('app',
@@ -112,6 +115,24 @@ is(sql('app', q{SELECT duration FROM lockbox.requests}),
 	  SELECT lockbox_request('acme', 'Customer reports an error in totals', duration => '3h')});
 like($err, qr/duration 03:00:00 exceeds lockbox.max_access_duration/,
 	'a longer duration asked for is still refused');
+
+# the server log has it once, at the start (and at each reload while it
+# lasts), from the launcher: not once per request
+sql('app',
+	q{SET SESSION AUTHORIZATION erin;
+	  SELECT lockbox_cancel(lockbox_request('acme', 'Customer reports an error in totals'))});
+ok( $node->wait_for_log(
+		qr/WARNING:  lockbox.default_access_duration \(10h\) exceeds lockbox.max_access_duration \(2h\)/,
+		$from),
+	'the server log names both settings');
+my @window_lines = (log_since($from) =~ /lockbox.default_access_duration \(10h\) exceeds/g);
+is(scalar(@window_lines), 1, 'once, after two requests');
+$from = -s $node->logfile;
+$node->reload;
+ok( $node->wait_for_log(
+		qr/WARNING:  lockbox.default_access_duration \(10h\) exceeds lockbox.max_access_duration \(2h\)/,
+		$from),
+	'and again at a reload');
 
 # --- who the worker is ----------------------------------------------------
 # The database's owner, no superuser, sets who every session of it is: the
