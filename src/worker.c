@@ -776,8 +776,9 @@ lockbox_worker_init(void)
  * exits and its slot frees), DROP DATABASE (the slot frees), CREATE
  * DATABASE from a template with lockbox and ALTER DATABASE ...
  * ALLOW_CONNECTIONS (a new scan).  It reads pg_database itself every
- * LAUNCHER_RESCAN_SECS, without starting anything, to forget databases that
- * are gone and to name databases in its messages.
+ * LAUNCHER_RESCAN_SECS, and at once at a reload (SIGHUP sets its latch),
+ * without starting anything, to forget databases that are gone and to name
+ * databases in its messages.
  *
  * Databases with lockbox beyond LOCKBOX_MAX_DATABASES wait for a slot, and a
  * worker the postmaster has no background worker slot for is tried again
@@ -1096,6 +1097,9 @@ launcher_pass(void)
 
 	/* (a slot asked for after this read may be for a database it missed) */
 	read_databases();
+	ereport(DEBUG2,
+			(errmsg_internal("lockbox launcher read pg_database: %d connectable databases",
+							 list_length(db_names))));
 
 	LWLockAcquire(worker_shared->lock, LW_EXCLUSIVE);
 	/*
