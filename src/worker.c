@@ -112,6 +112,7 @@ typedef struct DbWorker
 	TimestampTz wanted_at;		/* when it was last asked for */
 	TimestampTz last_pass;
 	TimestampTz next_deadline;	/* DT_NOEND: none */
+	bool		retry_now;		/* lockbox updated or dropped: end the pause */
 } DbWorker;
 
 /* lockbox.stats: counters per database since its statistics reset */
@@ -160,6 +161,8 @@ static bool start_worker_pending = false;
  * dropped here.
  */
 static bool rescan_at_commit = false;
+/* ALTER or DROP EXTENSION lockbox: a worker pausing after failed passes tries again */
+static bool retry_at_commit = false;
 static Oid	dropping_db = InvalidOid;
 static bool dropping_lockbox = false;	/* DROP EXTENSION lockbox */
 
@@ -438,11 +441,14 @@ lockbox_worker_xact(XactEvent event)
 		DbWorker   *w;
 		Latch	   *latch = NULL;
 
-		LWLockAcquire(worker_shared->lock, LW_SHARED);
+		LWLockAcquire(worker_shared->lock,
+					  retry_at_commit ? LW_EXCLUSIVE : LW_SHARED);
 		w = find_db(MyDatabaseId, false);
 		if (w != NULL && w->state == DBW_RUNNING && w->latch != NULL &&
 			(wake_worker_pending || created_deadline < w->next_deadline))
 			latch = w->latch;
+		if (latch != NULL && retry_at_commit)
+			w->retry_now = true;
 		if (latch != NULL)
 			SetLatch(latch);
 		LWLockRelease(worker_shared->lock);
@@ -459,6 +465,7 @@ lockbox_worker_xact(XactEvent event)
 		start_worker_pending = false;
 		created_deadline = DT_NOEND;
 		rescan_at_commit = false;
+		retry_at_commit = false;
 		dropping_db = InvalidOid;
 		dropping_lockbox = false;
 	}
@@ -683,6 +690,14 @@ lockbox_worker_utility(Node *node)
 			if (option_value(((AlterDatabaseStmt *) node)->options, "allow_connections"))
 				rescan_at_commit = true;
 			break;
+		case T_AlterExtensionStmt:
+			/* objects of the library's version now, maybe: try at once */
+			if (strcmp(((AlterExtensionStmt *) node)->extname, "lockbox") == 0)
+			{
+				wake_worker_pending = true;
+				retry_at_commit = true;
+			}
+			break;
 		case T_RenameStmt:
 			if (((RenameStmt *) node)->renameType == OBJECT_DATABASE)
 				dbname = ((RenameStmt *) node)->subname;
@@ -696,7 +711,7 @@ lockbox_worker_utility(Node *node)
 				foreach(lc, ((DropStmt *) node)->objects)
 					if (IsA(lfirst(lc), String) &&
 						strcmp(strVal(lfirst(lc)), "lockbox") == 0)
-						dropping_lockbox = true;
+						dropping_lockbox = retry_at_commit = true;
 			}
 			break;
 		default:
@@ -1663,6 +1678,10 @@ lockbox_db_worker_main(Datum main_arg)
 		 * A failed pass is reported and retried after a pause that grows
 		 * with each failure in a row; the worker itself stays up.
 		 */
+		/* (a pass is what a request to try again asks for) */
+		LWLockAcquire(worker_shared->lock, LW_EXCLUSIVE);
+		w->retry_now = false;
+		LWLockRelease(worker_shared->lock);
 		PG_TRY();
 		{
 			installed = db_worker_pass(passcxt, &next_deadline, &relayed, &audited);
@@ -1719,8 +1738,14 @@ lockbox_db_worker_main(Datum main_arg)
 			{
 				long		until = TimestampDifferenceMilliseconds(GetCurrentTimestamp(),
 																	next_deadline);
+				bool		retry_now;
 
-				if (until <= 0)
+				/* but ALTER or DROP EXTENSION lockbox ends the pause */
+				LWLockAcquire(worker_shared->lock, LW_EXCLUSIVE);
+				retry_now = w->retry_now;
+				w->retry_now = false;
+				LWLockRelease(worker_shared->lock);
+				if (until <= 0 || retry_now)
 					break;
 				idle_wait(WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, until, 0);
 				ResetLatch(MyLatch);

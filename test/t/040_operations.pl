@@ -5,7 +5,7 @@
 #   older version than the library, as between the restart and ALTER
 #   EXTENSION lockbox UPDATE) logs each failure once per pause, the pause
 #   growing to a minute: not a line per millisecond.  After the update it
-#   works again.
+#   works again at once, not at the end of its pause.
 # - lockbox.default_access_duration and lockbox.max_access_duration raised
 #   together in postgresql.conf take effect together at the reload, in
 #   whatever order the file lists them; a default above the maximum (as a
@@ -22,6 +22,7 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use Time::HiRes qw(time sleep);
 
 my $node = PostgreSQL::Test::Cluster->new('operations');
 $node->init;
@@ -60,11 +61,17 @@ cmp_ok(scalar(@lines), '<=', 5,
 unlike(log_since($from), qr/FATAL:  $mismatch/,
 	'the failure ends no worker (exit_on_error of the database ignored)');
 
+# the fourth failure (after pauses of 1, 2 and 4 seconds) starts a pause of
+# 8 seconds: ALTER EXTENSION lockbox UPDATE ends it at once
+my $deadline = time() + 60;
+sleep 0.1 while (() = log_since($from) =~ /ERROR:  $mismatch/g) < 4 && time() < $deadline;
+my $t0 = time();
 sql('old', 'ALTER EXTENSION lockbox UPDATE');
 ok( $node->poll_query_until(
 		'old',
 		q{SELECT last_pass IS NOT NULL FROM lockbox.worker WHERE database = 'old'}),
 	'after ALTER EXTENSION lockbox UPDATE its passes work');
+cmp_ok(time() - $t0, '<', 4, 'at once, not at the end of its pause');
 
 # --- the default and the longest window, changed together ------------------
 sql('postgres', 'CREATE DATABASE app');
