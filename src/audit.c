@@ -68,6 +68,7 @@
 #include "storage/lmgr.h"
 #include "storage/proc.h"
 #include "storage/shmem.h"
+#include "storage/sinvaladt.h"
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -3016,6 +3017,49 @@ lockbox_audit_analyze(bool made_partitions)
 }
 
 /*
+ * The process IDs of the sessions holding locks on the audit log or its
+ * partitions that its archive's ACCESS EXCLUSIVE lock waits for, for the
+ * archive's error when it gave up ("a prepared transaction" for one that
+ * is prepared; "none now" when they are gone meanwhile).
+ */
+static char *
+audit_lock_holders(void)
+{
+	StringInfoData buf;
+	List	   *pids = NIL;
+	bool		prepared = false;
+	ListCell   *lc;
+
+	foreach(lc, find_all_inheritors(audit_relid(), NoLock, NULL))
+	{
+		LOCKTAG		tag;
+		VirtualTransactionId *vxids;
+		int			n;
+
+		SET_LOCKTAG_RELATION(tag, MyDatabaseId, lfirst_oid(lc));
+		vxids = GetLockConflicts(&tag, AccessExclusiveLock, &n);
+		for (int i = 0; i < n; i++)
+		{
+			PGPROC	   *proc = vxids[i].backendId == InvalidBackendId ? NULL :
+				BackendIdGetProc(vxids[i].backendId);
+
+			if (proc == NULL || proc->pid == 0)
+				prepared = true;
+			else
+				pids = list_append_unique_int(pids, proc->pid);
+		}
+	}
+	initStringInfo(&buf);
+	foreach(lc, pids)
+		appendStringInfo(&buf, "%s%d", buf.len > 0 ? ", " : "", lfirst_int(lc));
+	if (prepared)
+		appendStringInfo(&buf, "%sa prepared transaction", buf.len > 0 ? ", " : "");
+	if (buf.len == 0)
+		appendStringInfoString(&buf, "none now");
+	return buf.data;
+}
+
+/*
  * lockbox_archive_audit(before timestamptz): the superuser or extension
  * owner archives every whole month (UTC) of the audit log that ends at or
  * before "before" (lockbox.audit_archive does the work), and each archive
@@ -3091,8 +3135,9 @@ lockbox_archive_audit(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
 				 errmsg("could not lock the lockbox audit log to archive it"),
-				 errdetail("Another transaction has written audit rows and is still open; waiting longer would hold back every lockbox step meanwhile."),
-				 errhint("Find the transaction in pg_stat_activity (a session idle in transaction), end it, and archive again.")));
+				 errdetail("Sessions hold locks on it (process IDs %s): a transaction that wrote audit rows and is still open, a pg_dump, a VACUUM or ANALYZE of it, for instance. Waiting longer would hold back every lockbox step meanwhile.",
+						   audit_lock_holders()),
+				 errhint("Look the sessions up in pg_stat_activity: end a transaction left idle in transaction, let a dump or a VACUUM finish, and archive again.")));
 	}
 	PG_END_TRY();
 	(void) set_config_option("lock_timeout", lock_timeout, PGC_USERSET,
