@@ -3020,17 +3020,19 @@ lockbox_audit_analyze(bool made_partitions)
  * The process IDs of the sessions holding locks on the audit log or its
  * partitions that its archive's ACCESS EXCLUSIVE lock waits for, for the
  * archive's error when it gave up ("a prepared transaction" for one that
- * is prepared; "none now" when they are gone meanwhile).
+ * is prepared; "none now" when they are gone meanwhile).  rels: the log and
+ * its partitions, listed before the lock was tried (after its error, only
+ * shared memory is read).
  */
 static char *
-audit_lock_holders(void)
+audit_lock_holders(List *rels)
 {
 	StringInfoData buf;
 	List	   *pids = NIL;
 	bool		prepared = false;
 	ListCell   *lc;
 
-	foreach(lc, find_all_inheritors(audit_relid(), NoLock, NULL))
+	foreach(lc, rels)
 	{
 		LOCKTAG		tag;
 		VirtualTransactionId *vxids;
@@ -3085,6 +3087,7 @@ lockbox_archive_audit(PG_FUNCTION_ARGS)
 	Oid			nsp;
 	MemoryContext call_cxt;
 	char	   *lock_timeout;
+	List	   *log_rels;
 
 	lockbox_require_arg(fcinfo, 0, "before");
 	before = PG_GETARG_TIMESTAMPTZ(0);
@@ -3118,6 +3121,7 @@ lockbox_archive_audit(PG_FUNCTION_ARGS)
 		(void) set_config_option("lock_timeout", CppAsString2(ARCHIVE_LOCK_WAIT_MS),
 								 PGC_USERSET, PGC_S_SESSION,
 								 GUC_ACTION_SAVE, true, 0, false);
+	log_rels = find_all_inheritors(audit_relid(), NoLock, NULL);
 	PG_TRY();
 	{
 		lockbox_exec(&lock_plan, "LOCK TABLE lockbox.audit_log IN ACCESS EXCLUSIVE MODE",
@@ -3136,7 +3140,7 @@ lockbox_archive_audit(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
 				 errmsg("could not lock the lockbox audit log to archive it"),
 				 errdetail("Sessions hold locks on it (process IDs %s): a transaction that wrote audit rows and is still open, a pg_dump, a VACUUM or ANALYZE of it, for instance. Waiting longer would hold back every lockbox step meanwhile.",
-						   audit_lock_holders()),
+						   audit_lock_holders(log_rels)),
 				 errhint("Look the sessions up in pg_stat_activity: end a transaction left idle in transaction, let a dump or a VACUUM finish, and archive again.")));
 	}
 	PG_END_TRY();
