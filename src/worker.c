@@ -1437,6 +1437,22 @@ static bool analyze_due = false;
 
 /* when the worker next writes the audit's heads to the server log */
 static TimestampTz next_anchor_at = 0;
+/* when it last did (0: not yet) */
+static TimestampTz last_anchor_at = 0;
+
+/*
+ * A reload, in a database's worker: lockbox.anchor_interval changed counts
+ * from the last anchor, not from the one after it (an hour's interval
+ * lowered to a minute took effect an hour later).
+ */
+static void
+db_worker_reload(void)
+{
+	ProcessConfigFile(PGC_SIGHUP);
+	if (last_anchor_at != 0)
+		next_anchor_at = TimestampTzPlusMilliseconds(last_anchor_at,
+													 lockbox_anchor_interval);
+}
 
 static int
 step_deadlines(LockboxCall *call, void *arg)
@@ -1554,7 +1570,8 @@ db_worker_pass(MemoryContext passcxt, TimestampTz *next_deadline,
 		if (!in_transaction(passcxt, "lockbox: writing the audit's anchor",
 							step_anchor, NULL, &n))
 			return false;
-		next_anchor_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+		last_anchor_at = GetCurrentTimestamp();
+		next_anchor_at = TimestampTzPlusMilliseconds(last_anchor_at,
 													 lockbox_anchor_interval);
 	}
 
@@ -1671,7 +1688,7 @@ lockbox_db_worker_main(Datum main_arg)
 		if (ConfigReloadPending)
 		{
 			ConfigReloadPending = false;
-			ProcessConfigFile(PGC_SIGHUP);
+			db_worker_reload();
 		}
 
 		/*
@@ -1753,7 +1770,7 @@ lockbox_db_worker_main(Datum main_arg)
 				if (ConfigReloadPending)
 				{
 					ConfigReloadPending = false;
-					ProcessConfigFile(PGC_SIGHUP);
+					db_worker_reload();
 				}
 			}
 			continue;

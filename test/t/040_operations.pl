@@ -13,6 +13,7 @@
 #   no duration the maximum, with a notice, rather than refusing it; the
 #   server log warns of it once at the start and at each reload, not once
 #   per request.
+# - lockbox.anchor_interval lowered at a reload takes effect at once.
 # - The worker's ANALYZE of lockbox.audit_log neither waits for a manual
 #   VACUUM of an audit partition nor analyzes the partitions.
 # - A clean shutdown (pg_ctl stop) ends lockbox's launcher and idle workers
@@ -188,6 +189,33 @@ is( sql('app',
 		   WHERE event = 'close' AND detail->>'by' = 'lockbox worker'}),
 	"$bootstrap $bootstrap",
 	'its audit row names the bootstrap superuser, not the roles the owner set');
+
+# --- lockbox.anchor_interval lowered at a reload --------------------------
+# counts from the last anchor at once, not from the next one
+sql('postgres', q{ALTER SYSTEM SET lockbox.anchor_interval = '1h'});
+sql('postgres', 'SELECT pg_reload_conf()');
+ok($node->poll_query_until('app', 'SHOW lockbox.anchor_interval', '1h'),
+	'an anchor every hour');
+$from = -s $node->logfile;
+$pid = sql('postgres',
+	q{SELECT pid FROM pg_stat_activity
+	   WHERE backend_type = 'lockbox worker' AND datname = 'app'});
+sql('postgres', "SELECT pg_terminate_backend($pid)");
+ok($node->wait_for_log(qr/LOCKBOX: \{"event": "anchor", [^\n]*"database": "app"/, $from),
+	'a new worker writes its first anchor at once');
+sql('app', q{SELECT lockbox_add_tenant('initech')});
+my $seq = sql('app', q{SELECT max(seq) FROM lockbox.audit});
+$from = -s $node->logfile;
+sql('postgres', q{ALTER SYSTEM SET lockbox.anchor_interval = '1s'});
+sql('postgres', 'SELECT pg_reload_conf()');
+my $t1 = time();
+ok( $node->wait_for_log(
+		qr/LOCKBOX: \{"event": "anchor", [^\n]*"database": "app", "anchors": \[[^\]]*"seq": $seq\b/,
+		$from),
+	'lowered to a second at a reload: the next anchor names the new row');
+cmp_ok(time() - $t1, '<', 10, 'within seconds, not an hour after the last');
+sql('postgres', 'ALTER SYSTEM RESET lockbox.anchor_interval');
+sql('postgres', 'SELECT pg_reload_conf()');
 
 # --- the worker's ANALYZE of the audit log --------------------------------
 # A manual VACUUM of an audit partition (a pg_cron job, say) holds it in
