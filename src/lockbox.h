@@ -308,6 +308,8 @@ extern bool lockbox_spool_live(const char *file, int64 *written);
 extern void lockbox_spool_log(const char *buf, size_t len, const char *node);
 extern void lockbox_standby_init(void);
 extern void lockbox_standby_worker(void);
+/* worker.c: a wait between passes, which a SIGTERM ends quietly */
+extern void lockbox_worker_idle_wait(int events, long timeout);
 
 /* statistics of a database, since their reset (worker.c; lockbox.stats) */
 typedef enum LockboxCounter

@@ -1041,6 +1041,13 @@ idle_wait(int events, long timeout, int exit_code)
 	}
 }
 
+/* idle_wait for a database's worker on a standby (standby.c): exit code 0 */
+void
+lockbox_worker_idle_wait(int events, long timeout)
+{
+	idle_wait(events, timeout, 0);
+}
+
 /*
  * The scan: read the databases with lockbox from pg_shdepend and serve
  * them (a slot each, or a place in the waiting list).
