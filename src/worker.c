@@ -113,6 +113,7 @@ typedef struct DbWorker
 	TimestampTz last_pass;
 	TimestampTz next_deadline;	/* DT_NOEND: none */
 	bool		retry_now;		/* lockbox updated or dropped: end the pause */
+	int			failures;		/* passes failed in a row (lockbox.worker) */
 } DbWorker;
 
 /* lockbox.stats: counters per database since its statistics reset */
@@ -1671,6 +1672,7 @@ lockbox_db_worker_main(Datum main_arg)
 	w->pid = MyProcPid;
 	w->latch = MyLatch;
 	w->state = DBW_RUNNING;
+	w->failures = 0;
 	LWLockRelease(worker_shared->lock);
 	on_shmem_exit(db_worker_detach, (Datum) 0);
 
@@ -1728,6 +1730,9 @@ lockbox_db_worker_main(Datum main_arg)
 			failed = true;
 		}
 		PG_END_TRY();
+		LWLockAcquire(worker_shared->lock, LW_EXCLUSIVE);
+		w->failures = failures;
+		LWLockRelease(worker_shared->lock);
 
 		if (!installed)
 		{
@@ -1872,7 +1877,9 @@ lockbox_worker_status(PG_FUNCTION_ARGS)
 		if (dbname == NULL)
 			continue;
 		values[0] = CStringGetTextDatum(dbname);
-		values[1] = CStringGetTextDatum(state_names[w->state]);
+		/* a running worker whose last pass failed: retried after a pause */
+		values[1] = CStringGetTextDatum(w->state == DBW_RUNNING && w->failures > 0 ?
+										"failing" : state_names[w->state]);
 		values[2] = Int32GetDatum(w->pid);
 		nulls[2] = (w->pid == 0);
 		values[3] = TimestampTzGetDatum(w->last_pass);

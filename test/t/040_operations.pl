@@ -5,7 +5,8 @@
 #   older version than the library, as between the restart and ALTER
 #   EXTENSION lockbox UPDATE) logs each failure once per pause, the pause
 #   growing to a minute: not a line per millisecond.  After the update it
-#   works again at once, not at the end of its pause.
+#   works again at once, not at the end of its pause.  lockbox.worker shows
+#   it failing meanwhile.
 # - lockbox.default_access_duration and lockbox.max_access_duration raised
 #   together in postgresql.conf take effect together at the reload, in
 #   whatever order the file lists them; a default above the maximum (as a
@@ -47,6 +48,8 @@ sub log_since
 }
 
 # --- a failing worker backs off -------------------------------------------
+sql('postgres', 'CREATE DATABASE app');
+sql('app', 'CREATE EXTENSION lockbox');
 sql('postgres', 'CREATE DATABASE old');
 # the database's owner may set exit_on_error: the worker ignores it (an
 # error of a pass made a FATAL, and a new worker every second)
@@ -62,6 +65,10 @@ cmp_ok(scalar(@lines), '<=', 5,
 unlike(log_since($from), qr/FATAL:  $mismatch/,
 	'the failure ends no worker (exit_on_error of the database ignored)');
 
+# lockbox.worker, read in another database, says so
+is( sql('app', q{SELECT state FROM lockbox.worker WHERE database = 'old'}),
+	'failing', 'lockbox.worker shows the worker failing');
+
 # the fourth failure (after pauses of 1, 2 and 4 seconds) starts a pause of
 # 8 seconds: ALTER EXTENSION lockbox UPDATE ends it at once
 my $deadline = time() + 60;
@@ -73,10 +80,10 @@ ok( $node->poll_query_until(
 		q{SELECT last_pass IS NOT NULL FROM lockbox.worker WHERE database = 'old'}),
 	'after ALTER EXTENSION lockbox UPDATE its passes work');
 cmp_ok(time() - $t0, '<', 6, 'at once, not at the end of its pause (8 s)');
+is(sql('app', q{SELECT state FROM lockbox.worker WHERE database = 'old'}),
+	'running', 'and running again');
 
 # --- the default and the longest window, changed together ------------------
-sql('postgres', 'CREATE DATABASE app');
-sql('app', 'CREATE EXTENSION lockbox');
 $node->append_conf(
 	'postgresql.conf', q{
 lockbox.default_access_duration = '10h'
