@@ -54,6 +54,7 @@
 #include "commands/dbcommands.h"
 #include "commands/sequence.h"
 #include "commands/trigger.h"
+#include "commands/vacuum.h"
 #include "common/cryptohash.h"
 #include "common/sha2.h"
 #include "executor/executor.h"
@@ -63,9 +64,11 @@
 #include "parser/parse_func.h"
 #include "miscadmin.h"
 #include "port/pg_bswap.h"
+#include "storage/bufmgr.h"
 #include "storage/lmgr.h"
 #include "storage/proc.h"
 #include "storage/shmem.h"
+#include "storage/sinvaladt.h"
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -3075,17 +3078,26 @@ lockbox_audit_keep_partitions(TimestampTz now)
  * and without statistics of the whole log the access log's plans for
  * reviewers and auditors fall back to hashing and sorting every row they
  * return (README "History and retention").  Analyzed when it has none, and
- * when a month's partition was made (about once a month): ANALYZE samples a
- * fixed number of rows, so it takes about as long whatever the log's size.
- * Its own transaction: the partitions' locks are not held meanwhile.  Like
- * them, it never waits for a lock (a manual ANALYZE or VACUUM of the log,
- * an ALTER TABLE): deadlines must not wait behind it.
+ * when a month's partition was made (about once a month).  Only the
+ * partitioned table, as autovacuum would if it could: ANALYZE of it would
+ * also analyze every partition, one sample each (autovacuum's work, taking
+ * longer as months pile up), each waiting for its partition's lock, held
+ * for as long as a manual VACUUM of the partition runs.  One sample of the
+ * whole log takes about as long whatever its size.  Its own transaction:
+ * the partitions' locks are not held meanwhile.  Like them, it never waits
+ * for a lock (a manual ANALYZE or VACUUM, of the log or of a partition, an
+ * ALTER TABLE, a VACUUM FULL): deadlines must not wait behind it.  Returns
+ * 1 when it analyzed, 0 when there was nothing to do, -2 when a lock was
+ * busy (the caller tries again later).
  */
 int
 lockbox_audit_analyze(bool made_partitions)
 {
 	Oid			relid;
-	int			ret;
+	List	   *parts;
+	ListCell   *lc;
+	VacuumParams params;
+	BufferAccessStrategy strategy;
 
 	if (RecoveryInProgress())
 		return 0;
@@ -3094,14 +3106,80 @@ lockbox_audit_analyze(bool made_partitions)
 		SearchSysCacheExists3(STATRELATTINH, ObjectIdGetDatum(relid),
 							  Int16GetDatum(1), BoolGetDatum(true)))
 		return 0;
-	/* never waiting, as for the partitions: a busy log is analyzed next time */
+
+	/*
+	 * Never waiting: the log as ANALYZE locks it, and each partition as its
+	 * sample reads it (taken here first, so ANALYZE finds them held).  A
+	 * busy log is analyzed next time.
+	 */
 	if (!ConditionalLockRelationOid(relid, ShareUpdateExclusiveLock))
 		return -2;
-	ret = SPI_execute("ANALYZE lockbox.audit_log", false, 0);
-	if (ret != SPI_OK_UTILITY)
-		elog(ERROR, "SPI_execute failed for ANALYZE lockbox.audit_log: %s",
-			 SPI_result_code_string(ret));
+	parts = find_all_inheritors(relid, NoLock, NULL);
+	foreach(lc, parts)
+	{
+		if (lfirst_oid(lc) != relid &&
+			!ConditionalLockRelationOid(lfirst_oid(lc), AccessShareLock))
+			return -2;
+	}
+
+	memset(&params, 0, sizeof(params));
+	params.options = VACOPT_ANALYZE;
+	params.freeze_min_age = -1;
+	params.freeze_table_age = -1;
+	params.multixact_freeze_min_age = -1;
+	params.multixact_freeze_table_age = -1;
+	params.log_min_duration = -1;
+	params.index_cleanup = VACOPTVALUE_UNSPECIFIED;
+	params.truncate = VACOPTVALUE_UNSPECIFIED;
+	strategy = GetAccessStrategy(BAS_VACUUM);
+	analyze_rel(relid, NULL, &params, NIL, true, strategy);
+	FreeAccessStrategy(strategy);
 	return 1;
+}
+
+/*
+ * The process IDs of the sessions holding locks on the audit log or its
+ * partitions that its archive's ACCESS EXCLUSIVE lock waits for, for the
+ * archive's error when it gave up ("a prepared transaction" for one that
+ * is prepared; "none now" when they are gone meanwhile).  rels: the log and
+ * its partitions, listed before the lock was tried (after its error, only
+ * shared memory is read).
+ */
+static char *
+audit_lock_holders(List *rels)
+{
+	StringInfoData buf;
+	List	   *pids = NIL;
+	bool		prepared = false;
+	ListCell   *lc;
+
+	foreach(lc, rels)
+	{
+		LOCKTAG		tag;
+		VirtualTransactionId *vxids;
+		int			n;
+
+		SET_LOCKTAG_RELATION(tag, MyDatabaseId, lfirst_oid(lc));
+		vxids = GetLockConflicts(&tag, AccessExclusiveLock, &n);
+		for (int i = 0; i < n; i++)
+		{
+			PGPROC	   *proc = vxids[i].backendId == InvalidBackendId ? NULL :
+				BackendIdGetProc(vxids[i].backendId);
+
+			if (proc == NULL || proc->pid == 0)
+				prepared = true;
+			else
+				pids = list_append_unique_int(pids, proc->pid);
+		}
+	}
+	initStringInfo(&buf);
+	foreach(lc, pids)
+		appendStringInfo(&buf, "%s%d", buf.len > 0 ? ", " : "", lfirst_int(lc));
+	if (prepared)
+		appendStringInfo(&buf, "%sa prepared transaction", buf.len > 0 ? ", " : "");
+	if (buf.len == 0)
+		appendStringInfoString(&buf, "none now");
+	return buf.data;
 }
 
 /*
@@ -3130,6 +3208,7 @@ lockbox_archive_audit(PG_FUNCTION_ARGS)
 	Oid			nsp;
 	MemoryContext call_cxt;
 	char	   *lock_timeout;
+	List	   *log_rels;
 
 	lockbox_require_writable(fcinfo);
 	lockbox_require_arg(fcinfo, 0, "before");
@@ -3164,6 +3243,7 @@ lockbox_archive_audit(PG_FUNCTION_ARGS)
 		(void) set_config_option("lock_timeout", CppAsString2(ARCHIVE_LOCK_WAIT_MS),
 								 PGC_USERSET, PGC_S_SESSION,
 								 GUC_ACTION_SAVE, true, 0, false);
+	log_rels = find_all_inheritors(audit_relid(), NoLock, NULL);
 	PG_TRY();
 	{
 		lockbox_exec(&lock_plan, "LOCK TABLE lockbox.audit_log IN ACCESS EXCLUSIVE MODE",
@@ -3181,8 +3261,9 @@ lockbox_archive_audit(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
 				 errmsg("could not lock the lockbox audit log to archive it"),
-				 errdetail("Another transaction has written audit rows and is still open; waiting longer would hold back every lockbox step meanwhile."),
-				 errhint("Find the transaction in pg_stat_activity (a session idle in transaction), end it, and archive again.")));
+				 errdetail("Sessions hold locks on it (process IDs %s): a transaction that wrote audit rows and is still open, a pg_dump, a VACUUM or ANALYZE of it, for instance. Waiting longer would hold back every lockbox step meanwhile.",
+						   audit_lock_holders(log_rels)),
+				 errhint("Look the sessions up in pg_stat_activity: end a transaction left idle in transaction, let a dump or a VACUUM finish, and archive again.")));
 	}
 	PG_END_TRY();
 	(void) set_config_option("lock_timeout", lock_timeout, PGC_USERSET,

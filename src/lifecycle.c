@@ -950,17 +950,16 @@ lockbox_request(PG_FUNCTION_ARGS)
 	 * The settings are checked one by one (a reload applies a file's lines
 	 * in turn, and startup applies them before either can be compared), so
 	 * the default may exceed the maximum: the maximum is the bound, and a
-	 * request naming no duration gets it.
+	 * request naming no duration gets it.  The caller is told; the server
+	 * log has it once per reload, from the launcher, not once per request.
 	 */
 	if (PG_ARGISNULL(4) && interval_compare(&duration, &max_duration) > 0)
 	{
-		ereport(WARNING,
-				(errcode(ERRCODE_WARNING),
-				 errmsg("lockbox.default_access_duration (%s) exceeds lockbox.max_access_duration (%s)",
+		ereport(NOTICE,
+				(errmsg("lockbox.default_access_duration (%s) exceeds lockbox.max_access_duration (%s)",
 						GetConfigOption("lockbox.default_access_duration", false, false),
 						GetConfigOption("lockbox.max_access_duration", false, false)),
-				 errdetail("The request's window is lockbox.max_access_duration."),
-				 errhint("Lower lockbox.default_access_duration, or raise lockbox.max_access_duration, in the server's configuration.")));
+				 errdetail("The request's window is lockbox.max_access_duration.")));
 		duration = max_duration;
 	}
 	memset(&zero, 0, sizeof(zero));

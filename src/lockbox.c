@@ -238,6 +238,28 @@ lockbox_settings_utility(Node *node)
 				 errhint("Lower lockbox.default_access_duration first, and reload.")));
 }
 
+/*
+ * The launcher, at startup and after each reload: a default window above the
+ * longest (a configuration file may set them so; a reload checks each line
+ * on its own) is named in the server log once, where the DBA who set it
+ * looks, rather than at every request that names no duration (those get the
+ * maximum, and their callers a NOTICE).
+ */
+void
+lockbox_settings_check_windows(void)
+{
+	if (duration_cmp(&lockbox_default_access_duration,
+					 &lockbox_max_access_duration) <= 0)
+		return;
+	ereport(WARNING,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("lockbox.default_access_duration (%s) exceeds lockbox.max_access_duration (%s)",
+					GetConfigOption("lockbox.default_access_duration", false, false),
+					GetConfigOption("lockbox.max_access_duration", false, false)),
+			 errdetail("A request that names no duration gets lockbox.max_access_duration."),
+			 errhint("Lower lockbox.default_access_duration, or raise lockbox.max_access_duration, and reload.")));
+}
+
 DURATION_ASSIGN_HOOK(assign_review_timeout, lockbox_review_timeout)
 DURATION_ASSIGN_HOOK(assign_approval_timeout, lockbox_approval_timeout)
 DURATION_ASSIGN_HOOK(assign_default_access_duration, lockbox_default_access_duration)

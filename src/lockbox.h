@@ -210,6 +210,7 @@ extern int	lockbox_audit_analyze(bool made_partitions);
 extern void lockbox_audit_utility(Node *node);
 extern bool lockbox_audit_archiving(void);
 extern void lockbox_settings_utility(Node *node);
+extern void lockbox_settings_check_windows(void);
 extern Oid	lockbox_audit_moved_into(void);
 extern bool lockbox_log_wants(const char *event);
 extern Size lockbox_audit_shmem_size(void);
@@ -337,6 +338,8 @@ extern bool lockbox_spool_live(const char *file, int64 *written);
 extern void lockbox_spool_log(const char *buf, size_t len, const char *node);
 extern void lockbox_standby_init(void);
 extern void lockbox_standby_worker(void);
+/* worker.c: a wait between passes, which a SIGTERM ends quietly */
+extern void lockbox_worker_idle_wait(int events, long timeout);
 
 /* statistics of a database, since their reset (worker.c; lockbox.stats) */
 typedef enum LockboxCounter

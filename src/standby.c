@@ -582,9 +582,24 @@ end_sessions_pass(void)
 	CommitTransactionCommand();
 }
 
+static void
+standby_reload(void)
+{
+	ConfigReloadPending = false;
+	ProcessConfigFile(PGC_SIGHUP);
+	/* the conninfo may have changed */
+	disconnect();
+	next_connect = 0;
+}
+
 /*
  * The worker's loop while the server is in recovery; returns once it is
- * promoted.  A failed pass is logged and retried at the next.
+ * promoted.  A failed pass is logged and retried after a pause that grows
+ * with each failure in a row, as on a primary (1 s, doubled up to a
+ * minute; one line per pause): a failure that lasts (objects of an older
+ * version than the library, until the primary's ALTER EXTENSION lockbox
+ * UPDATE is replayed) was two lines a second.  Between passes a SIGTERM
+ * (a clean shutdown) ends the worker without an error line.
  */
 void
 lockbox_standby_worker(void)
@@ -592,26 +607,23 @@ lockbox_standby_worker(void)
 	MemoryContext passcxt = AllocSetContextCreate(TopMemoryContext,
 												  "lockbox standby pass",
 												  ALLOCSET_DEFAULT_SIZES);
+	volatile int failures = 0;
 
 	while (RecoveryInProgress())
 	{
 		MemoryContext old;
+		TimestampTz retry_at = 0;
 
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
-		{
-			ConfigReloadPending = false;
-			ProcessConfigFile(PGC_SIGHUP);
-			/* the conninfo may have changed */
-			disconnect();
-			next_connect = 0;
-		}
+			standby_reload();
 		old = MemoryContextSwitchTo(passcxt);
 		PG_TRY();
 		{
 			end_sessions_pass();
 			pgstat_report_activity(STATE_RUNNING, "lockbox: forwarding engineers' statements to the primary");
 			forward_pass();
+			failures = 0;
 		}
 		PG_CATCH();
 		{
@@ -625,14 +637,35 @@ lockbox_standby_worker(void)
 			ereport(LOG,
 					(errmsg("lockbox worker pass on the standby failed: %s", edata->message)));
 			disconnect();
+			failures++;
+			retry_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+												   Min(60000, 1000L << Min(failures - 1, 6)));
 		}
 		PG_END_TRY();
 		MemoryContextSwitchTo(old);
 		MemoryContextReset(passcxt);
 		pgstat_report_activity(STATE_IDLE, NULL);
 
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 STANDBY_POLL_MS, PG_WAIT_EXTENSION);
+		/* after a failure, only the pause (or the promotion) brings the next pass */
+		while (retry_at != 0 && RecoveryInProgress())
+		{
+			long		until = TimestampDifferenceMilliseconds(GetCurrentTimestamp(),
+																retry_at);
+
+			if (until <= 0)
+				break;
+			lockbox_worker_idle_wait(WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+									 Min(until, STANDBY_POLL_MS));
+			ResetLatch(MyLatch);
+			CHECK_FOR_INTERRUPTS();
+			if (ConfigReloadPending)
+				standby_reload();
+		}
+		if (retry_at != 0)
+			continue;
+
+		lockbox_worker_idle_wait(WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+								 STANDBY_POLL_MS);
 		ResetLatch(MyLatch);
 	}
 	disconnect();

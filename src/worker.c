@@ -112,6 +112,8 @@ typedef struct DbWorker
 	TimestampTz wanted_at;		/* when it was last asked for */
 	TimestampTz last_pass;
 	TimestampTz next_deadline;	/* DT_NOEND: none */
+	bool		retry_now;		/* lockbox updated or dropped: end the pause */
+	int			failures;		/* passes failed in a row (lockbox.worker) */
 } DbWorker;
 
 /* lockbox.stats: counters per database since its statistics reset */
@@ -160,6 +162,8 @@ static bool start_worker_pending = false;
  * dropped here.
  */
 static bool rescan_at_commit = false;
+/* ALTER or DROP EXTENSION lockbox: a worker pausing after failed passes tries again */
+static bool retry_at_commit = false;
 static Oid	dropping_db = InvalidOid;
 static bool dropping_lockbox = false;	/* DROP EXTENSION lockbox */
 
@@ -438,11 +442,14 @@ lockbox_worker_xact(XactEvent event)
 		DbWorker   *w;
 		Latch	   *latch = NULL;
 
-		LWLockAcquire(worker_shared->lock, LW_SHARED);
+		LWLockAcquire(worker_shared->lock,
+					  retry_at_commit ? LW_EXCLUSIVE : LW_SHARED);
 		w = find_db(MyDatabaseId, false);
 		if (w != NULL && w->state == DBW_RUNNING && w->latch != NULL &&
 			(wake_worker_pending || created_deadline < w->next_deadline))
 			latch = w->latch;
+		if (latch != NULL && retry_at_commit)
+			w->retry_now = true;
 		if (latch != NULL)
 			SetLatch(latch);
 		LWLockRelease(worker_shared->lock);
@@ -459,6 +466,7 @@ lockbox_worker_xact(XactEvent event)
 		start_worker_pending = false;
 		created_deadline = DT_NOEND;
 		rescan_at_commit = false;
+		retry_at_commit = false;
 		dropping_db = InvalidOid;
 		dropping_lockbox = false;
 	}
@@ -683,6 +691,14 @@ lockbox_worker_utility(Node *node)
 			if (option_value(((AlterDatabaseStmt *) node)->options, "allow_connections"))
 				rescan_at_commit = true;
 			break;
+		case T_AlterExtensionStmt:
+			/* objects of the library's version now, maybe: try at once */
+			if (strcmp(((AlterExtensionStmt *) node)->extname, "lockbox") == 0)
+			{
+				wake_worker_pending = true;
+				retry_at_commit = true;
+			}
+			break;
 		case T_RenameStmt:
 			if (((RenameStmt *) node)->renameType == OBJECT_DATABASE)
 				dbname = ((RenameStmt *) node)->subname;
@@ -696,7 +712,7 @@ lockbox_worker_utility(Node *node)
 				foreach(lc, ((DropStmt *) node)->objects)
 					if (IsA(lfirst(lc), String) &&
 						strcmp(strVal(lfirst(lc)), "lockbox") == 0)
-						dropping_lockbox = true;
+						dropping_lockbox = retry_at_commit = true;
 			}
 			break;
 		default:
@@ -776,8 +792,9 @@ lockbox_worker_init(void)
  * exits and its slot frees), DROP DATABASE (the slot frees), CREATE
  * DATABASE from a template with lockbox and ALTER DATABASE ...
  * ALLOW_CONNECTIONS (a new scan).  It reads pg_database itself every
- * LAUNCHER_RESCAN_SECS, without starting anything, to forget databases that
- * are gone and to name databases in its messages.
+ * LAUNCHER_RESCAN_SECS, and at once at a reload (SIGHUP sets its latch),
+ * without starting anything, to forget databases that are gone and to name
+ * databases in its messages.
  *
  * Databases with lockbox beyond LOCKBOX_MAX_DATABASES wait for a slot, and a
  * worker the postmaster has no background worker slot for is tried again
@@ -1025,6 +1042,13 @@ idle_wait(int events, long timeout, int exit_code)
 	}
 }
 
+/* idle_wait for a database's worker on a standby (standby.c): exit code 0 */
+void
+lockbox_worker_idle_wait(int events, long timeout)
+{
+	idle_wait(events, timeout, 0);
+}
+
 /*
  * The scan: read the databases with lockbox from pg_shdepend and serve
  * them (a slot each, or a place in the waiting list).
@@ -1096,6 +1120,9 @@ launcher_pass(void)
 
 	/* (a slot asked for after this read may be for a database it missed) */
 	read_databases();
+	ereport(DEBUG2,
+			(errmsg_internal("lockbox launcher read pg_database: %d connectable databases",
+							 list_length(db_names))));
 
 	LWLockAcquire(worker_shared->lock, LW_EXCLUSIVE);
 	/*
@@ -1238,6 +1265,8 @@ lockbox_launcher_main(Datum main_arg)
 
 	passcxt = AllocSetContextCreate(TopMemoryContext, "lockbox launcher pass",
 									ALLOCSET_DEFAULT_SIZES);
+	/* settings that only make sense together: checked at start, each reload */
+	lockbox_settings_check_windows();
 	for (;;)
 	{
 		MemoryContext old;
@@ -1250,6 +1279,7 @@ lockbox_launcher_main(Datum main_arg)
 		{
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
+			lockbox_settings_check_windows();
 		}
 
 		/*
@@ -1411,8 +1441,27 @@ step_analyze(LockboxCall *call, void *arg)
 /* when the worker next looks at the audit's partitions */
 static TimestampTz next_partitions_at = 0;
 
+/* a month's partition was made since the audit log was last analyzed */
+static bool analyze_due = false;
+
 /* when the worker next writes the audit's heads to the server log */
 static TimestampTz next_anchor_at = 0;
+/* when it last did (0: not yet) */
+static TimestampTz last_anchor_at = 0;
+
+/*
+ * A reload, in a database's worker: lockbox.anchor_interval changed counts
+ * from the last anchor, not from the one after it (an hour's interval
+ * lowered to a minute took effect an hour later).
+ */
+static void
+db_worker_reload(void)
+{
+	ProcessConfigFile(PGC_SIGHUP);
+	if (last_anchor_at != 0)
+		next_anchor_at = TimestampTzPlusMilliseconds(last_anchor_at,
+													 lockbox_anchor_interval);
+}
 
 static int
 step_deadlines(LockboxCall *call, void *arg)
@@ -1509,14 +1558,18 @@ db_worker_pass(MemoryContext passcxt, TimestampTz *next_deadline,
 		/* an empty or busy log: look again at the next pass */
 		next_partitions_at = n < 0 ? 0 :
 			TimestampTzPlusMilliseconds(GetCurrentTimestamp(), 10 * 60 * 1000);
-		/* then the whole log's statistics, when it has none or grew a month */
+		/*
+		 * then the whole log's statistics, when it has none or grew a month
+		 * (a month's that a busy lock put off stays due until done)
+		 */
 		if (n >= 0)
 		{
-			bool		made = n > 0;
-
+			analyze_due = analyze_due || n > 0;
 			if (!in_transaction(passcxt, "lockbox: analyzing the audit log",
-								step_analyze, &made, &n))
+								step_analyze, &analyze_due, &n))
 				return false;
+			if (n >= 0)
+				analyze_due = false;
 		}
 	}
 
@@ -1526,7 +1579,8 @@ db_worker_pass(MemoryContext passcxt, TimestampTz *next_deadline,
 		if (!in_transaction(passcxt, "lockbox: writing the audit's anchor",
 							step_anchor, NULL, &n))
 			return false;
-		next_anchor_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+		last_anchor_at = GetCurrentTimestamp();
+		next_anchor_at = TimestampTzPlusMilliseconds(last_anchor_at,
 													 lockbox_anchor_interval);
 	}
 
@@ -1619,6 +1673,7 @@ lockbox_db_worker_main(Datum main_arg)
 	w->pid = MyProcPid;
 	w->latch = MyLatch;
 	w->state = DBW_RUNNING;
+	w->failures = 0;
 	LWLockRelease(worker_shared->lock);
 	on_shmem_exit(db_worker_detach, (Datum) 0);
 
@@ -1643,13 +1698,17 @@ lockbox_db_worker_main(Datum main_arg)
 		if (ConfigReloadPending)
 		{
 			ConfigReloadPending = false;
-			ProcessConfigFile(PGC_SIGHUP);
+			db_worker_reload();
 		}
 
 		/*
 		 * A failed pass is reported and retried after a pause that grows
 		 * with each failure in a row; the worker itself stays up.
 		 */
+		/* (a pass is what a request to try again asks for) */
+		LWLockAcquire(worker_shared->lock, LW_EXCLUSIVE);
+		w->retry_now = false;
+		LWLockRelease(worker_shared->lock);
 		PG_TRY();
 		{
 			installed = db_worker_pass(passcxt, &next_deadline, &relayed, &audited);
@@ -1672,6 +1731,9 @@ lockbox_db_worker_main(Datum main_arg)
 			failed = true;
 		}
 		PG_END_TRY();
+		LWLockAcquire(worker_shared->lock, LW_EXCLUSIVE);
+		w->failures = failures;
+		LWLockRelease(worker_shared->lock);
 
 		if (!installed)
 		{
@@ -1706,8 +1768,14 @@ lockbox_db_worker_main(Datum main_arg)
 			{
 				long		until = TimestampDifferenceMilliseconds(GetCurrentTimestamp(),
 																	next_deadline);
+				bool		retry_now;
 
-				if (until <= 0)
+				/* but ALTER or DROP EXTENSION lockbox ends the pause */
+				LWLockAcquire(worker_shared->lock, LW_EXCLUSIVE);
+				retry_now = w->retry_now;
+				w->retry_now = false;
+				LWLockRelease(worker_shared->lock);
+				if (until <= 0 || retry_now)
 					break;
 				idle_wait(WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, until, 0);
 				ResetLatch(MyLatch);
@@ -1715,7 +1783,7 @@ lockbox_db_worker_main(Datum main_arg)
 				if (ConfigReloadPending)
 				{
 					ConfigReloadPending = false;
-					ProcessConfigFile(PGC_SIGHUP);
+					db_worker_reload();
 				}
 			}
 			continue;
@@ -1810,7 +1878,9 @@ lockbox_worker_status(PG_FUNCTION_ARGS)
 		if (dbname == NULL)
 			continue;
 		values[0] = CStringGetTextDatum(dbname);
-		values[1] = CStringGetTextDatum(state_names[w->state]);
+		/* a running worker whose last pass failed: retried after a pause */
+		values[1] = CStringGetTextDatum(w->state == DBW_RUNNING && w->failures > 0 ?
+										"failing" : state_names[w->state]);
 		values[2] = Int32GetDatum(w->pid);
 		nulls[2] = (w->pid == 0);
 		values[3] = TimestampTzGetDatum(w->last_pass);

@@ -5,7 +5,7 @@
 # - 72 databases, 5 of them with lockbox, PostgreSQL's default
 #   max_worker_processes (8): after a restart each of the 5 has its worker,
 #   and no worker is started for the others, also at the launcher's later
-#   reads of pg_database (the postmaster's DEBUG1 lines name every
+#   reads of pg_database (one at a reload; the postmaster's DEBUG1 lines name every
 #   background worker it starts): one "lockbox scan" reads pg_shdepend.
 # - A database where lockbox_engineer was granted USAGE on a schema by hand,
 #   without lockbox, is visited once, not at every read.
@@ -77,13 +77,23 @@ ok($node->poll_query_until('postgres', $workers, '5'),
 # a database that looks like one with lockbox and is not
 sql('plain1', 'GRANT USAGE ON SCHEMA public TO lockbox_engineer');
 
-$node->append_conf('postgresql.conf', 'log_min_messages = debug1');
+$node->append_conf('postgresql.conf', 'log_min_messages = debug2');
 my $from = -s $node->logfile;
 $node->restart;
 ok($node->poll_query_until('postgres', $workers, '5'),
 	'after a restart, the five are served again');
 is(served(), 'lb1,lb2,lb3,lb4,lb5', 'each by a worker of its own');
-sleep(12);    # past the launcher's next read of pg_database
+ok( $node->poll_query_until('postgres',
+		'SELECT count(*) FROM pg_stat_activity WHERE datname = $$plain1$$', '0'),
+	'the worker for the database without lockbox is gone');
+ok($node->wait_for_log(qr/lockbox does not serve database "plain1"/, $from),
+	'the launcher noted it');
+# a reload makes the launcher read pg_database again at once (as it does
+# every 10 seconds)
+my $reload_from = -s $node->logfile;
+sql('postgres', 'SELECT pg_reload_conf()');
+ok($node->wait_for_log(qr/lockbox launcher read pg_database/, $reload_from),
+	'the launcher reads pg_database again at a reload');
 my $log = log_since($from);
 my %started;
 $started{$_}++
@@ -93,8 +103,6 @@ is(join(',', map { "$_:$started{$_}" } sort keys %started),
 	'a worker started once for each database with lockbox and for the one with a grant to lockbox_engineer; none for the 66 others');
 my @scans = ($log =~ /starting background worker process "lockbox scan of databases"/g);
 is(scalar(@scans), 1, 'one scan of pg_shdepend');
-is(sql('postgres', 'SELECT count(*) FROM pg_stat_activity WHERE datname = $$plain1$$'),
-	'0', 'the worker for the database without lockbox is gone');
 # what lockbox wrote once the server was up again (not DEBUG, not the
 # statements of this test)
 my ($since_start) = ($log =~ /ready to accept connections(.*)\z/s);

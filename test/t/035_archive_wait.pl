@@ -4,7 +4,9 @@
 # worker's records of engineers' statements -- so an engineer leaving a
 # transaction open after lockbox_request held back every lockbox step for
 # as long as the transaction stayed open.  Now the archive gives up after
-# 2 seconds (55P03, nothing archived), and the lifecycle goes on.
+# 2 seconds (55P03, nothing archived), and the lifecycle goes on.  Its error
+# names the sessions it waited for, whatever they are (a reader's open
+# transaction, as a pg_dump's, too).
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -33,6 +35,7 @@ SELECT lockbox_protect('acme_data', tenant_column => 'tenant');
 my $eng = $node->background_psql($db,
 	extra_params => [ '-U', 'aw_eng' ],
 	on_error_stop => 0);
+my $eng_pid = $eng->query('SELECT pg_backend_pid()');
 $eng->query('BEGIN');
 my $filed = $eng->query(
 	q{SELECT lockbox_request('acme', 'reads acme rows for a case') > 0});
@@ -48,6 +51,8 @@ my $waited = time() - $start;
 like($err, qr/55P03.*could not lock the lockbox audit log to archive it/,
 	'the archive gives up on the open transaction (55P03)');
 cmp_ok($waited, '<', 15, 'after a bounded wait');
+like($err, qr/DETAIL:  Sessions hold locks on it \(process IDs [^)]*\b$eng_pid\b/,
+	'naming the session it waited for');
 
 # the lifecycle goes on, the engineer's transaction still open
 is( $node->safe_psql(
@@ -57,6 +62,20 @@ is( $node->safe_psql(
 
 $eng->query('COMMIT');
 eval { $eng->quit };
+
+# a reader holds it back as well (a pg_dump holds its lock for the whole
+# dump): the error names it, and does not say it wrote audit rows
+my $reader = $node->background_psql($db);
+my $reader_pid = $reader->query('SELECT pg_backend_pid()');
+$reader->query('BEGIN');
+$reader->query('SELECT count(*) FROM lockbox.audit_log');
+($ret, $out, $err) = $node->psql($db,
+	q{SELECT * FROM lockbox_archive_audit(now() - interval '1 second')});
+like($err, qr/DETAIL:  Sessions hold locks on it \(process IDs [^)]*\b$reader_pid\b/,
+	'a reader in an open transaction is named too');
+$reader->query('COMMIT');
+$reader->quit;
+
 is($node->safe_psql($db, q{SELECT count(*) FROM lockbox.requests}),
 	'2', 'both requests are there');
 is($node->safe_psql($db, q{SELECT ok FROM lockbox_verify_audit()}),

@@ -5,12 +5,18 @@
 #   older version than the library, as between the restart and ALTER
 #   EXTENSION lockbox UPDATE) logs each failure once per pause, the pause
 #   growing to a minute: not a line per millisecond.  After the update it
-#   works again.
+#   works again at once, not at the end of its pause.  lockbox.worker shows
+#   it failing meanwhile.
 # - lockbox.default_access_duration and lockbox.max_access_duration raised
 #   together in postgresql.conf take effect together at the reload, in
 #   whatever order the file lists them; a default above the maximum (as a
 #   configuration file may set them at startup) gives a request that names
-#   no duration the maximum, with a warning, rather than refusing it.
+#   no duration the maximum, with a notice, rather than refusing it; the
+#   server log warns of it once at the start and at each reload, not once
+#   per request.
+# - lockbox.anchor_interval lowered at a reload takes effect at once.
+# - The worker's ANALYZE of lockbox.audit_log neither waits for a manual
+#   VACUUM of an audit partition nor analyzes the partitions.
 # - A clean shutdown (pg_ctl stop) ends lockbox's launcher and idle workers
 #   without a FATAL line each.
 use strict;
@@ -18,6 +24,7 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use Time::HiRes qw(time sleep);
 
 my $node = PostgreSQL::Test::Cluster->new('operations');
 $node->init;
@@ -41,6 +48,8 @@ sub log_since
 }
 
 # --- a failing worker backs off -------------------------------------------
+sql('postgres', 'CREATE DATABASE app');
+sql('app', 'CREATE EXTENSION lockbox');
 sql('postgres', 'CREATE DATABASE old');
 # the database's owner may set exit_on_error: the worker ignores it (an
 # error of a pass made a FATAL, and a new worker every second)
@@ -56,15 +65,25 @@ cmp_ok(scalar(@lines), '<=', 5,
 unlike(log_since($from), qr/FATAL:  $mismatch/,
 	'the failure ends no worker (exit_on_error of the database ignored)');
 
+# lockbox.worker, read in another database, says so
+is( sql('app', q{SELECT state FROM lockbox.worker WHERE database = 'old'}),
+	'failing', 'lockbox.worker shows the worker failing');
+
+# the fourth failure (after pauses of 1, 2 and 4 seconds) starts a pause of
+# 8 seconds: ALTER EXTENSION lockbox UPDATE ends it at once
+my $deadline = time() + 60;
+sleep 0.1 while (() = log_since($from) =~ /ERROR:  $mismatch/g) < 4 && time() < $deadline;
+my $t0 = time();
 sql('old', 'ALTER EXTENSION lockbox UPDATE');
 ok( $node->poll_query_until(
 		'old',
 		q{SELECT last_pass IS NOT NULL FROM lockbox.worker WHERE database = 'old'}),
 	'after ALTER EXTENSION lockbox UPDATE its passes work');
+cmp_ok(time() - $t0, '<', 6, 'at once, not at the end of its pause (8 s)');
+is(sql('app', q{SELECT state FROM lockbox.worker WHERE database = 'old'}),
+	'running', 'and running again');
 
 # --- the default and the longest window, changed together ------------------
-sql('postgres', 'CREATE DATABASE app');
-sql('app', 'CREATE EXTENSION lockbox');
 $node->append_conf(
 	'postgresql.conf', q{
 lockbox.default_access_duration = '10h'
@@ -84,6 +103,7 @@ $node->append_conf(
 	'postgresql.conf', q{
 lockbox.max_access_duration = '2h'
 });
+$from = -s $node->logfile;
 $node->restart;
 is(sql('app', 'SHOW lockbox.default_access_duration'), '10h', 'default 10h');
 is(sql('app', 'SHOW lockbox.max_access_duration'), '2h', 'maximum 2h');
@@ -101,8 +121,8 @@ my ($ret, $out, $err) = $node->psql('app',
 is($ret, 0, 'a request naming no duration is filed');
 like(
 	$err,
-	qr/WARNING:  lockbox.default_access_duration \(10h\) exceeds lockbox.max_access_duration \(2h\)/,
-	'with a warning naming both settings');
+	qr/NOTICE:  lockbox.default_access_duration \(10h\) exceeds lockbox.max_access_duration \(2h\)/,
+	'with a notice to its engineer naming both settings');
 is(sql('app', q{SELECT duration FROM lockbox.requests}),
 	'02:00:00', 'for the longest window allowed');
 ($ret, $out, $err) = $node->psql('app',
@@ -110,6 +130,24 @@ is(sql('app', q{SELECT duration FROM lockbox.requests}),
 	  SELECT lockbox_request('acme', 'Customer reports an error in totals', duration => '3h')});
 like($err, qr/duration 03:00:00 exceeds lockbox.max_access_duration/,
 	'a longer duration asked for is still refused');
+
+# the server log has it once, at the start (and at each reload while it
+# lasts), from the launcher: not once per request
+sql('app',
+	q{SET SESSION AUTHORIZATION erin;
+	  SELECT lockbox_cancel(lockbox_request('acme', 'Customer reports an error in totals'))});
+ok( $node->wait_for_log(
+		qr/WARNING:  lockbox.default_access_duration \(10h\) exceeds lockbox.max_access_duration \(2h\)/,
+		$from),
+	'the server log names both settings');
+my @window_lines = (log_since($from) =~ /lockbox.default_access_duration \(10h\) exceeds/g);
+is(scalar(@window_lines), 1, 'once, after two requests');
+$from = -s $node->logfile;
+$node->reload;
+ok( $node->wait_for_log(
+		qr/WARNING:  lockbox.default_access_duration \(10h\) exceeds lockbox.max_access_duration \(2h\)/,
+		$from),
+	'and again at a reload');
 
 # --- who the worker is ----------------------------------------------------
 # The database's owner, no superuser, sets who every session of it is: the
@@ -158,6 +196,73 @@ is( sql('app',
 		   WHERE event = 'close' AND detail->>'by' = 'lockbox worker'}),
 	"$bootstrap $bootstrap",
 	'its audit row names the bootstrap superuser, not the roles the owner set');
+
+# --- lockbox.anchor_interval lowered at a reload --------------------------
+# counts from the last anchor at once, not from the next one
+sql('postgres', q{ALTER SYSTEM SET lockbox.anchor_interval = '1h'});
+sql('postgres', 'SELECT pg_reload_conf()');
+ok($node->poll_query_until('app', 'SHOW lockbox.anchor_interval', '1h'),
+	'an anchor every hour');
+$from = -s $node->logfile;
+$pid = sql('postgres',
+	q{SELECT pid FROM pg_stat_activity
+	   WHERE backend_type = 'lockbox worker' AND datname = 'app'});
+sql('postgres', "SELECT pg_terminate_backend($pid)");
+ok($node->wait_for_log(qr/LOCKBOX: \{"event": "anchor", [^\n]*"database": "app"/, $from),
+	'a new worker writes its first anchor at once');
+sql('app', q{SELECT lockbox_add_tenant('initech')});
+my $seq = sql('app', q{SELECT max(seq) FROM lockbox.audit});
+$from = -s $node->logfile;
+sql('postgres', q{ALTER SYSTEM SET lockbox.anchor_interval = '1s'});
+sql('postgres', 'SELECT pg_reload_conf()');
+my $t1 = time();
+ok( $node->wait_for_log(
+		qr/LOCKBOX: \{"event": "anchor", [^\n]*"database": "app", "anchors": \[[^\]]*"seq": $seq\b/,
+		$from),
+	'lowered to a second at a reload: the next anchor names the new row');
+cmp_ok(time() - $t1, '<', 10, 'within seconds, not an hour after the last');
+sql('postgres', 'ALTER SYSTEM RESET lockbox.anchor_interval');
+sql('postgres', 'SELECT pg_reload_conf()');
+
+# --- the worker's ANALYZE of the audit log --------------------------------
+# A manual VACUUM of an audit partition (a pg_cron job, say) holds it in
+# SHARE UPDATE EXCLUSIVE mode for as long as it runs: the worker's ANALYZE
+# of lockbox.audit_log gathers the whole log's statistics meanwhile, without
+# waiting for it (its deadlines would wait too), and leaves the partitions'
+# own statistics to autovacuum.
+ok( $node->poll_query_until(
+		'app', q{SELECT count(*) > 1 FROM pg_inherits
+		          WHERE inhparent = 'lockbox.audit_log'::regclass}),
+	'the audit log has its monthly partitions');
+my $part = sql('app',
+	q{SELECT inhrelid::regclass FROM pg_inherits
+	   WHERE inhparent = 'lockbox.audit_log'::regclass
+	     AND inhrelid <> 'lockbox.audit_log_default'::regclass
+	   ORDER BY 1 LIMIT 1});
+my $part_analyzes = q{SELECT sum(analyze_count) FROM pg_stat_user_tables
+	   WHERE relid IN (SELECT inhrelid FROM pg_inherits
+	                    WHERE inhparent = 'lockbox.audit_log'::regclass)};
+my $analyzed_before = sql('app', $part_analyzes);
+my $vacuum = $node->background_psql('app');
+$vacuum->query_safe("BEGIN; LOCK TABLE $part IN SHARE UPDATE EXCLUSIVE MODE");
+# no statistics of the whole log: a new worker analyzes it at its first pass
+sql('app', q{DELETE FROM pg_statistic WHERE starelid = 'lockbox.audit_log'::regclass});
+$pid = sql('postgres',
+	q{SELECT pid FROM pg_stat_activity
+	   WHERE backend_type = 'lockbox worker' AND datname = 'app'});
+sql('postgres', "SELECT pg_terminate_backend($pid)");
+ok( $node->poll_query_until(
+		'app', q{SELECT count(*) > 0 FROM pg_statistic
+		          WHERE starelid = 'lockbox.audit_log'::regclass AND stainherit}),
+	'the worker analyzes the audit log while a partition is being vacuumed');
+is( sql('app',
+		q{SELECT count(*) FROM pg_stat_activity
+		   WHERE backend_type = 'lockbox worker' AND wait_event_type = 'Lock'}),
+	'0', 'without waiting for a lock');
+is(sql('app', $part_analyzes), $analyzed_before,
+	'and without analyzing the partitions (autovacuum does)');
+$vacuum->query_safe('COMMIT');
+$vacuum->quit;
 
 # --- a clean shutdown ------------------------------------------------------
 ok($node->poll_query_until('postgres',

@@ -1,7 +1,9 @@
 # pg_upgrade of a server with lockbox (README, "Upgrading"): the access
 # records still waiting in the old server's spool ($PGDATA/lockbox_spool)
 # are audited by the new server once the spool's database directories are
-# copied over as the README says, exactly once, and the audit verifies.
+# copied over with the README's commands (run as they stand; they also work
+# when the spool holds no database's directory), exactly once, and the
+# audit verifies.
 #
 # The old server keeps a record unaudited deterministically: it has no
 # background worker slot for the database's worker (max_worker_processes 1,
@@ -9,11 +11,13 @@
 # last moments before any shutdown may.
 use strict;
 use warnings;
-use File::Copy;
-use File::Path qw(make_path);
+use Cwd qw(abs_path);
+use File::Basename qw(dirname);
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+
+my $root = abs_path(dirname(__FILE__) . '/../..');
 
 my $old = PostgreSQL::Test::Cluster->new('old');
 $old->init;
@@ -60,17 +64,34 @@ command_ok(
 	'pg_upgrade');
 
 # README: copy each database's spool directory into the new data directory
-# before starting it (pg_upgrade keeps database OIDs)
-my $from = $old->data_dir . "/lockbox_spool/$dboid";
-my $to = $new->data_dir . "/lockbox_spool/$dboid";
-ok(-d $from, 'the old spool has the database\'s directory');
-make_path($to, { mode => 0700 });
-opendir(my $dh, $from) or die "opendir $from: $!";
-for my $f (grep { !/^\./ } readdir $dh)
+# before starting it (pg_upgrade keeps database OIDs), with the README's
+# commands as they stand
+my $readme = slurp_file("$root/README.md");
+my ($copy) = ($readme =~
+	  /copy each database's spool directory.*?```sh\n(.*?)```/s);
+ok(defined $copy, 'the README has the commands');
+
+sub run_copy
 {
-	copy("$from/$f", "$to/$f") or die "copy $f: $!";
+	my ($old_pgdata, $new_pgdata) = @_;
+	local $ENV{OLD_PGDATA} = $old_pgdata;
+	local $ENV{NEW_PGDATA} = $new_pgdata;
+	return run_log([ 'bash', '-euo', 'pipefail', '-c', $copy ]);
 }
-closedir $dh;
+
+# a server whose spool holds no database's directory (no engineer's
+# statement ever spooled there): nothing to copy, and no error
+my $empty = PostgreSQL::Test::Utils::tempdir();
+mkdir "$empty/old";
+mkdir "$empty/old/lockbox_spool";
+mkdir "$empty/new";
+ok(run_copy("$empty/old", "$empty/new"),
+	'the commands succeed when the old spool has no database directory');
+
+my $from = $old->data_dir . "/lockbox_spool/$dboid";
+ok(-d $from, 'the old spool has the database\'s directory');
+ok(run_copy($old->data_dir, $new->data_dir), 'the commands copy it');
+ok(-d $new->data_dir . "/lockbox_spool/$dboid", 'into the new data directory');
 
 $new->start;
 ok( $new->poll_query_until(
