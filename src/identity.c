@@ -40,6 +40,16 @@
 PG_FUNCTION_INFO_V1(lockbox_adopt_database);
 
 /*
+ * This backend found its database to be lockbox's own (and how many requests
+ * are void in it): a database's oid does not change, and nothing makes a
+ * database lockbox's own a copy again, so every later call skips the read.
+ * (Not while the row found is of this transaction: an adoption that may yet
+ * roll back.)
+ */
+static bool own_known = false;
+static int64 own_through = 0;
+
+/*
  * Is this database a copy of the one lockbox was installed in?  Sets
  * *recorded to that database's oid and *void_through to the highest request
  * id void here (0: none), when not NULL.  False where lockbox.installation
@@ -57,12 +67,20 @@ lockbox_database_copy(Oid *recorded, int64 *void_through)
 
 	if (!OidIsValid(nsp) || !OidIsValid(get_relname_relid("installation", nsp)))
 		return false;
+	if (own_known)
+	{
+		if (recorded != NULL)
+			*recorded = MyDatabaseId;
+		if (void_through != NULL)
+			*void_through = own_through;
+		return false;
+	}
 	lockbox_enter_read(&call);
 	/* the latest: an adoption just committed counts at once */
 	snap = RegisterSnapshot(IsInParallelMode() ? GetActiveSnapshot() :
 							GetLatestSnapshot());
 	{
-		SPIPlanPtr	plan = SPI_prepare("SELECT i.datid, i.requests_void_through"
+		SPIPlanPtr	plan = SPI_prepare("SELECT i.datid, i.requests_void_through, i.xmin"
 									   "  FROM lockbox.installation i", 0, NULL);
 
 		if (plan == NULL)
@@ -79,6 +97,13 @@ lockbox_database_copy(Oid *recorded, int64 *void_through)
 											   SPI_tuptable->tupdesc, 1, &isnull));
 		through = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
 											  SPI_tuptable->tupdesc, 2, &isnull));
+		if (datid == MyDatabaseId &&
+			!TransactionIdIsCurrentTransactionId(DatumGetTransactionId(SPI_getbinval(SPI_tuptable->vals[0],
+																				 SPI_tuptable->tupdesc, 3, &isnull))))
+		{
+			own_known = true;
+			own_through = through;
+		}
 	}
 	lockbox_leave(&call);
 	if (recorded != NULL)

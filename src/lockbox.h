@@ -3,11 +3,15 @@
  * lockbox.h
  *		Declarations shared by the lockbox extension's source files.
  *
- * lockbox.c	_PG_init, settings, shared memory, the caller and owner helpers
+ * lockbox.c	_PG_init, settings, shared memory
+ * caller.c		who calls, the extension owner's context, SPI plans, arguments
+ * identity.c	the database lockbox was installed in: copies, adoption
  * tenant.c		tenants, approvers, the lockbox switch
  * lifecycle.c	requests and every transition of the request lifecycle
+ * store.c		lockbox's own rows read and written without the planner
  * deadlines.c	the worker's transitions at deadlines, ending sessions
  * audit.c		the append-only, hash-linked audit log and its verification
+ * audit_guard.c	statements that would take audit rows out, refused
  * notify.c		notification rows, NOTIFY, claim and acknowledge
  * protect.c	lockbox_protect / lockbox_unprotect, the policies, drop guards
  * enforce.c	the grants cache, checking engineers' statements, refusals
@@ -49,7 +53,7 @@ extern Interval lockbox_max_access_duration;
 extern int	lockbox_min_reason_length;
 extern bool lockbox_terminate_sessions;
 
-/* the group roles, looked up by name (lockbox.c) */
+/* the group roles, looked up by name (caller.c) */
 typedef enum LockboxRole
 {
 	LB_ENGINEER,
@@ -62,7 +66,7 @@ extern Oid	lockbox_role_oid(LockboxRole role);
 extern bool lockbox_has_role(Oid member, LockboxRole role);
 
 /*
- * Running privileged work as the extension owner (lockbox.c).  The caller's
+ * Running privileged work as the extension owner (caller.c).  The caller's
  * identity is captured first; everything between enter and leave runs as the
  * owner with search_path = pg_catalog, pg_temp and SPI connected.
  */
@@ -88,7 +92,7 @@ extern bool lockbox_copy_held(LockboxCall *call);
 extern void lockbox_enter_read(LockboxCall *call);
 extern void lockbox_leave(LockboxCall *call);
 
-/* SPI helpers (lockbox.c) */
+/* SPI helpers (caller.c) */
 extern SPIPlanPtr lockbox_prepare(SPIPlanPtr *cache, const char *sql,
 								  int nargs, Oid *argtypes);
 extern int	lockbox_exec(SPIPlanPtr *cache, const char *sql, int nargs,
@@ -115,7 +119,7 @@ extern HeapTuple lockbox_store_lock(const char *table, int nkeys, const Datum *k
 extern Datum lockbox_store_get(HeapTuple tup, TupleDesc td, const char *name,
 							   bool *isnull);
 
-/* argument checks (lockbox.c); each ereports with the contract's SQLSTATE */
+/* argument checks (caller.c); each ereports with the contract's SQLSTATE */
 extern void lockbox_require_arg(FunctionCallInfo fcinfo, int argno,
 								const char *argname);
 extern char *lockbox_text_arg(FunctionCallInfo fcinfo, int argno,
