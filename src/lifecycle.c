@@ -34,6 +34,7 @@
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/sequence.h"
+#include "commands/trigger.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
@@ -59,6 +60,7 @@ PG_FUNCTION_INFO_V1(lockbox_cancel);
 PG_FUNCTION_INFO_V1(lockbox_close);
 PG_FUNCTION_INFO_V1(lockbox_revoke);
 PG_FUNCTION_INFO_V1(lockbox_extend);
+PG_FUNCTION_INFO_V1(lockbox_request_open_sync);
 
 /* how long lockbox_revoke waits for a request another session holds */
 #define REVOKE_LOCK_WAIT_MS	1000
@@ -164,6 +166,120 @@ static const char *
 effective_state(Request *r, TimestampTz now)
 {
 	return r->effective_state;
+}
+
+/* ---------------------------------------------------------------------
+ * Open requests
+ *
+ * A transition updates its request in place (HOT) only if it changes no
+ * column an index of lockbox.request names: so no index of the request
+ * names its state, its deadline or its access window's end.  The requests
+ * still open (pending, or approved) are kept apart in lockbox.open_request,
+ * with the time the worker must look at them next (the pending stage's
+ * deadline, the access window's end), indexed: what the worker's deadline
+ * queries, the grants lookup and the views' open branches read.  A request
+ * leaves it when it settles.  The trigger below keeps it in step with every
+ * write of a request's state, deadline or window, lockbox's own and any
+ * other (an operator's UPDATE, a restore's COPY).
+ * ---------------------------------------------------------------------
+ */
+
+/* Whether the request row tup is open, and then its next deadline, if any. */
+static bool
+open_due(HeapTuple tup, TupleDesc td, TimestampTz *due, bool *has_due)
+{
+	bool		isnull;
+	Datum		d = lockbox_store_get(tup, td, "state", &isnull);
+	char	   *state = isnull ? "" : TextDatumGetCString(d);
+	const char *column;
+
+	if (is_pending(state))
+		column = "deadline";
+	else if (strcmp(state, "approved") == 0)
+		column = "access_ends_at";
+	else
+		return false;
+	d = lockbox_store_get(tup, td, column, &isnull);
+	*has_due = !isnull;
+	*due = isnull ? 0 : DatumGetTimestampTz(d);
+	return true;
+}
+
+/*
+ * lockbox.request_open_sync(): AFTER INSERT OR UPDATE OF state, deadline,
+ * access_ends_at (or id) ON lockbox.request FOR EACH ROW.  Runs under the
+ * request's row lock (the writer's), so no one else writes the request's
+ * row of lockbox.open_request meanwhile.
+ */
+Datum
+lockbox_request_open_sync(PG_FUNCTION_ARGS)
+{
+	static const char *const tables[] = {"open_request"};
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	TupleDesc	td;
+	HeapTuple	tup;
+	bool		isnull;
+	int64		id;
+	bool		is_open;
+	bool		has_due = false;
+	TimestampTz due = 0;
+	int64		old_id;
+	LockboxStore *store;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) ||
+		!TRIGGER_FIRED_AFTER(trigdata->tg_event) ||
+		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) ||
+		TRIGGER_FIRED_BY_DELETE(trigdata->tg_event) ||
+		TRIGGER_FIRED_BY_TRUNCATE(trigdata->tg_event))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("lockbox.request_open_sync() must be fired after insert or update, for each row")));
+	td = RelationGetDescr(trigdata->tg_relation);
+	tup = TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) ?
+		trigdata->tg_newtuple : trigdata->tg_trigtuple;
+	id = DatumGetInt64(lockbox_store_get(tup, td, "id", &isnull));
+	is_open = open_due(tup, td, &due, &has_due);
+	old_id = id;
+	if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
+	{
+		HeapTuple	old = trigdata->tg_trigtuple;
+		bool		old_has_due = false;
+		TimestampTz old_due = 0;
+		bool		was_open = open_due(old, td, &old_due, &old_has_due);
+
+		old_id = DatumGetInt64(lockbox_store_get(old, td, "id", &isnull));
+		/* (nothing lockbox.open_request holds changed) */
+		if (old_id == id && was_open == is_open &&
+			(!is_open || (old_has_due == has_due && old_due == due)))
+			return PointerGetDatum(NULL);
+	}
+	else if (!is_open)
+		return PointerGetDatum(NULL);
+
+	store = lockbox_store_open(lengthof(tables), tables);
+	if (old_id != id && lockbox_store_fetch(store, 0, old_id))
+		lockbox_store_delete(store, 0);
+	if (lockbox_store_fetch(store, 0, id))
+	{
+		if (!is_open)
+			lockbox_store_delete(store, 0);
+		else
+		{
+			lockbox_store_set(store, 0, "due", TimestampTzGetDatum(due),
+							  TIMESTAMPTZOID, !has_due);
+			lockbox_store_update(store, 0);
+		}
+	}
+	else if (is_open)
+	{
+		lockbox_store_new_row(store, 0);
+		lockbox_store_set(store, 0, "id", Int64GetDatum(id), INT8OID, false);
+		lockbox_store_set(store, 0, "due", TimestampTzGetDatum(due),
+						  TIMESTAMPTZOID, !has_due);
+		lockbox_store_insert(store, 0);
+	}
+	lockbox_store_close(store);
+	return PointerGetDatum(NULL);
 }
 
 /* ---------------------------------------------------------------------

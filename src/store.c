@@ -63,6 +63,7 @@ typedef struct StoreRel
 	ModifyTableState *mtstate;
 	bool		inserted;		/* statement triggers fired, to fire after */
 	bool		updated;
+	bool		deleted;
 	struct ExprCache *cache;	/* the table's defaults */
 	bool		sql;			/* written with SQL statements (see needs_sql) */
 } StoreRel;
@@ -329,7 +330,7 @@ needs_sql(Relation rel)
 
 	return rel->rd_rules != NULL ||
 		(td != NULL && (td->trig_insert_new_table || td->trig_update_old_table ||
-						td->trig_update_new_table));
+						td->trig_update_new_table || td->trig_delete_old_table));
 }
 
 /* Open lockbox.<tables[i]> for writing, as table i of the store. */
@@ -494,11 +495,14 @@ apply_defaults(LockboxStore *store, StoreRel *r)
 
 /*
  * Write the row built for table t with a statement (see needs_sql): the
- * columns set, and, for an update, the row fetched by its ctid.
+ * columns set, and, for an update, the row fetched by its ctid; or delete
+ * that row.
  */
 static void
-sql_write(StoreRel *r, bool update)
+sql_write(StoreRel *r, CmdType cmd)
 {
+	bool		update = (cmd != CMD_INSERT);
+
 	TupleDesc	td = RelationGetDescr(r->rel);
 	StringInfoData sql;
 	StringInfoData vals;
@@ -517,7 +521,7 @@ sql_write(StoreRel *r, bool update)
 	{
 		Form_pg_attribute att = TupleDescAttr(td, i);
 
-		if (!r->set[i] || att->attisdropped)
+		if (!r->set[i] || att->attisdropped || cmd == CMD_DELETE)
 			continue;
 		types[n] = att->atttypid;
 		values[n] = r->slot->tts_values[i];
@@ -532,6 +536,12 @@ sql_write(StoreRel *r, bool update)
 							 quote_identifier(NameStr(att->attname)));
 			appendStringInfo(&vals, "%s$%d", n > 1 ? ", " : "", n);
 		}
+	}
+	if (cmd == CMD_DELETE)
+	{
+		resetStringInfo(&sql);
+		appendStringInfo(&sql, "DELETE FROM %s",
+						 quote_qualified_identifier("lockbox", RelationGetRelationName(r->rel)));
 	}
 	if (update)
 	{
@@ -560,7 +570,7 @@ lockbox_store_insert(LockboxStore *store, int t)
 
 	if (r->sql)
 	{
-		sql_write(r, false);
+		sql_write(r, CMD_INSERT);
 		return;
 	}
 	apply_defaults(store, r);
@@ -653,7 +663,7 @@ lockbox_store_update(LockboxStore *store, int t)
 	}
 	if (r->sql)
 	{
-		sql_write(r, true);
+		sql_write(r, CMD_UPDATE);
 		return;
 	}
 	if (!r->updated)
@@ -666,6 +676,33 @@ lockbox_store_update(LockboxStore *store, int t)
 	EvalPlanQualInit(&epqstate, estate, NULL, NIL, -1);
 	ExecStoreVirtualTuple(r->slot);
 	ExecSimpleRelationUpdate(r->rri, estate, &epqstate, searchslot, r->slot);
+	EvalPlanQualEnd(&epqstate);
+	ResetPerTupleExprContext(estate);
+}
+
+/* Delete the row fetched for table t. */
+void
+lockbox_store_delete(LockboxStore *store, int t)
+{
+	StoreRel   *r = &store->rels[t];
+	EState	   *estate = store->estate;
+	TupleTableSlot *searchslot;
+	EPQState	epqstate;
+
+	if (r->sql)
+	{
+		sql_write(r, CMD_DELETE);
+		return;
+	}
+	if (!r->deleted)
+	{
+		ExecBSDeleteTriggers(estate, r->rri);
+		r->deleted = true;
+	}
+	searchslot = table_slot_create(r->rel, &estate->es_tupleTable);
+	searchslot->tts_tid = r->tid;
+	EvalPlanQualInit(&epqstate, estate, NULL, NIL, -1);
+	ExecSimpleRelationDelete(r->rri, estate, &epqstate, searchslot);
 	EvalPlanQualEnd(&epqstate);
 	ResetPerTupleExprContext(estate);
 }
@@ -684,6 +721,8 @@ lockbox_store_close(LockboxStore *store)
 			ExecASInsertTriggers(estate, r->rri, NULL);
 		if (r->updated)
 			ExecASUpdateTriggers(estate, r->rri, NULL);
+		if (r->deleted)
+			ExecASDeleteTriggers(estate, r->rri, NULL);
 	}
 	AfterTriggerEndQuery(estate);
 	for (int i = 0; i < store->nrels; i++)
