@@ -184,6 +184,23 @@ effective_state(Request *r, TimestampTz now)
  * ---------------------------------------------------------------------
  */
 
+/*
+ * What a transition wrote into lockbox.open_request itself, in the store
+ * that also wrote the request (store_open_request): the trigger, fired when
+ * that store closes, finds the row already as the request implies and does
+ * not write it again.  Set only while that store closes.
+ */
+typedef struct OpenNote
+{
+	bool		valid;
+	int64		id;
+	bool		is_open;
+	bool		has_due;
+	TimestampTz due;
+} OpenNote;
+
+static OpenNote open_note;
+
 /* Whether the request row tup is open, and then its next deadline, if any. */
 static bool
 open_due(HeapTuple tup, TupleDesc td, TimestampTz *due, bool *has_due)
@@ -255,6 +272,14 @@ lockbox_request_open_sync(PG_FUNCTION_ARGS)
 	}
 	else if (!is_open)
 		return PointerGetDatum(NULL);
+	/* (the transition that wrote the request wrote this already) */
+	if (open_note.valid && open_note.id == id && old_id == id &&
+		open_note.is_open == is_open &&
+		(!is_open || (open_note.has_due == has_due && open_note.due == due)))
+	{
+		open_note.valid = false;
+		return PointerGetDatum(NULL);
+	}
 
 	store = lockbox_store_open(lengthof(tables), tables);
 	if (old_id != id && lockbox_store_fetch(store, 0, old_id))
@@ -473,11 +498,84 @@ enum
 	T_REQUEST,
 	T_AUDIT,
 	T_NOTIFICATION,
-	T_OUTBOX
+	T_OUTBOX,
+	T_OPEN
 };
 static const char *const transition_tables[] = {
-	"request", "audit_log", "notification", "notify_outbox"
+	"request", "audit_log", "notification", "notify_outbox", "open_request"
 };
+
+/*
+ * Write request r's row of lockbox.open_request as its new state implies
+ * (as the trigger request_open_sync would), in the store that wrote the
+ * request, and note it for the trigger.
+ */
+static void
+store_open_request(LockboxStore *store, Request *r)
+{
+	bool		is_open = true;
+	bool		has_due = false;
+	TimestampTz due = 0;
+	bool		found = false;
+
+	if (is_pending(r->state))
+	{
+		has_due = r->has_deadline;
+		due = r->deadline;
+	}
+	else if (strcmp(r->state, "approved") == 0)
+	{
+		has_due = r->has_access_ends_at;
+		due = r->access_ends_at;
+	}
+	else
+		is_open = false;
+
+	/*
+	 * (fetched also for a new request: one written with SQL, see needs_sql,
+	 * has fired the trigger already)
+	 */
+	found = lockbox_store_fetch(store, T_OPEN, r->id);
+	if (found && !is_open)
+		lockbox_store_delete(store, T_OPEN);
+	else if (found)
+	{
+		lockbox_store_set(store, T_OPEN, "due", TimestampTzGetDatum(due),
+						  TIMESTAMPTZOID, !has_due);
+		lockbox_store_update(store, T_OPEN);
+	}
+	else if (is_open)
+	{
+		lockbox_store_new_row(store, T_OPEN);
+		lockbox_store_set(store, T_OPEN, "id", Int64GetDatum(r->id), INT8OID, false);
+		lockbox_store_set(store, T_OPEN, "due", TimestampTzGetDatum(due),
+						  TIMESTAMPTZOID, !has_due);
+		lockbox_store_insert(store, T_OPEN);
+	}
+	open_note.id = r->id;
+	open_note.is_open = is_open;
+	open_note.has_due = has_due;
+	open_note.due = due;
+}
+
+/*
+ * Close a transition's store: its triggers fire, request_open_sync with
+ * the note of what store_open_request wrote.
+ */
+static void
+close_transition_store(LockboxStore *store)
+{
+	open_note.valid = true;
+	PG_TRY();
+	{
+		lockbox_store_close(store);
+	}
+	PG_FINALLY();
+	{
+		open_note.valid = false;
+	}
+	PG_END_TRY();
+}
 
 /* Write a notification, and queue it for the worker's NOTIFY. */
 static void
@@ -603,6 +701,7 @@ record_notify(LockboxCall *call, Request *r, const char *event, const char *from
 						  r->close_reason ? CStringGetTextDatum(r->close_reason) : (Datum) 0,
 						  TEXTOID, r->close_reason == NULL);
 		lockbox_store_update(store, T_REQUEST);
+		store_open_request(store, r);
 	}
 	lockbox_audit_store(store, T_AUDIT, &row);
 
@@ -641,7 +740,10 @@ record_notify(LockboxCall *call, Request *r, const char *event, const char *from
 						   payload.data, call->now);
 		notified = true;
 	}
-	lockbox_store_close(store);
+	if (save)
+		close_transition_store(store);
+	else
+		lockbox_store_close(store);
 	if (notified)
 		lockbox_wake_worker_at_commit();
 }
@@ -1143,6 +1245,15 @@ lockbox_request(PG_FUNCTION_ARGS)
 	lockbox_store_set(store, T_REQUEST, "deadline", TimestampTzGetDatum(deadline),
 					  TIMESTAMPTZOID, false);
 	lockbox_store_insert(store, T_REQUEST);
+	{
+		Request		filed = {0};
+
+		filed.id = id;
+		filed.state = "pending_review";
+		filed.has_deadline = true;
+		filed.deadline = deadline;
+		store_open_request(store, &filed);
+	}
 	lockbox_audit_store(store, T_AUDIT, &row);
 	/* the reviewers are told (the payload after the audit row: its anchors name it) */
 	store_notification(store, id, lockbox_role_oid(LB_REVIEWER), "review_requested",
@@ -1150,7 +1261,7 @@ lockbox_request(PG_FUNCTION_ARGS)
 														 "review_requested", tenant,
 														 "pending_review"),
 					   call.now);
-	lockbox_store_close(store);
+	close_transition_store(store);
 	lockbox_deadline_created(deadline);
 	lockbox_wake_worker_at_commit();
 

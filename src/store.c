@@ -96,7 +96,8 @@ typedef struct ExprCache
 	Oid		   *indexes;
 	CachedExpression **predicates;	/* of indexes[i], NULL for a full index */
 	int			natts;
-	CachedExpression **defaults;	/* of each column (or its domain), or NULL */
+	CachedExpression **defaults;	/* of each column (or its domain), or NULL;
+									 * a stored generated column's expression */
 } ExprCache;
 
 static List *expr_caches = NIL;
@@ -246,9 +247,12 @@ expr_cache(ResultRelInfo *rri)
 			Form_pg_attribute att = TupleDescAttr(td, i);
 			Node	   *expr;
 
-			if (att->attisdropped || att->attgenerated)
+			if (att->attisdropped)
 				continue;
-			/* (the column's default, else its domain's) */
+			/*
+			 * (the column's default, else its domain's; for a stored
+			 * generated column, its expression)
+			 */
 			expr = build_column_default(rel, i + 1);
 			if (expr != NULL)
 				c->defaults[i] = GetCachedExpression(expr);
@@ -312,6 +316,28 @@ use_expr_cache(EState *estate, ResultRelInfo *rri)
 			c->indexes[i] == RelationGetRelid(rri->ri_IndexRelationDescs[i]))
 			rri->ri_IndexRelationInfo[i]->ii_PredicateState =
 				ExecInitQual((List *) c->predicates[i]->expr, NULL);
+	}
+	/*
+	 * Stored generated columns: computed at every insert and update (as
+	 * ExecInitStoredGenerated would build them, planned anew each time).
+	 */
+	if (rri->ri_RelationDesc->rd_att->constr &&
+		rri->ri_RelationDesc->rd_att->constr->has_generated_stored)
+	{
+		TupleDesc	td = RelationGetDescr(rri->ri_RelationDesc);
+
+		rri->ri_GeneratedExprs = palloc0(sizeof(ExprState *) * td->natts);
+		rri->ri_NumGeneratedNeeded = 0;
+		for (int i = 0; i < td->natts && i < c->natts; i++)
+		{
+			if (TupleDescAttr(td, i)->attgenerated != ATTRIBUTE_GENERATED_STORED)
+				continue;
+			if (c->defaults[i] == NULL)
+				elog(ERROR, "no generation expression found for column number %d of table \"%s\"",
+					 i + 1, RelationGetRelationName(rri->ri_RelationDesc));
+			rri->ri_GeneratedExprs[i] = ExecInitExpr((Expr *) c->defaults[i]->expr, NULL);
+			rri->ri_NumGeneratedNeeded++;
+		}
 	}
 	MemoryContextSwitchTo(old);
 	return c;
@@ -480,7 +506,7 @@ apply_defaults(LockboxStore *store, StoreRel *r)
 		ExprState  *state;
 		MemoryContext old;
 
-		if (r->set[i] || r->cache->defaults[i] == NULL)
+		if (r->set[i] || r->cache->defaults[i] == NULL || att->attgenerated)
 			continue;
 		old = MemoryContextSwitchTo(store->estate->es_query_cxt);
 		state = ExecInitExpr((Expr *) r->cache->defaults[i]->expr, NULL);
