@@ -44,6 +44,7 @@
 #include "utils/fmgroids.h"
 #include "utils/datetime.h"
 #include "utils/json.h"
+#include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/resowner.h"
 #include "utils/snapmgr.h"
@@ -577,25 +578,99 @@ close_transition_store(LockboxStore *store)
 	PG_END_TRY();
 }
 
+/*
+ * A notification's payload, but its id: the object lockbox_notification_payload
+ * parses from text, built as jsonb directly (a transition writes up to four).
+ */
+typedef struct Payload
+{
+	const char *event;
+	int64		request_id;
+	const char *tenant;
+	const char *state;
+	Oid			recipient;
+	Jsonb	   *anchors;		/* the audit's head; NULL: none in the payload */
+} Payload;
+
+static void
+push_key(JsonbParseState **ps, const char *key)
+{
+	JsonbValue	k;
+
+	k.type = jbvString;
+	k.val.string.val = (char *) key;
+	k.val.string.len = strlen(key);
+	pushJsonbValue(ps, WJB_KEY, &k);
+}
+
+static void
+push_str(JsonbParseState **ps, const char *key, const char *value)
+{
+	JsonbValue	v;
+
+	push_key(ps, key);
+	v.type = jbvString;
+	v.val.string.val = (char *) value;
+	v.val.string.len = strlen(value);
+	pushJsonbValue(ps, WJB_VALUE, &v);
+}
+
+static void
+push_int8(JsonbParseState **ps, const char *key, int64 value)
+{
+	JsonbValue	v;
+
+	push_key(ps, key);
+	v.type = jbvNumeric;
+	v.val.numeric = int64_to_numeric(value);
+	pushJsonbValue(ps, WJB_VALUE, &v);
+}
+
+/* The audit's head, as the payloads of this transition's notifications name it. */
+static Jsonb *
+payload_anchors(void)
+{
+	return DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
+											  CStringGetDatum(lockbox_audit_head_json())));
+}
+
 /* Write a notification, and queue it for the worker's NOTIFY. */
 static void
-store_notification(LockboxStore *store, int64 request_id, Oid recipient,
-				   const char *event, const char *payload, TimestampTz now)
+store_notification(LockboxStore *store, const Payload *p, TimestampTz now)
 {
 	Oid			seq = get_relname_relid("notification_id_seq",
 										get_namespace_oid("lockbox", false));
 	int64		id;
 	Datum		with_id;
-	size_t		len = strlen(payload);
+	JsonbParseState *ps = NULL;
+	JsonbValue *object;
+	int64		request_id = p->request_id;
+	Oid			recipient = p->recipient;
+	const char *event = p->event;
 
 	if (!OidIsValid(seq))
 		elog(ERROR, "lockbox.notification_id_seq is missing");
-	Assert(len >= 2 && payload[len - 1] == '}');
 	id = nextval_internal(seq, false);
-	/* the payload object with its id, parsed once */
-	with_id = DirectFunctionCall1(jsonb_in,
-								  CStringGetDatum(psprintf("%.*s, \"id\": " INT64_FORMAT "}",
-														   (int) (len - 1), payload, id)));
+	/* (the keys as lockbox_notification_payload_text writes them, and the id) */
+	pushJsonbValue(&ps, WJB_BEGIN_OBJECT, NULL);
+	push_str(&ps, "event", p->event);
+	push_int8(&ps, "request_id", p->request_id);
+	push_str(&ps, "tenant", p->tenant);
+	push_str(&ps, "state", p->state);
+	push_str(&ps, "recipient", lockbox_role_name(p->recipient));
+	if (p->anchors != NULL)
+	{
+		JsonbValue	v;
+
+		push_key(&ps, "anchors");
+		v.type = jbvBinary;
+		v.val.binary.data = &p->anchors->root;
+		v.val.binary.len = VARSIZE(p->anchors) - VARHDRSZ;
+		pushJsonbValue(&ps, WJB_VALUE, &v);
+	}
+	push_int8(&ps, "id", id);
+	object = pushJsonbValue(&ps, WJB_END_OBJECT, NULL);
+	with_id = JsonbPGetDatum(JsonbValueToJsonb(object));
 	lockbox_store_new_row(store, T_NOTIFICATION);
 	lockbox_store_set(store, T_NOTIFICATION, "id", Int64GetDatum(id), INT8OID, false);
 	lockbox_store_set(store, T_NOTIFICATION, "request_id",
@@ -660,6 +735,7 @@ record_notify(LockboxCall *call, Request *r, const char *event, const char *from
 	LockboxStore *store;
 	ListCell   *lc;
 	bool		notified = false;
+	Jsonb	   *anchors = NULL;
 
 	initStringInfo(&detail);
 	appendStringInfoChar(&detail, '{');
@@ -706,38 +782,28 @@ record_notify(LockboxCall *call, Request *r, const char *event, const char *from
 	lockbox_audit_store(store, T_AUDIT, &row);
 
 	/* (payloads after the audit row: their anchors name it) */
+	if (notify || notify_roles != NIL)
+		anchors = payload_anchors();
 	if (notify)
 	{
-		store_notification(store, r->id, r->requester, r->state,
-						   lockbox_notification_payload_text(r->id, r->requester,
-															 r->state, r->tenant,
-															 r->state),
-						   call->now);
+		Payload		p = {r->state, r->id, r->tenant, r->state, r->requester, anchors};
+
+		store_notification(store, &p, call->now);
 		notified = true;
 	}
 	foreach(lc, notify_roles)
 	{
-		store_notification(store, r->id, lfirst_oid(lc), notify_event,
-						   lockbox_notification_payload_text(r->id, lfirst_oid(lc),
-															 notify_event, r->tenant,
-															 r->state),
-						   call->now);
+		Payload		p = {notify_event, r->id, r->tenant, r->state, lfirst_oid(lc), anchors};
+
+		store_notification(store, &p, call->now);
 		notified = true;
 	}
 	foreach(lc, deciders)
 	{
-		StringInfoData payload;
+		/* (no anchors in these) */
+		Payload		p = {deciders_event, r->id, r->tenant, r->state, lfirst_oid(lc), NULL};
 
-		initStringInfo(&payload);
-		appendStringInfoChar(&payload, '{');
-		lockbox_json_str(&payload, "event", deciders_event);
-		lockbox_json_raw(&payload, "request_id", psprintf(INT64_FORMAT, r->id));
-		lockbox_json_str(&payload, "tenant", r->tenant);
-		lockbox_json_str(&payload, "state", r->state);
-		lockbox_json_str(&payload, "recipient", lockbox_role_name(lfirst_oid(lc)));
-		appendStringInfoChar(&payload, '}');
-		store_notification(store, r->id, lfirst_oid(lc), deciders_event,
-						   payload.data, call->now);
+		store_notification(store, &p, call->now);
 		notified = true;
 	}
 	if (save)
@@ -1256,11 +1322,12 @@ lockbox_request(PG_FUNCTION_ARGS)
 	}
 	lockbox_audit_store(store, T_AUDIT, &row);
 	/* the reviewers are told (the payload after the audit row: its anchors name it) */
-	store_notification(store, id, lockbox_role_oid(LB_REVIEWER), "review_requested",
-					   lockbox_notification_payload_text(id, lockbox_role_oid(LB_REVIEWER),
-														 "review_requested", tenant,
-														 "pending_review"),
-					   call.now);
+	{
+		Payload		p = {"review_requested", id, tenant, "pending_review",
+		lockbox_role_oid(LB_REVIEWER), payload_anchors()};
+
+		store_notification(store, &p, call.now);
+	}
 	close_transition_store(store);
 	lockbox_deadline_created(deadline);
 	lockbox_wake_worker_at_commit();
