@@ -651,13 +651,13 @@ lockbox_store_fetch(LockboxStore *store, int t, int64 key)
 	StoreRel   *r = &store->rels[t];
 	Datum		keyval = Int64GetDatum(key);
 	Snapshot	snapshot;
-	TupleDesc	td;
 	List	   *rows;
 
 	CommandCounterIncrement();
 	snapshot = RegisterSnapshot(GetLatestSnapshot());
+	/* (deformed with the open relation's descriptor: no copy of it needed) */
 	rows = lockbox_store_read(RelationGetRelationName(r->rel), 1, &keyval,
-							  snapshot, &td);
+							  snapshot, NULL);
 	UnregisterSnapshot(snapshot);
 	if (rows == NIL)
 		return false;
@@ -772,7 +772,8 @@ lockbox_store_close(LockboxStore *store)
  * The rows of lockbox.<table> whose primary key begins with the nkeys
  * values keys (of the key columns' own types: bigint, text, oid or regrole),
  * in the key's order, as read with snapshot (registered): copies, and in
- * *td the table's row type.  The caller's memory holds them.
+ * *td (unless td is NULL) the table's row type.  The caller's memory holds
+ * them.
  */
 List *
 lockbox_store_read(const char *table, int nkeys, const Datum *keys,
@@ -842,7 +843,8 @@ lockbox_store_read_by(const char *table, const char *index_name, int nkeys,
 		result = lappend(result, heap_copytuple(tup));
 	systable_endscan(scan);
 	/* (with the constraints: the defaults of columns added since a row was written) */
-	*td = CreateTupleDescCopyConstr(RelationGetDescr(rel));
+	if (td != NULL)
+		*td = CreateTupleDescCopyConstr(RelationGetDescr(rel));
 	index_close(index, AccessShareLock);
 	table_close(rel, NoLock);
 	return result;
