@@ -174,14 +174,16 @@ effective_state(Request *r, TimestampTz now)
  *
  * A transition updates its request in place (HOT) only if it changes no
  * column an index of lockbox.request names: so no index of the request
- * names its state, its deadline or its access window's end.  The requests
- * still open (pending, or approved) are kept apart in lockbox.open_request,
- * with the time the worker must look at them next (the pending stage's
- * deadline, the access window's end), indexed: what the worker's deadline
- * queries, the grants lookup and the views' open branches read.  A request
- * leaves it when it settles.  The trigger below keeps it in step with every
- * write of a request's state, deadline or window, lockbox's own and any
- * other (an operator's UPDATE, a restore's COPY).
+ * names its state, its deadline or its access window's end.  The indexes
+ * name final_state instead (a stored generated column: the settled state,
+ * NULL while open), which only the settling transition changes; the views,
+ * the grants lookup and the worker's other queries find the open requests
+ * as final_state IS NULL (request_open_idx).  The worker's deadlines are in
+ * lockbox.open_request: each open request with the time the worker must
+ * look at it next (the pending stage's deadline, the access window's end),
+ * indexed.  A request leaves it when it settles.  The trigger below keeps
+ * it in step with every write of a request's state, deadline or window,
+ * lockbox's own and any other (an operator's UPDATE, a restore's COPY).
  * ---------------------------------------------------------------------
  */
 
