@@ -6,7 +6,9 @@
 --   2. an index added later gets the rows written after it (a partial one
 --      only those its predicate takes);
 --   3. triggers a DBA puts on lockbox's tables fire: row and statement,
---      before and after, in the order an INSERT or UPDATE fires them.
+--      before and after, in the order an INSERT or UPDATE fires them;
+--   4. a request's row is updated in place by the transitions before the
+--      last, and lockbox.open_request follows it.
 --
 \set VERBOSITY default
 \set SHOW_CONTEXT never
@@ -156,6 +158,61 @@ SELECT count(*) AS ended_by_scan FROM lockbox.notification
  WHERE event = 'access_ended' AND request_id = :r2;
 DROP INDEX lockbox.regress_st_ended_idx;
 DROP INDEX lockbox.regress_st_state_idx;
+
+-- 4. a request's row is updated in place (HOT) by every transition but the
+-- one that settles it: no index of lockbox.request names a column those
+-- change (not in a key, an INCLUDE, an expression or a predicate)
+SELECT c.relname AS index, a.attname AS names
+  FROM pg_index i
+  JOIN pg_class c ON c.oid = i.indexrelid
+  JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum > 0
+ WHERE i.indrelid = 'lockbox.request'::regclass
+   AND a.attname IN ('state', 'deadline', 'reviewer', 'reviewed_at', 'approved_at',
+					 'access_ends_at', 'closed_at', 'close_reason')
+   AND (a.attnum = ANY (i.indkey::int2[])
+		OR pg_get_expr(i.indpred, i.indrelid) ~ ('\m' || a.attname || '\M')
+		OR pg_get_expr(i.indexprs, i.indrelid) ~ ('\m' || a.attname || '\M'))
+ ORDER BY 1, 2;
+-- a lifecycle: four updates (one an operator's), all but the last in place;
+-- lockbox.open_request holds the request while it is open, with its next
+-- deadline, and follows the operator's UPDATE too.  (Statistics counted
+-- from a flush before to a flush after.)
+SELECT pg_stat_force_next_flush();
+SELECT n_tup_upd AS upd0, n_tup_hot_upd AS hot0 FROM pg_stat_user_tables
+ WHERE relid = 'lockbox.request'::regclass \gset
+SET ROLE regress_st_eng;
+SELECT lockbox_request('regress_st', 'updated in place') AS r4 \gset
+RESET ROLE;
+SELECT o.due = r.deadline AS due_is_review_deadline, r.final_state
+  FROM lockbox.open_request o JOIN lockbox.request r USING (id) WHERE id = :r4;
+SET ROLE regress_st_rev;
+SELECT lockbox_approve(:r4);
+RESET ROLE;
+SELECT o.due = r.deadline AS due_is_approval_deadline
+  FROM lockbox.open_request o JOIN lockbox.request r USING (id) WHERE id = :r4;
+UPDATE lockbox.request SET deadline = deadline - interval '1 minute' WHERE id = :r4;
+SELECT o.due = r.deadline AS due_follows_update
+  FROM lockbox.open_request o JOIN lockbox.request r USING (id) WHERE id = :r4;
+SET ROLE regress_st_app;
+SELECT lockbox_approve(:r4);
+RESET ROLE;
+SELECT o.due = r.access_ends_at AS due_is_window_end, r.final_state
+  FROM lockbox.open_request o JOIN lockbox.request r USING (id) WHERE id = :r4;
+SET ROLE regress_st_eng;
+SELECT lockbox_close(:r4);
+RESET ROLE;
+SELECT count(*) AS still_open FROM lockbox.open_request WHERE id = :r4;
+SELECT final_state FROM lockbox.request WHERE id = :r4;
+SELECT pg_stat_force_next_flush();
+SELECT n_tup_upd - :upd0 AS updates, n_tup_hot_upd - :hot0 AS in_place
+  FROM pg_stat_user_tables WHERE relid = 'lockbox.request'::regclass;
+-- every open request is in lockbox.open_request, with its next deadline
+SELECT count(*) AS mismatched
+  FROM lockbox.request r FULL JOIN lockbox.open_request o USING (id)
+ WHERE (r.final_state IS NULL) IS DISTINCT FROM (o.id IS NOT NULL)
+	OR (o.id IS NOT NULL AND
+		o.due IS DISTINCT FROM CASE r.state WHEN 'approved' THEN r.access_ends_at
+											ELSE r.deadline END);
 
 -- the audit verifies: every row since the anchor
 SELECT ok, rows_checked = (SELECT count(*) FROM lockbox.audit_log WHERE seq >= :anchor_seq)

@@ -57,25 +57,29 @@ bulk_deadlines(LockboxCall *call, int batch, bool expiring)
 	static SPIPlanPtr insert_plan = NULL;
 	static const char *const update_sql[2] = {
 		/* access windows that ended */
-		"WITH due AS (SELECT id FROM lockbox.request"
-		"              WHERE state OPERATOR(pg_catalog.=) 'approved'"
-		"                AND access_ends_at OPERATOR(pg_catalog.<=) $1"
-		"                AND lockbox.request_state(state, deadline, access_ends_at,"
-		"                      id IN (SELECT request_id FROM lockbox.revocation), $1)"
+		"WITH due AS (SELECT r.id FROM lockbox.open_request o"
+		"               JOIN lockbox.request r ON r.id OPERATOR(pg_catalog.=) o.id"
+		"              WHERE o.due OPERATOR(pg_catalog.<=) $1"
+		"                AND r.state OPERATOR(pg_catalog.=) 'approved'"
+		"                AND r.access_ends_at OPERATOR(pg_catalog.<=) $1"
+		"                AND lockbox.request_state(r.state, r.deadline, r.access_ends_at,"
+		"                      r.id IN (SELECT request_id FROM lockbox.revocation), $1)"
 		"                    OPERATOR(pg_catalog.=) 'closed'"
-		"              ORDER BY access_ends_at LIMIT $2 FOR UPDATE SKIP LOCKED)"
+		"              ORDER BY o.due LIMIT $2 FOR UPDATE OF r SKIP LOCKED)"
 		" UPDATE lockbox.request r SET state = 'closed', closed_at = r.access_ends_at,"
 		"        close_reason = 'window_elapsed'"
 		"   FROM due WHERE r.id OPERATOR(pg_catalog.=) due.id"
 		" RETURNING r.id, 'approved'::pg_catalog.text, r.tenant, r.requester",
 		/* pending stages that expired */
-		"WITH due AS (SELECT id, state FROM lockbox.request"
-		"              WHERE state IN ('pending_review', 'pending_approval')"
-		"                AND deadline OPERATOR(pg_catalog.<=) $1"
-		"                AND lockbox.request_state(state, deadline, access_ends_at,"
-		"                      id IN (SELECT request_id FROM lockbox.revocation), $1)"
+		"WITH due AS (SELECT r.id, r.state FROM lockbox.open_request o"
+		"               JOIN lockbox.request r ON r.id OPERATOR(pg_catalog.=) o.id"
+		"              WHERE o.due OPERATOR(pg_catalog.<=) $1"
+		"                AND r.state IN ('pending_review', 'pending_approval')"
+		"                AND r.deadline OPERATOR(pg_catalog.<=) $1"
+		"                AND lockbox.request_state(r.state, r.deadline, r.access_ends_at,"
+		"                      r.id IN (SELECT request_id FROM lockbox.revocation), $1)"
 		"                    OPERATOR(pg_catalog.=) 'expired'"
-		"              ORDER BY deadline LIMIT $2 FOR UPDATE SKIP LOCKED)"
+		"              ORDER BY o.due LIMIT $2 FOR UPDATE OF r SKIP LOCKED)"
 		" UPDATE lockbox.request r SET state = 'expired', closed_at = r.deadline,"
 		"        deadline = NULL"
 		"   FROM due WHERE r.id OPERATOR(pg_catalog.=) due.id"
@@ -296,10 +300,7 @@ lockbox_next_deadline(void)
 
 	lockbox_exec(&plan,
 				 "SELECT LEAST("
-				 "  (SELECT pg_catalog.min(deadline) FROM lockbox.request"
-				 "    WHERE state IN ('pending_review', 'pending_approval')),"
-				 "  (SELECT pg_catalog.min(access_ends_at) FROM lockbox.request"
-				 "    WHERE state OPERATOR(pg_catalog.=) 'approved'),"
+				 "  (SELECT pg_catalog.min(due) FROM lockbox.open_request),"
 				 "  (SELECT pg_catalog.min(revoked_at) FROM lockbox.revocation))",
 				 0, NULL, NULL, NULL, 1);
 	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
@@ -419,7 +420,8 @@ lockbox_end_sessions(void)
 				 "                         (SELECT pg_catalog.min(v.revoked_at) FROM lockbox.revocation v"
 				 "                           WHERE v.request_id OPERATOR(pg_catalog.=) r.id)) AS ended_at"
 				 "                FROM lockbox.request r"
-				 "               WHERE $2 AND r.state OPERATOR(pg_catalog.=) 'approved'"
+				 "               WHERE $2 AND r.final_state IS NULL"
+				 "                 AND r.state OPERATOR(pg_catalog.=) 'approved'"
 				 "                 AND (r.access_ends_at OPERATOR(pg_catalog.<=) $1"
 				 "                      OR r.id IN (SELECT v.request_id FROM lockbox.revocation v))"
 				 "                 AND lockbox.request_state(r.state, r.deadline, r.access_ends_at,"
@@ -544,7 +546,8 @@ lockbox_end_sessions_standby(void)
 
 	lockbox_exec(&grants_plan,
 				 "SELECT r.id, r.requester::pg_catalog.oid FROM lockbox.request r"
-				 " WHERE r.state OPERATOR(pg_catalog.=) 'approved'"
+				 " WHERE r.final_state IS NULL"
+				 "   AND r.state OPERATOR(pg_catalog.=) 'approved'"
 				 "   AND lockbox.request_state(r.state, r.deadline, r.access_ends_at,"
 				 "         r.id IN (SELECT v.request_id FROM lockbox.revocation v),"
 				 "         $1) OPERATOR(pg_catalog.=) 'approved'",
@@ -603,7 +606,8 @@ lockbox_end_sessions_standby(void)
 					 "             (SELECT pg_catalog.min(v.revoked_at) FROM lockbox.revocation v"
 					 "               WHERE v.request_id OPERATOR(pg_catalog.=) r.id))"
 					 "  FROM lockbox.request r"
-					 " WHERE r.state OPERATOR(pg_catalog.=) 'approved'"
+					 " WHERE r.final_state IS NULL"
+					 "   AND r.state OPERATOR(pg_catalog.=) 'approved'"
 					 "   AND lockbox.request_state(r.state, r.deadline, r.access_ends_at,"
 					 "         r.id IN (SELECT v.request_id FROM lockbox.revocation v),"
 					 "         $1) OPERATOR(pg_catalog.<>) 'approved'",

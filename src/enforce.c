@@ -524,6 +524,7 @@ current_grants_for(Oid user)
 						"  FROM lockbox.request r,"
 						"       LATERAL pg_catalog.unnest(r.tables) AS t(relid)"
 						" WHERE r.requester OPERATOR(pg_catalog.=) $1"
+						"   AND r.final_state IS NULL"
 						"   AND r.state OPERATOR(pg_catalog.=) 'approved'"
 						"   AND lockbox.request_state(r.state, r.deadline, r.access_ends_at,"
 						"         EXISTS (SELECT 1 FROM lockbox.revocation v"

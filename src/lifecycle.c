@@ -34,6 +34,7 @@
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/sequence.h"
+#include "commands/trigger.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
@@ -43,6 +44,7 @@
 #include "utils/fmgroids.h"
 #include "utils/datetime.h"
 #include "utils/json.h"
+#include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/resowner.h"
 #include "utils/snapmgr.h"
@@ -59,6 +61,7 @@ PG_FUNCTION_INFO_V1(lockbox_cancel);
 PG_FUNCTION_INFO_V1(lockbox_close);
 PG_FUNCTION_INFO_V1(lockbox_revoke);
 PG_FUNCTION_INFO_V1(lockbox_extend);
+PG_FUNCTION_INFO_V1(lockbox_request_open_sync);
 
 /* how long lockbox_revoke waits for a request another session holds */
 #define REVOKE_LOCK_WAIT_MS	1000
@@ -164,6 +167,147 @@ static const char *
 effective_state(Request *r, TimestampTz now)
 {
 	return r->effective_state;
+}
+
+/* ---------------------------------------------------------------------
+ * Open requests
+ *
+ * A transition updates its request in place (HOT) only if it changes no
+ * column an index of lockbox.request names: so no index of the request
+ * names its state, its deadline or its access window's end.  The indexes
+ * name final_state instead (a stored generated column: the settled state,
+ * NULL while open), which only the settling transition changes; the views,
+ * the grants lookup and the worker's other queries find the open requests
+ * as final_state IS NULL (request_open_idx).  The worker's deadlines are in
+ * lockbox.open_request: each open request with the time the worker must
+ * look at it next (the pending stage's deadline, the access window's end),
+ * indexed.  A request leaves it when it settles.  The trigger below keeps
+ * it in step with every write of a request's state, deadline or window,
+ * lockbox's own and any other (an operator's UPDATE, a restore's COPY).
+ * ---------------------------------------------------------------------
+ */
+
+/*
+ * What a transition wrote into lockbox.open_request itself, in the store
+ * that also wrote the request (store_open_request): the trigger, fired when
+ * that store closes, finds the row already as the request implies and does
+ * not write it again.  Set only while that store closes.
+ */
+typedef struct OpenNote
+{
+	bool		valid;
+	int64		id;
+	bool		is_open;
+	bool		has_due;
+	TimestampTz due;
+} OpenNote;
+
+static OpenNote open_note;
+
+/* Whether the request row tup is open, and then its next deadline, if any. */
+static bool
+open_due(HeapTuple tup, TupleDesc td, TimestampTz *due, bool *has_due)
+{
+	bool		isnull;
+	Datum		d = lockbox_store_get(tup, td, "state", &isnull);
+	char	   *state = isnull ? "" : TextDatumGetCString(d);
+	const char *column;
+
+	if (is_pending(state))
+		column = "deadline";
+	else if (strcmp(state, "approved") == 0)
+		column = "access_ends_at";
+	else
+		return false;
+	d = lockbox_store_get(tup, td, column, &isnull);
+	*has_due = !isnull;
+	*due = isnull ? 0 : DatumGetTimestampTz(d);
+	return true;
+}
+
+/*
+ * lockbox.request_open_sync(): AFTER INSERT OR UPDATE OF state, deadline,
+ * access_ends_at (or id) ON lockbox.request FOR EACH ROW.  Runs under the
+ * request's row lock (the writer's), so no one else writes the request's
+ * row of lockbox.open_request meanwhile.
+ */
+Datum
+lockbox_request_open_sync(PG_FUNCTION_ARGS)
+{
+	static const char *const tables[] = {"open_request"};
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	TupleDesc	td;
+	HeapTuple	tup;
+	bool		isnull;
+	int64		id;
+	bool		is_open;
+	bool		has_due = false;
+	TimestampTz due = 0;
+	int64		old_id;
+	LockboxStore *store;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) ||
+		!TRIGGER_FIRED_AFTER(trigdata->tg_event) ||
+		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) ||
+		TRIGGER_FIRED_BY_DELETE(trigdata->tg_event) ||
+		TRIGGER_FIRED_BY_TRUNCATE(trigdata->tg_event))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("lockbox.request_open_sync() must be fired after insert or update, for each row")));
+	td = RelationGetDescr(trigdata->tg_relation);
+	tup = TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) ?
+		trigdata->tg_newtuple : trigdata->tg_trigtuple;
+	id = DatumGetInt64(lockbox_store_get(tup, td, "id", &isnull));
+	is_open = open_due(tup, td, &due, &has_due);
+	old_id = id;
+	if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
+	{
+		HeapTuple	old = trigdata->tg_trigtuple;
+		bool		old_has_due = false;
+		TimestampTz old_due = 0;
+		bool		was_open = open_due(old, td, &old_due, &old_has_due);
+
+		old_id = DatumGetInt64(lockbox_store_get(old, td, "id", &isnull));
+		/* (nothing lockbox.open_request holds changed) */
+		if (old_id == id && was_open == is_open &&
+			(!is_open || (old_has_due == has_due && old_due == due)))
+			return PointerGetDatum(NULL);
+	}
+	else if (!is_open)
+		return PointerGetDatum(NULL);
+	/* (the transition that wrote the request wrote this already) */
+	if (open_note.valid && open_note.id == id && old_id == id &&
+		open_note.is_open == is_open &&
+		(!is_open || (open_note.has_due == has_due && open_note.due == due)))
+	{
+		open_note.valid = false;
+		return PointerGetDatum(NULL);
+	}
+
+	store = lockbox_store_open(lengthof(tables), tables);
+	if (old_id != id && lockbox_store_fetch(store, 0, old_id))
+		lockbox_store_delete(store, 0);
+	if (lockbox_store_fetch(store, 0, id))
+	{
+		if (!is_open)
+			lockbox_store_delete(store, 0);
+		else
+		{
+			lockbox_store_set(store, 0, "due", TimestampTzGetDatum(due),
+							  TIMESTAMPTZOID, !has_due);
+			lockbox_store_update(store, 0);
+		}
+	}
+	else if (is_open)
+	{
+		lockbox_store_new_row(store, 0);
+		lockbox_store_set(store, 0, "id", Int64GetDatum(id), INT8OID, false);
+		lockbox_store_set(store, 0, "due", TimestampTzGetDatum(due),
+						  TIMESTAMPTZOID, !has_due);
+		lockbox_store_insert(store, 0);
+	}
+	lockbox_store_close(store);
+	return PointerGetDatum(NULL);
 }
 
 /* ---------------------------------------------------------------------
@@ -357,31 +501,178 @@ enum
 	T_REQUEST,
 	T_AUDIT,
 	T_NOTIFICATION,
-	T_OUTBOX
+	T_OUTBOX,
+	T_OPEN
 };
 static const char *const transition_tables[] = {
-	"request", "audit_log", "notification", "notify_outbox"
+	"request", "audit_log", "notification", "notify_outbox", "open_request"
 };
+
+/*
+ * Write request r's row of lockbox.open_request as its new state implies
+ * (as the trigger request_open_sync would), in the store that wrote the
+ * request, and note it for the trigger.
+ */
+static void
+store_open_request(LockboxStore *store, Request *r)
+{
+	bool		is_open = true;
+	bool		has_due = false;
+	TimestampTz due = 0;
+	bool		found = false;
+
+	if (is_pending(r->state))
+	{
+		has_due = r->has_deadline;
+		due = r->deadline;
+	}
+	else if (strcmp(r->state, "approved") == 0)
+	{
+		has_due = r->has_access_ends_at;
+		due = r->access_ends_at;
+	}
+	else
+		is_open = false;
+
+	/*
+	 * (fetched also for a new request: one written with SQL, see needs_sql,
+	 * has fired the trigger already)
+	 */
+	found = lockbox_store_fetch(store, T_OPEN, r->id);
+	if (found && !is_open)
+		lockbox_store_delete(store, T_OPEN);
+	else if (found)
+	{
+		lockbox_store_set(store, T_OPEN, "due", TimestampTzGetDatum(due),
+						  TIMESTAMPTZOID, !has_due);
+		lockbox_store_update(store, T_OPEN);
+	}
+	else if (is_open)
+	{
+		lockbox_store_new_row(store, T_OPEN);
+		lockbox_store_set(store, T_OPEN, "id", Int64GetDatum(r->id), INT8OID, false);
+		lockbox_store_set(store, T_OPEN, "due", TimestampTzGetDatum(due),
+						  TIMESTAMPTZOID, !has_due);
+		lockbox_store_insert(store, T_OPEN);
+	}
+	open_note.id = r->id;
+	open_note.is_open = is_open;
+	open_note.has_due = has_due;
+	open_note.due = due;
+}
+
+/*
+ * Close a transition's store: its triggers fire, request_open_sync with
+ * the note of what store_open_request wrote.
+ */
+static void
+close_transition_store(LockboxStore *store)
+{
+	open_note.valid = true;
+	PG_TRY();
+	{
+		lockbox_store_close(store);
+	}
+	PG_FINALLY();
+	{
+		open_note.valid = false;
+	}
+	PG_END_TRY();
+}
+
+/*
+ * A notification's payload, but its id: the object lockbox_notification_payload
+ * parses from text, built as jsonb directly (a transition writes up to four).
+ */
+typedef struct Payload
+{
+	const char *event;
+	int64		request_id;
+	const char *tenant;
+	const char *state;
+	Oid			recipient;
+	Jsonb	   *anchors;		/* the audit's head; NULL: none in the payload */
+} Payload;
+
+static void
+push_key(JsonbParseState **ps, const char *key)
+{
+	JsonbValue	k;
+
+	k.type = jbvString;
+	k.val.string.val = (char *) key;
+	k.val.string.len = strlen(key);
+	pushJsonbValue(ps, WJB_KEY, &k);
+}
+
+static void
+push_str(JsonbParseState **ps, const char *key, const char *value)
+{
+	JsonbValue	v;
+
+	push_key(ps, key);
+	v.type = jbvString;
+	v.val.string.val = (char *) value;
+	v.val.string.len = strlen(value);
+	pushJsonbValue(ps, WJB_VALUE, &v);
+}
+
+static void
+push_int8(JsonbParseState **ps, const char *key, int64 value)
+{
+	JsonbValue	v;
+
+	push_key(ps, key);
+	v.type = jbvNumeric;
+	v.val.numeric = int64_to_numeric(value);
+	pushJsonbValue(ps, WJB_VALUE, &v);
+}
+
+/* The audit's head, as the payloads of this transition's notifications name it. */
+static Jsonb *
+payload_anchors(void)
+{
+	return DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
+											  CStringGetDatum(lockbox_audit_head_json())));
+}
 
 /* Write a notification, and queue it for the worker's NOTIFY. */
 static void
-store_notification(LockboxStore *store, int64 request_id, Oid recipient,
-				   const char *event, const char *payload, TimestampTz now)
+store_notification(LockboxStore *store, const Payload *p, TimestampTz now)
 {
 	Oid			seq = get_relname_relid("notification_id_seq",
 										get_namespace_oid("lockbox", false));
 	int64		id;
 	Datum		with_id;
-	size_t		len = strlen(payload);
+	JsonbParseState *ps = NULL;
+	JsonbValue *object;
+	int64		request_id = p->request_id;
+	Oid			recipient = p->recipient;
+	const char *event = p->event;
 
 	if (!OidIsValid(seq))
 		elog(ERROR, "lockbox.notification_id_seq is missing");
-	Assert(len >= 2 && payload[len - 1] == '}');
 	id = nextval_internal(seq, false);
-	/* the payload object with its id, parsed once */
-	with_id = DirectFunctionCall1(jsonb_in,
-								  CStringGetDatum(psprintf("%.*s, \"id\": " INT64_FORMAT "}",
-														   (int) (len - 1), payload, id)));
+	/* (the keys as lockbox_notification_payload_text writes them, and the id) */
+	pushJsonbValue(&ps, WJB_BEGIN_OBJECT, NULL);
+	push_str(&ps, "event", p->event);
+	push_int8(&ps, "request_id", p->request_id);
+	push_str(&ps, "tenant", p->tenant);
+	push_str(&ps, "state", p->state);
+	push_str(&ps, "recipient", lockbox_role_name(p->recipient));
+	if (p->anchors != NULL)
+	{
+		JsonbValue	v;
+
+		push_key(&ps, "anchors");
+		v.type = jbvBinary;
+		v.val.binary.data = &p->anchors->root;
+		v.val.binary.len = VARSIZE(p->anchors) - VARHDRSZ;
+		pushJsonbValue(&ps, WJB_VALUE, &v);
+	}
+	push_int8(&ps, "id", id);
+	object = pushJsonbValue(&ps, WJB_END_OBJECT, NULL);
+	with_id = JsonbPGetDatum(JsonbValueToJsonb(object));
 	lockbox_store_new_row(store, T_NOTIFICATION);
 	lockbox_store_set(store, T_NOTIFICATION, "id", Int64GetDatum(id), INT8OID, false);
 	lockbox_store_set(store, T_NOTIFICATION, "request_id",
@@ -446,6 +737,7 @@ record_notify(LockboxCall *call, Request *r, const char *event, const char *from
 	LockboxStore *store;
 	ListCell   *lc;
 	bool		notified = false;
+	Jsonb	   *anchors = NULL;
 
 	initStringInfo(&detail);
 	appendStringInfoChar(&detail, '{');
@@ -487,45 +779,39 @@ record_notify(LockboxCall *call, Request *r, const char *event, const char *from
 						  r->close_reason ? CStringGetTextDatum(r->close_reason) : (Datum) 0,
 						  TEXTOID, r->close_reason == NULL);
 		lockbox_store_update(store, T_REQUEST);
+		store_open_request(store, r);
 	}
 	lockbox_audit_store(store, T_AUDIT, &row);
 
 	/* (payloads after the audit row: their anchors name it) */
+	if (notify || notify_roles != NIL)
+		anchors = payload_anchors();
 	if (notify)
 	{
-		store_notification(store, r->id, r->requester, r->state,
-						   lockbox_notification_payload_text(r->id, r->requester,
-															 r->state, r->tenant,
-															 r->state),
-						   call->now);
+		Payload		p = {r->state, r->id, r->tenant, r->state, r->requester, anchors};
+
+		store_notification(store, &p, call->now);
 		notified = true;
 	}
 	foreach(lc, notify_roles)
 	{
-		store_notification(store, r->id, lfirst_oid(lc), notify_event,
-						   lockbox_notification_payload_text(r->id, lfirst_oid(lc),
-															 notify_event, r->tenant,
-															 r->state),
-						   call->now);
+		Payload		p = {notify_event, r->id, r->tenant, r->state, lfirst_oid(lc), anchors};
+
+		store_notification(store, &p, call->now);
 		notified = true;
 	}
 	foreach(lc, deciders)
 	{
-		StringInfoData payload;
+		/* (no anchors in these) */
+		Payload		p = {deciders_event, r->id, r->tenant, r->state, lfirst_oid(lc), NULL};
 
-		initStringInfo(&payload);
-		appendStringInfoChar(&payload, '{');
-		lockbox_json_str(&payload, "event", deciders_event);
-		lockbox_json_raw(&payload, "request_id", psprintf(INT64_FORMAT, r->id));
-		lockbox_json_str(&payload, "tenant", r->tenant);
-		lockbox_json_str(&payload, "state", r->state);
-		lockbox_json_str(&payload, "recipient", lockbox_role_name(lfirst_oid(lc)));
-		appendStringInfoChar(&payload, '}');
-		store_notification(store, r->id, lfirst_oid(lc), deciders_event,
-						   payload.data, call->now);
+		store_notification(store, &p, call->now);
 		notified = true;
 	}
-	lockbox_store_close(store);
+	if (save)
+		close_transition_store(store);
+	else
+		lockbox_store_close(store);
 	if (notified)
 		lockbox_wake_worker_at_commit();
 }
@@ -1028,14 +1314,24 @@ lockbox_request(PG_FUNCTION_ARGS)
 	lockbox_store_set(store, T_REQUEST, "deadline", TimestampTzGetDatum(deadline),
 					  TIMESTAMPTZOID, false);
 	lockbox_store_insert(store, T_REQUEST);
+	{
+		Request		filed = {0};
+
+		filed.id = id;
+		filed.state = "pending_review";
+		filed.has_deadline = true;
+		filed.deadline = deadline;
+		store_open_request(store, &filed);
+	}
 	lockbox_audit_store(store, T_AUDIT, &row);
 	/* the reviewers are told (the payload after the audit row: its anchors name it) */
-	store_notification(store, id, lockbox_role_oid(LB_REVIEWER), "review_requested",
-					   lockbox_notification_payload_text(id, lockbox_role_oid(LB_REVIEWER),
-														 "review_requested", tenant,
-														 "pending_review"),
-					   call.now);
-	lockbox_store_close(store);
+	{
+		Payload		p = {"review_requested", id, tenant, "pending_review",
+		lockbox_role_oid(LB_REVIEWER), payload_anchors()};
+
+		store_notification(store, &p, call.now);
+	}
+	close_transition_store(store);
 	lockbox_deadline_created(deadline);
 	lockbox_wake_worker_at_commit();
 

@@ -110,6 +110,7 @@ extern bool lockbox_store_fetch(LockboxStore *store, int t, int64 key);
 extern void lockbox_store_close(LockboxStore *store);
 extern void lockbox_store_xact(XactEvent event);
 extern void lockbox_store_update(LockboxStore *store, int t);
+extern void lockbox_store_delete(LockboxStore *store, int t);
 extern List *lockbox_store_read(const char *table, int nkeys, const Datum *keys,
 								Snapshot snapshot, TupleDesc *td);
 extern List *lockbox_store_read_by(const char *table, const char *index_name, int nkeys,

@@ -63,6 +63,7 @@ typedef struct StoreRel
 	ModifyTableState *mtstate;
 	bool		inserted;		/* statement triggers fired, to fire after */
 	bool		updated;
+	bool		deleted;
 	struct ExprCache *cache;	/* the table's defaults */
 	bool		sql;			/* written with SQL statements (see needs_sql) */
 } StoreRel;
@@ -95,7 +96,8 @@ typedef struct ExprCache
 	Oid		   *indexes;
 	CachedExpression **predicates;	/* of indexes[i], NULL for a full index */
 	int			natts;
-	CachedExpression **defaults;	/* of each column (or its domain), or NULL */
+	CachedExpression **defaults;	/* of each column (or its domain), or NULL;
+									 * a stored generated column's expression */
 } ExprCache;
 
 static List *expr_caches = NIL;
@@ -245,9 +247,12 @@ expr_cache(ResultRelInfo *rri)
 			Form_pg_attribute att = TupleDescAttr(td, i);
 			Node	   *expr;
 
-			if (att->attisdropped || att->attgenerated)
+			if (att->attisdropped)
 				continue;
-			/* (the column's default, else its domain's) */
+			/*
+			 * (the column's default, else its domain's; for a stored
+			 * generated column, its expression)
+			 */
 			expr = build_column_default(rel, i + 1);
 			if (expr != NULL)
 				c->defaults[i] = GetCachedExpression(expr);
@@ -312,6 +317,28 @@ use_expr_cache(EState *estate, ResultRelInfo *rri)
 			rri->ri_IndexRelationInfo[i]->ii_PredicateState =
 				ExecInitQual((List *) c->predicates[i]->expr, NULL);
 	}
+	/*
+	 * Stored generated columns: computed at every insert and update (as
+	 * ExecInitStoredGenerated would build them, planned anew each time).
+	 */
+	if (rri->ri_RelationDesc->rd_att->constr &&
+		rri->ri_RelationDesc->rd_att->constr->has_generated_stored)
+	{
+		TupleDesc	td = RelationGetDescr(rri->ri_RelationDesc);
+
+		rri->ri_GeneratedExprs = palloc0(sizeof(ExprState *) * td->natts);
+		rri->ri_NumGeneratedNeeded = 0;
+		for (int i = 0; i < td->natts && i < c->natts; i++)
+		{
+			if (TupleDescAttr(td, i)->attgenerated != ATTRIBUTE_GENERATED_STORED)
+				continue;
+			if (c->defaults[i] == NULL)
+				elog(ERROR, "no generation expression found for column number %d of table \"%s\"",
+					 i + 1, RelationGetRelationName(rri->ri_RelationDesc));
+			rri->ri_GeneratedExprs[i] = ExecInitExpr((Expr *) c->defaults[i]->expr, NULL);
+			rri->ri_NumGeneratedNeeded++;
+		}
+	}
 	MemoryContextSwitchTo(old);
 	return c;
 }
@@ -329,7 +356,7 @@ needs_sql(Relation rel)
 
 	return rel->rd_rules != NULL ||
 		(td != NULL && (td->trig_insert_new_table || td->trig_update_old_table ||
-						td->trig_update_new_table));
+						td->trig_update_new_table || td->trig_delete_old_table));
 }
 
 /* Open lockbox.<tables[i]> for writing, as table i of the store. */
@@ -479,7 +506,7 @@ apply_defaults(LockboxStore *store, StoreRel *r)
 		ExprState  *state;
 		MemoryContext old;
 
-		if (r->set[i] || r->cache->defaults[i] == NULL)
+		if (r->set[i] || r->cache->defaults[i] == NULL || att->attgenerated)
 			continue;
 		old = MemoryContextSwitchTo(store->estate->es_query_cxt);
 		state = ExecInitExpr((Expr *) r->cache->defaults[i]->expr, NULL);
@@ -494,11 +521,14 @@ apply_defaults(LockboxStore *store, StoreRel *r)
 
 /*
  * Write the row built for table t with a statement (see needs_sql): the
- * columns set, and, for an update, the row fetched by its ctid.
+ * columns set, and, for an update, the row fetched by its ctid; or delete
+ * that row.
  */
 static void
-sql_write(StoreRel *r, bool update)
+sql_write(StoreRel *r, CmdType cmd)
 {
+	bool		update = (cmd != CMD_INSERT);
+
 	TupleDesc	td = RelationGetDescr(r->rel);
 	StringInfoData sql;
 	StringInfoData vals;
@@ -517,7 +547,7 @@ sql_write(StoreRel *r, bool update)
 	{
 		Form_pg_attribute att = TupleDescAttr(td, i);
 
-		if (!r->set[i] || att->attisdropped)
+		if (!r->set[i] || att->attisdropped || cmd == CMD_DELETE)
 			continue;
 		types[n] = att->atttypid;
 		values[n] = r->slot->tts_values[i];
@@ -532,6 +562,12 @@ sql_write(StoreRel *r, bool update)
 							 quote_identifier(NameStr(att->attname)));
 			appendStringInfo(&vals, "%s$%d", n > 1 ? ", " : "", n);
 		}
+	}
+	if (cmd == CMD_DELETE)
+	{
+		resetStringInfo(&sql);
+		appendStringInfo(&sql, "DELETE FROM %s",
+						 quote_qualified_identifier("lockbox", RelationGetRelationName(r->rel)));
 	}
 	if (update)
 	{
@@ -560,7 +596,7 @@ lockbox_store_insert(LockboxStore *store, int t)
 
 	if (r->sql)
 	{
-		sql_write(r, false);
+		sql_write(r, CMD_INSERT);
 		return;
 	}
 	apply_defaults(store, r);
@@ -615,13 +651,13 @@ lockbox_store_fetch(LockboxStore *store, int t, int64 key)
 	StoreRel   *r = &store->rels[t];
 	Datum		keyval = Int64GetDatum(key);
 	Snapshot	snapshot;
-	TupleDesc	td;
 	List	   *rows;
 
 	CommandCounterIncrement();
 	snapshot = RegisterSnapshot(GetLatestSnapshot());
+	/* (deformed with the open relation's descriptor: no copy of it needed) */
 	rows = lockbox_store_read(RelationGetRelationName(r->rel), 1, &keyval,
-							  snapshot, &td);
+							  snapshot, NULL);
 	UnregisterSnapshot(snapshot);
 	if (rows == NIL)
 		return false;
@@ -653,7 +689,7 @@ lockbox_store_update(LockboxStore *store, int t)
 	}
 	if (r->sql)
 	{
-		sql_write(r, true);
+		sql_write(r, CMD_UPDATE);
 		return;
 	}
 	if (!r->updated)
@@ -666,6 +702,33 @@ lockbox_store_update(LockboxStore *store, int t)
 	EvalPlanQualInit(&epqstate, estate, NULL, NIL, -1);
 	ExecStoreVirtualTuple(r->slot);
 	ExecSimpleRelationUpdate(r->rri, estate, &epqstate, searchslot, r->slot);
+	EvalPlanQualEnd(&epqstate);
+	ResetPerTupleExprContext(estate);
+}
+
+/* Delete the row fetched for table t. */
+void
+lockbox_store_delete(LockboxStore *store, int t)
+{
+	StoreRel   *r = &store->rels[t];
+	EState	   *estate = store->estate;
+	TupleTableSlot *searchslot;
+	EPQState	epqstate;
+
+	if (r->sql)
+	{
+		sql_write(r, CMD_DELETE);
+		return;
+	}
+	if (!r->deleted)
+	{
+		ExecBSDeleteTriggers(estate, r->rri);
+		r->deleted = true;
+	}
+	searchslot = table_slot_create(r->rel, &estate->es_tupleTable);
+	searchslot->tts_tid = r->tid;
+	EvalPlanQualInit(&epqstate, estate, NULL, NIL, -1);
+	ExecSimpleRelationDelete(r->rri, estate, &epqstate, searchslot);
 	EvalPlanQualEnd(&epqstate);
 	ResetPerTupleExprContext(estate);
 }
@@ -684,6 +747,8 @@ lockbox_store_close(LockboxStore *store)
 			ExecASInsertTriggers(estate, r->rri, NULL);
 		if (r->updated)
 			ExecASUpdateTriggers(estate, r->rri, NULL);
+		if (r->deleted)
+			ExecASDeleteTriggers(estate, r->rri, NULL);
 	}
 	AfterTriggerEndQuery(estate);
 	for (int i = 0; i < store->nrels; i++)
@@ -707,7 +772,8 @@ lockbox_store_close(LockboxStore *store)
  * The rows of lockbox.<table> whose primary key begins with the nkeys
  * values keys (of the key columns' own types: bigint, text, oid or regrole),
  * in the key's order, as read with snapshot (registered): copies, and in
- * *td the table's row type.  The caller's memory holds them.
+ * *td (unless td is NULL) the table's row type.  The caller's memory holds
+ * them.
  */
 List *
 lockbox_store_read(const char *table, int nkeys, const Datum *keys,
@@ -777,7 +843,8 @@ lockbox_store_read_by(const char *table, const char *index_name, int nkeys,
 		result = lappend(result, heap_copytuple(tup));
 	systable_endscan(scan);
 	/* (with the constraints: the defaults of columns added since a row was written) */
-	*td = CreateTupleDescCopyConstr(RelationGetDescr(rel));
+	if (td != NULL)
+		*td = CreateTupleDescCopyConstr(RelationGetDescr(rel));
 	index_close(index, AccessShareLock);
 	table_close(rel, NoLock);
 	return result;

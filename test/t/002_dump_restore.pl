@@ -139,6 +139,13 @@ for my $what (sort keys %queries)
 		$before{$what}, "dst has the same $what as src");
 }
 
+# lockbox.open_request is derived (not dumped): the restore's COPY into
+# lockbox.request filled it again, with the open request r3 and its deadline
+my $open_requests = q{SELECT o.id, o.due = r.deadline FROM lockbox.open_request o
+	JOIN lockbox.request r USING (id) ORDER BY o.id};
+is($node->safe_psql('src', $open_requests), "$r3|t", 'src: r3 is the open request');
+is($node->safe_psql('dst', $open_requests), "$r3|t", 'dst: the restore filled lockbox.open_request again');
+
 my ($ok, $checked, $bad) = split /\|/,
   $node->safe_psql('dst', 'SELECT ok, rows_checked, first_bad_seq FROM lockbox_verify_audit()');
 is($ok, 't', 'the restored audit verifies');

@@ -165,9 +165,14 @@ is($node->safe_psql('postgres', 'SHOW data_directory') =~ m{^/} ? 1 : 0, 1,
 sub table_md5
 {
 	my ($t) = @_;
+	# (1.6 adds lockbox.request.final_state, derived: the columns before it)
 	my $row = $t eq 'audit_log'
 	  ? '(t.seq, t.at, t.session_user_name::text, t.actor::text, t.event, t.request_id,'
 	  . ' t.tenant, t.detail, t.parents, t.hash)::text'
+	  : $t eq 'request'
+	  ? '(t.id, t.tenant, t.requester, t.reason, t.ticket, t.tables, t.access, t.duration,'
+	  . ' t.state, t.created_at, t.deadline, t.reviewer, t.reviewed_at, t.approved_at,'
+	  . ' t.access_ends_at, t.closed_at, t.close_reason)::text'
 	  : 't::text';
 	return "SELECT md5(string_agg($row, '|' ORDER BY $row)) FROM lockbox.$t t";
 }
@@ -465,6 +470,16 @@ is(sql('up', q{SELECT ok || ' ' || (rows_checked = (SELECT count(*) FROM lockbox
 	'true true true', 'the audit verifies after the update, every row of it');
 is(as_role('up', 'up_aud', "SELECT state FROM lockbox.requests WHERE id = $id{revoked}"),
 	'revoked', 'the views read the old requests');
+is(sql('up', q{SELECT count(*) FROM lockbox.request r FULL JOIN lockbox.open_request o USING (id)
+		WHERE (r.state IN ('pending_review', 'pending_approval', 'approved')) IS DISTINCT FROM (o.id IS NOT NULL)
+		   OR (o.id IS NOT NULL AND o.due IS DISTINCT FROM
+				CASE r.state WHEN 'approved' THEN r.access_ends_at ELSE r.deadline END)
+		   OR r.final_state IS DISTINCT FROM
+				CASE WHEN r.state NOT IN ('pending_review', 'pending_approval', 'approved') THEN r.state END}),
+	'0', 'each open request is in lockbox.open_request with its next deadline, each settled one has its final_state');
+is(as_role('up', 'up_rev', q{SELECT string_agg(state, ',' ORDER BY state) FROM lockbox.requests
+		WHERE state IN ('pending_approval', 'denied')}),
+	'denied,pending_approval', 'the views find old requests by state, open and settled');
 
 # the story runs on the upgraded database
 is(as_role('up', 'up_eng', 'SELECT count(*) FROM invoices'), '2',
