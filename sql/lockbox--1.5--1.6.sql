@@ -709,7 +709,10 @@ SELECT * FROM (
 END
 $views$;
 
--- lockbox.active_access: the open requests (request_open_idx) that are approved
+-- lockbox.active_access: the open requests (request_open_idx) that are
+-- approved, made in this database (in a copy of another database, made
+-- after lockbox_adopt_database(): lockbox.installation; the copied requests
+-- grant nothing, and so are not shown as active)
 CREATE OR REPLACE VIEW lockbox.active_access WITH (security_barrier) AS
 SELECT r.id AS request_id,
 	   r.requester::name AS engineer,
@@ -725,6 +728,11 @@ SELECT r.id AS request_id,
 			EXISTS (SELECT 1 FROM lockbox.revocation v
 					 WHERE v.request_id OPERATOR(pg_catalog.=) r.id),
 			pg_catalog.statement_timestamp()) OPERATOR(pg_catalog.=) 'approved'
+   AND r.id OPERATOR(pg_catalog.>)
+		(SELECT i.requests_void_through FROM lockbox.installation i
+		  WHERE i.datid OPERATOR(pg_catalog.=)
+				(SELECT d.oid FROM pg_catalog.pg_database d
+				  WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database()))
    AND (r.requester::pg_catalog.oid OPERATOR(pg_catalog.=) (SELECT lockbox.me())
 		OR (SELECT lockbox.sees_all())
 		OR EXISTS (SELECT 1 FROM lockbox.approver ap

@@ -16,7 +16,8 @@
  * template with lockbox, is adopted at once by the worker or the first
  * such function: there is nothing to void).  That records the database as its
  * own, with every request made until then void here (they never grant
- * access in it), and audits the copy.
+ * access in it; those still open end, as revoked or cancelled for reason
+ * database_copied), and audits the copy.
  *
  *-------------------------------------------------------------------------
  */
@@ -127,6 +128,9 @@ adopt(LockboxCall *call, Oid recorded, bool empty_only, int64 *through_out)
 {
 	static SPIPlanPtr max_plan = NULL;
 	static SPIPlanPtr update_plan = NULL;
+	static SPIPlanPtr settle_plan = NULL;
+	int64		settled;
+	bool		isnull;
 	Oid			argtypes[3] = {OIDOID, INT8OID, OIDOID};
 	Datum		values[3];
 	int64		through = 0;
@@ -158,13 +162,38 @@ adopt(LockboxCall *call, Oid recorded, bool empty_only, int64 *through_out)
 				 3, argtypes, values, NULL, 0);
 	if (SPI_processed != 1)
 		return false;
+
+	/*
+	 * The copied requests still open end here, so that no view shows them
+	 * pending or active, no approver decides on them and the worker ends
+	 * none of them later: an approved one as revoked, a pending one as
+	 * cancelled, each closed for reason database_copied.
+	 */
+	values[0] = Int64GetDatum(through);
+	lockbox_exec(&settle_plan,
+				 "WITH s AS (UPDATE lockbox.request r"
+				 "              SET state = CASE WHEN r.state OPERATOR(pg_catalog.=) 'approved'"
+				 "                               THEN 'revoked' ELSE 'cancelled' END,"
+				 "                  deadline = NULL, closed_at = pg_catalog.now(),"
+				 "                  close_reason = 'database_copied'"
+				 "            WHERE r.final_state IS NULL"
+				 "              AND r.id OPERATOR(pg_catalog.<=) $1"
+				 "           RETURNING r.id),"
+				 "     d AS (DELETE FROM lockbox.revocation v USING s"
+				 "            WHERE v.request_id OPERATOR(pg_catalog.=) s.id RETURNING 1)"
+				 " SELECT (SELECT pg_catalog.count(*) FROM s)",
+				 1, argtypes + 1, values, NULL, 1);
+	settled = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+										  SPI_tuptable->tupdesc, 1, &isnull));
+
 	initStringInfo(&detail);
 	appendStringInfo(&detail,
 					 "{\"copied_from\": %u, \"database\": %u, \"database_name\": ",
 					 recorded, MyDatabaseId);
 	escape_json(&detail, get_database_name(MyDatabaseId));
 	appendStringInfo(&detail, ", \"requests_void_through\": " INT64_FORMAT
-					 ", \"automatic\": %s}", through, empty_only ? "true" : "false");
+					 ", \"requests_ended\": " INT64_FORMAT ", \"automatic\": %s}",
+					 through, settled, empty_only ? "true" : "false");
 	lockbox_audit(call, "database_adopted", 0, NULL, detail.data);
 	lockbox_access_changed();
 	if (through_out != NULL)

@@ -168,12 +168,26 @@ is(sql('SELECT ok FROM lockbox_verify_audit()', 'appcopy'), 't', 'and verifies')
 ($out, $err) = as_eng('SELECT count(*) FROM inv', 'appcopy');
 like($err, qr/no approved lockbox access to table "public.inv"/,
 	'the copied request still grants nothing in the copy');
+is( sql(qq{SELECT string_agg(id || ' ' || state || ' ' || close_reason, ', ' ORDER BY id)
+		FROM lockbox.requests WHERE id IN ($copied, $pending)}, 'appcopy'),
+	"$copied revoked database_copied, $pending cancelled database_copied",
+	'the copied requests still open end: the approved one revoked, the pending one cancelled');
+is(sql('SELECT count(*) FROM lockbox.active_access', 'appcopy'), '0',
+	'none is shown as active access in the copy');
+is(sql('SELECT count(*) FROM lockbox.open_request', 'appcopy'), '0',
+	'and the worker has no deadline of theirs');
+is( sql(q{SELECT (detail->>'requests_ended')::int >= 2
+		AND (detail->>'requests_ended')::int = (SELECT count(*) FROM lockbox.request
+			WHERE close_reason = 'database_copied')
+	FROM lockbox.audit_log WHERE event = 'database_adopted'}, 'appcopy'),
+	't', 'the audit counts them');
 ($ret, $o, $e) = $node->psql('appcopy',
 	"SET SESSION AUTHORIZATION sec_rev; SELECT lockbox_approve($pending)");
-is($o, 'pending_approval', 'the lifecycle works again');
-$node->safe_psql('appcopy', "SET SESSION AUTHORIZATION sec_app; SELECT lockbox_approve($pending)");
-($out, $err) = as_eng('SELECT count(*) FROM inv', 'appcopy');
-like($err, qr/no approved lockbox access/, 'a copied pending request, approved in the copy, grants nothing');
+like($e, qr/ERROR:  .*cancelled/, 'a copied pending request is not decided on in the copy');
+is(sql(qq{SELECT state FROM lockbox.requests WHERE id = $copied}), 'approved',
+	'the original\'s requests are as they were');
+is(sql(qq{SELECT state FROM lockbox.requests WHERE id = $pending}), 'pending_review',
+	'(both)');
 approved('read', '4 hours', 'appcopy');
 ($out) = as_eng('SELECT count(*) FROM inv', 'appcopy');
 is($out, '5', 'a request made in the copy grants access there');
