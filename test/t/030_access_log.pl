@@ -232,8 +232,12 @@ hold();
 	my $h = $node->background_psql($db, extra_params => [ '-U', 'al_eng' ]);
 	$h->query_safe(statements('k9b', 50));
 	my $pid = $h->query_safe('SELECT pg_backend_pid()');
+	my $log_offset = -s $node->logfile;
 	kill 'KILL', $pid;
 	eval { $h->quit; };
+	# (a connection may still get in before the postmaster hears of the
+	# death: wait for the restart it makes, then for connections)
+	$node->wait_for_log(qr/all server processes terminated; reinitializing/, $log_offset);
 }
 $node->poll_query_until('postgres', 'SELECT true') or die;
 release();
@@ -250,7 +254,9 @@ as_eng(statements('k9w', 50));
 		last if $wpid;
 		usleep(100_000);
 	}
+	my $log_offset = -s $node->logfile;
 	kill 'KILL', $wpid;
+	$node->wait_for_log(qr/all server processes terminated; reinitializing/, $log_offset);
 }
 $node->poll_query_until('postgres', 'SELECT true') or die;
 release();
