@@ -140,7 +140,7 @@ lockbox_owner(void)
  * protected table too: fail closed), rather than failing on a missing
  * object.
  */
-#define LOCKBOX_SCHEMA_VERSION	"1.6"
+#define LOCKBOX_SCHEMA_VERSION	"1.7"
 
 static bool schema_version_ok = false;
 

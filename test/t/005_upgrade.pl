@@ -1,7 +1,7 @@
-# Upgrading a running server from lockbox 1.0, through 1.1, 1.2, 1.3, 1.4 and 1.5, to the current
+# Upgrading a running server from lockbox 1.0, through 1.1, 1.2, 1.3, 1.4, 1.5 and 1.6, to the current
 # version, as a DBA would: the 1.0 library and scripts run with real data,
 # then 1.1 as released (library and scripts, a restart, ALTER EXTENSION
-# lockbox UPDATE TO '1.1', more data written by it; the same for 1.2 to 1.5), then the new package is
+# lockbox UPDATE TO '1.1', more data written by it; the same for 1.2 to 1.6), then the new package is
 # installed (library, control file, scripts) and the server restarted, then
 # ALTER EXTENSION lockbox UPDATE.
 #
@@ -13,7 +13,7 @@
 #
 # - 1.0, filled: requests in every state, decisions, notifications, an
 #   engineer's audited reads, protected tables.
-# - 1.1 to 1.5: each library audits an engineer's statement through its spool.
+# - 1.1 to 1.6: each library audits an engineer's statement through its spool.
 # - New library, old objects: every entry point refuses with a clear message
 #   and a hint to update (an engineer's statement on a protected table too:
 #   fail closed); nothing is changed.
@@ -55,8 +55,10 @@ my $released12 = 'd2b71c5';
 my $released13 = 'a4decb9';
 my $released14 = 'ffd4069';
 my $released15 = '0e40a2b';
+my $released16 = 'fc5d361';
 my @releases = ([ '1.0', $released ], [ '1.1', $released11 ], [ '1.2', $released12 ],
-	[ '1.3', $released13 ], [ '1.4', $released14 ], [ '1.5', $released15 ]);
+	[ '1.3', $released13 ], [ '1.4', $released14 ], [ '1.5', $released15 ],
+	[ '1.6', $released16 ]);
 my $tmp = PostgreSQL::Test::Utils::tempdir();
 for my $r (@releases)
 {
@@ -379,6 +381,31 @@ for my $t (qw(request decision notification audit_log tenant approver protected_
 is(sql('up', 'SELECT ok FROM lockbox_verify_audit()'), 't', '1.5: the audit verifies');
 $audit_rows = sql('up', 'SELECT count(*) FROM lockbox.audit_log');
 
+# --- 1.6 as released, then ALTER EXTENSION lockbox UPDATE TO '1.6' ---------
+# 1.6 records statements in parts and updates requests in place; its library
+# audits another statement, and the update to the current version starts
+# from that.
+my $src16 = built('1.6');
+ok(-f "$src16/lockbox.so", "lockbox 1.6 ($released16) builds");
+$node->stop;
+install_lockbox($src16);
+$node->start;
+sql('up', "ALTER EXTENSION lockbox UPDATE TO '1.6'");
+is(sql('up', q{SELECT extversion FROM pg_extension WHERE extname = 'lockbox'}),
+	'1.6', 'updated to 1.6 as released');
+$accesses = sql('up', q{SELECT count(*) FROM lockbox.audit_log WHERE event = 'access'});
+is(as_role('up', 'up_eng', 'SELECT count(*) FROM invoices WHERE amount > 16'), '0',
+	'1.6: the engineer still reads under the approved request');
+ok($node->poll_query_until('up',
+		qq{SELECT count(*) = $accesses + 1 FROM lockbox.audit_log WHERE event = 'access'}),
+	'1.6: the statement is in the audit, from the spool');
+for my $t (qw(request decision notification audit_log tenant approver protected_table))
+{
+	$before{$t} = sql('up', table_md5($t));
+}
+is(sql('up', 'SELECT ok FROM lockbox_verify_audit()'), 't', '1.6: the audit verifies');
+$audit_rows = sql('up', 'SELECT count(*) FROM lockbox.audit_log');
+
 # --- the new package, then a restart ---------------------------------------
 $node->stop;
 install_lockbox($root);
@@ -386,7 +413,7 @@ $node->start;
 
 my ($rc, $out, $err) = $node->psql('up',
 	"SET SESSION AUTHORIZATION up_eng; SELECT lockbox_request('acme', 'before the update')");
-like($err, qr/lockbox's objects in database "up" are version 1\.5.*\n.*HINT:  Run ALTER EXTENSION lockbox UPDATE/s,
+like($err, qr/lockbox's objects in database "up" are version 1\.6.*\n.*HINT:  Run ALTER EXTENSION lockbox UPDATE/s,
 	'before the update, a lifecycle call is refused with a hint to update');
 ($rc, $out, $err) = $node->psql('up', 'SET SESSION AUTHORIZATION up_eng; SELECT count(*) FROM invoices');
 isnt($rc, 0, 'an engineer\'s statement on a protected table is refused too (fail closed)');

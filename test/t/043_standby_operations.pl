@@ -14,6 +14,13 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(time sleep);
+use File::Basename qw(dirname);
+
+# the current version (the control file's) and the one before it
+my $control = slurp_file(dirname(__FILE__) . '/../../lockbox.control');
+my ($current) = $control =~ /^default_version\s*=\s*'([^']+)'/m;
+my ($major, $minor) = split /\./, $current;
+my $previous = "$major." . ($minor - 1);
 
 my $primary = PostgreSQL::Test::Cluster->new('ops_primary');
 $primary->init(allows_streaming => 1);
@@ -22,7 +29,7 @@ $primary->start;
 $primary->safe_psql('postgres', 'CREATE DATABASE old');
 # objects of the previous version, as a standby restarted onto the new
 # library sees them until the primary's update is replayed
-$primary->safe_psql('old', q{CREATE EXTENSION lockbox VERSION '1.5'});
+$primary->safe_psql('old', qq{CREATE EXTENSION lockbox VERSION '$previous'});
 
 $primary->backup('ops_backup');
 my $standby = PostgreSQL::Test::Cluster->new('ops_standby');
@@ -30,7 +37,7 @@ $standby->init_from_backup($primary, 'ops_backup', has_streaming => 1);
 my $from = -s $standby->logfile // 0;
 $standby->start;
 
-my $mismatch = qr/lockbox's objects in database "old" are version 1\.5/;
+my $mismatch = qr/lockbox's objects in database "old" are version \Q$previous\E/;
 ok($standby->wait_for_log($mismatch, $from),
 	'the standby\'s worker reports the old objects');
 sleep 6;
@@ -42,7 +49,7 @@ $primary->safe_psql('old', 'ALTER EXTENSION lockbox UPDATE');
 $primary->wait_for_catchup($standby, 'replay');
 ok( $standby->poll_query_until(
 		'old', q{SELECT extversion FROM pg_extension WHERE extname = 'lockbox'},
-		'1.6'),
+		$current),
 	'the update is replayed');
 
 # the worker waits between passes, then the standby stops cleanly
