@@ -658,8 +658,7 @@ audit_statement_digest(AuditStr relation, AuditStr command, AuditStr query,
 static Oid
 audit_relid(void)
 {
-	Oid			nsp = get_namespace_oid("lockbox", false);
-	Oid			relid = get_relname_relid("audit_log", nsp);
+	Oid			relid = lockbox_relid("audit_log");
 
 	if (!OidIsValid(relid))
 		elog(ERROR, "lockbox.audit_log is missing");
@@ -1203,8 +1202,7 @@ begin_row(LockboxCall *call, NewRow *nr)
 	row->logline = NULL;
 	MemoryContextSwitchTo(oldcxt);
 
-	row->seq = nextval_internal(get_relname_relid("audit_seq",
-												  get_namespace_oid("lockbox", false)),
+	row->seq = nextval_internal(lockbox_relid("audit_seq"),
 								false);
 	nr->row = row;
 	nr->parents = parents;

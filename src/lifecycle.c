@@ -456,9 +456,10 @@ read_request(int64 id, LockMode mode)
 								   DatumGetObjectId(lockbox_store_get(lfirst(lc), rtd,
 																	  "approver", &isnull)));
 
-	/* the state as of now */
+	/* the state as of now (a revocation counts only for an approved request) */
 	key = Int64GetDatum(id);
-	revoked = lockbox_store_read("revocation", 1, &key, snapshot, &rtd) != NIL;
+	revoked = strcmp(r->state, "approved") == 0 &&
+		lockbox_store_read("revocation", 1, &key, snapshot, &rtd) != NIL;
 	UnregisterSnapshot(snapshot);
 	r->as_of = at;
 	if (is_pending(r->state) && r->has_deadline && r->deadline <= at)
@@ -640,8 +641,7 @@ payload_anchors(void)
 static void
 store_notification(LockboxStore *store, const Payload *p, TimestampTz now)
 {
-	Oid			seq = get_relname_relid("notification_id_seq",
-										get_namespace_oid("lockbox", false));
+	Oid			seq = lockbox_relid("notification_id_seq");
 	int64		id;
 	Datum		with_id;
 	JsonbParseState *ps = NULL;
@@ -751,6 +751,8 @@ record_notify(LockboxCall *call, Request *r, const char *event, const char *from
 	lockbox_audit_row(call, event, r->id, r->tenant, detail.data, &row);
 
 	store = lockbox_store_open(lengthof(transition_tables), transition_tables);
+	/* (store_open_request does request_open_sync's work) */
+	lockbox_store_skip_trigger(store, T_REQUEST, "request_open_sync");
 	if (save)
 	{
 		if (!lockbox_store_fetch(store, T_REQUEST, r->id))
@@ -1274,8 +1276,7 @@ lockbox_request(PG_FUNCTION_ARGS)
 		refuse_uncovered_cascades(tables);
 	deadline = add_interval(call.now, &lockbox_review_timeout);
 
-	id = nextval_internal(get_relname_relid("request_id_seq",
-											get_namespace_oid("lockbox", false)),
+	id = nextval_internal(lockbox_relid("request_id_seq"),
 						  false);
 
 	initStringInfo(&detail);
@@ -1290,6 +1291,8 @@ lockbox_request(PG_FUNCTION_ARGS)
 	lockbox_audit_row(&call, "request", id, tenant, detail.data, &row);
 
 	store = lockbox_store_open(lengthof(transition_tables), transition_tables);
+	/* (store_open_request does request_open_sync's work) */
+	lockbox_store_skip_trigger(store, T_REQUEST, "request_open_sync");
 	lockbox_store_new_row(store, T_REQUEST);
 	lockbox_store_set(store, T_REQUEST, "id", Int64GetDatum(id), INT8OID, false);
 	lockbox_store_set(store, T_REQUEST, "tenant", CStringGetTextDatum(tenant),

@@ -48,6 +48,7 @@
 #include "utils/rel.h"
 #include "utils/relcache.h"
 #include "utils/snapmgr.h"
+#include "utils/syscache.h"
 
 #include "lockbox.h"
 
@@ -344,6 +345,96 @@ use_expr_cache(EState *estate, ResultRelInfo *rri)
 }
 
 /*
+ * lockbox's relations and sequences by name: their OIDs, looked up once per
+ * backend and kept until pg_class or pg_namespace changes (a transition
+ * names a dozen of them, each a catalog lookup by name before).  Misses are
+ * not kept.
+ */
+#define RELID_CACHE_SIZE	64
+
+typedef struct RelidEntry
+{
+	char		name[NAMEDATALEN];
+	Oid			relid;
+} RelidEntry;
+
+static RelidEntry relid_cache[RELID_CACHE_SIZE];
+static int	relid_cached = 0;
+static Oid	relid_nsp = InvalidOid;
+
+static void
+relid_cache_inval(Datum arg, int cacheid, uint32 hashvalue)
+{
+	relid_cached = 0;
+	relid_nsp = InvalidOid;
+}
+
+/* The OID of lockbox.<name> (a table, index or sequence); InvalidOid if none. */
+Oid
+lockbox_relid(const char *name)
+{
+	static bool registered = false;
+	Oid			relid;
+
+	for (int i = 0; i < relid_cached; i++)
+		if (strcmp(relid_cache[i].name, name) == 0)
+			return relid_cache[i].relid;
+	if (!registered)
+	{
+		CacheRegisterSyscacheCallback(RELNAMENSP, relid_cache_inval, (Datum) 0);
+		CacheRegisterSyscacheCallback(NAMESPACEOID, relid_cache_inval, (Datum) 0);
+		registered = true;
+	}
+	if (!OidIsValid(relid_nsp))
+		relid_nsp = get_namespace_oid("lockbox", true);
+	if (!OidIsValid(relid_nsp))
+		return InvalidOid;
+	relid = get_relname_relid(name, relid_nsp);
+	if (OidIsValid(relid) && relid_cached < RELID_CACHE_SIZE &&
+		strlen(name) < NAMEDATALEN)
+	{
+		strlcpy(relid_cache[relid_cached].name, name, NAMEDATALEN);
+		relid_cache[relid_cached].relid = relid;
+		relid_cached++;
+	}
+	return relid;
+}
+
+/*
+ * Close a result relation's indexes, keeping their locks to the end of the
+ * transaction as the table's are kept (ExecCloseIndices would release them,
+ * and the next transition of the transaction would lock them again).
+ */
+static void
+close_indexes_keep_locks(ResultRelInfo *rri)
+{
+	for (int i = 0; i < rri->ri_NumIndices; i++)
+	{
+		if (rri->ri_IndexRelationDescs[i] != NULL)
+			index_close(rri->ri_IndexRelationDescs[i], NoLock);
+	}
+}
+
+/*
+ * Leave trigger name of table t unfired by the store's writes: the caller
+ * does what it would do.  (The ResultRelInfo's trigger descriptor is its
+ * own copy.)  A table the store writes with SQL (see needs_sql) fires it as
+ * SQL does.
+ */
+void
+lockbox_store_skip_trigger(LockboxStore *store, int t, const char *name)
+{
+	StoreRel   *r = &store->rels[t];
+	TriggerDesc *trigdesc = r->rri->ri_TrigDesc;
+
+	if (r->sql || trigdesc == NULL)
+		return;
+	for (int i = 0; i < trigdesc->numtriggers; i++)
+		if (strcmp(trigdesc->triggers[i].tgname, name) == 0)
+			trigdesc->triggers[i].tgenabled = TRIGGER_DISABLED;
+}
+
+/*
  * What writing through the table access method would not do as SQL does:
  * rules, and statement triggers with transition tables (a trigger that
  * ships new audit rows somewhere, say).  A table with either is written
@@ -364,7 +455,6 @@ LockboxStore *
 lockbox_store_open(int ntables, const char *const *tables)
 {
 	LockboxStore *store = palloc0(sizeof(LockboxStore));
-	Oid			nsp = get_namespace_oid("lockbox", false);
 	List	   *rtable = NIL;
 	EState	   *estate;
 
@@ -374,7 +464,7 @@ lockbox_store_open(int ntables, const char *const *tables)
 	for (int i = 0; i < ntables; i++)
 	{
 		StoreRel   *r = &store->rels[i];
-		Oid			relid = get_relname_relid(tables[i], nsp);
+		Oid			relid = lockbox_relid(tables[i]);
 
 		if (!OidIsValid(relid))
 			elog(ERROR, "lockbox.%s is missing", tables[i]);
@@ -757,7 +847,7 @@ lockbox_store_close(LockboxStore *store)
 
 		if (r->proute != NULL)
 			ExecCleanupTupleRouting(r->mtstate, r->proute);
-		ExecCloseIndices(r->rri);
+		close_indexes_keep_locks(r->rri);
 	}
 	ExecResetTupleTable(estate->es_tupleTable, false);
 	FreeExecutorState(estate);
@@ -782,25 +872,108 @@ lockbox_store_read(const char *table, int nkeys, const Datum *keys,
 	return lockbox_store_read_by(table, NULL, nkeys, keys, snapshot, td);
 }
 
-/* The same, by the index lockbox.<index_name> of the table (NULL: its primary key). */
-List *
-lockbox_store_read_by(const char *table, const char *index_name, int nkeys,
-					  const Datum *keys, Snapshot snapshot, TupleDesc *td)
+/*
+ * How a table is read by one of its indexes: the scan keys' columns,
+ * collations and equality functions, and a copy of the table's row type
+ * with its constraints (the defaults of columns added since a row was
+ * written), for callers to read the rows with.  Kept per backend, like the
+ * OIDs above, until pg_class, pg_namespace or the table's relcache entry
+ * changes; a copy handed out is never freed (it stays valid for the caller
+ * however the cache changes).
+ */
+#define READ_CACHE_SIZE		32
+
+typedef struct ReadPath
 {
-	Oid			nsp = get_namespace_oid("lockbox", false);
-	Oid			relid = get_relname_relid(table, nsp);
+	char		table[NAMEDATALEN];
+	char		index[NAMEDATALEN]; /* "" for the primary key */
+	Oid			relid;
+	Oid			indexid;
+	int			nkeyatts;
+	AttrNumber	attno[INDEX_MAX_KEYS];
+	Oid			collation[INDEX_MAX_KEYS];
+	RegProcedure eq[INDEX_MAX_KEYS];
+	TupleDesc	td;				/* in CacheMemoryContext */
+} ReadPath;
+
+static ReadPath read_paths[READ_CACHE_SIZE];
+static int	read_paths_cached = 0;
+
+/*
+ * The row types handed out, in CacheMemoryContext: a path built again (after
+ * a vacuum's statistics, say) reuses its table's when it is still equal, so
+ * only a change of the table's columns or defaults leaves an old one behind.
+ */
+static List *read_descs = NIL;
+
+static TupleDesc
+read_desc(Relation rel)
+{
+	ListCell   *lc;
+	TupleDesc	td;
+	MemoryContext old;
+
+	foreach(lc, read_descs)
+	{
+		td = lfirst(lc);
+		if (td->tdtypeid == RelationGetDescr(rel)->tdtypeid &&
+			equalTupleDescs(td, RelationGetDescr(rel)))
+			return td;
+	}
+	old = MemoryContextSwitchTo(CacheMemoryContext);
+	td = CreateTupleDescCopyConstr(RelationGetDescr(rel));
+	read_descs = lappend(read_descs, td);
+	MemoryContextSwitchTo(old);
+	return td;
+}
+
+static void
+read_paths_inval(Datum arg, int cacheid, uint32 hashvalue)
+{
+	read_paths_cached = 0;
+}
+
+static void
+read_paths_relcache_inval(Datum arg, Oid relid)
+{
+	for (int i = 0; i < read_paths_cached; i++)
+		if (!OidIsValid(relid) || read_paths[i].relid == relid ||
+			read_paths[i].indexid == relid)
+		{
+			read_paths_cached = 0;
+			return;
+		}
+}
+
+/* How lockbox.<table> is read by lockbox.<index_name> (NULL: its primary key). */
+static ReadPath *
+read_path(const char *table, const char *index_name)
+{
+	static bool registered = false;
+	const char *iname = index_name ? index_name : "";
+	Oid			relid;
 	Oid			indexid;
 	Relation	rel;
 	Relation	index;
-	ScanKeyData skeys[INDEX_MAX_KEYS];
-	SysScanDesc scan;
-	HeapTuple	tup;
-	List	   *result = NIL;
+	ReadPath	path;
 
+	for (int i = 0; i < read_paths_cached; i++)
+		if (strcmp(read_paths[i].table, table) == 0 &&
+			strcmp(read_paths[i].index, iname) == 0)
+			return &read_paths[i];
+	if (!registered)
+	{
+		CacheRegisterSyscacheCallback(RELNAMENSP, read_paths_inval, (Datum) 0);
+		CacheRegisterSyscacheCallback(NAMESPACEOID, read_paths_inval, (Datum) 0);
+		CacheRegisterRelcacheCallback(read_paths_relcache_inval, (Datum) 0);
+		registered = true;
+	}
+
+	relid = lockbox_relid(table);
 	if (!OidIsValid(relid))
 		elog(ERROR, "lockbox.%s is missing", table);
 	rel = table_open(relid, AccessShareLock);
-	indexid = index_name ? get_relname_relid(index_name, nsp) :
+	indexid = index_name ? lockbox_relid(index_name) :
 		RelationGetPrimaryKeyIndex(rel);
 	if (!OidIsValid(indexid))
 		elog(ERROR, "table \"lockbox.%s\" has no index %s", table,
@@ -809,43 +982,79 @@ lockbox_store_read_by(const char *table, const char *index_name, int nkeys,
 	if (index->rd_index->indrelid != relid)
 		elog(ERROR, "index \"lockbox.%s\" is not on table \"lockbox.%s\"",
 			 index_name, table);
-	Assert(nkeys <= index->rd_index->indnkeyatts);
-	for (int i = 0; i < nkeys; i++)
+	memset(&path, 0, sizeof(path));
+	strlcpy(path.table, table, NAMEDATALEN);
+	strlcpy(path.index, iname, NAMEDATALEN);
+	path.relid = relid;
+	path.indexid = indexid;
+	path.nkeyatts = index->rd_index->indnkeyatts;
+	for (int i = 0; i < path.nkeyatts; i++)
 	{
 		AttrNumber	attno = index->rd_index->indkey.values[i];
-		Form_pg_attribute att = TupleDescAttr(RelationGetDescr(rel), attno - 1);
-		RegProcedure eq;
+		Form_pg_attribute att;
 
+		path.attno[i] = attno;
+		/* (the index's collation: its order is that collation's) */
+		path.collation[i] = index->rd_indcollation[i];
+		if (attno <= 0)
+			continue;			/* an expression: not a key lookups use */
+		att = TupleDescAttr(RelationGetDescr(rel), attno - 1);
 		switch (att->atttypid)
 		{
 			case INT8OID:
-				eq = F_INT8EQ;
+				path.eq[i] = F_INT8EQ;
 				break;
 			case TEXTOID:
-				eq = F_TEXTEQ;
+				path.eq[i] = F_TEXTEQ;
 				break;
 			case OIDOID:
 			case REGROLEOID:
-				eq = F_OIDEQ;
+				path.eq[i] = F_OIDEQ;
 				break;
 			default:
-				elog(ERROR, "cannot look up lockbox.%s by a column of type %s",
-					 table, format_type_be(att->atttypid));
-				eq = InvalidOid;	/* keep compiler quiet */
+				path.eq[i] = InvalidOid;	/* refused when used as a key */
 		}
-		/* (the index's collation: its order is that collation's) */
-		ScanKeyEntryInitialize(&skeys[i], 0, attno, BTEqualStrategyNumber,
-							   InvalidOid, index->rd_indcollation[i], eq, keys[i]);
 	}
-	scan = systable_beginscan(rel, RelationGetRelid(index), true, snapshot,
-							  nkeys, skeys);
+	path.td = read_desc(rel);
+	index_close(index, NoLock);
+	table_close(rel, NoLock);
+
+	if (read_paths_cached >= READ_CACHE_SIZE)
+		read_paths_cached = 0;
+	read_paths[read_paths_cached] = path;
+	return &read_paths[read_paths_cached++];
+}
+
+/* The same, by the index lockbox.<index_name> of the table (NULL: its primary key). */
+List *
+lockbox_store_read_by(const char *table, const char *index_name, int nkeys,
+					  const Datum *keys, Snapshot snapshot, TupleDesc *td)
+{
+	ReadPath   *path = read_path(table, index_name);
+	ReadPath	p = *path;		/* (an invalidation below may reuse the slot) */
+	Relation	rel;
+	ScanKeyData skeys[INDEX_MAX_KEYS];
+	SysScanDesc scan;
+	HeapTuple	tup;
+	List	   *result = NIL;
+
+	Assert(nkeys <= p.nkeyatts);
+	for (int i = 0; i < nkeys; i++)
+	{
+		if (p.attno[i] <= 0 || !OidIsValid(p.eq[i]))
+			elog(ERROR, "cannot look up lockbox.%s by key column %d of its index",
+				 table, i + 1);
+		ScanKeyEntryInitialize(&skeys[i], 0, p.attno[i], BTEqualStrategyNumber,
+							   InvalidOid, p.collation[i], p.eq[i], keys[i]);
+	}
+	rel = table_open(p.relid, AccessShareLock);
+	scan = systable_beginscan(rel, p.indexid, true, snapshot, nkeys, skeys);
 	while (HeapTupleIsValid(tup = systable_getnext(scan)))
 		result = lappend(result, heap_copytuple(tup));
 	systable_endscan(scan);
-	/* (with the constraints: the defaults of columns added since a row was written) */
 	if (td != NULL)
-		*td = CreateTupleDescCopyConstr(RelationGetDescr(rel));
-	index_close(index, AccessShareLock);
+		*td = p.td;
+	/* (the lock kept to the end of the transaction) */
 	table_close(rel, NoLock);
 	return result;
 }
@@ -870,8 +1079,7 @@ lockbox_store_lock(const char *table, int nkeys, const Datum *keys,
 
 	CommandCounterIncrement();
 	snapshot = RegisterSnapshot(GetTransactionSnapshot());
-	rel = table_open(get_relname_relid(table, get_namespace_oid("lockbox", false)),
-					 RowShareLock);
+	rel = table_open(lockbox_relid(table), RowShareLock);
 	rows = lockbox_store_read(table, nkeys, keys, snapshot, td);
 	if (rows != NIL)
 	{
