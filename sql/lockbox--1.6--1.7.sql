@@ -5,3 +5,28 @@
 -- CREATE EXTENSION lockbox installs 1.0 and runs the upgrade scripts in turn
 -- (1.0 to 1.1, ..., 1.5 to 1.6, then this one): a fresh 1.7 and an upgraded
 -- 1.0 to 1.6 are the same by construction.
+
+------------------------------------------------------------------------------
+-- A tenant's facts, cached per backend (README "Performance").
+--
+-- Every transition reads its request's tenant and approvers as committed
+-- now.  From 1.7 a backend keeps what it read while nothing in
+-- lockbox.tenant or lockbox.approver changed: this statement trigger on
+-- both advances a counter in shared memory when they change, and again when
+-- the changing transaction ends; a backend reads the facts again once the
+-- counter moved (or a second has passed).  ENABLE ALWAYS: it fires under
+-- session_replication_role = replica too.
+------------------------------------------------------------------------------
+CREATE FUNCTION lockbox.tenants_changed() RETURNS trigger
+	LANGUAGE c AS 'MODULE_PATHNAME', 'lockbox_tenants_changed';
+REVOKE ALL ON FUNCTION lockbox.tenants_changed() FROM PUBLIC;
+COMMENT ON FUNCTION lockbox.tenants_changed() IS
+	'Trigger of lockbox.tenant and lockbox.approver: tells every backend that the tenants'' settings or approvers they keep may have changed.';
+CREATE TRIGGER tenants_changed
+	AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON lockbox.tenant
+	FOR EACH STATEMENT EXECUTE FUNCTION lockbox.tenants_changed();
+ALTER TABLE lockbox.tenant ENABLE ALWAYS TRIGGER tenants_changed;
+CREATE TRIGGER tenants_changed
+	AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON lockbox.approver
+	FOR EACH STATEMENT EXECUTE FUNCTION lockbox.tenants_changed();
+ALTER TABLE lockbox.approver ENABLE ALWAYS TRIGGER tenants_changed;

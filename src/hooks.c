@@ -197,6 +197,7 @@ lockbox_xact_callback(XactEvent event, void *arg)
 	lockbox_store_xact(event);
 	lockbox_worker_xact(event);
 	lockbox_audit_xact(event);
+	lockbox_tenant_xact(event);
 }
 
 static void

@@ -431,30 +431,39 @@ read_request(int64 id, LockMode mode)
 	r->duration = *DatumGetIntervalP(lockbox_store_get(tup, td, "duration", &isnull));
 	r->tables = DatumGetArrayTypePCopy(lockbox_store_get(tup, td, "tables", &isnull));
 
-	/* the tenant's settings and approvers (none when it was removed) */
-	key = CStringGetTextDatum(r->tenant);
-	rows = lockbox_store_read("tenant", 1, &key, snapshot, &rtd);
-	r->tenant_enabled = true;
-	r->required_approvals = 1;
-	if (rows != NIL)
+	/*
+	 * the tenant's settings and approvers (none when it was removed): as
+	 * committed now after the lock, else as of the transaction's snapshot
+	 */
+	if (mode == LOCK_WAIT)
+		lockbox_tenant_facts(r->tenant, snapshot, at, &r->tenant_enabled,
+							 &r->required_approvals, &r->approvers);
+	else
 	{
-		Datum		d;
+		key = CStringGetTextDatum(r->tenant);
+		rows = lockbox_store_read("tenant", 1, &key, snapshot, &rtd);
+		r->tenant_enabled = true;
+		r->required_approvals = 1;
+		if (rows != NIL)
+		{
+			Datum		d;
 
-		d = lockbox_store_get(linitial(rows), rtd, "enabled", &isnull);
-		if (isnull)
-			elog(ERROR, "tenant \"%s\" has no setting \"enabled\"", r->tenant);
-		r->tenant_enabled = DatumGetBool(d);
-		d = lockbox_store_get(linitial(rows), rtd, "required_approvals", &isnull);
-		if (isnull)
-			elog(ERROR, "tenant \"%s\" has no setting \"required_approvals\"", r->tenant);
-		r->required_approvals = DatumGetInt32(d);
+			d = lockbox_store_get(linitial(rows), rtd, "enabled", &isnull);
+			if (isnull)
+				elog(ERROR, "tenant \"%s\" has no setting \"enabled\"", r->tenant);
+			r->tenant_enabled = DatumGetBool(d);
+			d = lockbox_store_get(linitial(rows), rtd, "required_approvals", &isnull);
+			if (isnull)
+				elog(ERROR, "tenant \"%s\" has no setting \"required_approvals\"", r->tenant);
+			r->required_approvals = DatumGetInt32(d);
+		}
+		r->approvers = NIL;
+		rows = lockbox_store_read("approver", 1, &key, snapshot, &rtd);
+		foreach(lc, rows)
+			r->approvers = lappend_oid(r->approvers,
+									   DatumGetObjectId(lockbox_store_get(lfirst(lc), rtd,
+																		  "approver", &isnull)));
 	}
-	r->approvers = NIL;
-	rows = lockbox_store_read("approver", 1, &key, snapshot, &rtd);
-	foreach(lc, rows)
-		r->approvers = lappend_oid(r->approvers,
-								   DatumGetObjectId(lockbox_store_get(lfirst(lc), rtd,
-																	  "approver", &isnull)));
 
 	/* the state as of now (a revocation counts only for an approved request) */
 	key = Int64GetDatum(id);

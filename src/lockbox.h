@@ -147,6 +147,12 @@ extern bool lockbox_tenant_hold(const char *tenant);
 extern bool lockbox_is_approver(Oid role, const char *tenant);
 extern bool lockbox_approver_among(Oid role, List *approvers);
 extern List *lockbox_tenant_approvers(const char *tenant);
+extern bool lockbox_tenant_facts(const char *tenant, Snapshot snapshot, TimestampTz now,
+								 bool *enabled, int *required_approvals,
+								 List **approvers);
+extern void lockbox_tenant_xact(XactEvent event);
+extern Size lockbox_tenant_shmem_size(void);
+extern void lockbox_tenant_shmem_init(void);
 
 /* sessions to end when access ends (lifecycle.c) */
 extern void lockbox_queue_session_end(Oid engineer, int64 request_id,

@@ -7,9 +7,17 @@
  */
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "catalog/pg_type.h"
+#include "commands/trigger.h"
 #include "fmgr.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
+#include "port/atomics.h"
+#include "storage/shmem.h"
+#include "utils/hsearch.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
@@ -23,9 +31,218 @@ PG_FUNCTION_INFO_V1(lockbox_set_enabled);
 PG_FUNCTION_INFO_V1(lockbox_add_approver);
 PG_FUNCTION_INFO_V1(lockbox_remove_approver);
 PG_FUNCTION_INFO_V1(lockbox_remove_tenant);
+PG_FUNCTION_INFO_V1(lockbox_tenants_changed);
 
 static SPIPlanPtr tenant_plan = NULL;
 static SPIPlanPtr approvers_plan = NULL;
+
+/* ---------------------------------------------------------------------
+ * A tenant's facts, cached per backend
+ *
+ * Every transition reads its request's tenant (enabled, required approvals)
+ * and approvers as committed now.  A backend keeps what it read, and uses
+ * it while nothing in lockbox.tenant or lockbox.approver changed: a
+ * statement trigger on both (lockbox.tenants_changed, ENABLE ALWAYS: also
+ * under session_replication_role = replica) advances a counter in shared
+ * memory when the change is made, and again once its transaction has
+ * committed or aborted.  A backend that read the counter before reading the
+ * tables uses the facts only while the counter is unchanged: a change
+ * committed after the read advances it at its commit at the latest, and
+ * one whose transaction was still open when the facts were read advanced
+ * it before they were read, so they are read again after it ends.  Facts
+ * are also read again after a second, whatever the counter (a trigger a
+ * superuser disabled leaves them at most a second old).
+ * ---------------------------------------------------------------------
+ */
+#define TENANT_FACTS_TTL_MS		1000
+
+typedef struct TenantShared
+{
+	pg_atomic_uint64 generation;
+} TenantShared;
+
+static TenantShared *tenant_shared = NULL;
+
+/* this transaction changed tenants or approvers: advance again at its end */
+static bool tenants_changed_here = false;
+
+typedef struct TenantFacts
+{
+	char		tenant[LOCKBOX_MAX_TENANT * MAX_MULTIBYTE_CHAR_LEN + 1];	/* key */
+	bool		exists;
+	bool		enabled;
+	int			required_approvals;
+	int			napprovers;
+	Oid		   *approvers;		/* in TopMemoryContext */
+	TimestampTz read_at;
+} TenantFacts;
+
+static HTAB *tenant_facts = NULL;
+static uint64 tenant_facts_generation = 0;
+
+Size
+lockbox_tenant_shmem_size(void)
+{
+	return MAXALIGN(sizeof(TenantShared));
+}
+
+void
+lockbox_tenant_shmem_init(void)
+{
+	bool		found;
+
+	tenant_shared = ShmemInitStruct("lockbox tenants", sizeof(TenantShared), &found);
+	if (!found)
+		pg_atomic_init_u64(&tenant_shared->generation, 1);
+}
+
+static void
+advance_generation(void)
+{
+	if (tenant_shared != NULL)
+		pg_atomic_fetch_add_u64(&tenant_shared->generation, 1);
+}
+
+/*
+ * lockbox.tenants_changed(): AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
+ * ON lockbox.tenant and lockbox.approver, FOR EACH STATEMENT.
+ */
+Datum
+lockbox_tenants_changed(PG_FUNCTION_ARGS)
+{
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("lockbox.tenants_changed() must be fired as a trigger")));
+	advance_generation();
+	tenants_changed_here = true;
+	return PointerGetDatum(NULL);
+}
+
+/* At the end of a transaction that changed tenants or approvers. */
+void
+lockbox_tenant_xact(XactEvent event)
+{
+	switch (event)
+	{
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+		case XACT_EVENT_PARALLEL_ABORT:
+		case XACT_EVENT_PREPARE:
+			if (tenants_changed_here)
+				advance_generation();
+			tenants_changed_here = false;
+			break;
+		default:
+			break;
+	}
+}
+
+/*
+ * The tenant's settings and approvers (in role OID order) as committed now,
+ * this transaction's own changes included; false when there is no such
+ * tenant.  snapshot: the latest, registered.  now: the caller's time.
+ * Between lockbox_enter and lockbox_leave.
+ */
+bool
+lockbox_tenant_facts(const char *tenant, Snapshot snapshot, TimestampTz now,
+					 bool *enabled, int *required_approvals, List **approvers)
+{
+	uint64		generation;
+	TenantFacts *f;
+	bool		found;
+	List	   *rows;
+	TupleDesc	td;
+	Datum		key;
+	ListCell   *lc;
+	bool		isnull;
+	int			i;
+
+	if (strlen(tenant) >= sizeof(f->tenant))
+		elog(ERROR, "tenant name too long");
+	if (tenant_facts == NULL)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = sizeof(f->tenant);
+		ctl.entrysize = sizeof(TenantFacts);
+		ctl.hcxt = TopMemoryContext;
+		tenant_facts = hash_create("lockbox tenant facts", 64, &ctl,
+								   HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+	}
+	pg_memory_barrier();
+	generation = tenant_shared ? pg_atomic_read_u64(&tenant_shared->generation) : 0;
+	if (generation != tenant_facts_generation || tenants_changed_here ||
+		generation == 0)
+	{
+		HASH_SEQ_STATUS seq;
+
+		hash_seq_init(&seq, tenant_facts);
+		while ((f = hash_seq_search(&seq)) != NULL)
+		{
+			if (f->approvers)
+				pfree(f->approvers);
+			hash_search(tenant_facts, f->tenant, HASH_REMOVE, NULL);
+		}
+		tenant_facts_generation = generation;
+	}
+	f = hash_search(tenant_facts, tenant, HASH_FIND, NULL);
+	if (f != NULL && f->read_at <= now &&
+		now - f->read_at < TENANT_FACTS_TTL_MS * INT64CONST(1000) &&
+		!tenants_changed_here && generation != 0)
+	{
+		*enabled = f->enabled;
+		*required_approvals = f->required_approvals;
+		*approvers = NIL;
+		for (i = 0; i < f->napprovers; i++)
+			*approvers = lappend_oid(*approvers, f->approvers[i]);
+		return f->exists;
+	}
+
+	/* read them */
+	key = CStringGetTextDatum(tenant);
+	rows = lockbox_store_read("tenant", 1, &key, snapshot, &td);
+	*enabled = true;
+	*required_approvals = 1;
+	*approvers = NIL;
+	found = rows != NIL;
+	if (found)
+	{
+		Datum		d;
+
+		d = lockbox_store_get(linitial(rows), td, "enabled", &isnull);
+		if (isnull)
+			elog(ERROR, "tenant \"%s\" has no setting \"enabled\"", tenant);
+		*enabled = DatumGetBool(d);
+		d = lockbox_store_get(linitial(rows), td, "required_approvals", &isnull);
+		if (isnull)
+			elog(ERROR, "tenant \"%s\" has no setting \"required_approvals\"", tenant);
+		*required_approvals = DatumGetInt32(d);
+		rows = lockbox_store_read("approver", 1, &key, snapshot, &td);
+		foreach(lc, rows)
+			*approvers = lappend_oid(*approvers,
+									 DatumGetObjectId(lockbox_store_get(lfirst(lc), td,
+																		"approver", &isnull)));
+	}
+
+	/* and keep them (not while this transaction has changes of its own) */
+	if (!tenants_changed_here && generation != 0)
+	{
+		f = hash_search(tenant_facts, tenant, HASH_ENTER, NULL);
+		f->exists = found;
+		f->enabled = *enabled;
+		f->required_approvals = *required_approvals;
+		f->napprovers = list_length(*approvers);
+		f->approvers = MemoryContextAlloc(TopMemoryContext,
+										  sizeof(Oid) * Max(f->napprovers, 1));
+		i = 0;
+		foreach(lc, *approvers)
+			f->approvers[i++] = lfirst_oid(lc);
+		f->read_at = now;
+	}
+	return found;
+}
 
 /* Must run between lockbox_enter and lockbox_leave. */
 bool
