@@ -34,6 +34,7 @@
 #include "commands/trigger.h"
 #include "executor/execPartition.h"
 #include "executor/executor.h"
+#include "executor/nodeModifyTable.h"
 #include "mb/pg_wchar.h"
 #include "nodes/makefuncs.h"
 #include "optimizer/optimizer.h"
@@ -675,6 +676,39 @@ sql_write(StoreRel *r, CmdType cmd)
 			 sql.data, SPI_result_code_string(ret));
 }
 
+/*
+ * ExecSimpleRelationInsert for a row routed into partition target, which
+ * skips the partition constraint as the executor's own INSERT does for a
+ * routed row (ExecInsert): the routing chose the partition by its bounds.
+ * A BEFORE ROW trigger of the partition may change the row, so then it is
+ * checked.
+ */
+static void
+insert_routed(ResultRelInfo *target, EState *estate, TupleTableSlot *slot)
+{
+	Relation	rel = target->ri_RelationDesc;
+	List	   *recheck = NIL;
+
+	CheckCmdReplicaIdentity(rel, CMD_INSERT);
+	if (target->ri_TrigDesc && target->ri_TrigDesc->trig_insert_before_row)
+	{
+		if (!ExecBRInsertTriggers(estate, target, slot))
+			return;
+	}
+	if (rel->rd_att->constr && rel->rd_att->constr->has_generated_stored)
+		ExecComputeStoredGenerated(target, estate, slot, CMD_INSERT);
+	if (rel->rd_att->constr)
+		ExecConstraints(target, slot, estate);
+	if (target->ri_TrigDesc && target->ri_TrigDesc->trig_insert_before_row)
+		ExecPartitionCheck(target, slot, estate, true);
+	simple_table_tuple_insert(rel, slot);
+	if (target->ri_NumIndices > 0)
+		recheck = ExecInsertIndexTuples(target, slot, estate, false, false,
+										NULL, NIL);
+	ExecARInsertTriggers(estate, target, slot, recheck, NULL);
+	list_free(recheck);
+}
+
 /* Insert the row built for table t. */
 void
 lockbox_store_insert(LockboxStore *store, int t)
@@ -725,7 +759,10 @@ lockbox_store_insert(LockboxStore *store, int t)
 			slot = partslot;
 		}
 	}
-	ExecSimpleRelationInsert(target, estate, slot);
+	if (target == r->rri)
+		ExecSimpleRelationInsert(target, estate, slot);
+	else
+		insert_routed(target, estate, slot);
 	ResetPerTupleExprContext(estate);
 }
 
