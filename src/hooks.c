@@ -192,6 +192,8 @@ lockbox_object_access(ObjectAccessType access, Oid classId, Oid objectId,
 static void
 lockbox_xact_callback(XactEvent event, void *arg)
 {
+	/* (the relay ring filled before the worker is woken, below) */
+	lockbox_relay_xact(event);
 	lockbox_enforce_xact(event);
 	lockbox_protect_xact(event);
 	lockbox_store_xact(event);
@@ -206,6 +208,7 @@ lockbox_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 {
 	lockbox_enforce_subxact(event, mySubid, parentSubid);
 	lockbox_audit_subxact(event, mySubid, parentSubid);
+	lockbox_relay_subxact(event, mySubid, parentSubid);
 }
 
 static void

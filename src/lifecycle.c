@@ -511,11 +511,10 @@ enum
 	T_REQUEST,
 	T_AUDIT,
 	T_NOTIFICATION,
-	T_OUTBOX,
 	T_OPEN
 };
 static const char *const transition_tables[] = {
-	"request", "audit_log", "notification", "notify_outbox", "open_request"
+	"request", "audit_log", "notification", "open_request"
 };
 
 /*
@@ -646,7 +645,7 @@ payload_anchors(void)
 											  CStringGetDatum(lockbox_audit_head_json())));
 }
 
-/* Write a notification, and queue it for the worker's NOTIFY. */
+/* Write a notification, and hand it to the worker's NOTIFY at commit. */
 static void
 store_notification(LockboxStore *store, const Payload *p, TimestampTz now)
 {
@@ -694,11 +693,7 @@ store_notification(LockboxStore *store, const Payload *p, TimestampTz now)
 	lockbox_store_set(store, T_NOTIFICATION, "created_at",
 					  TimestampTzGetDatum(now), TIMESTAMPTZOID, false);
 	lockbox_store_insert(store, T_NOTIFICATION);
-
-	lockbox_store_new_row(store, T_OUTBOX);
-	lockbox_store_set(store, T_OUTBOX, "notification_id", Int64GetDatum(id),
-					  INT8OID, false);
-	lockbox_store_insert(store, T_OUTBOX);
+	lockbox_relay_at_commit(id);
 }
 
 /*

@@ -254,8 +254,9 @@ lockbox_shmem_request(void)
 															   lockbox_worker_shmem_size()),
 													  lockbox_enforce_shmem_size()),
 											 lockbox_session_end_shmem_size()),
-									add_size(lockbox_access_shmem_size(),
-											 lockbox_tenant_shmem_size())));
+									add_size(add_size(lockbox_access_shmem_size(),
+													  lockbox_tenant_shmem_size()),
+											 lockbox_relay_shmem_size())));
 	/* [0] the audit tips, [1] the workers */
 	RequestNamedLWLockTranche("lockbox", 2);
 }
@@ -272,6 +273,7 @@ lockbox_shmem_startup(void)
 	lockbox_session_end_shmem_init();
 	lockbox_access_shmem_init();
 	lockbox_tenant_shmem_init();
+	lockbox_relay_shmem_init();
 	LWLockRelease(AddinShmemInitLock);
 }
 

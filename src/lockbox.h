@@ -241,6 +241,12 @@ extern char *lockbox_notification_payload_text(int64 request_id, Oid recipient,
 											   const char *state);
 
 extern int64 lockbox_relay_notifications(int batch);
+extern void lockbox_relay_at_commit(int64 id);
+extern void lockbox_relay_xact(XactEvent event);
+extern void lockbox_relay_subxact(SubXactEvent event, SubTransactionId mySubid,
+								  SubTransactionId parentSubid);
+extern Size lockbox_relay_shmem_size(void);
+extern void lockbox_relay_shmem_init(void);
 extern void lockbox_notify_deciders(LockboxCall *call, List *request_ids,
 									const char *event, const char *state);
 

@@ -8,12 +8,22 @@
  * The NOTIFY is not sent by the transition's own transaction.  PostgreSQL
  * serializes every transaction that sends a NOTIFY through its commit (one
  * cluster-wide lock held until the commit record is flushed), which would
- * make every transition wait for the previous one.  A transition instead
- * queues the notification's id in lockbox.notify_outbox; at commit it wakes
- * the database's lockbox worker, which sends the NOTIFYs of every committed
- * outbox row in one transaction of its own and deletes those rows in it.  A
- * listener therefore hears each notification once, a few milliseconds after
- * the transition committed.
+ * make every transition wait for the previous one.  The database's lockbox
+ * worker sends them instead, in one transaction of its own, a few
+ * milliseconds after the transition committed; a listener hears each
+ * notification once.  A transition hands the ids of the notifications it
+ * wrote to the worker through the database's relay ring in shared memory:
+ * it reserves their places in the ring just before its commit, fills them
+ * in once committed (or voids them if the commit failed), and wakes the
+ * worker, which takes the ids in ring order, stopping at a place still
+ * reserved.  A subtransaction rolled back takes its ids back.  When the
+ * ring is full, or the database has none, the ids go into the table
+ * lockbox.notify_outbox instead, in the transition's transaction, as the
+ * worker's own transitions put theirs; the worker sends the notifications of
+ * both and deletes the outbox's rows in the same transaction.  A restart of
+ * the server loses what the ring held (as it loses NOTIFYs queued and
+ * listeners): a delivery service claims rows (lockbox_claim_notifications)
+ * when it connects and uses the NOTIFY as a wake-up only.
  *
  * Delivery (lockbox-notify, README "Delivery"): the extension owner sets the
  * e-mail addresses of roles (lockbox_set_contact) and the webhook URLs of
@@ -27,6 +37,7 @@
  */
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "utils/syscache.h"
 #include "commands/async.h"
@@ -34,7 +45,10 @@
 #include "funcapi.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
+#include "storage/shmem.h"
+#include "storage/spin.h"
 #include "utils/builtins.h"
+#include "utils/memutils.h"
 #include "nodes/value.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
@@ -58,6 +72,256 @@ PG_FUNCTION_INFO_V1(lockbox_set_webhook);
 #define CLAIM_MAX		10000
 
 static SPIPlanPtr insert_plan = NULL;
+
+/* ---------------------------------------------------------------------
+ * The relay rings (see the top of this file)
+ * ---------------------------------------------------------------------
+ */
+#define RELAY_RING_SIZE		1024
+#define RELAY_RESERVED		INT64CONST(-1)	/* a committing transaction's */
+#define RELAY_VOID			INT64CONST(-2)	/* its commit failed */
+
+typedef struct RelayRing
+{
+	slock_t		mutex;
+	Oid			dbid;			/* InvalidOid: free */
+	uint64		head;			/* the next place to reserve */
+	uint64		tail;			/* the next place the worker takes */
+	int64		ids[RELAY_RING_SIZE];
+} RelayRing;
+
+typedef struct RelayShared
+{
+	slock_t		assign;			/* held while a ring is given a database */
+	RelayRing	rings[LOCKBOX_MAX_DATABASES];
+} RelayShared;
+
+static RelayShared *relay_shared = NULL;
+
+/* this transaction's notifications, for the ring at its commit */
+typedef struct PendingRelay
+{
+	int64		id;
+	SubTransactionId subid;
+} PendingRelay;
+
+static PendingRelay *pending = NULL;
+static int	npending = 0;
+static int	pending_size = 0;
+
+/* places reserved at pre-commit */
+static RelayRing *reserved_ring = NULL;
+static uint64 reserved_at = 0;
+static int	nreserved = 0;
+
+Size
+lockbox_relay_shmem_size(void)
+{
+	return MAXALIGN(sizeof(RelayShared));
+}
+
+void
+lockbox_relay_shmem_init(void)
+{
+	bool		found;
+
+	relay_shared = ShmemInitStruct("lockbox relay", sizeof(RelayShared), &found);
+	if (!found)
+	{
+		SpinLockInit(&relay_shared->assign);
+		for (int i = 0; i < LOCKBOX_MAX_DATABASES; i++)
+		{
+			SpinLockInit(&relay_shared->rings[i].mutex);
+			relay_shared->rings[i].dbid = InvalidOid;
+			relay_shared->rings[i].head = relay_shared->rings[i].tail = 0;
+		}
+	}
+}
+
+/*
+ * The ring of this database, locked; NULL when it has none and (unless
+ * create) none is free.  An empty ring of another database is taken over.
+ */
+static RelayRing *
+lock_ring(bool create)
+{
+	static RelayRing *mine = NULL;
+	RelayRing  *ring = NULL;
+
+	if (relay_shared == NULL)
+		return NULL;
+	if (mine != NULL)
+	{
+		SpinLockAcquire(&mine->mutex);
+		if (mine->dbid == MyDatabaseId)
+			return mine;
+		SpinLockRelease(&mine->mutex);
+		mine = NULL;
+	}
+	SpinLockAcquire(&relay_shared->assign);
+	for (int i = 0; i < LOCKBOX_MAX_DATABASES && ring == NULL; i++)
+		if (relay_shared->rings[i].dbid == MyDatabaseId)
+			ring = &relay_shared->rings[i];
+	for (int i = 0; i < LOCKBOX_MAX_DATABASES && ring == NULL && create; i++)
+	{
+		RelayRing  *r = &relay_shared->rings[i];
+
+		SpinLockAcquire(&r->mutex);
+		if (r->dbid == InvalidOid || r->head == r->tail)
+		{
+			r->dbid = MyDatabaseId;
+			r->head = r->tail = 0;
+			ring = r;
+		}
+		SpinLockRelease(&r->mutex);
+	}
+	SpinLockRelease(&relay_shared->assign);
+	if (ring == NULL)
+		return NULL;
+	SpinLockAcquire(&ring->mutex);
+	if (ring->dbid != MyDatabaseId)
+	{
+		/* (taken over between the two locks) */
+		SpinLockRelease(&ring->mutex);
+		return NULL;
+	}
+	mine = ring;
+	return ring;
+}
+
+/* Hand notification id to the worker once this transaction commits. */
+void
+lockbox_relay_at_commit(int64 id)
+{
+	if (npending == pending_size)
+	{
+		int			size = Max(16, pending_size * 2);
+
+		pending = pending == NULL ?
+			MemoryContextAlloc(TopMemoryContext, sizeof(PendingRelay) * size) :
+			repalloc(pending, sizeof(PendingRelay) * size);
+		pending_size = size;
+	}
+	pending[npending].id = id;
+	pending[npending].subid = GetCurrentSubTransactionId();
+	npending++;
+	lockbox_wake_worker_at_commit();
+}
+
+/* The outbox, for ids the ring has no room for (at pre-commit). */
+static void
+relay_through_outbox(void)
+{
+	static const char *const tables[] = {"notify_outbox"};
+	LockboxStore *store = lockbox_store_open(1, tables);
+
+	for (int i = 0; i < npending; i++)
+	{
+		lockbox_store_new_row(store, 0);
+		lockbox_store_set(store, 0, "notification_id", Int64GetDatum(pending[i].id),
+						  INT8OID, false);
+		lockbox_store_insert(store, 0);
+	}
+	lockbox_store_close(store);
+}
+
+void
+lockbox_relay_xact(XactEvent event)
+{
+	RelayRing  *ring;
+
+	switch (event)
+	{
+		case XACT_EVENT_PRE_COMMIT:
+			if (npending == 0)
+				break;
+			ring = lock_ring(true);
+			if (ring != NULL &&
+				ring->head - ring->tail + npending <= RELAY_RING_SIZE)
+			{
+				reserved_ring = ring;
+				reserved_at = ring->head;
+				nreserved = npending;
+				for (int i = 0; i < npending; i++)
+					ring->ids[(ring->head + i) % RELAY_RING_SIZE] = RELAY_RESERVED;
+				ring->head += npending;
+			}
+			if (ring != NULL)
+				SpinLockRelease(&ring->mutex);
+			if (nreserved == 0)
+				relay_through_outbox();
+			break;
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+		case XACT_EVENT_PARALLEL_ABORT:
+		case XACT_EVENT_PREPARE:
+			if (nreserved > 0)
+			{
+				/* (a ring with places reserved is never taken over) */
+				SpinLockAcquire(&reserved_ring->mutex);
+				for (int i = 0; i < nreserved; i++)
+					reserved_ring->ids[(reserved_at + i) % RELAY_RING_SIZE] =
+						event == XACT_EVENT_COMMIT ? pending[i].id : RELAY_VOID;
+				SpinLockRelease(&reserved_ring->mutex);
+			}
+			reserved_ring = NULL;
+			nreserved = 0;
+			npending = 0;
+			break;
+		default:
+			break;
+	}
+}
+
+void
+lockbox_relay_subxact(SubXactEvent event, SubTransactionId mySubid,
+					  SubTransactionId parentSubid)
+{
+	int			keep = 0;
+
+	if (npending == 0)
+		return;
+	for (int i = 0; i < npending; i++)
+	{
+		if (pending[i].subid != mySubid)
+			pending[keep++] = pending[i];
+		else if (event == SUBXACT_EVENT_COMMIT_SUB)
+		{
+			pending[i].subid = parentSubid;
+			pending[keep++] = pending[i];
+		}
+		else if (event != SUBXACT_EVENT_ABORT_SUB)
+			pending[keep++] = pending[i];
+	}
+	npending = keep;
+}
+
+/*
+ * The worker: up to max (at most RELAY_RING_SIZE) ids committed into this
+ * database's ring, taken into ids; returns how many.
+ */
+static int
+take_from_ring(int64 *ids, int max)
+{
+	RelayRing  *ring = lock_ring(false);
+	int			n = 0;
+
+	if (ring == NULL)
+		return 0;
+	while (ring->tail < ring->head && n < max)
+	{
+		int64		id = ring->ids[ring->tail % RELAY_RING_SIZE];
+
+		if (id == RELAY_RESERVED)
+			break;				/* its transaction is still committing */
+		ring->tail++;
+		if (id != RELAY_VOID)
+			ids[n++] = id;
+	}
+	SpinLockRelease(&ring->mutex);
+	return n;
+}
 
 /* A notification's payload (its "id" is added when the row is inserted). */
 Datum
@@ -118,16 +382,19 @@ lockbox_notify(LockboxCall *call, int64 request_id, Oid recipient,
 }
 
 /*
- * Send the NOTIFYs of every committed outbox row and delete those rows, in
+ * Send the NOTIFYs of the notifications committed into this database's
+ * relay ring and of every committed outbox row (deleting those rows), in
  * the caller's transaction (the worker's).  Returns how many were sent.
  * Only the database's worker relays; were two relays to run at once, the
- * second's DELETE would wait for the first and skip the rows it deleted, so
- * no NOTIFY is sent twice (and no row lock is taken, and logged, first).
+ * ring gives each id to one of them, and the second's DELETE would wait for
+ * the first and skip the rows it deleted, so no NOTIFY is sent twice (and
+ * no row lock is taken, and logged, first).
  */
 int64
 lockbox_relay_notifications(int batch)
 {
 	static SPIPlanPtr plan = NULL;
+	static SPIPlanPtr ring_plan = NULL;
 	static const char *sql =
 		"WITH d AS (DELETE FROM lockbox.notify_outbox"
 		"           WHERE ctid OPERATOR(pg_catalog.=) ANY (ARRAY("
@@ -136,12 +403,39 @@ lockbox_relay_notifications(int batch)
 		" SELECT d.notification_id, n.payload::pg_catalog.text"
 		"   FROM d JOIN lockbox.notification n ON n.id OPERATOR(pg_catalog.=) d.notification_id"
 		"  ORDER BY d.notification_id";
+	static const char *ring_sql =
+		"SELECT n.id, n.payload::pg_catalog.text FROM lockbox.notification n"
+		" WHERE n.id OPERATOR(pg_catalog.=) ANY ($1) ORDER BY n.id";
 	Oid			argtypes[1] = {INT4OID};
 	Datum		values[1] = {Int32GetDatum(batch)};
-	int64		sent;
+	int64		sent = 0;
+	int64		ids[RELAY_RING_SIZE];
+	int			nids = take_from_ring(ids, Min(batch, RELAY_RING_SIZE));
+
+	if (nids > 0)
+	{
+		Oid			ring_types[1] = {INT8ARRAYOID};
+		Datum	   *elems = palloc(sizeof(Datum) * nids);
+		Datum		ring_values[1];
+
+		for (int i = 0; i < nids; i++)
+			elems[i] = Int64GetDatum(ids[i]);
+		ring_values[0] = PointerGetDatum(construct_array(elems, nids, INT8OID, 8,
+														 FLOAT8PASSBYVAL,
+														 TYPALIGN_DOUBLE));
+		lockbox_exec(&ring_plan, ring_sql, 1, ring_types, ring_values, NULL, 0);
+		for (uint64 i = 0; i < SPI_processed; i++)
+		{
+			bool		isnull;
+			HeapTuple	tup = SPI_tuptable->vals[i];
+			Datum		payload = SPI_getbinval(tup, SPI_tuptable->tupdesc, 2, &isnull);
+
+			Async_Notify("lockbox", TextDatumGetCString(payload));
+		}
+		sent += (int64) SPI_processed;
+	}
 
 	lockbox_exec(&plan, sql, 1, argtypes, values, NULL, 0);
-	sent = (int64) SPI_processed;
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
 		bool		isnull;
@@ -150,7 +444,11 @@ lockbox_relay_notifications(int batch)
 
 		Async_Notify("lockbox", TextDatumGetCString(payload));
 	}
-	return sent;
+	/* (a full batch from either: the worker asks again) */
+	if (nids == batch || SPI_processed == (uint64) batch)
+		return batch;
+	sent += (int64) SPI_processed;
+	return Min(sent, batch - 1);
 }
 
 /*
