@@ -30,3 +30,17 @@ CREATE TRIGGER tenants_changed
 	AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON lockbox.approver
 	FOR EACH STATEMENT EXECUTE FUNCTION lockbox.tenants_changed();
 ALTER TABLE lockbox.approver ENABLE ALWAYS TRIGGER tenants_changed;
+
+------------------------------------------------------------------------------
+-- Notifications handed to the worker in shared memory (README
+-- "Notifications").
+--
+-- Until 1.6 every notification a transition wrote also got a row in
+-- lockbox.notify_outbox, which the worker deleted when it sent the NOTIFY.
+-- From 1.7 a transition hands the ids to the worker through the database's
+-- relay ring in shared memory at its commit; the outbox takes only what the
+-- ring has no room for, and the notifications of the worker's own
+-- transitions.
+------------------------------------------------------------------------------
+COMMENT ON TABLE lockbox.notify_outbox IS
+	'NOTIFY lockbox messages the database''s lockbox worker has yet to send, of those not handed to it in shared memory (its own transitions'', and a transition''s when the relay ring was full).';

@@ -7,7 +7,11 @@
 # worker (their sender's PID is the worker's), only once the transition has
 # committed: while a transition's transaction is open, a later committed
 # transition's notification arrives and its own does not; it arrives after
-# the commit; a rolled-back transition sends nothing.
+# the commit; a rolled-back transition sends nothing.  A transition's
+# notifications reach the worker through the database's relay ring at
+# commit: a savepoint rolled back takes back only its own; while the worker
+# is stopped, the ring fills and the rest go into lockbox.notify_outbox, and
+# once it runs again every one of them is heard once.
 #
 # A forged NOTIFY lockbox is told apart: its sender is not the worker, and
 # its payload matches no row.
@@ -178,6 +182,45 @@ ok(receive_until(sub { approvals_for($r2) >= 2 }),
 	'the review of r2 is heard once committed');
 is(scalar(approvals_for($r2)), 2, 'once per approver');
 $open->quit;
+
+# --- a savepoint rolled back takes back only its own notifications ---------
+my $r4 = as_role('nt_eng', q{SELECT lockbox_request('acme', 'fourth case, reviewed before a savepoint')});
+my $r5 = as_role('nt_eng', q{SELECT lockbox_request('acme', 'fifth case, denied in a savepoint')});
+$node->safe_psql('nt', qq{
+	SET SESSION AUTHORIZATION nt_rev;
+	BEGIN;
+	SELECT lockbox_approve($r4);
+	SAVEPOINT s;
+	SELECT lockbox_deny($r5, 'taken back with the savepoint');
+	ROLLBACK TO SAVEPOINT s;
+	COMMIT;});
+ok(receive_until(sub { approvals_for($r4) >= 2 }),
+	'the review before the savepoint is heard');
+is(scalar(approvals_for($r4)), 2, 'once per approver');
+is(scalar(grep { $_->{payload}{event} eq 'denied' } for_request($r5)), 0,
+	'the denial rolled back with the savepoint is not');
+
+# --- a full relay ring: the outbox takes the rest, nothing lost or doubled ---
+# The worker is stopped (SIGSTOP) while 1,100 requests are filed, each in
+# its own transaction and each telling the reviewers: the ring holds 1,024.
+kill 'STOP', $worker_pid;
+$node->safe_psql('nt', "SET SESSION AUTHORIZATION nt_eng;\n" .
+	join('', map { "SELECT lockbox_request('acme', 'bulk case number $_');\n" } 1 .. 1100));
+my $spilled = $node->safe_psql('nt', q{SELECT count(*) FROM lockbox.notify_outbox});
+kill 'CONT', $worker_pid;
+cmp_ok($spilled, '>=', 1100 - 1024, 'with the worker stopped, the notifications the ring had no room for went into the outbox');
+cmp_ok($spilled, '<', 1100, 'and the others into the ring');
+my %bulk_ids = map { $_ => 1 } split /\n/, $node->safe_psql('nt', q{
+	SELECT n.id FROM lockbox.notifications n JOIN lockbox.requests r ON r.id = n.request_id
+	 WHERE r.reason LIKE 'bulk case number %'});
+is(scalar(keys %bulk_ids), 1100, 'the 1,100 requests have a notification each');
+ok(receive_until(sub { scalar(grep { $bulk_ids{ $_->{payload}{id} } } @received) >= 1100 }),
+	'once the worker runs again, every one is heard');
+my %count;
+$count{ $_->{payload}{id} }++ for grep { $bulk_ids{ $_->{payload}{id} } } @received;
+is(scalar(grep { $_ != 1 } values %count), 0, 'each once');
+is($node->safe_psql('nt', q{SELECT count(*) FROM lockbox.notify_outbox}), '0',
+	'and the outbox is empty again');
 
 $listener->quit;
 
