@@ -17,7 +17,7 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use Time::HiRes qw(usleep);
+use LockboxTest;
 
 my $node = PostgreSQL::Test::Cluster->new('security');
 $node->init;
@@ -30,6 +30,7 @@ lockbox.terminate_sessions = off
 $node->start;
 
 my $db = 'app';
+LockboxTest::setup($node, $db, engineer => 'sec_eng');
 $node->safe_psql('postgres', "CREATE DATABASE $db");
 $node->safe_psql(
 	$db, q{
@@ -46,42 +47,16 @@ INSERT INTO inv SELECT g, CASE WHEN g % 2 = 0 THEN 'acme' ELSE 'globex' END, 0
 SELECT lockbox_protect('inv', tenant_column => 'tenant');
 });
 
-sub sql { my ($q, $d) = @_; return $node->safe_psql($d // $db, $q); }
-
 # an approved request of sec_eng's for acme, in database $d
 sub approved
 {
 	my ($access, $duration, $d) = @_;
-	my $id = sql(
-		qq{SET SESSION AUTHORIZATION sec_eng;
-		SELECT lockbox_request('acme', 'Invoices of acme look wrong',
+	my $id = as_role('sec_eng',
+		qq{SELECT lockbox_request('acme', 'Invoices of acme look wrong',
 			access => '$access', duration => '$duration')}, $d);
-	sql("SET SESSION AUTHORIZATION sec_rev; SELECT lockbox_approve($id)", $d);
-	sql("SET SESSION AUTHORIZATION sec_app; SELECT lockbox_approve($id)", $d);
+	as_role('sec_rev', "SELECT lockbox_approve($id)", $d);
+	as_role('sec_app', "SELECT lockbox_approve($id)", $d);
 	return $id;
-}
-
-# the engineer's statements, in a session of their own: (stdout, stderr)
-sub as_eng
-{
-	my ($q, $d) = @_;
-	my ($ret, $out, $err) = $node->psql($d // $db, $q,
-		extra_params => [ '-U', 'sec_eng', '-v', 'ON_ERROR_STOP=0' ]);
-	return ($out, $err);
-}
-
-# wait until the access log holds $want rows matching $cond
-sub wait_rows
-{
-	my ($cond, $want, $d) = @_;
-	my $got;
-	for (1 .. 300)
-	{
-		$got = sql("SELECT count(*) FROM lockbox.access_log WHERE $cond", $d);
-		return $got if $got == $want;
-		usleep(100_000);
-	}
-	return $got;
 }
 
 my $w = approved('write', '4 hours');
@@ -142,8 +117,8 @@ is(sql(q{SELECT v FROM inv WHERE id = 6}), '0', 'its write is rolled back');
 # CREATE DATABASE ... TEMPLATE
 # ---------------------------------------------------------------------
 my $copied = approved('read', '4 hours');
-my $pending = sql(q{SET SESSION AUTHORIZATION sec_eng;
-	SELECT lockbox_request('acme', 'Invoices of acme look wrong again')});
+my $pending = as_role('sec_eng',
+	q{SELECT lockbox_request('acme', 'Invoices of acme look wrong again')});
 $node->safe_psql('postgres', "CREATE DATABASE appcopy TEMPLATE $db");
 ($out) = as_eng('SELECT count(*) FROM inv');
 is($out, '5', 'the original: the engineer reads acme\'s rows');
@@ -157,6 +132,7 @@ like($e, qr/ERROR:  lockbox in database "appcopy" was copied from another databa
 ($ret, $o, $e) = $node->psql('appcopy',
 	"SET SESSION AUTHORIZATION sec_eng; SELECT lockbox_request('acme', 'Invoices of acme look wrong')");
 like($e, qr/was copied from another database/, 'so is a new request');
+
 my $max = sql('SELECT max(id) FROM lockbox.request', 'appcopy');
 is(sql('SELECT lockbox_adopt_database()', 'appcopy'), $max,
 	'lockbox_adopt_database makes every request until then void');
