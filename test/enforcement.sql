@@ -148,29 +148,17 @@ EXCEPTION WHEN OTHERS THEN
 END
 $$;
 
--- the hint of the error a statement raises
-CREATE FUNCTION tap_enf.hint_of(stmt text) RETURNS text LANGUAGE plpgsql AS $$
+-- the detail or the hint (part) of the error a statement raises
+CREATE FUNCTION tap_enf.error_part(stmt text, part text) RETURNS text LANGUAGE plpgsql AS $$
 DECLARE
+	det text;
 	hnt text;
 BEGIN
 	EXECUTE stmt;
 	RETURN NULL;
 EXCEPTION WHEN OTHERS THEN
-	GET STACKED DIAGNOSTICS hnt = PG_EXCEPTION_HINT;
-	RETURN hnt;
-END
-$$;
-
--- the detail of the error a statement raises
-CREATE FUNCTION tap_enf.detail_of(stmt text) RETURNS text LANGUAGE plpgsql AS $$
-DECLARE
-	det text;
-BEGIN
-	EXECUTE stmt;
-	RETURN NULL;
-EXCEPTION WHEN OTHERS THEN
-	GET STACKED DIAGNOSTICS det = PG_EXCEPTION_DETAIL;
-	RETURN det;
+	GET STACKED DIAGNOSTICS det = PG_EXCEPTION_DETAIL, hnt = PG_EXCEPTION_HINT;
+	RETURN CASE part WHEN 'detail' THEN det WHEN 'hint' THEN hnt END;
 END
 $$;
 
@@ -439,7 +427,7 @@ SELECT matches(tap_enf.refusal(s), '^42501: .*\mlockbox\M.*"tap_enf\.t_text"',
 					'DELETE FROM tap_enf.t_text',
 					'TRUNCATE tap_enf.t_text',
 					$$COPY tap_enf.t_text TO '/dev/null'$$]) AS s;
-SELECT matches(tap_enf.hint_of(s), 'lockbox_request',
+SELECT matches(tap_enf.error_part(s, 'hint'), 'lockbox_request',
 	'no request: the hint of the ' || split_part(s, ' ', 1) || ' refusal points at lockbox_request')
   FROM unnest(ARRAY['SELECT * FROM tap_enf.t_text',
 					$$INSERT INTO tap_enf.t_text VALUES (100, 'tap_enf_a', 'x')$$,
@@ -764,34 +752,29 @@ CREATE ROLE tap_enf_owning_eng IN ROLE lockbox_engineer;
 ALTER TABLE tap_enf.t_eng_owned OWNER TO tap_enf_owning_eng;
 CREATE ROLE tap_enf_owner_member IN ROLE lockbox_engineer, tap_enf_owner;
 
+-- the same message for each; the detail gives the reason
+\set req 'SELECT lockbox_request(''tap_enf_a'', ''support case needs a look at the data'')'
+\set req_text 'SELECT lockbox_request(''tap_enf_a'', ''support case needs a look at the data'', tables => ''{tap_enf.t_text}'')'
 SET ROLE tap_enf_su;
-SELECT throws_ok($$SELECT lockbox_request('tap_enf_a', 'support case needs a look at the data')$$,
-	'42501', 'permission denied to request lockbox access',
+SELECT throws_ok(:'req', '42501', 'permission denied to request lockbox access',
 	'lockbox_request refuses a superuser engineer');
-SELECT matches(tap_enf.detail_of($$SELECT lockbox_request('tap_enf_a', 'support case needs a look at the data')$$),
+SELECT matches(tap_enf.error_part(:'req', 'detail'),
 	'^Role "tap_enf_su" is a superuser, which lockbox cannot restrict\.$', '... because it is a superuser');
 SET ROLE tap_enf_byp;
-SELECT throws_ok($$SELECT lockbox_request('tap_enf_a', 'support case needs a look at the data')$$,
-	'42501', 'permission denied to request lockbox access',
+SELECT throws_ok(:'req', '42501', 'permission denied to request lockbox access',
 	'lockbox_request refuses a BYPASSRLS engineer');
-SELECT matches(tap_enf.detail_of($$SELECT lockbox_request('tap_enf_a', 'support case needs a look at the data')$$),
+SELECT matches(tap_enf.error_part(:'req', 'detail'),
 	'^Role "tap_enf_byp" has BYPASSRLS, which lockbox cannot restrict\.$', '... because it has BYPASSRLS');
 SET ROLE tap_enf_owning_eng;
-SELECT throws_ok($$SELECT lockbox_request('tap_enf_a', 'support case needs a look at the data',
-										 tables => '{tap_enf.t_text}')$$,
-	'42501', 'permission denied to request lockbox access',
+SELECT throws_ok(:'req_text', '42501', 'permission denied to request lockbox access',
 	'lockbox_request refuses an engineer owning a protected table');
-SELECT matches(tap_enf.detail_of($$SELECT lockbox_request('tap_enf_a', 'support case needs a look at the data',
-											 tables => '{tap_enf.t_text}')$$),
+SELECT matches(tap_enf.error_part(:'req_text', 'detail'),
 	'^Role "tap_enf_owning_eng" owns protected table "t_eng_owned", or holds its owner''s privileges',
 	'... because it owns a protected table');
 SET ROLE tap_enf_owner_member;
-SELECT throws_ok($$SELECT lockbox_request('tap_enf_a', 'support case needs a look at the data',
-										 tables => '{tap_enf.t_text}')$$,
-	'42501', 'permission denied to request lockbox access',
+SELECT throws_ok(:'req_text', '42501', 'permission denied to request lockbox access',
 	'lockbox_request refuses an engineer that is a member of a protected table''s owner role');
-SELECT matches(tap_enf.detail_of($$SELECT lockbox_request('tap_enf_a', 'support case needs a look at the data',
-											 tables => '{tap_enf.t_text}')$$),
+SELECT matches(tap_enf.error_part(:'req_text', 'detail'),
 	'^Role "tap_enf_owner_member" owns protected table "t_(owned|restore)", or holds its owner''s privileges',
 	'... because it holds the privileges of a protected table''s owner');
 RESET ROLE;
