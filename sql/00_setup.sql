@@ -16,9 +16,13 @@
 -- that every refusal documents its SQLSTATE.  A statement that succeeds says
 -- "ok".  The statement runs in a subtransaction that the error rolls back.
 -- Timestamps in a DETAIL (an expired stage names its deadline) are shown as
--- <timestamp>.  With show_message => false only the SQLSTATE is shown: used
--- where the contract fixes the SQLSTATE but not the wording.
-CREATE PROCEDURE regress_try(stmt text, show_message boolean DEFAULT true)
+-- <timestamp>.  With message_matches => a regular expression, where the
+-- message has parts that vary (an id, a span counted from today): the
+-- SQLSTATE and "the message matches", or, when it does not, the message
+-- itself (a refusal for another reason than the one meant shows).  With
+-- show_message => false only the SQLSTATE is shown, whatever the message.
+CREATE PROCEDURE regress_try(stmt text, show_message boolean DEFAULT true,
+							 message_matches text DEFAULT NULL)
 LANGUAGE plpgsql AS $proc$
 DECLARE
 	code	text;
@@ -31,6 +35,14 @@ BEGIN
 EXCEPTION WHEN OTHERS THEN
 	GET STACKED DIAGNOSTICS code = RETURNED_SQLSTATE, msg = MESSAGE_TEXT,
 		det = PG_EXCEPTION_DETAIL, hnt = PG_EXCEPTION_HINT;
+	IF message_matches IS NOT NULL THEN
+		IF msg ~ message_matches THEN
+			RAISE NOTICE '%: the message matches', code;
+		ELSE
+			RAISE NOTICE '%: %', code, msg;
+		END IF;
+		RETURN;
+	END IF;
 	IF NOT show_message THEN
 		RAISE NOTICE '%', code;
 		RETURN;
@@ -60,6 +72,8 @@ CALL regress_try('SELECT 1/0');
 -- (the superuser running this file is no engineer lockbox could restrict)
 CALL regress_try($$SELECT lockbox_request('acme', 'a reason long enough')$$);
 CALL regress_try('SELECT 1/0', show_message => false);
+CALL regress_try('SELECT 1/0', message_matches => '^division by \w+$');
+CALL regress_try('SELECT 1/0', message_matches => '^permission denied');
 
 -- regress_audit_guard(state): a superuser who edits the catalogs switches
 -- the audit's append-only triggers off ('D') or back on ('A'), as the

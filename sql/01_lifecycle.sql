@@ -279,16 +279,21 @@ SELECT pg_sleep(1.2);
 
 -- Too late for Mia's review and for Ada's approval, too late to cancel:
 -- 55000.  Too late for Erin to close: the window has ended by itself.
--- (Only the SQLSTATE is shown: the message depends on whether the worker
--- has already recorded the expiry, "it has expired" or "it is expired".)
+-- (The message is matched: it depends on whether the worker has already
+-- recorded the expiry, "it has expired" or "it is expired".)
 SET SESSION AUTHORIZATION regress_mia;
-CALL regress_try('SELECT lockbox_approve(' || :stage1_request_id || ')', false);
-CALL regress_try('SELECT lockbox_deny(' || :stage1_request_id || ', ''too late to deny too'')', false);
+CALL regress_try('SELECT lockbox_approve(' || :stage1_request_id || ')',
+	message_matches => '^cannot approve lockbox request ' || :stage1_request_id || ': it (has|is) expired$');
+CALL regress_try('SELECT lockbox_deny(' || :stage1_request_id || ', ''too late to deny too'')',
+	message_matches => '^cannot deny lockbox request ' || :stage1_request_id || ': it (has|is) expired$');
 SET SESSION AUTHORIZATION regress_ada;
-CALL regress_try('SELECT lockbox_approve(' || :stage2_request_id || ')', false);
+CALL regress_try('SELECT lockbox_approve(' || :stage2_request_id || ')',
+	message_matches => '^cannot approve lockbox request ' || :stage2_request_id || ': it (has|is) expired$');
 SET SESSION AUTHORIZATION regress_erin;
-CALL regress_try('SELECT lockbox_cancel(' || :stage2_request_id || ')', false);
-CALL regress_try('SELECT lockbox_close(' || :window_request_id || ')', false);
+CALL regress_try('SELECT lockbox_cancel(' || :stage2_request_id || ')',
+	message_matches => '^cannot cancel lockbox request ' || :stage2_request_id || ': it (has|is) expired$');
+CALL regress_try('SELECT lockbox_close(' || :window_request_id || ')',
+	message_matches => '^cannot close lockbox request ' || :window_request_id || ': it is closed$');
 
 -- The views show each as it ended: the two pending ones expired, with no
 -- deadline left; the approved one closed when its window elapsed.

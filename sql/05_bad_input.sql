@@ -181,7 +181,8 @@ CALL regress_try($$SELECT lockbox_request('cyberdyne', 'Customer reports an erro
 -- span, so the expected text is computed from the same clock, never written
 -- down (this file runs on any day of any month).
 CALL regress_try($$SELECT lockbox_request('cyberdyne', 'Customer reports an error',
-		duration => '1 mon')$$, false);
+		duration => '1 mon')$$,
+	message_matches => '^duration \d+:00:00 exceeds lockbox\.max_access_duration \(08:00:00\)$');
 DO $$
 BEGIN
 	PERFORM lockbox_request('cyberdyne', 'Customer reports an error', duration => '1 mon');

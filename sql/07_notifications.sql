@@ -188,23 +188,21 @@ SELECT lockbox_set_contact('regress_gus', NULL);
 SELECT lockbox_set_webhook('wonka', 'https://hooks.wonka.example/lockbox http://10.0.0.7:8080/in');
 SELECT role::name, email FROM lockbox.contact ORDER BY 1, 2;
 SELECT tenant, url FROM lockbox.webhook ORDER BY 1, 2;
--- Refusals: the contract's SQLSTATEs.
-\set VERBOSITY sqlstate
-SELECT lockbox_set_contact(NULL, 'x@y.example');
-SELECT lockbox_set_contact('regress_ada', 'not an address');
-SELECT lockbox_set_contact('regress_ada', 'ada@wonka.example'||chr(10)||'Bcc: all@example.com');
-SELECT lockbox_set_contact('regress_ada', ' , ');
-SELECT lockbox_set_contact('regress_nobody', 'x@y.example');
-SELECT lockbox_set_contact(999999::oid::regrole, 'x@y.example');
-SELECT lockbox_set_webhook(NULL, 'https://x.example');
-SELECT lockbox_set_webhook('nosuch', 'https://x.example');
-SELECT lockbox_set_webhook('wonka', 'ftp://x.example');
-SELECT lockbox_set_webhook('wonka', 'https://');
+-- Refusals: the contract's SQLSTATEs, and lockbox's messages.
+CALL regress_try($$SELECT lockbox_set_contact(NULL, 'x@y.example')$$);
+CALL regress_try($$SELECT lockbox_set_contact('regress_ada', 'not an address')$$);
+CALL regress_try($$SELECT lockbox_set_contact('regress_ada', 'ada@wonka.example'||chr(10)||'Bcc: all@example.com')$$);
+CALL regress_try($$SELECT lockbox_set_contact('regress_ada', ' , ')$$);
+CALL regress_try($$SELECT lockbox_set_contact('regress_nobody', 'x@y.example')$$);
+CALL regress_try($$SELECT lockbox_set_contact(999999::oid::regrole, 'x@y.example')$$);
+CALL regress_try($$SELECT lockbox_set_webhook(NULL, 'https://x.example')$$);
+CALL regress_try($$SELECT lockbox_set_webhook('nosuch', 'https://x.example')$$);
+CALL regress_try($$SELECT lockbox_set_webhook('wonka', 'ftp://x.example')$$);
+CALL regress_try($$SELECT lockbox_set_webhook('wonka', 'https://')$$);
 SET SESSION AUTHORIZATION regress_nora;
-SELECT lockbox_set_contact('regress_nora', 'nora@op.example');
-SELECT lockbox_set_webhook('wonka', NULL);
+CALL regress_try($$SELECT lockbox_set_contact('regress_nora', 'nora@op.example')$$);
+CALL regress_try($$SELECT lockbox_set_webhook('wonka', NULL)$$);
 RESET SESSION AUTHORIZATION;
-\set VERBOSITY default
 
 -- What the notifier reads for a claimed notification: the request, who
 -- approved it, and where it goes.  Ada's address reaches her; the
@@ -235,16 +233,14 @@ SELECT attempts, last_error, failed_at IS NOT NULL AS failed
 -- failed for good: never claimed again, and counted in lockbox.stats
 SELECT lockbox_fail_notification(:fail_id, 'again');
 SELECT notifications_failed >= 1 AS counted FROM lockbox.stats;
-\set VERBOSITY sqlstate
-SELECT lockbox_fail_notification(NULL, 'x');
-SELECT lockbox_fail_notification(:fail_id, NULL);
-SELECT lockbox_fail_notification(999999999, 'x');
-SELECT lockbox_fail_notification(:fail_id, 'x', '-1 second');
-SELECT count(*) FROM lockbox_claim_notifications(1, '0 seconds');
-SELECT count(*) FROM lockbox_claim_notifications(1, NULL);
+CALL regress_try($$SELECT lockbox_fail_notification(NULL, 'x')$$);
+CALL regress_try(format('SELECT lockbox_fail_notification(%s, NULL)', :fail_id));
+CALL regress_try($$SELECT lockbox_fail_notification(999999999, 'x')$$);
+CALL regress_try(format($$SELECT lockbox_fail_notification(%s, 'x', '-1 second')$$, :fail_id));
+CALL regress_try($$SELECT count(*) FROM lockbox_claim_notifications(1, '0 seconds')$$);
+CALL regress_try($$SELECT count(*) FROM lockbox_claim_notifications(1, NULL)$$);
 SET SESSION AUTHORIZATION regress_erin;
-SELECT lockbox_fail_notification(:fail_id, 'x');
-\set VERBOSITY default
+CALL regress_try(format($$SELECT lockbox_fail_notification(%s, 'x')$$, :fail_id));
 SET SESSION AUTHORIZATION regress_eve;
 SELECT lockbox_cancel(:fail_request_id);
 RESET SESSION AUTHORIZATION;

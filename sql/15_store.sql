@@ -39,7 +39,7 @@ RESET ROLE;
 ALTER TABLE lockbox.request ADD CONSTRAINT regress_st_check CHECK (reason !~ 'forbidden');
 SET ROLE regress_st_eng;
 CALL regress_try($$SELECT lockbox_request('regress_st', 'a forbidden word in this reason')$$,
-				 show_message => false);
+				 message_matches => '^new row for relation "request" violates check constraint "regress_st_check"$');
 RESET ROLE;
 ALTER TABLE lockbox.request DROP CONSTRAINT regress_st_check;
 -- nothing of the refused request was written
@@ -69,7 +69,7 @@ CREATE OR REPLACE FUNCTION public.regress_st_reason_ok(t text) RETURNS boolean
 	LANGUAGE sql IMMUTABLE AS $fn$ SELECT t !~ 'forbidden' $fn$;
 SET ROLE regress_st_eng;
 CALL regress_try($$SELECT lockbox_request('regress_st', 'a forbidden reason, refused now')$$,
-				 show_message => false);
+				 message_matches => '^new row for relation "request" violates check constraint "regress_st_fn"$');
 RESET ROLE;
 ALTER TABLE lockbox.request DROP CONSTRAINT regress_st_fn;
 DROP FUNCTION public.regress_st_reason_ok(text);

@@ -96,9 +96,12 @@ SELECT object, detail FROM lockbox.posture
  ORDER BY object;
 -- the statements' check refuses what the posture reports
 SET SESSION AUTHORIZATION regress_rv_erin;
-CALL regress_try('UPDATE rv_gen SET base = 2 WHERE id = 1', show_message => false);
-CALL regress_try($$UPDATE rv_trig SET note = 'z' WHERE id = 1$$, show_message => false);
-CALL regress_try('DELETE FROM rv_parent', show_message => false);
+CALL regress_try('UPDATE rv_gen SET base = 2 WHERE id = 1', message_matches =>
+	'^the statement would change rows of lockbox-protected table "public\.rv_refs" through foreign key "rv_refs_gen_k_fkey"$');
+CALL regress_try($$UPDATE rv_trig SET note = 'z' WHERE id = 1$$, message_matches =>
+	'^the statement would change rows of lockbox-protected table "public\.rv_refs" through foreign key "rv_refs_trig_k_fkey"$');
+CALL regress_try('DELETE FROM rv_parent', message_matches =>
+	'^the statement would change rows of lockbox-protected table "public\.rv_refs" through foreign key "rv_refs_child_id_fkey"$');
 RESET SESSION AUTHORIZATION;
 -- and the function behind it: what a delete from rv_parent reaches
 SELECT * FROM lockbox.cascade_reach('rv_parent', true, NULL);

@@ -3,5 +3,5 @@
 -- regression database), and the helpers of 00_setup go.
 --
 SELECT rolname FROM pg_roles WHERE rolname LIKE 'regress\_%' ORDER BY 1;
-DROP PROCEDURE regress_try(text, boolean);
+DROP PROCEDURE regress_try(text, boolean, text);
 DROP PROCEDURE regress_audit_guard("char");

@@ -23,7 +23,7 @@
 -- inside PL/pgSQL: COPY to a file stands in for it in the refusals, and
 -- sql/08_enforcement.sql shows COPY TO STDOUT.
 BEGIN;
-SELECT plan(174);
+SELECT plan(178);
 
 ------------------------------------------------------------------------------
 -- Fixture
@@ -148,16 +148,17 @@ EXCEPTION WHEN OTHERS THEN
 END
 $$;
 
--- the hint of the error a statement raises
-CREATE FUNCTION tap_enf.hint_of(stmt text) RETURNS text LANGUAGE plpgsql AS $$
+-- the detail or the hint (part) of the error a statement raises
+CREATE FUNCTION tap_enf.error_part(stmt text, part text) RETURNS text LANGUAGE plpgsql AS $$
 DECLARE
+	det text;
 	hnt text;
 BEGIN
 	EXECUTE stmt;
 	RETURN NULL;
 EXCEPTION WHEN OTHERS THEN
-	GET STACKED DIAGNOSTICS hnt = PG_EXCEPTION_HINT;
-	RETURN hnt;
+	GET STACKED DIAGNOSTICS det = PG_EXCEPTION_DETAIL, hnt = PG_EXCEPTION_HINT;
+	RETURN CASE part WHEN 'detail' THEN det WHEN 'hint' THEN hnt END;
 END
 $$;
 
@@ -263,18 +264,22 @@ SELECT results_eq(
 -- who may protect and unprotect: the owner or a superuser
 SET ROLE tap_enf_other;
 SELECT throws_ok($$SELECT lockbox_protect('tap_enf.t_owned', tenant_column => 'tenant')$$,
-	'42501', NULL, 'a role that does not own the table may not protect it');
+	'42501', 'permission denied to protect table "t_owned"',
+	'a role that does not own the table may not protect it');
 SET ROLE tap_enf_eng;
 SELECT throws_ok($$SELECT lockbox_protect('tap_enf.t_owned', tenant_column => 'tenant')$$,
-	'42501', NULL, 'an engineer may not protect a table it does not own');
+	'42501', 'permission denied to protect table "t_owned"',
+	'an engineer may not protect a table it does not own');
 SET ROLE tap_enf_owner;
 SELECT lives_ok($$SELECT lockbox_protect('tap_enf.t_owned', tenant_column => 'tenant')$$,
 	'the owner (no superuser) protects its table');
 SET ROLE tap_enf_other;
 SELECT throws_ok($$SELECT lockbox_unprotect('tap_enf.t_owned')$$,
-	'42501', NULL, 'a role that does not own the table may not unprotect it');
+	'42501', 'permission denied to unprotect table "t_owned"',
+	'a role that does not own the table may not unprotect it');
 SELECT throws_ok($$SELECT lockbox_unprotect('tap_enf.t_text')$$,
-	'42501', NULL, 'nor a table the superuser protected');
+	'42501', 'permission denied to unprotect table "t_text"',
+	'nor a table the superuser protected');
 RESET ROLE;
 SELECT ok(EXISTS (SELECT 1 FROM lockbox.protected_tables
 				   WHERE relation = 'tap_enf.t_owned'::regclass),
@@ -286,29 +291,37 @@ CREATE VIEW tap_enf.v_bad AS SELECT * FROM tap_enf.t_bad;
 CREATE MATERIALIZED VIEW tap_enf.mv_bad AS SELECT * FROM tap_enf.t_bad;
 CREATE TEMP TABLE t_temp (id int, tenant text);
 SELECT throws_ok($$SELECT lockbox_protect('tap_enf.t_bad', tenant_column => 'tenant', tenant => 'tap_enf_a')$$,
-	'22023', NULL, 'protect with both tenant_column and tenant: 22023');
+	'22023', 'lockbox_protect needs exactly one of tenant_column and tenant',
+	'protect with both tenant_column and tenant: 22023');
 SELECT throws_ok($$SELECT lockbox_protect('tap_enf.t_bad')$$,
-	'22023', NULL, 'protect with neither tenant_column nor tenant: 22023');
+	'22023', 'lockbox_protect needs exactly one of tenant_column and tenant',
+	'protect with neither tenant_column nor tenant: 22023');
 SELECT throws_ok($$SELECT lockbox_protect('tap_enf.t_bad', tenant_column => 'no_such')$$,
-	'42703', NULL, 'protect naming an unknown column: 42703');
+	'42703', 'column "no_such" of relation "t_bad" does not exist',
+	'protect naming an unknown column: 42703');
 SELECT throws_ok($$SELECT lockbox_protect('tap_enf.t_bad', tenant_column => 'amount')$$,
-	'22023', NULL, 'protect on a numeric column: 22023 (unsupported key type)');
+	'22023', 'column "amount" of table "t_bad" has type numeric, which lockbox cannot use as a tenant key',
+	'protect on a numeric column: 22023 (unsupported key type)');
 SELECT throws_ok($$SELECT lockbox_protect('tap_enf.t_bad', tenant_column => 'at')$$,
-	'22023', NULL, 'protect on a date column: 22023 (unsupported key type)');
+	'22023', 'column "at" of table "t_bad" has type date, which lockbox cannot use as a tenant key',
+	'protect on a date column: 22023 (unsupported key type)');
 SELECT throws_ok($$SELECT lockbox_protect('tap_enf.t_bad', tenant => 'tap_enf_nobody')$$,
-	'42704', NULL, 'protect for an unknown tenant: 42704');
+	'42704', 'tenant "tap_enf_nobody" does not exist', 'protect for an unknown tenant: 42704');
 SELECT throws_ok($$SELECT lockbox_protect('tap_enf.t_text', tenant_column => 'tenant')$$,
-	'42710', NULL, 'protect of a protected table: 42710');
+	'42710', 'table "t_text" is already protected by lockbox',
+	'protect of a protected table: 42710');
 SELECT throws_ok($$SELECT lockbox_protect(NULL, tenant_column => 'tenant')$$,
-	'22004', NULL, 'protect of NULL: 22004');
+	'22004', 'rel must not be null', 'protect of NULL: 22004');
 SELECT throws_ok($$SELECT lockbox_unprotect('tap_enf.t_bad')$$,
-	'42704', NULL, 'unprotect of a table that is not protected: 42704');
+	'42704', 'table "t_bad" is not protected by lockbox',
+	'unprotect of a table that is not protected: 42704');
 SELECT throws_ok($$SELECT lockbox_protect('tap_enf.v_bad', tenant_column => 'tenant')$$,
-	'42809', NULL, 'a view cannot be protected (42809)');
+	'42809', '"v_bad" is not a table', 'a view cannot be protected (42809)');
 SELECT throws_ok($$SELECT lockbox_protect('tap_enf.mv_bad', tenant_column => 'tenant')$$,
-	'42809', NULL, 'a materialized view cannot be protected (42809)');
+	'42809', '"mv_bad" is not a table', 'a materialized view cannot be protected (42809)');
 SELECT throws_ok($$SELECT lockbox_protect('pg_temp.t_temp', tenant_column => 'tenant')$$,
-	'22023', NULL, 'a temporary table cannot be protected');
+	'22023', 'temporary table "t_temp" cannot be protected',
+	'a temporary table cannot be protected');
 SELECT is_empty($$SELECT 1 FROM lockbox.protected_tables
 				   WHERE relation::text IN ('tap_enf.t_bad', 'tap_enf.v_bad', 'tap_enf.mv_bad', 't_temp')$$,
 	'the refused calls protected nothing');
@@ -383,21 +396,28 @@ SELECT is(tap_enf.acl_of('tap_enf.t_ownrls'), :'ownrls_acl'::text[],
 
 -- 2a. No request: every statement refused, 42501, lockbox and the table named
 SET ROLE tap_enf_eng;
-SELECT throws_ok('SELECT * FROM tap_enf.t_text', '42501', NULL,
+SELECT throws_ok('SELECT * FROM tap_enf.t_text',
+	'42501', 'no approved lockbox access to table "tap_enf.t_text"',
 	'no request: SELECT fails with 42501');
-SELECT throws_ok($$INSERT INTO tap_enf.t_text VALUES (100, 'tap_enf_a', 'x')$$, '42501', NULL,
+SELECT throws_ok($$INSERT INTO tap_enf.t_text VALUES (100, 'tap_enf_a', 'x')$$,
+	'42501', 'no approved lockbox access to table "tap_enf.t_text"',
 	'no request: INSERT fails with 42501');
-SELECT throws_ok($$UPDATE tap_enf.t_text SET note = 'x'$$, '42501', NULL,
+SELECT throws_ok($$UPDATE tap_enf.t_text SET note = 'x'$$,
+	'42501', 'no approved lockbox access to table "tap_enf.t_text"',
 	'no request: UPDATE fails with 42501');
-SELECT throws_ok('DELETE FROM tap_enf.t_text', '42501', NULL,
+SELECT throws_ok('DELETE FROM tap_enf.t_text',
+	'42501', 'no approved lockbox access to table "tap_enf.t_text"',
 	'no request: DELETE fails with 42501');
-SELECT throws_ok('TRUNCATE tap_enf.t_text', '42501', NULL,
+SELECT throws_ok('TRUNCATE tap_enf.t_text',
+	'42501', 'TRUNCATE is not allowed on lockbox-protected table "tap_enf.t_text"',
 	'no request: TRUNCATE fails with 42501');
 -- COPY to the client is not possible from PL/pgSQL; a COPY to a file goes
 -- through the same check first (see sql/08_enforcement.sql for COPY TO STDOUT)
-SELECT throws_ok($$COPY tap_enf.t_text TO '/dev/null'$$, '42501', NULL,
+SELECT throws_ok($$COPY tap_enf.t_text TO '/dev/null'$$,
+	'42501', 'no approved lockbox access to table "tap_enf.t_text"',
 	'no request: COPY TO fails with 42501');
-SELECT throws_ok($$COPY tap_enf.t_text FROM '/dev/null'$$, '42501', NULL,
+SELECT throws_ok($$COPY tap_enf.t_text FROM '/dev/null'$$,
+	'42501', 'COPY FROM is not allowed on lockbox-protected table "tap_enf.t_text"',
 	'no request: COPY FROM fails with 42501');
 SELECT matches(tap_enf.refusal(s), '^42501: .*\mlockbox\M.*"tap_enf\.t_text"',
 	'no request: the refusal of ' || split_part(s, ' ', 1) || ' names lockbox and the table')
@@ -407,7 +427,7 @@ SELECT matches(tap_enf.refusal(s), '^42501: .*\mlockbox\M.*"tap_enf\.t_text"',
 					'DELETE FROM tap_enf.t_text',
 					'TRUNCATE tap_enf.t_text',
 					$$COPY tap_enf.t_text TO '/dev/null'$$]) AS s;
-SELECT matches(tap_enf.hint_of(s), 'lockbox_request',
+SELECT matches(tap_enf.error_part(s, 'hint'), 'lockbox_request',
 	'no request: the hint of the ' || split_part(s, ' ', 1) || ' refusal points at lockbox_request')
   FROM unnest(ARRAY['SELECT * FROM tap_enf.t_text',
 					$$INSERT INTO tap_enf.t_text VALUES (100, 'tap_enf_a', 'x')$$,
@@ -415,17 +435,19 @@ SELECT matches(tap_enf.hint_of(s), 'lockbox_request',
 					'DELETE FROM tap_enf.t_text',
 					'TRUNCATE tap_enf.t_text',
 					$$COPY tap_enf.t_text TO '/dev/null'$$]) AS s;
-SELECT throws_ok('SELECT count(*) FROM tap_enf.t_whole_a', '42501', NULL,
+SELECT throws_ok('SELECT count(*) FROM tap_enf.t_whole_a',
+	'42501', 'no approved lockbox access to table "tap_enf.t_whole_a"',
 	'no request: a whole-table table is refused too');
 -- the same through a SQL function (SECURITY INVOKER) and a prepared statement
 RESET ROLE;
 CREATE FUNCTION tap_enf.count_text() RETURNS bigint LANGUAGE sql
 	AS 'SELECT count(*) FROM tap_enf.t_text';
 SET SESSION AUTHORIZATION tap_enf_eng;
-SELECT throws_ok('SELECT tap_enf.count_text()', '42501', NULL,
+SELECT throws_ok('SELECT tap_enf.count_text()',
+	'42501', 'no approved lockbox access to table "tap_enf.t_text"',
 	'no request: a SQL function reading the table is refused');
 PREPARE enf_q AS SELECT count(*) FROM tap_enf.t_text;
-SELECT throws_ok('EXECUTE enf_q', '42501', NULL,
+SELECT throws_ok('EXECUTE enf_q', '42501', 'no approved lockbox access to table "tap_enf.t_text"',
 	'no request: a prepared statement is refused');
 RESET SESSION AUTHORIZATION;
 
@@ -442,23 +464,30 @@ SELECT results_eq('SELECT * FROM tap_enf.t_text ORDER BY id',
 	'read access: SELECT returns exactly tenant a''s rows');
 SELECT is_empty($$SELECT * FROM tap_enf.t_text WHERE tenant <> 'tap_enf_a'$$,
 	'read access: asking for other tenants'' rows returns nothing');
-SELECT throws_ok($$INSERT INTO tap_enf.t_text VALUES (100, 'tap_enf_a', 'x')$$, '42501', NULL,
+SELECT throws_ok($$INSERT INTO tap_enf.t_text VALUES (100, 'tap_enf_a', 'x')$$,
+	'42501', 'lockbox access to table "tap_enf.t_text" is read-only',
 	'read access: INSERT fails with 42501');
-SELECT throws_ok($$UPDATE tap_enf.t_text SET note = 'x' WHERE tenant = 'tap_enf_a'$$, '42501', NULL,
+SELECT throws_ok($$UPDATE tap_enf.t_text SET note = 'x' WHERE tenant = 'tap_enf_a'$$,
+	'42501', 'lockbox access to table "tap_enf.t_text" is read-only',
 	'read access: UPDATE fails with 42501');
-SELECT throws_ok($$DELETE FROM tap_enf.t_text WHERE tenant = 'tap_enf_a'$$, '42501', NULL,
+SELECT throws_ok($$DELETE FROM tap_enf.t_text WHERE tenant = 'tap_enf_a'$$,
+	'42501', 'lockbox access to table "tap_enf.t_text" is read-only',
 	'read access: DELETE fails with 42501');
 SELECT matches(tap_enf.refusal($$DELETE FROM tap_enf.t_text$$),
 	'^42501: lockbox access to table "tap_enf\.t_text" is read-only$',
 	'read access: the write refusal says lockbox, read-only and the table');
-SELECT throws_ok('TRUNCATE tap_enf.t_text', '42501', NULL,
+SELECT throws_ok('TRUNCATE tap_enf.t_text',
+	'42501', 'TRUNCATE is not allowed on lockbox-protected table "tap_enf.t_text"',
 	'read access: TRUNCATE fails with 42501');
-SELECT throws_ok($$COPY tap_enf.t_text FROM '/dev/null'$$, '42501', NULL,
+SELECT throws_ok($$COPY tap_enf.t_text FROM '/dev/null'$$,
+	'42501', 'COPY FROM is not allowed on lockbox-protected table "tap_enf.t_text"',
 	'read access: COPY FROM fails with 42501');
 -- a request covering some tables does not open the others
-SELECT throws_ok('SELECT * FROM tap_enf.t_write', '42501', NULL,
+SELECT throws_ok('SELECT * FROM tap_enf.t_write',
+	'42501', 'no approved lockbox access to table "tap_enf.t_write"',
 	'read access to t_text for tenant a does not open t_write (also protected for a)');
-SELECT throws_ok('SELECT * FROM tap_enf.t_whole_a', '42501', NULL,
+SELECT throws_ok('SELECT * FROM tap_enf.t_whole_a',
+	'42501', 'no approved lockbox access to table "tap_enf.t_whole_a"',
 	'nor tenant a''s whole-table table');
 
 -- 2c. A second request, tenant b: requests add up
@@ -488,7 +517,8 @@ RESET ROLE;
 SELECT ok(NOT (tap_enf.acl_of('tap_enf.t_text')::text LIKE '%tap_enf_eng=%'),
 		  'after revoke the engineer is no longer in the table''s privileges');
 SET ROLE tap_enf_eng;
-SELECT throws_ok('SELECT * FROM tap_enf.t_text', '42501', NULL,
+SELECT throws_ok('SELECT * FROM tap_enf.t_text',
+	'42501', 'no approved lockbox access to table "tap_enf.t_text"',
 	'after revoke: SELECT fails with 42501');
 SELECT matches(tap_enf.refusal('SELECT * FROM tap_enf.t_text'), '^42501: .*\mlockbox\M.*"tap_enf\.t_text"',
 	'after revoke: refused by lockbox, naming the table');
@@ -505,14 +535,18 @@ SELECT results_eq('SELECT * FROM tap_enf.t_write ORDER BY id',
 	'write access: SELECT returns exactly tenant a''s rows');
 SELECT lives_ok($$INSERT INTO tap_enf.t_write VALUES (10, 'tap_enf_a', 10)$$,
 	'write access: INSERT of a row of tenant a');
-SELECT throws_ok($$INSERT INTO tap_enf.t_write VALUES (11, 'tap_enf_b', 11)$$, '42501', NULL,
+SELECT throws_ok($$INSERT INTO tap_enf.t_write VALUES (11, 'tap_enf_b', 11)$$,
+	'42501', 'new row violates row-level security policy "lockbox_insert" for table "t_write"',
 	'write access: INSERT of a row of another tenant fails with 42501');
-SELECT throws_ok($$INSERT INTO tap_enf.t_write VALUES (12, NULL, 12)$$, '42501', NULL,
+SELECT throws_ok($$INSERT INTO tap_enf.t_write VALUES (12, NULL, 12)$$,
+	'42501', 'new row violates row-level security policy "lockbox_insert" for table "t_write"',
 	'write access: INSERT of a row of no tenant fails with 42501');
-SELECT throws_ok($$UPDATE tap_enf.t_write SET tenant = 'tap_enf_b' WHERE id = 1$$, '42501', NULL,
+SELECT throws_ok($$UPDATE tap_enf.t_write SET tenant = 'tap_enf_b' WHERE id = 1$$,
+	'42501', 'new row violates row-level security policy "lockbox_update" for table "t_write"',
 	'write access: UPDATE moving a row to another tenant fails with 42501');
 SELECT throws_ok($$INSERT INTO tap_enf.t_write VALUES (3, 'tap_enf_a', 0)
-				   ON CONFLICT (id) DO UPDATE SET v = 0$$, '42501', NULL,
+				   ON CONFLICT (id) DO UPDATE SET v = 0$$,
+	'42501', 'new row violates row-level security policy "lockbox_update" (USING expression) for table "t_write"',
 	'write access: an upsert onto another tenant''s row fails with 42501');
 WITH u AS (UPDATE tap_enf.t_write SET v = v + 100 RETURNING id)
 SELECT array_agg(id ORDER BY id)::text AS updated FROM u \gset
@@ -520,14 +554,17 @@ SELECT is(:'updated'::text, '{1,2,10}', 'write access: an UPDATE of every row re
 WITH d AS (DELETE FROM tap_enf.t_write WHERE id <> 10 RETURNING id)
 SELECT array_agg(id ORDER BY id)::text AS deleted FROM d \gset
 SELECT is(:'deleted'::text, '{1,2}', 'write access: a DELETE of every row reaches only tenant a''s rows');
-SELECT throws_ok('TRUNCATE tap_enf.t_write', '42501', NULL,
+SELECT throws_ok('TRUNCATE tap_enf.t_write',
+	'42501', 'TRUNCATE is not allowed on lockbox-protected table "tap_enf.t_write"',
 	'write access: TRUNCATE still fails with 42501');
-SELECT throws_ok($$COPY tap_enf.t_write FROM '/dev/null'$$, '42501', NULL,
+SELECT throws_ok($$COPY tap_enf.t_write FROM '/dev/null'$$,
+	'42501', 'COPY FROM is not allowed on lockbox-protected table "tap_enf.t_write"',
 	'write access: COPY FROM still fails with 42501');
 SELECT matches(tap_enf.refusal($$COPY tap_enf.t_write FROM '/dev/null'$$),
 	'^42501: COPY FROM is not allowed on lockbox-protected table "tap_enf\.t_write"$',
 	'write access: the COPY FROM refusal names lockbox, COPY FROM and the table');
-SELECT throws_ok('SELECT * FROM tap_enf.t_text', '42501', NULL,
+SELECT throws_ok('SELECT * FROM tap_enf.t_text',
+	'42501', 'no approved lockbox access to table "tap_enf.t_text"',
 	'write access to t_write does not open t_text');
 RESET ROLE;
 SELECT results_eq('SELECT id, tenant, v FROM tap_enf.t_write ORDER BY id',
@@ -543,7 +580,8 @@ SELECT results_eq('SELECT * FROM tap_enf.t_text ORDER BY id',
 	$$SELECT * FROM tap_enf.expect_text WHERE tenant = 'tap_enf_a' ORDER BY id$$,
 	'a 2-second window: tenant a''s rows at first');
 SELECT pg_sleep(2.5);
-SELECT throws_ok('SELECT * FROM tap_enf.t_text', '42501', NULL,
+SELECT throws_ok('SELECT * FROM tap_enf.t_text',
+	'42501', 'no approved lockbox access to table "tap_enf.t_text"',
 	'2.5 seconds later, in the same transaction: SELECT fails with 42501');
 RESET ROLE;
 SELECT ok(has_table_privilege('tap_enf_eng3', 'tap_enf.t_text', 'SELECT'),
@@ -560,30 +598,38 @@ SELECT ok(tables @> '{tap_enf.t_whole_a, tap_enf.t_text}'::regclass[]
 SET ROLE tap_enf_eng4;
 SELECT results_eq('SELECT id, note FROM tap_enf.t_whole_a ORDER BY id',
 	$$VALUES (1, 'x'), (2, 'y')$$, 'whole table of tenant a: every row');
-SELECT throws_ok('SELECT * FROM tap_enf.t_whole_b', '42501', NULL,
+SELECT throws_ok('SELECT * FROM tap_enf.t_whole_b',
+	'42501', 'no approved lockbox access to table "tap_enf.t_whole_b"',
 	'whole table of tenant b: refused');
-SELECT throws_ok($$INSERT INTO tap_enf.t_whole_a VALUES (3, 'w')$$, '42501', NULL,
+SELECT throws_ok($$INSERT INTO tap_enf.t_whole_a VALUES (3, 'w')$$,
+	'42501', 'lockbox access to table "tap_enf.t_whole_a" is read-only',
 	'whole table, read access: INSERT refused');
 SELECT throws_ok($$SELECT lockbox_request('tap_enf_a', 'support case needs a look at the data',
-										 tables => '{tap_enf.t_whole_b}')$$, '22023', NULL,
+										 tables => '{tap_enf.t_whole_b}')$$,
+	'22023', 'table "t_whole_b" is not protected for tenant "tap_enf_a"',
 	'naming tenant b''s whole table in a request for tenant a: 22023');
 
 -- 2i. Key types: tenant '7' sees rows keyed 7; names that are not keys of
 -- the column's type are not covered
 SELECT throws_ok($$SELECT lockbox_request('tap_enf_a', 'support case needs a look at the data',
-										 tables => '{tap_enf.t_int}')$$, '22023', NULL,
+										 tables => '{tap_enf.t_int}')$$,
+	'22023', 'table "t_int" is not protected for tenant "tap_enf_a"',
 	'tenant tap_enf_a is no integer: naming the int-keyed table is 22023');
 SELECT throws_ok($$SELECT lockbox_request('07', 'support case needs a look at the data',
-										 tables => '{tap_enf.t_int}')$$, '22023', NULL,
+										 tables => '{tap_enf.t_int}')$$,
+	'22023', 'table "t_int" is not protected for tenant "07"',
 	'tenant 07 is not the canonical spelling of an integer: 22023');
 SELECT throws_ok($$SELECT lockbox_request('9000000000', 'support case needs a look at the data',
-										 tables => '{tap_enf.t_int}')$$, '22023', NULL,
+										 tables => '{tap_enf.t_int}')$$,
+	'22023', 'table "t_int" is not protected for tenant "9000000000"',
 	'tenant 9000000000 is out of range for integer: 22023');
 SELECT throws_ok(format($$SELECT lockbox_request(%L, 'support case needs a look at the data',
 												tables => '{tap_enf.t_uuid}')$$, :'u1_upper'),
-	'22023', NULL, 'a uuid in capitals is not uuid_out''s spelling: 22023');
+	'22023', 'table "t_uuid" is not protected for tenant "6F1D3C2A-8B4E-4C7D-9A1B-2C3D4E5F6A7B"',
+	'a uuid in capitals is not uuid_out''s spelling: 22023');
 SELECT throws_ok($$SELECT lockbox_request('tap_enf_a', 'support case needs a look at the data',
-										 tables => '{tap_enf.t_uuid}')$$, '22023', NULL,
+										 tables => '{tap_enf.t_uuid}')$$,
+	'22023', 'table "t_uuid" is not protected for tenant "tap_enf_a"',
 	'tenant tap_enf_a is no uuid: 22023');
 RESET ROLE;
 SELECT tap_enf.grant_access('tap_enf_eng4', '7') AS r_7 \gset
@@ -658,7 +704,7 @@ SELECT results_eq($$SELECT check_name, ok FROM lockbox.posture ORDER BY check_na
 	'a clean set-up: lockbox.posture has one ok row per check and no finding');
 RESET ROLE;
 SET ROLE tap_enf_eng;
-SELECT throws_ok('SELECT * FROM lockbox.posture', '42501', NULL,
+SELECT throws_ok('SELECT * FROM lockbox.posture', '42501', 'permission denied for view posture',
 	'engineers cannot read lockbox.posture');
 RESET ROLE;
 
@@ -706,20 +752,31 @@ CREATE ROLE tap_enf_owning_eng IN ROLE lockbox_engineer;
 ALTER TABLE tap_enf.t_eng_owned OWNER TO tap_enf_owning_eng;
 CREATE ROLE tap_enf_owner_member IN ROLE lockbox_engineer, tap_enf_owner;
 
+-- the same message for each; the detail gives the reason
+\set req 'SELECT lockbox_request(''tap_enf_a'', ''support case needs a look at the data'')'
+\set req_text 'SELECT lockbox_request(''tap_enf_a'', ''support case needs a look at the data'', tables => ''{tap_enf.t_text}'')'
 SET ROLE tap_enf_su;
-SELECT throws_ok($$SELECT lockbox_request('tap_enf_a', 'support case needs a look at the data')$$,
-	'42501', NULL, 'lockbox_request refuses a superuser engineer');
+SELECT throws_ok(:'req', '42501', 'permission denied to request lockbox access',
+	'lockbox_request refuses a superuser engineer');
+SELECT matches(tap_enf.error_part(:'req', 'detail'),
+	'^Role "tap_enf_su" is a superuser, which lockbox cannot restrict\.$', '... because it is a superuser');
 SET ROLE tap_enf_byp;
-SELECT throws_ok($$SELECT lockbox_request('tap_enf_a', 'support case needs a look at the data')$$,
-	'42501', NULL, 'lockbox_request refuses a BYPASSRLS engineer');
+SELECT throws_ok(:'req', '42501', 'permission denied to request lockbox access',
+	'lockbox_request refuses a BYPASSRLS engineer');
+SELECT matches(tap_enf.error_part(:'req', 'detail'),
+	'^Role "tap_enf_byp" has BYPASSRLS, which lockbox cannot restrict\.$', '... because it has BYPASSRLS');
 SET ROLE tap_enf_owning_eng;
-SELECT throws_ok($$SELECT lockbox_request('tap_enf_a', 'support case needs a look at the data',
-										 tables => '{tap_enf.t_text}')$$,
-	'42501', NULL, 'lockbox_request refuses an engineer owning a protected table');
+SELECT throws_ok(:'req_text', '42501', 'permission denied to request lockbox access',
+	'lockbox_request refuses an engineer owning a protected table');
+SELECT matches(tap_enf.error_part(:'req_text', 'detail'),
+	'^Role "tap_enf_owning_eng" owns protected table "t_eng_owned", or holds its owner''s privileges',
+	'... because it owns a protected table');
 SET ROLE tap_enf_owner_member;
-SELECT throws_ok($$SELECT lockbox_request('tap_enf_a', 'support case needs a look at the data',
-										 tables => '{tap_enf.t_text}')$$,
-	'42501', NULL, 'lockbox_request refuses an engineer that is a member of a protected table''s owner role');
+SELECT throws_ok(:'req_text', '42501', 'permission denied to request lockbox access',
+	'lockbox_request refuses an engineer that is a member of a protected table''s owner role');
+SELECT matches(tap_enf.error_part(:'req_text', 'detail'),
+	'^Role "tap_enf_owner_member" owns protected table "t_(owned|restore)", or holds its owner''s privileges',
+	'... because it holds the privileges of a protected table''s owner');
 RESET ROLE;
 SELECT is_empty($$SELECT 1 FROM lockbox.request
 				   WHERE requester::text IN ('tap_enf_su', 'tap_enf_byp', 'tap_enf_owning_eng',
@@ -839,7 +896,8 @@ GRANT SELECT ON tap_enf.t_parent TO PUBLIC;
 CREATE ROLE tap_enf_noinherit NOINHERIT IN ROLE lockbox_engineer;
 
 SET ROLE tap_enf_eng;
-SELECT throws_ok('SELECT * FROM tap_enf.t_public', '42501', NULL,
+SELECT throws_ok('SELECT * FROM tap_enf.t_public',
+	'42501', 'no approved lockbox access to table "tap_enf.t_public"',
 	'a GRANT to PUBLIC opens nothing to an engineer without a request');
 SELECT is(tap_enf.rows_seen('SELECT * FROM tap_enf.t_parted_b'), 0::bigint,
 	'an engineer without a request reads no row of a protected partitioned table through its partition');

@@ -169,54 +169,68 @@ RESET ROLE;
 
 SET ROLE tap_priv_eng1;
 
-SELECT throws_ok(format('SELECT * FROM lockbox.%I', relname), '42501', NULL,
+SELECT throws_ok(format('SELECT * FROM lockbox.%I', relname),
+				 '42501', format('permission denied for table %s', relname),
 				 format('an engineer cannot SELECT from lockbox.%I', relname))
   FROM lockbox_rels WHERE relkind IN ('r', 'p') ORDER BY relname;
-SELECT throws_ok(format('INSERT INTO lockbox.%I DEFAULT VALUES', relname), '42501', NULL,
+SELECT throws_ok(format('INSERT INTO lockbox.%I DEFAULT VALUES', relname),
+				 '42501', format('permission denied for table %s', relname),
 				 format('an engineer cannot INSERT into lockbox.%I', relname))
   FROM lockbox_rels WHERE relkind IN ('r', 'p') ORDER BY relname;
 SELECT throws_ok(format('UPDATE lockbox.%1$I SET %2$I = %2$I', l.relname, a.attname),
-				 '42501', NULL,
+				 '42501', format('permission denied for table %s', l.relname),
 				 format('an engineer cannot UPDATE lockbox.%I', l.relname))
   FROM lockbox_rels l
   JOIN pg_attribute a
 	ON a.attrelid = format('lockbox.%I', l.relname)::regclass AND a.attnum = 1
  WHERE l.relkind IN ('r', 'p') ORDER BY l.relname;
-SELECT throws_ok(format('DELETE FROM lockbox.%I', relname), '42501', NULL,
+SELECT throws_ok(format('DELETE FROM lockbox.%I', relname),
+				 '42501', format('permission denied for table %s', relname),
 				 format('an engineer cannot DELETE from lockbox.%I', relname))
   FROM lockbox_rels WHERE relkind IN ('r', 'p') ORDER BY relname;
 SELECT throws_ok(format('SELECT nextval(%L)', 'lockbox.' || quote_ident(relname)),
-				 '42501', NULL,
+				 '42501', format('permission denied for sequence %s', relname),
 				 format('an engineer cannot advance sequence lockbox.%I', relname))
   FROM lockbox_rels WHERE relkind = 'S' ORDER BY relname;
 
 -- the views are read-only for the parties
-SELECT throws_ok($$DELETE FROM lockbox.requests$$, '42501', NULL,
+SELECT throws_ok($$DELETE FROM lockbox.requests$$, '42501', 'permission denied for view requests',
 				 'an engineer cannot DELETE through view lockbox.requests');
-SELECT throws_ok($$UPDATE lockbox.protected_tables SET tenant = tenant$$, '42501', NULL,
+SELECT throws_ok($$UPDATE lockbox.protected_tables SET tenant = tenant$$,
+				 '42501', 'permission denied for view protected_tables',
 				 'an engineer cannot UPDATE through view lockbox.protected_tables');
 
 -- the extension owner's functions, and the other parties'
-SELECT throws_ok($$SELECT lockbox_add_tenant('tap_priv_other')$$, '42501', NULL,
+SELECT throws_ok($$SELECT lockbox_add_tenant('tap_priv_other')$$,
+				 '42501', 'permission denied for function lockbox_add_tenant',
 				 'an engineer cannot run lockbox_add_tenant');
 SELECT throws_ok($$SELECT lockbox_add_approver('tap_priv_tenant', 'tap_priv_eng1')$$,
-				 '42501', NULL, 'an engineer cannot run lockbox_add_approver');
+				 '42501', 'permission denied for function lockbox_add_approver',
+				 'an engineer cannot run lockbox_add_approver');
 SELECT throws_ok($$SELECT lockbox_remove_approver('tap_priv_tenant', 'tap_priv_app')$$,
-				 '42501', NULL, 'an engineer cannot run lockbox_remove_approver');
+				 '42501', 'permission denied for function lockbox_remove_approver',
+				 'an engineer cannot run lockbox_remove_approver');
 SELECT throws_ok($$SELECT lockbox_remove_tenant('tap_priv_tenant')$$,
-				 '42501', NULL, 'an engineer cannot run lockbox_remove_tenant');
+				 '42501', 'permission denied for function lockbox_remove_tenant',
+				 'an engineer cannot run lockbox_remove_tenant');
 SELECT throws_ok($$SELECT lockbox_set_enabled('tap_priv_tenant', false)$$,
-				 '42501', NULL, 'an engineer cannot switch a tenant''s lockbox off');
-SELECT throws_ok(format('SELECT lockbox_approve(%s)', :eng1_req), '42501', NULL,
+				 '42501', 'permission denied for function lockbox_set_enabled',
+				 'an engineer cannot switch a tenant''s lockbox off');
+SELECT throws_ok(format('SELECT lockbox_approve(%s)', :eng1_req),
+				 '42501', 'permission denied for function lockbox_approve',
 				 'an engineer cannot approve (even its own request)');
 SELECT throws_ok(format('SELECT lockbox_revoke(%s, %L)', :eng1_req, 'no longer needed here'),
-				 '42501', NULL, 'an engineer cannot run lockbox_revoke');
-SELECT throws_ok($$SELECT * FROM lockbox_claim_notifications(10)$$, '42501', NULL,
+				 '42501', 'permission denied for function lockbox_revoke',
+				 'an engineer cannot run lockbox_revoke');
+SELECT throws_ok($$SELECT * FROM lockbox_claim_notifications(10)$$,
+				 '42501', 'permission denied for function lockbox_claim_notifications',
 				 'an engineer cannot claim notifications');
-SELECT throws_ok($$SELECT lockbox_unprotect('tap_priv_data')$$, '42501', NULL,
+SELECT throws_ok($$SELECT lockbox_unprotect('tap_priv_data')$$,
+				 '42501', 'permission denied to unprotect table "tap_priv_data"',
 				 'an engineer cannot take a table out of lockbox');
 SELECT throws_ok($$SELECT lockbox_protect('tap_priv_other', tenant => 'tap_priv_tenant')$$,
-				 '42501', NULL, 'an engineer cannot put a table under lockbox');
+				 '42501', 'permission denied to protect table "tap_priv_other"',
+				 'an engineer cannot put a table under lockbox');
 
 -- another engineer's request: invisible, and not theirs to cancel or close
 RESET ROLE;
@@ -225,21 +239,25 @@ SELECT is_empty(format('SELECT * FROM lockbox.requests WHERE id = %s', :eng1_req
 				'an engineer does not see another engineer''s request');
 SELECT is_empty(format('SELECT * FROM lockbox.audit WHERE request_id = %s', :eng1_req),
 				'an engineer does not see the audit of another engineer''s request');
-SELECT throws_ok(format('SELECT lockbox_cancel(%s)', :eng1_req), '42501', NULL,
+SELECT throws_ok(format('SELECT lockbox_cancel(%s)', :eng1_req),
+				 '42501', format('permission denied to cancel lockbox request %s', :eng1_req),
 				 'an engineer cannot cancel another engineer''s request');
-SELECT throws_ok(format('SELECT lockbox_close(%s)', :eng1_req), '42501', NULL,
+SELECT throws_ok(format('SELECT lockbox_close(%s)', :eng1_req),
+				 '42501', format('permission denied to close lockbox request %s', :eng1_req),
 				 'an engineer cannot close another engineer''s request');
 SELECT throws_ok(format('SELECT lockbox_extend(%s, %L, %L)', :eng1_req, '1 hour',
-						'more time for another''s request'), '42501', NULL,
+						'more time for another''s request'),
+				 '42501', format('permission denied to extend lockbox request %s', :eng1_req),
 				 'an engineer cannot extend another engineer''s request');
 RESET ROLE;
 
 -- separation of duties: a requester who is also a reviewer cannot review it
 SET ROLE tap_priv_both;
-SELECT throws_ok(format('SELECT lockbox_approve(%s)', :both_req), '42501', NULL,
+SELECT throws_ok(format('SELECT lockbox_approve(%s)', :both_req),
+				 '42501', format('permission denied to approve lockbox request %s', :both_req),
 				 'a requester holding lockbox_reviewer cannot approve its own request');
 SELECT throws_ok(format('SELECT lockbox_deny(%s, %L)', :both_req, 'denying my own request'),
-				 '42501', NULL,
+				 '42501', format('permission denied to deny lockbox request %s', :both_req),
 				 'a requester holding lockbox_reviewer cannot deny its own request');
 RESET ROLE;
 -- and the reviewer of a request is not among its stage 2 approvers
@@ -254,11 +272,13 @@ RESET ROLE;
 ------------------------------------------------------------------------------
 -- The audit log is append-only, for the superuser too
 ------------------------------------------------------------------------------
-SELECT throws_ok($$UPDATE lockbox.audit_log SET actor = 'nobody'$$, '42501', NULL,
+SELECT throws_ok($$UPDATE lockbox.audit_log SET actor = 'nobody'$$,
+				 '42501', 'lockbox.audit_log is append-only',
 				 'UPDATE of lockbox.audit_log is refused even for a superuser');
-SELECT throws_ok($$DELETE FROM lockbox.audit_log$$, '42501', NULL,
+SELECT throws_ok($$DELETE FROM lockbox.audit_log$$, '42501', 'lockbox.audit_log is append-only',
 				 'DELETE from lockbox.audit_log is refused even for a superuser');
-SELECT throws_ok($$TRUNCATE lockbox.audit_log$$, '42501', NULL,
+SELECT throws_ok($$TRUNCATE lockbox.audit_log$$,
+				 '42501', 'TRUNCATE is refused on audit table "lockbox.audit_log"',
 				 'TRUNCATE of lockbox.audit_log is refused even for a superuser');
 SELECT ok((SELECT count(*) FROM lockbox.audit_log WHERE request_id = :eng1_req) = 2,
 		  'the audit rows of the request are still there (request, review)');

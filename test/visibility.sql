@@ -218,7 +218,7 @@ RESET ROLE;
 -- Anyone else: no access to the views at all
 ------------------------------------------------------------------------------
 SET ROLE tap_vis_outsider;
-SELECT throws_ok('SELECT * FROM lockbox.' || v, '42501', NULL,
+SELECT throws_ok('SELECT * FROM lockbox.' || v, '42501', 'permission denied for schema lockbox',
 				 format('a role outside lockbox cannot read lockbox.%s', v))
   FROM unnest(ARRAY['requests', 'active_access', 'audit', 'notifications']) AS v;
 RESET ROLE;

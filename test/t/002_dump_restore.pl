@@ -14,8 +14,10 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use LockboxTest;
 
 my $node = PostgreSQL::Test::Cluster->new('dump');
+LockboxTest::setup($node, 'src');
 $node->init;
 $node->append_conf('postgresql.conf', "shared_preload_libraries = 'lockbox'");
 $node->start;
@@ -40,36 +42,29 @@ GRANT SELECT ON invoices TO lockbox_engineer;
 SELECT lockbox_protect('invoices', tenant_column => 'tenant');
 });
 
-# run a statement as a role (as if it had logged in), return its output
-sub as_role
-{
-	my ($db, $role, $sql) = @_;
-	return $node->safe_psql($db, "SET SESSION AUTHORIZATION $role; $sql");
-}
-
 # r1: approved by two approvers, then closed by the engineer
-my $r1 = as_role('src', 'dr_eng',
+my $r1 = as_role('dr_eng',
 	q{SELECT lockbox_request('acme', 'invoice export broken for acme', ticket => 'SUP-1')});
-is(as_role('src', 'dr_rev', "SELECT lockbox_approve($r1, 'go ahead')"),
+is(as_role('dr_rev', "SELECT lockbox_approve($r1, 'go ahead')"),
 	'pending_approval', 'r1 reviewed');
-is(as_role('src', 'dr_app1', "SELECT lockbox_approve($r1)"),
+is(as_role('dr_app1', "SELECT lockbox_approve($r1)"),
 	'pending_approval', 'r1 has one of two approvals');
-is(as_role('src', 'dr_app2', "SELECT lockbox_approve($r1)"),
+is(as_role('dr_app2', "SELECT lockbox_approve($r1)"),
 	'approved', 'r1 approved by the second approver');
-is(as_role('src', 'dr_eng', "SELECT lockbox_close($r1, 'fixed the export')"),
+is(as_role('dr_eng', "SELECT lockbox_close($r1, 'fixed the export')"),
 	'closed', 'r1 closed by its engineer');
 # r2: denied by the reviewer
-my $r2 = as_role('src', 'dr_eng',
+my $r2 = as_role('dr_eng',
 	q{SELECT lockbox_request('globex', 'customer wants a data dump')});
-is(as_role('src', 'dr_rev', "SELECT lockbox_deny($r2, 'not a support case')"),
+is(as_role('dr_rev', "SELECT lockbox_deny($r2, 'not a support case')"),
 	'denied', 'r2 denied');
 # r3: waiting for the customer when the dump is taken
-my $r3 = as_role('src', 'dr_eng',
+my $r3 = as_role('dr_eng',
 	q{SELECT lockbox_request('globex', 'slow queries on the globex dashboard', duration => '1 hour')});
-is(as_role('src', 'dr_rev', "SELECT lockbox_approve($r3)"),
+is(as_role('dr_rev', "SELECT lockbox_approve($r3)"),
 	'pending_approval', 'r3 awaits the customer');
 # one notification delivered
-as_role('src', 'dr_aud',
+as_role('dr_aud',
 	q{SELECT lockbox_ack_notification(id) FROM lockbox_claim_notifications(1)});
 
 # the worker has relayed every notification before the dump
@@ -168,7 +163,7 @@ ok( $node->poll_query_until(
 		'dst', "SELECT count(*) FROM lockbox.audit_log WHERE event = 'refused'", '1'),
 	'the refused attempt is in the audit');
 my $old_tip = $node->safe_psql('dst', 'SELECT max(seq) FROM lockbox.audit_log');
-is(as_role('dst', 'dr_app1', "SELECT lockbox_approve($r3, 'restored and approved')"),
+is(as_role('dr_app1', "SELECT lockbox_approve($r3, 'restored and approved')", 'dst'),
 	'approved', 'a restored pending request can be approved in dst');
 is( $node->safe_psql(
 		'dst',
@@ -177,13 +172,13 @@ is( $node->safe_psql(
 	't',
 	'the new audit row follows and links the restored audit');
 
-is(as_role('dst', 'dr_eng', 'SELECT tenant, amount FROM invoices ORDER BY amount'),
+is(as_role('dr_eng', 'SELECT tenant, amount FROM invoices ORDER BY amount', 'dst'),
 	'globex|20', 'the approval opens exactly its tenant\'s rows to the engineer');
 
-my $r4 = as_role('dst', 'dr_eng',
-	q{SELECT lockbox_request('acme', 'follow-up after the restore')});
+my $r4 = as_role('dr_eng',
+	q{SELECT lockbox_request('acme', 'follow-up after the restore')}, 'dst');
 cmp_ok($r4, '>', $r3, 'a new request gets an id after the restored ones');
-is(as_role('dst', 'dr_rev', "SELECT lockbox_approve($r4)"),
+is(as_role('dr_rev', "SELECT lockbox_approve($r4)", 'dst'),
 	'pending_approval', 'and goes through review');
 is( $node->safe_psql(
 		'dst', qq{

@@ -22,10 +22,12 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use LockboxTest;
 use JSON::PP;
 use Time::HiRes qw(time usleep);
 
 my $node = PostgreSQL::Test::Cluster->new('notify');
+LockboxTest::setup($node, 'nt');
 $node->init;
 $node->append_conf('postgresql.conf', "shared_preload_libraries = 'lockbox'");
 $node->start;
@@ -52,13 +54,6 @@ ok( $node->poll_query_until(
 	'a lockbox worker serves the database');
 my $worker_pid = $node->safe_psql('nt',
 	q{SELECT pid FROM pg_stat_activity WHERE backend_type = 'lockbox worker' AND datname = 'nt'});
-
-# run a statement as a role (as if it had logged in), return its output
-sub as_role
-{
-	my ($role, $sql) = @_;
-	return $node->safe_psql('nt', "SET SESSION AUTHORIZATION $role; $sql");
-}
 
 # --- the listener -------------------------------------------------------------
 my $listener = $node->background_psql('nt');

@@ -11,8 +11,10 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use LockboxTest;
 
 my $node = PostgreSQL::Test::Cluster->new('restart');
+LockboxTest::setup($node, 'au');
 $node->init;
 $node->append_conf('postgresql.conf', "shared_preload_libraries = 'lockbox'");
 $node->start;
@@ -32,11 +34,6 @@ CREATE TABLE acme_data (tenant text);
 SELECT lockbox_protect('acme_data', tenant_column => 'tenant');
 });
 
-sub as_role
-{
-	my ($role, $sql) = @_;
-	return $node->safe_psql('au', "SET SESSION AUTHORIZATION $role; $sql");
-}
 sub verify
 {
 	return $node->safe_psql('au',

@@ -24,6 +24,7 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use LockboxTest;
 use Time::HiRes qw(time usleep);
 
 my $node = PostgreSQL::Test::Cluster->new('worker_expiry');
@@ -37,6 +38,7 @@ lockbox.approval_timeout = '2s'
 $node->start;
 
 my $db = 'wx';
+LockboxTest::setup($node, $db);
 $node->safe_psql('postgres', "CREATE DATABASE $db");
 $node->safe_psql(
 	$db, q{
@@ -56,19 +58,6 @@ ok( $node->poll_query_until(
 	 WHERE backend_type = 'lockbox worker' AND datname = current_database()},
 		'1'),
 	'a lockbox worker serves the database');
-
-sub sql
-{
-	my ($q) = @_;
-	return $node->safe_psql($db, $q);
-}
-
-# run statements as a role (as if it had logged in), return the output
-sub as_role
-{
-	my ($role, $q) = @_;
-	return sql("SET SESSION AUTHORIZATION $role; $q");
-}
 
 sub new_request
 {

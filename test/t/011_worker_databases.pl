@@ -19,9 +19,11 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use LockboxTest;
 use Time::HiRes qw(time usleep);
 
 my $node = PostgreSQL::Test::Cluster->new('worker_databases');
+LockboxTest::setup($node, 'db1');
 $node->init;
 $node->append_conf(
 	'postgresql.conf', q{
@@ -69,12 +71,6 @@ SELECT lockbox_protect('acme_data', tenant_column => 'tenant');
 });
 }
 
-sub as_role
-{
-	my ($db, $role, $q) = @_;
-	return $node->safe_psql($db, "SET SESSION AUTHORIZATION $role; $q");
-}
-
 # ---------------------------------------------------------------------------
 # Two databases served at once
 # ---------------------------------------------------------------------------
@@ -101,8 +97,8 @@ is( $node->safe_psql(
 my %req;
 for my $db ('db1', 'db2')
 {
-	$req{$db} = as_role($db, 'wd_eng',
-		"SELECT lockbox_request('acme', 'a case in database $db')");
+	$req{$db} = as_role('wd_eng',
+		"SELECT lockbox_request('acme', 'a case in database $db')", $db);
 }
 for my $db ('db1', 'db2')
 {
@@ -175,11 +171,11 @@ is(worker_pid('db1'), $db1_pid, 'the worker of db1 is untouched');
 # ---------------------------------------------------------------------------
 # SIGHUP: lockbox.approval_timeout changes for the next review
 # ---------------------------------------------------------------------------
-my $before = as_role('db1', 'wd_eng',
+my $before = as_role('wd_eng',
 	q{SELECT lockbox_request('acme', 'reviewed before the reload')});
-my $after = as_role('db1', 'wd_eng',
+my $after = as_role('wd_eng',
 	q{SELECT lockbox_request('acme', 'reviewed after the reload')});
-my $after2 = as_role('db1', 'wd_eng',
+my $after2 = as_role('wd_eng',
 	q{SELECT lockbox_request('acme', 'reviewed in a new session')});
 
 # a reviewer's session, open across the reload
@@ -206,7 +202,7 @@ $rev->quit;
 ok( $node->poll_query_until(
 		'db1', q{SELECT current_setting('lockbox.approval_timeout')}, '7min'),
 	'new sessions see it too');
-is(as_role('db1', 'wd_rev', "SELECT lockbox_approve($after2)"),
+is(as_role('wd_rev', "SELECT lockbox_approve($after2)"),
 	'pending_approval', 'a request reviewed in a new session');
 is( $node->safe_psql(
 		'db1', qq{

@@ -15,6 +15,7 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use LockboxTest;
 use Time::HiRes qw(time usleep);
 
 my $node = PostgreSQL::Test::Cluster->new('worker_crash');
@@ -29,6 +30,7 @@ restart_after_crash = on
 $node->start;
 
 my $db = 'cr';
+LockboxTest::setup($node, $db);
 $node->safe_psql('postgres', "CREATE DATABASE $db");
 $node->safe_psql(
 	$db, q{
@@ -41,18 +43,6 @@ SELECT lockbox_add_approver('acme', 'cr_app');
 CREATE TABLE acme_data (tenant text);
 SELECT lockbox_protect('acme_data', tenant_column => 'tenant');
 });
-
-sub sql
-{
-	my ($q) = @_;
-	return $node->safe_psql($db, $q);
-}
-
-sub as_role
-{
-	my ($role, $q) = @_;
-	return sql("SET SESSION AUTHORIZATION $role; $q");
-}
 
 my $worker_q = q{
 	SELECT pid FROM pg_stat_activity

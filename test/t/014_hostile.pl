@@ -20,6 +20,7 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use LockboxTest;
 use Time::HiRes qw(time);
 
 my $node = PostgreSQL::Test::Cluster->new('hostile');
@@ -31,6 +32,7 @@ shared_preload_libraries = 'lockbox'
 $node->start;
 
 my $db = 'hx';
+LockboxTest::setup($node, $db);
 $node->safe_psql('postgres', "CREATE DATABASE $db");
 $node->safe_psql(
 	$db, q{
@@ -47,12 +49,6 @@ INSERT INTO acme_data VALUES ('acme', 1), ('acme', 2), ('globex', 3);
 SELECT lockbox_protect('acme_data', tenant_column => 'tenant');
 });
 $node->safe_psql('postgres', "ALTER DATABASE $db OWNER TO hx_dbowner");
-
-sub sql
-{
-	my ($q, $d) = @_;
-	return $node->safe_psql($d // $db, $q);
-}
 
 sub worker_pid
 {

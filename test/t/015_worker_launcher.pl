@@ -20,9 +20,11 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use LockboxTest;
 use Time::HiRes qw(time usleep);
 
 my $node = PostgreSQL::Test::Cluster->new('launcher');
+LockboxTest::setup($node, 'postgres');
 $node->init;
 $node->append_conf(
 	'postgresql.conf', q{
@@ -31,18 +33,12 @@ max_worker_processes = 8
 });
 $node->start;
 
-sub sql
-{
-	my ($db, $q) = @_;
-	return $node->safe_psql($db, $q);
-}
-
 my $workers =
   q{SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'lockbox worker'};
 
 sub served
 {
-	return sql('postgres', q{
+	return sql(q{
 		SELECT coalesce(string_agg(datname, ',' ORDER BY datname), '')
 		  FROM pg_stat_activity WHERE backend_type = 'lockbox worker'});
 }
@@ -63,19 +59,19 @@ sub log_since
 }
 
 # 67 databases without lockbox, 5 with it
-sql('postgres', join(";\n", map { "CREATE DATABASE plain$_" } 1 .. 67));
+sql(join(";\n", map { "CREATE DATABASE plain$_" } 1 .. 67));
 for my $i (1 .. 5)
 {
-	sql('postgres', "CREATE DATABASE lb$i");
-	sql("lb$i", 'CREATE EXTENSION lockbox');
+	sql("CREATE DATABASE lb$i");
+	sql('CREATE EXTENSION lockbox', "lb$i");
 }
-is(sql('postgres', 'SELECT count(*) FROM pg_database WHERE datname ~ $$^(plain|lb)$$'),
+is(sql('SELECT count(*) FROM pg_database WHERE datname ~ $$^(plain|lb)$$'),
 	'72', '72 databases');
 ok($node->poll_query_until('postgres', $workers, '5'),
 	'the five databases with lockbox are served');
 
 # a database that looks like one with lockbox and is not
-sql('plain1', 'GRANT USAGE ON SCHEMA public TO lockbox_engineer');
+sql('GRANT USAGE ON SCHEMA public TO lockbox_engineer', 'plain1');
 
 $node->append_conf('postgresql.conf', 'log_min_messages = debug2');
 my $from = -s $node->logfile;
@@ -91,7 +87,7 @@ ok($node->wait_for_log(qr/lockbox does not serve database "plain1"/, $from),
 # a reload makes the launcher read pg_database again at once (as it does
 # every 10 seconds)
 my $reload_from = -s $node->logfile;
-sql('postgres', 'SELECT pg_reload_conf()');
+sql('SELECT pg_reload_conf()');
 ok($node->wait_for_log(qr/lockbox launcher read pg_database/, $reload_from),
 	'the launcher reads pg_database again at a reload');
 my $log = log_since($from);
@@ -121,7 +117,7 @@ $node->reload;
 
 # a database created from a template with lockbox has lockbox: served
 my $t0 = time();
-sql('postgres', 'CREATE DATABASE lb6 TEMPLATE lb1');
+sql('CREATE DATABASE lb6 TEMPLATE lb1');
 ok(served_in('lb6'), 'a database copied from a template with lockbox is served');
 cmp_ok(time() - $t0, '<', 5, 'within seconds, not at a later read');
 ok(served_in('lb1'), 'the template is served again after the copy');
@@ -129,27 +125,27 @@ ok(served_in('lb1'), 'the template is served again after the copy');
 # no background worker slot left: 8 = lockbox's launcher, the logical
 # replication launcher and six workers
 $from = -s $node->logfile;
-sql('postgres', 'CREATE DATABASE lb7');
-sql('lb7', 'CREATE EXTENSION lockbox');
+sql('CREATE DATABASE lb7');
+sql('CREATE EXTENSION lockbox', 'lb7');
 sleep(5);
 $log = log_since($from);
 my @warnings = ($log =~ /WARNING:  lockbox could not start a worker for database "([^"]+)"/g);
 is(join(',', @warnings), 'lb7',
 	'CREATE EXTENSION with no worker slot left: named once in 5 seconds, by name');
-like(sql('lb7', 'SELECT state FROM lockbox.worker WHERE database = current_database()'),
+like(sql('SELECT state FROM lockbox.worker WHERE database = current_database()', 'lb7'),
 	qr/waiting for a background worker slot/, 'lockbox.worker says it waits');
 
-sql('lb6', 'DROP EXTENSION lockbox');
+sql('DROP EXTENSION lockbox', 'lb6');
 ok(served_in('lb7'), 'DROP EXTENSION elsewhere frees a slot: served');
 like(log_since($from), qr/lockbox started the worker for database "lb7"/,
 	'the log says so, once');
 is(served(), 'lb1,lb2,lb3,lb4,lb5,lb7', 'and the database without lockbox is not');
 
 $from = -s $node->logfile;
-sql('postgres', 'CREATE DATABASE lb8');
-sql('lb8', 'CREATE EXTENSION lockbox');
+sql('CREATE DATABASE lb8');
+sql('CREATE EXTENSION lockbox', 'lb8');
 sleep(3);
-sql('postgres', 'DROP DATABASE lb2');
+sql('DROP DATABASE lb2');
 ok(served_in('lb8'), 'DROP DATABASE frees a slot: served');
 @warnings = (log_since($from) =~ /lockbox could not start a worker for database "([^"]+)"/g);
 is(join(',', @warnings), 'lb8', 'named once while it waited');

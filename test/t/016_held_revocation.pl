@@ -12,6 +12,7 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use LockboxTest;
 use Time::HiRes qw(time usleep);
 
 my $node = PostgreSQL::Test::Cluster->new('held_revocation');
@@ -20,6 +21,7 @@ $node->append_conf('postgresql.conf', "shared_preload_libraries = 'lockbox'");
 $node->start;
 
 my $db = 'hr';
+LockboxTest::setup($node, $db);
 $node->safe_psql('postgres', "CREATE DATABASE $db");
 $node->safe_psql(
 	$db, q{
@@ -39,18 +41,6 @@ ok( $node->poll_query_until(
 	 WHERE backend_type = 'lockbox worker' AND datname = current_database()},
 		'1'),
 	'a lockbox worker serves the database');
-
-sub sql
-{
-	my ($q) = @_;
-	return $node->safe_psql($db, $q);
-}
-
-sub as_role
-{
-	my ($role, $q) = @_;
-	return sql("SET SESSION AUTHORIZATION $role; $q");
-}
 
 # (output, stderr) of a query in a background session, or (undef, reason)
 # when the session is gone

@@ -19,6 +19,7 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use LockboxTest;
 use IPC::Run;
 use Time::HiRes qw(usleep);
 
@@ -26,6 +27,7 @@ my ($pgbouncer) = grep { -x $_ } map { "$_/pgbouncer" } (split(/:/, $ENV{PATH}),
 plan skip_all => 'pgbouncer is not installed (Debian package pgbouncer)' unless $pgbouncer;
 
 my $node = PostgreSQL::Test::Cluster->new('pgbouncer');
+LockboxTest::setup($node, 'shop');
 $node->init;
 $node->append_conf('postgresql.conf', "shared_preload_libraries = 'lockbox'");
 $node->start;
@@ -119,12 +121,6 @@ sub quit
 	return unless $s->{h}->pumpable;
 	$s->{in} .= "\\q\n";
 	$s->{h}->finish;
-}
-
-sub as_role
-{
-	my ($role, $sql) = @_;
-	return $node->safe_psql('shop', "SET SESSION AUTHORIZATION $role; $sql");
 }
 
 sub grant_access

@@ -25,6 +25,7 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use LockboxTest;
 use JSON::PP;
 use Digest::SHA qw(sha256_hex);
 use Time::HiRes qw(usleep);
@@ -41,6 +42,7 @@ lockbox.access_log_max_query = '1kB'
 $node->start;
 
 my $db = 'al';
+LockboxTest::setup($node, $db, engineer => 'al_eng');
 $node->safe_psql('postgres', "CREATE DATABASE $db");
 $node->safe_psql(
 	$db, q{
@@ -69,23 +71,6 @@ GRANT SELECT, DELETE ON cu TO lockbox_engineer;
 SELECT lockbox_protect('o', tenant_column => 'tenant');
 });
 
-sub sql { return $node->safe_psql($db, $_[0]); }
-
-sub as_role
-{
-	my ($role, $q) = @_;
-	return sql("SET SESSION AUTHORIZATION $role; $q");
-}
-
-# an engineer's statements, in a session of their own
-sub as_eng
-{
-	my ($q) = @_;
-	my ($ret, $out, $err) = $node->psql($db, $q,
-		extra_params => [ '-U', 'al_eng', '-v', 'ON_ERROR_STOP=0' ]);
-	return ($out, $err);
-}
-
 my $ra = as_role('al_eng',
 	q{SELECT lockbox_request('A', 'Invoices of A look wrong since Monday')});
 my $rb = as_role('al_eng',
@@ -93,20 +78,6 @@ my $rb = as_role('al_eng',
 as_role('al_rev', "SELECT lockbox_approve($ra); SELECT lockbox_approve($rb)");
 as_role('al_app_a', "SELECT lockbox_approve($ra)");
 as_role('al_app_b', "SELECT lockbox_approve($rb)");
-
-# wait until the access log holds $want rows matching $cond
-sub wait_rows
-{
-	my ($cond, $want) = @_;
-	my $got;
-	for (1 .. 600)
-	{
-		$got = sql("SELECT count(*) FROM lockbox.access_log WHERE $cond");
-		return $got if $got == $want;
-		usleep(100_000);
-	}
-	return $got;
-}
 
 # ---------------------------------------------------------------------
 # Attribution: one statement, two covering requests

@@ -19,6 +19,7 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use LockboxTest;
 use File::Basename qw(dirname);
 use Cwd qw(abs_path);
 use POSIX qw(:sys_wait_h);
@@ -36,6 +37,7 @@ plan skip_all => 'python3-aiosmtpd is missing'
   unless system($python, '-c', 'import aiosmtpd') == 0;
 
 my $node = PostgreSQL::Test::Cluster->new('delivery');
+LockboxTest::setup($node, 'nd');
 $node->init;
 $node->append_conf('postgresql.conf', "shared_preload_libraries = 'lockbox'");
 $node->start;
@@ -184,12 +186,6 @@ sub start_notifier
 	return spawn($log // $nlog, $notifier, '--config', "$dir/notify.conf", '--verbose');
 }
 my $n1 = start_notifier();
-
-sub as_role
-{
-	my ($role, $sql) = @_;
-	return $node->safe_psql('nd', "SET SESSION AUTHORIZATION $role; $sql");
-}
 
 sub all_settled
 {

@@ -7,6 +7,7 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use LockboxTest;
 use Time::HiRes qw(usleep);
 
 my $node = PostgreSQL::Test::Cluster->new('pgaudit');
@@ -23,6 +24,7 @@ lockbox.review_timeout = '1s'
 $node->start;
 
 my $db = 'pa';
+LockboxTest::setup($node, $db);
 $node->safe_psql('postgres', "CREATE DATABASE $db");
 my $log_start = -s $node->logfile;
 $node->safe_psql(
@@ -39,12 +41,6 @@ INSERT INTO t VALUES ('acme', 1), ('other', 2);
 GRANT SELECT ON t TO lockbox_engineer;
 SELECT lockbox_protect('t', tenant_column => 'tenant');
 });
-
-sub as_role
-{
-	my ($role, $q) = @_;
-	return $node->safe_psql($db, "SET SESSION AUTHORIZATION $role; $q");
-}
 
 # after CREATE EXTENSION: what users do from here on
 $log_start = -s $node->logfile;

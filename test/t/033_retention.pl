@@ -20,6 +20,7 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use LockboxTest;
 use Config;
 
 my $multiarch = `cc -print-multiarch 2>/dev/null`;
@@ -32,6 +33,7 @@ system('cc', '-O2', '-shared', '-fPIC', '-o', $shim, 'test/faketime_waits.c', '-
   or die "could not build $shim";
 
 my $node = PostgreSQL::Test::Cluster->new('retention');
+LockboxTest::setup($node, 'ret');
 $node->init;
 $node->append_conf('postgresql.conf', "shared_preload_libraries = 'lockbox'\ntimezone = 'UTC'");
 
@@ -49,14 +51,6 @@ sub start_at
 	$node->start;
 	like($node->safe_psql('postgres', q{SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD')}),
 		qr/^\Q${\ substr($at, 0, 10)}\E$/, "the server's clock reads $at");
-}
-
-sub sql { return $node->safe_psql('ret', $_[0]); }
-
-sub as_role
-{
-	my ($role, $q) = @_;
-	return $node->safe_psql('ret', "SET SESSION AUTHORIZATION $role; $q");
 }
 
 # the SQLSTATE of a statement that must fail, as $role (undef: superuser)

@@ -23,7 +23,7 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use Time::HiRes qw(usleep);
+use LockboxTest;
 
 my $node = PostgreSQL::Test::Cluster->new('capture');
 $node->init;
@@ -36,6 +36,7 @@ max_prepared_transactions = 2
 $node->start;
 
 my $db = 'cap';
+LockboxTest::setup($node, $db, engineer => 'cap_eng');
 $node->safe_psql('postgres', "CREATE DATABASE $db");
 $node->safe_psql(
 	$db, q{
@@ -53,22 +54,6 @@ CREATE FUNCTION public.cap_note(k int) RETURNS text LANGUAGE sql
 	AS $$ SELECT /* in a function */ note FROM public.t WHERE id OPERATOR(pg_catalog.=) k $$;
 });
 
-sub sql { return $node->safe_psql($db, $_[0]); }
-
-sub as_role
-{
-	my ($role, $q) = @_;
-	return sql("SET SESSION AUTHORIZATION $role; $q");
-}
-
-sub as_eng
-{
-	my ($q) = @_;
-	my ($ret, $out, $err) = $node->psql($db, $q,
-		extra_params => [ '-U', 'cap_eng', '-v', 'ON_ERROR_STOP=0' ]);
-	return ($out, $err);
-}
-
 # one query message, its text exactly as given (psql -c)
 sub as_eng_c
 {
@@ -84,20 +69,6 @@ sub parts
 	my ($cond) = @_;
 	return sql(qq{SELECT query || '|' || coalesce(parameters, '<none>') || '|'
 		|| coalesce(within_query, '<none>') FROM lockbox.access_log WHERE $cond});
-}
-
-# wait until the access log holds $want rows matching $cond
-sub wait_rows
-{
-	my ($cond, $want) = @_;
-	my $got;
-	for (1 .. 600)
-	{
-		$got = sql("SELECT count(*) FROM lockbox.access_log WHERE $cond");
-		return $got if $got == $want;
-		usleep(100_000);
-	}
-	return $got;
 }
 
 my $rw = as_role('cap_eng',

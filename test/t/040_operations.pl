@@ -24,9 +24,11 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use LockboxTest;
 use Time::HiRes qw(time sleep);
 
 my $node = PostgreSQL::Test::Cluster->new('operations');
+LockboxTest::setup($node, 'app');
 $node->init;
 $node->append_conf(
 	'postgresql.conf', q{
@@ -35,12 +37,6 @@ max_worker_processes = 16
 });
 $node->start;
 
-sub sql
-{
-	my ($db, $q) = @_;
-	return $node->safe_psql($db, $q);
-}
-
 sub log_since
 {
 	my ($from) = @_;
@@ -48,14 +44,14 @@ sub log_since
 }
 
 # --- a failing worker backs off -------------------------------------------
-sql('postgres', 'CREATE DATABASE app');
-sql('app', 'CREATE EXTENSION lockbox');
-sql('postgres', 'CREATE DATABASE old');
+sql('CREATE DATABASE app', 'postgres');
+sql('CREATE EXTENSION lockbox');
+sql('CREATE DATABASE old', 'postgres');
 # the database's owner may set exit_on_error: the worker ignores it (an
 # error of a pass made a FATAL, and a new worker every second)
-sql('postgres', 'ALTER DATABASE old SET exit_on_error = on');
+sql('ALTER DATABASE old SET exit_on_error = on', 'postgres');
 my $from = -s $node->logfile;
-sql('old', q{CREATE EXTENSION lockbox VERSION '1.4'});
+sql(q{CREATE EXTENSION lockbox VERSION '1.4'}, 'old');
 my $mismatch = qr/lockbox's objects in database "old" are version 1\.4/;
 ok($node->wait_for_log($mismatch, $from), 'the worker reports the old objects');
 sleep 5;
@@ -66,7 +62,7 @@ unlike(log_since($from), qr/FATAL:  $mismatch/,
 	'the failure ends no worker (exit_on_error of the database ignored)');
 
 # lockbox.worker, read in another database, says so
-is( sql('app', q{SELECT state FROM lockbox.worker WHERE database = 'old'}),
+is( sql(q{SELECT state FROM lockbox.worker WHERE database = 'old'}),
 	'failing', 'lockbox.worker shows the worker failing');
 
 # the fourth failure (after pauses of 1, 2 and 4 seconds) starts a pause of
@@ -74,13 +70,13 @@ is( sql('app', q{SELECT state FROM lockbox.worker WHERE database = 'old'}),
 my $deadline = time() + 60;
 sleep 0.1 while (() = log_since($from) =~ /ERROR:  $mismatch/g) < 4 && time() < $deadline;
 my $t0 = time();
-sql('old', 'ALTER EXTENSION lockbox UPDATE');
+sql('ALTER EXTENSION lockbox UPDATE', 'old');
 ok( $node->poll_query_until(
 		'old',
 		q{SELECT last_pass IS NOT NULL FROM lockbox.worker WHERE database = 'old'}),
 	'after ALTER EXTENSION lockbox UPDATE its passes work');
 cmp_ok(time() - $t0, '<', 6, 'at once, not at the end of its pause (8 s)');
-is(sql('app', q{SELECT state FROM lockbox.worker WHERE database = 'old'}),
+is(sql(q{SELECT state FROM lockbox.worker WHERE database = 'old'}),
 	'running', 'and running again');
 
 # --- the default and the longest window, changed together ------------------
@@ -93,7 +89,7 @@ $from = -s $node->logfile;
 $node->reload;
 ok($node->poll_query_until('app', 'SHOW lockbox.max_access_duration', '12h'),
 	'the longest window is raised at the reload');
-is(sql('app', 'SHOW lockbox.default_access_duration'),
+is(sql('SHOW lockbox.default_access_duration'),
 	'10h', 'and the default listed before it too');
 unlike(log_since($from), qr/invalid value for parameter "lockbox/,
 	'the reload refuses neither');
@@ -105,10 +101,9 @@ lockbox.max_access_duration = '2h'
 });
 $from = -s $node->logfile;
 $node->restart;
-is(sql('app', 'SHOW lockbox.default_access_duration'), '10h', 'default 10h');
-is(sql('app', 'SHOW lockbox.max_access_duration'), '2h', 'maximum 2h');
-sql(
-	'app', q{
+is(sql('SHOW lockbox.default_access_duration'), '10h', 'default 10h');
+is(sql('SHOW lockbox.max_access_duration'), '2h', 'maximum 2h');
+sql(q{
 CREATE ROLE erin LOGIN;
 GRANT lockbox_engineer TO erin;
 CREATE TABLE t (id int, tenant text);
@@ -123,7 +118,7 @@ like(
 	$err,
 	qr/NOTICE:  lockbox.default_access_duration \(10h\) exceeds lockbox.max_access_duration \(2h\)/,
 	'with a notice to its engineer naming both settings');
-is(sql('app', q{SELECT duration FROM lockbox.requests}),
+is(sql(q{SELECT duration FROM lockbox.requests}),
 	'02:00:00', 'for the longest window allowed');
 ($ret, $out, $err) = $node->psql('app',
 	q{SET SESSION AUTHORIZATION erin;
@@ -133,8 +128,7 @@ like($err, qr/duration 03:00:00 exceeds lockbox.max_access_duration/,
 
 # the server log has it once, at the start (and at each reload while it
 # lasts), from the launcher: not once per request
-sql('app',
-	q{SET SESSION AUTHORIZATION erin;
+sql(q{SET SESSION AUTHORIZATION erin;
 	  SELECT lockbox_cancel(lockbox_request('acme', 'Customer reports an error in totals'))});
 ok( $node->wait_for_log(
 		qr/WARNING:  lockbox.default_access_duration \(10h\) exceeds lockbox.max_access_duration \(2h\)/,
@@ -153,9 +147,8 @@ ok( $node->wait_for_log(
 # The database's owner, no superuser, sets who every session of it is: the
 # worker stays the bootstrap superuser it connected as, and its audit rows
 # (here a window's end) do not name the role the owner chose.
-my $bootstrap = sql('postgres', 'SELECT rolname FROM pg_authid WHERE oid = 10');
-sql(
-	'app', q{
+my $bootstrap = sql('SELECT rolname FROM pg_authid WHERE oid = 10', 'postgres');
+sql(q{
 CREATE ROLE owner_bob LOGIN;
 ALTER DATABASE app OWNER TO owner_bob;
 CREATE ROLE mia LOGIN IN ROLE lockbox_reviewer;
@@ -165,10 +158,9 @@ SET SESSION AUTHORIZATION owner_bob;
 ALTER DATABASE app SET session_authorization = 'erin';
 ALTER DATABASE app SET role = 'ada';
 });
-my $pid = sql('postgres',
-	q{SELECT pid FROM pg_stat_activity
-	   WHERE backend_type = 'lockbox worker' AND datname = 'app'});
-sql('postgres', "SELECT pg_terminate_backend($pid)");
+my $pid = sql(q{SELECT pid FROM pg_stat_activity
+	   WHERE backend_type = 'lockbox worker' AND datname = 'app'}, 'postgres');
+sql("SELECT pg_terminate_backend($pid)", 'postgres');
 ok( $node->poll_query_until(
 		'postgres',
 		qq{SELECT count(*) FROM pg_stat_activity
@@ -176,9 +168,8 @@ ok( $node->poll_query_until(
 		'1'),
 	'the worker is started again');
 # (the worker took the database's settings when it started)
-sql('postgres', 'ALTER DATABASE app RESET ALL');
-sql(
-	'app', q{
+sql('ALTER DATABASE app RESET ALL', 'postgres');
+sql(q{
 SET SESSION AUTHORIZATION erin;
 SELECT lockbox_request('acme', 'Customer reports an error in totals', duration => '1 second');
 SET SESSION AUTHORIZATION mia;
@@ -191,38 +182,36 @@ ok( $node->poll_query_until(
 		q{SELECT count(*) FROM lockbox.audit
 		   WHERE event = 'close' AND detail->>'by' = 'lockbox worker'}, '1'),
 	'the worker closes the request at the window\'s end');
-is( sql('app',
-		q{SELECT actor || ' ' || session_user_name FROM lockbox.audit
+is( sql(q{SELECT actor || ' ' || session_user_name FROM lockbox.audit
 		   WHERE event = 'close' AND detail->>'by' = 'lockbox worker'}),
 	"$bootstrap $bootstrap",
 	'its audit row names the bootstrap superuser, not the roles the owner set');
 
 # --- lockbox.anchor_interval lowered at a reload --------------------------
 # counts from the last anchor at once, not from the next one
-sql('postgres', q{ALTER SYSTEM SET lockbox.anchor_interval = '1h'});
-sql('postgres', 'SELECT pg_reload_conf()');
+sql(q{ALTER SYSTEM SET lockbox.anchor_interval = '1h'}, 'postgres');
+sql('SELECT pg_reload_conf()', 'postgres');
 ok($node->poll_query_until('app', 'SHOW lockbox.anchor_interval', '1h'),
 	'an anchor every hour');
 $from = -s $node->logfile;
-$pid = sql('postgres',
-	q{SELECT pid FROM pg_stat_activity
-	   WHERE backend_type = 'lockbox worker' AND datname = 'app'});
-sql('postgres', "SELECT pg_terminate_backend($pid)");
+$pid = sql(q{SELECT pid FROM pg_stat_activity
+	   WHERE backend_type = 'lockbox worker' AND datname = 'app'}, 'postgres');
+sql("SELECT pg_terminate_backend($pid)", 'postgres');
 ok($node->wait_for_log(qr/LOCKBOX: \{"event": "anchor", [^\n]*"database": "app"/, $from),
 	'a new worker writes its first anchor at once');
-sql('app', q{SELECT lockbox_add_tenant('initech')});
-my $seq = sql('app', q{SELECT max(seq) FROM lockbox.audit});
+sql(q{SELECT lockbox_add_tenant('initech')});
+my $seq = sql(q{SELECT max(seq) FROM lockbox.audit});
 $from = -s $node->logfile;
-sql('postgres', q{ALTER SYSTEM SET lockbox.anchor_interval = '1s'});
-sql('postgres', 'SELECT pg_reload_conf()');
+sql(q{ALTER SYSTEM SET lockbox.anchor_interval = '1s'}, 'postgres');
+sql('SELECT pg_reload_conf()', 'postgres');
 my $t1 = time();
 ok( $node->wait_for_log(
 		qr/LOCKBOX: \{"event": "anchor", [^\n]*"database": "app", "anchors": \[[^\]]*"seq": $seq\b/,
 		$from),
 	'lowered to a second at a reload: the next anchor names the new row');
 cmp_ok(time() - $t1, '<', 10, 'within seconds, not an hour after the last');
-sql('postgres', 'ALTER SYSTEM RESET lockbox.anchor_interval');
-sql('postgres', 'SELECT pg_reload_conf()');
+sql('ALTER SYSTEM RESET lockbox.anchor_interval', 'postgres');
+sql('SELECT pg_reload_conf()', 'postgres');
 
 # --- the worker's ANALYZE of the audit log --------------------------------
 # A manual VACUUM of an audit partition (a pg_cron job, say) holds it in
@@ -234,32 +223,29 @@ ok( $node->poll_query_until(
 		'app', q{SELECT count(*) > 1 FROM pg_inherits
 		          WHERE inhparent = 'lockbox.audit_log'::regclass}),
 	'the audit log has its monthly partitions');
-my $part = sql('app',
-	q{SELECT inhrelid::regclass FROM pg_inherits
+my $part = sql(q{SELECT inhrelid::regclass FROM pg_inherits
 	   WHERE inhparent = 'lockbox.audit_log'::regclass
 	     AND inhrelid <> 'lockbox.audit_log_default'::regclass
 	   ORDER BY 1 LIMIT 1});
 my $part_analyzes = q{SELECT sum(analyze_count) FROM pg_stat_user_tables
 	   WHERE relid IN (SELECT inhrelid FROM pg_inherits
 	                    WHERE inhparent = 'lockbox.audit_log'::regclass)};
-my $analyzed_before = sql('app', $part_analyzes);
+my $analyzed_before = sql($part_analyzes);
 my $vacuum = $node->background_psql('app');
 $vacuum->query_safe("BEGIN; LOCK TABLE $part IN SHARE UPDATE EXCLUSIVE MODE");
 # no statistics of the whole log: a new worker analyzes it at its first pass
-sql('app', q{DELETE FROM pg_statistic WHERE starelid = 'lockbox.audit_log'::regclass});
-$pid = sql('postgres',
-	q{SELECT pid FROM pg_stat_activity
-	   WHERE backend_type = 'lockbox worker' AND datname = 'app'});
-sql('postgres', "SELECT pg_terminate_backend($pid)");
+sql(q{DELETE FROM pg_statistic WHERE starelid = 'lockbox.audit_log'::regclass});
+$pid = sql(q{SELECT pid FROM pg_stat_activity
+	   WHERE backend_type = 'lockbox worker' AND datname = 'app'}, 'postgres');
+sql("SELECT pg_terminate_backend($pid)", 'postgres');
 ok( $node->poll_query_until(
 		'app', q{SELECT count(*) > 0 FROM pg_statistic
 		          WHERE starelid = 'lockbox.audit_log'::regclass AND stainherit}),
 	'the worker analyzes the audit log while a partition is being vacuumed');
-is( sql('app',
-		q{SELECT count(*) FROM pg_stat_activity
+is( sql(q{SELECT count(*) FROM pg_stat_activity
 		   WHERE backend_type = 'lockbox worker' AND wait_event_type = 'Lock'}),
 	'0', 'without waiting for a lock');
-is(sql('app', $part_analyzes), $analyzed_before,
+is(sql($part_analyzes), $analyzed_before,
 	'and without analyzing the partitions (autovacuum does)');
 $vacuum->query_safe('COMMIT');
 $vacuum->quit;

@@ -17,7 +17,7 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use Time::HiRes qw(usleep);
+use LockboxTest;
 
 my $node = PostgreSQL::Test::Cluster->new('security');
 $node->init;
@@ -30,6 +30,7 @@ lockbox.terminate_sessions = off
 $node->start;
 
 my $db = 'app';
+LockboxTest::setup($node, $db, engineer => 'sec_eng');
 $node->safe_psql('postgres', "CREATE DATABASE $db");
 $node->safe_psql(
 	$db, q{
@@ -46,42 +47,16 @@ INSERT INTO inv SELECT g, CASE WHEN g % 2 = 0 THEN 'acme' ELSE 'globex' END, 0
 SELECT lockbox_protect('inv', tenant_column => 'tenant');
 });
 
-sub sql { my ($q, $d) = @_; return $node->safe_psql($d // $db, $q); }
-
 # an approved request of sec_eng's for acme, in database $d
 sub approved
 {
 	my ($access, $duration, $d) = @_;
-	my $id = sql(
-		qq{SET SESSION AUTHORIZATION sec_eng;
-		SELECT lockbox_request('acme', 'Invoices of acme look wrong',
+	my $id = as_role('sec_eng',
+		qq{SELECT lockbox_request('acme', 'Invoices of acme look wrong',
 			access => '$access', duration => '$duration')}, $d);
-	sql("SET SESSION AUTHORIZATION sec_rev; SELECT lockbox_approve($id)", $d);
-	sql("SET SESSION AUTHORIZATION sec_app; SELECT lockbox_approve($id)", $d);
+	as_role('sec_rev', "SELECT lockbox_approve($id)", $d);
+	as_role('sec_app', "SELECT lockbox_approve($id)", $d);
 	return $id;
-}
-
-# the engineer's statements, in a session of their own: (stdout, stderr)
-sub as_eng
-{
-	my ($q, $d) = @_;
-	my ($ret, $out, $err) = $node->psql($d // $db, $q,
-		extra_params => [ '-U', 'sec_eng', '-v', 'ON_ERROR_STOP=0' ]);
-	return ($out, $err);
-}
-
-# wait until the access log holds $want rows matching $cond
-sub wait_rows
-{
-	my ($cond, $want, $d) = @_;
-	my $got;
-	for (1 .. 300)
-	{
-		$got = sql("SELECT count(*) FROM lockbox.access_log WHERE $cond", $d);
-		return $got if $got == $want;
-		usleep(100_000);
-	}
-	return $got;
 }
 
 my $w = approved('write', '4 hours');
@@ -142,8 +117,8 @@ is(sql(q{SELECT v FROM inv WHERE id = 6}), '0', 'its write is rolled back');
 # CREATE DATABASE ... TEMPLATE
 # ---------------------------------------------------------------------
 my $copied = approved('read', '4 hours');
-my $pending = sql(q{SET SESSION AUTHORIZATION sec_eng;
-	SELECT lockbox_request('acme', 'Invoices of acme look wrong again')});
+my $pending = as_role('sec_eng',
+	q{SELECT lockbox_request('acme', 'Invoices of acme look wrong again')});
 $node->safe_psql('postgres', "CREATE DATABASE appcopy TEMPLATE $db");
 ($out) = as_eng('SELECT count(*) FROM inv');
 is($out, '5', 'the original: the engineer reads acme\'s rows');
@@ -157,6 +132,51 @@ like($e, qr/ERROR:  lockbox in database "appcopy" was copied from another databa
 ($ret, $o, $e) = $node->psql('appcopy',
 	"SET SESSION AUTHORIZATION sec_eng; SELECT lockbox_request('acme', 'Invoices of acme look wrong')");
 like($e, qr/was copied from another database/, 'so is a new request');
+
+# An adoption rolled back leaves the copy a copy, also for the backend that
+# checked inside it (where the database was its own): identity.c keeps what
+# it found only when the row it read was not written by this transaction,
+# and the engineers' access cache is dropped when the transaction (or the
+# subtransaction) that changed it ends.
+my $in_adoption = $node->background_psql('appcopy', on_error_stop => 0);
+sub in_adoption
+{
+	my ($q) = @_;
+	$in_adoption->{stderr} = '';
+	my $out = $in_adoption->query($q);
+	return ($out, $in_adoption->{stderr});
+}
+($o, $e) = in_adoption('BEGIN; SELECT lockbox_adopt_database()');
+is($e, '', 'an adoption begins in a transaction');
+($o, $e) = in_adoption(q{SET SESSION AUTHORIZATION sec_eng;
+	SELECT lockbox_request('acme', 'made inside an adoption that rolls back')});
+like($o, qr/^\d+$/, 'inside it the database is its own: a request is made');
+($o, $e) = in_adoption('SELECT count(*) FROM inv');
+like($e, qr/ERROR:  no approved lockbox access to table "public.inv"/,
+	'and the engineer is refused for want of an approved request, not as in a copy');
+unlike($e, qr/is a copy/, '(the refusal does not name the copy)');
+($o, $e) = in_adoption('ROLLBACK');
+($o, $e) = in_adoption(q{SET SESSION AUTHORIZATION sec_eng;
+	SELECT lockbox_request('acme', 'made after the adoption rolled back')});
+like($e, qr/ERROR:  lockbox in database "appcopy" was copied from another database/,
+	'the adoption rolled back, the same backend refuses the lifecycle again');
+($o, $e) = in_adoption('SET SESSION AUTHORIZATION sec_eng; SELECT count(*) FROM inv');
+like($e, qr/no lockbox access to table "public.inv": database "appcopy" is a copy of another database/,
+	'and refuses the engineer as in a copy');
+# the same with the adoption in a subtransaction rolled back
+($o, $e) = in_adoption(q{RESET SESSION AUTHORIZATION; BEGIN; SAVEPOINT a;
+	SELECT lockbox_adopt_database(); SET SESSION AUTHORIZATION sec_eng; SELECT count(*) FROM inv});
+like($e, qr/ERROR:  no approved lockbox access to table "public.inv"/,
+	'an adoption in a subtransaction: the engineer is refused as in the database\'s own');
+($o, $e) = in_adoption('ROLLBACK TO a; SET SESSION AUTHORIZATION sec_eng; SAVEPOINT b; SELECT count(*) FROM inv');
+like($e, qr/no lockbox access to table "public.inv": database "appcopy" is a copy of another database/,
+	'the subtransaction rolled back, as in a copy again, in the same transaction');
+($o, $e) = in_adoption(q{ROLLBACK TO b; SELECT lockbox_request('acme', 'made after the savepoint rolled back')});
+like($e, qr/ERROR:  lockbox in database "appcopy" was copied from another database/,
+	'and the lifecycle is refused again');
+($o, $e) = in_adoption('ROLLBACK; SELECT datname FROM pg_database WHERE oid = (SELECT datid FROM lockbox.installation)');
+is($o, $db, 'lockbox.installation still names the original');
+$in_adoption->quit;
 my $max = sql('SELECT max(id) FROM lockbox.request', 'appcopy');
 is(sql('SELECT lockbox_adopt_database()', 'appcopy'), $max,
 	'lockbox_adopt_database makes every request until then void');
