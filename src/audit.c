@@ -76,6 +76,7 @@
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/numeric.h"
 #include "utils/datetime.h"
 #include "utils/fmgroids.h"
 #include "utils/guc.h"
@@ -979,6 +980,63 @@ lockbox_audit_head_json(void)
 	}
 	appendStringInfoChar(&buf, ']');
 	return buf.data;
+}
+
+static void
+push_anchor(JsonbParseState **ps, int64 seq, const uint8 *hash)
+{
+	char		hex[AUDIT_HASH_LEN * 2 + 1];
+	JsonbValue	v;
+
+	hex_encode((const char *) hash, AUDIT_HASH_LEN, hex);
+	hex[AUDIT_HASH_LEN * 2] = '\0';
+	pushJsonbValue(ps, WJB_BEGIN_OBJECT, NULL);
+	v.type = jbvString;
+	v.val.string.val = "seq";
+	v.val.string.len = 3;
+	pushJsonbValue(ps, WJB_KEY, &v);
+	v.type = jbvNumeric;
+	v.val.numeric = int64_to_numeric(seq);
+	pushJsonbValue(ps, WJB_VALUE, &v);
+	v.type = jbvString;
+	v.val.string.val = "hash";
+	v.val.string.len = 4;
+	pushJsonbValue(ps, WJB_KEY, &v);
+	v.type = jbvString;
+	/* (the parse state keeps a pointer to it until the jsonb is made) */
+	v.val.string.val = pnstrdup(hex, AUDIT_HASH_LEN * 2);
+	v.val.string.len = AUDIT_HASH_LEN * 2;
+	pushJsonbValue(ps, WJB_VALUE, &v);
+	pushJsonbValue(ps, WJB_END_OBJECT, NULL);
+}
+
+/*
+ * The same, as jsonb, built directly (what jsonb_in makes of the text): a
+ * transition names it in its notifications' payloads.
+ */
+Jsonb *
+lockbox_audit_head_jsonb(void)
+{
+	JsonbParseState *ps = NULL;
+	JsonbValue *array;
+
+	pushJsonbValue(&ps, WJB_BEGIN_ARRAY, NULL);
+	if (pending_rows != NIL)
+	{
+		PendingRow *row = (PendingRow *) llast(pending_rows);
+
+		push_anchor(&ps, row->seq, row->hash);
+	}
+	else
+	{
+		int			ntips;
+		AuditTip   *tips = current_tips(&ntips);
+
+		for (int i = 0; i < ntips; i++)
+			push_anchor(&ps, tips[i].seq, tips[i].hash);
+	}
+	array = pushJsonbValue(&ps, WJB_END_ARRAY, NULL);
+	return JsonbValueToJsonb(array);
 }
 
 /*

@@ -641,8 +641,7 @@ push_int8(JsonbParseState **ps, const char *key, int64 value)
 static Jsonb *
 payload_anchors(void)
 {
-	return DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
-											  CStringGetDatum(lockbox_audit_head_json())));
+	return lockbox_audit_head_jsonb();
 }
 
 /* Write a notification, and hand it to the worker's NOTIFY at commit. */

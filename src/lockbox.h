@@ -36,6 +36,7 @@
 #include "nodes/lockoptions.h"
 #include "storage/lwlock.h"
 #include "utils/array.h"
+#include "utils/jsonb.h"
 #include "utils/timestamp.h"
 
 /* longest free text accepted (reasons, comments, tickets), in characters */
@@ -217,6 +218,7 @@ extern void lockbox_audit_init(void);
 extern int	lockbox_anchor_interval;
 extern char *lockbox_iso_time(TimestampTz t);
 extern char *lockbox_audit_head_json(void);
+extern Jsonb *lockbox_audit_head_jsonb(void);
 extern void lockbox_audit_log_anchor(void);
 extern int	lockbox_audit_keep_partitions(TimestampTz now);
 extern int	lockbox_audit_analyze(bool made_partitions);
