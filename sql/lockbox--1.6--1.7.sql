@@ -44,3 +44,17 @@ ALTER TABLE lockbox.approver ENABLE ALWAYS TRIGGER tenants_changed;
 ------------------------------------------------------------------------------
 COMMENT ON TABLE lockbox.notify_outbox IS
 	'NOTIFY lockbox messages the database''s lockbox worker has yet to send, of those not handed to it in shared memory (its own transitions'', and a transition''s when the relay ring was full).';
+
+------------------------------------------------------------------------------
+-- lockbox.open_request updated in place (README "Performance").
+--
+-- A pending request's review and its approval each move its row of
+-- lockbox.open_request to a new time (the approval stage's deadline, the
+-- access window's end).  With an index on that time every such update wrote
+-- new index entries into both of the table's indexes; without it the
+-- update is a HOT update.  The table holds only the open requests, so the
+-- worker's deadline queries read it whole, and its pages keep room for the
+-- rows' new versions.
+------------------------------------------------------------------------------
+DROP INDEX lockbox.open_request_due_idx;
+ALTER TABLE lockbox.open_request SET (fillfactor = 50);
