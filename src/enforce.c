@@ -40,6 +40,7 @@
 #include "access/genam.h"
 #include "access/htup_details.h"
 #include "access/table.h"
+#include "access/tableam.h"
 #include "catalog/heap.h"
 #include "catalog/partition.h"
 #include "catalog/indexing.h"
@@ -51,6 +52,7 @@
 #include "catalog/pg_trigger.h"
 #include "catalog/pg_type.h"
 #include "commands/event_trigger.h"
+#include "commands/tablecmds.h"
 #include "executor/executor.h"
 #include "fmgr.h"
 #include "funcapi.h"
@@ -65,6 +67,7 @@
 #include "rewrite/rewriteHandler.h"
 #include "utils/inval.h"
 #include "port/atomics.h"
+#include "storage/lmgr.h"
 #include "storage/proc.h"
 #include "storage/procarray.h"
 #include "storage/shmem.h"
@@ -2186,6 +2189,124 @@ ended_here(int64 id)
 	return here;
 }
 
+static int
+int64_cmp(const void *a, const void *b)
+{
+	int64		x = *(const int64 *) a;
+	int64		y = *(const int64 *) b;
+
+	return (x > y) - (x < y);
+}
+
+/*
+ * Hold every request the transaction's writes ran under until it commits,
+ * so that no end of their access can commit between check_commit's reading
+ * of them and the commit itself: the newest version of each request's row
+ * locked FOR KEY SHARE, which every transition (lockbox_close,
+ * lockbox_revoke, an approver's decision on an extension) waits for, as it
+ * locks the row FOR UPDATE; then lockbox.revocation in SHARE mode, which a
+ * revocation recorded beside a request held by another session (one that
+ * waited for the row longer than lockbox_revoke does) waits for, as it
+ * inserts its row.  A revocation of that kind under way is waited for, and
+ * then seen.  The rows are locked in the order of their ids, and the table
+ * after them: a session holding a request row (its requester closing it in
+ * a transaction left open) holds back this commit only, never a revocation
+ * of another request.  Only engineers' transactions that wrote protected
+ * rows come here, once, at their commit.
+ */
+static void
+hold_requests(void)
+{
+	int64	   *ids;
+	int			n = 0;
+	ListCell   *lc;
+	Oid			nsp = get_namespace_oid("lockbox", false);
+	Relation	rel;
+	TupleTableSlot *slot;
+
+	foreach(lc, xact_writes)
+		n += ((XactWrite *) lfirst(lc))->nrequests;
+	ids = palloc(sizeof(int64) * Max(1, n));
+	n = 0;
+	foreach(lc, xact_writes)
+	{
+		XactWrite  *w = (XactWrite *) lfirst(lc);
+
+		for (int i = 0; i < w->nrequests; i++)
+			ids[n++] = w->requests[i];
+	}
+	qsort(ids, n, sizeof(int64), int64_cmp);
+
+	/* (rows changed by this transaction itself, lockbox_close, are seen) */
+	CommandCounterIncrement();
+	rel = table_open(get_relname_relid("request", nsp), RowShareLock);
+	slot = table_slot_create(rel, NULL);
+	for (int i = 0; i < n; i++)
+	{
+		Datum		key = Int64GetDatum(ids[i]);
+		Snapshot	snap;
+		List	   *rows;
+		TM_FailureData tmfd;
+		TM_Result	res;
+
+		if (i > 0 && ids[i] == ids[i - 1])
+			continue;
+		snap = RegisterSnapshot(GetLatestSnapshot());
+		rows = lockbox_store_read("request", 1, &key, snap, NULL);
+		if (rows == NIL)
+		{
+			UnregisterSnapshot(snap);
+			continue;			/* gone: check_commit finds it closed */
+		}
+
+		/*
+		 * Whatever the isolation level, the newest version: a transition
+		 * committed since the transaction's snapshot is what check_commit
+		 * must see, not a reason to fail to serialize.
+		 */
+		res = table_tuple_lock(rel, &((HeapTuple) linitial(rows))->t_self,
+							   snap, slot, GetCurrentCommandId(true),
+							   LockTupleKeyShare, LockWaitBlock,
+							   TUPLE_LOCK_FLAG_LOCK_UPDATE_IN_PROGRESS |
+							   TUPLE_LOCK_FLAG_FIND_LAST_VERSION, &tmfd);
+		UnregisterSnapshot(snap);
+		switch (res)
+		{
+			case TM_Ok:
+			case TM_SelfModified:	/* changed here: held FOR UPDATE already */
+			case TM_Deleted:	/* gone: check_commit finds it closed */
+				break;
+			default:
+				elog(ERROR, "unexpected result %d locking lockbox request " INT64_FORMAT,
+					 (int) res, ids[i]);
+		}
+	}
+	ExecDropSingleTupleTableSlot(slot);
+	table_close(rel, NoLock);
+	LockRelationOid(get_relname_relid("revocation", nsp), ShareLock);
+	pfree(ids);
+}
+
+/*
+ * Forget the grants cached: the next look reads them afresh.  A transition
+ * that committed is visible to others a moment before its backend tells
+ * them to drop their caches (the shared generation moves at its end).
+ */
+static void
+forget_grants(void)
+{
+	MemoryContext old;
+
+	if (!cache.grants_valid)
+		return;
+	old = MemoryContextSwitchTo(cache.cxt);
+	list_free_deep(cache.grants);
+	MemoryContextSwitchTo(old);
+	cache.grants = NIL;
+	cache.grants_valid = false;
+	cache.grants_version++;
+}
+
 /*
  * The transaction commits: every request its engineer statements wrote into
  * protected tables under must still be open now -- approved, its window not
@@ -2195,15 +2316,32 @@ ended_here(int64 id)
  * or the window's end; the session is ended only a moment later, or never
  * with lockbox.terminate_sessions off): the commit fails, and the
  * transaction rolls back.  All of them, not any: a statement under two
- * requests may have written rows of either tenant.
+ * requests may have written rows of either tenant.  The requests are held
+ * first (hold_requests), so that none ends between this check and the
+ * commit; and read afresh, not from the cache.
  */
 static void
 check_commit(void)
 {
 	ListCell   *lc;
 
+	/*
+	 * What core does at commit after this check must not take long: the
+	 * requests are held until the commit record is written.  Its ON COMMIT
+	 * actions are done first, here: dropping a temporary table ON COMMIT
+	 * DROP drops what depends on it (a trigger on another table, say),
+	 * which may wait for another session's lock for as long as that
+	 * session likes.  After the check, that wait would hold back every
+	 * revocation of the requests, and before lockbox held them it let the
+	 * writes commit after one.  (Core's own call later finds the tables
+	 * gone, and empties again those ON COMMIT DELETE ROWS, empty by then.)
+	 */
+	PreCommit_on_commit_actions();
+
 	/* (no snapshot is active at commit: lockbox's reads need one) */
 	PushActiveSnapshot(GetTransactionSnapshot());
+	hold_requests();
+	forget_grants();
 	foreach(lc, xact_writes)
 	{
 		XactWrite  *w = (XactWrite *) lfirst(lc);
