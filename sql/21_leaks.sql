@@ -2,7 +2,8 @@
 -- 21_leaks: core features that would hand an engineer what lockbox keeps
 -- from them (1.7): notifications on the application's channels; the
 -- statistics functions wherever an expression is evaluated; plans sent to
--- the client; privileges core checks as a statement starts.
+-- the client, EXPLAIN's BUFFERS; privileges core checks as a statement
+-- starts.
 --
 -- Uses regress_try from 00_setup; its own roles, tenants and tables.
 --
@@ -48,19 +49,29 @@ SELECT lk_grant('write') AS req \gset
 -- ---------------------------------------------------------------------
 -- LISTEN: notifications go to every session listening on the channel,
 -- with whatever payload the application's sessions send (a trigger may
--- send a row's values).  An engineer's session listens on channel lockbox
--- only, whatever role it acts as; everyone else as before.
+-- send a row's values).  A session of a member of lockbox's roles
+-- listens on channel lockbox only, whatever role it acts as; everyone else
+-- as before.
 -- ---------------------------------------------------------------------
 SET SESSION AUTHORIZATION regress_lk_erin;
 CALL regress_try('LISTEN lk_orders_changed');
 CALL regress_try('LISTEN "Lockbox"');
+-- (rolled back: notifications on lockbox would arrive at any moment)
+BEGIN;
 CALL regress_try('LISTEN lockbox');
+ROLLBACK;
 SET ROLE regress_lk_app;
 CALL regress_try('LISTEN lk_orders_changed');
 RESET ROLE;
-SELECT pg_listening_channels() AS listening;
-UNLISTEN *;
 RESET SESSION AUTHORIZATION;
+-- nor does an approver's, or a reviewer's: another tenant's rows
+SET SESSION AUTHORIZATION regress_lk_ada;
+CALL regress_try('LISTEN lk_orders_changed');
+BEGIN;
+CALL regress_try('LISTEN lockbox');
+ROLLBACK;
+SET SESSION AUTHORIZATION regress_lk_mia;
+CALL regress_try('LISTEN lk_orders_changed');
 SET SESSION AUTHORIZATION regress_lk_app;
 CALL regress_try('LISTEN lk_orders_changed');
 UNLISTEN *;
@@ -134,6 +145,13 @@ RESET SESSION AUTHORIZATION;
 RESET auto_explain.log_min_duration;
 RESET auto_explain.log_analyze;
 RESET auto_explain.log_level;
+
+-- EXPLAIN's BUFFERS without ANALYZE counts the pages planning read, the
+-- index entries of every tenant among them: a number, as COSTS
+SET SESSION AUTHORIZATION regress_lk_erin;
+CALL regress_try('EXPLAIN (COSTS OFF, BUFFERS) SELECT * FROM lk_orders');
+EXPLAIN (COSTS OFF, BUFFERS OFF) SELECT * FROM lk_orders WHERE id = 2;
+RESET SESSION AUTHORIZATION;
 
 -- ---------------------------------------------------------------------
 -- Core checks the privileges of a statement's tables, columns and

@@ -1271,8 +1271,8 @@ refuse_explain(Oid relid)
 	ereport(ERROR,
 			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 			 errmsg("%s", msg),
-			 errdetail("Estimates come from statistics of every tenant's rows, and ANALYZE counts the rows the policies filter out."),
-			 errhint("Use EXPLAIN (COSTS OFF) without ANALYZE.")));
+			 errdetail("Estimates come from statistics of every tenant's rows, ANALYZE counts the rows the policies filter out, and BUFFERS the pages planning read, every tenant's index entries among them."),
+			 errhint("Use EXPLAIN (COSTS OFF) without ANALYZE or BUFFERS.")));
 }
 
 /* ---------------------------------------------------------------------
@@ -2160,7 +2160,9 @@ forget_xact_writes(void)
  * before its window's end?  Then the writes made under it commit together
  * with its end, not after it.  (Its row changed here for another reason, an
  * extension asked for, is no such end: a revocation recorded beside it
- * meanwhile still ends the access first.)
+ * meanwhile still ends the access first.  So does one recorded beside it
+ * while this transaction held the row it closed: the customer's withdrawal
+ * committed first, and the writes must not commit after it.)
  */
 static bool
 ended_here(int64 id)
@@ -2177,7 +2179,9 @@ ended_here(int64 id)
 	lockbox_prepare(&plan,
 					"SELECT r.xmin, r.access_ends_at FROM lockbox.request r"
 					" WHERE r.id OPERATOR(pg_catalog.=) $1"
-					"   AND r.state IN ('closed', 'revoked')",
+					"   AND r.state IN ('closed', 'revoked')"
+					"   AND NOT EXISTS (SELECT 1 FROM lockbox.revocation v"
+					"                    WHERE v.request_id OPERATOR(pg_catalog.=) r.id)",
 					1, argtypes);
 	/* (at commit no snapshot is active: the latest, as for the grants) */
 	snap = RegisterSnapshot(GetLatestSnapshot());
@@ -3275,6 +3279,7 @@ lockbox_enforce_explain_begin(Node *node)
 	int			prev = explain_shows_numbers;
 	bool		analyze = false;
 	bool		costs = true;
+	bool		buffers = false;
 	ListCell   *lc;
 
 	if (!IsA(node, ExplainStmt))
@@ -3287,8 +3292,15 @@ lockbox_enforce_explain_begin(Node *node)
 			analyze = defGetBoolean(opt);
 		else if (strcmp(opt->defname, "costs") == 0)
 			costs = defGetBoolean(opt);
+		else if (strcmp(opt->defname, "buffers") == 0)
+			buffers = defGetBoolean(opt);
 	}
-	explain_shows_numbers = (analyze || costs) ? 1 : 0;
+	/*
+	 * (BUFFERS without ANALYZE shows what planning read: with the pages of
+	 * the index the planner probes for a column's actual extremes, every
+	 * tenant's entries.)
+	 */
+	explain_shows_numbers = (analyze || costs || buffers) ? 1 : 0;
 	return prev;
 }
 
@@ -3523,22 +3535,49 @@ refuse_truncate_cascade(List *rangevars)
 	}
 }
 
+/* Is role a member of one of lockbox's group roles (not as a superuser)? */
+static bool
+lockbox_member(Oid role)
+{
+	static const char *const groups[] = {
+		"lockbox_engineer", "lockbox_reviewer", "lockbox_approver", "lockbox_auditor"
+	};
+
+	if (superuser_arg(role))
+		return false;
+	for (int i = 0; i < lengthof(groups); i++)
+	{
+		Oid			group = get_role_oid(groups[i], true);
+
+		if (OidIsValid(group) && is_member_of_role_nosuper(role, group))
+			return true;
+	}
+	return false;
+}
+
 /*
- * LISTEN by an engineer's session, in a database with protected tables, on
- * a channel other than lockbox's own: NOTIFY payloads are the application's
- * to choose, and a trigger that notifies a row's values would hand every
- * tenant's rows to the session, past the policies and the access log.
- * Notifications go to the session, whatever role it acts as: refused when
- * its session user or the role it acts as is an engineer.
+ * LISTEN on a channel other than lockbox's own, in a database with protected
+ * tables, by a session of a member of lockbox's roles: NOTIFY payloads are
+ * the application's to choose, and a trigger that notifies a row's values
+ * would hand every tenant's rows to an engineer, past the policies and the
+ * access log, or another tenant's to an approver.  Notifications go to the
+ * session, whatever role it acts as: refused when its session user or the
+ * role it acts as is such a member.
  */
 static void
 refuse_listen(const char *channel)
 {
 	Oid			user = GetUserId();
 	Oid			session = GetSessionUserId();
+	Oid			member;
 
-	if (strcmp(channel, "lockbox") == 0 ||
-		(!is_engineer(user) && !is_engineer(session)))
+	if (strcmp(channel, "lockbox") == 0)
+		return;
+	if (lockbox_member(user))
+		member = user;
+	else if (lockbox_member(session))
+		member = session;
+	else
 		return;
 	cache_check_generation();
 	if (!cache.valid)
@@ -3548,10 +3587,10 @@ refuse_listen(const char *channel)
 	lockbox_count(LB_REFUSALS);
 	ereport(ERROR,
 			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-			 errmsg("engineers may not listen on channel \"%s\" in a database with lockbox-protected tables",
-					channel),
-			 errdetail("Notifications on it carry what the application's sessions send, which may be any tenant's data."),
-			 errhint("An engineer's session listens on channel \"lockbox\" only.")));
+			 errmsg("role \"%s\" may not listen on channel \"%s\" in a database with lockbox-protected tables",
+					lockbox_role_name(member), channel),
+			 errdetail("Notifications on it carry what the application's sessions send, which may be any tenant's data; lockbox's engineers, reviewers, approvers and auditors listen on channel \"lockbox\" only."),
+			 errhint("LISTEN lockbox.")));
 }
 
 /*
