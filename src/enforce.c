@@ -2407,6 +2407,35 @@ lockbox_enforce_open_statements(void)
 	return open_statements != NIL;
 }
 
+/*
+ * Is an error a refusal core or lockbox made while an engineer's statement
+ * started, ran or finished: a privilege (core's "permission denied for
+ * table t", "... for column c of relation t", "... for function f"), a row
+ * the policies refuse, a statistics function?  Not a message of the
+ * application's own (a trigger's RAISE with SQLSTATE 42501), which the
+ * access log does not repeat to the tenants' approvers.
+ */
+static bool
+refusal_message(const ErrorData *edata)
+{
+	static const char *const prefixes[] = {
+		"permission denied for ",
+		"new row violates row-level security policy",
+		"target row violates row-level security policy",
+		"engineers may not read "
+	};
+
+	if (edata->sqlerrcode != ERRCODE_INSUFFICIENT_PRIVILEGE ||
+		edata->message_id == NULL || edata->message == NULL)
+		return false;
+	for (int i = 0; i < lengthof(prefixes); i++)
+	{
+		if (strncmp(edata->message_id, prefixes[i], strlen(prefixes[i])) == 0)
+			return true;
+	}
+	return false;
+}
+
 /* Does an error's message name relation relid ("t", or "... table t")? */
 static bool
 message_names(const char *message, Oid relid)
@@ -2430,17 +2459,18 @@ message_names(const char *message, Oid relid)
  * An engineer statement that reached protected tables failed after lockbox
  * let it start -- as core started it (ExecutorStart checks the privileges
  * on its tables and functions), as it ran (each fetch), or as it finished
- * (its AFTER triggers).  When it was refused -- SQLSTATE 42501: a privilege
- * the engineer lacks ("permission denied for table invoices", also on a
- * column or a function), a row lockbox's policies refuse to write ("new row
- * violates row-level security policy", WITH CHECK; "target row ..." of ON
- * CONFLICT DO UPDATE and MERGE) -- it is recorded as refused, with the
- * error's message as the reason, as the refusals made before it started
- * are: its record made before it started says only that it was let start.
- * The record is made under the tables the message names, or, when it names
- * none of them, under every protected table the statement reached.  A
- * refusal is recorded once, by the innermost engineer statement it fails,
- * and not when lockbox made and recorded it itself.  An exclusion
+ * (its AFTER triggers).  When it was refused (refusal_message) -- a
+ * privilege the engineer lacks ("permission denied for table invoices",
+ * also on a column or a function), a row lockbox's policies refuse to write
+ * ("new row violates row-level security policy", WITH CHECK; "target row
+ * ..." of ON CONFLICT DO UPDATE and MERGE), a statistics function -- it is
+ * recorded as refused, with the error's message as the reason, as the
+ * refusals made before it started are: its record made before it started
+ * says only that it was let start.  The record is made under the tables the
+ * message names, or, when it names none of them, under every protected
+ * table the statement reached.  A refusal is recorded once, by the
+ * innermost engineer statement it fails, and not when lockbox made and
+ * recorded it itself.  An exclusion
  * constraint's violation is raised again without the existing row's key
  * (below).  Runs in the error's PG_CATCH, before the transaction is
  * aborted; every other error is left as it is: the statement ran until it
@@ -2492,7 +2522,7 @@ lockbox_enforce_run_failed(QueryDesc *queryDesc)
 		scrubbed->detail_log = NULL;
 		ReThrowError(scrubbed);
 	}
-	if (edata->sqlerrcode != ERRCODE_INSUFFICIENT_PRIVILEGE)
+	if (!refusal_message(edata))
 	{
 		FreeErrorData(edata);
 		return;
@@ -3344,10 +3374,15 @@ lockbox_enforce_utility_failed(void)
 		geterrcode() != ERRCODE_INSUFFICIENT_PRIVILEGE)
 		return;
 	copy_to_recorded = NULL;
-	run_failure_recorded = true;
 	old = MemoryContextSwitchTo(CurTransactionContext);
 	edata = CopyErrorData();
 	MemoryContextSwitchTo(old);
+	if (!refusal_message(edata))
+	{
+		FreeErrorData(edata);
+		return;
+	}
+	run_failure_recorded = true;
 	lockbox_count(LB_REFUSALS);
 	lockbox_access_refused(copy_to_command, &copy_to_query, copy_to_item.relid,
 						   copy_to_item.nrequests, copy_to_item.requests,
