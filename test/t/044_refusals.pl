@@ -11,6 +11,8 @@
 #   statement ends, client_min_messages set as it ran)
 # - a refusal lockbox made and recorded itself in a statement nested in
 #   another is recorded once, not again for the statement around it
+# - an application's own error with SQLSTATE 42501 (a trigger's RAISE) is
+#   not repeated in the access log
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -54,6 +56,12 @@ CREATE TABLE trail (id int);
 CREATE FUNCTION trail() RETURNS trigger LANGUAGE plpgsql AS
   $$BEGIN INSERT INTO trail VALUES (NEW.id); RETURN NULL; END$$;
 CREATE TRIGGER trail AFTER UPDATE ON inv FOR EACH ROW EXECUTE FUNCTION trail();
+-- the application's own refusal, whose message engineers may see but the
+-- access log does not repeat
+CREATE FUNCTION quota() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN
+  IF NEW.v = 7 THEN RAISE EXCEPTION 'over quota: globex has 12' USING ERRCODE = '42501'; END IF;
+  RETURN NEW; END$$;
+CREATE TRIGGER quota BEFORE UPDATE ON inv FOR EACH ROW EXECUTE FUNCTION quota();
 -- reads table other, which no request covers
 CREATE FUNCTION peek() RETURNS bigint LANGUAGE sql AS 'SELECT count(*) FROM other';
 });
@@ -89,6 +97,8 @@ sub wait_rows
 	return $got;
 }
 
+my $err;
+
 # each statement: (tag, statement, the error core raises)
 my @refused = (
 	[ 'table', q{DELETE FROM inv /* table */ WHERE id = 2},
@@ -109,7 +119,7 @@ my @refused = (
 for my $r (@refused)
 {
 	my ($tag, $q, $msg) = @$r;
-	my $err = as_eng($q);
+	$err = as_eng($q);
 	like($err, qr/\Q$msg\E/, "$tag: refused");
 	is(wait_rows("query LIKE '%/* $tag */%' AND outcome = 'refused'", 1), 1,
 		"$tag: recorded as refused");
@@ -124,8 +134,15 @@ for my $r (@refused)
 is(sql(q{SELECT count(*) FROM trail}), '0', 'the trigger\'s refused write did not happen');
 is(sql(q{SELECT v FROM inv WHERE id = 2}), '0', 'nor the update');
 
+# the application's own message with SQLSTATE 42501 is no refusal to repeat
+$err = as_eng(q{UPDATE inv SET v = 7 /* raise */ WHERE id = 2});
+like($err, qr/over quota/, 'the application\'s trigger refuses');
+is(wait_rows("query LIKE '%/* raise */%'", 1), 1, 'the statement is recorded');
+is(sql(q{SELECT outcome FROM lockbox.access_log WHERE query LIKE '%/* raise */%'}),
+	'allowed', 'as allowed only: the message is the application\'s');
+
 # a refusal lockbox recorded itself, in a statement nested in another
-my $err = as_eng(q{SELECT peek() FROM inv /* nested */ WHERE id = 2});
+$err = as_eng(q{SELECT peek() FROM inv /* nested */ WHERE id = 2});
 like($err, qr/no approved lockbox access to table "public.other"/,
 	'a nested statement lockbox refuses');
 is(wait_rows(q{query LIKE '%count(*) FROM other%' AND outcome = 'refused'}, 1), 1,
