@@ -209,8 +209,8 @@ static int	declaring_held_cursor = 0;
  * again.  Its text, until that query starts or the COPY ends.
  */
 static const char *copy_to_recorded = NULL;
+/* (and what it was recorded under, for a refusal before the query starts) */
 static LockboxAccessItem copy_to_item;
-static const char *copy_to_command = "COPY TO";
 static LockboxQuery copy_to_query;
 
 /*
@@ -3384,7 +3384,7 @@ lockbox_enforce_utility_failed(void)
 	}
 	run_failure_recorded = true;
 	lockbox_count(LB_REFUSALS);
-	lockbox_access_refused(copy_to_command, &copy_to_query, copy_to_item.relid,
+	lockbox_access_refused("COPY TO", &copy_to_query, copy_to_item.relid,
 						   copy_to_item.nrequests, copy_to_item.requests,
 						   edata->message);
 	FreeErrorData(edata);
