@@ -40,6 +40,7 @@
 #include "access/genam.h"
 #include "access/htup_details.h"
 #include "access/table.h"
+#include "access/tableam.h"
 #include "catalog/heap.h"
 #include "catalog/partition.h"
 #include "catalog/indexing.h"
@@ -47,10 +48,13 @@
 #include "catalog/pg_class.h"
 #include "catalog/pg_constraint.h"
 #include "catalog/pg_inherits.h"
+#include "catalog/pg_namespace.h"
 #include "catalog/pg_policy.h"
+#include "catalog/pg_proc.h"
 #include "catalog/pg_trigger.h"
 #include "catalog/pg_type.h"
 #include "commands/event_trigger.h"
+#include "commands/tablecmds.h"
 #include "executor/executor.h"
 #include "fmgr.h"
 #include "funcapi.h"
@@ -65,6 +69,7 @@
 #include "rewrite/rewriteHandler.h"
 #include "utils/inval.h"
 #include "port/atomics.h"
+#include "storage/lmgr.h"
 #include "storage/proc.h"
 #include "storage/procarray.h"
 #include "storage/shmem.h"
@@ -74,6 +79,7 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
+#include "utils/fmgrtab.h"
 #include "utils/fmgroids.h"
 #include "utils/guc.h"
 #include "utils/hsearch.h"
@@ -203,6 +209,9 @@ static int	declaring_held_cursor = 0;
  * again.  Its text, until that query starts or the COPY ends.
  */
 static const char *copy_to_recorded = NULL;
+/* (and what it was recorded under, for a refusal before the query starts) */
+static LockboxAccessItem copy_to_item;
+static LockboxQuery copy_to_query;
 
 /*
  * The engineer statements under way that reach protected tables, until
@@ -260,9 +269,10 @@ static List *xact_writes = NIL;
 static MemoryContext xact_writes_cxt = NULL;
 
 /*
- * A statement's failure in a lockbox check made while it ran (a row the
- * policies refuse) is recorded as a refusal once, by the innermost engineer
- * statement it fails: the statements around it see it fail too.
+ * A refusal of an engineer's statement is recorded once: by lockbox when it
+ * refuses it itself (record_refusal), else by the innermost engineer
+ * statement on protected data it fails (lockbox_enforce_run_failed).  The
+ * statements around it see it fail too.
  */
 static bool run_failure_recorded = false;
 
@@ -869,6 +879,8 @@ record_refusal(Oid relid, const char *reason)
 	}
 	lockbox_access_refused(stmt_command, recorded_query(), relid, n, requests,
 						   reason);
+	/* (the statements around this one see the refusal fail them too) */
+	run_failure_recorded = true;
 }
 
 static void
@@ -1259,8 +1271,8 @@ refuse_explain(Oid relid)
 	ereport(ERROR,
 			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 			 errmsg("%s", msg),
-			 errdetail("Estimates come from statistics of every tenant's rows, and ANALYZE counts the rows the policies filter out."),
-			 errhint("Use EXPLAIN (COSTS OFF) without ANALYZE.")));
+			 errdetail("Estimates come from statistics of every tenant's rows, ANALYZE counts the rows the policies filter out, and BUFFERS the pages planning read, every tenant's index entries among them."),
+			 errhint("Use EXPLAIN (COSTS OFF) without ANALYZE or BUFFERS.")));
 }
 
 /* ---------------------------------------------------------------------
@@ -2035,12 +2047,14 @@ forget_open_statement(QueryDesc *queryDesc)
 /*
  * Keep the protected tables a statement reached (items; the first nnamed
  * named by it, read or written as writes says, the rest reached by its
- * foreign key actions, written), for lockbox_enforce_executor_run.
+ * foreign key actions, written), for lockbox_enforce_executor_run and
+ * lockbox_enforce_run_failed; with runs false (EXPLAIN without ANALYZE),
+ * only for the latter: nothing is written.
  */
 static void
 remember_open_statement(QueryDesc *queryDesc, Oid user, int nitems,
 						const LockboxAccessItem *items, int nnamed,
-						const bool *writes)
+						const bool *writes, bool runs)
 {
 	MemoryContext old;
 	OpenStatement *os;
@@ -2083,7 +2097,7 @@ remember_open_statement(QueryDesc *queryDesc, Oid user, int nitems,
 	open_statements = lappend(open_statements, os);
 	MemoryContextSwitchTo(old);
 
-	for (int i = 0; i < nitems; i++)
+	for (int i = 0; i < nitems && runs; i++)
 	{
 		if (os->write[i])
 			remember_xact_write(user, &items[i], &os->query);
@@ -2146,7 +2160,9 @@ forget_xact_writes(void)
  * before its window's end?  Then the writes made under it commit together
  * with its end, not after it.  (Its row changed here for another reason, an
  * extension asked for, is no such end: a revocation recorded beside it
- * meanwhile still ends the access first.)
+ * meanwhile still ends the access first.  So does one recorded beside it
+ * while this transaction held the row it closed: the customer's withdrawal
+ * committed first, and the writes must not commit after it.)
  */
 static bool
 ended_here(int64 id)
@@ -2163,7 +2179,9 @@ ended_here(int64 id)
 	lockbox_prepare(&plan,
 					"SELECT r.xmin, r.access_ends_at FROM lockbox.request r"
 					" WHERE r.id OPERATOR(pg_catalog.=) $1"
-					"   AND r.state IN ('closed', 'revoked')",
+					"   AND r.state IN ('closed', 'revoked')"
+					"   AND NOT EXISTS (SELECT 1 FROM lockbox.revocation v"
+					"                    WHERE v.request_id OPERATOR(pg_catalog.=) r.id)",
 					1, argtypes);
 	/* (at commit no snapshot is active: the latest, as for the grants) */
 	snap = RegisterSnapshot(GetLatestSnapshot());
@@ -2186,6 +2204,124 @@ ended_here(int64 id)
 	return here;
 }
 
+static int
+int64_cmp(const void *a, const void *b)
+{
+	int64		x = *(const int64 *) a;
+	int64		y = *(const int64 *) b;
+
+	return (x > y) - (x < y);
+}
+
+/*
+ * Hold every request the transaction's writes ran under until it commits,
+ * so that no end of their access can commit between check_commit's reading
+ * of them and the commit itself: the newest version of each request's row
+ * locked FOR KEY SHARE, which every transition (lockbox_close,
+ * lockbox_revoke, an approver's decision on an extension) waits for, as it
+ * locks the row FOR UPDATE; then lockbox.revocation in SHARE mode, which a
+ * revocation recorded beside a request held by another session (one that
+ * waited for the row longer than lockbox_revoke does) waits for, as it
+ * inserts its row.  A revocation of that kind under way is waited for, and
+ * then seen.  The rows are locked in the order of their ids, and the table
+ * after them: a session holding a request row (its requester closing it in
+ * a transaction left open) holds back this commit only, never a revocation
+ * of another request.  Only engineers' transactions that wrote protected
+ * rows come here, once, at their commit.
+ */
+static void
+hold_requests(void)
+{
+	int64	   *ids;
+	int			n = 0;
+	ListCell   *lc;
+	Oid			nsp = get_namespace_oid("lockbox", false);
+	Relation	rel;
+	TupleTableSlot *slot;
+
+	foreach(lc, xact_writes)
+		n += ((XactWrite *) lfirst(lc))->nrequests;
+	ids = palloc(sizeof(int64) * Max(1, n));
+	n = 0;
+	foreach(lc, xact_writes)
+	{
+		XactWrite  *w = (XactWrite *) lfirst(lc);
+
+		for (int i = 0; i < w->nrequests; i++)
+			ids[n++] = w->requests[i];
+	}
+	qsort(ids, n, sizeof(int64), int64_cmp);
+
+	/* (rows changed by this transaction itself, lockbox_close, are seen) */
+	CommandCounterIncrement();
+	rel = table_open(get_relname_relid("request", nsp), RowShareLock);
+	slot = table_slot_create(rel, NULL);
+	for (int i = 0; i < n; i++)
+	{
+		Datum		key = Int64GetDatum(ids[i]);
+		Snapshot	snap;
+		List	   *rows;
+		TM_FailureData tmfd;
+		TM_Result	res;
+
+		if (i > 0 && ids[i] == ids[i - 1])
+			continue;
+		snap = RegisterSnapshot(GetLatestSnapshot());
+		rows = lockbox_store_read("request", 1, &key, snap, NULL);
+		if (rows == NIL)
+		{
+			UnregisterSnapshot(snap);
+			continue;			/* gone: check_commit finds it closed */
+		}
+
+		/*
+		 * Whatever the isolation level, the newest version: a transition
+		 * committed since the transaction's snapshot is what check_commit
+		 * must see, not a reason to fail to serialize.
+		 */
+		res = table_tuple_lock(rel, &((HeapTuple) linitial(rows))->t_self,
+							   snap, slot, GetCurrentCommandId(true),
+							   LockTupleKeyShare, LockWaitBlock,
+							   TUPLE_LOCK_FLAG_LOCK_UPDATE_IN_PROGRESS |
+							   TUPLE_LOCK_FLAG_FIND_LAST_VERSION, &tmfd);
+		UnregisterSnapshot(snap);
+		switch (res)
+		{
+			case TM_Ok:
+			case TM_SelfModified:	/* changed here: held FOR UPDATE already */
+			case TM_Deleted:	/* gone: check_commit finds it closed */
+				break;
+			default:
+				elog(ERROR, "unexpected result %d locking lockbox request " INT64_FORMAT,
+					 (int) res, ids[i]);
+		}
+	}
+	ExecDropSingleTupleTableSlot(slot);
+	table_close(rel, NoLock);
+	LockRelationOid(get_relname_relid("revocation", nsp), ShareLock);
+	pfree(ids);
+}
+
+/*
+ * Forget the grants cached: the next look reads them afresh.  A transition
+ * that committed is visible to others a moment before its backend tells
+ * them to drop their caches (the shared generation moves at its end).
+ */
+static void
+forget_grants(void)
+{
+	MemoryContext old;
+
+	if (!cache.grants_valid)
+		return;
+	old = MemoryContextSwitchTo(cache.cxt);
+	list_free_deep(cache.grants);
+	MemoryContextSwitchTo(old);
+	cache.grants = NIL;
+	cache.grants_valid = false;
+	cache.grants_version++;
+}
+
 /*
  * The transaction commits: every request its engineer statements wrote into
  * protected tables under must still be open now -- approved, its window not
@@ -2195,15 +2331,32 @@ ended_here(int64 id)
  * or the window's end; the session is ended only a moment later, or never
  * with lockbox.terminate_sessions off): the commit fails, and the
  * transaction rolls back.  All of them, not any: a statement under two
- * requests may have written rows of either tenant.
+ * requests may have written rows of either tenant.  The requests are held
+ * first (hold_requests), so that none ends between this check and the
+ * commit; and read afresh, not from the cache.
  */
 static void
 check_commit(void)
 {
 	ListCell   *lc;
 
+	/*
+	 * What core does at commit after this check must not take long: the
+	 * requests are held until the commit record is written.  Its ON COMMIT
+	 * actions are done first, here: dropping a temporary table ON COMMIT
+	 * DROP drops what depends on it (a trigger on another table, say),
+	 * which may wait for another session's lock for as long as that
+	 * session likes.  After the check, that wait would hold back every
+	 * revocation of the requests, and before lockbox held them it let the
+	 * writes commit after one.  (Core's own call later finds the tables
+	 * gone, and empties again those ON COMMIT DELETE ROWS, empty by then.)
+	 */
+	PreCommit_on_commit_actions();
+
 	/* (no snapshot is active at commit: lockbox's reads need one) */
 	PushActiveSnapshot(GetTransactionSnapshot());
+	hold_requests();
+	forget_grants();
 	foreach(lc, xact_writes)
 	{
 		XactWrite  *w = (XactWrite *) lfirst(lc);
@@ -2255,16 +2408,73 @@ lockbox_enforce_open_statements(void)
 }
 
 /*
- * An engineer statement that reached protected tables failed while it ran.
- * When a lockbox check made during the run refused it -- a row lockbox's
- * policies refuse to write (42501, "new row violates row-level security
- * policy", WITH CHECK; "target row ..." of ON CONFLICT DO UPDATE and MERGE)
- * -- it is recorded as refused, with the error's message as the reason, as
- * the refusals made before it ran are: its record made before it ran says
- * only that it started.  An exclusion constraint's violation is raised
- * again without the existing row's key (below).  Runs in the error's
- * PG_CATCH, before the transaction is aborted; every other error is left
- * as it is.
+ * Is an error a refusal core or lockbox made while an engineer's statement
+ * started, ran or finished: a privilege (core's "permission denied for
+ * table t", "... for column c of relation t", "... for function f"), a row
+ * the policies refuse, a statistics function?  Not a message of the
+ * application's own (a trigger's RAISE with SQLSTATE 42501), which the
+ * access log does not repeat to the tenants' approvers.
+ */
+static bool
+refusal_message(const ErrorData *edata)
+{
+	static const char *const prefixes[] = {
+		"permission denied for ",
+		"new row violates row-level security policy",
+		"target row violates row-level security policy",
+		"engineers may not read "
+	};
+
+	if (edata->sqlerrcode != ERRCODE_INSUFFICIENT_PRIVILEGE ||
+		edata->message_id == NULL || edata->message == NULL)
+		return false;
+	for (int i = 0; i < lengthof(prefixes); i++)
+	{
+		if (strncmp(edata->message_id, prefixes[i], strlen(prefixes[i])) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* Does an error's message name relation relid ("t", or "... table t")? */
+static bool
+message_names(const char *message, Oid relid)
+{
+	char	   *name = get_rel_name(relid);
+	char	   *quoted;
+	size_t		mlen = strlen(message);
+	size_t		nlen;
+
+	if (name == NULL)
+		return false;
+	quoted = psprintf("\"%s\"", name);
+	if (strstr(message, quoted) != NULL)
+		return true;
+	nlen = strlen(name);
+	return mlen > nlen && message[mlen - nlen - 1] == ' ' &&
+		strcmp(message + mlen - nlen, name) == 0;
+}
+
+/*
+ * An engineer statement that reached protected tables failed after lockbox
+ * let it start -- as core started it (ExecutorStart checks the privileges
+ * on its tables and functions), as it ran (each fetch), or as it finished
+ * (its AFTER triggers).  When it was refused (refusal_message) -- a
+ * privilege the engineer lacks ("permission denied for table invoices",
+ * also on a column or a function), a row lockbox's policies refuse to write
+ * ("new row violates row-level security policy", WITH CHECK; "target row
+ * ..." of ON CONFLICT DO UPDATE and MERGE), a statistics function -- it is
+ * recorded as refused, with the error's message as the reason, as the
+ * refusals made before it started are: its record made before it started
+ * says only that it was let start.  The record is made under the tables the
+ * message names, or, when it names none of them, under every protected
+ * table the statement reached.  A refusal is recorded once, by the
+ * innermost engineer statement it fails, and not when lockbox made and
+ * recorded it itself.  An exclusion
+ * constraint's violation is raised again without the existing row's key
+ * (below).  Runs in the error's PG_CATCH, before the transaction is
+ * aborted; every other error is left as it is: the statement ran until it
+ * failed, and what it changed rolls back.
  */
 void
 lockbox_enforce_run_failed(QueryDesc *queryDesc)
@@ -2312,30 +2522,23 @@ lockbox_enforce_run_failed(QueryDesc *queryDesc)
 		scrubbed->detail_log = NULL;
 		ReThrowError(scrubbed);
 	}
-	if (edata->sqlerrcode != ERRCODE_INSUFFICIENT_PRIVILEGE ||
-		edata->message_id == NULL ||
-		(strncmp(edata->message_id, "new row violates row-level security policy", 42) != 0 &&
-		 strncmp(edata->message_id, "target row violates row-level security policy", 45) != 0))
+	if (!refusal_message(edata))
 	{
 		FreeErrorData(edata);
 		return;
 	}
 	run_failure_recorded = true;
 
-	/*
-	 * The table the policy refused is the written one the message names (as
-	 * named in the statement); when none matches, every table it writes.
-	 */
+	/* the tables the message names; when it names none, all of them */
 	for (int pass = 0; pass < 2 && !matched; pass++)
 	{
-		for (int i = 0; i < os->nnamed; i++)
+		for (int i = 0; i < os->n; i++)
 		{
-			char	   *quoted;
+			bool		dup = false;
 
-			if (!os->write[i])
-				continue;
-			quoted = psprintf("\"%s\"", get_rel_name(os->relids[i]));
-			if (pass == 0 && strstr(edata->message, quoted) == NULL)
+			for (int j = 0; j < i && !dup; j++)
+				dup = os->relids[j] == os->relids[i];
+			if (dup || (pass == 0 && !message_names(edata->message, os->relids[i])))
 				continue;
 			matched = true;
 			lockbox_count(LB_REFUSALS);
@@ -2697,10 +2900,14 @@ lockbox_enforce_executor_start(QueryDesc *queryDesc, int eflags)
 		if (cc.nitems > 0)
 			xact_reached = cc.items[0].relid;
 		remember_open_statement(queryDesc, user, cc.nitems, cc.items, nitems,
-								writes);
+								writes, true);
 	}
 	else
+	{
 		lockbox_access_allowed(stmt_command, recorded_query(), nitems, items);
+		remember_open_statement(queryDesc, user, nitems, items, nitems,
+								writes, false);
+	}
 }
 
 /*
@@ -2791,32 +2998,38 @@ static int	nstat_funcs = 0;
 static void
 load_stat_funcs(void)
 {
-	LockboxCall call;
-	MemoryContext old;
 	Oid		   *oids;
+	int			n = 0;
 
-	lockbox_enter_read(&call);
-	if (SPI_execute("SELECT p.oid FROM pg_catalog.pg_proc p"
-					" WHERE p.pronamespace OPERATOR(pg_catalog.=) 'pg_catalog'::pg_catalog.regnamespace"
-					"   AND p.proname OPERATOR(pg_catalog.~) '^pg_stat_get_'"
-					"   AND p.proname OPERATOR(pg_catalog.!~) '(function|subscription)'"
-					"   AND p.pronargs OPERATOR(pg_catalog.=) 1"
-					"   AND p.proargtypes[0] OPERATOR(pg_catalog.=) 'pg_catalog.oid'::pg_catalog.regtype",
-					true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read the statistics functions");
-	old = MemoryContextSwitchTo(TopMemoryContext);
-	oids = palloc(sizeof(Oid) * Max(1, SPI_processed));
-	MemoryContextSwitchTo(old);
-	for (uint64 i = 0; i < SPI_processed; i++)
+	/*
+	 * From the builtins' table and the syscache, not by a query: this runs
+	 * as a function starts (lockbox_enforce_function_execute), also in
+	 * planning.  Every function of pg_catalog named so is a builtin.
+	 */
+	oids = MemoryContextAlloc(TopMemoryContext, sizeof(Oid) * Max(1, fmgr_nbuiltins));
+	for (int i = 0; i < fmgr_nbuiltins; i++)
 	{
-		bool		isnull;
+		HeapTuple	tup;
+		Form_pg_proc proc;
+		const char *name;
 
-		oids[i] = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
-												 SPI_tuptable->tupdesc, 1, &isnull));
+		if (fmgr_builtins[i].nargs != 1)
+			continue;
+		tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(fmgr_builtins[i].foid));
+		if (!HeapTupleIsValid(tup))
+			continue;
+		proc = (Form_pg_proc) GETSTRUCT(tup);
+		name = NameStr(proc->proname);
+		if (proc->pronamespace == PG_CATALOG_NAMESPACE &&
+			strncmp(name, "pg_stat_get_", 12) == 0 &&
+			strstr(name, "function") == NULL &&
+			strstr(name, "subscription") == NULL &&
+			proc->pronargs == 1 && proc->proargtypes.values[0] == OIDOID)
+			oids[n++] = fmgr_builtins[i].foid;
+		ReleaseSysCache(tup);
 	}
-	nstat_funcs = (int) SPI_processed;
-	lockbox_leave(&call);
-	qsort(oids, nstat_funcs, sizeof(Oid), oid_cmp);
+	qsort(oids, n, sizeof(Oid), oid_cmp);
+	nstat_funcs = n;
 	stat_funcs = oids;
 }
 
@@ -2843,6 +3056,17 @@ is_stat_func(Oid funcid, bool aggregate)
 	}
 	ReleaseSysCache(tup);
 	return found;
+}
+
+static void
+refuse_stat_func(Oid funcid)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("engineers may not read %s in a database with lockbox-protected tables",
+					get_func_name(funcid)),
+			 errdetail("The cumulative statistics of tables, indexes and databases count the rows scans read before lockbox's policies filtered them, every tenant's: they would tell an engineer what rows they cannot see hold."),
+			 errhint("Ask the operator for the statistics you need.")));
 }
 
 /*
@@ -2879,43 +3103,166 @@ refuse_stat_funcs(PlannedStmt *pstmt)
 			funcid = (Oid) strtoul(p, NULL, 10);
 			if (!is_stat_func(funcid, k >= 2))
 				continue;
-			ereport(ERROR,
-					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-					 errmsg("engineers may not read %s in a database with lockbox-protected tables",
-							get_func_name(funcid)),
-					 errdetail("The cumulative statistics of tables, indexes and databases count the rows scans read before lockbox's policies filtered them, every tenant's: they would tell an engineer what rows they cannot see hold."),
-					 errhint("Ask the operator for the statistics you need.")));
+			refuse_stat_func(funcid);
 		}
 	}
 	pfree(text);
 }
 
 /*
+ * Does the statement run for an engineer: as one, or in an engineer's
+ * session acting as another role (switched_away)?  Asked as every function
+ * starts, so the answer for roles that are none (the application's) is
+ * kept for the pair of roles asked about last: a few comparisons.
+ */
+static bool
+engineer_acting(void)
+{
+	static Oid	memo_user = InvalidOid;
+	static Oid	memo_session = InvalidOid;
+	static uint64 memo_invals = 0;
+	Oid			user = GetUserId();
+	Oid			session = GetSessionUserId();
+
+	if (user == memo_user && session == memo_session &&
+		role_invals == memo_invals && OidIsValid(user))
+		return false;
+	if (!is_engineer(user) && !is_engineer(session))
+	{
+		memo_user = user;
+		memo_session = session;
+		memo_invals = role_invals;
+		return false;
+	}
+	return is_engineer(user) || switched_away(user);
+}
+
+/*
+ * A function is about to run (the executor sets up its call, core's
+ * OAT_FUNCTION_EXECUTE): an engineer's may not be one of stat_funcs, in a
+ * database with protected tables.  The planner's check (refuse_stat_funcs)
+ * sees what a plan calls; this sees every call wherever its expression is
+ * run without the planner hook: EXECUTE's and CALL's arguments, a CHECK
+ * constraint, a domain's constraint, a column's default or an ALTER TABLE
+ * ... USING evaluated at once, a trigger's WHEN, COPY ... WHERE, an index
+ * expression.
+ */
+void
+lockbox_enforce_function_execute(Oid funcid)
+{
+	static bool checking = false;
+
+	/* (every statistics function is a builtin; the application's roles: none) */
+	if (funcid >= FirstGenbkiObjectId || checking || !engineer_acting())
+		return;
+	checking = true;
+	PG_TRY();
+	{
+		if (stat_funcs == NULL)
+			load_stat_funcs();
+		if (is_stat_func(funcid, false))
+		{
+			cache_check_generation();
+			if (!cache.valid)
+				load_protected();
+			if (cache.installed && hash_get_num_entries(cache.protected) > 0)
+				refuse_stat_func(funcid);
+		}
+	}
+	PG_FINALLY();
+	{
+		checking = false;
+	}
+	PG_END_TRY();
+}
+
+/*
+ * Would plans reach the client, with the planner's estimates (rows, costs)
+ * from statistics of every tenant's rows, or the row counts of a run
+ * (auto_explain's log_analyze: the rows lockbox's policies filtered out)?
+ * What EXPLAIN shows with COSTS or ANALYZE, which engineers may not see
+ * (refuse_explain).  They do when messages of level LOG reach the client
+ * (client_min_messages at log or below, anyone's to set): debug_print_plan
+ * prints the plan at that level, and auto_explain by default; and when
+ * auto_explain is loaded and on, logging at a level the client gets.
+ * Returns what sends them (for the message), or NULL.
+ */
+static const char *
+plan_reaches_client(void)
+{
+	static const struct
+	{
+		const char *name;
+		int			level;
+	}			levels[] = {
+		{"debug5", DEBUG5}, {"debug4", DEBUG4}, {"debug3", DEBUG3},
+		{"debug2", DEBUG2}, {"debug1", DEBUG1}, {"debug", DEBUG2},
+		{"log", LOG}, {"info", INFO}, {"notice", NOTICE},
+		{"warning", WARNING}
+	};
+	const char *duration;
+	const char *level;
+
+	if (client_min_messages <= LOG)
+		return Debug_print_plan ? "debug_print_plan" : "client_min_messages";
+	/* (a placeholder: auto_explain is not loaded, whatever is set) */
+	duration = GetConfigOption("auto_explain.log_min_duration", true, false);
+	if (duration == NULL || strcmp(duration, "-1") == 0 ||
+		(GetConfigOptionFlags("auto_explain.log_min_duration", true) & GUC_CUSTOM_PLACEHOLDER) != 0)
+		return NULL;
+	level = GetConfigOption("auto_explain.log_level", true, false);
+	for (int i = 0; level != NULL && i < lengthof(levels); i++)
+	{
+		if (pg_strcasecmp(level, levels[i].name) == 0)
+			return (levels[i].level == INFO || levels[i].level >= client_min_messages) ?
+				"auto_explain" : NULL;
+	}
+	return "auto_explain";
+}
+
+static void
+refuse_plan_to_client(Oid relid, const char *sender)
+{
+	char	   *msg = psprintf("%s is not allowed in a statement of an engineer on lockbox-protected table \"%s\"",
+							   strcmp(sender, "client_min_messages") == 0 ?
+							   "client_min_messages at log or below" : sender,
+							   lockbox_relname(relid));
+
+	record_refusal(relid, msg);
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("%s", msg),
+			 strcmp(sender, "auto_explain") == 0 ?
+			 errdetail("auto_explain would send the client the statement's plan, with the planner's estimates from statistics of every tenant's rows (or the rows a run filtered out), as EXPLAIN with costs would.") :
+			 errdetail("Messages of level LOG reach the client, and the statement's plan would be among them (debug_print_plan, auto_explain), with the planner's estimates from statistics of every tenant's rows, as EXPLAIN with costs would."),
+			 strcmp(sender, "auto_explain") == 0 ?
+			 errhint("Ask the operator to log auto_explain's plans at level LOG, which clients do not get.") :
+			 errhint("SET client_min_messages = notice.")));
+}
+
+/*
  * A statement just planned: an engineer's may call no statistics function
- * (refuse_stat_funcs).  With debug_print_plan on and client_min_messages
- * at LOG or below (both settable by anyone), core sends the client the plan
- * it made, with the planner's estimates (rows, costs) from statistics of
- * every tenant's rows: what EXPLAIN shows with COSTS, which engineers may
- * not see (refuse_explain).  Refused here, before core prints it, for an
- * engineer's statement (or one of an engineer's session acting as another
- * role) that reaches a protected table.
+ * (refuse_stat_funcs), nor have its plan sent to its client
+ * (plan_reaches_client): refused here, before core prints it
+ * (debug_print_plan), for an engineer's statement (or one of an engineer's
+ * session acting as another role) that reaches a protected table.
  */
 void
 lockbox_enforce_planned(PlannedStmt *pstmt, const char *query_string)
 {
 	Oid			user = GetUserId();
 	ListCell   *lc;
+	const char *sender;
 
 	if (!is_engineer(user) && !switched_away(user))
 		return;
 	refuse_stat_funcs(pstmt);
-	if (!Debug_print_plan || client_min_messages > LOG)
+	if ((sender = plan_reaches_client()) == NULL)
 		return;
 	foreach(lc, pstmt->rtable)
 	{
 		RangeTblEntry *rte = (RangeTblEntry *) lfirst(lc);
 		Oid			target;
-		char	   *msg;
 
 		if (rte->rtekind != RTE_RELATION)
 			continue;
@@ -2923,14 +3270,32 @@ lockbox_enforce_planned(PlannedStmt *pstmt, const char *query_string)
 		if (!OidIsValid(target))
 			continue;
 		set_statement(command_name(pstmt->commandType), query_string, NULL);
-		msg = psprintf("debug_print_plan is not allowed in a statement of an engineer on lockbox-protected table \"%s\"",
-					   lockbox_relname(target));
-		record_refusal(target, msg);
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("%s", msg),
-				 errdetail("The plan it sends to the client holds the planner's estimates, from statistics of every tenant's rows, as EXPLAIN with costs would."),
-				 errhint("SET debug_print_plan = off, or client_min_messages above log.")));
+		refuse_plan_to_client(target, sender);
+	}
+}
+
+/*
+ * An engineer's statement on protected data finishes: auto_explain prints
+ * its plan as it ends, and the settings may have changed since it was
+ * planned (SELECT set_config('client_min_messages', 'log', false), ...
+ * FROM invoices).  Refused then, before the plan is printed.
+ */
+void
+lockbox_enforce_executor_finish(QueryDesc *queryDesc)
+{
+	ListCell   *lc;
+	const char *sender;
+
+	foreach(lc, open_statements)
+	{
+		OpenStatement *os = (OpenStatement *) lfirst(lc);
+
+		if (os->queryDesc != queryDesc)
+			continue;
+		if ((sender = plan_reaches_client()) == NULL)
+			return;
+		set_recorded_statement(os->command, &os->query);
+		refuse_plan_to_client(os->relids[0], sender);
 	}
 }
 
@@ -2944,6 +3309,7 @@ lockbox_enforce_explain_begin(Node *node)
 	int			prev = explain_shows_numbers;
 	bool		analyze = false;
 	bool		costs = true;
+	bool		buffers = false;
 	ListCell   *lc;
 
 	if (!IsA(node, ExplainStmt))
@@ -2956,8 +3322,15 @@ lockbox_enforce_explain_begin(Node *node)
 			analyze = defGetBoolean(opt);
 		else if (strcmp(opt->defname, "costs") == 0)
 			costs = defGetBoolean(opt);
+		else if (strcmp(opt->defname, "buffers") == 0)
+			buffers = defGetBoolean(opt);
 	}
-	explain_shows_numbers = (analyze || costs) ? 1 : 0;
+	/*
+	 * (BUFFERS without ANALYZE shows what planning read: with the pages of
+	 * the index the planner probes for a column's actual extremes, every
+	 * tenant's entries.)
+	 */
+	explain_shows_numbers = (analyze || costs || buffers) ? 1 : 0;
 	return prev;
 }
 
@@ -2982,6 +3355,39 @@ lockbox_enforce_cursor_begin(Node *node)
 		(((DeclareCursorStmt *) node)->options & CURSOR_OPT_HOLD) != 0)
 		declaring_held_cursor = 1;
 	return prev;
+}
+
+/*
+ * A utility statement failed.  A COPY ... TO of a protected table recorded
+ * as allowed is refused by core before its query starts when the engineer
+ * lacks the privilege (DoCopy checks it): recorded as refused, as
+ * lockbox_enforce_run_failed records the refusals of a query under way.
+ * Runs in the error's PG_CATCH.
+ */
+void
+lockbox_enforce_utility_failed(void)
+{
+	ErrorData  *edata;
+	MemoryContext old;
+
+	if (copy_to_recorded == NULL || run_failure_recorded ||
+		geterrcode() != ERRCODE_INSUFFICIENT_PRIVILEGE)
+		return;
+	copy_to_recorded = NULL;
+	old = MemoryContextSwitchTo(CurTransactionContext);
+	edata = CopyErrorData();
+	MemoryContextSwitchTo(old);
+	if (!refusal_message(edata))
+	{
+		FreeErrorData(edata);
+		return;
+	}
+	run_failure_recorded = true;
+	lockbox_count(LB_REFUSALS);
+	lockbox_access_refused("COPY TO", &copy_to_query, copy_to_item.relid,
+						   copy_to_item.nrequests, copy_to_item.requests,
+						   edata->message);
+	FreeErrorData(edata);
 }
 
 void
@@ -3164,10 +3570,68 @@ refuse_truncate_cascade(List *rangevars)
 	}
 }
 
+/* Is role a member of one of lockbox's group roles (not as a superuser)? */
+static bool
+lockbox_member(Oid role)
+{
+	static const char *const groups[] = {
+		"lockbox_engineer", "lockbox_reviewer", "lockbox_approver", "lockbox_auditor"
+	};
+
+	if (superuser_arg(role))
+		return false;
+	for (int i = 0; i < lengthof(groups); i++)
+	{
+		Oid			group = get_role_oid(groups[i], true);
+
+		if (OidIsValid(group) && is_member_of_role_nosuper(role, group))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * LISTEN on a channel other than lockbox's own, in a database with protected
+ * tables, by a session of a member of lockbox's roles: NOTIFY payloads are
+ * the application's to choose, and a trigger that notifies a row's values
+ * would hand every tenant's rows to an engineer, past the policies and the
+ * access log, or another tenant's to an approver.  Notifications go to the
+ * session, whatever role it acts as: refused when its session user or the
+ * role it acts as is such a member.
+ */
+static void
+refuse_listen(const char *channel)
+{
+	Oid			user = GetUserId();
+	Oid			session = GetSessionUserId();
+	Oid			member;
+
+	if (strcmp(channel, "lockbox") == 0)
+		return;
+	if (lockbox_member(user))
+		member = user;
+	else if (lockbox_member(session))
+		member = session;
+	else
+		return;
+	cache_check_generation();
+	if (!cache.valid)
+		load_protected();
+	if (!cache.installed || hash_get_num_entries(cache.protected) == 0)
+		return;
+	lockbox_count(LB_REFUSALS);
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("role \"%s\" may not listen on channel \"%s\" in a database with lockbox-protected tables",
+					lockbox_role_name(member), channel),
+			 errdetail("Notifications on it carry what the application's sessions send, which may be any tenant's data; lockbox's engineers, reviewers, approvers and auditors listen on channel \"lockbox\" only."),
+			 errhint("LISTEN lockbox.")));
+}
+
 /*
  * TRUNCATE, LOCK TABLE and COPY FROM reaching a protected table: never for
  * engineers (LOCK would let any of them stop the application).  COPY TO: as a
- * SELECT.
+ * SELECT.  LISTEN: refuse_listen.
  */
 void
 lockbox_enforce_utility(Node *node, const char *query)
@@ -3176,7 +3640,9 @@ lockbox_enforce_utility(Node *node, const char *query)
 
 	set_statement("", query, NULL);
 
-	if (IsA(node, TruncateStmt))
+	if (IsA(node, ListenStmt))
+		refuse_listen(((ListenStmt *) node)->conditionname);
+	else if (IsA(node, TruncateStmt))
 	{
 		TruncateStmt *stmt = (TruncateStmt *) node;
 
@@ -3223,6 +3689,8 @@ lockbox_enforce_utility(Node *node, const char *query)
 			check_access(relid, false, &item);
 			lockbox_access_allowed(stmt_command, recorded_query(), 1, &item);
 			copy_to_recorded = query;
+			copy_to_item = item;
+			copy_to_query = *recorded_query();
 			xact_reached = relid;
 		}
 	}

@@ -7,21 +7,31 @@
  *
  *	planner				enforce.c: no statistics of relations read by an
  *						engineer's statement, and no plan printed to an
- *						engineer's client (debug_print_plan) for a
- *						statement on protected data
- *	ExecutorStart		enforce.c: an engineer's statement on protected data
+ *						engineer's client (debug_print_plan, messages of
+ *						level LOG, auto_explain) for a statement on
+ *						protected data
+ *	ExecutorStart		enforce.c: an engineer's statement on protected data;
+ *						core's refusal of one as it starts (a privilege
+ *						it lacks) is recorded
  *	ExecutorRun			enforce.c: each fetch of one that reached protected
  *						tables (its requests must still cover them); a
- *						run that lockbox's policies refuse is recorded, an
- *						exclusion violation loses the existing row's key
+ *						run refused (a privilege, lockbox's policies) is
+ *						recorded, an exclusion violation loses the existing
+ *						row's key
+ *	ExecutorFinish		enforce.c: no plan of one printed to its client as
+ *						it ends (auto_explain); a refusal in its AFTER
+ *						triggers, recorded
  *	ExecutorEnd			enforce.c: forgets it
- *	ProcessUtility		enforce.c: TRUNCATE, LOCK, COPY on protected data,
+ *	ProcessUtility		enforce.c: TRUNCATE, LOCK, COPY on protected data
+ *						(a COPY TO core refuses, recorded),
  *						EXPLAIN, DECLARE ... WITH HOLD; protect.c: DROP EXTENSION lockbox, and
  *						after the statement: lockbox policies it dropped;
  *						worker.c: database commands that need the worker
  *						gone (and back when they fail); lockbox.c: ALTER
  *						SYSTEM of the access windows
- *	object access		protect.c: lockbox policies being dropped or altered
+ *	object access		protect.c: lockbox policies being dropped or altered;
+ *						enforce.c: no statistics function starts for an
+ *						engineer
  *	syscache, relcache	enforce.c: its caches of engineers and ancestors
  *	emit_log			deadlines.c: the FATAL of a session lockbox ended says why
  *	transaction end		enforce.c (grants cache; before commit: the requests
@@ -54,6 +64,7 @@
 static planner_hook_type prev_planner = NULL;
 static ExecutorStart_hook_type prev_executor_start = NULL;
 static ExecutorRun_hook_type prev_executor_run = NULL;
+static ExecutorFinish_hook_type prev_executor_finish = NULL;
 static ExecutorEnd_hook_type prev_executor_end = NULL;
 static ProcessUtility_hook_type prev_process_utility = NULL;
 static object_access_hook_type prev_object_access = NULL;
@@ -77,6 +88,15 @@ lockbox_planner(Query *parse, const char *query_string, int cursorOptions,
 }
 
 static void
+chain_executor_start(QueryDesc *queryDesc, int eflags)
+{
+	if (prev_executor_start)
+		prev_executor_start(queryDesc, eflags);
+	else
+		standard_ExecutorStart(queryDesc, eflags);
+}
+
+static void
 lockbox_executor_start(QueryDesc *queryDesc, int eflags)
 {
 	if (!IsParallelWorker() || leader_plan_started)
@@ -84,10 +104,22 @@ lockbox_executor_start(QueryDesc *queryDesc, int eflags)
 	else
 		leader_plan_started = true;
 
-	if (prev_executor_start)
-		prev_executor_start(queryDesc, eflags);
-	else
-		standard_ExecutorStart(queryDesc, eflags);
+	/* (core's privilege checks: only an engineer's statement needs the catch) */
+	if (!lockbox_enforce_open_statements())
+	{
+		chain_executor_start(queryDesc, eflags);
+		return;
+	}
+	PG_TRY();
+	{
+		chain_executor_start(queryDesc, eflags);
+	}
+	PG_CATCH();
+	{
+		lockbox_enforce_run_failed(queryDesc);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
 }
 
 static void
@@ -110,6 +142,37 @@ lockbox_executor_run(QueryDesc *queryDesc, ScanDirection direction,
 			prev_executor_run(queryDesc, direction, count, execute_once);
 		else
 			standard_ExecutorRun(queryDesc, direction, count, execute_once);
+	}
+	PG_CATCH();
+	{
+		lockbox_enforce_run_failed(queryDesc);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+}
+
+static void
+chain_executor_finish(QueryDesc *queryDesc)
+{
+	if (prev_executor_finish)
+		prev_executor_finish(queryDesc);
+	else
+		standard_ExecutorFinish(queryDesc);
+}
+
+/* (AFTER triggers run here: a refusal in one fails the statement) */
+static void
+lockbox_executor_finish(QueryDesc *queryDesc)
+{
+	if (!lockbox_enforce_open_statements())
+	{
+		chain_executor_finish(queryDesc);
+		return;
+	}
+	lockbox_enforce_executor_finish(queryDesc);
+	PG_TRY();
+	{
+		chain_executor_finish(queryDesc);
 	}
 	PG_CATCH();
 	{
@@ -168,6 +231,7 @@ lockbox_process_utility(PlannedStmt *pstmt, const char *queryString,
 	}
 	PG_CATCH();
 	{
+		lockbox_enforce_utility_failed();
 		lockbox_enforce_explain_end(explain);
 		lockbox_enforce_cursor_end(cursor);
 		lockbox_worker_utility_failed(node);
@@ -186,7 +250,10 @@ lockbox_object_access(ObjectAccessType access, Oid classId, Oid objectId,
 {
 	if (prev_object_access)
 		prev_object_access(access, classId, objectId, subId, arg);
-	lockbox_protect_object_access(access, classId, objectId);
+	if (access == OAT_FUNCTION_EXECUTE)
+		lockbox_enforce_function_execute(objectId);
+	else
+		lockbox_protect_object_access(access, classId, objectId);
 }
 
 static void
@@ -228,6 +295,8 @@ lockbox_hooks_init(void)
 	ExecutorStart_hook = lockbox_executor_start;
 	prev_executor_run = ExecutorRun_hook;
 	ExecutorRun_hook = lockbox_executor_run;
+	prev_executor_finish = ExecutorFinish_hook;
+	ExecutorFinish_hook = lockbox_executor_finish;
 	prev_executor_end = ExecutorEnd_hook;
 	ExecutorEnd_hook = lockbox_executor_end;
 	prev_process_utility = ProcessUtility_hook;

@@ -263,6 +263,9 @@ extern int	lockbox_enforce_explain_begin(Node *node);
 extern void lockbox_enforce_explain_end(int prev);
 extern int	lockbox_enforce_cursor_begin(Node *node);
 extern void lockbox_enforce_cursor_end(int prev);
+extern void lockbox_enforce_utility_failed(void);
+extern void lockbox_enforce_function_execute(Oid funcid);
+extern void lockbox_enforce_executor_finish(QueryDesc *queryDesc);
 extern bool lockbox_is_protected(Oid relid);
 extern bool lockbox_cascade_uncovered(const Oid *tables, int ntables, Oid *from,
 									  Oid *reached, Oid *conid, Oid *conrelid,
