@@ -2346,7 +2346,7 @@ lockbox_spool_log(const char *buf, size_t len, const char *node)
 				}
 				appendStringInfoString(&line, "}}");
 				ereport(LOG,
-						(errmsg("LOCKBOX: %s", line.data),
+						(errmsg_internal("LOCKBOX: %s", line.data),
 						 errhidestmt(true), errhidecontext(true)));
 			}
 		}

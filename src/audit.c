@@ -862,7 +862,7 @@ log_pending_rows(void)
 
 		if (row->logline != NULL)
 			ereport(LOG,
-					(errmsg("LOCKBOX: %s", row->logline),
+					(errmsg_internal("LOCKBOX: %s", row->logline),
 					 errhidestmt(true), errhidecontext(true)));
 	}
 }
@@ -1083,7 +1083,7 @@ lockbox_audit_log_anchor(void)
 		lockbox_json_raw(&line, "anchors", buf.data);
 		appendStringInfoChar(&line, '}');
 		ereport(LOG,
-				(errmsg("LOCKBOX: %s", line.data),
+				(errmsg_internal("LOCKBOX: %s", line.data),
 				 errhidestmt(true), errhidecontext(true)));
 	}
 	logged = true;
