@@ -1414,7 +1414,10 @@ step_relay(LockboxCall *call, void *arg)
 static int
 step_access(LockboxCall *call, void *arg)
 {
-	return (int) Min(lockbox_access_drain(call, (List **) arg), INT_MAX);
+	/* (not inside Min(), which would drain twice) */
+	int64		audited = lockbox_access_drain(call, (List **) arg);
+
+	return (int) Min(audited, INT_MAX);
 }
 
 static int
