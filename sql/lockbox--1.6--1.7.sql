@@ -5,3 +5,39 @@
 -- CREATE EXTENSION lockbox installs 1.0 and runs the upgrade scripts in turn
 -- (1.0 to 1.1, ..., 1.5 to 1.6, then this one): a fresh 1.7 and an upgraded
 -- 1.0 to 1.6 are the same by construction.
+
+------------------------------------------------------------------------------
+-- The spool's installations (1.7).
+--
+-- DROP EXTENSION lockbox drops the audit and the requests, not the spool
+-- ($PGDATA/lockbox_spool/<database oid>/): records the worker had not
+-- audited yet stayed there, and a later CREATE EXTENSION in the database
+-- audited them into its new log under request ids of the old installation,
+-- which by then name other requests.  Each installation now has a spool
+-- epoch (random, never 0, kept by pg_upgrade and replicated), which every
+-- record its sessions spool carries; a worker audits (a standby forwards, a
+-- primary takes in) only its own installation's records, and sets the
+-- others aside, unaudited, as JSON in $PGDATA/lockbox_spool/set_aside/ with
+-- a WARNING.  Records spooled before 1.7 carry no epoch (0): an
+-- installation updated from an earlier version audits them (spool_legacy:
+-- they are its own, spooled before the restart onto 1.7, or by a standby
+-- still running 1.6); a fresh one, whose scripts find no audit row yet,
+-- takes none.
+------------------------------------------------------------------------------
+ALTER TABLE lockbox.installation
+	ADD COLUMN spool_epoch integer,
+	ADD COLUMN spool_legacy boolean;
+UPDATE lockbox.installation
+   SET spool_epoch = (SELECT CASE WHEN r.e OPERATOR(pg_catalog.=) 0 THEN 1 ELSE r.e END
+						FROM (SELECT (pg_catalog.floor(pg_catalog.random() OPERATOR(pg_catalog.*) 4294967296::float8)
+									  OPERATOR(pg_catalog.-) 2147483648::float8)::integer AS e) r),
+	   spool_legacy = EXISTS (SELECT FROM lockbox.audit_log);
+ALTER TABLE lockbox.installation
+	ALTER COLUMN spool_epoch SET NOT NULL,
+	ALTER COLUMN spool_legacy SET NOT NULL,
+	ADD CONSTRAINT installation_spool_epoch_check
+		CHECK (spool_epoch OPERATOR(pg_catalog.<>) 0);
+COMMENT ON COLUMN lockbox.installation.spool_epoch IS
+	'This installation of lockbox (1.7): every engineer''s record its sessions spool carries it, and its worker audits no record of another installation (one dropped before CREATE EXTENSION made this one): those are set aside in $PGDATA/lockbox_spool/set_aside/, unaudited.';
+COMMENT ON COLUMN lockbox.installation.spool_legacy IS
+	'Whether records spooled before 1.7, which carry no installation, are this installation''s to audit: true when it was updated from an earlier version, false when created afresh.';
