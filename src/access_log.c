@@ -1957,21 +1957,26 @@ lockbox_access_remove_finished(List *finished)
 	}
 }
 
-/* Spool files of this database the worker has yet to finish. */
+/*
+ * Spool files of this database the worker has yet to finish; only those
+ * whose session ended, with ended_only.
+ */
 int
-lockbox_access_pending_files(void)
+lockbox_access_pending_files(bool ended_only)
 {
 	char		dir[MAXPGPATH];
 	DIR		   *d;
 	struct dirent *de;
 	int			n = 0;
+	off_t		written;
 
 	spool_dir(MyDatabaseId, dir);
 	d = AllocateDir(dir);
 	if (d == NULL)
 		return 0;
 	while ((de = ReadDir(d, dir)) != NULL)
-		if (de->d_name[0] != '.')
+		if (de->d_name[0] != '.' &&
+			!(ended_only && file_is_live(de->d_name, &written)))
 			n++;
 	FreeDir(d);
 	return n;

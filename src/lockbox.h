@@ -325,7 +325,7 @@ extern void lockbox_access_refused(const char *command, const LockboxQuery *quer
 								   const char *reason);
 extern int64 lockbox_access_drain(LockboxCall *call, List **finished);
 extern void lockbox_access_remove_finished(List *finished);
-extern int	lockbox_access_pending_files(void);
+extern int	lockbox_access_pending_files(bool ended_only);
 extern void lockbox_access_utility(Node *node);
 extern void lockbox_access_utility_done(Node *node);
 

@@ -1482,12 +1482,13 @@ step_next_deadline(LockboxCall *call, void *arg)
 /*
  * One pass: relay notifications, act on every passed deadline (in batches,
  * each its own transaction, so other transitions keep flowing), end the
- * sessions whose access ended, and find the next deadline.  Returns false
+ * sessions whose access ended, and find the next deadline.  *more: the
+ * spool may hold records this pass had no round left for.  Returns false
  * when lockbox is no longer installed.
  */
 static bool
 db_worker_pass(MemoryContext passcxt, TimestampTz *next_deadline,
-			   int *relayed, int *audited)
+			   int *relayed, int *audited, bool *more)
 {
 	int			n;
 
@@ -1499,6 +1500,7 @@ db_worker_pass(MemoryContext passcxt, TimestampTz *next_deadline,
 
 	/* engineers' statements, as the sessions spooled them */
 	*audited = 0;
+	*more = false;
 	for (int round = 0; round < ACCESS_ROUNDS; round++)
 	{
 		List	   *finished = NIL;
@@ -1511,6 +1513,7 @@ db_worker_pass(MemoryContext passcxt, TimestampTz *next_deadline,
 		*audited += n;
 		if (n == 0)
 			break;
+		*more = (round == ACCESS_ROUNDS - 1);
 	}
 
 	*relayed = 0;
@@ -1687,6 +1690,7 @@ lockbox_db_worker_main(Datum main_arg)
 		bool		failed = false;
 		int			relayed = 0;
 		int			audited = 0;
+		bool		more = false;
 		TimestampTz next_deadline = DT_NOEND;
 		int			events = WL_LATCH_SET | WL_EXIT_ON_PM_DEATH;
 		long		timeout = -1;
@@ -1708,7 +1712,8 @@ lockbox_db_worker_main(Datum main_arg)
 		LWLockRelease(worker_shared->lock);
 		PG_TRY();
 		{
-			installed = db_worker_pass(passcxt, &next_deadline, &relayed, &audited);
+			installed = db_worker_pass(passcxt, &next_deadline, &relayed, &audited,
+									   &more);
 			failures = 0;
 			lockbox_count(LB_WORKER_PASSES);
 		}
@@ -1794,11 +1799,20 @@ lockbox_db_worker_main(Datum main_arg)
 			timeout = timeout < 0 ? until : Min(timeout, until);
 		}
 
-		/* spool files of sessions that ended: come back to remove them */
-		if (lockbox_access_pending_files() > 0)
+		/*
+		 * Spool files of sessions that ended: come back to finish them (a
+		 * removal that failed, a file of another installation).  Not for a
+		 * session still connected, whose file is read as it writes (its
+		 * first record since a pass wakes us, and its end too): 1.6 made a
+		 * whole pass every second for as long as an engineer's pooled
+		 * connection stayed open.  The spool left for the next pass: at once.
+		 */
+		if (more || lockbox_access_pending_files(true) > 0)
 		{
+			long		until = more ? 0 : ACCESS_POLL_MS;
+
 			events |= WL_TIMEOUT;
-			timeout = ACCESS_POLL_MS;
+			timeout = timeout < 0 ? until : Min(timeout, until);
 		}
 
 		/* sleep until the next deadline (to the millisecond), or until woken */
@@ -1920,7 +1934,7 @@ lockbox_stats_counters(PG_FUNCTION_ARGS)
 	Datum		values[2 + LB_COUNTERS];
 	bool		nulls[2 + LB_COUNTERS];
 	DbWorker   *w;
-	int			depth = lockbox_access_pending_files();
+	int			depth = lockbox_access_pending_files(false);
 
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");

@@ -12,6 +12,8 @@
 #   the old installation, still open): its next statement is recorded under
 #   the new installation, in a file of its own, and audited under the new
 #   request; what it spooled before is set aside with the rest.
+# - An engineer's pooled connection left open and idle does not keep the
+#   worker making passes; its next statement wakes it.
 # - Nothing is audited twice or lost across a restart.
 use strict;
 use warnings;
@@ -153,6 +155,19 @@ is(join(',', map { "$_->{actor}:$_->{event}:$_->{request_id}:$_->{installation}"
 is(scalar(grep { !/\.jsonl$/ } glob("$spool/$dboid/*")), 1,
 	'the former installation\'s spool files are gone; the pooled session\'s new one remains');
 
+# --- an engineer's pooled connection, open and idle ------------------------------
+# Its spool file stays open: the worker does not make a pass every second
+# for it (1.6 did), its next record wakes the worker.
+my $passes = sql('SELECT worker_passes FROM lockbox.stats');
+sleep 5;
+cmp_ok(sql('SELECT worker_passes FROM lockbox.stats') - $passes, '<=', 1,
+	'an idle engineer\'s open connection does not keep the worker busy');
+is($pooled->query_safe('SELECT /* pooled later */ count(*) FROM t'), '1',
+	'its next statement runs');
+ok( $node->poll_query_until(
+		$db, q{SELECT count(*) FROM lockbox.access_log WHERE query LIKE '%/* pooled later %'}, '1'),
+	'and is audited at once, the worker woken by its record');
+
 # --- nothing twice ---------------------------------------------------------------
 $pooled->quit;
 ok( $node->poll_query_until(
@@ -160,7 +175,7 @@ ok( $node->poll_query_until(
 	'the spool empties once the pooled session ends');
 $node->restart;
 sleep 2;
-is(sql(q{SELECT count(*) FROM lockbox.access_log}), '2', 'nothing is audited twice after a restart');
+is(sql(q{SELECT count(*) FROM lockbox.access_log}), '3', 'nothing is audited twice after a restart');
 is(sql('SELECT ok FROM lockbox_verify_audit()'), 't', 'the audit verifies');
 
 $node->stop;
