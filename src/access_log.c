@@ -1819,6 +1819,7 @@ lockbox_access_drain(LockboxCall *call, List **finished)
 		char		path[MAXPGPATH];
 		struct stat st;
 		Oid			argtypes[3] = {TEXTOID, INT8OID, TEXTOID};
+		Oid			rekey_types[3] = {TEXTOID, TEXTOID, TEXTOID};
 		Datum		values[3];
 		off_t		done = 0;
 		off_t		upto;
@@ -1833,21 +1834,39 @@ lockbox_access_drain(LockboxCall *call, List **finished)
 		/*
 		 * Progress is kept under this server's node name: a promoted standby
 		 * finds here how far it had forwarded each file to the old primary
-		 * (replicated to it), and audits only the rest.
+		 * (replicated to it), and audits only the rest.  A server whose name
+		 * changed (cluster_name set on a primary that had none, a restart
+		 * away) finds its files' progress under the name it had, and keeps
+		 * it under the new one: read from the start again, the records
+		 * audited before the restart were audited twice (1.6).  (A file's
+		 * name, its session's pid and start to the microsecond, is this
+		 * server's own.)
 		 */
 		values[0] = CStringGetTextDatum(files[i]);
 		values[1] = Int64GetDatum(0);
 		values[2] = CStringGetTextDatum(local_node_key());
 		lockbox_exec(&progress_plan,
-					 "SELECT done FROM lockbox.access_spool"
-					 " WHERE node OPERATOR(pg_catalog.=) $3 AND file OPERATOR(pg_catalog.=) $1",
+					 "SELECT done, node FROM lockbox.access_spool"
+					 " WHERE file OPERATOR(pg_catalog.=) $1"
+					 " ORDER BY node OPERATOR(pg_catalog.=) $3 DESC, done DESC LIMIT 1",
 					 3, argtypes, values, NULL, 1);
 		if (SPI_processed > 0)
 		{
 			bool		isnull;
+			char	   *node = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
 
 			done = (off_t) DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
 													   SPI_tuptable->tupdesc, 1, &isnull));
+			if (node != NULL && strcmp(node, local_node_key()) != 0)
+			{
+				static SPIPlanPtr rekey_plan = NULL;
+
+				values[1] = CStringGetTextDatum(node);
+				lockbox_exec(&rekey_plan,
+							 "UPDATE lockbox.access_spool SET node = $3"
+							 " WHERE node OPERATOR(pg_catalog.=) $2 AND file OPERATOR(pg_catalog.=) $1",
+							 3, rekey_types, values, NULL, 0);
+			}
 		}
 		upto = done;
 		/* a live file holds records up to what its session wrote */
