@@ -15,6 +15,9 @@
 # - An engineer's pooled connection left open and idle does not keep the
 #   worker making passes; its next statement wakes it.
 # - Nothing is audited twice or lost across a restart.
+# - A copy adopted (its requests void), then lockbox dropped and created
+#   again in it: a connection open meanwhile does not keep the void
+#   requests of the former installation.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -27,7 +30,7 @@ $node->init;
 $node->append_conf('postgresql.conf', "shared_preload_libraries = 'lockbox'");
 $node->start;
 
-my $db = 'shop';
+our $db = 'shop';
 $node->safe_psql('postgres', "CREATE DATABASE $db");
 my $dboid = $node->safe_psql('postgres', "SELECT oid FROM pg_database WHERE datname = '$db'");
 my $spool = $node->data_dir . "/lockbox_spool";
@@ -158,6 +161,7 @@ is(scalar(grep { !/\.jsonl$/ } glob("$spool/$dboid/*")), 1,
 # --- an engineer's pooled connection, open and idle ------------------------------
 # Its spool file stays open: the worker does not make a pass every second
 # for it (1.6 did), its next record wakes the worker.
+sleep 2;    # (the passes that followed the statements above)
 my $passes = sql('SELECT worker_passes FROM lockbox.stats');
 sleep 5;
 cmp_ok(sql('SELECT worker_passes FROM lockbox.stats') - $passes, '<=', 1,
@@ -177,6 +181,26 @@ $node->restart;
 sleep 2;
 is(sql(q{SELECT count(*) FROM lockbox.access_log}), '3', 'nothing is audited twice after a restart');
 is(sql('SELECT ok FROM lockbox_verify_audit()'), 't', 'the audit verifies');
+
+# --- a copy adopted, then lockbox created again in it --------------------------
+# The adoption made request 1 void in the copy; a connection open through
+# DROP and CREATE EXTENSION must not keep the former installation's void
+# requests: the new installation's request 1 grants access.
+$node->safe_psql('postgres', "CREATE DATABASE copy TEMPLATE $db");
+is($node->safe_psql('copy', 'SELECT lockbox_adopt_database()'), '1',
+	'the copy is adopted, request 1 void in it');
+my $in_copy = $node->background_psql('copy', extra_params => [ '-U', 'ri_eng' ], on_error_stop => 0);
+$in_copy->query('SELECT /* copy old */ count(*) FROM t');
+like($in_copy->{stderr}, qr/no approved lockbox access/, 'an engineer has no access in the copy');
+$node->safe_psql('copy', 'SELECT lockbox_unprotect(relation) FROM lockbox.protected_tables');
+$node->safe_psql('copy', 'DROP EXTENSION lockbox');
+{
+	local $db = 'copy';
+	is(install(), '1', 'lockbox created again in the copy, its request 1 approved');
+}
+is($in_copy->query('SELECT /* copy new */ count(*) FROM t'), '1',
+	'the open connection reads under the new request 1 (not void: another installation)');
+$in_copy->quit;
 
 $node->stop;
 done_testing();
