@@ -1338,7 +1338,8 @@ aside_line(FILE *aside, const SpoolHeader *h, const char *engineer,
 	lockbox_json_str(&line, "session_user", session_user_name);
 	if (request_id > 0)
 		lockbox_json_raw(&line, "request_id", psprintf(INT64_FORMAT, request_id));
-	lockbox_json_raw(&line, "installation", psprintf("%u", h->installation));
+	/* (as lockbox.installation.spool_epoch shows it: an integer) */
+	lockbox_json_raw(&line, "installation", psprintf("%d", (int32) h->installation));
 	appendStringInfoString(&line, ", \"detail\": {");
 	initStringInfo(&detail);
 	lockbox_json_str(&detail, "relation", a->relation);
@@ -2426,8 +2427,8 @@ lockbox_forward_access(PG_FUNCTION_ARGS)
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 					 errmsg("lockbox access records of node \"%s\" in spool file \"%s\" are of another installation of lockbox",
 							node, file),
-					 errdetail("The record at offset " INT64_FORMAT " was spooled under installation %u (spool epoch); lockbox in this database is installation %u%s.",
-							   start, h.installation, owner.epoch,
+					 errdetail("The record at offset " INT64_FORMAT " was spooled under installation %d (lockbox.installation.spool_epoch); lockbox in this database is installation %d%s.",
+							   start, (int32) h.installation, (int32) owner.epoch,
 							   owner.legacy ? "" : ", created afresh, which takes no records spooled before 1.7"),
 					 errhint("The standby sets them aside, unaudited, once it has replayed this installation's CREATE EXTENSION lockbox.")));
 		}

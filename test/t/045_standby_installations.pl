@@ -116,7 +116,7 @@ my @aside = glob($standby->data_dir . "/lockbox_spool/set_aside/$dboid.*.jsonl")
 is(scalar(@aside), 1, 'in one file');
 my $row = decode_json((split /\n/, slurp_file($aside[0]))[0]);
 is( join(' ', $row->{actor}, $row->{event}, $row->{request_id}, $row->{detail}{node},
-		$row->{installation} == ($old_epoch < 0 ? $old_epoch + 4294967296 : $old_epoch) ? 'old' : 'other'),
+		$row->{installation} == $old_epoch ? 'old' : 'other'),
 	'si_eng access 1 si_sb old',
 	'as JSON: the engineer, the old request, the standby, the old installation');
 like($row->{detail}{query}, qr/standby old/, 'with the statement');
