@@ -14,7 +14,7 @@
 -- audited yet stayed there, and a later CREATE EXTENSION in the database
 -- audited them into its new log under request ids of the old installation,
 -- which by then name other requests.  Each installation now has a spool
--- epoch (random, never 0, kept by pg_upgrade and replicated), which every
+-- epoch (never 0, kept by pg_upgrade and replicated), which every
 -- record its sessions spool carries; a worker audits (a standby forwards, a
 -- primary takes in) only its own installation's records, and sets the
 -- others aside, unaudited, as JSON in $PGDATA/lockbox_spool/set_aside/ with
@@ -27,10 +27,14 @@
 ALTER TABLE lockbox.installation
 	ADD COLUMN spool_epoch integer,
 	ADD COLUMN spool_legacy boolean;
+-- The epoch is the installing transaction's id, its 32 bits as an integer:
+-- never 0 (no transaction has id 0), and another for each CREATE EXTENSION
+-- in the database short of four billion transactions later.
 UPDATE lockbox.installation
-   SET spool_epoch = (SELECT CASE WHEN r.e OPERATOR(pg_catalog.=) 0 THEN 1 ELSE r.e END
-						FROM (SELECT (pg_catalog.floor(pg_catalog.random() OPERATOR(pg_catalog.*) 4294967296::float8)
-									  OPERATOR(pg_catalog.-) 2147483648::float8)::integer AS e) r),
+   SET spool_epoch = (SELECT (CASE WHEN x.id OPERATOR(pg_catalog.>=) 2147483648
+								   THEN x.id OPERATOR(pg_catalog.-) 4294967296 ELSE x.id END)::integer
+						FROM (SELECT pg_catalog.pg_current_xact_id()::text::bigint
+									 OPERATOR(pg_catalog.%) 4294967296 AS id) x),
 	   spool_legacy = EXISTS (SELECT FROM lockbox.audit_log);
 ALTER TABLE lockbox.installation
 	ALTER COLUMN spool_epoch SET NOT NULL,

@@ -1229,9 +1229,9 @@ record_ok(const char *buf, size_t avail, uint32 *len)
  * and a session connected meanwhile may still have its file open.  A later
  * CREATE EXTENSION starts request ids afresh, so such a record would be
  * audited into the new log naming requests of the new installation that
- * have nothing to do with it.  Each installation has a spool epoch (a
- * random number, lockbox.installation.spool_epoch, kept by pg_upgrade and
- * replicated); every record carries the epoch of the installation whose
+ * have nothing to do with it.  Each installation has a spool epoch (the
+ * id of the transaction that created it, lockbox.installation.spool_epoch,
+ * kept by pg_upgrade and replicated); every record carries the epoch of the installation whose
  * requests it names, and a session starts a new file when that changes.  A
  * worker audits (a standby forwards, a primary takes in) only the records
  * of its own installation, and records spooled before 1.7 (epoch 0) only
