@@ -2658,6 +2658,95 @@ lockbox_spool_end(const char *file, int64 from, bool *damaged)
 	return (int64) at;
 }
 
+/* ---------------------------------------------------------------------
+ * Databases that are gone (the launcher)
+ *
+ * DROP DATABASE removes the database's spool on the server that runs it
+ * (lockbox_access_utility_done), not on a standby that replays it: there
+ * the records its sessions spooled and did not forward yet stayed in
+ * lockbox_spool/<oid>/ for good, and their bytes in the database's backlog
+ * slot, which nothing released: they counted toward
+ * lockbox.standby_backlog_max for the whole server until its restart, and
+ * after 64 databases with engineers' statements the next one had no slot
+ * (its engineers refused, 53400).  The launcher reads pg_database every
+ * few seconds; what belongs to a database no longer there goes then, as on
+ * the primary, where the database's audit went with it.  The candidates
+ * are taken before that read: a database created after it has another oid
+ * (a dropped database's oid comes back only after the oid counter wraps),
+ * so nothing of a database that exists is taken.
+ * ---------------------------------------------------------------------
+ */
+
+/* The databases with a spool directory or a backlog slot. */
+List *
+lockbox_spool_databases(void)
+{
+	List	   *result = NIL;
+	DIR		   *root;
+	struct dirent *de;
+
+	SpinLockAcquire(backlog_lock);
+	for (int i = 0; i < LOCKBOX_MAX_DATABASES; i++)
+		if (OidIsValid(backlog_slots[i].dbid))
+			result = list_append_unique_oid(result, backlog_slots[i].dbid);
+	SpinLockRelease(backlog_lock);
+
+	root = AllocateDir(SPOOL_DIR);
+	if (root == NULL)
+		return result;
+	while ((de = ReadDirExtended(root, SPOOL_DIR, LOG)) != NULL)
+	{
+		if (de->d_name[0] == '\0' ||
+			strspn(de->d_name, "0123456789") != strlen(de->d_name))
+			continue;
+		result = list_append_unique_oid(result, (Oid) strtoul(de->d_name, NULL, 10));
+	}
+	FreeDir(root);
+	return result;
+}
+
+/* Database dbid is gone: its spool and its backlog slot go with it. */
+void
+lockbox_spool_forget_database(Oid dbid)
+{
+	char		dir[MAXPGPATH];
+	struct stat st;
+
+	/* (a session of it still spooling: its slot says so; next time) */
+	for (int i = 0; i < access_slot_count; i++)
+		if (access_slots[i].dbid == dbid)
+			return;
+	SpinLockAcquire(backlog_lock);
+	for (int i = 0; i < LOCKBOX_MAX_DATABASES; i++)
+	{
+		BacklogSlot *b = &backlog_slots[i];
+
+		if (b->dbid != dbid)
+			continue;
+		SpinLockAcquire(&b->mutex);
+		b->files = 0;
+		b->last_forward = 0;
+		b->last_error_at = 0;
+		b->last_error[0] = '\0';
+		SpinLockRelease(&b->mutex);
+		pg_atomic_write_u64(&b->bytes, 0);
+		b->dbid = InvalidOid;
+	}
+	SpinLockRelease(backlog_lock);
+
+	spool_dir(dbid, dir);
+	if (stat(dir, &st) != 0)
+		return;
+	if (rmtree(dir, true))
+		ereport(LOG,
+				(errmsg("removed the lockbox spool of dropped database %u in \"%s\"", dbid, dir),
+				 errdetail("Records its sessions spooled and no worker audited or forwarded went with the database, as they do where DROP DATABASE runs.")));
+	else
+		ereport(WARNING,
+				(errmsg("could not remove the lockbox spool of a dropped database in \"%s\"",
+						dir)));
+}
+
 /* Is a session still writing file?  If so, *written: how far. */
 bool
 lockbox_spool_live(const char *file, int64 *written)

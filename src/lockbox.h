@@ -340,6 +340,8 @@ extern char *lockbox_spool_chunk(const char *file, off_t from, size_t max,
 								 size_t *len, bool *at_end, bool *damaged,
 								 bool *foreign);
 extern void lockbox_spool_read_owner(void);
+extern List *lockbox_spool_databases(void);
+extern void lockbox_spool_forget_database(Oid dbid);
 extern void lockbox_spool_set_aside(const char *file, int64 from,
 									const char *dbname);
 extern int64 lockbox_spool_end(const char *file, int64 from, bool *damaged);

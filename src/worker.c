@@ -817,6 +817,7 @@ typedef struct DbName
 } DbName;
 
 static List *db_names = NIL;	/* connectable databases, from the last read */
+static List *db_all = NIL;		/* every database, from the last read */
 static List *warned_start = NIL;	/* "could not start a worker" logged */
 
 /* Read the connectable databases and their names from pg_database. */
@@ -830,6 +831,8 @@ read_databases(void)
 
 	list_free_deep(db_names);
 	db_names = NIL;
+	list_free(db_all);
+	db_all = NIL;
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	rel = table_open(DatabaseRelationId, AccessShareLock);
@@ -840,6 +843,9 @@ read_databases(void)
 		MemoryContext old;
 		DbName	   *d;
 
+		old = MemoryContextSwitchTo(TopMemoryContext);
+		db_all = lappend_oid(db_all, db->oid);
+		MemoryContextSwitchTo(old);
 		if (!db->datallowconn || db->datconnlimit == DATCONNLIMIT_INVALID_DB)
 			continue;
 		old = MemoryContextSwitchTo(TopMemoryContext);
@@ -1114,6 +1120,8 @@ launcher_pass(void)
 	List	   *messages = NIL;
 	ListCell   *lc;
 	TimestampTz now = GetCurrentTimestamp();
+	/* (taken before pg_database is read: see access_log.c) */
+	List	   *spooled = lockbox_spool_databases();
 
 	/* (a slot asked for after this read may be for a database it missed) */
 	read_databases();
@@ -1121,6 +1129,11 @@ launcher_pass(void)
 			(errmsg_internal("lockbox launcher read pg_database: %d connectable databases",
 							 list_length(db_names))));
 	scan_databases();
+	/* the spool and backlog of databases that are gone (a standby's replay) */
+	foreach(lc, spooled)
+		if (db_all != NIL && !list_member_oid(db_all, lfirst_oid(lc)))
+			lockbox_spool_forget_database(lfirst_oid(lc));
+	list_free(spooled);
 
 	LWLockAcquire(worker_shared->lock, LW_EXCLUSIVE);
 	/*

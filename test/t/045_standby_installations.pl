@@ -11,6 +11,11 @@
 #   audits none of them under its new request ids; once the standby has
 #   replayed the new installation, its worker sets the file aside,
 #   unaudited, as JSON, and forwards the new installation's records as usual.
+# - A database dropped on the primary while its engineers' records wait on
+#   the standby: once the standby replays the DROP DATABASE, its launcher
+#   removes the database's spool (as DROP DATABASE does on the primary), and
+#   those records no longer count toward lockbox.standby_backlog_max, which
+#   they held full for every database of the standby (1.6, until a restart).
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -24,7 +29,7 @@ $primary->init(allows_streaming => 1);
 $primary->append_conf('postgresql.conf', "shared_preload_libraries = 'lockbox'");
 $primary->start;
 
-my $db = 'shop';
+our $db = 'shop';
 $primary->safe_psql('postgres', "CREATE DATABASE $db");
 $primary->safe_psql('postgres', q{
 CREATE ROLE si_eng LOGIN;
@@ -132,6 +137,40 @@ ok($standby->poll_query_until($db, q{SELECT last_error IS NULL OR pending_files 
 is( $primary->safe_psql(
 		$db, q{SELECT count(*) FROM lockbox.access_log WHERE query LIKE '%standby old%'}),
 	'0', 'and the former installation\'s record was never audited');
+
+# --- a database dropped on the primary while its records wait on the standby ---
+$primary->safe_psql('postgres', 'CREATE DATABASE tmp');
+{
+	local $db = 'tmp';
+	install();
+}
+my $tmpoid = $primary->safe_psql('postgres', q{SELECT oid FROM pg_database WHERE datname = 'tmp'});
+$primary->wait_for_catchup($standby);
+ok($standby->poll_query_until('postgres', $workers, "later,shop,tmp"),
+	'the standby serves the new database');
+# records wait on the standby (no primary to forward to), the bound low
+$standby->append_conf('postgresql.conf', "lockbox.primary_conninfo = ''\nlockbox.standby_backlog_max = '1kB'");
+$standby->reload;
+ok($standby->poll_query_until('postgres', 'SHOW lockbox.standby_backlog_max', '1kB'),
+	'the standby\'s backlog bound is 1kB');
+$standby->psql('tmp', join('', map { "SELECT /* tmp $_ */ count(*) FROM t;\n" } 1 .. 12),
+	extra_params => [ '-U', 'si_eng' ]);
+ok(-d $standby->data_dir . "/lockbox_spool/$tmpoid", 'the records wait in the standby\'s spool');
+($ret, $out, $err) = $standby->psql($db, 'SELECT count(*) FROM t', extra_params => [ '-U', 'si_eng' ]);
+like($err, qr/the standby's backlog of lockbox access records for the primary is full/,
+	'the backlog is full: engineers are refused in the other database too');
+
+$log_from = -s $standby->logfile;
+$primary->safe_psql('postgres', 'DROP DATABASE tmp');
+$primary->wait_for_catchup($standby);
+ok($standby->wait_for_log(qr/removed the lockbox spool of dropped database $tmpoid/, $log_from),
+	'once the standby replayed DROP DATABASE, its launcher removes the database\'s spool, as the primary did');
+ok(!-d $standby->data_dir . "/lockbox_spool/$tmpoid", 'it is gone');
+ok( $standby->poll_query_until(
+		$db, q{SELECT pending_bytes FROM lockbox.standby_backlog}, '0'),
+	'nothing waits in the other database');
+($ret, $out, $err) = $standby->psql($db, 'SELECT count(*) FROM t', extra_params => [ '-U', 'si_eng' ]);
+is($out, '1', 'and its engineer reads again: the dropped database\'s records no longer count toward the bound');
 
 $standby->stop;
 $primary->stop;
