@@ -1231,8 +1231,9 @@ record_ok(const char *buf, size_t avail, uint32 *len)
  * audited into the new log naming requests of the new installation that
  * have nothing to do with it.  Each installation has a spool epoch (the
  * id of the transaction that created it, lockbox.installation.spool_epoch,
- * kept by pg_upgrade and replicated); every record carries the epoch of the installation whose
- * requests it names, and a session starts a new file when that changes.  A
+ * kept by pg_upgrade and replicated); every record carries the epoch of the
+ * installation whose requests it names, and a session starts a new file
+ * when that changes.  A
  * worker audits (a standby forwards, a primary takes in) only the records
  * of its own installation, and records spooled before 1.7 (epoch 0) only
  * in an installation updated from an earlier version (spool_legacy): a
