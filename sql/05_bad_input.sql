@@ -112,6 +112,27 @@ ALTER SYSTEM SET lockbox.max_access_duration = '4h';
 ALTER SYSTEM RESET lockbox.default_access_duration;
 ALTER SYSTEM RESET lockbox.max_access_duration;
 ALTER SYSTEM SET lockbox.review_timeout = '-1 hour';
+-- RESET and SET ... TO DEFAULT are checked the same way, with the value the
+-- setting then takes (the configuration file's, else the built-in default):
+-- the maximum raised to 12h and the default to 10h, the maximum cannot go
+-- back to its built-in 8h under the default.
+ALTER SYSTEM SET lockbox.max_access_duration = '12h';
+SELECT pg_reload_conf();
+SELECT pg_sleep(0.2);
+ALTER SYSTEM SET lockbox.default_access_duration = '10h';
+SELECT pg_reload_conf();
+SELECT pg_sleep(0.2);
+SHOW lockbox.default_access_duration;
+ALTER SYSTEM RESET lockbox.max_access_duration;
+ALTER SYSTEM SET lockbox.max_access_duration TO DEFAULT;
+ALTER SYSTEM RESET lockbox.default_access_duration;
+SELECT pg_reload_conf();
+SELECT pg_sleep(0.2);
+ALTER SYSTEM RESET lockbox.max_access_duration;
+SELECT pg_reload_conf();
+SELECT pg_sleep(0.2);
+SHOW lockbox.default_access_duration;
+SHOW lockbox.max_access_duration;
 
 SELECT regress_lockbox_state() AS before \gset
 

@@ -107,7 +107,10 @@ typedef struct SpoolHeader
 	uint8		outcome;		/* LockboxOutcome */
 	uint16		flags;			/* SPOOL_FLAG_* */
 	int32		pid;
-	int32		unused2;
+	uint32		installation;	/* the spool epoch of the installation of
+								 * lockbox whose requests the record names
+								 * (lockbox.installation.spool_epoch, 1.7);
+								 * 0: written before 1.7 */
 	TimestampTz at;
 	uint64		base;			/* SPOOL_REPEAT: offset of its statement */
 } SpoolHeader;
@@ -163,6 +166,14 @@ static char spool_file[64];
 static off_t spool_size = 0;	/* bytes of records */
 static off_t spool_allocated = 0;	/* bytes reserved on disk */
 static int	spool_number = 0;
+/*
+ * The installation of lockbox this session's records are of (its spool
+ * epoch), and the one its open file's records are of: a file holds the
+ * records of one installation only, so that those of an installation
+ * dropped meanwhile can be set aside whole (see "Installations" below).
+ */
+static uint32 record_installation = 0;
+static uint32 spool_installation = 0;
 
 /* the last statement record, for repeats */
 typedef struct LastStatement
@@ -598,6 +609,7 @@ open_spool(void)
 		return false;
 	spool_size = 0;
 	spool_allocated = 0;
+	spool_installation = record_installation;
 
 	/*
 	 * Records are copied into the file's pages in the kernel's page cache: no
@@ -736,6 +748,7 @@ start_record(StringInfo buf, uint8 kind, LockboxOutcome outcome, TimestampTz at)
 	h.kind = kind;
 	h.outcome = (uint8) outcome;
 	h.pid = MyProcPid;
+	h.installation = record_installation;
 	h.at = at;
 	if (RecoveryInProgress())
 		h.flags |= SPOOL_FLAG_STANDBY;
@@ -893,10 +906,15 @@ write_access(LockboxOutcome outcome, const char *command, const char *reason,
 
 	/*
 	 * A long session moves on to a new file now and then, so that the worker
-	 * can remove what it audited.  The slot names the new file before the
-	 * old one is left: the worker takes it as finished from then on.
+	 * can remove what it audited, and at once when lockbox was dropped and
+	 * created again since its last record (a pooled connection outlives
+	 * both): a file holds one installation's records.  The slot names the
+	 * new file before the old one is left: the worker takes it as finished
+	 * from then on.
 	 */
-	if (spool_fd >= 0 && spool_size >= SPOOL_ROTATE)
+	record_installation = lockbox_installation_epoch(NULL);
+	if (spool_fd >= 0 &&
+		(spool_size >= SPOOL_ROTATE || spool_installation != record_installation))
 		close_spool();
 
 	initStringInfo(&buf);
@@ -1203,6 +1221,69 @@ record_ok(const char *buf, size_t avail, uint32 *len)
 	return true;
 }
 
+/* ---------------------------------------------------------------------
+ * Installations
+ *
+ * DROP EXTENSION lockbox drops the audit and the requests, not the spool:
+ * records its worker had not audited yet stay in lockbox_spool/<database>/,
+ * and a session connected meanwhile may still have its file open.  A later
+ * CREATE EXTENSION starts request ids afresh, so such a record would be
+ * audited into the new log naming requests of the new installation that
+ * have nothing to do with it.  Each installation has a spool epoch (the
+ * id of the transaction that created it, lockbox.installation.spool_epoch,
+ * kept by pg_upgrade and replicated); every record carries the epoch of the
+ * installation whose requests it names, and a session starts a new file
+ * when that changes.  A
+ * worker audits (a standby forwards, a primary takes in) only the records
+ * of its own installation, and records spooled before 1.7 (epoch 0) only
+ * in an installation updated from an earlier version (spool_legacy): a
+ * fresh one takes none.  Files of another installation are set aside once
+ * their session let them go, as text a DBA can read, never audited
+ * (set_aside_file).
+ * ---------------------------------------------------------------------
+ */
+typedef struct SpoolOwner
+{
+	uint32		epoch;			/* this installation's */
+	bool		legacy;			/* takes records without one (before 1.7) */
+} SpoolOwner;
+
+/* Is the record of another installation than owner (NULL: of any)? */
+static bool
+foreign_record(const SpoolHeader *h, const SpoolOwner *owner)
+{
+	if (owner == NULL)
+		return false;
+	if (h->installation == 0)
+		return !owner->legacy;
+	return h->installation != owner->epoch;
+}
+
+/* This database's installation, as lockbox.installation says (SPI connected). */
+static void
+read_owner(SpoolOwner *owner)
+{
+	static SPIPlanPtr plan = NULL;
+
+	owner->epoch = 0;
+	owner->legacy = true;
+	lockbox_exec(&plan,
+				 "SELECT i.spool_epoch, i.spool_legacy FROM lockbox.installation i",
+				 0, NULL, NULL, NULL, 1);
+	if (SPI_processed == 1)
+	{
+		bool		isnull;
+		Datum		d;
+
+		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		if (!isnull)
+			owner->epoch = (uint32) DatumGetInt32(d);
+		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+		if (!isnull)
+			owner->legacy = DatumGetBool(d);
+	}
+}
+
 /* a statement record and how often it ran in a row */
 typedef struct RunGroup
 {
@@ -1236,13 +1317,75 @@ request_tenant(int64 request_id)
 }
 
 /*
+ * A row a record of a former installation would have made, as a line of the
+ * file it is set aside in (see "Installations" below): the keys of the
+ * server log's LOCKBOX line, without seq, hash and tenant (no audit has the
+ * row), and with the installation (its spool epoch) whose request the row
+ * names.
+ */
+static void
+aside_line(FILE *aside, const SpoolHeader *h, const char *engineer,
+		   const char *session_user_name, int64 request_id,
+		   const LockboxAccess *a, TimestampTz at)
+{
+	StringInfoData line;
+	StringInfoData detail;
+
+	initStringInfo(&line);
+	appendStringInfoChar(&line, '{');
+	lockbox_json_str(&line, "at", lockbox_iso_time(at));
+	lockbox_json_str(&line, "event", h->outcome == LB_REFUSED ? "refused" : "access");
+	lockbox_json_str(&line, "actor", engineer);
+	lockbox_json_str(&line, "session_user", session_user_name);
+	if (request_id > 0)
+		lockbox_json_raw(&line, "request_id", psprintf(INT64_FORMAT, request_id));
+	/* (as lockbox.installation.spool_epoch shows it: an integer) */
+	lockbox_json_raw(&line, "installation", psprintf("%d", (int32) h->installation));
+	appendStringInfoString(&line, ", \"detail\": {");
+	initStringInfo(&detail);
+	lockbox_json_str(&detail, "relation", a->relation);
+	lockbox_json_str(&detail, "command", a->command);
+	lockbox_json_str(&detail, "query", a->query);
+	if (a->query_sha256)
+	{
+		lockbox_json_raw(&detail, "query_length", psprintf(INT64_FORMAT, a->query_length));
+		lockbox_json_str(&detail, "query_sha256", a->query_sha256);
+	}
+	if (a->parameters)
+		lockbox_json_str(&detail, "parameters", a->parameters);
+	if (a->parameters_sha256)
+		lockbox_json_str(&detail, "parameters_sha256", a->parameters_sha256);
+	if (a->within)
+		lockbox_json_str(&detail, "within_query", a->within);
+	if (a->within_sha256)
+		lockbox_json_str(&detail, "within_sha256", a->within_sha256);
+	if (a->reason)
+		lockbox_json_str(&detail, "reason", a->reason);
+	lockbox_json_raw(&detail, "pid", psprintf("%d", a->pid));
+	if (a->node)
+		lockbox_json_str(&detail, "node", a->node);
+	lockbox_json_raw(&detail, "statements", psprintf(INT64_FORMAT, a->statements));
+	if (a->statements > 1)
+		lockbox_json_raw(&detail, "last_at_usec", psprintf(INT64_FORMAT, a->last_at_usec));
+	appendStringInfoString(&line, detail.data);
+	appendStringInfoString(&line, "}}\n");
+	if (fwrite(line.data, 1, line.len, aside) != (size_t) line.len)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not write a set-aside lockbox spool file: %m")));
+	pfree(detail.data);
+	pfree(line.data);
+}
+
+/*
  * Write a group's audit rows: one per relation and covering request.  node:
  * the standby the statement ran on, recorded for records captured during
- * recovery (all of them when forwarded: forced).
+ * recovery (all of them when forwarded: forced).  aside: write them there,
+ * as lines, instead of into the audit.
  */
 static int
 flush_group(LockboxCall *call, RunGroup *g, const char *file,
-			const char *node, bool forced)
+			const char *node, bool forced, FILE *aside)
 {
 	SpoolHeader h;
 	Reader		r;
@@ -1289,7 +1432,7 @@ flush_group(LockboxCall *call, RunGroup *g, const char *file,
 		{
 			int64		request_id = nreq > 0 ? get_int64(&r) : 0;
 			LockboxAccess access;
-			LockboxCall as_engineer = *call;
+			LockboxCall as_engineer;
 
 			if (!r.ok)
 				break;
@@ -1311,6 +1454,14 @@ flush_group(LockboxCall *call, RunGroup *g, const char *file,
 			access.statements = g->count;
 			access.last_at_usec = g->lastat - g->first;
 
+			if (aside != NULL)
+			{
+				aside_line(aside, &h, engineer, session_user_name, request_id,
+						   &access, g->first);
+				rows++;
+				continue;
+			}
+			as_engineer = *call;
 			as_engineer.actor_name = engineer;
 			as_engineer.session_name = session_user_name;
 			as_engineer.now = g->first;
@@ -1380,19 +1531,22 @@ file_is_live(const char *file, off_t *written)
  * fd: the file, to find the statements of repeats in it, or -1).  more: the
  * file goes on beyond buf (a session still writes it, or the rest comes in
  * a later chunk), so a record cut short is left for later rather than
- * discarded.  Returns how many bytes of buf were audited; *records counts
- * them, *finished says the file has nothing more.
+ * discarded.  owner: stop before the first record of another installation
+ * (*foreign then says so); NULL: take every record.  aside: write the rows
+ * there instead of into the audit.  Returns how many bytes of buf were
+ * audited; *records counts them, *finished says the file has nothing more.
  */
 static size_t
 ingest_records(LockboxCall *call, const char *buf, size_t avail, off_t done,
 			   int fd, const char *path, const char *file, bool live,
-			   bool more, const char *node, bool forced, int64 *records,
-			   bool *finished)
+			   bool more, const char *node, bool forced, const SpoolOwner *owner,
+			   FILE *aside, int64 *records, bool *finished, bool *foreign)
 {
 	size_t		pos = 0;
 	RunGroup	g = {0};
 
 	*finished = false;
+	*foreign = false;
 	while (pos < avail)
 	{
 		uint32		len;
@@ -1419,9 +1573,14 @@ ingest_records(LockboxCall *call, const char *buf, size_t avail, off_t done,
 			break;
 		}
 		memcpy(&h, buf + pos, sizeof(h));
+		if (foreign_record(&h, owner))
+		{
+			*foreign = true;
+			break;
+		}
 		if (h.kind == SPOOL_STATEMENT)
 		{
-			flush_group(call, &g, file, node, forced);
+			flush_group(call, &g, file, node, forced, aside);
 			g.active = true;
 			g.base = (uint64) (done + pos);
 			g.record = palloc(len);
@@ -1441,7 +1600,7 @@ ingest_records(LockboxCall *call, const char *buf, size_t avail, off_t done,
 			uint32		blen;
 			char	   *brec;
 
-			flush_group(call, &g, file, node, forced);
+			flush_group(call, &g, file, node, forced, aside);
 			if (fd < 0 || h.base >= (uint64) (done + pos) ||
 				!read_at(fd, (off_t) h.base, (char *) &bh, sizeof(bh)) ||
 				bh.len < sizeof(bh) || bh.len > LOCKBOX_RECORD_MAX ||
@@ -1465,7 +1624,7 @@ ingest_records(LockboxCall *call, const char *buf, size_t avail, off_t done,
 		pos += len;
 		(*records)++;
 	}
-	flush_group(call, &g, file, node, forced);
+	flush_group(call, &g, file, node, forced, aside);
 	return pos;
 }
 
@@ -1491,12 +1650,14 @@ record_len_at(int fd, off_t at, off_t size)
  * Audit what one spool file holds from offset done on, up to limit bytes
  * (size: where its records may go, beyond limit).  A first record larger
  * than limit allows is read whole all the same: a record longer than the
- * budget of a pass must not stop the file.  Returns the new offset;
- * *records counts what was read.
+ * budget of a pass must not stop the file.  Records of another installation
+ * than owner are not audited: *foreign says the file goes on with one at the
+ * offset returned.  Returns the new offset; *records counts what was read.
  */
 static off_t
 ingest_file(LockboxCall *call, const char *dir, const char *file, off_t done,
-			off_t limit, off_t size, bool live, int64 *records, bool *finished)
+			off_t limit, off_t size, bool live, const SpoolOwner *owner,
+			int64 *records, bool *finished, bool *foreign)
 {
 	char		path[MAXPGPATH];
 	int			fd;
@@ -1504,6 +1665,7 @@ ingest_file(LockboxCall *call, const char *dir, const char *file, off_t done,
 	char	   *buf;
 	size_t		pos;
 	uint32		first;
+	SpoolHeader h;
 
 	snprintf(path, sizeof(path), "%s/%s", dir, file);
 	fd = OpenTransientFile(path, O_RDONLY | PG_BINARY);
@@ -1515,6 +1677,13 @@ ingest_file(LockboxCall *call, const char *dir, const char *file, off_t done,
 	first = record_len_at(fd, done, size);
 	if (first > avail)
 		avail = first;
+	/*
+	 * A file of another installation (its session still connected, maybe):
+	 * its first record tells, not the chunk a pass would read.
+	 */
+	if (first > 0 && read_at(fd, done, (char *) &h, sizeof(h)) &&
+		foreign_record(&h, owner))
+		avail = first;
 	buf = palloc(avail + 1);
 	if (!read_at(fd, done, buf, avail))
 		ereport(ERROR,
@@ -1523,10 +1692,70 @@ ingest_file(LockboxCall *call, const char *dir, const char *file, off_t done,
 	/* records captured here during recovery ran on this server as a standby */
 	pos = ingest_records(call, buf, avail, done, fd, path, file, live,
 						 (off_t) avail < size - done, lockbox_node_name(),
-						 false, records, finished);
+						 false, owner, NULL, records, finished, foreign);
 	CloseTransientFile(fd);
 	pfree(buf);
 	return done + (off_t) pos;
+}
+
+/*
+ * Set aside what a complete spool file of this database (in dir) holds from
+ * offset from on, records of another installation of lockbox: never
+ * audited, kept for the DBA as lines of text, one JSON object per audit
+ * row they would have made, in lockbox_spool/set_aside/<database>.<file>.jsonl
+ * (written whole under a temporary name first: a crash before the spool
+ * file is removed writes it again, the same).  The caller removes the spool
+ * file.  Returns the number of records set aside.
+ */
+static int64
+set_aside_file(const char *dir, const char *file, off_t from, char *aside_path)
+{
+	char		path[MAXPGPATH];
+	char		tmp[MAXPGPATH];
+	int			fd;
+	struct stat st;
+	size_t		avail;
+	char	   *buf;
+	FILE	   *out;
+	int64		records = 0;
+	bool		finished;
+	bool		foreign;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, file);
+	snprintf(aside_path, MAXPGPATH, "%s/%u.%s.jsonl", SPOOL_ASIDE_DIR,
+			 MyDatabaseId, file);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", aside_path);
+	if (MakePGDirectory(SPOOL_ASIDE_DIR) < 0 && errno != EEXIST)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not create directory \"%s\": %m", SPOOL_ASIDE_DIR)));
+	fd = OpenTransientFile(path, O_RDONLY | PG_BINARY);
+	if (fd < 0 || fstat(fd, &st) != 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not open lockbox spool file \"%s\": %m", path)));
+	avail = (size_t) Max(st.st_size - from, 0);
+	buf = palloc(avail + 1);
+	if (avail > 0 && !read_at(fd, from, buf, avail))
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not read lockbox spool file \"%s\": %m", path)));
+	out = AllocateFile(tmp, PG_BINARY_W);
+	if (out == NULL)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not create file \"%s\": %m", tmp)));
+	(void) ingest_records(NULL, buf, avail, from, fd, path, file, false, false,
+						  lockbox_node_name(), false, NULL, out, &records,
+						  &finished, &foreign);
+	if (FreeFile(out) != 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not write file \"%s\": %m", tmp)));
+	CloseTransientFile(fd);
+	pfree(buf);
+	(void) durable_rename(tmp, aside_path, ERROR);
+	return records;
 }
 
 static int
@@ -1555,6 +1784,10 @@ lockbox_access_drain(LockboxCall *call, List **finished)
 	int			cap = 16;
 	int64		records = 0;
 	size_t		budget = INGEST_CHUNK;
+	SpoolOwner	owner;
+	int			aside_files = 0;
+	int64		aside_records = 0;
+	char		aside_path[MAXPGPATH] = "";
 
 	spool_dir(MyDatabaseId, dir);
 
@@ -1581,18 +1814,21 @@ lockbox_access_drain(LockboxCall *call, List **finished)
 	}
 	FreeDir(d);
 	qsort(files, nfiles, sizeof(char *), cmp_names);
+	read_owner(&owner);
 
 	for (int i = 0; i < nfiles && budget > 0; i++)
 	{
 		char		path[MAXPGPATH];
 		struct stat st;
 		Oid			argtypes[3] = {TEXTOID, INT8OID, TEXTOID};
+		Oid			rekey_types[3] = {TEXTOID, TEXTOID, TEXTOID};
 		Datum		values[3];
 		off_t		done = 0;
 		off_t		upto;
 		off_t		written = 0;
 		bool		live = file_is_live(files[i], &written);
 		bool		file_done = false;
+		bool		foreign = false;
 
 		snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
 		if (stat(path, &st) != 0)
@@ -1600,21 +1836,39 @@ lockbox_access_drain(LockboxCall *call, List **finished)
 		/*
 		 * Progress is kept under this server's node name: a promoted standby
 		 * finds here how far it had forwarded each file to the old primary
-		 * (replicated to it), and audits only the rest.
+		 * (replicated to it), and audits only the rest.  A server whose name
+		 * changed (cluster_name set on a primary that had none, a restart
+		 * away) finds its files' progress under the name it had, and keeps
+		 * it under the new one: read from the start again, the records
+		 * audited before the restart were audited twice (1.6).  (A file's
+		 * name, its session's pid and start to the microsecond, is this
+		 * server's own.)
 		 */
 		values[0] = CStringGetTextDatum(files[i]);
 		values[1] = Int64GetDatum(0);
 		values[2] = CStringGetTextDatum(local_node_key());
 		lockbox_exec(&progress_plan,
-					 "SELECT done FROM lockbox.access_spool"
-					 " WHERE node OPERATOR(pg_catalog.=) $3 AND file OPERATOR(pg_catalog.=) $1",
+					 "SELECT done, node FROM lockbox.access_spool"
+					 " WHERE file OPERATOR(pg_catalog.=) $1"
+					 " ORDER BY node OPERATOR(pg_catalog.=) $3 DESC, done DESC LIMIT 1",
 					 3, argtypes, values, NULL, 1);
 		if (SPI_processed > 0)
 		{
 			bool		isnull;
+			char	   *node = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
 
 			done = (off_t) DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
 													   SPI_tuptable->tupdesc, 1, &isnull));
+			if (node != NULL && strcmp(node, local_node_key()) != 0)
+			{
+				static SPIPlanPtr rekey_plan = NULL;
+
+				values[1] = CStringGetTextDatum(node);
+				lockbox_exec(&rekey_plan,
+							 "UPDATE lockbox.access_spool SET node = $3"
+							 " WHERE node OPERATOR(pg_catalog.=) $2 AND file OPERATOR(pg_catalog.=) $1",
+							 3, rekey_types, values, NULL, 0);
+			}
 		}
 		upto = done;
 		/* a live file holds records up to what its session wrote */
@@ -1625,7 +1879,7 @@ lockbox_access_drain(LockboxCall *call, List **finished)
 			off_t		limit = Min(st.st_size, done + (off_t) budget);
 
 			upto = ingest_file(call, dir, files[i], done, limit, st.st_size,
-							   live, &records, &file_done);
+							   live, &owner, &records, &file_done, &foreign);
 			budget -= Min(budget, (size_t) (upto - done));
 			if (upto > done)
 			{
@@ -1636,6 +1890,18 @@ lockbox_access_drain(LockboxCall *call, List **finished)
 							 3, argtypes, values, NULL, 0);
 			}
 		}
+		/*
+		 * Another installation's records (see "Installations"): set aside
+		 * once their session let the file go; while it writes the file, it
+		 * moves on to a new one at its next record.
+		 */
+		if (foreign && !live)
+		{
+			aside_records += set_aside_file(dir, files[i], upto, aside_path);
+			aside_files++;
+			file_done = true;
+			upto = st.st_size;
+		}
 		if (!live && (file_done || upto >= st.st_size))
 		{
 			MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
@@ -1644,6 +1910,15 @@ lockbox_access_drain(LockboxCall *call, List **finished)
 			MemoryContextSwitchTo(old);
 		}
 	}
+	if (aside_files > 0)
+		ereport(WARNING,
+				(errmsg_plural("lockbox set aside " INT64_FORMAT " access record of a former installation of lockbox in database \"%s\", unaudited",
+							   "lockbox set aside " INT64_FORMAT " access records of a former installation of lockbox in database \"%s\", unaudited",
+							   aside_records,
+							   aside_records, get_database_name(MyDatabaseId)),
+				 errdetail("Records spooled before DROP EXTENSION lockbox and not audited then name that installation's requests, not this one's. Spool files set aside: %d, each kept as lines of JSON, one per audit row its records would have made, in \"%s/%u.*.jsonl\" (the last: \"%s\").",
+						   aside_files, SPOOL_ASIDE_DIR, MyDatabaseId, aside_path),
+				 errhint("Keep those files with what you exported of the former installation (README, Uninstalling).")));
 
 	/* progress of files removed after an earlier pass (this server's only) */
 	{
@@ -1703,21 +1978,26 @@ lockbox_access_remove_finished(List *finished)
 	}
 }
 
-/* Spool files of this database the worker has yet to finish. */
+/*
+ * Spool files of this database the worker has yet to finish; only those
+ * whose session ended, with ended_only.
+ */
 int
-lockbox_access_pending_files(void)
+lockbox_access_pending_files(bool ended_only)
 {
 	char		dir[MAXPGPATH];
 	DIR		   *d;
 	struct dirent *de;
 	int			n = 0;
+	off_t		written;
 
 	spool_dir(MyDatabaseId, dir);
 	d = AllocateDir(dir);
 	if (d == NULL)
 		return 0;
 	while ((de = ReadDir(d, dir)) != NULL)
-		if (de->d_name[0] != '.')
+		if (de->d_name[0] != '.' &&
+			!(ended_only && file_is_live(de->d_name, &written)))
 			n++;
 	FreeDir(d);
 	return n;
@@ -1750,13 +2030,111 @@ lockbox_access_utility_done(Node *node)
 						dir)));
 }
 
-/* Before DROP DATABASE: which database it is. */
+/* The whole records of an open spool file from offset at up to size. */
+static int64
+count_records(int fd, off_t at, off_t size)
+{
+	int64		n = 0;
+	uint32		len;
+
+	while (at < size && (len = record_len_at(fd, at, size)) > 0)
+	{
+		at += len;
+		n++;
+	}
+	return n;
+}
+
+/*
+ * DROP EXTENSION lockbox, before it runs: name what it leaves unaudited.
+ * Records still in the spool go with no audit (this one is dropped, and a
+ * later installation sets them aside, see "Installations"); the DBA who
+ * meant to export everything learns it now, while a rollback still helps.
+ */
+static void
+warn_unaudited(DropStmt *stmt)
+{
+	static SPIPlanPtr plan = NULL;
+	ListCell   *lc;
+	bool		lockbox = false;
+	List	   *names;
+	LockboxCall call;
+	char		dir[MAXPGPATH];
+	int64		records = 0;
+	int			nfiles = 0;
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		values[1];
+
+	foreach(lc, stmt->objects)
+		if (IsA(lfirst(lc), String) && strcmp(strVal(lfirst(lc)), "lockbox") == 0)
+			lockbox = true;
+	if (!lockbox || !lockbox_installed() || RecoveryInProgress())
+		return;
+	names = lockbox_spool_files();
+	if (names == NIL)
+		return;
+	spool_dir(MyDatabaseId, dir);
+	values[0] = CStringGetTextDatum(local_node_key());
+	lockbox_enter_read(&call);
+	lockbox_exec(&plan,
+				 "SELECT file, done FROM lockbox.access_spool WHERE node OPERATOR(pg_catalog.=) $1",
+				 1, argtypes, values, NULL, 0);
+	foreach(lc, names)
+	{
+		const char *file = (const char *) lfirst(lc);
+		char		path[MAXPGPATH];
+		off_t		done = 0;
+		off_t		written;
+		struct stat st;
+		int			fd;
+		int64		n;
+
+		for (uint64 i = 0; i < SPI_processed; i++)
+		{
+			bool		isnull;
+
+			if (strcmp(SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1), file) == 0)
+				done = (off_t) DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i],
+														   SPI_tuptable->tupdesc, 2, &isnull));
+		}
+		snprintf(path, sizeof(path), "%s/%s", dir, file);
+		fd = OpenTransientFile(path, O_RDONLY | PG_BINARY);
+		if (fd < 0)
+			continue;
+		if (fstat(fd, &st) == 0)
+		{
+			if (file_is_live(file, &written))
+				st.st_size = Min(st.st_size, written);
+			n = count_records(fd, done, st.st_size);
+			if (n > 0)
+			{
+				records += n;
+				nfiles++;
+			}
+		}
+		CloseTransientFile(fd);
+	}
+	lockbox_leave(&call);
+	if (records > 0)
+		ereport(WARNING,
+				(errmsg_plural("DROP EXTENSION lockbox leaves " INT64_FORMAT " access record unaudited",
+							   "DROP EXTENSION lockbox leaves " INT64_FORMAT " access records unaudited",
+							   records, records),
+				 errdetail("Engineers' statements wait in the spool (files: %d, in \"%s\"), and the audit log they were to go into is dropped with the extension. Should lockbox be created in this database again, its worker sets them aside, unaudited, as JSON in \"%s\".",
+						   nfiles, dir, SPOOL_ASIDE_DIR),
+				 errhint("To have them in this audit, roll back, wait until lockbox.stats shows access_queue_depth 0, and export the audit first (README, Uninstalling).")));
+}
+
+/* Before DROP DATABASE: which database it is; before DROP EXTENSION lockbox, what it leaves. */
 void
 lockbox_access_utility(Node *node)
 {
 	dropped_dbid = InvalidOid;
 	if (IsA(node, DropdbStmt))
 		dropped_dbid = get_database_oid(((DropdbStmt *) node)->dbname, true);
+	else if (IsA(node, DropStmt) &&
+			 ((DropStmt *) node)->removeType == OBJECT_EXTENSION)
+		warn_unaudited((DropStmt *) node);
 }
 
 /* ---------------------------------------------------------------------
@@ -2024,13 +2402,37 @@ lockbox_forward_access(PG_FUNCTION_ARGS)
 		bytea	   *records = PG_GETARG_BYTEA_PP(3);
 		int64		n = 0;
 		bool		file_done;
+		bool		foreign = false;
 		size_t		pos;
+		SpoolOwner	owner;
 
 		pos = check_forwarded(VARDATA_ANY(records), VARSIZE_ANY_EXHDR(records));
+		read_owner(&owner);
 		if (pos > 0)
 			pos = ingest_records(&call, VARDATA_ANY(records), pos,
 								 (off_t) start, -1, file, file, false, true, node, true,
-								 &n, &file_done);
+								 &owner, NULL, &n, &file_done, &foreign);
+
+		/*
+		 * Records of another installation of lockbox (the standby has not
+		 * replayed a DROP and CREATE EXTENSION yet, or does not take them
+		 * apart: 1.6): never audited here; its worker sets them aside once
+		 * it knows this installation.
+		 */
+		if (foreign && pos == 0)
+		{
+			SpoolHeader h;
+
+			memcpy(&h, VARDATA_ANY(records), sizeof(h));
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("lockbox access records of node \"%s\" in spool file \"%s\" are of another installation of lockbox",
+							node, file),
+					 errdetail("The record at offset " INT64_FORMAT " was spooled under installation %d (lockbox.installation.spool_epoch); lockbox in this database is installation %d%s.",
+							   start, (int32) h.installation, (int32) owner.epoch,
+							   owner.legacy ? "" : ", created afresh, which takes no records spooled before 1.7"),
+					 errhint("The standby sets them aside, unaudited, once it has replayed this installation's CREATE EXTENSION lockbox.")));
+		}
 		if (pos > 0)
 		{
 			done = start + (int64) pos;
@@ -2105,17 +2507,33 @@ torn_end(int fd, off_t at, const char *buf, size_t avail, off_t size)
 }
 
 /*
+ * A standby's worker: the installation of lockbox it serves, as replayed
+ * (read at each pass, SPI connected).  Until it is read, records of every
+ * installation are forwarded.
+ */
+static SpoolOwner local_owner;
+static bool local_owner_known = false;
+
+void
+lockbox_spool_read_owner(void)
+{
+	read_owner(&local_owner);
+	local_owner_known = true;
+}
+
+/*
  * Whole records of spool file from offset from on, at most max bytes, or
  * the one record there when it is larger (up to LOCKBOX_RECORD_MAX): a
  * palloc'd copy, its length in *len.  *at_end: nothing follows them (the
  * file's session ended and there are no more records, or only a torn last
  * one, which is reported and left out).  *damaged: the file's session ended
  * and the record at from is damaged with records after it, so the file
- * cannot go on (*len is 0).
+ * cannot go on (*len is 0).  *foreign: the records stop before one of
+ * another installation of lockbox than the worker's (see "Installations").
  */
 char *
 lockbox_spool_chunk(const char *file, off_t from, size_t max, size_t *len,
-					bool *at_end, bool *damaged)
+					bool *at_end, bool *damaged, bool *foreign)
 {
 	char		dir[MAXPGPATH];
 	char		path[MAXPGPATH];
@@ -2132,6 +2550,7 @@ lockbox_spool_chunk(const char *file, off_t from, size_t max, size_t *len,
 	*len = 0;
 	*at_end = false;
 	*damaged = false;
+	*foreign = false;
 	spool_dir(MyDatabaseId, dir);
 	snprintf(path, sizeof(path), "%s/%s", dir, file);
 	fd = OpenTransientFile(path, O_RDONLY | PG_BINARY);
@@ -2180,6 +2599,12 @@ lockbox_spool_chunk(const char *file, off_t from, size_t max, size_t *len,
 			CloseTransientFile(fd);
 			*at_end = true;
 			return buf;
+		}
+		if (local_owner_known &&
+			foreign_record((const SpoolHeader *) (buf + pos), &local_owner))
+		{
+			*foreign = true;
+			break;
 		}
 		pos += rlen;
 	}
@@ -2234,6 +2659,95 @@ lockbox_spool_end(const char *file, int64 from, bool *damaged)
 	return (int64) at;
 }
 
+/* ---------------------------------------------------------------------
+ * Databases that are gone (the launcher)
+ *
+ * DROP DATABASE removes the database's spool on the server that runs it
+ * (lockbox_access_utility_done), not on a standby that replays it: there
+ * the records its sessions spooled and did not forward yet stayed in
+ * lockbox_spool/<oid>/ for good, and their bytes in the database's backlog
+ * slot, which nothing released: they counted toward
+ * lockbox.standby_backlog_max for the whole server until its restart, and
+ * after 64 databases with engineers' statements the next one had no slot
+ * (its engineers refused, 53400).  The launcher reads pg_database every
+ * few seconds; what belongs to a database no longer there goes then, as on
+ * the primary, where the database's audit went with it.  The candidates
+ * are taken before that read: a database created after it has another oid
+ * (a dropped database's oid comes back only after the oid counter wraps),
+ * so nothing of a database that exists is taken.
+ * ---------------------------------------------------------------------
+ */
+
+/* The databases with a spool directory or a backlog slot. */
+List *
+lockbox_spool_databases(void)
+{
+	List	   *result = NIL;
+	DIR		   *root;
+	struct dirent *de;
+
+	SpinLockAcquire(backlog_lock);
+	for (int i = 0; i < LOCKBOX_MAX_DATABASES; i++)
+		if (OidIsValid(backlog_slots[i].dbid))
+			result = list_append_unique_oid(result, backlog_slots[i].dbid);
+	SpinLockRelease(backlog_lock);
+
+	root = AllocateDir(SPOOL_DIR);
+	if (root == NULL)
+		return result;
+	while ((de = ReadDirExtended(root, SPOOL_DIR, LOG)) != NULL)
+	{
+		if (de->d_name[0] == '\0' ||
+			strspn(de->d_name, "0123456789") != strlen(de->d_name))
+			continue;
+		result = list_append_unique_oid(result, (Oid) strtoul(de->d_name, NULL, 10));
+	}
+	FreeDir(root);
+	return result;
+}
+
+/* Database dbid is gone: its spool and its backlog slot go with it. */
+void
+lockbox_spool_forget_database(Oid dbid)
+{
+	char		dir[MAXPGPATH];
+	struct stat st;
+
+	/* (a session of it still spooling: its slot says so; next time) */
+	for (int i = 0; i < access_slot_count; i++)
+		if (access_slots[i].dbid == dbid)
+			return;
+	SpinLockAcquire(backlog_lock);
+	for (int i = 0; i < LOCKBOX_MAX_DATABASES; i++)
+	{
+		BacklogSlot *b = &backlog_slots[i];
+
+		if (b->dbid != dbid)
+			continue;
+		SpinLockAcquire(&b->mutex);
+		b->files = 0;
+		b->last_forward = 0;
+		b->last_error_at = 0;
+		b->last_error[0] = '\0';
+		SpinLockRelease(&b->mutex);
+		pg_atomic_write_u64(&b->bytes, 0);
+		b->dbid = InvalidOid;
+	}
+	SpinLockRelease(backlog_lock);
+
+	spool_dir(dbid, dir);
+	if (stat(dir, &st) != 0)
+		return;
+	if (rmtree(dir, true))
+		ereport(LOG,
+				(errmsg("removed the lockbox spool of dropped database %u in \"%s\"", dbid, dir),
+				 errdetail("Records its sessions spooled and no worker audited or forwarded went with the database, as they do where DROP DATABASE runs.")));
+	else
+		ereport(WARNING,
+				(errmsg("could not remove the lockbox spool of a dropped database in \"%s\"",
+						dir)));
+}
+
 /* Is a session still writing file?  If so, *written: how far. */
 bool
 lockbox_spool_live(const char *file, int64 *written)
@@ -2243,6 +2757,29 @@ lockbox_spool_live(const char *file, int64 *written)
 
 	*written = (int64) w;
 	return live;
+}
+
+/*
+ * A standby's worker: set aside a spool file of another installation from
+ * offset from on (see set_aside_file), then remove it.  (Outside a
+ * transaction: dbname is the database's name.)
+ */
+void
+lockbox_spool_set_aside(const char *file, int64 from, const char *dbname)
+{
+	char		dir[MAXPGPATH];
+	char		aside_path[MAXPGPATH];
+	int64		n;
+
+	spool_dir(MyDatabaseId, dir);
+	n = set_aside_file(dir, file, (off_t) from, aside_path);
+	ereport(WARNING,
+			(errmsg_plural("lockbox set aside " INT64_FORMAT " access record of a former installation of lockbox in database \"%s\", unaudited",
+						   "lockbox set aside " INT64_FORMAT " access records of a former installation of lockbox in database \"%s\", unaudited",
+						   n, n, dbname),
+			 errdetail("Records of spool file \"%s\" name requests of an installation dropped on the primary since, and are not forwarded. They are kept as lines of JSON, one per audit row they would have made, in \"%s\".",
+					   file, aside_path)));
+	lockbox_spool_remove(file);
 }
 
 /* Remove a spool file this database's worker forwarded entirely. */

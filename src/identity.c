@@ -45,10 +45,21 @@ PG_FUNCTION_INFO_V1(lockbox_adopt_database);
  * are void in it): a database's oid does not change, and nothing makes a
  * database lockbox's own a copy again, so every later call skips the read.
  * (Not while the row found is of this transaction: an adoption that may yet
- * roll back.)
+ * roll back.)  Known of one installation only: the lockbox.installation it
+ * was read from (own_relid).  DROP EXTENSION and CREATE EXTENSION make
+ * another, with none void and a spool epoch of its own, which a pooled
+ * session that outlives both must read again.
  */
 static bool own_known = false;
+static Oid	own_relid = InvalidOid;
 static int64 own_through = 0;
+
+/*
+ * The spool epoch of the installation last read, and whether it takes
+ * records spooled before 1.7, which carry none (access_log.c).
+ */
+static uint32 installation_epoch = 0;
+static bool installation_legacy = true;
 
 /*
  * Is this database a copy of the one lockbox was installed in?  Sets
@@ -61,14 +72,16 @@ lockbox_database_copy(Oid *recorded, int64 *void_through)
 {
 	LockboxCall call;
 	Oid			nsp = get_namespace_oid("lockbox", true);
+	Oid			relid = OidIsValid(nsp) ? get_relname_relid("installation", nsp) : InvalidOid;
 	Oid			datid = InvalidOid;
 	int64		through = 0;
 	Snapshot	snap;
 	int			ret;
+	bool		has_epoch;
 
-	if (!OidIsValid(nsp) || !OidIsValid(get_relname_relid("installation", nsp)))
+	if (!OidIsValid(relid))
 		return false;
-	if (own_known)
+	if (own_known && own_relid == relid)
 	{
 		if (recorded != NULL)
 			*recorded = MyDatabaseId;
@@ -76,12 +89,21 @@ lockbox_database_copy(Oid *recorded, int64 *void_through)
 			*void_through = own_through;
 		return false;
 	}
+	own_known = false;
+	installation_epoch = 0;
+	installation_legacy = true;
+	/* (1.7's columns: absent while the objects are older than the library) */
+	has_epoch = get_attnum(relid, "spool_epoch") != InvalidAttrNumber;
 	lockbox_enter_read(&call);
 	/* the latest: an adoption just committed counts at once */
 	snap = RegisterSnapshot(IsInParallelMode() ? GetActiveSnapshot() :
 							GetLatestSnapshot());
 	{
-		SPIPlanPtr	plan = SPI_prepare("SELECT i.datid, i.requests_void_through, i.xmin"
+		SPIPlanPtr	plan = SPI_prepare(has_epoch ?
+									   "SELECT i.datid, i.requests_void_through, i.xmin,"
+									   "       i.spool_epoch, i.spool_legacy"
+									   "  FROM lockbox.installation i" :
+									   "SELECT i.datid, i.requests_void_through, i.xmin"
 									   "  FROM lockbox.installation i", 0, NULL);
 
 		if (plan == NULL)
@@ -98,11 +120,21 @@ lockbox_database_copy(Oid *recorded, int64 *void_through)
 											   SPI_tuptable->tupdesc, 1, &isnull));
 		through = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
 											  SPI_tuptable->tupdesc, 2, &isnull));
-		if (datid == MyDatabaseId &&
+		if (has_epoch)
+		{
+			Datum		d;
+
+			d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4, &isnull);
+			installation_epoch = isnull ? 0 : (uint32) DatumGetInt32(d);
+			d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 5, &isnull);
+			installation_legacy = isnull ? true : DatumGetBool(d);
+		}
+		if (datid == MyDatabaseId && has_epoch &&
 			!TransactionIdIsCurrentTransactionId(DatumGetTransactionId(SPI_getbinval(SPI_tuptable->vals[0],
 																				 SPI_tuptable->tupdesc, 3, &isnull))))
 		{
 			own_known = true;
+			own_relid = relid;
 			own_through = through;
 		}
 	}
@@ -113,6 +145,24 @@ lockbox_database_copy(Oid *recorded, int64 *void_through)
 		*void_through = through;
 	/* (no row: fail closed, as a copy) */
 	return datid != MyDatabaseId;
+}
+
+/*
+ * The spool epoch of this database's installation of lockbox, as this
+ * backend last read lockbox.installation: the installation whose requests
+ * the enforcement cache holds (it reads lockbox.installation again whenever
+ * lockbox is created or dropped here), and so the one an engineer's record
+ * names requests of.  0 when none is known (objects older than 1.7).
+ * *legacy: whether that installation audits records spooled before 1.7,
+ * which carry no epoch.  Reads nothing: a record may be written where no
+ * query can run.
+ */
+uint32
+lockbox_installation_epoch(bool *legacy)
+{
+	if (legacy != NULL)
+		*legacy = installation_legacy;
+	return installation_epoch;
 }
 
 /*

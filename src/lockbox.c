@@ -35,6 +35,10 @@ static char *approval_timeout_string;
 static char *default_access_duration_string;
 static char *max_access_duration_string;
 
+/* the built-in defaults of the two windows */
+#define DEFAULT_ACCESS_DURATION_BOOT	"4h"
+#define MAX_ACCESS_DURATION_BOOT		"8h"
+
 static bool lockbox_loaded = false;
 
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
@@ -163,14 +167,76 @@ DURATION_SHOW_HOOK(show_default_access_duration, lockbox_default_access_duration
 DURATION_SHOW_HOOK(show_max_access_duration, lockbox_max_access_duration)
 
 /*
- * ALTER SYSTEM SET of the default window or the longest one: refused when
- * the default would exceed the longest, both values named (the utility hook
- * calls this before the statement runs).  A check hook cannot do it: a reload
- * applies a file's lines in turn, so a default raised together with the
- * maximum, its line first, would be refused against the old maximum; a
+ * What a setting becomes once ALTER SYSTEM no longer sets it (RESET, SET
+ * ... TO DEFAULT, RESET ALL): the last line of the configuration file (and
+ * the files it includes) that sets it, else the built-in default.  NULL
+ * when the file cannot be read (the caller then checks nothing).
+ */
+static char *
+value_without_alter_system(const char *name, const char *boot)
+{
+	ConfigVariable *head = NULL;
+	ConfigVariable *tail = NULL;
+	char	   *value = pstrdup(boot);
+
+	if (ConfigFileName == NULL ||
+		!ParseConfigFile(ConfigFileName, true, NULL, 0, 0, DEBUG1, &head, &tail))
+	{
+		FreeConfigVariables(head);
+		return NULL;
+	}
+	for (ConfigVariable *v = head; v != NULL; v = v->next)
+		if (v->name != NULL && v->value != NULL && pg_strcasecmp(v->name, name) == 0)
+			value = pstrdup(v->value);
+	FreeConfigVariables(head);
+	return value;
+}
+
+/* a duration setting's text as an interval; false when it is none */
+static bool
+parse_duration(const char *text, Interval *result)
+{
+	char	   *value = pstrdup(text);
+	void	   *extra = NULL;
+
+	if (!check_duration(&value, &extra, PGC_S_FILE))
+		return false;
+	*result = *(Interval *) extra;
+	free(extra);
+	return true;
+}
+
+static void
+refuse_windows(bool is_default, const char *value, const char *became,
+			   Interval *other)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("invalid value for parameter \"%s\": \"%s\"",
+					is_default ? "lockbox.default_access_duration" :
+					"lockbox.max_access_duration", value),
+			 is_default ?
+			 errdetail("lockbox.default_access_duration (%s%s) may not exceed lockbox.max_access_duration (%s).",
+					   value, became, duration_show(other)) :
+			 errdetail("lockbox.max_access_duration (%s%s) may not be less than lockbox.default_access_duration (%s).",
+					   value, became, duration_show(other)),
+			 is_default ?
+			 errhint("Raise lockbox.max_access_duration first, and reload.") :
+			 errhint("Lower lockbox.default_access_duration first, and reload.")));
+}
+
+/*
+ * ALTER SYSTEM of the default window or the longest one: refused when the
+ * default would exceed the longest, both values named (the utility hook
+ * calls this before the statement runs).  A check hook cannot do it: a
+ * reload applies a file's lines in turn, so a default raised together with
+ * the maximum, its line first, would be refused against the old maximum; a
  * request that names no duration gets the maximum when the default exceeds
  * it (lockbox_request warns).  Compared with the values in force: a change
- * of the other setting by ALTER SYSTEM counts once it is reloaded.
+ * of the other setting by ALTER SYSTEM counts once it is reloaded.  Every
+ * form is checked: SET to a value; RESET and SET ... TO DEFAULT, with the
+ * value the setting then takes (the configuration file's, else the built-in
+ * default; 1.6 let them through); RESET ALL, both settings so.
  */
 void
 lockbox_settings_utility(Node *node)
@@ -179,7 +245,7 @@ lockbox_settings_utility(Node *node)
 	VariableSetStmt *set;
 	bool		is_default;
 	char	   *value;
-	void	   *extra = NULL;
+	const char *became = "";
 	Interval	v;
 	Interval   *other;
 
@@ -187,7 +253,23 @@ lockbox_settings_utility(Node *node)
 		return;
 	stmt = (AlterSystemStmt *) node;
 	set = stmt->setstmt;
-	if (set == NULL || set->kind != VAR_SET_VALUE || set->name == NULL)
+	if (set == NULL)
+		return;
+	if (set->kind == VAR_RESET_ALL)
+	{
+		char	   *d = value_without_alter_system("lockbox.default_access_duration",
+												   DEFAULT_ACCESS_DURATION_BOOT);
+		char	   *m = value_without_alter_system("lockbox.max_access_duration",
+												   MAX_ACCESS_DURATION_BOOT);
+		Interval	dv;
+		Interval	mv;
+
+		if (d != NULL && m != NULL && parse_duration(d, &dv) &&
+			parse_duration(m, &mv) && duration_cmp(&dv, &mv) > 0)
+			refuse_windows(true, d, ", as ALTER SYSTEM RESET ALL would leave it", &mv);
+		return;
+	}
+	if (set->name == NULL)
 		return;
 	if (pg_strcasecmp(set->name, "lockbox.default_access_duration") == 0)
 		is_default = true;
@@ -195,27 +277,24 @@ lockbox_settings_utility(Node *node)
 		is_default = false;
 	else
 		return;
-	value = ExtractSetVariableArgs(set);
-	/* (an invalid value is refused by ALTER SYSTEM itself, with its reason) */
-	if (value == NULL || !check_duration(&value, &extra, PGC_S_FILE))
+	if (set->kind == VAR_SET_VALUE)
+		value = ExtractSetVariableArgs(set);
+	else if (set->kind == VAR_RESET || set->kind == VAR_SET_DEFAULT)
+	{
+		value = value_without_alter_system(set->name,
+										   is_default ? DEFAULT_ACCESS_DURATION_BOOT :
+										   MAX_ACCESS_DURATION_BOOT);
+		became = set->kind == VAR_RESET ? ", as ALTER SYSTEM RESET would make it" :
+			", as ALTER SYSTEM SET ... TO DEFAULT would make it";
+	}
+	else
 		return;
-	v = *(Interval *) extra;
-	free(extra);
+	/* (an invalid value is refused by ALTER SYSTEM itself, with its reason) */
+	if (value == NULL || !parse_duration(value, &v))
+		return;
 	other = is_default ? &lockbox_max_access_duration : &lockbox_default_access_duration;
 	if (is_default ? duration_cmp(&v, other) > 0 : duration_cmp(&v, other) < 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid value for parameter \"%s\": \"%s\"",
-						is_default ? "lockbox.default_access_duration" :
-						"lockbox.max_access_duration", value),
-				 is_default ?
-				 errdetail("lockbox.default_access_duration (%s) may not exceed lockbox.max_access_duration (%s).",
-						   value, duration_show(other)) :
-				 errdetail("lockbox.max_access_duration (%s) may not be less than lockbox.default_access_duration (%s).",
-						   value, duration_show(other)),
-				 is_default ?
-				 errhint("Raise lockbox.max_access_duration first, and reload.") :
-				 errhint("Lower lockbox.default_access_duration first, and reload.")));
+		refuse_windows(is_default, value, became, other);
 }
 
 /*
@@ -309,7 +388,7 @@ _PG_init(void)
 							   "Access window of a request that names no duration.",
 							   "Any positive interval; above lockbox.max_access_duration, a request naming no duration gets the maximum. "
 							   "The window starts when the request is approved and is fixed then.",
-							   &default_access_duration_string, "4h",
+							   &default_access_duration_string, DEFAULT_ACCESS_DURATION_BOOT,
 							   PGC_SIGHUP, 0,
 							   check_duration, assign_default_access_duration,
 							   show_default_access_duration);
@@ -317,7 +396,7 @@ _PG_init(void)
 							   "Longest access window a request may ask for.",
 							   "A request asking for a longer window is refused (SQLSTATE 22023). "
 							   "Any positive interval.",
-							   &max_access_duration_string, "8h",
+							   &max_access_duration_string, MAX_ACCESS_DURATION_BOOT,
 							   PGC_SIGHUP, 0,
 							   check_duration, assign_max_access_duration,
 							   show_max_access_duration);

@@ -88,6 +88,7 @@ extern void lockbox_require_writable(FunctionCallInfo fcinfo);
 
 /* the database lockbox's requests were made in (identity.c) */
 extern bool lockbox_database_copy(Oid *recorded, int64 *void_through);
+extern uint32 lockbox_installation_epoch(bool *legacy);
 extern void lockbox_refuse_copy(void);
 extern bool lockbox_copy_held(LockboxCall *call);
 extern void lockbox_enter_read(LockboxCall *call);
@@ -343,7 +344,7 @@ extern void lockbox_access_refused(const char *command, const LockboxQuery *quer
 								   const char *reason);
 extern int64 lockbox_access_drain(LockboxCall *call, List **finished);
 extern void lockbox_access_remove_finished(List *finished);
-extern int	lockbox_access_pending_files(void);
+extern int	lockbox_access_pending_files(bool ended_only);
 extern void lockbox_access_utility(Node *node);
 extern void lockbox_access_utility_done(Node *node);
 
@@ -355,7 +356,13 @@ extern void lockbox_backlog_report(int64 bytes, int files, bool forwarded,
 								   const char *error);
 extern List *lockbox_spool_files(void);
 extern char *lockbox_spool_chunk(const char *file, off_t from, size_t max,
-								 size_t *len, bool *at_end, bool *damaged);
+								 size_t *len, bool *at_end, bool *damaged,
+								 bool *foreign);
+extern void lockbox_spool_read_owner(void);
+extern List *lockbox_spool_databases(void);
+extern void lockbox_spool_forget_database(Oid dbid);
+extern void lockbox_spool_set_aside(const char *file, int64 from,
+									const char *dbname);
 extern int64 lockbox_spool_end(const char *file, int64 from, bool *damaged);
 extern void lockbox_spool_remove(const char *file);
 extern bool lockbox_spool_live(const char *file, int64 *written);

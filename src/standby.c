@@ -439,12 +439,13 @@ forward_file(ForwardFile *f, bool *removed)
 		size_t		len;
 		bool		at_end;
 		bool		damaged;
+		bool		foreign;
 		int64		done;
 		char	   *buf;
 
 		CHECK_FOR_INTERRUPTS();
 		buf = lockbox_spool_chunk(f->file, (off_t) f->done, FORWARD_CHUNK,
-								  &len, &at_end, &damaged);
+								  &len, &at_end, &damaged, &foreign);
 		if (damaged)
 		{
 			/*
@@ -461,6 +462,23 @@ forward_file(ForwardFile *f, bool *removed)
 								   psprintf("spool file \"%s\": a damaged record at offset " INT64_FORMAT,
 											f->file, f->done));
 			return true;
+		}
+		if (len == 0 && foreign)
+		{
+			int64		written;
+
+			/*
+			 * Records of an installation of lockbox dropped on the primary
+			 * since (access_log.c, "Installations"): set aside here once the
+			 * session let the file go (it moves on to a new file at its
+			 * next record), and forgotten on the primary.
+			 */
+			pfree(buf);
+			if (lockbox_spool_live(f->file, &written))
+				return true;
+			lockbox_spool_set_aside(f->file, f->done, dbname);
+			*removed = true;
+			return forward_call(f->file, 0, NULL, 0, true, &done);
 		}
 		if (len == 0)
 		{
@@ -576,6 +594,8 @@ end_sessions_pass(void)
 		pgstat_report_activity(STATE_RUNNING, "lockbox: ending sessions (standby)");
 		lockbox_enter_read(&call);
 		(void) lockbox_end_sessions_standby();
+		/* the installation whose records are forwarded, as replayed */
+		lockbox_spool_read_owner();
 		lockbox_leave(&call);
 		PopActiveSnapshot();
 	}

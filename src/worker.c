@@ -36,6 +36,7 @@
 #include "catalog/pg_database.h"
 #include "catalog/pg_namespace.h"
 #include "catalog/pg_shdepend.h"
+#include "catalog/pg_tablespace.h"
 #include "commands/dbcommands.h"
 #include "commands/defrem.h"
 #include "commands/extension.h"
@@ -47,11 +48,13 @@
 #include "port/atomics.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
+#include "storage/bufmgr.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "storage/proc.h"
 #include "storage/procarray.h"
 #include "storage/shmem.h"
+#include "storage/smgr.h"
 #include "storage/spin.h"
 #include "tcop/utility.h"
 #include "utils/acl.h"
@@ -59,6 +62,7 @@
 #include "utils/fmgroids.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
+#include "utils/relmapper.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
@@ -72,7 +76,6 @@ PG_FUNCTION_INFO_V1(lockbox_stats_reset);
 
 PGDLLEXPORT void lockbox_launcher_main(Datum main_arg);
 PGDLLEXPORT void lockbox_db_worker_main(Datum main_arg);
-PGDLLEXPORT void lockbox_scan_main(Datum main_arg);
 
 /* how often the launcher reads pg_database (in its own process) */
 #define LAUNCHER_RESCAN_SECS	10
@@ -134,7 +137,7 @@ typedef struct WorkerShared
 {
 	LWLock	   *lock;
 	Latch	   *launcher_latch;
-	bool		scanned;		/* lockbox_scan_main filled dbs[] */
+	bool		scanned;		/* the launcher read pg_shdepend into dbs[] */
 	int			nwaiting;
 	WaitingDb	waiting[LOCKBOX_MAX_WAITING];
 	DbWorker	dbs[LOCKBOX_MAX_DATABASES];
@@ -781,20 +784,25 @@ lockbox_worker_init(void)
  *
  * It serves the databases where lockbox is created and visits no other.
  * Connected to no database, it can read pg_database (a nailed shared
- * catalog), but not pg_shdepend: a backend without a database cannot build
- * the relation cache entry of a catalog that is not nailed ("cannot read
- * pg_class without having selected a database").  So when it starts, it
- * starts one short-lived "lockbox scan" worker, connected to one database,
- * that reads the databases with lockbox from pg_shdepend (see
- * lockbox_grant_databases) into shared memory, and exits.  From then on it
- * learns of changes from the backends that make them, at commit: CREATE
- * EXTENSION lockbox (lockbox.start_worker()), DROP EXTENSION (the worker
- * exits and its slot frees), DROP DATABASE (the slot frees), CREATE
- * DATABASE from a template with lockbox and ALTER DATABASE ...
- * ALLOW_CONNECTIONS (a new scan).  It reads pg_database itself every
- * LAUNCHER_RESCAN_SECS, and at once at a reload (SIGHUP sets its latch),
- * without starting anything, to forget databases that are gone and to name
- * databases in its messages.
+ * catalog) through the relation cache, but not pg_shdepend: a backend
+ * without a database cannot build the relation cache entry of a catalog
+ * that is not nailed ("cannot read pg_class without having selected a
+ * database").  It reads pg_shdepend's pages itself instead, through the
+ * buffer manager (read_lockbox_databases): a shared catalog's file is
+ * found by the relation mapper, its rows have a fixed layout, and their
+ * visibility is checked against a snapshot as a scan would.  It does so
+ * when it starts; from then on it learns of changes from the backends that
+ * make them, at commit: CREATE EXTENSION lockbox (lockbox.start_worker()),
+ * DROP EXTENSION (the worker exits and its slot frees), DROP DATABASE (the
+ * slot frees), CREATE DATABASE from a template with lockbox and ALTER
+ * DATABASE ... ALLOW_CONNECTIONS (it reads pg_shdepend again).  On a hot
+ * standby no backend tells it of a CREATE EXTENSION it replays: there it
+ * reads pg_shdepend again every LAUNCHER_RESCAN_SECS (1.6 started a
+ * "lockbox scan" background worker connected to a database each time,
+ * which took a worker slot and a connection every ten seconds).  It reads
+ * pg_database every LAUNCHER_RESCAN_SECS, and at once at a reload (SIGHUP
+ * sets its latch), without starting anything, to forget databases that
+ * are gone and to name databases in its messages.
  *
  * Databases with lockbox beyond LOCKBOX_MAX_DATABASES wait for a slot, and a
  * worker the postmaster has no background worker slot for is tried again
@@ -809,10 +817,8 @@ typedef struct DbName
 } DbName;
 
 static List *db_names = NIL;	/* connectable databases, from the last read */
+static List *db_all = NIL;		/* every database, from the last read */
 static List *warned_start = NIL;	/* "could not start a worker" logged */
-static BackgroundWorkerHandle *scan_handle = NULL;
-static TimestampTz scan_retry = 0;
-static bool scan_warned = false;
 
 /* Read the connectable databases and their names from pg_database. */
 static void
@@ -825,6 +831,8 @@ read_databases(void)
 
 	list_free_deep(db_names);
 	db_names = NIL;
+	list_free(db_all);
+	db_all = NIL;
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	rel = table_open(DatabaseRelationId, AccessShareLock);
@@ -835,6 +843,9 @@ read_databases(void)
 		MemoryContext old;
 		DbName	   *d;
 
+		old = MemoryContextSwitchTo(TopMemoryContext);
+		db_all = lappend_oid(db_all, db->oid);
+		MemoryContextSwitchTo(old);
 		if (!db->datallowconn || db->datconnlimit == DATCONNLIMIT_INVALID_DB)
 			continue;
 		old = MemoryContextSwitchTo(TopMemoryContext);
@@ -902,96 +913,128 @@ start_db_worker(Oid dbid)
 }
 
 /*
- * Is the scan running?  (While it does, it holds a background worker slot
- * the database workers may need: they start once it is done.)
+ * The connectable databases where lockbox is created, read by the launcher
+ * from pg_shdepend's pages (see "The launcher" above): the rows
+ * lockbox_grant_databases finds through the catalog, found by reading
+ * every page of the shared catalog's file through the buffer manager (a
+ * ring of buffers: a large pg_shdepend does not push other pages out),
+ * each row's visibility checked against a snapshot.  pg_shdepend holds a
+ * row per object owned by, or granted to, a role other than the bootstrap
+ * superuser: a few pages in most clusters.
  */
-static bool
-scan_running(TimestampTz now)
+static List *
+read_lockbox_databases(void)
 {
-	pid_t		pid;
+	List	   *result = NIL;
+	Oid			engineer;
+	RelFileNode rnode;
+	SMgrRelation smgr;
+	BlockNumber nblocks;
+	BufferAccessStrategy strategy;
+	Snapshot	snap;
+	MemoryContext caller = CurrentMemoryContext;
 
-	if (scan_handle == NULL)
-		return false;
-	if (GetBackgroundWorkerPid(scan_handle, &pid) != BGWH_STOPPED)
-		return true;
-	pfree(scan_handle);
-	scan_handle = NULL;
-	/* it failed (its database dropped, say): again in a moment */
-	LWLockAcquire(worker_shared->lock, LW_SHARED);
-	if (!worker_shared->scanned)
-		scan_retry = TimestampTzPlusMilliseconds(now, RESTART_MS);
-	LWLockRelease(worker_shared->lock);
-	return false;
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	snap = GetActiveSnapshot();
+	engineer = get_role_oid("lockbox_engineer", true);
+	if (OidIsValid(engineer))
+	{
+		rnode.spcNode = GLOBALTABLESPACE_OID;
+		rnode.dbNode = InvalidOid;
+		rnode.relNode = RelationMapOidToFilenode(SharedDependRelationId, true);
+		if (!OidIsValid(rnode.relNode))
+			elog(ERROR, "could not find the file of pg_shdepend");
+		smgr = smgropen(rnode, InvalidBackendId);
+		nblocks = smgrnblocks(smgr, MAIN_FORKNUM);
+		strategy = GetAccessStrategy(BAS_BULKREAD);
+		for (BlockNumber blk = 0; blk < nblocks; blk++)
+		{
+			Buffer		buf;
+			Page		page;
+			OffsetNumber maxoff;
+
+			CHECK_FOR_INTERRUPTS();
+			buf = ReadBufferWithoutRelcache(rnode, MAIN_FORKNUM, blk,
+											RBM_NORMAL, strategy, true);
+			LockBuffer(buf, BUFFER_LOCK_SHARE);
+			page = BufferGetPage(buf);
+			maxoff = PageIsNew(page) ? InvalidOffsetNumber : PageGetMaxOffsetNumber(page);
+			for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off++)
+			{
+				ItemId		lp = PageGetItemId(page, off);
+				HeapTupleData tup;
+				Form_pg_shdepend dep;
+
+				if (!ItemIdIsNormal(lp))
+					continue;
+				tup.t_data = (HeapTupleHeader) PageGetItem(page, lp);
+				tup.t_len = ItemIdGetLength(lp);
+				tup.t_tableOid = SharedDependRelationId;
+				ItemPointerSet(&tup.t_self, blk, off);
+				if (tup.t_len < offsetof(HeapTupleHeaderData, t_bits) ||
+					!HeapTupleSatisfiesVisibility(&tup, snap, buf))
+					continue;
+				dep = (Form_pg_shdepend) GETSTRUCT(&tup);
+				if (dep->refclassid == AuthIdRelationId &&
+					dep->refobjid == engineer &&
+					dep->classid == NamespaceRelationId &&
+					dep->deptype == SHARED_DEPENDENCY_ACL &&
+					!list_member_oid(result, dep->dbid))
+				{
+					MemoryContext old = MemoryContextSwitchTo(caller);
+
+					result = lappend_oid(result, dep->dbid);
+					MemoryContextSwitchTo(old);
+				}
+			}
+			UnlockReleaseBuffer(buf);
+		}
+		FreeAccessStrategy(strategy);
+	}
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	MemoryContextSwitchTo(caller);
+	return result;
 }
 
 /*
- * Start the scan of pg_shdepend when one is due: in a database that is
- * likely there and idle (postgres, else template1, else any).
+ * Serve the databases with lockbox, as pg_shdepend has them now (a slot
+ * each, or a place in the waiting list), when a read is due: at the
+ * launcher's start, after CREATE DATABASE from a template with lockbox or
+ * ALTER DATABASE ... ALLOW_CONNECTIONS, every LAUNCHER_RESCAN_SECS on a
+ * hot standby.  Only connectable databases (the last read of pg_database).
  */
 static void
-start_scan(TimestampTz now)
+scan_databases(void)
 {
-	BackgroundWorker worker;
-	Oid			dbid = InvalidOid;
+	List	   *dbs;
 	ListCell   *lc;
-	MemoryContext old;
-	bool		registered;
 
-	if (scan_running(now))
-		return;
 	LWLockAcquire(worker_shared->lock, LW_SHARED);
-	if (worker_shared->scanned || now < scan_retry)
+	if (worker_shared->scanned)
 	{
 		LWLockRelease(worker_shared->lock);
 		return;
 	}
 	LWLockRelease(worker_shared->lock);
 
-	foreach(lc, db_names)
+	dbs = read_lockbox_databases();
+	ereport(DEBUG2,
+			(errmsg_internal("lockbox launcher read pg_shdepend: %d databases with lockbox",
+							 list_length(dbs))));
+	LWLockAcquire(worker_shared->lock, LW_EXCLUSIVE);
+	/* (a request to read again that came meanwhile is served by this read) */
+	worker_shared->scanned = true;
+	foreach(lc, dbs)
 	{
-		DbName	   *d = (DbName *) lfirst(lc);
+		Oid			dbid = lfirst_oid(lc);
 
-		if (strcmp(d->name, "postgres") == 0)
-			dbid = d->dbid;
-		else if (strcmp(d->name, "template1") == 0 && !OidIsValid(dbid))
-			dbid = d->dbid;
+		if (db_name(dbid) != NULL && find_db(dbid, false) == NULL)
+			(void) want_db(dbid, false);
 	}
-	if (!OidIsValid(dbid) && db_names != NIL)
-		dbid = ((DbName *) linitial(db_names))->dbid;
-	if (!OidIsValid(dbid))
-		return;					/* no database to serve */
-
-	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS |
-		BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_ConsistentState;
-	worker.bgw_restart_time = BGW_NEVER_RESTART;
-	snprintf(worker.bgw_library_name, BGW_MAXLEN, "lockbox");
-	snprintf(worker.bgw_function_name, BGW_MAXLEN, "lockbox_scan_main");
-	snprintf(worker.bgw_name, BGW_MAXLEN, "lockbox scan of databases");
-	snprintf(worker.bgw_type, BGW_MAXLEN, "lockbox scan");
-	worker.bgw_main_arg = ObjectIdGetDatum(dbid);
-	worker.bgw_notify_pid = MyProcPid;
-
-	old = MemoryContextSwitchTo(TopMemoryContext);
-	registered = RegisterDynamicBackgroundWorker(&worker, &scan_handle);
-	MemoryContextSwitchTo(old);
-	if (registered)
-	{
-		if (scan_warned)
-			ereport(LOG,
-					(errmsg("lockbox started its scan of databases")));
-		scan_warned = false;
-		return;
-	}
-	scan_handle = NULL;
-	scan_retry = TimestampTzPlusMilliseconds(now, RESTART_MS);
-	if (!scan_warned)
-		ereport(WARNING,
-				(errmsg("lockbox could not start its scan of databases"),
-				 errdetail("No background worker slot is free; it is tried again every second, without another message."),
-				 errhint("Raise max_worker_processes, as the README's section on the worker explains.")));
-	scan_warned = true;
+	LWLockRelease(worker_shared->lock);
+	list_free(dbs);
 }
 
 /* ---------------------------------------------------------------------
@@ -1049,45 +1092,6 @@ lockbox_worker_idle_wait(int events, long timeout)
 	idle_wait(events, timeout, 0);
 }
 
-/*
- * The scan: read the databases with lockbox from pg_shdepend and serve
- * them (a slot each, or a place in the waiting list).
- */
-void
-lockbox_scan_main(Datum main_arg)
-{
-	List	   *dbs;
-	ListCell   *lc;
-
-	pqsignal(SIGTERM, die);
-	BackgroundWorkerUnblockSignals();
-	BackgroundWorkerInitializeConnectionByOid(DatumGetObjectId(main_arg),
-											  InvalidOid, 0);
-	pgstat_report_appname("lockbox scan");
-
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	PushActiveSnapshot(GetTransactionSnapshot());
-	pgstat_report_activity(STATE_RUNNING, "lockbox: reading the databases with lockbox");
-	dbs = lockbox_grant_databases(InvalidOid);
-
-	LWLockAcquire(worker_shared->lock, LW_EXCLUSIVE);
-	foreach(lc, dbs)
-	{
-		if (find_db(lfirst_oid(lc), false) == NULL)
-			(void) want_db(lfirst_oid(lc), false);
-	}
-	worker_shared->scanned = true;
-	if (worker_shared->launcher_latch != NULL)
-		SetLatch(worker_shared->launcher_latch);
-	LWLockRelease(worker_shared->lock);
-
-	PopActiveSnapshot();
-	CommitTransactionCommand();
-	pgstat_report_activity(STATE_IDLE, NULL);
-	proc_exit(0);
-}
-
 /* a message for a database, logged after the launcher releases its lock */
 typedef struct DbMessage
 {
@@ -1116,13 +1120,20 @@ launcher_pass(void)
 	List	   *messages = NIL;
 	ListCell   *lc;
 	TimestampTz now = GetCurrentTimestamp();
-	bool		scanning = scan_running(now);
+	/* (taken before pg_database is read: see access_log.c) */
+	List	   *spooled = lockbox_spool_databases();
 
 	/* (a slot asked for after this read may be for a database it missed) */
 	read_databases();
 	ereport(DEBUG2,
 			(errmsg_internal("lockbox launcher read pg_database: %d connectable databases",
 							 list_length(db_names))));
+	scan_databases();
+	/* the spool and backlog of databases that are gone (a standby's replay) */
+	foreach(lc, spooled)
+		if (db_all != NIL && !list_member_oid(db_all, lfirst_oid(lc)))
+			lockbox_spool_forget_database(lfirst_oid(lc));
+	list_free(spooled);
 
 	LWLockAcquire(worker_shared->lock, LW_EXCLUSIVE);
 	/*
@@ -1172,7 +1183,7 @@ launcher_pass(void)
 		if ((w->state == DBW_PAUSED || w->state == DBW_BLOCKED) &&
 			w->pid == 0 && now >= w->retry_after)
 			w->state = DBW_WANTED;
-		if (w->state == DBW_WANTED && w->pid == 0 && !scanning)
+		if (w->state == DBW_WANTED && w->pid == 0)
 		{
 			w->state = DBW_STARTING;
 			to_start = lappend_oid(to_start, w->dbid);
@@ -1237,8 +1248,6 @@ launcher_pass(void)
 		LWLockRelease(worker_shared->lock);
 	}
 	list_free(to_start);
-
-	start_scan(now);
 }
 
 void
@@ -1284,7 +1293,8 @@ lockbox_launcher_main(Datum main_arg)
 
 		/*
 		 * On a standby no backend tells the launcher of a CREATE EXTENSION
-		 * it replays: read pg_shdepend again now and then.
+		 * it replays: read pg_shdepend again now and then (its pages, in
+		 * this process).
 		 */
 		now = GetCurrentTimestamp();
 		if (RecoveryInProgress() && now >= next_standby_scan)
@@ -1300,7 +1310,7 @@ lockbox_launcher_main(Datum main_arg)
 		MemoryContextSwitchTo(old);
 		MemoryContextReset(passcxt);
 
-		/* paused or blocked workers, and a failed scan, come back in time */
+		/* paused or blocked workers come back in time */
 		now = GetCurrentTimestamp();
 		LWLockAcquire(worker_shared->lock, LW_SHARED);
 		for (int i = 0; i < LOCKBOX_MAX_DATABASES; i++)
@@ -1311,9 +1321,6 @@ lockbox_launcher_main(Datum main_arg)
 				timeout = Min(timeout,
 							  Max(1, TimestampDifferenceMilliseconds(now, w->retry_after)));
 		}
-		if (!worker_shared->scanned && scan_handle == NULL)
-			timeout = Min(timeout,
-						  Max(1, TimestampDifferenceMilliseconds(now, scan_retry)));
 		LWLockRelease(worker_shared->lock);
 
 		/* exit code 1: the postmaster starts the launcher again, but at shutdown */
@@ -1414,7 +1421,10 @@ step_relay(LockboxCall *call, void *arg)
 static int
 step_access(LockboxCall *call, void *arg)
 {
-	return (int) Min(lockbox_access_drain(call, (List **) arg), INT_MAX);
+	/* (not inside Min(), which would drain twice) */
+	int64		audited = lockbox_access_drain(call, (List **) arg);
+
+	return (int) Min(audited, INT_MAX);
 }
 
 static int
@@ -1485,12 +1495,13 @@ step_next_deadline(LockboxCall *call, void *arg)
 /*
  * One pass: relay notifications, act on every passed deadline (in batches,
  * each its own transaction, so other transitions keep flowing), end the
- * sessions whose access ended, and find the next deadline.  Returns false
+ * sessions whose access ended, and find the next deadline.  *more: the
+ * spool may hold records this pass had no round left for.  Returns false
  * when lockbox is no longer installed.
  */
 static bool
 db_worker_pass(MemoryContext passcxt, TimestampTz *next_deadline,
-			   int *relayed, int *audited)
+			   int *relayed, int *audited, bool *more)
 {
 	int			n;
 
@@ -1502,6 +1513,7 @@ db_worker_pass(MemoryContext passcxt, TimestampTz *next_deadline,
 
 	/* engineers' statements, as the sessions spooled them */
 	*audited = 0;
+	*more = false;
 	for (int round = 0; round < ACCESS_ROUNDS; round++)
 	{
 		List	   *finished = NIL;
@@ -1514,6 +1526,7 @@ db_worker_pass(MemoryContext passcxt, TimestampTz *next_deadline,
 		*audited += n;
 		if (n == 0)
 			break;
+		*more = (round == ACCESS_ROUNDS - 1);
 	}
 
 	*relayed = 0;
@@ -1690,6 +1703,7 @@ lockbox_db_worker_main(Datum main_arg)
 		bool		failed = false;
 		int			relayed = 0;
 		int			audited = 0;
+		bool		more = false;
 		TimestampTz next_deadline = DT_NOEND;
 		int			events = WL_LATCH_SET | WL_EXIT_ON_PM_DEATH;
 		long		timeout = -1;
@@ -1711,7 +1725,8 @@ lockbox_db_worker_main(Datum main_arg)
 		LWLockRelease(worker_shared->lock);
 		PG_TRY();
 		{
-			installed = db_worker_pass(passcxt, &next_deadline, &relayed, &audited);
+			installed = db_worker_pass(passcxt, &next_deadline, &relayed, &audited,
+									   &more);
 			failures = 0;
 			lockbox_count(LB_WORKER_PASSES);
 		}
@@ -1797,11 +1812,20 @@ lockbox_db_worker_main(Datum main_arg)
 			timeout = timeout < 0 ? until : Min(timeout, until);
 		}
 
-		/* spool files of sessions that ended: come back to remove them */
-		if (lockbox_access_pending_files() > 0)
+		/*
+		 * Spool files of sessions that ended: come back to finish them (a
+		 * removal that failed, a file of another installation).  Not for a
+		 * session still connected, whose file is read as it writes (its
+		 * first record since a pass wakes us, and its end too): 1.6 made a
+		 * whole pass every second for as long as an engineer's pooled
+		 * connection stayed open.  The spool left for the next pass: at once.
+		 */
+		if (more || lockbox_access_pending_files(true) > 0)
 		{
+			long		until = more ? 0 : ACCESS_POLL_MS;
+
 			events |= WL_TIMEOUT;
-			timeout = ACCESS_POLL_MS;
+			timeout = timeout < 0 ? until : Min(timeout, until);
 		}
 
 		/* sleep until the next deadline (to the millisecond), or until woken */
@@ -1923,7 +1947,7 @@ lockbox_stats_counters(PG_FUNCTION_ARGS)
 	Datum		values[2 + LB_COUNTERS];
 	bool		nulls[2 + LB_COUNTERS];
 	DbWorker   *w;
-	int			depth = lockbox_access_pending_files();
+	int			depth = lockbox_access_pending_files(false);
 
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");

@@ -296,12 +296,32 @@ for my $release (@releases[ 1 .. $#releases ])
 	keep($v);
 }
 
+# A record 1.6 spooled and did not audit before the restart onto the new
+# library (its worker's audit inserts are held back by a constraint, in a
+# database of its own, whose catalog is not compared): the new library
+# audits it once the database is updated (records before 1.7 carry no
+# installation).
+sql('postgres', 'CREATE DATABASE late');
+sql('late', q{
+CREATE EXTENSION lockbox;
+CREATE TABLE t (tenant text);
+GRANT SELECT ON t TO lockbox_engineer;
+SELECT lockbox_add_tenant('acme');
+SELECT lockbox_protect('t', tenant_column => 'tenant');
+ALTER TABLE lockbox.audit_log ADD CONSTRAINT hold_access
+	CHECK (event NOT IN ('access', 'refused')) NOT VALID;
+});
+my ($rc, $out, $err) = $node->psql('late', 'SET SESSION AUTHORIZATION up_eng; SELECT /* spooled by 1.6 */ count(*) FROM t');
+like($err, qr/no approved lockbox access/, '1.6: an engineer is refused in another database');
+is(sql('late', q{SELECT count(*) FROM lockbox.audit_log WHERE event = 'refused'}), '0',
+	'1.6: its record waits in the spool');
+
 # --- the new package, then a restart ---------------------------------------
 $node->stop;
 install_lockbox($root);
 $node->start;
 
-my ($rc, $out, $err) = $node->psql('up',
+($rc, $out, $err) = $node->psql('up',
 	"SET SESSION AUTHORIZATION up_eng; SELECT lockbox_request('acme', 'before the update')");
 like($err, qr/lockbox's objects in database "up" are version \Q$releases[-1][0]\E.*\n.*HINT:  Run ALTER EXTENSION lockbox UPDATE/s,
 	'before the update, a lifecycle call is refused with a hint to update');
@@ -316,6 +336,15 @@ my $current = `sed -n "s/^default_version *= *'\\([^']*\\)'.*/\\1/p" '$root/lock
 chomp $current;
 is(sql(q{SELECT extversion FROM pg_extension WHERE extname = 'lockbox'}),
 	$current, "updated to $current");
+
+# the record 1.6 spooled: audited by the updated database, once
+sql('late', 'BEGIN; ALTER EXTENSION lockbox UPDATE; ALTER TABLE lockbox.audit_log DROP CONSTRAINT hold_access; COMMIT');
+is(sql('late', 'SELECT spool_legacy FROM lockbox.installation'), 't',
+	'an updated installation takes the records spooled before 1.7');
+ok( $node->poll_query_until(
+		'late', q{SELECT count(*) FROM lockbox.access_log
+			 WHERE outcome = 'refused' AND query LIKE '%spooled by 1.6%'}, '1'),
+	'the record 1.6 spooled before the restart is audited after the update');
 
 # the extension's objects, each with its definition and privileges
 my $catalog = q{

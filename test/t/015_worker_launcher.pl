@@ -6,7 +6,8 @@
 #   max_worker_processes (8): after a restart each of the 5 has its worker,
 #   and no worker is started for the others, also at the launcher's later
 #   reads of pg_database (one at a reload; the postmaster's DEBUG1 lines name every
-#   background worker it starts): one "lockbox scan" reads pg_shdepend.
+#   background worker it starts); the launcher reads pg_shdepend itself,
+#   once, starting no worker for it.
 # - A database where lockbox_engineer was granted USAGE on a schema by hand,
 #   without lockbox, is visited once, not at every read.
 # - No warning, and no "not served" line, in the log.
@@ -97,8 +98,11 @@ $started{$_}++
 is(join(',', map { "$_:$started{$_}" } sort keys %started),
 	'lb1:1,lb2:1,lb3:1,lb4:1,lb5:1,plain1:1',
 	'a worker started once for each database with lockbox and for the one with a grant to lockbox_engineer; none for the 66 others');
-my @scans = ($log =~ /starting background worker process "lockbox scan of databases"/g);
-is(scalar(@scans), 1, 'one scan of pg_shdepend');
+unlike($log, qr/starting background worker process "lockbox scan/,
+	'no background worker is started to read pg_shdepend');
+my @scans = ($log =~ /lockbox launcher read pg_shdepend: (\d+) databases with lockbox/g);
+is(join(',', @scans), '6',
+	'the launcher reads it itself, once: the five databases and the one with a grant to lockbox_engineer');
 # what lockbox wrote once the server was up again (not DEBUG, not the
 # statements of this test)
 my ($since_start) = ($log =~ /ready to accept connections(.*)\z/s);

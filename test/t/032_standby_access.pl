@@ -22,7 +22,8 @@
 #   lockbox.standby_backlog and counts toward the bound
 # - a forwarder cannot hand in records for another node, nor too many bytes
 #   or text invalid in the database's encoding, nor make progress rows by
-#   asking about files; a conninfo that names another cluster gets no record
+#   asking about files, nor records of another installation of lockbox; a
+#   conninfo that names another cluster gets no record
 # - a session's cached view of the protected tables follows replay
 # - a revocation on the primary ends the engineer's session on the standby
 #   within 2 seconds of its replay
@@ -257,13 +258,16 @@ sub crc32c
 	return $crc ^ 0xFFFFFFFF;
 }
 
+# the installation of lockbox the records are of (1.7): the primary's
+my $installation = $primary->safe_psql($db, 'SELECT spool_epoch FROM lockbox.installation');
+
 sub record
 {
-	my ($query) = @_;
+	my ($query, $inst) = @_;
 	my $body = join('', map { "$_\0" } ('sa_eng', 'sa_eng', 'SELECT', '', $query, ''))
 	  . pack('q<', length $query) . pack('L<', 1) . "public.invoices\0" . pack('L<', 0);
 	my $at = int((time() - 946684800) * 1e6);    # since 2000-01-01, in us
-	my $tail = pack('C C S< l< l< q< Q<', 1, 1, 1, 4242, 0, $at, 0) . $body;
+	my $tail = pack('C C S< l< l< q< Q<', 1, 1, 1, 4242, $inst // $installation, $at, 0) . $body;
 	return pack('L< L< L<', 0x58424B4C, 12 + length $tail, crc32c($tail)) . $tail;
 }
 
@@ -294,6 +298,19 @@ is($primary->safe_psql($db,
 		q{SELECT count(*) FROM lockbox.audit_log WHERE detail->>'query' LIKE '%forged%'})
 	  . spool_rows('1.2.91'),
 	'00', 'and nothing of it gets into the audit');
+# a record of another installation (one dropped since), or of none (spooled
+# before 1.7) in an installation created afresh: refused, none audited
+for my $inst ($installation == 1 ? 2 : 1, 0)
+{
+	($out, $err) = forward_as_sb1('1.2.91',
+		"'\\x" . unpack('H*', record('SELECT /* another installation */ 1', $inst)) . "'::bytea");
+	like($err, qr/ERROR:  55000: lockbox access records of node "sb1" in spool file "1\.2\.91" are of another installation of lockbox/,
+		"a record of installation $inst is refused");
+}
+is($primary->safe_psql($db,
+		q{SELECT count(*) FROM lockbox.audit_log WHERE detail->>'query' LIKE '%another installation%'})
+	  . spool_rows('1.2.91'),
+	'00', 'and nothing of them gets into the audit');
 my $good = record('SELECT /* forged but valid */ 1');
 ($out, $err) = forward_as_sb1('1.2.91', "'\\x" . unpack('H*', $good) . "'::bytea");
 is($out, length($good), 'the same record with valid text is taken (the record is well made)');

@@ -13,7 +13,7 @@
 #   configuration file may set them at startup) gives a request that names
 #   no duration the maximum, with a notice, rather than refusing it; the
 #   server log warns of it once at the start and at each reload, not once
-#   per request.
+#   per request; ALTER SYSTEM RESET ALL that would leave them so is refused.
 # - lockbox.anchor_interval lowered at a reload takes effect at once.
 # - The worker's ANALYZE of lockbox.audit_log neither waits for a manual
 #   VACUUM of an audit partition nor analyzes the partitions.
@@ -142,6 +142,15 @@ ok( $node->wait_for_log(
 		qr/WARNING:  lockbox.default_access_duration \(10h\) exceeds lockbox.max_access_duration \(2h\)/,
 		$from),
 	'and again at a reload');
+
+# ALTER SYSTEM RESET ALL would leave them so: refused, naming both (the
+# values the configuration file gives them), as SET, RESET and SET ... TO
+# DEFAULT of either are
+($ret, $out, $err) = $node->psql('app', 'ALTER SYSTEM RESET ALL');
+like(
+	$err,
+	qr/ERROR:  invalid value for parameter "lockbox.default_access_duration": "10h"\nDETAIL:  lockbox.default_access_duration \(10h, as ALTER SYSTEM RESET ALL would leave it\) may not exceed lockbox.max_access_duration \(2h\)\./,
+	'ALTER SYSTEM RESET ALL that would leave the default above the maximum is refused');
 
 # --- who the worker is ----------------------------------------------------
 # The database's owner, no superuser, sets who every session of it is: the
