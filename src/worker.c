@@ -1050,11 +1050,13 @@ scan_databases(void)
 static volatile sig_atomic_t sigterm_quiet = false;
 static volatile sig_atomic_t sigterm_pending = false;
 static bool stopped_quietly = false;
+/* the launcher: a SIGTERM in a pass too ends it at the pass's end, quietly */
+static volatile sig_atomic_t sigterm_always_quiet = false;
 
 static void
 handle_sigterm(SIGNAL_ARGS)
 {
-	if (sigterm_quiet)
+	if (sigterm_quiet || sigterm_always_quiet)
 	{
 		int			save_errno = errno;
 
@@ -1256,6 +1258,12 @@ lockbox_launcher_main(Datum main_arg)
 	MemoryContext passcxt;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	/*
+	 * A pass of the launcher is short and never waits for long (it reads
+	 * catalogs and registers workers): a shutdown's SIGTERM ends it when
+	 * the pass is done, without the FATAL line die() would write.
+	 */
+	sigterm_always_quiet = true;
 	pqsignal(SIGTERM, handle_sigterm);
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
@@ -1284,6 +1292,11 @@ lockbox_launcher_main(Datum main_arg)
 		static TimestampTz next_standby_scan = 0;
 
 		CHECK_FOR_INTERRUPTS();
+		if (sigterm_pending)
+		{
+			stopped_quietly = true;
+			proc_exit(1);
+		}
 		if (ConfigReloadPending)
 		{
 			ConfigReloadPending = false;

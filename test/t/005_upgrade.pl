@@ -301,8 +301,8 @@ for my $release (@releases[ 1 .. $#releases ])
 # database of its own, whose catalog is not compared): the new library
 # audits it once the database is updated (records before 1.7 carry no
 # installation).
-sql('postgres', 'CREATE DATABASE late');
-sql('late', q{
+sql('CREATE DATABASE late', 'postgres');
+sql(q{
 CREATE EXTENSION lockbox;
 CREATE TABLE t (tenant text);
 GRANT SELECT ON t TO lockbox_engineer;
@@ -310,10 +310,10 @@ SELECT lockbox_add_tenant('acme');
 SELECT lockbox_protect('t', tenant_column => 'tenant');
 ALTER TABLE lockbox.audit_log ADD CONSTRAINT hold_access
 	CHECK (event NOT IN ('access', 'refused')) NOT VALID;
-});
+}, 'late');
 my ($rc, $out, $err) = $node->psql('late', 'SET SESSION AUTHORIZATION up_eng; SELECT /* spooled by 1.6 */ count(*) FROM t');
 like($err, qr/no approved lockbox access/, '1.6: an engineer is refused in another database');
-is(sql('late', q{SELECT count(*) FROM lockbox.audit_log WHERE event = 'refused'}), '0',
+is(sql(q{SELECT count(*) FROM lockbox.audit_log WHERE event = 'refused'}, 'late'), '0',
 	'1.6: its record waits in the spool');
 
 # --- the new package, then a restart ---------------------------------------
@@ -338,8 +338,8 @@ is(sql(q{SELECT extversion FROM pg_extension WHERE extname = 'lockbox'}),
 	$current, "updated to $current");
 
 # the record 1.6 spooled: audited by the updated database, once
-sql('late', 'BEGIN; ALTER EXTENSION lockbox UPDATE; ALTER TABLE lockbox.audit_log DROP CONSTRAINT hold_access; COMMIT');
-is(sql('late', 'SELECT spool_legacy FROM lockbox.installation'), 't',
+sql('BEGIN; ALTER EXTENSION lockbox UPDATE; ALTER TABLE lockbox.audit_log DROP CONSTRAINT hold_access; COMMIT', 'late');
+is(sql('SELECT spool_legacy FROM lockbox.installation', 'late'), 't',
 	'an updated installation takes the records spooled before 1.7');
 ok( $node->poll_query_until(
 		'late', q{SELECT count(*) FROM lockbox.access_log
