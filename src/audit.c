@@ -160,10 +160,20 @@ typedef struct PendingRow
 	uint8		hash[AUDIT_HASH_LEN];
 	int			nparents;
 	int64	   *parents;
+	bool		links_tips;		/* links a parent beside its previous row */
 	char	   *logline;		/* for the server log at commit, or NULL */
 } PendingRow;
 
 static List *pending_rows = NIL;
+
+/*
+ * Those of pending_rows that link tips, i.e. rows committed by others: the
+ * first row of a transaction, and a later one when others' commits made new
+ * tips meanwhile.  Whether a tip is linked already is asked at every row and
+ * at the commit; asked of every pending row, it made a transaction's n rows
+ * cost O(n^2) (the worker audits thousands of engineer statements in one).
+ */
+static List *linking_rows = NIL;
 
 /* the default partition whose rows lockbox_audit_move_default is moving */
 static Oid	audit_move_relid = InvalidOid;
@@ -824,7 +834,8 @@ publish_pending_rows(void)
 				bool		linked = false;
 				ListCell   *lc;
 
-				foreach(lc, pending_rows)
+				/* (the other rows link only this transaction's own) */
+				foreach(lc, linking_rows)
 				{
 					PendingRow *row = (PendingRow *) lfirst(lc);
 
@@ -882,6 +893,7 @@ lockbox_audit_xact(XactEvent event)
 			publish_pending_rows();
 			log_pending_rows();
 			pending_rows = NIL;
+			linking_rows = NIL;
 			audit_moved_into = InvalidOid;
 			break;
 		case XACT_EVENT_ABORT:
@@ -889,6 +901,7 @@ lockbox_audit_xact(XactEvent event)
 		case XACT_EVENT_PARALLEL_COMMIT:
 		case XACT_EVENT_PREPARE:
 			pending_rows = NIL;
+			linking_rows = NIL;
 			audit_moved_into = InvalidOid;
 			break;
 		default:
@@ -922,6 +935,13 @@ lockbox_audit_subxact(SubXactEvent event, SubTransactionId mySubid,
 
 			if (row->subid == mySubid)
 				pending_rows = foreach_delete_current(pending_rows, lc);
+		}
+		foreach(lc, linking_rows)
+		{
+			PendingRow *row = (PendingRow *) lfirst(lc);
+
+			if (row->subid == mySubid)
+				linking_rows = foreach_delete_current(linking_rows, lc);
 		}
 	}
 }
@@ -1224,7 +1244,7 @@ begin_row(LockboxCall *call, NewRow *nr)
 		{
 			ListCell   *lc;
 
-			foreach(lc, pending_rows)
+			foreach(lc, linking_rows)
 			{
 				PendingRow *p = (PendingRow *) lfirst(lc);
 
@@ -1257,6 +1277,7 @@ begin_row(LockboxCall *call, NewRow *nr)
 	row->nparents = nparents;
 	row->parents = palloc(sizeof(int64) * Max(1, nparents));
 	memcpy(row->parents, parents, sizeof(int64) * nparents);
+	row->links_tips = nparents > (prev != NULL ? 1 : 0);
 	row->logline = NULL;
 	MemoryContextSwitchTo(oldcxt);
 
@@ -1318,6 +1339,8 @@ end_row(LockboxCall *call, NewRow *nr, const char *event, int64 request_id,
 	/* the caller inserts it in this (sub)transaction, or errors out of it */
 	oldcxt = MemoryContextSwitchTo(TopTransactionContext);
 	pending_rows = lappend(pending_rows, row);
+	if (row->links_tips)
+		linking_rows = lappend(linking_rows, row);
 	MemoryContextSwitchTo(oldcxt);
 }
 
