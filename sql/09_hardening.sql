@@ -42,13 +42,14 @@ SELECT lockbox_protect('hard_items', tenant_column => 'tenant');
 -- while spanning over a year of calendar time.
 -- ---------------------------------------------------------------------
 SET SESSION AUTHORIZATION regress_hard_erin;
--- (how long these span depends on today's date: the message is matched)
+-- (how long these span depends on today's date: the message is matched;
+-- in February the second spans less than nothing, and is refused for that)
 CALL regress_try($$SELECT lockbox_request('hard_umbrella', 'Check the invoice totals',
 	tables => '{hard_invoices}', duration => '100 years -36000 days 8 hours')$$,
 	message_matches => '^duration \d+:00:00 exceeds lockbox\.max_access_duration \(08:00:00\)$');
 CALL regress_try($$SELECT lockbox_request('hard_umbrella', 'Check the invoice totals',
 	tables => '{hard_invoices}', duration => '1 mon -29 days 12 hours')$$,
-	message_matches => '^duration \d+:00:00 exceeds lockbox\.max_access_duration \(08:00:00\)$');
+	message_matches => '^(duration \d+:00:00 exceeds lockbox\.max_access_duration \(08:00:00\)|duration must be greater than zero)$');
 CALL regress_try($$SELECT lockbox_request('hard_umbrella', 'Check the invoice totals',
 	tables => '{hard_invoices}', duration => '100000 years')$$);
 -- a duration is kept as the exact length it spans: '1 day -20 hours' is 4
