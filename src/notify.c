@@ -381,6 +381,21 @@ lockbox_notify(LockboxCall *call, int64 request_id, Oid recipient,
 	lockbox_wake_worker_at_commit();
 }
 
+/* NOTIFY lockbox with the payload (column 2) of each row SPI returned. */
+static void
+notify_payloads(void)
+{
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		Datum		payload = SPI_getbinval(SPI_tuptable->vals[i],
+											SPI_tuptable->tupdesc, 2, &isnull);
+
+		if (!isnull)
+			Async_Notify("lockbox", TextDatumGetCString(payload));
+	}
+}
+
 /*
  * Send the NOTIFYs of the notifications committed into this database's
  * relay ring and of every committed outbox row (deleting those rows), in
@@ -424,26 +439,12 @@ lockbox_relay_notifications(int batch)
 														 FLOAT8PASSBYVAL,
 														 TYPALIGN_DOUBLE));
 		lockbox_exec(&ring_plan, ring_sql, 1, ring_types, ring_values, NULL, 0);
-		for (uint64 i = 0; i < SPI_processed; i++)
-		{
-			bool		isnull;
-			HeapTuple	tup = SPI_tuptable->vals[i];
-			Datum		payload = SPI_getbinval(tup, SPI_tuptable->tupdesc, 2, &isnull);
-
-			Async_Notify("lockbox", TextDatumGetCString(payload));
-		}
+		notify_payloads();
 		sent += (int64) SPI_processed;
 	}
 
 	lockbox_exec(&plan, sql, 1, argtypes, values, NULL, 0);
-	for (uint64 i = 0; i < SPI_processed; i++)
-	{
-		bool		isnull;
-		HeapTuple	tup = SPI_tuptable->vals[i];
-		Datum		payload = SPI_getbinval(tup, SPI_tuptable->tupdesc, 2, &isnull);
-
-		Async_Notify("lockbox", TextDatumGetCString(payload));
-	}
+	notify_payloads();
 	/* (a full batch from either: the worker asks again) */
 	if (nids == batch || SPI_processed == (uint64) batch)
 		return batch;
