@@ -191,7 +191,7 @@ bulk_deadlines(LockboxCall *call, int batch, bool expiring)
 	lockbox_exec(&insert_plan, insert_sql, 14, insert_types, insert_values, NULL, 1);
 	if (DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)) != n)
 		elog(ERROR, "could not record the worker's transitions");
-	lockbox_wake_worker_at_commit();
+	lockbox_relay_wake_at_commit();
 	return due;
 }
 

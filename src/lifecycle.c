@@ -818,7 +818,7 @@ record_notify(LockboxCall *call, Request *r, const char *event, const char *from
 	else
 		lockbox_store_close(store);
 	if (notified)
-		lockbox_wake_worker_at_commit();
+		lockbox_relay_wake_at_commit();
 }
 
 /* A step that notifies no one but (maybe) the requester. */
@@ -1339,7 +1339,7 @@ lockbox_request(PG_FUNCTION_ARGS)
 	}
 	close_transition_store(store);
 	lockbox_deadline_created(deadline);
-	lockbox_wake_worker_at_commit();
+	lockbox_relay_wake_at_commit();
 
 	lockbox_leave(&call);
 	PG_RETURN_INT64(id);

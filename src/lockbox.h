@@ -392,6 +392,7 @@ extern void lockbox_worker_xact(XactEvent event);
 extern Size lockbox_worker_shmem_size(void);
 extern void lockbox_worker_shmem_init(void);
 extern void lockbox_wake_worker_at_commit(void);
+extern void lockbox_relay_wake_at_commit(void);
 extern bool lockbox_wake_worker(void);
 extern void lockbox_deadline_created(TimestampTz deadline);
 

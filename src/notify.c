@@ -49,6 +49,7 @@
 #include "storage/spin.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
+#include "utils/snapmgr.h"
 #include "nodes/value.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
@@ -205,7 +206,7 @@ lockbox_relay_at_commit(int64 id)
 	pending[npending].id = id;
 	pending[npending].subid = GetCurrentSubTransactionId();
 	npending++;
-	lockbox_wake_worker_at_commit();
+	lockbox_relay_wake_at_commit();
 }
 
 /* The outbox, for ids the ring has no room for (at pre-commit). */
@@ -378,28 +379,64 @@ lockbox_notify(LockboxCall *call, int64 request_id, Oid recipient,
 		!= SPI_OK_INSERT)
 		elog(ERROR, "could not queue a lockbox notification");
 
-	lockbox_wake_worker_at_commit();
+	lockbox_relay_wake_at_commit();
 }
 
-/* NOTIFY lockbox with the payload (column 2) of each row SPI returned. */
-static void
-notify_payloads(void)
+static int
+int64_cmp(const void *a, const void *b)
 {
-	for (uint64 i = 0; i < SPI_processed; i++)
-	{
-		bool		isnull;
-		Datum		payload = SPI_getbinval(SPI_tuptable->vals[i],
-											SPI_tuptable->tupdesc, 2, &isnull);
+	int64		x = *(const int64 *) a;
+	int64		y = *(const int64 *) b;
 
-		if (!isnull)
-			Async_Notify("lockbox", TextDatumGetCString(payload));
+	return (x > y) - (x < y);
+}
+
+/*
+ * NOTIFY lockbox with the payload of each notification of ids (n of them;
+ * sorted here, and sent in that order), each read by its primary key with a
+ * snapshot taken now, after the ids were: every one of them committed.
+ * (By the key, not by a cached SQL plan: one planned while the table was
+ * small would scan it whole for every batch as it grows.)  Returns how many
+ * were sent; a notification deleted meanwhile is not.
+ */
+static int64
+notify_ids(int64 *ids, int n)
+{
+	Snapshot	snapshot;
+	int64		sent = 0;
+
+	if (n == 0)
+		return 0;
+	qsort(ids, n, sizeof(int64), int64_cmp);
+	snapshot = RegisterSnapshot(GetLatestSnapshot());
+	for (int i = 0; i < n; i++)
+	{
+		Datum		key = Int64GetDatum(ids[i]);
+		TupleDesc	td;
+		List	   *rows = lockbox_store_read("notification", 1, &key, snapshot, &td);
+		bool		isnull;
+		Datum		payload;
+		Jsonb	   *jb;
+
+		if (rows == NIL)
+			continue;
+		payload = lockbox_store_get(linitial(rows), td, "payload", &isnull);
+		if (isnull)
+			continue;
+		jb = DatumGetJsonbP(payload);
+		Async_Notify("lockbox", JsonbToCString(NULL, &jb->root, VARSIZE(jb)));
+		sent++;
+		list_free_deep(rows);
 	}
+	UnregisterSnapshot(snapshot);
+	return sent;
 }
 
 /*
  * Send the NOTIFYs of the notifications committed into this database's
  * relay ring and of every committed outbox row (deleting those rows), in
- * the caller's transaction (the worker's).  Returns how many were sent.
+ * the caller's transaction (the worker's).  Returns how many were sent, or
+ * batch when either source gave a full batch (the worker asks again).
  * Only the database's worker relays; were two relays to run at once, the
  * ring gives each id to one of them, and the second's DELETE would wait for
  * the first and skip the rows it deleted, so no NOTIFY is sent twice (and
@@ -409,46 +446,39 @@ int64
 lockbox_relay_notifications(int batch)
 {
 	static SPIPlanPtr plan = NULL;
-	static SPIPlanPtr ring_plan = NULL;
 	static const char *sql =
-		"WITH d AS (DELETE FROM lockbox.notify_outbox"
-		"           WHERE ctid OPERATOR(pg_catalog.=) ANY (ARRAY("
-		"             SELECT o.ctid FROM lockbox.notify_outbox o LIMIT $1))"
-		"           RETURNING notification_id)"
-		" SELECT d.notification_id, n.payload::pg_catalog.text"
-		"   FROM d JOIN lockbox.notification n ON n.id OPERATOR(pg_catalog.=) d.notification_id"
-		"  ORDER BY d.notification_id";
-	static const char *ring_sql =
-		"SELECT n.id, n.payload::pg_catalog.text FROM lockbox.notification n"
-		" WHERE n.id OPERATOR(pg_catalog.=) ANY ($1) ORDER BY n.id";
+		"DELETE FROM lockbox.notify_outbox"
+		" WHERE ctid OPERATOR(pg_catalog.=) ANY (ARRAY("
+		"   SELECT o.ctid FROM lockbox.notify_outbox o LIMIT $1))"
+		" RETURNING notification_id";
 	Oid			argtypes[1] = {INT4OID};
-	Datum		values[1] = {Int32GetDatum(batch)};
-	int64		sent = 0;
-	int64		ids[RELAY_RING_SIZE];
-	int			nids = take_from_ring(ids, Min(batch, RELAY_RING_SIZE));
+	Datum		values[1];
+	int64		sent;
+	int			nring;
+	int			noutbox;
+	int64	   *ids;
 
-	if (nids > 0)
-	{
-		Oid			ring_types[1] = {INT8ARRAYOID};
-		Datum	   *elems = palloc(sizeof(Datum) * nids);
-		Datum		ring_values[1];
-
-		for (int i = 0; i < nids; i++)
-			elems[i] = Int64GetDatum(ids[i]);
-		ring_values[0] = PointerGetDatum(construct_array(elems, nids, INT8OID, 8,
-														 FLOAT8PASSBYVAL,
-														 TYPALIGN_DOUBLE));
-		lockbox_exec(&ring_plan, ring_sql, 1, ring_types, ring_values, NULL, 0);
-		notify_payloads();
-		sent += (int64) SPI_processed;
-	}
+	batch = Min(batch, RELAY_RING_SIZE);
+	values[0] = Int32GetDatum(batch);
+	ids = palloc(sizeof(int64) * batch * 2);
+	nring = take_from_ring(ids, batch);
 
 	lockbox_exec(&plan, sql, 1, argtypes, values, NULL, 0);
-	notify_payloads();
+	noutbox = (int) SPI_processed;
+	for (int i = 0; i < noutbox; i++)
+	{
+		bool		isnull;
+		Datum		id = SPI_getbinval(SPI_tuptable->vals[i],
+									   SPI_tuptable->tupdesc, 1, &isnull);
+
+		if (!isnull)
+			ids[nring++] = DatumGetInt64(id);
+	}
+	sent = notify_ids(ids, nring);
+	pfree(ids);
 	/* (a full batch from either: the worker asks again) */
-	if (nids == batch || SPI_processed == (uint64) batch)
+	if (nring - noutbox == batch || noutbox == batch)
 		return batch;
-	sent += (int64) SPI_processed;
 	return Min(sent, batch - 1);
 }
 
@@ -686,7 +716,7 @@ lockbox_notify_deciders(LockboxCall *call, List *request_ids,
 	values[3] = TimestampTzGetDatum(call->now);
 	lockbox_exec(&plan, sql, 4, argtypes, values, NULL, 0);
 	if (SPI_processed > 0)
-		lockbox_wake_worker_at_commit();
+		lockbox_relay_wake_at_commit();
 }
 
 /* ---------------------------------------------------------------------

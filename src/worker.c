@@ -117,6 +117,13 @@ typedef struct DbWorker
 	TimestampTz next_deadline;	/* DT_NOEND: none */
 	bool		retry_now;		/* lockbox updated or dropped: end the pause */
 	int			failures;		/* passes failed in a row (lockbox.worker) */
+	/*
+	 * A backend asks for a whole pass (a deadline earlier than next_deadline,
+	 * sessions to end, a revocation to complete): set at commit under the
+	 * lock in shared mode, taken by the worker.  Without it, a wake-up only
+	 * relays notifications and audits spooled statements.
+	 */
+	pg_atomic_uint32 whole_pass;
 } DbWorker;
 
 /* lockbox.stats: counters per database since its statistics reset */
@@ -153,7 +160,10 @@ static WorkerShared *worker_shared = NULL;
 /* spool transactions per pass, at most (the deadlines must not wait) */
 #define ACCESS_ROUNDS		8
 
+/* this transaction asks the worker for a whole pass at commit */
 static bool wake_worker_pending = false;
+/* this transaction queued notifications: wake the worker to relay them */
+static bool relay_pending = false;
 /* earliest deadline this transaction created */
 static TimestampTz created_deadline = DT_NOEND;
 static bool start_worker_pending = false;
@@ -226,6 +236,7 @@ find_db(Oid dbid, bool create)
 		free_slot->state = DBW_WANTED;
 		free_slot->wanted_at = GetCurrentTimestamp();
 		free_slot->next_deadline = DT_NOEND;
+		pg_atomic_init_u32(&free_slot->whole_pass, 1);
 		stats_reset(&worker_shared->stats[free_slot - worker_shared->dbs]);
 		return free_slot;
 	}
@@ -383,6 +394,17 @@ lockbox_wake_worker_at_commit(void)
 	wake_worker_pending = true;
 }
 
+/*
+ * Notifications to relay: wake the worker at commit for a pass that relays
+ * them, not one that also reads every deadline (a stream of transitions
+ * made the worker read lockbox.open_request many times a second).
+ */
+void
+lockbox_relay_wake_at_commit(void)
+{
+	relay_pending = true;
+}
+
 /* A new deadline: wake the worker at commit if it is earlier than its next. */
 void
 lockbox_deadline_created(TimestampTz deadline)
@@ -440,17 +462,23 @@ void
 lockbox_worker_xact(XactEvent event)
 {
 	if (event == XACT_EVENT_COMMIT && worker_shared != NULL &&
-		(wake_worker_pending || created_deadline != DT_NOEND))
+		(wake_worker_pending || relay_pending || created_deadline != DT_NOEND))
 	{
 		DbWorker   *w;
 		Latch	   *latch = NULL;
+		bool		whole = false;
 
 		LWLockAcquire(worker_shared->lock,
 					  retry_at_commit ? LW_EXCLUSIVE : LW_SHARED);
 		w = find_db(MyDatabaseId, false);
-		if (w != NULL && w->state == DBW_RUNNING && w->latch != NULL &&
-			(wake_worker_pending || created_deadline < w->next_deadline))
-			latch = w->latch;
+		if (w != NULL && w->state == DBW_RUNNING && w->latch != NULL)
+		{
+			whole = wake_worker_pending || created_deadline < w->next_deadline;
+			if (whole || relay_pending)
+				latch = w->latch;
+		}
+		if (whole)
+			pg_atomic_write_u32(&w->whole_pass, 1);
 		if (latch != NULL && retry_at_commit)
 			w->retry_now = true;
 		if (latch != NULL)
@@ -466,6 +494,7 @@ lockbox_worker_xact(XactEvent event)
 		event == XACT_EVENT_PARALLEL_COMMIT)
 	{
 		wake_worker_pending = false;
+		relay_pending = false;
 		start_worker_pending = false;
 		created_deadline = DT_NOEND;
 		rescan_at_commit = false;
@@ -1506,23 +1535,55 @@ step_next_deadline(LockboxCall *call, void *arg)
 }
 
 /*
- * One pass: relay notifications, act on every passed deadline (in batches,
- * each its own transaction, so other transitions keep flowing), end the
- * sessions whose access ended, and find the next deadline.  *more: the
- * spool may hold records this pass had no round left for.  Returns false
- * when lockbox is no longer installed.
+ * A whole pass's own steps: act on every passed deadline (in batches, each
+ * its own transaction, so other transitions keep flowing), end the sessions
+ * whose access ended, relay what that queued, and find the next deadline.
  */
 static bool
-db_worker_pass(MemoryContext passcxt, TimestampTz *next_deadline,
+deadline_steps(MemoryContext passcxt, TimestampTz *next_deadline, int *relayed)
+{
+	int			n;
+
+	do
+	{
+		if (!in_transaction(passcxt, "lockbox: acting on deadlines",
+							step_deadlines, NULL, &n))
+			return false;
+	} while (n > 0);
+	if (!in_transaction(passcxt, "lockbox: ending sessions",
+						step_end_sessions, NULL, &n))
+		return false;
+	/* relays queued by this pass's own transitions */
+	do
+	{
+		if (!in_transaction(passcxt, "lockbox: relaying notifications",
+							step_relay, NULL, &n))
+			return false;
+		*relayed += n;
+	} while (n == RELAY_BATCH);
+	return in_transaction(passcxt, "lockbox: finding the next deadline",
+						  step_next_deadline, next_deadline, &n);
+}
+
+/*
+ * One pass: audit spooled statements, relay notifications and, in a whole
+ * pass, the deadline steps above (*next_deadline is left as it is by a pass
+ * that is not whole).  *more: the spool may hold records this pass had no round
+ * left for.  Returns false when lockbox is no longer installed.
+ */
+static bool
+db_worker_pass(MemoryContext passcxt, bool whole, TimestampTz *next_deadline,
 			   int *relayed, int *audited, bool *more)
 {
 	int			n;
 
 	/*
-	 * While the pass runs, every new deadline wakes us: one committed after
-	 * the next deadline is read below must not be slept through.
+	 * While a whole pass runs, every new deadline asks for another: one
+	 * committed after the next deadline is read below must not be slept
+	 * through.
 	 */
-	set_next_deadline(DT_NOEND, false);
+	if (whole)
+		set_next_deadline(DT_NOEND, false);
 
 	/* engineers' statements, as the sessions spooled them */
 	*audited = 0;
@@ -1550,25 +1611,7 @@ db_worker_pass(MemoryContext passcxt, TimestampTz *next_deadline,
 			return false;
 		*relayed += n;
 	} while (n == RELAY_BATCH);
-	do
-	{
-		if (!in_transaction(passcxt, "lockbox: acting on deadlines",
-							step_deadlines, NULL, &n))
-			return false;
-	} while (n > 0);
-	if (!in_transaction(passcxt, "lockbox: ending sessions",
-						step_end_sessions, NULL, &n))
-		return false;
-	/* relays queued by this pass's own transitions */
-	do
-	{
-		if (!in_transaction(passcxt, "lockbox: relaying notifications",
-							step_relay, NULL, &n))
-			return false;
-		*relayed += n;
-	} while (n == RELAY_BATCH);
-	if (!in_transaction(passcxt, "lockbox: finding the next deadline",
-						step_next_deadline, next_deadline, &n))
+	if (whole && !deadline_steps(passcxt, next_deadline, relayed))
 		return false;
 
 	/*
@@ -1671,6 +1714,9 @@ lockbox_db_worker_main(Datum main_arg)
 	DbWorker   *w;
 	MemoryContext passcxt;
 	volatile int failures;
+	/* the next deadline a whole pass found, and whether the next pass is whole */
+	TimestampTz next_deadline = DT_NOEND;
+	volatile bool whole_next = true;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, handle_sigterm);
@@ -1714,10 +1760,10 @@ lockbox_db_worker_main(Datum main_arg)
 	{
 		bool		installed;
 		bool		failed = false;
+		bool		whole;
 		int			relayed = 0;
 		int			audited = 0;
 		bool		more = false;
-		TimestampTz next_deadline = DT_NOEND;
 		int			events = WL_LATCH_SET | WL_EXIT_ON_PM_DEATH;
 		long		timeout = -1;
 
@@ -1732,14 +1778,21 @@ lockbox_db_worker_main(Datum main_arg)
 		 * A failed pass is reported and retried after a pause that grows
 		 * with each failure in a row; the worker itself stays up.
 		 */
-		/* (a pass is what a request to try again asks for) */
+		/*
+		 * (a pass is what a request to try again asks for)  A whole pass:
+		 * the first, one after a failure, one at the next deadline, one a
+		 * backend asked for; otherwise the pass only relays and audits.
+		 */
 		LWLockAcquire(worker_shared->lock, LW_EXCLUSIVE);
+		whole = pg_atomic_exchange_u32(&w->whole_pass, 0) != 0 || w->retry_now ||
+			whole_next || GetCurrentTimestamp() >= next_deadline;
 		w->retry_now = false;
 		LWLockRelease(worker_shared->lock);
+		whole_next = false;
 		PG_TRY();
 		{
-			installed = db_worker_pass(passcxt, &next_deadline, &relayed, &audited,
-									   &more);
+			installed = db_worker_pass(passcxt, whole, &next_deadline, &relayed,
+									   &audited, &more);
 			failures = 0;
 			lockbox_count(LB_WORKER_PASSES);
 		}
@@ -1752,6 +1805,7 @@ lockbox_db_worker_main(Datum main_arg)
 			MemoryContextReset(passcxt);
 			pgstat_report_activity(STATE_IDLE, NULL);
 			failures++;
+			whole_next = true;
 			lockbox_count(LB_WORKER_FAILURES);
 			next_deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 														Min(60000, 1000L << Min(failures - 1, 6)));
