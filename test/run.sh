@@ -24,7 +24,7 @@
 #                                  libfaketime): no test may depend on the date
 #
 # test/run.sh [SUITE...] runs only the named suites, in the order above.
-# prove runs TAP_JOBS (default 2) TAP files at a time, the longest first;
+# prove runs TAP_JOBS (default 3) TAP files at a time, the longest first;
 # PROVE_FLAGS (e.g. -v, or -j1 to run them one by one) is passed to prove
 # after that. Ends with a summary whose last line is "N passed, N failed";
 # exits non-zero when a suite failed.
@@ -201,12 +201,13 @@ suite_installcheck() {
 }
 
 # The TAP files that take longest (20 s to a minute each), longest first:
-# prove starts them first, so that two at a time the run ends with short
-# files on both sides, not with one long file alone. (Each file has nodes,
+# prove starts them first, so that three at a time the run ends with short
+# files on every side, not with one long file alone. (Each file has nodes,
 # ports and directories of its own: PostgreSQL::Test::Cluster reserves the
 # ports, and every file its own tmp_check/t_NNN_* directories.)
-TAP_LONG=(017_worker_limit 015_worker_launcher 030_notify_delivery 034_history_order
-	005_upgrade 030_access_log 014_hostile 032_standby_access 010_worker_expiry 033_retention)
+TAP_LONG=(045_standby_installations 017_worker_limit 005_upgrade 030_notify_delivery
+	034_history_order 015_worker_launcher 014_hostile 030_access_log 040_operations
+	033_retention 010_worker_expiry 032_standby_access 047_reinstall)
 
 suite_tap() {
 	local files=() flags=() extra=() tapdir=$CLUSTER/tap rc=0 f t
@@ -217,7 +218,7 @@ suite_tap() {
 		[[ " ${files[*]} " == *" $f "* ]] || files+=("$f")
 	done
 	((${#files[@]})) || { skip_reason="no TAP tests test/t/*.pl"; return 0; }
-	flags=(-j"${TAP_JOBS:-2}")
+	flags=(-j"${TAP_JOBS:-3}")
 	read -ra extra <<<"${PROVE_FLAGS:-}"
 	flags+=("${extra[@]}")
 	rm -rf "$tapdir"

@@ -207,8 +207,11 @@ hold();
 	kill 'KILL', $pid;
 	eval { $h->quit; };
 	# (a connection may still get in before the postmaster hears of the
-	# death: wait for the restart it makes, then for connections)
+	# death: wait for the restart it makes, then for connections; psql
+	# started meanwhile may exit before it reads its query, and IPC::Run
+	# dies of the broken pipe)
 	$node->wait_for_log(qr/all server processes terminated; reinitializing/, $log_offset);
+	$node->wait_for_log(qr/database system is ready to accept connections/, $log_offset);
 }
 $node->poll_query_until('postgres', 'SELECT true') or die;
 release();
@@ -228,6 +231,7 @@ as_eng(statements('k9w', 50));
 	my $log_offset = -s $node->logfile;
 	kill 'KILL', $wpid;
 	$node->wait_for_log(qr/all server processes terminated; reinitializing/, $log_offset);
+	$node->wait_for_log(qr/database system is ready to accept connections/, $log_offset);
 }
 $node->poll_query_until('postgres', 'SELECT true') or die;
 release();
