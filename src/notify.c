@@ -115,6 +115,15 @@ static RelayRing *reserved_ring = NULL;
 static uint64 reserved_at = 0;
 static int	nreserved = 0;
 
+/*
+ * The worker's: ids taken from the ring whose relay has not committed.  A
+ * relay transaction that fails (a full NOTIFY queue, say) keeps them for the
+ * next pass, as the outbox keeps its rows.
+ */
+static int64 relay_taken[RELAY_RING_SIZE];
+static int	nrelay_taken = 0;
+static bool relaying_taken = false;	/* this transaction sends them */
+
 Size
 lockbox_relay_shmem_size(void)
 {
@@ -257,6 +266,9 @@ lockbox_relay_xact(XactEvent event)
 		case XACT_EVENT_PARALLEL_COMMIT:
 		case XACT_EVENT_PARALLEL_ABORT:
 		case XACT_EVENT_PREPARE:
+			if (event == XACT_EVENT_COMMIT && relaying_taken)
+				nrelay_taken = 0;	/* relayed */
+			relaying_taken = false;
 			if (nreserved > 0)
 			{
 				/* (a ring with places reserved is never taken over) */
@@ -461,7 +473,12 @@ lockbox_relay_notifications(int batch)
 	batch = Min(batch, RELAY_RING_SIZE);
 	values[0] = Int32GetDatum(batch);
 	ids = palloc(sizeof(int64) * batch * 2);
-	nring = take_from_ring(ids, batch);
+	/* what a relay that failed took first, then more from the ring */
+	if (nrelay_taken == 0)
+		nrelay_taken = take_from_ring(relay_taken, batch);
+	nring = Min(nrelay_taken, batch);
+	memcpy(ids, relay_taken, sizeof(int64) * nring);
+	relaying_taken = nring > 0;
 
 	lockbox_exec(&plan, sql, 1, argtypes, values, NULL, 0);
 	noutbox = (int) SPI_processed;

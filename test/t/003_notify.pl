@@ -156,6 +156,22 @@ is(seq_scans('notification') - $scans_before{notification}, 0,
 cmp_ok(seq_scans('open_request') - $scans_before{open_request}, '<', 10,
 	'and read lockbox.open_request only for the first new deadline, not at every wake-up');
 
+# --- a relay that fails keeps what it took from the ring ----------------------
+# (The worker took the ids from the ring before its relay transaction, and
+# one that failed, with a full NOTIFY queue say, lost them: the outbox keeps
+# its rows.)  Here the relay fails while lockbox.notification is renamed.
+kill 'STOP', $worker_pid;
+my $r_retry = as_role('nt_eng', q{SELECT lockbox_request('acme', 'relayed after a failed relay')});
+$node->safe_psql('nt', 'ALTER TABLE lockbox.notification RENAME TO notification_away');
+my $fail_from = -s $node->logfile;
+kill 'CONT', $worker_pid;
+ok($node->wait_for_log(qr/ERROR:  lockbox\.notification is missing/, $fail_from),
+	'the worker\'s relay fails while lockbox.notification is away');
+$node->safe_psql('nt', 'ALTER TABLE lockbox.notification_away RENAME TO notification');
+ok(receive_until(sub { for_request($r_retry) >= 1 }),
+	'once it is back, the notification the failed relay had taken from the ring is heard');
+is(scalar(for_request($r_retry)), 1, 'once');
+
 # --- a forged NOTIFY -----------------------------------------------------------
 # Anyone may NOTIFY lockbox.  A consumer tells a real notification by its
 # sender (the pid lockbox.worker shows for the database) and by its payload,
