@@ -244,6 +244,8 @@ extern char *lockbox_notification_payload_text(int64 request_id, Oid recipient,
 											   const char *state);
 
 extern int64 lockbox_relay_notifications(int batch);
+extern int	lockbox_relay_keep(void);
+extern void lockbox_relay_forget(void);
 extern void lockbox_relay_at_commit(int64 id);
 extern void lockbox_relay_xact(XactEvent event);
 extern void lockbox_relay_subxact(SubXactEvent event, SubTransactionId mySubid,

@@ -117,8 +117,8 @@ static int	nreserved = 0;
 
 /*
  * The worker's: ids taken from the ring whose relay has not committed.  A
- * relay transaction that fails (a full NOTIFY queue, say) keeps them for the
- * next pass, as the outbox keeps its rows.
+ * relay transaction that fails (a full NOTIFY queue, say) keeps them, and
+ * the worker puts them into the outbox (lockbox_relay_keep).
  */
 static int64 relay_taken[RELAY_RING_SIZE];
 static int	nrelay_taken = 0;
@@ -233,6 +233,50 @@ relay_through_outbox(void)
 		lockbox_store_insert(store, 0);
 	}
 	lockbox_store_close(store);
+}
+
+/*
+ * The worker's, after a relay that failed: the ids it took from the ring go
+ * into the outbox (kept there, and sent by the next relay that works, even
+ * from another worker process).  Returns how many.
+ */
+int
+lockbox_relay_keep(void)
+{
+	static const char *const tables[] = {"notify_outbox"};
+	LockboxStore *store;
+
+	if (nrelay_taken == 0)
+		return 0;
+	store = lockbox_store_open(1, tables);
+	for (int i = 0; i < nrelay_taken; i++)
+	{
+		lockbox_store_new_row(store, 0);
+		lockbox_store_set(store, 0, "notification_id", Int64GetDatum(relay_taken[i]),
+						  INT8OID, false);
+		lockbox_store_insert(store, 0);
+	}
+	lockbox_store_close(store);
+	relaying_taken = true;		/* (forgotten once this commits) */
+	return nrelay_taken;
+}
+
+/*
+ * At the commit of DROP EXTENSION lockbox: what this database's ring holds
+ * names notifications of the installation dropped, and is forgotten, not
+ * looked up in a new installation's table (which numbers its own from 1
+ * again).  No transition of it is between its pre-commit and its commit:
+ * DROP EXTENSION waited for their locks.
+ */
+void
+lockbox_relay_forget(void)
+{
+	RelayRing  *ring = lock_ring(false);
+
+	if (ring == NULL)
+		return;
+	ring->tail = ring->head;
+	SpinLockRelease(&ring->mutex);
 }
 
 void

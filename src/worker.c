@@ -118,12 +118,18 @@ typedef struct DbWorker
 	bool		retry_now;		/* lockbox updated or dropped: end the pause */
 	int			failures;		/* passes failed in a row (lockbox.worker) */
 	/*
-	 * A backend asks for a whole pass (a deadline earlier than next_deadline,
-	 * sessions to end, a revocation to complete): set at commit under the
-	 * lock in shared mode, taken by the worker.  Without it, a wake-up only
-	 * relays notifications and audits spooled statements.
+	 * A backend asks for a whole pass (sessions to end, a revocation to
+	 * complete): set at commit under the lock in shared mode, taken by the
+	 * worker.  Without it, a wake-up only relays notifications and audits
+	 * spooled statements.
 	 */
 	pg_atomic_uint32 whole_pass;
+	/*
+	 * The earliest deadline committed earlier than next_deadline since the
+	 * worker last looked (DT_NOEND: none): lowered at commit, taken into
+	 * the worker's next deadline, whose time then makes a whole pass.
+	 */
+	pg_atomic_uint64 created_min;
 } DbWorker;
 
 /* lockbox.stats: counters per database since its statistics reset */
@@ -152,6 +158,8 @@ typedef struct WorkerShared
 } WorkerShared;
 
 static WorkerShared *worker_shared = NULL;
+/* a database worker's own slot */
+static DbWorker *my_worker = NULL;
 
 /* after a pass that audited statements, gather more for this long */
 #define ACCESS_GATHER_MS	200
@@ -237,6 +245,7 @@ find_db(Oid dbid, bool create)
 		free_slot->wanted_at = GetCurrentTimestamp();
 		free_slot->next_deadline = DT_NOEND;
 		pg_atomic_init_u32(&free_slot->whole_pass, 1);
+		pg_atomic_init_u64(&free_slot->created_min, (uint64) DT_NOEND);
 		stats_reset(&worker_shared->stats[free_slot - worker_shared->dbs]);
 		return free_slot;
 	}
@@ -458,6 +467,17 @@ launcher_xact_commit(void)
 	LWLockRelease(worker_shared->lock);
 }
 
+/* Lower w->created_min to deadline (if it is earlier). */
+static void
+lower_created_min(DbWorker *w, TimestampTz deadline)
+{
+	uint64		cur = pg_atomic_read_u64(&w->created_min);
+
+	while ((int64) cur > deadline &&
+		   !pg_atomic_compare_exchange_u64(&w->created_min, &cur, (uint64) deadline))
+		;
+}
+
 void
 lockbox_worker_xact(XactEvent event)
 {
@@ -473,8 +493,12 @@ lockbox_worker_xact(XactEvent event)
 		w = find_db(MyDatabaseId, false);
 		if (w != NULL && w->state == DBW_RUNNING && w->latch != NULL)
 		{
-			whole = wake_worker_pending || created_deadline < w->next_deadline;
-			if (whole || relay_pending)
+			bool		earlier = created_deadline < w->next_deadline;
+
+			if (earlier)
+				lower_created_min(w, created_deadline);
+			whole = wake_worker_pending;
+			if (whole || earlier || relay_pending)
 				latch = w->latch;
 		}
 		if (whole)
@@ -489,6 +513,9 @@ lockbox_worker_xact(XactEvent event)
 		(start_worker_pending || rescan_at_commit ||
 		 OidIsValid(dropping_db) || dropping_lockbox))
 		launcher_xact_commit();
+	/* the ring's ids were the dropped installation's */
+	if (event == XACT_EVENT_COMMIT && dropping_lockbox)
+		lockbox_relay_forget();
 	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
 		event == XACT_EVENT_PREPARE || event == XACT_EVENT_PARALLEL_ABORT ||
 		event == XACT_EVENT_PARALLEL_COMMIT)
@@ -1534,6 +1561,83 @@ step_next_deadline(LockboxCall *call, void *arg)
 	return 0;
 }
 
+/* Take the deadlines committed earlier than the next one into *next_deadline. */
+static void
+take_created(TimestampTz *next_deadline)
+{
+	int64		created;
+
+	if (my_worker == NULL)
+		return;
+	created = (int64) pg_atomic_exchange_u64(&my_worker->created_min, (uint64) DT_NOEND);
+	if (created < *next_deadline)
+		*next_deadline = created;
+}
+
+static int
+step_keep_relay(LockboxCall *call, void *arg)
+{
+	return lockbox_relay_keep();
+}
+
+/*
+ * Relay the queued notifications.  A relay that fails (a NOTIFY queue kept
+ * full by a listener that never reads, say) is logged and tried again after
+ * a pause of its own, growing with each failure in a row (1 s, doubled up
+ * to a minute), and what it took from the relay ring goes into the outbox,
+ * which keeps it: it does not fail the pass, whose deadlines, sessions and
+ * revocations do not wait for it.  Returns false when lockbox is no longer
+ * installed.
+ */
+static int	relay_failures = 0;		/* in a row */
+static TimestampTz relay_retry_at = 0;
+
+static bool
+relay_step(MemoryContext passcxt, int *relayed)
+{
+	volatile bool installed = true;
+	volatile bool failed = false;
+	int			n;
+
+	if (relay_failures > 0 && GetCurrentTimestamp() < relay_retry_at)
+		return true;
+	PG_TRY();
+	{
+		do
+		{
+			if (!in_transaction(passcxt, "lockbox: relaying notifications",
+								step_relay, NULL, &n))
+			{
+				installed = false;
+				break;
+			}
+			*relayed += n;
+		} while (n == RELAY_BATCH);
+	}
+	PG_CATCH();
+	{
+		EmitErrorReport();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		MemoryContextSwitchTo(TopMemoryContext);
+		MemoryContextReset(passcxt);
+		pgstat_report_activity(STATE_IDLE, NULL);
+		lockbox_count(LB_WORKER_FAILURES);
+		failed = true;
+	}
+	PG_END_TRY();
+	if (!failed)
+	{
+		relay_failures = 0;
+		return installed;
+	}
+	relay_failures++;
+	relay_retry_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+												 Min(60000, 1000L << Min(relay_failures - 1, 6)));
+	return in_transaction(passcxt, "lockbox: keeping notifications to relay",
+						  step_keep_relay, NULL, &n);
+}
+
 /*
  * A whole pass's own steps: act on every passed deadline (in batches, each
  * its own transaction, so other transitions keep flowing), end the sessions
@@ -1544,6 +1648,8 @@ deadline_steps(MemoryContext passcxt, TimestampTz *next_deadline, int *relayed)
 {
 	int			n;
 
+	/* (a copied database not adopted runs no step: it has none) */
+	*next_deadline = DT_NOEND;
 	do
 	{
 		if (!in_transaction(passcxt, "lockbox: acting on deadlines",
@@ -1554,15 +1660,14 @@ deadline_steps(MemoryContext passcxt, TimestampTz *next_deadline, int *relayed)
 						step_end_sessions, NULL, &n))
 		return false;
 	/* relays queued by this pass's own transitions */
-	do
-	{
-		if (!in_transaction(passcxt, "lockbox: relaying notifications",
-							step_relay, NULL, &n))
-			return false;
-		*relayed += n;
-	} while (n == RELAY_BATCH);
-	return in_transaction(passcxt, "lockbox: finding the next deadline",
-						  step_next_deadline, next_deadline, &n);
+	if (!relay_step(passcxt, relayed))
+		return false;
+	if (!in_transaction(passcxt, "lockbox: finding the next deadline",
+						step_next_deadline, next_deadline, &n))
+		return false;
+	/* and those committed since its snapshot */
+	take_created(next_deadline);
+	return true;
 }
 
 /*
@@ -1604,13 +1709,8 @@ db_worker_pass(MemoryContext passcxt, bool whole, TimestampTz *next_deadline,
 	}
 
 	*relayed = 0;
-	do
-	{
-		if (!in_transaction(passcxt, "lockbox: relaying notifications",
-							step_relay, NULL, &n))
-			return false;
-		*relayed += n;
-	} while (n == RELAY_BATCH);
+	if (!relay_step(passcxt, relayed))
+		return false;
 	if (whole && !deadline_steps(passcxt, next_deadline, relayed))
 		return false;
 
@@ -1745,6 +1845,7 @@ lockbox_db_worker_main(Datum main_arg)
 	w->pid = MyProcPid;
 	w->latch = MyLatch;
 	w->state = DBW_RUNNING;
+	my_worker = w;
 	w->failures = 0;
 	LWLockRelease(worker_shared->lock);
 	on_shmem_exit(db_worker_detach, (Datum) 0);
@@ -1785,9 +1886,11 @@ lockbox_db_worker_main(Datum main_arg)
 		 */
 		LWLockAcquire(worker_shared->lock, LW_EXCLUSIVE);
 		whole = pg_atomic_exchange_u32(&w->whole_pass, 0) != 0 || w->retry_now ||
-			whole_next || GetCurrentTimestamp() >= next_deadline;
+			whole_next;
 		w->retry_now = false;
 		LWLockRelease(worker_shared->lock);
+		take_created(&next_deadline);
+		whole = whole || GetCurrentTimestamp() >= next_deadline;
 		whole_next = false;
 		PG_TRY();
 		{
@@ -1869,6 +1972,15 @@ lockbox_db_worker_main(Datum main_arg)
 				}
 			}
 			continue;
+		}
+
+		/* a relay that failed: its next try */
+		if (relay_failures > 0)
+		{
+			long		until = (long) Max(0, (relay_retry_at - GetCurrentTimestamp()) / 1000) + 1;
+
+			events |= WL_TIMEOUT;
+			timeout = timeout < 0 ? until : Min(timeout, until);
 		}
 
 		/* the next anchor */

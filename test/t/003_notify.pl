@@ -154,7 +154,21 @@ ok($heard_each, 'twenty requests filed one by one: each is heard before the next
 is(seq_scans('notification') - $scans_before{notification}, 0,
 	'the worker read their notifications by key, with no sequential scan of lockbox.notification');
 cmp_ok(seq_scans('open_request') - $scans_before{open_request}, '<', 10,
-	'and read lockbox.open_request only for the first new deadline, not at every wake-up');
+	'and did not read lockbox.open_request at every wake-up');
+# Filed by four clients at once, for 3 seconds: the same.
+%scans_before = map { $_ => seq_scans($_) } qw(notification open_request);
+$node->pgbench('--no-vacuum --client=4 --jobs=2 --time=3',
+	0, [qr{processed: [1-9]}], [qr{^$}], 'four clients file requests for 3 seconds',
+	{ '003_requests' => "SET ROLE nt_eng;\nSELECT lockbox_request('acme', 'concurrent case');\n" },
+	'nt');
+my %concurrent = map { $_ => 1 } split /\n/,
+  $node->safe_psql('nt', q{SELECT id FROM lockbox.requests WHERE reason = 'concurrent case'});
+ok(receive_until(sub { scalar(grep { $concurrent{ $_->{payload}{request_id} } } @received) >= keys %concurrent }),
+	sprintf('each of the %d is heard', scalar(keys %concurrent)));
+is(seq_scans('notification') - $scans_before{notification}, 0,
+	'relayed by key');
+cmp_ok(seq_scans('open_request') - $scans_before{open_request}, '<', 10,
+	'and lockbox.open_request was read a few times at most, not at every wake-up');
 
 # --- a relay that fails keeps what it took from the ring ----------------------
 # (The worker took the ids from the ring before its relay transaction, and
