@@ -250,6 +250,37 @@ is(scalar(approvals_for($r4)), 2, 'once per approver');
 is(scalar(grep { $_->{payload}{event} eq 'denied' } for_request($r5)), 0,
 	'the denial rolled back with the savepoint is not');
 
+# --- a commit that fails after the ring places were reserved ------------------
+# A transition reserves its places just before its commit; a commit that
+# fails after that (a serialization failure is checked after every
+# pre-commit callback) voids them: nothing is sent for it, and the worker
+# does not stop at its places.
+$node->safe_psql('nt', q{
+CREATE TABLE skew (class int, value int);
+INSERT INTO skew VALUES (1, 10), (2, 100);
+GRANT ALL ON skew TO PUBLIC;});
+my $t1 = $node->background_psql('nt', on_error_stop => 0);
+$t1->query_safe('SET SESSION AUTHORIZATION nt_eng');
+$t1->query_safe('BEGIN ISOLATION LEVEL SERIALIZABLE');
+$t1->query_safe('SELECT sum(value) FROM skew WHERE class = 1');
+$t1->query_safe('INSERT INTO skew VALUES (2, 30)');
+my $lost = $t1->query_safe(q{SELECT lockbox_request('acme', 'lost to a serialization failure')});
+$node->safe_psql('nt', q{
+BEGIN ISOLATION LEVEL SERIALIZABLE;
+SELECT sum(value) FROM skew WHERE class = 2;
+INSERT INTO skew VALUES (1, 300);
+COMMIT;});
+$t1->query('COMMIT');
+like($t1->{stderr}, qr/could not serialize access/,
+	'a transaction that filed a request fails to commit after its pre-commit');
+$t1->quit;
+is($node->safe_psql('nt', "SELECT count(*) FROM lockbox.requests WHERE id = $lost"), '0',
+	'its request is gone');
+my $after_void = as_role('nt_eng', q{SELECT lockbox_request('acme', 'filed after the failed commit')});
+ok(receive_until(sub { for_request($after_void) >= 1 }),
+	'a notification committed after it is heard: the worker does not stop at the voided place');
+is(scalar(for_request($lost)), 0, 'none of the failed transaction\'s');
+
 # --- a full relay ring: the outbox takes the rest, nothing lost or doubled ---
 # The worker is stopped (SIGSTOP) while 1,100 requests are filed, each in
 # its own transaction and each telling the reviewers: the ring holds 1,024.
