@@ -1683,9 +1683,9 @@ db_worker_pass(MemoryContext passcxt, bool whole, TimestampTz *next_deadline,
 	int			n;
 
 	/*
-	 * While a whole pass runs, every new deadline asks for another: one
-	 * committed after the next deadline is read below must not be slept
-	 * through.
+	 * While a whole pass runs, every new deadline is handed to us
+	 * (created_min): one committed after the next deadline is read below
+	 * must not be slept through.
 	 */
 	if (whole)
 		set_next_deadline(DT_NOEND, false);
