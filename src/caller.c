@@ -41,6 +41,16 @@ lockbox_role_oid(LockboxRole role)
 	return get_role_oid(role_names[role], false);
 }
 
+/* qsort's comparison of two int64s */
+int
+lockbox_int64_cmp(const void *a, const void *b)
+{
+	int64		x = *(const int64 *) a;
+	int64		y = *(const int64 *) b;
+
+	return (x > y) - (x < y);
+}
+
 /* Does member hold the privileges of the group role?  (Superusers do.) */
 bool
 lockbox_has_role(Oid member, LockboxRole role)

@@ -2204,15 +2204,6 @@ ended_here(int64 id)
 	return here;
 }
 
-static int
-int64_cmp(const void *a, const void *b)
-{
-	int64		x = *(const int64 *) a;
-	int64		y = *(const int64 *) b;
-
-	return (x > y) - (x < y);
-}
-
 /*
  * Hold every request the transaction's writes ran under until it commits,
  * so that no end of their access can commit between check_commit's reading
@@ -2250,7 +2241,7 @@ hold_requests(void)
 		for (int i = 0; i < w->nrequests; i++)
 			ids[n++] = w->requests[i];
 	}
-	qsort(ids, n, sizeof(int64), int64_cmp);
+	qsort(ids, n, sizeof(int64), lockbox_int64_cmp);
 
 	/* (rows changed by this transaction itself, lockbox_close, are seen) */
 	CommandCounterIncrement();

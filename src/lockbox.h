@@ -134,6 +134,7 @@ extern bool lockbox_installed(void);
 extern char *lockbox_relname(Oid relid);
 extern char *lockbox_tenant_arg(FunctionCallInfo fcinfo, int argno);
 extern char *lockbox_role_name(Oid roleid);
+extern int	lockbox_int64_cmp(const void *a, const void *b);
 extern char *lockbox_clip(const char *s);
 extern bool lockbox_same_party(Oid a, Oid b);
 

@@ -218,21 +218,40 @@ lockbox_relay_at_commit(int64 id)
 	lockbox_relay_wake_at_commit();
 }
 
-/* The outbox, for ids the ring has no room for (at pre-commit). */
+/* Queue notifications in the outbox: id(i) for i below n. */
 static void
-relay_through_outbox(void)
+into_outbox(int n, int64 (*id) (int i))
 {
 	static const char *const tables[] = {"notify_outbox"};
 	LockboxStore *store = lockbox_store_open(1, tables);
 
-	for (int i = 0; i < npending; i++)
+	for (int i = 0; i < n; i++)
 	{
 		lockbox_store_new_row(store, 0);
-		lockbox_store_set(store, 0, "notification_id", Int64GetDatum(pending[i].id),
+		lockbox_store_set(store, 0, "notification_id", Int64GetDatum(id(i)),
 						  INT8OID, false);
 		lockbox_store_insert(store, 0);
 	}
 	lockbox_store_close(store);
+}
+
+static int64
+pending_id(int i)
+{
+	return pending[i].id;
+}
+
+static int64
+taken_id(int i)
+{
+	return relay_taken[i];
+}
+
+/* The outbox, for ids the ring has no room for (at pre-commit). */
+static void
+relay_through_outbox(void)
+{
+	into_outbox(npending, pending_id);
 }
 
 /*
@@ -243,20 +262,9 @@ relay_through_outbox(void)
 int
 lockbox_relay_keep(void)
 {
-	static const char *const tables[] = {"notify_outbox"};
-	LockboxStore *store;
-
 	if (nrelay_taken == 0)
 		return 0;
-	store = lockbox_store_open(1, tables);
-	for (int i = 0; i < nrelay_taken; i++)
-	{
-		lockbox_store_new_row(store, 0);
-		lockbox_store_set(store, 0, "notification_id", Int64GetDatum(relay_taken[i]),
-						  INT8OID, false);
-		lockbox_store_insert(store, 0);
-	}
-	lockbox_store_close(store);
+	into_outbox(nrelay_taken, taken_id);
 	relaying_taken = true;		/* (forgotten once this commits) */
 	return nrelay_taken;
 }
@@ -438,15 +446,6 @@ lockbox_notify(LockboxCall *call, int64 request_id, Oid recipient,
 	lockbox_relay_wake_at_commit();
 }
 
-static int
-int64_cmp(const void *a, const void *b)
-{
-	int64		x = *(const int64 *) a;
-	int64		y = *(const int64 *) b;
-
-	return (x > y) - (x < y);
-}
-
 /*
  * NOTIFY lockbox with the payload of each notification of ids (n of them;
  * sorted here, and sent in that order), each read by its primary key with a
@@ -463,7 +462,7 @@ notify_ids(int64 *ids, int n)
 
 	if (n == 0)
 		return 0;
-	qsort(ids, n, sizeof(int64), int64_cmp);
+	qsort(ids, n, sizeof(int64), lockbox_int64_cmp);
 	snapshot = RegisterSnapshot(GetLatestSnapshot());
 	for (int i = 0; i < n; i++)
 	{

@@ -796,6 +796,20 @@ lockbox_worker_utility_failed(Node *node)
 	Oid			dbid = paused_for_command;
 	DbWorker   *w;
 
+	/*
+	 * A DROP EXTENSION lockbox that failed (a savepoint rolled back, the
+	 * transaction commits): lockbox was not dropped, and its commit must not
+	 * act as though it were (forget the relay ring's notifications, say).
+	 * Where no table is protected, anyone may try the command.
+	 */
+	if (IsA(node, DropStmt) && ((DropStmt *) node)->removeType == OBJECT_EXTENSION)
+	{
+		ListCell   *lc;
+
+		foreach(lc, ((DropStmt *) node)->objects)
+			if (IsA(lfirst(lc), String) && strcmp(strVal(lfirst(lc)), "lockbox") == 0)
+				dropping_lockbox = false;
+	}
 	paused_for_command = InvalidOid;
 	if (!OidIsValid(dbid) || worker_shared == NULL)
 		return;
@@ -1574,6 +1588,21 @@ take_created(TimestampTz *next_deadline)
 		*next_deadline = created;
 }
 
+/*
+ * After an error in a step: log it, abort its transaction, and leave the
+ * pass's memory empty, as a new pass finds it.
+ */
+static void
+step_failed(MemoryContext passcxt)
+{
+	EmitErrorReport();
+	FlushErrorState();
+	AbortCurrentTransaction();
+	MemoryContextSwitchTo(TopMemoryContext);
+	MemoryContextReset(passcxt);
+	pgstat_report_activity(STATE_IDLE, NULL);
+}
+
 static int
 step_keep_relay(LockboxCall *call, void *arg)
 {
@@ -1616,12 +1645,7 @@ relay_step(MemoryContext passcxt, int *relayed)
 	}
 	PG_CATCH();
 	{
-		EmitErrorReport();
-		FlushErrorState();
-		AbortCurrentTransaction();
-		MemoryContextSwitchTo(TopMemoryContext);
-		MemoryContextReset(passcxt);
-		pgstat_report_activity(STATE_IDLE, NULL);
+		step_failed(passcxt);
 		lockbox_count(LB_WORKER_FAILURES);
 		failed = true;
 	}
@@ -1901,12 +1925,7 @@ lockbox_db_worker_main(Datum main_arg)
 		}
 		PG_CATCH();
 		{
-			EmitErrorReport();
-			FlushErrorState();
-			AbortCurrentTransaction();
-			MemoryContextSwitchTo(TopMemoryContext);
-			MemoryContextReset(passcxt);
-			pgstat_report_activity(STATE_IDLE, NULL);
+			step_failed(passcxt);
 			failures++;
 			whole_next = true;
 			lockbox_count(LB_WORKER_FAILURES);
