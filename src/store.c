@@ -63,6 +63,7 @@ typedef struct StoreRel
 	ItemPointerData tid;		/* the row fetched, for an update */
 	PartitionTupleRouting *proute;
 	ModifyTableState *mtstate;
+	bool		indexes_open;	/* see open_indexes */
 	bool		inserted;		/* statement triggers fired, to fire after */
 	bool		updated;
 	bool		deleted;
@@ -222,6 +223,13 @@ expr_cache(ResultRelInfo *rri)
 		registered = true;
 	}
 
+	/*
+	 * (the indexes' predicates are kept too: a store opens its indexes only
+	 * when it needs them, but this once it needs their descriptions now)
+	 */
+	if (rri->ri_IndexRelationDescs == NULL && rel->rd_rel->relhasindex &&
+		rel->rd_rel->relkind != RELKIND_PARTITIONED_TABLE)
+		ExecOpenIndices(rri, false);
 	/* (built in the caller's memory, then kept: an error leaves nothing) */
 	c = palloc0(sizeof(ExprCache));
 	c->relid = RelationGetRelid(rel);
@@ -297,8 +305,9 @@ expr_cache(ResultRelInfo *rri)
 }
 
 /*
- * Give a store's ResultRelInfo its table's constraints and predicates, as
- * ExprStates of the store's own, from the planned trees kept.
+ * Give a store's ResultRelInfo its table's constraints and generated
+ * columns, as ExprStates of the store's own, from the planned trees kept
+ * (open_indexes gives it the predicates).
  */
 static ExprCache *
 use_expr_cache(EState *estate, ResultRelInfo *rri)
@@ -311,13 +320,6 @@ use_expr_cache(EState *estate, ResultRelInfo *rri)
 		rri->ri_ConstraintExprs = palloc(sizeof(ExprState *) * c->ncheck);
 		for (int i = 0; i < c->ncheck; i++)
 			rri->ri_ConstraintExprs[i] = ExecInitExpr((Expr *) c->checks[i]->expr, NULL);
-	}
-	for (int i = 0; i < rri->ri_NumIndices && i < c->nindexes; i++)
-	{
-		if (c->predicates[i] != NULL &&
-			c->indexes[i] == RelationGetRelid(rri->ri_IndexRelationDescs[i]))
-			rri->ri_IndexRelationInfo[i]->ii_PredicateState =
-				ExecInitQual((List *) c->predicates[i]->expr, NULL);
 	}
 	/*
 	 * Stored generated columns: computed at every insert and update (as
@@ -417,6 +419,37 @@ close_indexes_keep_locks(ResultRelInfo *rri)
 }
 
 /*
+ * Open table r's indexes, with its partial indexes' predicates from the
+ * trees kept.  A store opens them only for a row that needs index entries:
+ * an insert, or an update that was not HOT.  An update that changes no
+ * indexed column and finds room on its page, a delete, or a table the call
+ * does not write at all, then costs no index opened or locked (a transition
+ * locks more relations than a backend's fast-path lock slots hold).
+ */
+static void
+open_indexes(LockboxStore *store, StoreRel *r)
+{
+	ResultRelInfo *rri = r->rri;
+	MemoryContext old;
+
+	if (r->indexes_open)
+		return;
+	/* (expr_cache opened them, when it built the table's trees) */
+	if (rri->ri_IndexRelationDescs == NULL)
+		ExecOpenIndices(rri, false);
+	old = MemoryContextSwitchTo(store->estate->es_query_cxt);
+	for (int i = 0; i < rri->ri_NumIndices && i < r->cache->nindexes; i++)
+	{
+		if (r->cache->predicates[i] != NULL &&
+			r->cache->indexes[i] == RelationGetRelid(rri->ri_IndexRelationDescs[i]))
+			rri->ri_IndexRelationInfo[i]->ii_PredicateState =
+				ExecInitQual((List *) r->cache->predicates[i]->expr, NULL);
+	}
+	MemoryContextSwitchTo(old);
+	r->indexes_open = true;
+}
+
+/*
  * Leave trigger name of table t unfired by the store's writes: the caller
  * does what it would do.  (The ResultRelInfo's trigger descriptor is its
  * own copy.)  A table the store writes with SQL (see needs_sql) fires it as
@@ -495,8 +528,6 @@ lockbox_store_open(int ntables, const char *const *tables)
 		/* (lets ExecGetTriggerResultRel find it, as the apply worker does) */
 		estate->es_opened_result_relations =
 			lappend(estate->es_opened_result_relations, r->rri);
-		if (r->rel->rd_rel->relkind != RELKIND_PARTITIONED_TABLE)
-			ExecOpenIndices(r->rri, false);
 		r->cache = use_expr_cache(estate, r->rri);
 		r->sql = needs_sql(r->rel);
 		/* (virtual: its values are the row, whatever was fetched into it) */
@@ -760,7 +791,10 @@ lockbox_store_insert(LockboxStore *store, int t)
 		}
 	}
 	if (target == r->rri)
+	{
+		open_indexes(store, r);
 		ExecSimpleRelationInsert(target, estate, slot);
+	}
 	else
 		insert_routed(target, estate, slot);
 	ResetPerTupleExprContext(estate);
@@ -796,6 +830,48 @@ lockbox_store_fetch(LockboxStore *store, int t, int64 key)
 	return true;
 }
 
+/*
+ * Update the row fetched for table r (r->tid) to r->slot's values, as the
+ * apply worker's ExecSimpleRelationUpdate does: BEFORE ROW triggers, stored
+ * generated columns, constraints, the heap, index entries, AFTER ROW
+ * triggers.  But the indexes are opened only when the heap update was not
+ * HOT and so needs entries in them.
+ */
+static void
+update_row(LockboxStore *store, StoreRel *r, EPQState *epqstate)
+{
+	EState	   *estate = store->estate;
+	ResultRelInfo *rri = r->rri;
+	Relation	rel = r->rel;
+	TupleTableSlot *slot = r->slot;
+	TriggerDesc *trig = rri->ri_TrigDesc;
+	List	   *recheck = NIL;
+	bool		update_indexes;
+
+	CheckCmdReplicaIdentity(rel, CMD_UPDATE);
+	if (trig != NULL && trig->trig_update_before_row &&
+		!ExecBRUpdateTriggers(estate, epqstate, rri, &r->tid, NULL, slot, NULL))
+		return;					/* a trigger said do nothing */
+	if (rel->rd_att->constr && rel->rd_att->constr->has_generated_stored)
+		ExecComputeStoredGenerated(rri, estate, slot, CMD_UPDATE);
+	if (rel->rd_att->constr)
+		ExecConstraints(rri, slot, estate);
+	if (rel->rd_rel->relispartition)
+		ExecPartitionCheck(rri, slot, estate, true);
+	simple_table_tuple_update(rel, &r->tid, slot, estate->es_snapshot,
+							  &update_indexes);
+	if (update_indexes)
+	{
+		open_indexes(store, r);
+		if (rri->ri_NumIndices > 0)
+			recheck = ExecInsertIndexTuples(rri, slot, estate, true, false,
+											NULL, NIL);
+	}
+	ExecARUpdateTriggers(estate, rri, NULL, NULL, &r->tid, NULL, slot,
+						 recheck, NULL, false);
+	list_free(recheck);
+}
+
 /* Update the row fetched for table t with the columns set since. */
 void
 lockbox_store_update(LockboxStore *store, int t)
@@ -803,7 +879,6 @@ lockbox_store_update(LockboxStore *store, int t)
 	StoreRel   *r = &store->rels[t];
 	EState	   *estate = store->estate;
 	TupleDesc	td = RelationGetDescr(r->rel);
-	TupleTableSlot *searchslot;
 	EPQState	epqstate;
 
 	/* (the updated columns, for triggers that name theirs) */
@@ -824,11 +899,9 @@ lockbox_store_update(LockboxStore *store, int t)
 		ExecBSUpdateTriggers(estate, r->rri);
 		r->updated = true;
 	}
-	searchslot = table_slot_create(r->rel, &estate->es_tupleTable);
-	searchslot->tts_tid = r->tid;
 	EvalPlanQualInit(&epqstate, estate, NULL, NIL, -1);
 	ExecStoreVirtualTuple(r->slot);
-	ExecSimpleRelationUpdate(r->rri, estate, &epqstate, searchslot, r->slot);
+	update_row(store, r, &epqstate);
 	EvalPlanQualEnd(&epqstate);
 	ResetPerTupleExprContext(estate);
 }
