@@ -10,7 +10,9 @@
 --   4. a request's row is updated in place by the transitions before the
 --      last, and lockbox.open_request follows it;
 --   5. an update that is not HOT gets its entries in every index, though a
---      store opens a table's indexes only for rows that need them.
+--      store opens a table's indexes only for rows that need them; and the
+--      version written over is the newest, though a transition reads the
+--      request it locked by the row's place.
 --
 \set VERBOSITY default
 \set SHOW_CONTEXT never
@@ -245,10 +247,26 @@ SELECT id = :r5 AS found_by_state FROM lockbox.request WHERE state = 'pending_ap
 SELECT count(*) AS open_by_index FROM lockbox.request WHERE final_state IS NULL AND id = :r5;
 RESET enable_seqscan;
 RESET enable_bitmapscan;
-SET ROLE regress_st_eng;
-SELECT lockbox_cancel(:r5);
-RESET ROLE;
 DROP INDEX lockbox.regress_st_state5_idx;
+-- ... and a transition writes the request's newest version: here a
+-- trigger on lockbox.decision changes the row after the approval locked
+-- and read it, before the approval writes it
+CREATE FUNCTION regress_st_touch() RETURNS trigger LANGUAGE plpgsql AS $fn$
+BEGIN
+	UPDATE lockbox.request SET reason = reason || ' (noted)' WHERE id = NEW.request_id;
+	RETURN NULL;
+END $fn$;
+CREATE TRIGGER regress_st_touch AFTER INSERT ON lockbox.decision
+	FOR EACH ROW EXECUTE FUNCTION regress_st_touch();
+SET ROLE regress_st_app;
+SELECT lockbox_approve(:r5);
+RESET ROLE;
+SELECT state, reason FROM lockbox.request WHERE id = :r5;
+DROP TRIGGER regress_st_touch ON lockbox.decision;
+DROP FUNCTION regress_st_touch();
+SET ROLE regress_st_eng;
+SELECT lockbox_close(:r5);
+RESET ROLE;
 DROP EXTENSION amcheck;
 
 -- the audit verifies: every row since the anchor

@@ -92,6 +92,7 @@ typedef struct Request
 	char	   *close_reason;
 	Interval	duration;
 	ArrayType  *tables;
+	ItemPointerData tid;		/* the version locked (LOCK_WAIT), else invalid */
 	/* the tenant's, read with the request */
 	bool		tenant_enabled;
 	int			required_approvals;
@@ -414,6 +415,10 @@ read_request(int64 id, LockMode mode)
 
 	r = palloc0(sizeof(Request));
 	r->id = id;
+	if (mode == LOCK_WAIT)
+		r->tid = tup->t_self;
+	else
+		ItemPointerSetInvalid(&r->tid);
 	r->tenant = get_text_col(tup, td, "tenant");
 	r->requester = DatumGetObjectId(lockbox_store_get(tup, td, "requester", &isnull));
 	r->state = get_text_col(tup, td, "state");
@@ -758,7 +763,7 @@ record_notify(LockboxCall *call, Request *r, const char *event, const char *from
 	lockbox_store_skip_trigger(store, T_REQUEST, "request_open_sync");
 	if (save)
 	{
-		if (!lockbox_store_fetch(store, T_REQUEST, r->id))
+		if (!lockbox_store_fetch_version(store, T_REQUEST, &r->tid, r->id))
 			elog(ERROR, "could not record lockbox request " INT64_FORMAT, r->id);
 		lockbox_store_set(store, T_REQUEST, "state",
 						  CStringGetTextDatum(r->state), TEXTOID, false);

@@ -111,6 +111,8 @@ extern void lockbox_store_set(LockboxStore *store, int t, const char *name,
 							  Datum value, Oid type, bool isnull);
 extern void lockbox_store_insert(LockboxStore *store, int t);
 extern bool lockbox_store_fetch(LockboxStore *store, int t, int64 key);
+extern bool lockbox_store_fetch_version(LockboxStore *store, int t,
+										ItemPointer tid, int64 key);
 extern void lockbox_store_close(LockboxStore *store);
 extern void lockbox_store_xact(XactEvent event);
 extern void lockbox_store_update(LockboxStore *store, int t);

@@ -419,6 +419,27 @@ close_indexes_keep_locks(ResultRelInfo *rri)
 }
 
 /*
+ * Give the open indexes of rri that have none yet their predicates, as
+ * ExprStates of the store's own, from the trees kept in c.  (Else
+ * ExecInsertIndexTuples plans each predicate anew for every store.)
+ */
+static void
+use_predicates(EState *estate, ResultRelInfo *rri, ExprCache *c)
+{
+	MemoryContext old = MemoryContextSwitchTo(estate->es_query_cxt);
+
+	for (int i = 0; i < rri->ri_NumIndices && i < c->nindexes; i++)
+	{
+		IndexInfo  *ii = rri->ri_IndexRelationInfo[i];
+
+		if (c->predicates[i] != NULL && ii->ii_PredicateState == NULL &&
+			c->indexes[i] == RelationGetRelid(rri->ri_IndexRelationDescs[i]))
+			ii->ii_PredicateState = ExecInitQual((List *) c->predicates[i]->expr, NULL);
+	}
+	MemoryContextSwitchTo(old);
+}
+
+/*
  * Open table r's indexes, with its partial indexes' predicates from the
  * trees kept.  A store opens them only for a row that needs index entries:
  * an insert, or an update that was not HOT.  An update that changes no
@@ -430,22 +451,13 @@ static void
 open_indexes(LockboxStore *store, StoreRel *r)
 {
 	ResultRelInfo *rri = r->rri;
-	MemoryContext old;
 
 	if (r->indexes_open)
 		return;
 	/* (expr_cache opened them, when it built the table's trees) */
 	if (rri->ri_IndexRelationDescs == NULL)
 		ExecOpenIndices(rri, false);
-	old = MemoryContextSwitchTo(store->estate->es_query_cxt);
-	for (int i = 0; i < rri->ri_NumIndices && i < r->cache->nindexes; i++)
-	{
-		if (r->cache->predicates[i] != NULL &&
-			r->cache->indexes[i] == RelationGetRelid(rri->ri_IndexRelationDescs[i]))
-			rri->ri_IndexRelationInfo[i]->ii_PredicateState =
-				ExecInitQual((List *) r->cache->predicates[i]->expr, NULL);
-	}
-	MemoryContextSwitchTo(old);
+	use_predicates(store->estate, rri, r->cache);
 	r->indexes_open = true;
 }
 
@@ -777,6 +789,8 @@ lockbox_store_insert(LockboxStore *store, int t)
 			r->proute = ExecSetupPartitionTupleRouting(estate, r->rel);
 		}
 		target = ExecFindPartition(r->mtstate, r->rri, r->proute, slot, estate);
+		/* (the partition's indexes are open: their predicates, as kept) */
+		use_predicates(estate, target, expr_cache(target));
 		partslot = target->ri_PartitionTupleSlot;
 		if (partslot == NULL)
 			partslot = table_slot_create(target->ri_RelationDesc,
@@ -827,6 +841,51 @@ lockbox_store_fetch(LockboxStore *store, int t, int64 key)
 					  r->slot->tts_values, r->slot->tts_isnull);
 	r->tid = ((HeapTuple) linitial(rows))->t_self;
 	memset(r->set, 0, sizeof(bool) * RelationGetDescr(r->rel)->natts);
+	return true;
+}
+
+/*
+ * lockbox_store_fetch for a row this transaction locked and read at *tid (a
+ * copy from lockbox_store_lock, say): that version, read by its place
+ * rather than through the primary key's index, if it is still the newest;
+ * else (this transaction changed the row since, or tid is invalid) by key.
+ */
+bool
+lockbox_store_fetch_version(LockboxStore *store, int t, ItemPointer tid, int64 key)
+{
+	StoreRel   *r = &store->rels[t];
+	TupleDesc	td = RelationGetDescr(r->rel);
+	TupleTableSlot *slot;
+	Snapshot	snapshot;
+	bool		found;
+	bool		isnull;
+	HeapTuple	tup;
+
+	if (!ItemPointerIsValid(tid))
+		return lockbox_store_fetch(store, t, key);
+	CommandCounterIncrement();
+	snapshot = RegisterSnapshot(GetLatestSnapshot());
+	slot = table_slot_create(r->rel, NULL);
+	/* (a version this transaction updated or deleted since is not visible) */
+	found = table_tuple_fetch_row_version(r->rel, tid, snapshot, slot);
+	UnregisterSnapshot(snapshot);
+	if (found)
+	{
+		Datum		d = slot_getattr(slot, column(r, "id") + 1, &isnull);
+
+		found = !isnull && DatumGetInt64(d) == key;
+	}
+	if (!found)
+	{
+		ExecDropSingleTupleTableSlot(slot);
+		return lockbox_store_fetch(store, t, key);
+	}
+	tup = ExecCopySlotHeapTuple(slot);
+	ExecDropSingleTupleTableSlot(slot);
+	ExecClearTuple(r->slot);
+	heap_deform_tuple(tup, td, r->slot->tts_values, r->slot->tts_isnull);
+	r->tid = *tid;
+	memset(r->set, 0, sizeof(bool) * td->natts);
 	return true;
 }
 
@@ -1209,6 +1268,7 @@ lockbox_store_lock(const char *table, int nkeys, const Datum *keys,
 		{
 			case TM_Ok:
 				tup = ExecCopySlotHeapTuple(slot);
+				tup->t_self = slot->tts_tid;	/* (the version locked) */
 				break;
 			case TM_Deleted:
 				if (!IsolationUsesXactSnapshot())
