@@ -1317,21 +1317,33 @@ end_row(LockboxCall *call, NewRow *nr, const char *event, int64 request_id,
 		StringInfoData line;
 		char		hex[AUDIT_HASH_LEN * 2 + 1];
 
+		/*
+		 * (as lockbox_json_str and lockbox_json_raw would write it, but in
+		 * fewer steps: every transition writes one; the keys, the seq, the
+		 * time and the hash need no escaping)
+		 */
 		initStringInfo(&line);
-		appendStringInfoChar(&line, '{');
-		lockbox_json_raw(&line, "seq", psprintf(INT64_FORMAT, row->seq));
-		lockbox_json_str(&line, "at", lockbox_iso_time(call->now));
-		lockbox_json_str(&line, "event", event);
-		lockbox_json_str(&line, "actor", nr->actor);
-		lockbox_json_str(&line, "session_user", nr->session_user_name);
-		lockbox_json_raw(&line, "request_id",
-						 request_id > 0 ? psprintf(INT64_FORMAT, request_id) : NULL);
-		lockbox_json_str(&line, "tenant", tenant);
-		lockbox_json_raw(&line, "detail", detail_text);
+		appendStringInfo(&line, "{\"seq\": " INT64_FORMAT ", \"at\": \"%s\", \"event\": ",
+						 row->seq, lockbox_iso_time(call->now));
+		escape_json(&line, event);
+		appendStringInfoString(&line, ", \"actor\": ");
+		escape_json(&line, nr->actor);
+		appendStringInfoString(&line, ", \"session_user\": ");
+		escape_json(&line, nr->session_user_name);
+		if (request_id > 0)
+			appendStringInfo(&line, ", \"request_id\": " INT64_FORMAT ", \"tenant\": ",
+							 request_id);
+		else
+			appendStringInfoString(&line, ", \"request_id\": null, \"tenant\": ");
+		if (tenant != NULL)
+			escape_json(&line, tenant);
+		else
+			appendStringInfoString(&line, "null");
+		appendStringInfoString(&line, ", \"detail\": ");
+		appendStringInfoString(&line, detail_text);
 		hex_encode((char *) row->hash, AUDIT_HASH_LEN, hex);
 		hex[AUDIT_HASH_LEN * 2] = '\0';
-		lockbox_json_str(&line, "hash", hex);
-		appendStringInfoChar(&line, '}');
+		appendStringInfo(&line, ", \"hash\": \"%s\"}", hex);
 		row->logline = MemoryContextStrdup(TopTransactionContext, line.data);
 		pfree(line.data);
 	}
