@@ -525,10 +525,12 @@ static const char *const transition_tables[] = {
 /*
  * Write request r's row of lockbox.open_request as its new state implies
  * (as the trigger request_open_sync would), in the store that wrote the
- * request, and note it for the trigger.
+ * request, and note it for the trigger.  new_row: r was just filed and the
+ * store wrote its row itself, so that the trigger did not fire and it has
+ * no row there yet.
  */
 static void
-store_open_request(LockboxStore *store, Request *r)
+store_open_request(LockboxStore *store, Request *r, bool new_row)
 {
 	bool		is_open = true;
 	bool		has_due = false;
@@ -549,10 +551,10 @@ store_open_request(LockboxStore *store, Request *r)
 		is_open = false;
 
 	/*
-	 * (fetched also for a new request: one written with SQL, see needs_sql,
-	 * has fired the trigger already)
+	 * (fetched also for a new request written with SQL, see needs_sql: the
+	 * trigger has fired already)
 	 */
-	found = lockbox_store_fetch(store, T_OPEN, r->id);
+	found = !new_row && lockbox_store_fetch(store, T_OPEN, r->id);
 	if (found && !is_open)
 		lockbox_store_delete(store, T_OPEN);
 	else if (found)
@@ -789,7 +791,7 @@ record_notify(LockboxCall *call, Request *r, const char *event, const char *from
 						  r->close_reason ? CStringGetTextDatum(r->close_reason) : (Datum) 0,
 						  TEXTOID, r->close_reason == NULL);
 		lockbox_store_update(store, T_REQUEST);
-		store_open_request(store, r);
+		store_open_request(store, r, false);
 	}
 	lockbox_audit_store(store, T_AUDIT, &row);
 
@@ -1169,6 +1171,7 @@ Datum
 lockbox_request(PG_FUNCTION_ARGS)
 {
 	LockboxStore *store;
+	bool		direct;
 	AuditRow	row;
 	LockboxCall call;
 	Oid			caller = GetUserId();
@@ -1300,7 +1303,7 @@ lockbox_request(PG_FUNCTION_ARGS)
 
 	store = lockbox_store_open(lengthof(transition_tables), transition_tables);
 	/* (store_open_request does request_open_sync's work) */
-	lockbox_store_skip_trigger(store, T_REQUEST, "request_open_sync");
+	direct = lockbox_store_skip_trigger(store, T_REQUEST, "request_open_sync");
 	lockbox_store_new_row(store, T_REQUEST);
 	lockbox_store_set(store, T_REQUEST, "id", Int64GetDatum(id), INT8OID, false);
 	lockbox_store_set(store, T_REQUEST, "tenant", CStringGetTextDatum(tenant),
@@ -1332,7 +1335,7 @@ lockbox_request(PG_FUNCTION_ARGS)
 		filed.state = "pending_review";
 		filed.has_deadline = true;
 		filed.deadline = deadline;
-		store_open_request(store, &filed);
+		store_open_request(store, &filed, direct);
 	}
 	lockbox_audit_store(store, T_AUDIT, &row);
 	/* the reviewers are told (the payload after the audit row: its anchors name it) */

@@ -105,7 +105,7 @@ extern int	lockbox_exec(SPIPlanPtr *cache, const char *sql, int nargs,
 typedef struct LockboxStore LockboxStore;
 extern Oid	lockbox_relid(const char *name);
 extern LockboxStore *lockbox_store_open(int ntables, const char *const *tables);
-extern void lockbox_store_skip_trigger(LockboxStore *store, int t, const char *name);
+extern bool lockbox_store_skip_trigger(LockboxStore *store, int t, const char *name);
 extern void lockbox_store_new_row(LockboxStore *store, int t);
 extern void lockbox_store_set(LockboxStore *store, int t, const char *name,
 							  Datum value, Oid type, bool isnull);

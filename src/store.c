@@ -465,19 +465,22 @@ open_indexes(LockboxStore *store, StoreRel *r)
  * Leave trigger name of table t unfired by the store's writes: the caller
  * does what it would do.  (The ResultRelInfo's trigger descriptor is its
  * own copy.)  A table the store writes with SQL (see needs_sql) fires it as
- * SQL does.
+ * SQL does: returns false then.
  */
-void
+bool
 lockbox_store_skip_trigger(LockboxStore *store, int t, const char *name)
 {
 	StoreRel   *r = &store->rels[t];
 	TriggerDesc *trigdesc = r->rri->ri_TrigDesc;
 
-	if (r->sql || trigdesc == NULL)
-		return;
+	if (r->sql)
+		return false;
+	if (trigdesc == NULL)
+		return true;
 	for (int i = 0; i < trigdesc->numtriggers; i++)
 		if (strcmp(trigdesc->triggers[i].tgname, name) == 0)
 			trigdesc->triggers[i].tgenabled = TRIGGER_DISABLED;
+	return true;
 }
 
 /*
