@@ -555,15 +555,44 @@ lockbox_store_open(int ntables, const char *const *tables)
 }
 
 /* The index of column name in td, or an error naming its table. */
+#define COLUMN_CACHE_SIZE	251
 static int
 column_in(TupleDesc td, const char *name, const char *table)
 {
+	/*
+	 * The columns are named by string constants, looked up for every value
+	 * a transition reads or writes: the last answer for each (descriptor,
+	 * name) pair is kept, and used when the column it names is still name
+	 * (one comparison, not one per column before it; a descriptor freed
+	 * and its memory reused cannot mislead it).
+	 */
+	static struct
+	{
+		TupleDesc	td;
+		const char *name;
+		int			i;
+	}			kept[COLUMN_CACHE_SIZE];
+	uint32		h = (uint32) ((((uintptr_t) td) >> 4) ^ (((uintptr_t) name) >> 2)) %
+		COLUMN_CACHE_SIZE;
+
+	if (kept[h].td == td && kept[h].name == name && kept[h].i < td->natts)
+	{
+		Form_pg_attribute att = TupleDescAttr(td, kept[h].i);
+
+		if (!att->attisdropped && strcmp(NameStr(att->attname), name) == 0)
+			return kept[h].i;
+	}
 	for (int i = 0; i < td->natts; i++)
 	{
 		Form_pg_attribute att = TupleDescAttr(td, i);
 
 		if (!att->attisdropped && strcmp(NameStr(att->attname), name) == 0)
+		{
+			kept[h].td = td;
+			kept[h].name = name;
+			kept[h].i = i;
 			return i;
+		}
 	}
 	if (table == NULL)			/* (a copy of its row type: named by it) */
 		elog(ERROR, "column \"%s\" of table \"%s\" is missing", name,
