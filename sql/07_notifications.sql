@@ -80,6 +80,15 @@ SELECT recipient,
 	   payload->>'recipient' AS payload_recipient,
 	   (payload->>'id')::bigint = id AS id_is_the_rows
   FROM lockbox.notifications WHERE request_id = :request_id ORDER BY id;
+-- ... stored as jsonb stores it (a payload written with its keys out of
+-- jsonb's order would differ from its own text read back, and lookups by
+-- key would miss), with the anchors as an array of {seq, hash}
+SELECT count(*) AS payloads,
+	   count(*) FILTER (WHERE payload = payload::text::jsonb) AS canonical,
+	   count(*) FILTER (WHERE jsonb_typeof(payload->'anchors') = 'array'
+						AND payload->'anchors'->0 ? 'seq'
+						AND length(payload->'anchors'->0->>'hash') = 64) AS anchored
+  FROM lockbox.notifications WHERE request_id = :request_id;
 
 -- ---------------------------------------------------------------------
 -- 2. Every later change notifies the requester, once per change; the

@@ -1002,61 +1002,68 @@ lockbox_audit_head_json(void)
 	return buf.data;
 }
 
-static void
-push_anchor(JsonbParseState **ps, int64 seq, const uint8 *hash)
-{
-	char		hex[AUDIT_HASH_LEN * 2 + 1];
-	JsonbValue	v;
-
-	hex_encode((const char *) hash, AUDIT_HASH_LEN, hex);
-	hex[AUDIT_HASH_LEN * 2] = '\0';
-	pushJsonbValue(ps, WJB_BEGIN_OBJECT, NULL);
-	v.type = jbvString;
-	v.val.string.val = "seq";
-	v.val.string.len = 3;
-	pushJsonbValue(ps, WJB_KEY, &v);
-	v.type = jbvNumeric;
-	v.val.numeric = int64_to_numeric(seq);
-	pushJsonbValue(ps, WJB_VALUE, &v);
-	v.type = jbvString;
-	v.val.string.val = "hash";
-	v.val.string.len = 4;
-	pushJsonbValue(ps, WJB_KEY, &v);
-	v.type = jbvString;
-	/* (the parse state keeps a pointer to it until the jsonb is made) */
-	v.val.string.val = pnstrdup(hex, AUDIT_HASH_LEN * 2);
-	v.val.string.len = AUDIT_HASH_LEN * 2;
-	pushJsonbValue(ps, WJB_VALUE, &v);
-	pushJsonbValue(ps, WJB_END_OBJECT, NULL);
-}
-
 /*
  * The same, as jsonb, built directly (what jsonb_in makes of the text): a
  * transition names it in its notifications' payloads.
  */
-Jsonb *
-lockbox_audit_head_jsonb(void)
+/* One anchor as a jsonb object value: {"seq": seq, "hash": "<hex>"}. */
+static void
+anchor_value(JsonbValue *obj, int64 seq, const uint8 *hash)
 {
-	JsonbParseState *ps = NULL;
-	JsonbValue *array;
+	JsonbPair  *pairs = palloc(sizeof(JsonbPair) * 2);
+	char	   *hex = palloc(AUDIT_HASH_LEN * 2 + 1);
 
-	pushJsonbValue(&ps, WJB_BEGIN_ARRAY, NULL);
+	hex_encode((const char *) hash, AUDIT_HASH_LEN, hex);
+	hex[AUDIT_HASH_LEN * 2] = '\0';
+	/* (in jsonb's order of keys: the shorter first) */
+	pairs[0].key.type = jbvString;
+	pairs[0].key.val.string.val = "seq";
+	pairs[0].key.val.string.len = 3;
+	pairs[0].value.type = jbvNumeric;
+	pairs[0].value.val.numeric = int64_to_numeric(seq);
+	pairs[0].order = 0;
+	pairs[1].key.type = jbvString;
+	pairs[1].key.val.string.val = "hash";
+	pairs[1].key.val.string.len = 4;
+	pairs[1].value.type = jbvString;
+	pairs[1].value.val.string.val = hex;
+	pairs[1].value.val.string.len = AUDIT_HASH_LEN * 2;
+	pairs[1].order = 1;
+	obj->type = jbvObject;
+	obj->val.object.nPairs = 2;
+	obj->val.object.pairs = pairs;
+}
+
+/*
+ * The audit's head, as lockbox_audit_head_json's array, as a jsonb value
+ * (built directly: every notification a transition writes carries it).
+ */
+JsonbValue *
+lockbox_audit_head_value(void)
+{
+	JsonbValue *array = palloc(sizeof(JsonbValue));
+
+	array->type = jbvArray;
+	array->val.array.rawScalar = false;
 	if (pending_rows != NIL)
 	{
 		PendingRow *row = (PendingRow *) llast(pending_rows);
 
-		push_anchor(&ps, row->seq, row->hash);
+		array->val.array.nElems = 1;
+		array->val.array.elems = palloc(sizeof(JsonbValue));
+		anchor_value(&array->val.array.elems[0], row->seq, row->hash);
 	}
 	else
 	{
 		int			ntips;
 		AuditTip   *tips = current_tips(&ntips);
 
+		array->val.array.nElems = ntips;
+		array->val.array.elems = palloc(sizeof(JsonbValue) * Max(ntips, 1));
 		for (int i = 0; i < ntips; i++)
-			push_anchor(&ps, tips[i].seq, tips[i].hash);
+			anchor_value(&array->val.array.elems[i], tips[i].seq, tips[i].hash);
 	}
-	array = pushJsonbValue(&ps, WJB_END_ARRAY, NULL);
-	return JsonbValueToJsonb(array);
+	return array;
 }
 
 /*

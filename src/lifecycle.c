@@ -607,48 +607,46 @@ typedef struct Payload
 	const char *tenant;
 	const char *state;
 	Oid			recipient;
-	Jsonb	   *anchors;		/* the audit's head; NULL: none in the payload */
+	JsonbValue *anchors;		/* the audit's head; NULL: none in the payload */
 } Payload;
 
-static void
-push_key(JsonbParseState **ps, const char *key)
+/* Pair *n of an object being built: key and value (filled by the caller). */
+static JsonbValue *
+payload_pair(JsonbPair *pairs, int *n, const char *key)
 {
-	JsonbValue	k;
+	JsonbPair  *pair = &pairs[(*n)++];
 
-	k.type = jbvString;
-	k.val.string.val = (char *) key;
-	k.val.string.len = strlen(key);
-	pushJsonbValue(ps, WJB_KEY, &k);
+	pair->key.type = jbvString;
+	pair->key.val.string.val = (char *) key;
+	pair->key.val.string.len = strlen(key);
+	pair->order = *n - 1;
+	return &pair->value;
 }
 
 static void
-push_str(JsonbParseState **ps, const char *key, const char *value)
+payload_str(JsonbPair *pairs, int *n, const char *key, const char *value)
 {
-	JsonbValue	v;
+	JsonbValue *v = payload_pair(pairs, n, key);
 
-	push_key(ps, key);
-	v.type = jbvString;
-	v.val.string.val = (char *) value;
-	v.val.string.len = strlen(value);
-	pushJsonbValue(ps, WJB_VALUE, &v);
+	v->type = jbvString;
+	v->val.string.val = (char *) value;
+	v->val.string.len = strlen(value);
 }
 
 static void
-push_int8(JsonbParseState **ps, const char *key, int64 value)
+payload_int8(JsonbPair *pairs, int *n, const char *key, int64 value)
 {
-	JsonbValue	v;
+	JsonbValue *v = payload_pair(pairs, n, key);
 
-	push_key(ps, key);
-	v.type = jbvNumeric;
-	v.val.numeric = int64_to_numeric(value);
-	pushJsonbValue(ps, WJB_VALUE, &v);
+	v->type = jbvNumeric;
+	v->val.numeric = int64_to_numeric(value);
 }
 
 /* The audit's head, as the payloads of this transition's notifications name it. */
-static Jsonb *
+static JsonbValue *
 payload_anchors(void)
 {
-	return lockbox_audit_head_jsonb();
+	return lockbox_audit_head_value();
 }
 
 /* Write a notification, and hand it to the worker's NOTIFY at commit. */
@@ -658,8 +656,9 @@ store_notification(LockboxStore *store, const Payload *p, TimestampTz now)
 	Oid			seq = lockbox_relid("notification_id_seq");
 	int64		id;
 	Datum		with_id;
-	JsonbParseState *ps = NULL;
-	JsonbValue *object;
+	JsonbPair	pairs[7];
+	int			n = 0;
+	JsonbValue	object;
 	int64		request_id = p->request_id;
 	Oid			recipient = p->recipient;
 	const char *event = p->event;
@@ -667,26 +666,23 @@ store_notification(LockboxStore *store, const Payload *p, TimestampTz now)
 	if (!OidIsValid(seq))
 		elog(ERROR, "lockbox.notification_id_seq is missing");
 	id = nextval_internal(seq, false);
-	/* (the keys as lockbox_notification_payload_text writes them, and the id) */
-	pushJsonbValue(&ps, WJB_BEGIN_OBJECT, NULL);
-	push_str(&ps, "event", p->event);
-	push_int8(&ps, "request_id", p->request_id);
-	push_str(&ps, "tenant", p->tenant);
-	push_str(&ps, "state", p->state);
-	push_str(&ps, "recipient", lockbox_role_name(p->recipient));
+	/*
+	 * The keys as lockbox_notification_payload_text writes them, and the id,
+	 * in jsonb's order of keys (the shorter first, then bytewise), which an
+	 * object built this way must have: pushJsonbValue would sort them.
+	 */
+	payload_int8(pairs, &n, "id", id);
+	payload_str(pairs, &n, "event", p->event);
+	payload_str(pairs, &n, "state", p->state);
+	payload_str(pairs, &n, "tenant", p->tenant);
 	if (p->anchors != NULL)
-	{
-		JsonbValue	v;
-
-		push_key(&ps, "anchors");
-		v.type = jbvBinary;
-		v.val.binary.data = &p->anchors->root;
-		v.val.binary.len = VARSIZE(p->anchors) - VARHDRSZ;
-		pushJsonbValue(&ps, WJB_VALUE, &v);
-	}
-	push_int8(&ps, "id", id);
-	object = pushJsonbValue(&ps, WJB_END_OBJECT, NULL);
-	with_id = JsonbPGetDatum(JsonbValueToJsonb(object));
+		*payload_pair(pairs, &n, "anchors") = *p->anchors;
+	payload_str(pairs, &n, "recipient", lockbox_role_name(p->recipient));
+	payload_int8(pairs, &n, "request_id", p->request_id);
+	object.type = jbvObject;
+	object.val.object.nPairs = n;
+	object.val.object.pairs = pairs;
+	with_id = JsonbPGetDatum(JsonbValueToJsonb(&object));
 	lockbox_store_new_row(store, T_NOTIFICATION);
 	lockbox_store_set(store, T_NOTIFICATION, "id", Int64GetDatum(id), INT8OID, false);
 	lockbox_store_set(store, T_NOTIFICATION, "request_id",
@@ -747,7 +743,7 @@ record_notify(LockboxCall *call, Request *r, const char *event, const char *from
 	LockboxStore *store;
 	ListCell   *lc;
 	bool		notified = false;
-	Jsonb	   *anchors = NULL;
+	JsonbValue *anchors = NULL;
 
 	initStringInfo(&detail);
 	appendStringInfoChar(&detail, '{');
@@ -967,28 +963,35 @@ typedef struct Protected
 static List *
 protected_tables(void)
 {
-	static SPIPlanPtr plan = NULL;
 	List	   *result = NIL;
+	List	   *rows;
+	TupleDesc	td;
+	Snapshot	snapshot;
+	ListCell   *lc;
 
-	lockbox_exec(&plan,
-				 "SELECT p.relid, p.tenant, p.tenant_column FROM lockbox.protected_table p"
-				 " ORDER BY p.relid::pg_catalog.oid",
-				 0, NULL, NULL, NULL, 0);
-	for (uint64 i = 0; i < SPI_processed; i++)
+	/*
+	 * (in relid order, through the primary key's index; with a snapshot
+	 * taken now, as a statement's: see lockbox_exec)
+	 */
+	CommandCounterIncrement();
+	snapshot = RegisterSnapshot(GetTransactionSnapshot());
+	rows = lockbox_store_read("protected_table", 0, NULL, snapshot, &td);
+	UnregisterSnapshot(snapshot);
+	foreach(lc, rows)
 	{
-		HeapTuple	tup = SPI_tuptable->vals[i];
-		TupleDesc	td = SPI_tuptable->tupdesc;
+		HeapTuple	tup = lfirst(lc);
 		Protected  *p = palloc(sizeof(Protected));
 		bool		isnull;
-		char	   *column;
+		Datum		d;
 
-		p->relid = DatumGetObjectId(SPI_getbinval(tup, td, 1, &isnull));
-		p->tenant = SPI_getvalue(tup, td, 2);
-		column = SPI_getvalue(tup, td, 3);
+		p->relid = DatumGetObjectId(lockbox_store_get(tup, td, "relid", &isnull));
+		d = lockbox_store_get(tup, td, "tenant", &isnull);
+		p->tenant = isnull ? NULL : TextDatumGetCString(d);
+		d = lockbox_store_get(tup, td, "tenant_column", &isnull);
 		p->keytype = InvalidOid;
-		if (column != NULL)
+		if (!isnull)
 		{
-			AttrNumber	attnum = get_attnum(p->relid, column);
+			AttrNumber	attnum = get_attnum(p->relid, NameStr(*DatumGetName(d)));
 
 			if (attnum != InvalidAttrNumber)
 				p->keytype = get_atttype(p->relid, attnum);

@@ -222,7 +222,7 @@ extern void lockbox_audit_init(void);
 extern int	lockbox_anchor_interval;
 extern char *lockbox_iso_time(TimestampTz t);
 extern char *lockbox_audit_head_json(void);
-extern Jsonb *lockbox_audit_head_jsonb(void);
+extern JsonbValue *lockbox_audit_head_value(void);
 extern void lockbox_audit_log_anchor(void);
 extern int	lockbox_audit_keep_partitions(TimestampTz now);
 extern int	lockbox_audit_analyze(bool made_partitions);
