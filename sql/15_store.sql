@@ -12,7 +12,8 @@
 --   5. an update that is not HOT gets its entries in every index, though a
 --      store opens a table's indexes only for rows that need them; and the
 --      version written over is the newest, though a transition reads the
---      request it locked by the row's place.
+--      request it locked by the row's place;
+--   6. a transition's detail is the jsonb jsonb_in would make of its text.
 --
 \set VERBOSITY default
 \set SHOW_CONTEXT never
@@ -268,6 +269,36 @@ SET ROLE regress_st_eng;
 SELECT lockbox_close(:r5);
 RESET ROLE;
 DROP EXTENSION amcheck;
+
+-- 6. a transition's detail is read from the JSON text lockbox writes in
+-- one pass, not by jsonb_in, yet to the same jsonb, byte for byte (the
+-- row's hash covers the bytes, and a restored dump parses the text again):
+-- strings with quotes, backslashes, control characters, non-ASCII letters
+-- and a "\u" written out; numbers; null; the request's array of tables
+SET ROLE regress_st_eng;
+SELECT lockbox_request('regress_st',
+	   E'quotes " and \\ back\\slash, tab\there, new\nline, bell \x07, caf' || chr(233) || E', a \\u0041 written out')
+	   AS r6 \gset
+RESET ROLE;
+SET ROLE regress_st_rev;
+SELECT lockbox_approve(:r6, E'fine: "\t" \x01\x1f ' || chr(233) || ' /\/');
+RESET ROLE;
+SET ROLE regress_st_app;
+SELECT lockbox_deny(:r6, E'not now: \\ "x" \n and \r too');
+RESET ROLE;
+SELECT event,
+	   detail->>'reason' = CASE event
+		   WHEN 'request' THEN E'quotes " and \\ back\\slash, tab\there, new\nline, bell \x07, caf' || chr(233) || E', a \\u0041 written out'
+		   ELSE E'not now: \\ "x" \n and \r too' END AS reason_kept,
+	   detail->>'comment' = E'fine: "\t" \x01\x1f ' || chr(233) || ' /\/' AS comment_kept,
+	   jsonb_typeof(detail->'tables') AS tables
+  FROM lockbox.audit_log WHERE request_id = :r6 ORDER BY seq;
+-- every lifecycle row of the database, this file's and the earlier files'
+-- (extensions' windows, nested objects, go through jsonb_in)
+SELECT count(*) > 0 AS some_rows,
+	   count(*) FILTER (WHERE lockbox.jsonb_bytes(detail)
+						   <> lockbox.jsonb_bytes(detail::text::jsonb)) AS not_as_jsonb_in
+  FROM lockbox.audit_log WHERE event NOT IN ('access', 'refused');
 
 -- the audit verifies: every row since the anchor
 SELECT ok, rows_checked = (SELECT count(*) FROM lockbox.audit_log WHERE seq >= :anchor_seq)
