@@ -85,6 +85,10 @@ sub month_of_work
 		as_role('ret_eng', 'DO $d$ BEGIN PERFORM count(*) FROM acme_data; END $d$');
 		as_role('ret_eng', "SELECT lockbox_close($id, 'resolved')");
 	}
+	# the engineers' statements are audited a moment later (the worker
+	# gathers for 200 ms): the month's rows are all in once none waits
+	$node->poll_query_until('ret', 'SELECT access_queue_depth = 0 FROM lockbox.stats')
+	  or die 'the worker did not audit the month\'s statements';
 }
 
 start_at('2026-01-10 12:00:00');
