@@ -270,11 +270,11 @@ SELECT lockbox_close(:r5);
 RESET ROLE;
 DROP EXTENSION amcheck;
 
--- 6. a transition's detail is read from the JSON text lockbox writes in
--- one pass, not by jsonb_in, yet to the same jsonb, byte for byte (the
--- row's hash covers the bytes, and a restored dump parses the text again):
--- strings with quotes, backslashes, control characters, non-ASCII letters
--- and a "\u" written out; numbers; null; the request's array of tables
+-- 6. a transition's detail keeps the text it was given, and is byte for
+-- byte the jsonb its own text makes (the row's hash covers the bytes, and a
+-- restored dump parses the text again): strings with quotes, backslashes,
+-- control characters, non-ASCII letters and a "\u" written out; numbers;
+-- null; the request's array of tables
 SET ROLE regress_st_eng;
 SELECT lockbox_request('regress_st',
 	   E'quotes " and \\ back\\slash, tab\there, new\nline, bell \x07, caf' || chr(233) || E', a \\u0041 written out')
@@ -294,7 +294,6 @@ SELECT event,
 	   jsonb_typeof(detail->'tables') AS tables
   FROM lockbox.audit_log WHERE request_id = :r6 ORDER BY seq;
 -- every lifecycle row of the database, this file's and the earlier files'
--- (extensions' windows, nested objects, go through jsonb_in)
 SELECT count(*) > 0 AS some_rows,
 	   count(*) FILTER (WHERE lockbox.jsonb_bytes(detail)
 						   <> lockbox.jsonb_bytes(detail::text::jsonb)) AS not_as_jsonb_in

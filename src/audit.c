@@ -1002,10 +1002,6 @@ lockbox_audit_head_json(void)
 	return buf.data;
 }
 
-/*
- * The same, as jsonb, built directly (what jsonb_in makes of the text): a
- * transition names it in its notifications' payloads.
- */
 /* One anchor as a jsonb object value: {"seq": seq, "hash": "<hex>"}. */
 static void
 anchor_value(JsonbValue *obj, int64 seq, const uint8 *hash)
@@ -1144,15 +1140,6 @@ lockbox_json_raw(StringInfo buf, const char *key, const char *value)
 	appendStringInfoString(buf, value ? value : "null");
 }
 
-static int
-cmp_int64(const void *a, const void *b)
-{
-	int64		x = *(const int64 *) a;
-	int64		y = *(const int64 *) b;
-
-	return (x > y) - (x < y);
-}
-
 /*
  * Append one audit row.  Must run between lockbox_enter and lockbox_leave.
  * detail_json is a JSON object text.
@@ -1264,7 +1251,7 @@ begin_row(LockboxCall *call, NewRow *nr)
 	}
 	if (prev != NULL)
 		parents[nparents++] = prev->seq;
-	qsort(parents, nparents, sizeof(int64), cmp_int64);
+	qsort(parents, nparents, sizeof(int64), lockbox_int64_cmp);
 	for (int i = 0; i < nparents; i++)
 	{
 		const uint8 *h = NULL;
@@ -1371,262 +1358,6 @@ parents_implicit(const NewRow *nr)
 }
 
 /*
- * A row's detail as jsonb, from the JSON object text its caller wrote.
- *
- * Every transition's detail is a flat object lockbox wrote itself (with
- * lockbox_json_str and lockbox_json_raw): keys, strings, integers, null,
- * booleans, arrays of those.  Such a text is turned into jsonb here, in one
- * pass, to the very value (and bytes) jsonb_in makes of it: the same
- * JsonbValue, the numbers through numeric_in, the keys in jsonb's order.
- * The bytes matter: the row's hash covers them, and a dump restored parses
- * the text again.  Anything else (a nested object, a \u escape other than
- * a control character's, a fraction or exponent, a key twice, text after
- * the object) goes to jsonb_in, which also reports what is not JSON.
- */
-#define DETAIL_MAX_PAIRS	32
-#define DETAIL_MAX_ELEMS	64
-
-static void
-detail_skip_space(const char **p)
-{
-	while (**p == ' ' || **p == '\t' || **p == '\n' || **p == '\r')
-		(*p)++;
-}
-
-/* A JSON string at *p (at its opening quote) into out; false: not one we take. */
-static bool
-detail_string(const char **p, JsonbValue *out)
-{
-	const char *c = *p + 1;
-	StringInfoData buf;
-
-	if (**p != '"')
-		return false;
-	initStringInfo(&buf);
-	for (;;)
-	{
-		const char *run = c;
-
-		while (*c != '"' && *c != '\\' && (unsigned char) *c >= 0x20)
-			c++;
-		appendBinaryStringInfo(&buf, run, c - run);
-		if (*c == '"')
-			break;
-		if (*c != '\\')
-			return false;		/* a control character, or the end */
-		c++;
-		switch (*c)
-		{
-			case '"':
-			case '\\':
-			case '/':
-				appendStringInfoChar(&buf, *c);
-				break;
-			case 'b':
-				appendStringInfoChar(&buf, '\b');
-				break;
-			case 'f':
-				appendStringInfoChar(&buf, '\f');
-				break;
-			case 'n':
-				appendStringInfoChar(&buf, '\n');
-				break;
-			case 'r':
-				appendStringInfoChar(&buf, '\r');
-				break;
-			case 't':
-				appendStringInfoChar(&buf, '\t');
-				break;
-			case 'u':
-				/* (only a control character's, as escape_json writes them) */
-				if (c[1] == '0' && c[2] == '0' && (c[3] == '0' || c[3] == '1') &&
-					isxdigit((unsigned char) c[4]) &&
-					!(c[3] == '0' && c[4] == '0'))
-				{
-					int			v = (c[3] - '0') * 16 +
-						(isdigit((unsigned char) c[4]) ? c[4] - '0' :
-						 (pg_ascii_tolower((unsigned char) c[4]) - 'a' + 10));
-
-					appendStringInfoChar(&buf, (char) v);
-					c += 4;
-					break;
-				}
-				return false;
-			default:
-				return false;
-		}
-		c++;
-	}
-	out->type = jbvString;
-	out->val.string.val = buf.data;
-	out->val.string.len = buf.len;
-	*p = c + 1;
-	return true;
-}
-
-/* A scalar (string, integer, null, true, false) at *p into out. */
-static bool
-detail_scalar(const char **p, JsonbValue *out)
-{
-	const char *c = *p;
-
-	if (*c == '"')
-		return detail_string(p, out);
-	if (strncmp(c, "null", 4) == 0)
-	{
-		out->type = jbvNull;
-		*p = c + 4;
-	}
-	else if (strncmp(c, "true", 4) == 0 || strncmp(c, "false", 5) == 0)
-	{
-		out->type = jbvBool;
-		out->val.boolean = (*c == 't');
-		*p = c + (*c == 't' ? 4 : 5);
-	}
-	else if (*c == '-' || isdigit((unsigned char) *c))
-	{
-		const char *start = c;
-		char		digits[24];
-
-		if (*c == '-')
-			c++;
-		if (!isdigit((unsigned char) *c) || (*c == '0' && isdigit((unsigned char) c[1])))
-			return false;
-		while (isdigit((unsigned char) *c))
-			c++;
-		if (c - start >= (int) sizeof(digits))
-			return false;
-		memcpy(digits, start, c - start);
-		digits[c - start] = '\0';
-		out->type = jbvNumeric;
-		out->val.numeric = DatumGetNumeric(DirectFunctionCall3(numeric_in,
-															   CStringGetDatum(digits),
-															   ObjectIdGetDatum(InvalidOid),
-															   Int32GetDatum(-1)));
-		*p = c;
-	}
-	else
-		return false;
-	/* (a word must end where JSON's tokens do) */
-	return **p == ',' || **p == '}' || **p == ']' || **p == ' ' ||
-		**p == '\t' || **p == '\n' || **p == '\r';
-}
-
-/* jsonb's order of object keys: the shorter first, then bytewise */
-static int
-detail_key_cmp(const JsonbPair *a, const JsonbPair *b)
-{
-	if (a->key.val.string.len != b->key.val.string.len)
-		return a->key.val.string.len > b->key.val.string.len ? 1 : -1;
-	return memcmp(a->key.val.string.val, b->key.val.string.val, a->key.val.string.len);
-}
-
-static Jsonb *
-detail_fast(const char *json)
-{
-	const char *p = json;
-	JsonbPair	pairs[DETAIL_MAX_PAIRS];
-	int			n = 0;
-	JsonbValue	object;
-
-	detail_skip_space(&p);
-	if (*p++ != '{')
-		return NULL;
-	detail_skip_space(&p);
-	if (*p != '}')
-	{
-		for (;;)
-		{
-			JsonbPair  *pair;
-			int			i;
-
-			if (n == DETAIL_MAX_PAIRS)
-				return NULL;
-			pair = &pairs[n];
-			if (!detail_string(&p, &pair->key))
-				return NULL;
-			detail_skip_space(&p);
-			if (*p++ != ':')
-				return NULL;
-			detail_skip_space(&p);
-			if (*p == '[')
-			{
-				JsonbValue *elems = palloc(sizeof(JsonbValue) * DETAIL_MAX_ELEMS);
-				int			ne = 0;
-
-				p++;
-				detail_skip_space(&p);
-				while (*p != ']')
-				{
-					if (ne == DETAIL_MAX_ELEMS || !detail_scalar(&p, &elems[ne++]))
-						return NULL;
-					detail_skip_space(&p);
-					if (*p == ',')
-					{
-						p++;
-						detail_skip_space(&p);
-						if (*p == ']')
-							return NULL;
-					}
-					else if (*p != ']')
-						return NULL;
-				}
-				p++;
-				pair->value.type = jbvArray;
-				pair->value.val.array.nElems = ne;
-				pair->value.val.array.elems = elems;
-				pair->value.val.array.rawScalar = false;
-			}
-			else if (!detail_scalar(&p, &pair->value))
-				return NULL;
-			/* (in jsonb's order as they come: a key twice goes to jsonb_in) */
-			for (i = n; i > 0 && detail_key_cmp(&pairs[i - 1], pair) > 0; i--)
-				;
-			if (i > 0 && detail_key_cmp(&pairs[i - 1], pair) == 0)
-				return NULL;
-			if (i < n)
-			{
-				JsonbPair	moved = *pair;
-
-				memmove(&pairs[i + 1], &pairs[i], sizeof(JsonbPair) * (n - i));
-				pairs[i] = moved;
-			}
-			n++;
-			detail_skip_space(&p);
-			if (*p == ',')
-			{
-				p++;
-				detail_skip_space(&p);
-				continue;
-			}
-			if (*p == '}')
-				break;
-			return NULL;
-		}
-	}
-	p++;
-	detail_skip_space(&p);
-	if (*p != '\0')
-		return NULL;
-	for (int i = 0; i < n; i++)
-		pairs[i].order = i;
-	object.type = jbvObject;
-	object.val.object.nPairs = n;
-	object.val.object.pairs = pairs;
-	return JsonbValueToJsonb(&object);
-}
-
-static Jsonb *
-detail_jsonb(const char *json)
-{
-	Jsonb	   *detail = detail_fast(json);
-
-	if (detail == NULL)
-		detail = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(json)));
-	return detail;
-}
-
-/*
  * Compute one audit row: its seq, its parents and its hash, as the values of
  * an INSERT into lockbox.audit_log (seq, at, session_user_name, actor, event,
  * request_id, tenant, detail, parents, hash), which the caller runs in this
@@ -1651,7 +1382,8 @@ lockbox_audit_row(LockboxCall *call, const char *event, int64 request_id,
 
 	begin_row(call, &nr);
 
-	detail = detail_jsonb(detail_json);
+	detail = DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
+												CStringGetDatum(detail_json)));
 	content.detail.data = VARDATA(detail);
 	content.detail.len = VARSIZE(detail) - VARHDRSZ;
 	hash_row(call, &nr, event, request_id, tenant, &content);
@@ -1972,7 +1704,7 @@ typedef struct LinkEntry
 static int
 cmp_anchor(const void *a, const void *b)
 {
-	return cmp_int64(&((const Anchor *) a)->seq, &((const Anchor *) b)->seq);
+	return lockbox_int64_cmp(&((const Anchor *) a)->seq, &((const Anchor *) b)->seq);
 }
 
 static void
